@@ -1,0 +1,39 @@
+# One image for every ledger process; docker-compose.yml picks the subcommand (init, api, projector).
+# Two stages so pip, its caches and the source tree stay out of the shipped image.
+FROM python:3.11.14-slim-bookworm AS build
+
+ENV PIP_DISABLE_PIP_VERSION_CHECK=1
+
+RUN python -m venv /opt/venv
+ENV PATH=/opt/venv/bin:$PATH
+
+WORKDIR /src
+COPY pyproject.toml README.md ./
+COPY services/ services/
+COPY schemas/ schemas/
+COPY projections/ projections/
+RUN pip install --no-cache-dir .
+
+
+FROM python:3.11.14-slim-bookworm
+
+# LEDGER_HOST: the settings default to 127.0.0.1, which nothing outside the container can reach.
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PATH=/opt/venv/bin:$PATH \
+    LEDGER_HOST=0.0.0.0 \
+    LEDGER_PORT=8000
+
+RUN groupadd --system --gid 10001 ledger \
+ && useradd --system --uid 10001 --gid ledger --no-create-home --home-dir /app \
+        --shell /usr/sbin/nologin ledger
+
+COPY --from=build /opt/venv /opt/venv
+
+WORKDIR /app
+USER 10001:10001
+
+EXPOSE 8000
+# No HEALTHCHECK here: the projector runs this image too and serves no HTTP; compose sets the
+# api's healthcheck.
+CMD ["consent-ledger", "api"]

@@ -1,0 +1,31 @@
+# Two commands do all set-up: `make up` runs the ledger, `make test` installs and passes the suite.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+
+.PHONY: up test unit clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(STAMP): $(BIN)/python pyproject.toml
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	rm -f $(VENV)/.installed-*
+	touch $(STAMP)
+
+up: $(STAMP)
+	$(BIN)/consent-ledger up
+
+test: $(STAMP)
+	$(BIN)/ruff check services schemas projections tests
+	$(BIN)/ruff format --check services schemas projections tests
+	$(BIN)/mypy
+	$(BIN)/pytest
+
+unit: $(STAMP)
+	$(BIN)/pytest tests/unit
+
+clean:
+	rm -rf $(VENV) .ledger .mypy_cache .pytest_cache .ruff_cache

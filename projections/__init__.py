@@ -1,0 +1,1 @@
+"""Projections: the event log folded into PostgreSQL tables the API answers from."""

@@ -1,0 +1,111 @@
+"""The journal projection: every event once, with its log position, queryable by subject.
+
+It keeps the record's original bytes too, so the log can be restored from it exactly.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+
+from schemas.events import Event
+
+
+@dataclass(frozen=True, slots=True)
+class JournalRow:
+    event: Event
+    partition: int
+    offset: int
+    value: bytes
+
+
+def event_payload(event: Event) -> dict[str, Any]:
+    """The event as JSON: common fields, then the type-specific ones, times in RFC 3339."""
+    out: dict[str, Any] = {
+        "type": event.type,
+        "event_id": str(event.event_id),
+        "subject_id": event.subject_id,
+        "occurred_at": _rfc3339(event.occurred_at),
+        "recorded_at": _rfc3339(event.recorded_at),
+        "source": {
+            "method": event.source.method,
+            "system": event.source.system,
+            "collection_point": event.source.collection_point,
+        },
+        "actor": {"type": event.actor.type, "id": event.actor.id},
+        "notice_version": event.notice_version,
+    }
+    for name, value in event.data.items():
+        out[name] = _rfc3339(value) if isinstance(value, datetime) else value
+    return out
+
+
+def _rfc3339(moment: datetime) -> str:
+    return moment.isoformat().replace("+00:00", "Z")
+
+
+INSERT = """
+INSERT INTO journal (event_id, subject_id, event_type, log_partition, log_offset,
+                     occurred_at, recorded_at, payload, record_value)
+SELECT e, s, t, p, o, oa, ra, pl::jsonb, v
+FROM unnest($1::uuid[], $2::text[], $3::text[], $4::int[], $5::bigint[],
+            $6::timestamptz[], $7::timestamptz[], $8::text[], $9::bytea[])
+     AS x(e, s, t, p, o, oa, ra, pl, v)
+ON CONFLICT (event_id) DO NOTHING
+RETURNING event_id
+"""
+
+
+async def insert(conn: asyncpg.Connection, rows: Sequence[JournalRow]) -> set[UUID]:
+    """Insert the rows whose event id is new; returns those ids (the events to apply)."""
+    if not rows:
+        return set()
+    inserted = await conn.fetch(
+        INSERT,
+        [r.event.event_id for r in rows],
+        [r.event.subject_id for r in rows],
+        [r.event.type for r in rows],
+        [r.partition for r in rows],
+        [r.offset for r in rows],
+        [r.event.occurred_at for r in rows],
+        [r.event.recorded_at for r in rows],
+        [json.dumps(event_payload(r.event), separators=(",", ":")) for r in rows],
+        [r.value for r in rows],
+    )
+    return {r["event_id"] for r in inserted}
+
+
+HISTORY = """
+SELECT event_id, event_type, log_partition, log_offset, payload::text AS payload
+FROM journal
+WHERE subject_id = $1 AND (log_partition, log_offset) > ($2, $3)
+ORDER BY log_partition, log_offset
+LIMIT $4
+"""
+
+
+async def history(
+    conn: asyncpg.Connection | asyncpg.Pool,
+    subject_id: str,
+    *,
+    after: tuple[int, int] = (-1, -1),
+    limit: int = 1000,
+) -> list[dict[str, Any]]:
+    """A subject's events in log order, each with its position and payload."""
+    rows = await conn.fetch(HISTORY, subject_id, after[0], after[1], limit)
+    return [
+        {
+            "event_id": str(r["event_id"]),
+            "type": r["event_type"],
+            "partition": r["log_partition"],
+            "offset": r["log_offset"],
+            "payload": json.loads(r["payload"]),
+        }
+        for r in rows
+    ]

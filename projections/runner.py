@@ -1,0 +1,208 @@
+"""The projector: consume the event topic and apply it to PostgreSQL in batches.
+
+Each batch's journal rows, state rows and consumed offsets commit in one transaction; on
+partition assignment the consumer seeks to the stored offsets. A crash anywhere therefore
+leaves the tables equal to a clean replay of the log up to the stored offsets, and the next
+run continues from exactly there. Events are deduplicated by event id (a retried command may
+put the same event in the log twice).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import asyncpg
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+
+from projections import journal, offsets, subject_state
+from projections.journal import JournalRow
+from projections.state import facts_for
+from schemas.codec import CodecError, EventCodec
+
+log = logging.getLogger(__name__)
+
+NOTIFY_CHANNEL = "ledger_progress"
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """What the projector needs of a consumed Kafka record."""
+
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+
+
+@dataclass(slots=True)
+class BatchResult:
+    applied: int = 0
+    duplicates: int = 0
+    rejected: int = 0
+    positions: dict[int, int] = field(default_factory=dict)
+
+
+async def apply_batch(
+    conn: asyncpg.Connection, codec: EventCodec, topic: str, records: Sequence[Record]
+) -> BatchResult:
+    """Apply records in one transaction: journal, state, rejects and offsets together."""
+    result = BatchResult()
+    rows: list[JournalRow] = []
+    rejects: list[tuple[Record, str]] = []
+    seen: set[Any] = set()
+    for rec in records:
+        result.positions[rec.partition] = max(
+            result.positions.get(rec.partition, 0), rec.offset + 1
+        )
+        try:
+            if rec.value is None:
+                raise CodecError("record has no value")
+            event = codec.decode(rec.value)
+        except CodecError as exc:
+            rejects.append((rec, str(exc)))
+            continue
+        if event.event_id in seen:
+            result.duplicates += 1
+            continue
+        seen.add(event.event_id)
+        rows.append(JournalRow(event, rec.partition, rec.offset, rec.value))
+
+    async with conn.transaction():
+        new_ids = await journal.insert(conn, rows)
+        fresh = [r for r in rows if r.event.event_id in new_ids]
+        await subject_state.upsert(
+            conn,
+            (
+                (r.event.subject_id, f)
+                for r in fresh
+                for f in facts_for(r.event, (r.partition, r.offset))
+            ),
+        )
+        if rejects:
+            await _reject(conn, topic, rejects)
+        await offsets.store(conn, topic, result.positions)
+        await conn.execute("SELECT pg_notify($1, '')", NOTIFY_CHANNEL)
+    result.applied = len(fresh)
+    result.duplicates += len(rows) - len(fresh)
+    result.rejected = len(rejects)
+    return result
+
+
+async def _reject(conn: asyncpg.Connection, topic: str, rejects: list[tuple[Record, str]]) -> None:
+    for rec, error in rejects:
+        log.error(
+            "undecodable record kept in rejected_records: partition=%d offset=%d: %s",
+            rec.partition,
+            rec.offset,
+            error,
+        )
+    await conn.executemany(
+        "INSERT INTO rejected_records (topic, log_partition, log_offset, error, record_key,"
+        " record_value) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+        [(topic, r.partition, r.offset, e, r.key, r.value) for r, e in rejects],
+    )
+
+
+class _SeekToStoredOffsets(ConsumerRebalanceListener):  # type: ignore[misc]
+    """On assignment, continue from the offsets stored with the projections, not Kafka's."""
+
+    def __init__(self, projector: Projector) -> None:
+        self.projector = projector
+
+    async def on_partitions_revoked(self, revoked: Iterable[TopicPartition]) -> None:
+        log.info("partitions revoked: %s", sorted(tp.partition for tp in revoked))
+
+    async def on_partitions_assigned(self, assigned: Iterable[TopicPartition]) -> None:
+        await self.projector.seek_to_stored(list(assigned))
+
+
+class Projector:
+    """One projector process: a consumer-group member with its own database connection."""
+
+    def __init__(
+        self,
+        *,
+        bootstrap_servers: str,
+        database_url: str,
+        topic: str,
+        group_id: str,
+        codec: EventCodec,
+        batch_size: int = 2000,
+        session_timeout_ms: int = 10000,
+    ) -> None:
+        self.topic = topic
+        self.codec = codec
+        self.batch_size = batch_size
+        self.database_url = database_url
+        self.consumer = AIOKafkaConsumer(
+            bootstrap_servers=bootstrap_servers,
+            group_id=group_id,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            session_timeout_ms=session_timeout_ms,
+            heartbeat_interval_ms=max(100, session_timeout_ms // 5),
+            max_poll_records=batch_size,
+        )
+        self.conn: asyncpg.Connection | None = None
+        self.applied = 0
+
+    async def seek_to_stored(self, assigned: list[TopicPartition]) -> None:
+        assert self.conn is not None
+        stored = await offsets.load(self.conn, self.topic)
+        for tp in assigned:
+            if tp.partition in stored:
+                self.consumer.seek(tp, stored[tp.partition])
+            else:
+                await self.consumer.seek_to_beginning(tp)
+        log.info("partitions assigned: %s", sorted(tp.partition for tp in assigned))
+
+    async def run(self, stop: asyncio.Event) -> None:
+        self.conn = await asyncpg.connect(self.database_url)
+        try:
+            self.consumer.subscribe([self.topic], listener=_SeekToStoredOffsets(self))
+            await self.consumer.start()
+            try:
+                while not stop.is_set():
+                    try:
+                        await self.step(timeout_ms=200)
+                    except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
+                        await self._recover(exc, stop)
+            finally:
+                await self.consumer.stop()
+        finally:
+            await self.conn.close()
+
+    async def _recover(self, exc: Exception, stop: asyncio.Event) -> None:
+        """The database failed mid-batch: reconnect, then re-read from the stored offsets."""
+        log.error("projection batch failed, will retry from stored offsets: %s", exc)
+        delay = 0.2
+        while not stop.is_set():
+            try:
+                if self.conn is not None and not self.conn.is_closed():
+                    await self.conn.close(timeout=1)
+                self.conn = await asyncpg.connect(self.database_url)
+                await self.seek_to_stored(list(self.consumer.assignment()))
+                return
+            except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as again:
+                log.warning("database still unavailable (%s); retrying in %.1fs", again, delay)
+                try:
+                    await asyncio.wait_for(stop.wait(), timeout=delay)
+                except TimeoutError:
+                    delay = min(delay * 2, 5.0)
+
+    async def step(self, timeout_ms: int) -> BatchResult | None:
+        """Fetch one batch and apply it; None when nothing arrived."""
+        assert self.conn is not None
+        fetched = await self.consumer.getmany(timeout_ms=timeout_ms, max_records=self.batch_size)
+        records = [
+            Record(m.partition, m.offset, m.key, m.value) for msgs in fetched.values() for m in msgs
+        ]
+        if not records:
+            return None
+        result = await apply_batch(self.conn, self.codec, self.topic, records)
+        self.applied += result.applied
+        return result

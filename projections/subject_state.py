@@ -1,0 +1,96 @@
+"""The state projection: per subject and scope, the latest fact (see projections/state.py).
+
+Consents, objections, restrictions and relationships share one table with a `kind` column, so
+a decision is one indexed read of a subject's rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import asyncpg
+
+from projections.state import Fact, FactKey
+
+SubjectFact = tuple[str, Fact]
+
+UPSERT = """
+INSERT INTO subject_facts AS f (subject_id, kind, scope_a, scope_b, event_type, event_id,
+                                log_partition, log_offset, occurred_at, until, outcome)
+SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::uuid[],
+                     $7::int[], $8::bigint[], $9::timestamptz[], $10::timestamptz[], $11::text[])
+ON CONFLICT (subject_id, kind, scope_a, scope_b) DO UPDATE SET
+    event_type = EXCLUDED.event_type, event_id = EXCLUDED.event_id,
+    log_partition = EXCLUDED.log_partition, log_offset = EXCLUDED.log_offset,
+    occurred_at = EXCLUDED.occurred_at, until = EXCLUDED.until, outcome = EXCLUDED.outcome
+WHERE (f.log_partition, f.log_offset) < (EXCLUDED.log_partition, EXCLUDED.log_offset)
+"""
+
+
+def latest_per_subject(facts: Iterable[SubjectFact]) -> list[SubjectFact]:
+    """One fact per (subject, key), the latest: a batch may touch a key several times."""
+    out: dict[tuple[str, FactKey], SubjectFact] = {}
+    for subject_id, fact in facts:
+        held = out.get((subject_id, fact.key))
+        if held is None or fact.position > held[1].position:
+            out[(subject_id, fact.key)] = (subject_id, fact)
+    return list(out.values())
+
+
+async def upsert(conn: asyncpg.Connection, facts: Iterable[SubjectFact]) -> None:
+    rows = latest_per_subject(facts)
+    if not rows:
+        return
+    await conn.execute(
+        UPSERT,
+        [s for s, _ in rows],
+        [f.kind for _, f in rows],
+        [f.scope_a for _, f in rows],
+        [f.scope_b for _, f in rows],
+        [f.event_type for _, f in rows],
+        [f.event_id for _, f in rows],
+        [f.position[0] for _, f in rows],
+        [f.position[1] for _, f in rows],
+        [f.occurred_at for _, f in rows],
+        [f.until for _, f in rows],
+        [f.outcome for _, f in rows],
+    )
+
+
+def fact_from_row(row: asyncpg.Record) -> Fact:
+    return Fact(
+        kind=row["kind"],
+        scope_a=row["scope_a"],
+        scope_b=row["scope_b"],
+        event_type=row["event_type"],
+        event_id=row["event_id"],
+        position=(row["log_partition"], row["log_offset"]),
+        occurred_at=row["occurred_at"],
+        until=row["until"],
+        outcome=row["outcome"],
+    )
+
+
+#: One statement, so the facts and the position come from one snapshot; a subject with no
+#: facts still yields one row carrying the position.
+LOAD = """
+SELECT o.next_offset AS position, f.kind, f.scope_a, f.scope_b, f.event_type, f.event_id,
+       f.log_partition, f.log_offset, f.occurred_at, f.until, f.outcome
+FROM (SELECT 1) AS one
+LEFT JOIN projector_offsets o ON o.topic = $2 AND o.log_partition = $3
+LEFT JOIN subject_facts f ON f.subject_id = $1
+"""
+
+
+async def load(
+    conn: asyncpg.Connection | asyncpg.Pool, subject_id: str, topic: str, partition: int
+) -> tuple[dict[FactKey, Fact], int]:
+    """A subject's state and the projected position of its partition, read together."""
+    rows = await conn.fetch(LOAD, subject_id, topic, partition)
+    facts = {}
+    for row in rows:
+        if row["kind"] is not None:
+            fact = fact_from_row(row)
+            facts[fact.key] = fact
+    position = rows[0]["position"] if rows else None
+    return facts, position or 0

@@ -1,0 +1,1 @@
+"""The event contract: event dataclasses, Avro schemas and the codec that reads them."""

@@ -1,0 +1,102 @@
+"""The event contract in Python: one immutable `Event` envelope for every event type.
+
+Type-specific fields live in `Event.data`, named exactly as in the Avro schema, so the codec,
+the projections and the API share one vocabulary without a class per event type.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Final
+from uuid import UUID
+
+CONSENT_GRANTED: Final = "ConsentGranted"
+CONSENT_WITHDRAWN: Final = "ConsentWithdrawn"
+DIRECT_MARKETING_OBJECTED: Final = "DirectMarketingObjected"
+DIRECT_MARKETING_OBJECTION_LIFTED: Final = "DirectMarketingObjectionLifted"
+PROCESSING_OBJECTED: Final = "ProcessingObjected"
+PROCESSING_OBJECTION_RESOLVED: Final = "ProcessingObjectionResolved"
+PROCESSING_RESTRICTED: Final = "ProcessingRestricted"
+RESTRICTION_LIFTED: Final = "RestrictionLifted"
+RELATIONSHIP_RECORDED: Final = "RelationshipRecorded"
+RELATIONSHIP_ENDED: Final = "RelationshipEnded"
+
+EVENT_TYPES: Final = (
+    CONSENT_GRANTED,
+    CONSENT_WITHDRAWN,
+    DIRECT_MARKETING_OBJECTED,
+    DIRECT_MARKETING_OBJECTION_LIFTED,
+    PROCESSING_OBJECTED,
+    PROCESSING_OBJECTION_RESOLVED,
+    PROCESSING_RESTRICTED,
+    RESTRICTION_LIFTED,
+    RELATIONSHIP_RECORDED,
+    RELATIONSHIP_ENDED,
+)
+
+METHODS: Final = (
+    "form",
+    "double_opt_in",
+    "unsubscribe_link",
+    "preference_center",
+    "support",
+    "import",
+    "api",
+)
+ACTOR_TYPES: Final = ("subject", "staff", "system")
+CHANNELS: Final = ("email", "sms", "phone", "post", "web")
+RESTRICTION_GROUNDS: Final = (
+    "accuracy_contested",
+    "unlawful_processing",
+    "legal_claims",
+    "objection_pending",
+)
+RELATIONSHIP_BASES: Final = ("contract", "legitimate_interest")
+RESOLUTION_OUTCOMES: Final = ("upheld", "compelling_grounds", "withdrawn")
+
+SUBJECT_ID_RE: Final = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+EMAIL_LIKE_RE: Final = re.compile(r"[^\s@<>]+@[^\s@<>]+\.[^\s@<>]+")
+
+
+def subject_id_problem(value: str) -> str | None:
+    """Why `value` is not a pseudonymous subject id, or None when it is one."""
+    if "@" in value or EMAIL_LIKE_RE.search(value):
+        return "looks like an e-mail address; send the pseudonymous subject id instead"
+    if not SUBJECT_ID_RE.fullmatch(value):
+        return "must be 1-128 characters from letters, digits and . _ : -"
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    """Where the event was collected: the system, the collection point and the method."""
+
+    method: str = "api"
+    system: str | None = None
+    collection_point: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Actor:
+    """Who expressed the event: the subject, a staff member or a system."""
+
+    type: str = "subject"
+    id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One immutable ledger event; `data` holds the type-specific fields of its schema."""
+
+    type: str
+    event_id: UUID
+    subject_id: str
+    occurred_at: datetime
+    recorded_at: datetime
+    source: Source = field(default_factory=Source)
+    actor: Actor = field(default_factory=Actor)
+    notice_version: str | None = None
+    data: Mapping[str, Any] = field(default_factory=dict)

@@ -1,0 +1,1 @@
+"""The HTTP API: commands append events, queries answer from the projections."""

@@ -1,0 +1,101 @@
+"""The Starlette application: routes, error handling and the lifespan that opens the ledger."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import asyncpg
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from schemas.codec import CodecError
+from services.api import read
+from services.api.commands import COMMANDS
+from services.api.openapi import openapi_document
+from services.api.problems import ProblemError, problem_handler, unavailable
+from services.api.write import command_endpoint
+from services.bootstrap import Ledger, close_ledger, open_ledger
+from services.config import Settings
+
+log = logging.getLogger(__name__)
+
+LedgerFactory = Callable[[Settings], Awaitable[Ledger]]
+
+
+async def _http_problem(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    titles = {404: "Not found", 405: "Method not allowed"}
+    title = titles.get(exc.status_code, "HTTP error")
+    problem = ProblemError(exc.status_code, title, str(exc.detail), headers=dict(exc.headers or {}))
+    return problem.response(request.url.path)
+
+
+async def _dependency_down(request: Request, exc: Exception) -> Response:
+    """A database or network failure is the ledger being unavailable, not a server bug."""
+    log.warning("dependency unavailable during %s: %s", request.url.path, type(exc).__name__)
+    problem = unavailable("a backing service is unavailable; retry shortly", 2)
+    return problem.response(request.url.path)
+
+
+async def _codec_error(request: Request, exc: Exception) -> Response:
+    problem = ProblemError(422, "Unencodable event", str(exc), kind="unencodable-event")
+    return problem.response(request.url.path)
+
+
+def routes() -> list[Route]:
+    out = [
+        Route(
+            f"/v1/subjects/{{subject_id}}/{path}",
+            command_endpoint(path, build),
+            methods=["POST"],
+        )
+        for path, build in COMMANDS.items()
+    ]
+    out += [
+        Route("/v1/decision", read.decision, methods=["GET"]),
+        Route("/v1/subjects/{subject_id}/consent", read.consent_state, methods=["GET"]),
+        Route("/v1/subjects/{subject_id}/events", read.subject_events, methods=["GET"]),
+        Route("/v1/purposes", read.purposes, methods=["GET"]),
+        Route("/healthz", read.healthz, methods=["GET"]),
+        Route("/readyz", read.readyz, methods=["GET"]),
+        Route("/openapi.json", _openapi, methods=["GET"]),
+    ]
+    return out
+
+
+async def _openapi(request: Request) -> JSONResponse:
+    state = request.app.state
+    if not hasattr(state, "openapi"):
+        state.openapi = openapi_document(state.ledger.catalogue)
+    return JSONResponse(state.openapi)
+
+
+def create_app(settings: Settings, open_fn: LedgerFactory = open_ledger) -> Starlette:
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        app.state.ledger = await open_fn(settings)
+        try:
+            yield
+        finally:
+            await close_ledger(app.state.ledger)
+
+    return Starlette(
+        routes=routes(),
+        lifespan=lifespan,
+        exception_handlers={
+            ProblemError: problem_handler,
+            HTTPException: _http_problem,
+            CodecError: _codec_error,
+            asyncpg.PostgresConnectionError: _dependency_down,
+            asyncpg.InterfaceError: _dependency_down,
+            asyncpg.exceptions.CannotConnectNowError: _dependency_down,
+            ConnectionError: _dependency_down,
+            OSError: _dependency_down,
+            TimeoutError: _dependency_down,
+        },
+    )

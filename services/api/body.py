@@ -1,0 +1,196 @@
+"""Reading request input strictly: size, content type, JSON, then field by field.
+
+`Fields` collects every problem before answering, so one 422 names all the bad fields; a
+field it was not asked for is an unknown field, never silently ignored.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
+from typing import Any, Final
+
+from starlette.requests import Request
+
+from schemas.events import EMAIL_LIKE_RE, subject_id_problem
+from services.api.problems import ProblemError, field_error, invalid
+
+MAX_BODY: Final = 64 * 1024
+
+
+async def read_json_object(request: Request) -> dict[str, Any]:
+    """The request body as a JSON object, or a 4xx problem (size, type, syntax)."""
+    ctype = request.headers.get("content-type", "")
+    if ctype.split(";")[0].strip().lower() != "application/json":
+        raise ProblemError(
+            415,
+            "Unsupported media type",
+            f"content-type {ctype or '(none)'!r} is not accepted; send application/json",
+        )
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > MAX_BODY:
+        raise _too_large()
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY:
+            raise _too_large()
+        chunks.append(chunk)
+    raw = b"".join(chunks)
+    try:
+        data = json.loads(raw) if raw else {}
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ProblemError(
+            400, "Malformed JSON", f"the body is not valid JSON: {exc}", kind="malformed-json"
+        ) from None
+    if not isinstance(data, dict):
+        raise invalid([field_error("(body)", "must be a JSON object")], status=400)
+    return data
+
+
+def _too_large() -> ProblemError:
+    return ProblemError(
+        413, "Payload too large", f"the body exceeds {MAX_BODY} bytes", kind="payload-too-large"
+    )
+
+
+#: RFC 3339 date-time; fromisoformat alone also takes ISO 8601 forms (week dates, no seconds)
+RFC3339_RE: Final = re.compile(
+    r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})", re.ASCII | re.IGNORECASE
+)
+
+
+def parse_time(value: str) -> datetime | None:
+    """An RFC 3339 instant with an explicit offset, as UTC; None if it is not one."""
+    text = value.strip()
+    if not RFC3339_RE.fullmatch(text):
+        return None
+    try:
+        moment = datetime.fromisoformat(text.replace("z", "Z"))
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        return None
+    return moment.astimezone(UTC)
+
+
+def check_subject_id(value: str, field: str = "subject_id") -> str:
+    problem = subject_id_problem(value)
+    if problem:
+        raise invalid([field_error(field, problem)], status=422)
+    return value
+
+
+class Fields:
+    """Takes typed values out of a JSON object (or query string), recording each problem."""
+
+    def __init__(self, data: Mapping[str, Any], prefix: str = "") -> None:
+        self.data = data
+        self.prefix = prefix
+        self.taken: set[str] = set()
+        self.errors: list[dict[str, Any]] = []
+
+    def error(self, name: str, detail: str, accepted: Any = None) -> None:
+        self.errors.append(field_error(self.prefix + name, detail, accepted))
+
+    def raw(self, name: str, required: bool = False) -> Any:
+        self.taken.add(name)
+        value = self.data.get(name)
+        if value is None and required:
+            self.error(name, "is required")
+        return value
+
+    def text(
+        self, name: str, *, required: bool = False, max_len: int = 200, free_text: bool = False
+    ) -> str | None:
+        value = self.raw(name, required)
+        if value is None:
+            return None
+        if not isinstance(value, str):
+            self.error(name, f"must be a string, not {type(value).__name__}")
+            return None
+        if not value.strip() or len(value) > max_len:
+            self.error(name, f"must be 1-{max_len} characters")
+            return None
+        if free_text and EMAIL_LIKE_RE.search(value):
+            self.error(name, "must not contain an e-mail address: events carry no personal data")
+            return None
+        return value
+
+    def choice(
+        self,
+        name: str,
+        choices: Iterable[str],
+        *,
+        required: bool = False,
+        default: str | None = None,
+    ) -> str | None:
+        options = list(choices)
+        value = self.raw(name, required)
+        if value is None:
+            return default
+        if not isinstance(value, str) or value not in options:
+            self.error(name, f"{value!r} is not accepted", options)
+            return None
+        return value
+
+    def choices(self, name: str, choices: Iterable[str]) -> list[str]:
+        options = list(choices)
+        value = self.raw(name)
+        if value is None:
+            return []
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            self.error(name, "must be a list of strings", options)
+            return []
+        wrong = [v for v in value if v not in options]
+        if wrong:
+            self.error(name, f"{', '.join(map(repr, wrong))} not accepted", options)
+            return []
+        return list(dict.fromkeys(value))
+
+    def instant(self, name: str, *, required: bool = False) -> datetime | None:
+        value = self.raw(name, required)
+        if value is None:
+            return None
+        moment = parse_time(value) if isinstance(value, str) else None
+        if moment is None:
+            self.error(name, "must be an RFC 3339 date-time with offset, e.g. 2026-01-31T12:00:00Z")
+        return moment
+
+    def flag(self, name: str) -> bool:
+        value = self.raw(name)
+        if value is None:
+            return False
+        if not isinstance(value, bool):
+            self.error(name, "must be true or false")
+            return False
+        return value
+
+    def object(self, name: str) -> Fields | None:
+        value = self.raw(name)
+        if value is None:
+            return None
+        if not isinstance(value, dict):
+            self.error(name, "must be an object")
+            return None
+        return Fields(value, f"{self.prefix}{name}.")
+
+    def merge(self, inner: Fields | None) -> None:
+        """Fold a nested object's problems (and its unknown fields) into this one."""
+        if inner is not None:
+            inner.check_unknown()
+            self.errors.extend(inner.errors)
+
+    def check_unknown(self) -> None:
+        for name in self.data:
+            if name not in self.taken:
+                self.error(name, "is not a known field", sorted(self.taken))
+
+    def finish(self, status: int = 422) -> None:
+        """Raise one problem naming every bad field, unknown fields included."""
+        self.check_unknown()
+        if self.errors:
+            raise invalid(self.errors, status)

@@ -1,0 +1,239 @@
+"""Commands: each request body becomes the events it appends (pure; no I/O here).
+
+A builder reads and validates every field, then returns the events, so a bad request is
+refused before anything reaches the log.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Final
+
+from schemas import events as ev
+from schemas.events import CHANNELS, METHODS, Actor, Event, Source
+from services.api.body import Fields
+from services.catalogue import Catalogue, Purpose
+
+#: how far ahead of the ledger's clock an occurred_at may be (clock skew of the caller)
+MAX_CLOCK_SKEW: Final = timedelta(minutes=5)
+
+#: default actor per collection method: who expressed the choice when the caller does not say
+DEFAULT_ACTOR: Final = {
+    "form": "subject",
+    "double_opt_in": "subject",
+    "unsubscribe_link": "subject",
+    "preference_center": "subject",
+    "support": "staff",
+    "import": "system",
+    "api": "system",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Context:
+    subject_id: str
+    now: datetime
+    catalogue: Catalogue
+
+
+Builder = Callable[[Fields, Context], list[Event]]
+
+
+class _Common:
+    """The fields every command shares: source, method, actor, occurred_at."""
+
+    def __init__(self, f: Fields, ctx: Context) -> None:
+        self.ctx = ctx
+        src = f.object("source")
+        system = src.text("system", max_len=200, free_text=True) if src else None
+        point = src.text("collection_point", max_len=200, free_text=True) if src else None
+        f.merge(src)
+        method = f.choice("method", METHODS, default="api") or "api"
+        self.source = Source(method=method, system=system, collection_point=point)
+        act = f.object("actor")
+        actor_type = act.choice("type", ev.ACTOR_TYPES, required=True) if act else None
+        actor_id = act.text("id", max_len=128, free_text=True) if act else None
+        f.merge(act)
+        if actor_type is None:
+            actor_type = DEFAULT_ACTOR[method]
+            actor_id = system if actor_type == "system" else None
+        self.actor = Actor(type=actor_type, id=actor_id)
+        occurred = f.instant("occurred_at")
+        if occurred is not None and occurred > ctx.now + MAX_CLOCK_SKEW:
+            f.error("occurred_at", "is in the future")
+        self.occurred_at = occurred or ctx.now
+
+    def event(self, type_: str, data: dict[str, Any], notice: str | None = None) -> Event:
+        return Event(
+            type=type_,
+            event_id=uuid.uuid4(),
+            subject_id=self.ctx.subject_id,
+            occurred_at=self.occurred_at,
+            recorded_at=self.ctx.now,
+            source=self.source,
+            actor=self.actor,
+            notice_version=notice,
+            data=data,
+        )
+
+
+def _purpose(
+    f: Fields, ctx: Context, name: str = "purpose", *, required: bool = False
+) -> Purpose | None:
+    pid = f.choice(name, ctx.catalogue.ids, required=required)
+    return ctx.catalogue.get(pid) if pid else None
+
+
+def _channel(f: Fields, purpose: Purpose | None) -> str | None:
+    return f.choice("channel", purpose.channels if purpose else CHANNELS)
+
+
+def _later(f: Fields, name: str, common: _Common) -> datetime | None:
+    moment = f.instant(name)
+    if moment is not None and moment <= common.occurred_at:
+        f.error(name, "must be later than occurred_at")
+    return moment
+
+
+def grant_consent(f: Fields, ctx: Context) -> list[Event]:
+    common = _Common(f, ctx)
+    purpose = _purpose(f, ctx, required=True)
+    if purpose and purpose.basis not in ("consent", "legitimate_interest"):
+        f.error("purpose", f"{purpose.id!r} rests on {purpose.basis}; consent does not apply")
+    channel = _channel(f, purpose)
+    notice = f.text("notice_version", max_len=64)
+    expires = _later(f, "expires_at", common)
+    lift = f.flag("lift_objection")
+    f.finish()
+    assert purpose is not None
+    grant = common.event(
+        ev.CONSENT_GRANTED,
+        {"purpose": purpose.id, "channel": channel, "expires_at": expires},
+        notice,
+    )
+    if not lift:
+        return [grant]
+    evidence = "lift_objection requested with consent " + str(grant.event_id)
+    lifted = common.event(
+        ev.DIRECT_MARKETING_OBJECTION_LIFTED, {"channel": channel, "evidence": evidence}
+    )
+    return [lifted, grant]
+
+
+def withdraw_consent(f: Fields, ctx: Context) -> list[Event]:
+    common = _Common(f, ctx)
+    purpose = _purpose(f, ctx)
+    channel = _channel(f, purpose)
+    reason = f.text("reason", max_len=500, free_text=True)
+    f.finish()
+    data = {"purpose": purpose.id if purpose else None, "channel": channel, "reason": reason}
+    return [common.event(ev.CONSENT_WITHDRAWN, data)]
+
+
+OBJECTION_KINDS: Final = ("direct_marketing", "processing")
+
+
+def _objection_target(f: Fields, ctx: Context) -> tuple[str | None, Purpose | None, str | None]:
+    kind = f.choice("kind", OBJECTION_KINDS, required=True)
+    purpose = _purpose(f, ctx, required=kind == "processing")
+    channel = None
+    if kind == "direct_marketing":
+        if purpose is not None:
+            f.error("purpose", "not used for direct_marketing objections: they cover every purpose")
+        channel = f.choice("channel", CHANNELS)
+    elif f.raw("channel") is not None:
+        f.error("channel", "only direct_marketing objections take a channel")
+    if kind == "processing" and purpose and purpose.basis == "legal_obligation":
+        f.error("purpose", "processing under a legal obligation cannot be objected to")
+    return kind, purpose, channel
+
+
+def object_(f: Fields, ctx: Context) -> list[Event]:
+    common = _Common(f, ctx)
+    kind, purpose, channel = _objection_target(f, ctx)
+    f.finish()
+    if kind == "direct_marketing":
+        return [common.event(ev.DIRECT_MARKETING_OBJECTED, {"channel": channel})]
+    assert purpose is not None
+    return [common.event(ev.PROCESSING_OBJECTED, {"purpose": purpose.id})]
+
+
+def lift_objection(f: Fields, ctx: Context) -> list[Event]:
+    common = _Common(f, ctx)
+    kind, purpose, channel = _objection_target(f, ctx)
+    evidence = f.text("evidence", required=True, max_len=1000, free_text=True)
+    f.finish()
+    if kind == "direct_marketing":
+        data = {"channel": channel, "evidence": evidence}
+        return [common.event(ev.DIRECT_MARKETING_OBJECTION_LIFTED, data)]
+    assert purpose is not None
+    data = {"purpose": purpose.id, "outcome": "withdrawn", "evidence": evidence}
+    return [common.event(ev.PROCESSING_OBJECTION_RESOLVED, data)]
+
+
+def resolve_objection(f: Fields, ctx: Context) -> list[Event]:
+    common = _Common(f, ctx)
+    purpose = _purpose(f, ctx, required=True)
+    if purpose and purpose.basis == "legal_obligation":
+        f.error("purpose", "processing under a legal obligation cannot be objected to")
+    outcome = f.choice("outcome", ("upheld", "compelling_grounds"), required=True)
+    evidence = f.text("evidence", max_len=1000, free_text=True)
+    f.finish()
+    assert purpose is not None
+    data = {"purpose": purpose.id, "outcome": outcome, "evidence": evidence}
+    return [common.event(ev.PROCESSING_OBJECTION_RESOLVED, data)]
+
+
+def restrict(f: Fields, ctx: Context) -> list[Event]:
+    common = _Common(f, ctx)
+    ground = f.choice("ground", ev.RESTRICTION_GROUNDS, required=True)
+    purposes = f.choices("purposes", ctx.catalogue.ids)
+    f.finish()
+    return [common.event(ev.PROCESSING_RESTRICTED, {"ground": ground, "purposes": purposes})]
+
+
+def lift_restriction(f: Fields, ctx: Context) -> list[Event]:
+    common = _Common(f, ctx)
+    ground = f.choice("ground", ev.RESTRICTION_GROUNDS)
+    purposes = f.choices("purposes", ctx.catalogue.ids)
+    evidence = f.text("evidence", max_len=1000, free_text=True)
+    f.finish()
+    data = {"ground": ground, "purposes": purposes, "evidence": evidence}
+    return [common.event(ev.RESTRICTION_LIFTED, data)]
+
+
+def record_relationship(f: Fields, ctx: Context) -> list[Event]:
+    common = _Common(f, ctx)
+    basis = f.choice("basis", ev.RELATIONSHIP_BASES, required=True)
+    purposes = f.choices("purposes", ctx.catalogue.ids)
+    valid_until = _later(f, "valid_until", common)
+    f.finish()
+    data = {"basis": basis, "purposes": purposes, "valid_until": valid_until}
+    return [common.event(ev.RELATIONSHIP_RECORDED, data)]
+
+
+def end_relationship(f: Fields, ctx: Context) -> list[Event]:
+    common = _Common(f, ctx)
+    basis = f.choice("basis", ev.RELATIONSHIP_BASES)
+    purposes = f.choices("purposes", ctx.catalogue.ids)
+    evidence = f.text("evidence", max_len=1000, free_text=True)
+    f.finish()
+    data = {"basis": basis, "purposes": purposes, "evidence": evidence}
+    return [common.event(ev.RELATIONSHIP_ENDED, data)]
+
+
+#: path under /v1/subjects/{subject_id}/ -> builder
+COMMANDS: Final[dict[str, Builder]] = {
+    "consents": grant_consent,
+    "withdrawals": withdraw_consent,
+    "objections": object_,
+    "objections/lift": lift_objection,
+    "objections/resolve": resolve_objection,
+    "restrictions": restrict,
+    "restrictions/lift": lift_restriction,
+    "relationships": record_relationship,
+    "relationships/end": end_relationship,
+}

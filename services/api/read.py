@@ -1,0 +1,229 @@
+"""Query endpoints: decisions, a subject's state and history, the catalogue, health."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+
+from projections import journal, subject_state
+from projections.state import ALL, Fact, FactKey, covering
+from services.api.body import Fields, check_subject_id
+from services.api.problems import field_error, invalid, unavailable
+from services.bootstrap import Ledger
+from services.catalogue import Purpose
+from services.decisions import Decision, decide
+from services.partitioning import partition_for
+from services.tokens import TokenError, decode_token, encode_token
+
+
+def _ledger(request: Request) -> Ledger:
+    ledger: Ledger = request.app.state.ledger
+    return ledger
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat().replace("+00:00", "Z") if moment else None
+
+
+async def _wait_for_token(ledger: Ledger, f: Fields) -> None:
+    """Honour `min_token`: wait, bounded, until the projection has applied that position."""
+    token = f.text("min_token", max_len=200)
+    if token is None:
+        return
+    try:
+        partition, position = decode_token(token)
+    except TokenError as exc:
+        raise invalid([field_error("min_token", str(exc))], 400) from None
+    if not await ledger.progress.wait_for(partition, position, ledger.settings.read_wait_ms / 1000):
+        raise unavailable(
+            "the projection has not yet applied min_token's position; retry shortly", 1
+        )
+
+
+async def _state(ledger: Ledger, subject_id: str) -> tuple[dict[FactKey, Fact], str]:
+    partition = partition_for(subject_id, ledger.partitions)
+    facts, position = await subject_state.load(
+        ledger.pool, subject_id, ledger.settings.topic, partition
+    )
+    return facts, encode_token(partition, position)
+
+
+def _decision_json(decision: Decision) -> dict[str, Any]:
+    return {
+        "allowed": decision.allowed,
+        "reason": decision.reason,
+        "basis": decision.basis,
+        "evidence": [str(e) for e in decision.evidence],
+    }
+
+
+async def decision(request: Request) -> JSONResponse:
+    ledger = _ledger(request)
+    f = Fields(dict(request.query_params))
+    subject_id = f.text("subject_id", required=True, max_len=400)
+    pid = f.choice("purpose", ledger.catalogue.ids, required=True)
+    purpose = ledger.catalogue.get(pid) if pid else None
+    channel = f.choice("channel", purpose.channels if purpose else (), required=True)
+    f.raw("min_token")
+    f.finish()
+    assert subject_id is not None and purpose is not None and channel is not None
+    check_subject_id(subject_id)
+    await _wait_for_token(ledger, f)
+    facts, token = await _state(ledger, subject_id)
+    answer = _decision_json(decide(facts, purpose, channel, datetime.now(UTC)))
+    return JSONResponse(
+        {
+            "subject_id": subject_id,
+            "purpose": purpose.id,
+            "channel": channel,
+            **answer,
+            "token": token,
+        }
+    )
+
+
+def _scope(fact: Fact) -> dict[str, str | None]:
+    names = {
+        "consent": ("purpose", "channel"),
+        "dm_objection": (None, "channel"),
+        "processing_objection": ("purpose", None),
+        "restriction": ("ground", "purpose"),
+        "relationship": ("basis", "purpose"),
+    }[fact.kind]
+    out: dict[str, str | None] = {}
+    for name, value in zip(names, (fact.scope_a, fact.scope_b), strict=True):
+        if name is not None:
+            out[name] = None if value == ALL else value
+    return out
+
+
+def _fact_json(fact: Fact) -> dict[str, Any]:
+    return {
+        "type": fact.event_type,
+        "event_id": str(fact.event_id),
+        **_scope(fact),
+        "occurred_at": _iso(fact.occurred_at),
+        **({"until": _iso(fact.until)} if fact.until else {}),
+        **({"outcome": fact.outcome} if fact.outcome else {}),
+    }
+
+
+_ACTIVE_TYPES = {
+    "DirectMarketingObjected",
+    "ProcessingObjected",
+    "ProcessingRestricted",
+    "RelationshipRecorded",
+}
+
+
+def _active(facts: Mapping[FactKey, Fact], kind: str, now: datetime) -> list[dict[str, Any]]:
+    """Facts of `kind` that are in force: not lifted or ended by a later covering event."""
+    out = []
+    for fact in facts.values():
+        if fact.kind != kind or covering(facts, kind, fact.scope_a, fact.scope_b) is not fact:
+            continue
+        upheld = fact.event_type == "ProcessingObjectionResolved" and fact.outcome == "upheld"
+        expired = fact.until is not None and fact.until <= now
+        if (fact.event_type in _ACTIVE_TYPES or upheld) and not expired:
+            out.append(_fact_json(fact))
+    return sorted(out, key=lambda x: str(x["occurred_at"]))
+
+
+def _purpose_state(
+    facts: Mapping[FactKey, Fact], purpose: Purpose, now: datetime
+) -> dict[str, Any]:
+    by_id = {f.event_id: f for f in facts.values()}
+    channels: dict[str, Any] = {}
+    for channel in purpose.channels:
+        d = decide(facts, purpose, channel, now)
+        setter = by_id.get(d.evidence[-1]) if d.evidence else None
+        channels[channel] = {
+            **_decision_json(d),
+            "since": _iso(setter.occurred_at) if setter else None,
+            "event_id": str(setter.event_id) if setter else None,
+        }
+    reasons = {c["reason"] for c in channels.values()}
+    allowed = {c["allowed"] for c in channels.values()}
+    return {
+        "purpose": purpose.id,
+        "basis": purpose.basis,
+        "direct_marketing": purpose.direct_marketing,
+        "status": reasons.pop() if len(reasons) == 1 else "mixed",
+        "allowed": allowed.pop() if len(allowed) == 1 else "partly",
+        "channels": channels,
+    }
+
+
+async def consent_state(request: Request) -> JSONResponse:
+    ledger = _ledger(request)
+    subject_id = check_subject_id(request.path_params["subject_id"])
+    f = Fields(dict(request.query_params))
+    f.raw("min_token")
+    f.finish()
+    await _wait_for_token(ledger, f)
+    facts, token = await _state(ledger, subject_id)
+    now = datetime.now(UTC)
+    return JSONResponse(
+        {
+            "subject_id": subject_id,
+            "purposes": [_purpose_state(facts, p, now) for p in ledger.catalogue.purposes.values()],
+            "objections": _active(facts, "dm_objection", now)
+            + _active(facts, "processing_objection", now),
+            "restrictions": _active(facts, "restriction", now),
+            "relationships": _active(facts, "relationship", now),
+            "token": token,
+        }
+    )
+
+
+async def subject_events(request: Request) -> JSONResponse:
+    ledger = _ledger(request)
+    subject_id = check_subject_id(request.path_params["subject_id"])
+    f = Fields(dict(request.query_params))
+    f.raw("min_token")
+    limit = _int(f, "limit", 1000, 1, 10000)
+    after = _int(f, "after_offset", -1, -1, 2**62)
+    f.finish()
+    await _wait_for_token(ledger, f)
+    partition = partition_for(subject_id, ledger.partitions)
+    events = await journal.history(ledger.pool, subject_id, after=(partition, after), limit=limit)
+    return JSONResponse({"subject_id": subject_id, "events": events})
+
+
+def _int(f: Fields, name: str, default: int, low: int, high: int) -> int:
+    raw = f.raw(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except (TypeError, ValueError):
+        value = low - 1
+    if not low <= value <= high:
+        f.error(name, f"must be a whole number from {low} to {high}")
+        return default
+    return value
+
+
+async def purposes(request: Request) -> JSONResponse:
+    ledger = _ledger(request)
+    return JSONResponse({"purposes": [p.as_json() for p in ledger.catalogue.purposes.values()]})
+
+
+async def healthz(request: Request) -> JSONResponse:
+    return JSONResponse({"status": "ok"})
+
+
+async def readyz(request: Request) -> JSONResponse:
+    ledger = _ledger(request)
+    try:
+        await ledger.pool.fetchval("SELECT 1", timeout=2)
+    except Exception as exc:
+        raise unavailable(f"database not reachable: {type(exc).__name__}") from None
+    if not ledger.publisher.producer.client.cluster.partitions_for_topic(ledger.settings.topic):
+        raise unavailable("event topic not known to the producer yet")
+    positions = await ledger.progress.refresh()
+    return JSONResponse({"status": "ready", "projected": {str(k): v for k, v in positions.items()}})

@@ -1,0 +1,97 @@
+"""Command endpoints: validate, append to the log, answer 201 only after the broker's ack."""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from datetime import UTC, datetime
+from typing import Any, Final
+
+import asyncpg
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+
+from schemas.events import Event
+from services import idempotency
+from services.api.body import Fields, check_subject_id, read_json_object
+from services.api.commands import Builder, Context
+from services.api.problems import ProblemError, field_error, invalid, unavailable
+from services.bootstrap import Ledger
+from services.publisher import BrokerUnavailable
+from services.tokens import encode_token
+
+_KEY_RE: Final = re.compile(r"[\x21-\x7e]{1,200}")
+
+
+def _rfc3339(moment: datetime) -> str:
+    return moment.isoformat().replace("+00:00", "Z")
+
+
+def command_endpoint(route: str, build: Builder) -> Any:
+    async def endpoint(request: Request) -> JSONResponse:
+        ledger: Ledger = request.app.state.ledger
+        subject_id = check_subject_id(request.path_params["subject_id"])
+        key = request.headers.get("idempotency-key")
+        if key is not None and not _KEY_RE.fullmatch(key):
+            raise invalid(
+                [field_error("Idempotency-Key", "must be 1-200 visible ASCII characters")], 400
+            )
+        body = await read_json_object(request)
+        now = datetime.now(UTC)
+        events = build(Fields(body), Context(subject_id, now, ledger.catalogue))
+        values = [ledger.codec.encode(e) for e in events]
+        replayed = False
+        if key is not None:
+            digest = idempotency.request_digest(route, subject_id, body)
+            ids = [e.event_id for e in events]
+            claim = await idempotency.claim(ledger.pool, key, digest, subject_id, ids, values)
+            if not claim.digest_matches:
+                raise ProblemError(
+                    422,
+                    "Idempotency key reused",
+                    "this Idempotency-Key was used with a different request; use a new key",
+                    errors=[field_error("Idempotency-Key", "already used for another request")],
+                    kind="idempotency-key-reused",
+                )
+            if not claim.first:
+                replayed = True
+                values = claim.record_values
+                events = [ledger.codec.decode(v) for v in values]
+                if claim.acked is not None:
+                    return _created(events, claim.acked, replayed)
+                known = await idempotency.projected_positions(ledger.pool, claim.event_ids)
+                if len(known) == len(events):
+                    positions = [known[e.event_id] for e in events]
+                    return _created(events, positions, replayed)
+        try:
+            positions = await ledger.publisher.publish(list(zip(events, values, strict=True)))
+        except BrokerUnavailable:
+            retry = (
+                "retry with the same Idempotency-Key" if key else "retry with an Idempotency-Key"
+            )
+            raise unavailable(
+                f"the event log did not acknowledge in time; nothing is confirmed: {retry}", 2
+            ) from None
+        if key is not None:
+            # the events are in the log: a failure to note it only costs a retry a re-send
+            with contextlib.suppress(OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+                await idempotency.record_ack(ledger.pool, key, positions)
+        return _created(events, positions, replayed)
+
+    endpoint.__name__ = "command_" + route.replace("/", "_")
+    return endpoint
+
+
+def _created(events: list[Event], positions: list[tuple[int, int]], replayed: bool) -> JSONResponse:
+    main, (partition, offset) = events[-1], positions[-1]
+    body: dict[str, Any] = {
+        "event_id": str(main.event_id),
+        "type": main.type,
+        "subject_id": main.subject_id,
+        "recorded_at": _rfc3339(main.recorded_at),
+        "token": encode_token(partition, offset + 1),
+    }
+    if len(events) > 1:
+        body["events"] = [{"event_id": str(e.event_id), "type": e.type} for e in events]
+    headers = {"Idempotent-Replayed": "true"} if replayed else {}
+    return JSONResponse(body, 201, headers=headers)

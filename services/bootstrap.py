@@ -1,0 +1,56 @@
+"""The one place that opens real connections and wires them into a `Ledger`."""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+
+import asyncpg
+
+from schemas.codec import EventCodec, default_codec
+from services.catalogue import Catalogue, load_catalogue
+from services.config import Settings
+from services.progress import ProjectionProgress
+from services.publisher import Publisher, make_producer
+
+
+@dataclass(slots=True)
+class Ledger:
+    """Everything a request handler needs, opened once per process."""
+
+    settings: Settings
+    catalogue: Catalogue
+    codec: EventCodec
+    pool: asyncpg.Pool
+    publisher: Publisher
+    progress: ProjectionProgress
+    partitions: int
+
+
+async def open_ledger(settings: Settings) -> Ledger:
+    catalogue = load_catalogue(settings.catalogue_file)
+    pool = await asyncpg.create_pool(settings.database_url, min_size=1, max_size=10)
+    producer = make_producer(
+        settings.kafka_bootstrap_servers,
+        idempotence=settings.kafka_idempotence,
+        timeout_ms=settings.produce_timeout_ms,
+    )
+    try:
+        await producer.start()
+        publisher = Publisher(producer, settings.topic, settings.produce_timeout_ms / 1000)
+        partitions = await publisher.partition_count()
+        progress = ProjectionProgress(pool, settings.topic)
+        await progress.start(settings.database_url)
+    except BaseException:
+        await producer.stop()
+        await pool.close()
+        raise
+    return Ledger(settings, catalogue, default_codec(), pool, publisher, progress, partitions)
+
+
+async def close_ledger(ledger: Ledger) -> None:
+    with contextlib.suppress(Exception):
+        await ledger.progress.close()
+    with contextlib.suppress(Exception):
+        await ledger.publisher.producer.stop()
+    await ledger.pool.close()

@@ -1,0 +1,152 @@
+"""Settings: every knob the ledger reads from the environment, with its default, in one place.
+
+`ENVIRONMENT` lists the variables by name so the README and the docker-compose check can be
+tested against the code instead of drifting from it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+from typing import Final
+
+#: variable name -> (Settings attribute, default as text, what it does)
+ENVIRONMENT: Final[dict[str, tuple[str, str, str]]] = {
+    "LEDGER_HOST": ("host", "127.0.0.1", "address the HTTP API binds to"),
+    "LEDGER_PORT": ("port", "8000", "port of the HTTP API"),
+    "KAFKA_BOOTSTRAP_SERVERS": (
+        "kafka_bootstrap_servers",
+        "",
+        "Kafka brokers; empty makes `up` start the embedded broker",
+    ),
+    "DATABASE_URL": (
+        "database_url",
+        "",
+        "PostgreSQL DSN; empty makes `up` start the embedded PostgreSQL",
+    ),
+    "LEDGER_TOPIC": ("topic", "consent.events", "the event topic"),
+    "LEDGER_TOPIC_PARTITIONS": ("topic_partitions", "12", "partitions of the event topic"),
+    "LEDGER_TOPIC_REPLICATION": (
+        "topic_replication",
+        "1",
+        "replication factor used when the ledger creates the topic (3 in production)",
+    ),
+    "LEDGER_TOPIC_MIN_INSYNC_REPLICAS": (
+        "topic_min_insync_replicas",
+        "1",
+        "min.insync.replicas set on the topic when created (2 in production)",
+    ),
+    "LEDGER_KAFKA_IDEMPOTENCE": (
+        "kafka_idempotence",
+        "true",
+        "idempotent producer; `up` turns it off for the embedded broker, which lacks it",
+    ),
+    "LEDGER_PRODUCE_TIMEOUT_MS": (
+        "produce_timeout_ms",
+        "5000",
+        "how long a command waits for the broker's acknowledgement before answering 503",
+    ),
+    "LEDGER_READ_WAIT_MS": (
+        "read_wait_ms",
+        "3000",
+        "how long a query with min_token waits for the projection before answering 503",
+    ),
+    "LEDGER_PROJECTOR_GROUP": (
+        "projector_group",
+        "consent-ledger-projector",
+        "consumer group of the projector",
+    ),
+    "LEDGER_KAFKA_SESSION_TIMEOUT_MS": (
+        "kafka_session_timeout_ms",
+        "10000",
+        "consumer-group session timeout of the projector",
+    ),
+    "LEDGER_PROJECTOR_BATCH": ("projector_batch", "2000", "most records applied per transaction"),
+    "LEDGER_CATALOGUE": (
+        "catalogue_path",
+        "",
+        "purpose catalogue (TOML); empty uses the bundled services/purposes.toml",
+    ),
+    "LEDGER_DATA_DIR": ("data_dir", ".ledger", "where `up` keeps the embedded PostgreSQL data"),
+    "LEDGER_LOG_LEVEL": ("log_level", "info", "log level of every process"),
+}
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+class SettingsError(ValueError):
+    """A setting has a value the ledger cannot use; the message names the variable."""
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    host: str
+    port: int
+    kafka_bootstrap_servers: str
+    database_url: str
+    topic: str
+    topic_partitions: int
+    topic_replication: int
+    topic_min_insync_replicas: int
+    kafka_idempotence: bool
+    produce_timeout_ms: int
+    read_wait_ms: int
+    projector_group: str
+    kafka_session_timeout_ms: int
+    projector_batch: int
+    catalogue_path: str
+    data_dir: str
+    log_level: str
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        source = os.environ if env is None else env
+        types = {f.name: f.type for f in fields(cls)}
+        values: dict[str, object] = {}
+        for var, (attr, default, _) in ENVIRONMENT.items():
+            raw = source.get(var, default).strip()
+            values[attr] = _convert(var, raw, str(types[attr]))
+        return cls(**values)  # type: ignore[arg-type]
+
+    def with_servers(self, kafka: str, database: str, *, idempotence: bool) -> Settings:
+        return replace(
+            self,
+            kafka_bootstrap_servers=kafka,
+            database_url=database,
+            kafka_idempotence=idempotence,
+        )
+
+    @property
+    def catalogue_file(self) -> Path:
+        if self.catalogue_path:
+            return Path(self.catalogue_path)
+        return Path(__file__).with_name("purposes.toml")
+
+    def as_environment(self) -> dict[str, str]:
+        """The settings as environment variables, for starting child processes."""
+        out = {}
+        for var, (attr, _, _) in ENVIRONMENT.items():
+            value = getattr(self, attr)
+            out[var] = ("true" if value else "false") if isinstance(value, bool) else str(value)
+        return out
+
+
+def _convert(var: str, raw: str, kind: str) -> object:
+    if kind == "int":
+        try:
+            number = int(raw)
+        except ValueError:
+            raise SettingsError(f"{var}={raw!r} is not a whole number") from None
+        if number < 0:
+            raise SettingsError(f"{var}={raw!r} must not be negative")
+        return number
+    if kind == "bool":
+        if raw.lower() in _TRUE:
+            return True
+        if raw.lower() in _FALSE:
+            return False
+        raise SettingsError(f"{var}={raw!r} is not a boolean (true/false)")
+    return raw

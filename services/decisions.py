@@ -1,0 +1,133 @@
+"""The decision rules: may we contact this subject, for this purpose, on this channel, now?
+
+A pure function of the subject's projected state, the purpose's catalogue entry, the channel
+and the clock. The precedence is the README's decision table; every answer names the events
+that justify it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Final
+from uuid import UUID
+
+from projections.state import (
+    CONSENT,
+    DM_OBJECTION,
+    PROCESSING_OBJECTION,
+    RELATIONSHIP,
+    RESTRICTION,
+    Fact,
+    SubjectState,
+    covering,
+)
+from schemas import events as ev
+from services.catalogue import Purpose
+
+REASONS: Final = (
+    "consent_given",
+    "legitimate_interest",
+    "contract",
+    "legal_obligation",
+    "no_consent",
+    "consent_withdrawn",
+    "consent_expired",
+    "opted_out",
+    "objected_direct_marketing",
+    "objected_processing",
+    "restricted",
+    "no_legal_basis",
+)
+
+#: resolutions after which a processing objection no longer stops processing
+_CLEARING_OUTCOMES: Final = frozenset({"compelling_grounds", "withdrawn"})
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    allowed: bool
+    reason: str
+    basis: str
+    evidence: tuple[UUID, ...]
+
+
+def decide(state: SubjectState, purpose: Purpose, channel: str, now: datetime) -> Decision:
+    """Apply the rules in precedence order; the first that speaks decides."""
+    cleared: list[Fact] = []  # lifts and resolutions that let a later rule speak
+
+    def answer(allowed: bool, reason: str, *deciding: Fact | None) -> Decision:
+        facts = [f for f in (*cleared, *deciding) if f is not None]
+        ordered = sorted(facts, key=lambda f: f.position)
+        # one lift can clear several grounds: name each event once
+        evidence = tuple(dict.fromkeys(f.event_id for f in ordered))
+        return Decision(allowed, reason, purpose.basis, evidence)
+
+    if purpose.basis != "legal_obligation":
+        restrictions, lifts = _restrictions(state, purpose.id)
+        if restrictions:
+            return answer(False, "restricted", *restrictions)
+        cleared.extend(lifts)
+
+    if purpose.direct_marketing:
+        objection = covering(state, DM_OBJECTION, "*", channel)
+        if objection is not None:
+            if objection.event_type == ev.DIRECT_MARKETING_OBJECTED:
+                return answer(False, "objected_direct_marketing", objection)
+            cleared.append(objection)
+
+    processing = state.get((PROCESSING_OBJECTION, purpose.id, "*"))
+    if processing is not None and purpose.basis != "legal_obligation":
+        if processing.outcome not in _CLEARING_OUTCOMES:
+            return answer(False, "objected_processing", processing)
+        cleared.append(processing)
+
+    if purpose.basis in ("consent", "legitimate_interest"):
+        choice = covering(state, CONSENT, purpose.id, channel)
+        if choice is not None:
+            if choice.event_type == ev.CONSENT_WITHDRAWN:
+                opted = "consent_withdrawn" if purpose.basis == "consent" else "opted_out"
+                return answer(False, opted, choice)
+            if choice.until is not None and choice.until <= now:
+                return answer(False, "consent_expired", choice)
+            return answer(True, "consent_given", choice)
+
+    if purpose.basis == "consent":
+        return answer(False, "no_consent")
+    if purpose.basis == "legal_obligation":
+        return answer(True, "legal_obligation")
+    bases = ("contract",) if purpose.basis == "contract" else ("contract", "legitimate_interest")
+    relationship, ended = _relationship(state, bases, purpose.id, now)
+    if relationship is not None:
+        return answer(True, purpose.basis, relationship)
+    return answer(False, "no_legal_basis", ended)
+
+
+def _restrictions(state: SubjectState, purpose_id: str) -> tuple[list[Fact], list[Fact]]:
+    """Active restrictions covering the purpose, and the lifts that ended earlier ones."""
+    grounds = {f.scope_a for f in state.values() if f.kind == RESTRICTION and f.scope_a != "*"}
+    active: list[Fact] = []
+    lifts: list[Fact] = []
+    for ground in sorted(grounds):
+        f = covering(state, RESTRICTION, ground, purpose_id)
+        if f is None:
+            continue
+        (active if f.event_type == ev.PROCESSING_RESTRICTED else lifts).append(f)
+    return active, lifts
+
+
+def _relationship(
+    state: SubjectState, bases: tuple[str, ...], purpose_id: str, now: datetime
+) -> tuple[Fact | None, Fact | None]:
+    """The active relationship on one of `bases` covering the purpose, else the one that ended."""
+    ended: Fact | None = None
+    for basis in bases:
+        f = covering(state, RELATIONSHIP, basis, purpose_id)
+        if f is None:
+            continue
+        active = f.event_type == ev.RELATIONSHIP_RECORDED and (f.until is None or f.until > now)
+        if active:
+            return f, None
+        if ended is None or f.position > ended.position:
+            ended = f
+    return None, ended

@@ -1,0 +1,58 @@
+"""Appending events to the log: keyed by subject, acks=all, answered only after the ack."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
+
+from schemas.codec import kafka_headers
+from schemas.events import Event
+
+
+class BrokerUnavailable(Exception):
+    """The broker did not acknowledge in time; the events may or may not be in the log."""
+
+
+def make_producer(
+    bootstrap_servers: str, *, idempotence: bool, timeout_ms: int
+) -> AIOKafkaProducer:
+    return AIOKafkaProducer(
+        bootstrap_servers=bootstrap_servers,
+        acks="all",
+        enable_idempotence=idempotence,
+        request_timeout_ms=max(1000, timeout_ms),
+        linger_ms=1,
+    )
+
+
+class Publisher:
+    def __init__(self, producer: AIOKafkaProducer, topic: str, timeout_s: float) -> None:
+        self.producer = producer
+        self.topic = topic
+        self.timeout_s = timeout_s
+
+    async def publish(self, records: Sequence[tuple[Event, bytes]]) -> list[tuple[int, int]]:
+        """Send the records in order and wait for every ack; returns (partition, offset) each."""
+        try:
+            return await asyncio.wait_for(self._send(records), self.timeout_s)
+        except (TimeoutError, KafkaError) as exc:
+            raise BrokerUnavailable(str(exc) or type(exc).__name__) from exc
+
+    async def _send(self, records: Sequence[tuple[Event, bytes]]) -> list[tuple[int, int]]:
+        futures = [
+            await self.producer.send(
+                self.topic,
+                key=event.subject_id.encode("utf-8"),
+                value=value,
+                headers=kafka_headers(event),
+            )
+            for event, value in records
+        ]
+        metadata = await asyncio.gather(*futures)
+        return [(m.partition, m.offset) for m in metadata]
+
+    async def partition_count(self) -> int:
+        return len(await self.producer.partitions_for(self.topic))

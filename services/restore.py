@@ -1,0 +1,113 @@
+"""Restoring the log from the journal when a broker comes back empty (the embedded broker
+keeps its log in memory only).
+
+The journal holds every event's original bytes in log order. They are produced again, in
+order, to the same partitions; then the journal, the state rows and the stored offsets are
+moved to the new positions in one transaction, so the projections still equal a replay.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import asyncpg
+from aiokafka import AIOKafkaProducer
+
+from services.config import Settings
+from services.publisher import make_producer
+from services.topic import highwaters
+
+log = logging.getLogger(__name__)
+
+_CHUNK = 5000
+
+REMAP = """
+WITH moved AS (
+    UPDATE journal j SET log_partition = x.p, log_offset = x.o
+    FROM unnest($1::uuid[], $2::int[], $3::bigint[]) AS x(e, p, o)
+    WHERE j.event_id = x.e
+    RETURNING j.event_id, j.log_partition, j.log_offset
+)
+UPDATE subject_facts f SET log_partition = m.log_partition, log_offset = m.log_offset
+FROM moved m WHERE f.event_id = m.event_id
+"""
+
+
+async def restore_if_log_empty(settings: Settings, conn: asyncpg.Connection) -> int:
+    """Re-produce the journal when the topic is empty and the journal is not; returns the count."""
+    if not await conn.fetchval("SELECT EXISTS (SELECT 1 FROM journal)"):
+        return 0
+    marks = await highwaters(settings.kafka_bootstrap_servers, settings.topic)
+    if any(marks.values()):
+        return 0
+    log.warning("event topic %s is empty but the journal is not: restoring the log", settings.topic)
+    producer = make_producer(
+        settings.kafka_bootstrap_servers,
+        idempotence=settings.kafka_idempotence,
+        timeout_ms=settings.produce_timeout_ms,
+    )
+    await producer.start()
+    try:
+        ids, parts, offs = await _reproduce(producer, settings.topic, conn)
+    finally:
+        await producer.stop()
+    async with conn.transaction():
+        await conn.execute(REMAP, ids, parts, offs)
+        await conn.execute("DELETE FROM projector_offsets WHERE topic = $1", settings.topic)
+        ends: dict[int, int] = {}
+        for p, o in zip(parts, offs, strict=True):
+            ends[p] = max(ends.get(p, 0), o + 1)
+        await conn.executemany(
+            "INSERT INTO projector_offsets (topic, log_partition, next_offset) VALUES ($1, $2, $3)",
+            [(settings.topic, p, n) for p, n in sorted(ends.items())],
+        )
+    log.warning("restored %d events to %s", len(ids), settings.topic)
+    return len(ids)
+
+
+async def _reproduce(
+    producer: AIOKafkaProducer, topic: str, conn: asyncpg.Connection
+) -> tuple[list[object], list[int], list[int]]:
+    ids: list[object] = []
+    parts: list[int] = []
+    offs: list[int] = []
+    async with conn.transaction():
+        cursor = conn.cursor(
+            "SELECT event_id, subject_id, event_type, record_value FROM journal"
+            " ORDER BY log_partition, log_offset"
+        )
+        batch: list[asyncpg.Record] = []
+        async for row in cursor:
+            batch.append(row)
+            if len(batch) >= _CHUNK:
+                await _send(producer, topic, batch, ids, parts, offs)
+                batch = []
+        await _send(producer, topic, batch, ids, parts, offs)
+    return ids, parts, offs
+
+
+async def _send(
+    producer: AIOKafkaProducer,
+    topic: str,
+    rows: list[asyncpg.Record],
+    ids: list[object],
+    parts: list[int],
+    offs: list[int],
+) -> None:
+    futures = [
+        await producer.send(
+            topic,
+            key=r["subject_id"].encode("utf-8"),
+            value=bytes(r["record_value"]),
+            headers=[
+                ("event_type", r["event_type"].encode("utf-8")),
+                ("event_id", str(r["event_id"]).encode("utf-8")),
+            ],
+        )
+        for r in rows
+    ]
+    for row, meta in zip(rows, await asyncio.gather(*futures), strict=True):
+        ids.append(row["event_id"])
+        parts.append(meta.partition)
+        offs.append(meta.offset)

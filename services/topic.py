@@ -1,0 +1,72 @@
+"""The event topic: created explicitly with its production settings, and its high-water marks.
+
+High-water marks come from fetch responses (`consumer.highwater`), not ListOffsets, which some
+Kafka-protocol brokers answer wrongly after multi-record batches.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+from services.config import Settings
+
+
+def topic_configs(settings: Settings) -> dict[str, str]:
+    """Infinite retention, deletion (never compaction): the log is the system of record."""
+    return {
+        "retention.ms": "-1",
+        "retention.bytes": "-1",
+        "cleanup.policy": "delete",
+        "min.insync.replicas": str(settings.topic_min_insync_replicas),
+    }
+
+
+async def ensure_topic(settings: Settings) -> bool:
+    """Create the topic unless it exists; True when it was created now."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
+    await admin.start()
+    try:
+        if settings.topic in await admin.list_topics():
+            return False
+        topic = NewTopic(
+            settings.topic,
+            settings.topic_partitions,
+            settings.topic_replication,
+            topic_configs=topic_configs(settings),
+        )
+        response = await admin.create_topics([topic])
+        for _, code, message in response.topic_errors:
+            if code not in (0, 36):  # 36: created meanwhile by another process
+                raise RuntimeError(f"cannot create topic {settings.topic}: {message} ({code})")
+        return True
+    finally:
+        await admin.close()
+
+
+async def highwaters(bootstrap_servers: str, topic: str, timeout_s: float = 10.0) -> dict[int, int]:
+    """The high-water mark of every partition, read from fetch responses."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        partitions = consumer.partitions_for_topic(topic)
+        deadline = time.monotonic() + timeout_s
+        while not partitions:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"topic {topic} has no partitions in the broker's metadata")
+            await consumer.topics()  # refreshes the metadata
+            partitions = consumer.partitions_for_topic(topic)
+            await asyncio.sleep(0.05)
+        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
+        consumer.assign(tps)
+        await consumer.seek_to_end(*tps)
+        while any(consumer.highwater(tp) is None for tp in tps):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"no high-water mark for every partition of {topic}")
+            await consumer.getmany(*tps, timeout_ms=100)
+        return {tp.partition: int(consumer.highwater(tp)) for tp in tps}
+    finally:
+        await consumer.stop()

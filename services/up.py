@@ -1,0 +1,185 @@
+"""`consent-ledger up`: the whole ledger on one machine with one command.
+
+Starts embedded PostgreSQL and the embedded broker unless DATABASE_URL / KAFKA_BOOTSTRAP_SERVERS
+say otherwise, creates the topic, migrates, restores the log from the journal if the broker came
+back empty, then runs the projector and the API as child processes. Ctrl-C (or SIGTERM) stops
+the children first, then the servers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import replace
+from pathlib import Path
+
+import asyncpg
+
+from projections import offsets
+from projections.migrate import migrate
+from services.config import Settings
+from services.restore import restore_if_log_empty
+from services.stack import EmbeddedKafka, EmbeddedPostgres
+from services.topic import ensure_topic, highwaters
+
+
+def run_up(settings: Settings) -> int:
+    data_dir = Path(settings.data_dir).resolve()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    postgres = EmbeddedPostgres(data_dir / "pg") if not settings.database_url else None
+    kafka = (
+        EmbeddedKafka(log_file=data_dir / "broker.log")
+        if not settings.kafka_bootstrap_servers
+        else None
+    )
+    children: dict[str, subprocess.Popen[bytes]] = {}
+    stopping = False
+
+    def request_stop(signum: int, _frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, request_stop)
+    signal.signal(signal.SIGTERM, request_stop)
+    try:
+        database_url = postgres.start() if postgres else settings.database_url
+        bootstrap = kafka.start() if kafka else settings.kafka_bootstrap_servers
+        settings = settings.with_servers(
+            bootstrap,
+            database_url,
+            idempotence=settings.kafka_idempotence if kafka is None else False,
+        )
+        if kafka is not None:
+            # the embedded broker makes a group join wait half the session timeout
+            settings = replace(settings, kafka_session_timeout_ms=6000)
+        restored = asyncio.run(_prepare(settings))
+        env = {**os.environ, **settings.as_environment()}
+        for command in ("projector", "api"):
+            children[command] = subprocess.Popen(
+                [sys.executable, "-m", "services.cli", command], env=env, start_new_session=True
+            )
+        if not _wait_ready(settings, list(children.values()), lambda: stopping):
+            return 0 if stopping else 1
+        _print_banner(settings, postgres, kafka, restored)
+        while not stopping:
+            for name, child in children.items():
+                if child.poll() is not None:
+                    print(f"consent-ledger: the {name} process exited", file=sys.stderr)
+                    return 1
+            time.sleep(0.2)
+        return 0
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        api, projector = children.get("api"), children.get("projector")
+        if api is not None:
+            _stop(api)
+        if projector is not None and kafka is not None and projector.poll() is None:
+            _drain(settings)
+        if projector is not None:
+            _stop(projector)
+        if kafka:
+            kafka.stop()
+        if postgres:
+            postgres.stop()
+        print("consent-ledger: stopped", flush=True)
+
+
+async def _prepare(settings: Settings) -> int:
+    await ensure_topic(settings)
+    conn = await asyncpg.connect(settings.database_url)
+    try:
+        await migrate(conn)
+        return await restore_if_log_empty(settings, conn)
+    finally:
+        await conn.close()
+
+
+def _wait_ready(
+    settings: Settings, children: list[subprocess.Popen[bytes]], stopped: object
+) -> bool:
+    url = f"http://{settings.host}:{settings.port}/readyz"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if callable(stopped) and stopped():
+            return False
+        if any(c.poll() is not None for c in children):
+            print("consent-ledger: a child process exited during start-up", file=sys.stderr)
+            return False
+        try:
+            with urllib.request.urlopen(url, timeout=1) as response:
+                if response.status == 200:
+                    return True
+        except OSError:
+            pass
+        time.sleep(0.2)
+    print(f"consent-ledger: {url} not ready after 120 s", file=sys.stderr)
+    return False
+
+
+def _drain(settings: Settings, timeout_s: float = 60) -> None:
+    """Let the projector apply every acknowledged event before the in-memory broker stops:
+    the journal is what the next start restores the log from."""
+    try:
+        behind = asyncio.run(_wait_projected(settings, timeout_s))
+    except Exception as exc:
+        behind = -1
+        print(f"consent-ledger: could not check the projection: {exc}", file=sys.stderr)
+    if behind:
+        print(
+            "consent-ledger: WARNING: the projection had not applied every event when the"
+            " embedded broker stopped; those events are not in the journal and will not be"
+            " restored on the next start",
+            file=sys.stderr,
+        )
+
+
+async def _wait_projected(settings: Settings, timeout_s: float) -> int:
+    """Wait until the stored offsets reach the log's high-water marks; returns the lag left."""
+    marks = await highwaters(settings.kafka_bootstrap_servers, settings.topic)
+    conn = await asyncpg.connect(settings.database_url)
+    try:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            stored = await offsets.load(conn, settings.topic)
+            lag = sum(max(0, end - stored.get(p, 0)) for p, end in marks.items())
+            if lag == 0 or time.monotonic() > deadline:
+                return lag
+            await asyncio.sleep(0.1)
+    finally:
+        await conn.close()
+
+
+def _stop(child: subprocess.Popen[bytes]) -> None:
+    if child.poll() is None:
+        child.send_signal(signal.SIGTERM)
+    try:
+        child.wait(15)
+    except subprocess.TimeoutExpired:
+        child.kill()
+        child.wait()
+
+
+def _print_banner(
+    settings: Settings,
+    postgres: EmbeddedPostgres | None,
+    kafka: EmbeddedKafka | None,
+    restored: int,
+) -> None:
+    api = f"http://{settings.host}:{settings.port}"
+    broker = "embedded Tansu, log in memory" if kafka else "external"
+    database = f"embedded, data in {postgres.data_dir}" if postgres else "external"
+    lines = [
+        "consent ledger is up",
+        f"  API         {api}   (try {api}/v1/purposes, {api}/openapi.json)",
+        f"  Kafka       {settings.kafka_bootstrap_servers}   ({broker}; topic {settings.topic})",
+        f"  PostgreSQL  {settings.database_url}   ({database})",
+    ]
+    if restored:
+        lines.append(f"  restored {restored} events to the empty broker from the journal")
+    lines.append("Press Ctrl-C to stop.")
+    print("\n".join(lines), flush=True)

@@ -1,0 +1,160 @@
+"""Fixtures shared by the integration and e2e tests: real servers, a fresh database and topic
+per test, and the API and projector running against them."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+
+import asyncpg
+import httpx
+import pytest
+import uvicorn
+
+from projections.migrate import migrate
+from projections.runner import Projector
+from schemas.codec import default_codec
+from services.api.app import create_app
+from services.config import Settings
+from services.stack import free_port
+from services.topic import ensure_topic
+from tests.servers import Servers, servers, with_database
+
+
+@pytest.fixture(scope="session")
+def real_servers() -> Iterator[Servers]:
+    with servers() as found:
+        yield found
+
+
+async def wait_until(
+    predicate: Callable[[], Awaitable[bool]], timeout_s: float = 30, what: str = "condition"
+) -> None:
+    """Poll a condition until it holds or the deadline passes (never a bare sleep)."""
+    deadline = time.monotonic() + timeout_s
+    while not await predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
+        await asyncio.sleep(0.05)
+
+
+async def make_settings(real_servers: Servers, **overrides: str) -> Settings:
+    """Settings for a fresh database and a fresh topic on the shared servers."""
+    name = "t" + uuid.uuid4().hex[:12]
+    admin = await asyncpg.connect(real_servers.database_url)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    env = {
+        "KAFKA_BOOTSTRAP_SERVERS": real_servers.bootstrap_servers,
+        "DATABASE_URL": with_database(real_servers.database_url, name),
+        "LEDGER_TOPIC": f"consent.events.{name}",
+        "LEDGER_TOPIC_PARTITIONS": "4",
+        "LEDGER_KAFKA_IDEMPOTENCE": "true" if real_servers.idempotence else "false",
+        "LEDGER_PROJECTOR_GROUP": f"projector-{name}",
+        "LEDGER_KAFKA_SESSION_TIMEOUT_MS": "2000" if real_servers.kind == "embedded" else "6000",
+        "LEDGER_READ_WAIT_MS": "5000",
+        "LEDGER_PROJECTOR_BATCH": "500",
+        **overrides,
+    }
+    settings = Settings.from_env(env)
+    await ensure_topic(settings)
+    conn = await asyncpg.connect(settings.database_url)
+    try:
+        await migrate(conn)
+    finally:
+        await conn.close()
+    return settings
+
+
+@pytest.fixture
+async def settings(real_servers: Servers) -> Settings:
+    return await make_settings(real_servers)
+
+
+@pytest.fixture
+async def db(settings: Settings) -> AsyncIterator[asyncpg.Connection]:
+    conn = await asyncpg.connect(settings.database_url)
+    try:
+        yield conn
+    finally:
+        await conn.close()
+
+
+def new_projector(settings: Settings, group: str | None = None) -> Projector:
+    return Projector(
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        database_url=settings.database_url,
+        topic=settings.topic,
+        group_id=group or settings.projector_group,
+        codec=default_codec(),
+        batch_size=settings.projector_batch,
+        session_timeout_ms=settings.kafka_session_timeout_ms,
+    )
+
+
+@contextlib.asynccontextmanager
+async def running_projector(settings: Settings) -> AsyncIterator[Projector]:
+    projector = new_projector(settings)
+    stop = asyncio.Event()
+    task = asyncio.create_task(projector.run(stop))
+    try:
+        yield projector
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 30)
+
+
+@contextlib.asynccontextmanager
+async def running_api(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    """The real app under uvicorn on a free port, and a client talking to it over a socket."""
+    port = free_port()
+    config = uvicorn.Config(
+        create_app(settings),
+        host="127.0.0.1",
+        port=port,
+        lifespan="on",
+        log_level="warning",
+        access_log=False,
+    )
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    try:
+        await wait_until(_started(server, task), 30, "the API to start")
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
+            yield client
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(task, 30)
+
+
+def _started(server: uvicorn.Server, task: asyncio.Task[None]) -> Callable[[], Awaitable[bool]]:
+    async def check() -> bool:
+        if task.done():
+            task.result()
+            raise AssertionError("the API stopped during start-up")
+        return bool(server.started)
+
+    return check
+
+
+@pytest.fixture
+async def api(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    async with running_projector(settings), running_api(settings) as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+async def module_settings(real_servers: Servers) -> Settings:
+    """One database and topic for a module whose tests do not disturb each other."""
+    return await make_settings(real_servers)
+
+
+@pytest.fixture(scope="module")
+async def module_api(module_settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    async with running_projector(module_settings), running_api(module_settings) as client:
+        yield client

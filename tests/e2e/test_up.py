@@ -1,0 +1,125 @@
+"""`consent-ledger up` as a user runs it: a subprocess on free ports, a scenario over HTTP,
+Ctrl-C, and a second start that still knows everything recorded before."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from services.stack import free_port
+from tests.conftest import wait_until
+
+pytestmark = pytest.mark.e2e
+
+
+class Stack:
+    def __init__(self, data_dir: Path, port: int) -> None:
+        self.data_dir = data_dir
+        self.port = port
+        self.url = f"http://127.0.0.1:{port}"
+        self.log = data_dir / "up.log"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        env = {**os.environ, "LEDGER_DATA_DIR": str(self.data_dir), "LEDGER_PORT": str(self.port)}
+        with open(self.log, "ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "services.cli", "up"],
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+
+    async def ready(self) -> None:
+        async def answers() -> bool:
+            assert self.process is not None
+            if self.process.poll() is not None:
+                raise AssertionError(f"`up` exited early:\n{self.log.read_text()[-3000:]}")
+            try:
+                async with httpx.AsyncClient() as client:
+                    return (await client.get(f"{self.url}/readyz")).status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        await wait_until(answers, 180, "`consent-ledger up` to be ready")
+
+    def interrupt(self) -> int:
+        """Ctrl-C: returns the exit code, which must come within the time a user waits."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGINT)
+        code = self.process.wait(90)
+        self.process = None
+        return code
+
+    def kill(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+
+
+@pytest.fixture
+def stack(tmp_path: Path) -> Iterator[Stack]:
+    s = Stack(tmp_path, free_port())
+    try:
+        yield s
+    finally:
+        s.kill()
+
+
+async def command(client: httpx.AsyncClient, subject: str, path: str, body: dict[str, Any]) -> Any:
+    response = await client.post(f"/v1/subjects/{subject}/{path}", json=body)
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+async def test_up_serves_a_scenario_stops_cleanly_and_restarts_with_everything(
+    stack: Stack,
+) -> None:
+    stack.start()
+    await stack.ready()
+    async with httpx.AsyncClient(base_url=stack.url, timeout=30) as client:
+        purposes = (await client.get("/v1/purposes")).json()["purposes"]
+        assert "newsletter" in [p["id"] for p in purposes]
+        grant = await command(client, "e2e-1", "consents", {"purpose": "newsletter"})
+        await command(client, "e2e-2", "consents", {"purpose": "marketing_partners"})
+        objection = await command(client, "e2e-2", "objections", {"kind": "direct_marketing"})
+        params = {"subject_id": "e2e-1", "purpose": "newsletter", "channel": "email"}
+        first = await client.get("/v1/decision", params={**params, "min_token": grant["token"]})
+        assert first.json()["reason"] == "consent_given"
+        before = (
+            await client.get("/v1/subjects/e2e-2/events", params={"min_token": objection["token"]})
+        ).json()["events"]
+        assert len(before) == 2
+    assert stack.interrupt() == 0
+    assert "consent-ledger: stopped" in stack.log.read_text()
+
+    stack.start()
+    await stack.ready()
+    async with httpx.AsyncClient(base_url=stack.url, timeout=30) as client:
+        after = (await client.get("/v1/subjects/e2e-2/events")).json()["events"]
+        assert [e["event_id"] for e in after] == [e["event_id"] for e in before]
+        decision = (await client.get("/v1/decision", params=params)).json()
+        assert decision["reason"] == "consent_given"
+        assert decision["evidence"] == [grant["event_id"]]
+        blocked = await client.get(
+            "/v1/decision",
+            params={"subject_id": "e2e-2", "purpose": "marketing_partners", "channel": "email"},
+        )
+        assert blocked.json()["reason"] == "objected_direct_marketing"
+        # the restored log accepts new events after the old ones
+        more = await command(client, "e2e-2", "withdrawals", {})
+        history = (
+            await client.get("/v1/subjects/e2e-2/events", params={"min_token": more["token"]})
+        ).json()["events"]
+        assert [e["event_id"] for e in history][-1] == more["event_id"]
+        assert len(history) == 3
+    assert stack.interrupt() == 0

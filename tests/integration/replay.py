@@ -1,0 +1,140 @@
+"""Helpers for projector tests: a generated log, projector processes, and a clean replay to
+compare the projections against."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import subprocess
+import sys
+import uuid
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import asyncpg
+from aiokafka import AIOKafkaProducer
+
+from projections import offsets
+from schemas import events as ev
+from schemas.codec import default_codec, kafka_headers
+from schemas.events import Event, Source
+from services.config import Settings
+from services.topic import highwaters
+from tests.conftest import make_settings, new_projector, wait_until
+from tests.servers import Servers
+
+PURPOSES = ("newsletter", "marketing_own", "research", "customer_relationship")
+
+
+def random_event(rng: random.Random, subject: str, at: datetime) -> Event:
+    kind = rng.choice(ev.EVENT_TYPES)
+    purpose = rng.choice(PURPOSES)
+    choices: dict[str, dict[str, Any]] = {
+        ev.CONSENT_GRANTED: {"purpose": purpose, "channel": rng.choice([None, "email"])},
+        ev.CONSENT_WITHDRAWN: {"purpose": rng.choice([None, purpose]), "channel": None},
+        ev.DIRECT_MARKETING_OBJECTED: {"channel": rng.choice([None, "email", "sms"])},
+        ev.DIRECT_MARKETING_OBJECTION_LIFTED: {"channel": None, "evidence": "ticket"},
+        ev.PROCESSING_OBJECTED: {"purpose": purpose},
+        ev.PROCESSING_OBJECTION_RESOLVED: {"purpose": purpose, "outcome": "upheld"},
+        ev.PROCESSING_RESTRICTED: {"ground": "legal_claims", "purposes": [purpose]},
+        ev.RESTRICTION_LIFTED: {"ground": None, "purposes": []},
+        ev.RELATIONSHIP_RECORDED: {"basis": "contract", "purposes": [], "valid_until": None},
+        ev.RELATIONSHIP_ENDED: {"basis": None, "purposes": []},
+    }
+    data = choices[kind]
+    return Event(kind, uuid.UUID(int=rng.getrandbits(128)), subject, at, at, Source(), data=data)
+
+
+async def produce_log(settings: Settings, count: int, subjects: int, seed: int) -> int:
+    """Append `count` random events for `subjects` subjects, some sent twice (retries)."""
+    rng = random.Random(seed)
+    codec = default_codec()
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    producer = AIOKafkaProducer(
+        bootstrap_servers=settings.kafka_bootstrap_servers, acks="all", linger_ms=5
+    )
+    await producer.start()
+    sent = 0
+    try:
+        futures = []
+        for i in range(count):
+            event = random_event(
+                rng, f"subj-{rng.randrange(subjects)}", start + timedelta(seconds=i)
+            )
+            copies = 2 if rng.random() < 0.02 else 1
+            for _ in range(copies):
+                futures.append(
+                    await producer.send(
+                        settings.topic,
+                        codec.encode(event),
+                        key=event.subject_id.encode(),
+                        headers=kafka_headers(event),
+                    )
+                )
+                sent += 1
+        await asyncio.gather(*futures)
+    finally:
+        await producer.stop()
+    return sent
+
+
+async def caught_up(settings: Settings, conn: asyncpg.Connection) -> bool:
+    marks = await highwaters(settings.kafka_bootstrap_servers, settings.topic)
+    stored = await offsets.load(conn, settings.topic)
+    return all(stored.get(p, 0) >= end for p, end in marks.items())
+
+
+async def snapshot(conn: asyncpg.Connection) -> dict[str, list[Any]]:
+    """Every projected row, in a stable order, for comparing two databases."""
+    return {
+        "journal": [
+            tuple(r)
+            for r in await conn.fetch(
+                "SELECT event_id, subject_id, event_type, log_partition, log_offset, payload,"
+                " record_value FROM journal ORDER BY event_id"
+            )
+        ],
+        "facts": [
+            tuple(r)
+            for r in await conn.fetch(
+                "SELECT * FROM subject_facts ORDER BY subject_id, kind, scope_a, scope_b"
+            )
+        ],
+        "offsets": [
+            tuple(r)
+            for r in await conn.fetch(
+                "SELECT topic, log_partition, next_offset FROM projector_offsets"
+                " ORDER BY log_partition"
+            )
+        ],
+    }
+
+
+async def clean_replay(real_servers: Servers, settings: Settings) -> dict[str, list[Any]]:
+    """Project the same topic into a fresh database with one uninterrupted projector."""
+    fresh = await make_settings(real_servers)
+    fresh = replace(fresh, topic=settings.topic)
+    conn = await asyncpg.connect(fresh.database_url)
+    projector = new_projector(fresh, group=f"clean-{uuid.uuid4().hex[:8]}")
+    stop = asyncio.Event()
+    task = asyncio.create_task(projector.run(stop))
+    try:
+        await wait_until(lambda: caught_up(fresh, conn), 120, "the clean replay to catch up")
+        return await snapshot(conn)
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 30)
+        await conn.close()
+
+
+def start_projector_process(settings: Settings, log_path: str) -> subprocess.Popen[bytes]:
+    env = {**os.environ, **settings.as_environment()}
+    with open(log_path, "ab") as log:
+        return subprocess.Popen(
+            [sys.executable, "-m", "services.cli", "projector"],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )

@@ -1,0 +1,98 @@
+"""Kill the projector at any point, or run two of them: the projections equal a clean replay."""
+
+from __future__ import annotations
+
+import random
+import re
+import signal
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from services.config import Settings
+from tests.conftest import wait_until
+from tests.integration.replay import (
+    caught_up,
+    clean_replay,
+    produce_log,
+    snapshot,
+    start_projector_process,
+)
+from tests.servers import Servers
+
+pytestmark = pytest.mark.integration
+
+
+async def journal_count(conn: asyncpg.Connection) -> int:
+    count: int = await conn.fetchval("SELECT count(*) FROM journal")
+    return count
+
+
+async def test_projector_killed_mid_batch_restarts_to_a_clean_replay(
+    real_servers: Servers, settings: Settings, db: asyncpg.Connection, tmp_path: Path
+) -> None:
+    settings = settings.__class__.from_env(
+        {**settings.as_environment(), "LEDGER_PROJECTOR_BATCH": "50"}
+    )
+    sent = await produce_log(settings, count=3000, subjects=200, seed=7)
+    assert sent >= 3000
+    rng = random.Random(11)
+    kills = 0
+    for _ in range(4):
+        process = start_projector_process(settings, str(tmp_path / "projector.log"))
+        seen = await journal_count(db)
+        target = seen + rng.randrange(50, 400)
+
+        async def progressed(target: int = target) -> bool:
+            return await journal_count(db) >= target or await caught_up(settings, db)
+
+        try:
+            await wait_until(progressed, 60, "the projector to make progress")
+        finally:
+            process.send_signal(signal.SIGKILL)
+            process.wait()
+        kills += 1
+        if await caught_up(settings, db):
+            break
+    assert kills >= 2, "the log was too small to kill the projector mid-way"
+
+    process = start_projector_process(settings, str(tmp_path / "projector.log"))
+    try:
+        await wait_until(lambda: caught_up(settings, db), 120, "the projector to catch up")
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(30) == 0
+    live = await snapshot(db)
+    assert live == await clean_replay(real_servers, settings)
+    assert len(live["journal"]) == 3000  # duplicates sent as retries were applied once
+
+
+async def test_two_projector_processes_share_the_partitions(
+    real_servers: Servers, settings: Settings, db: asyncpg.Connection, tmp_path: Path
+) -> None:
+    logs = [tmp_path / "a.log", tmp_path / "b.log"]
+    processes = [start_projector_process(settings, str(p)) for p in logs]
+    try:
+
+        async def both_assigned() -> bool:
+            return all(_assigned(p) for p in logs)
+
+        await wait_until(both_assigned, 60, "both projectors to get partitions")
+        await produce_log(settings, count=1500, subjects=150, seed=3)
+        await wait_until(lambda: caught_up(settings, db), 120, "the projectors to catch up")
+    finally:
+        for process in processes:
+            process.send_signal(signal.SIGTERM)
+        for process in processes:
+            assert process.wait(30) == 0
+    live = await snapshot(db)
+    assert len(live["journal"]) == 1500
+    assert live == await clean_replay(real_servers, settings)
+
+
+def _assigned(log: Path) -> list[int]:
+    """Partitions named in the process's latest 'partitions assigned' line."""
+    text = log.read_text() if log.exists() else ""
+    found = re.findall(r"partitions assigned: \[([0-9, ]*)\]", text)
+    return [int(p) for p in found[-1].split(",") if p.strip()] if found else []

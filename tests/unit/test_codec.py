@@ -1,0 +1,470 @@
+"""The codec pins exact bytes, round-trips every event type and decodes older schema versions."""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+import pytest
+from fastavro import parse_schema, schemaless_writer
+from fastavro.schema import fingerprint, to_parsing_canonical_form
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from schemas import events
+from schemas.codec import (
+    COMMON_FIELDS,
+    CRC64_EMPTY,
+    DEFAULT_SCHEMA_DIR,
+    MAGIC,
+    CodecError,
+    EventCodec,
+    crc64_avro,
+    default_codec,
+    kafka_headers,
+)
+from schemas.events import Actor, Event, Source
+
+SCHEMA_FILES = sorted(DEFAULT_SCHEMA_DIR.glob("*.avsc"))
+CODEC = default_codec()
+
+
+def at(
+    year: int, month: int, day: int, hour: int = 0, minute: int = 0, second: int = 0, us: int = 0
+) -> datetime:
+    return datetime(year, month, day, hour, minute, second, us, tzinfo=UTC)
+
+
+GRANTED = Event(
+    type=events.CONSENT_GRANTED,
+    event_id=UUID("6f1c2d3e-4b5a-4c7d-8e9f-0a1b2c3d4e5f"),
+    subject_id="sub-0001",
+    occurred_at=at(2024, 5, 1, 12, 0, 0, 123456),
+    recorded_at=at(2024, 5, 1, 12, 0, 1),
+    source=Source("form", "web-shop", "footer-newsletter"),
+    actor=Actor("subject"),
+    notice_version="2024-03",
+    data={"purpose": "newsletter", "channel": "email", "expires_at": at(2026, 5, 1)},
+)
+WITHDRAWN = Event(
+    type=events.CONSENT_WITHDRAWN,
+    event_id=UUID("00000000-0000-4000-8000-000000000002"),
+    subject_id="crm:42",
+    occurred_at=at(2024, 6, 30, 23, 59, 59, 999999),
+    recorded_at=at(2024, 7, 1),
+    data={"purpose": None, "channel": None, "reason": None},
+)
+RESTRICTED = Event(
+    type=events.PROCESSING_RESTRICTED,
+    event_id=UUID("a3b4c5d6-e7f8-4a9b-8c0d-1e2f3a4b5c6d"),
+    subject_id="sub-0003",
+    occurred_at=at(2025, 1, 15, 9, 30),
+    recorded_at=at(2025, 1, 15, 9, 30, 0, 500),
+    source=Source("support", "helpdesk", None),
+    actor=Actor("staff", "agent-17"),
+    data={"ground": "accuracy_contested", "purposes": ["analytics", "profiling"]},
+)
+
+GOLDEN_GRANTED = (
+    "c301 b6a12cd07577ccc1"  # magic, fingerprint
+    " 4836663163326433652d346235612d346337642d386539662d306131623263336434653566107375622d3030"
+    " 303180c9d89de7d88b0680c9c39ee7d88b060002107765622d73686f700222666f6f7465722d6e6577736c65"
+    " 747465720000020e323032342d3033146e6577736c6574746572020a656d61696c028080aab1c8ada806"
+)
+
+GOLDEN_WITHDRAWN = (
+    "c301 9b0ef28b677661fe"  # magic, fingerprint
+    " 4830303030303030302d303030302d343030302d383030302d3030303030303030303030320c63726d3a3432"
+    " fefffaf388898e068080fbf388898e060c0000000000000000"
+)
+
+GOLDEN_RESTRICTED = (
+    "c301 d8d6a88240eaabcc"  # magic, fingerprint
+    " 4861336234633564362d653766382d346139622d386330642d316532663361346235633664107375622d3030"
+    " 303380d8f1a4eaee9506e8dff1a4eaee950608021068656c706465736b000202106167656e742d3137000004"
+    " 12616e616c79746963731270726f66696c696e6700"
+)
+
+GOLDEN = [
+    pytest.param(GRANTED, GOLDEN_GRANTED, id="ConsentGranted"),
+    pytest.param(WITHDRAWN, GOLDEN_WITHDRAWN, id="ConsentWithdrawn"),
+    pytest.param(RESTRICTED, GOLDEN_RESTRICTED, id="ProcessingRestricted"),
+]
+
+
+@pytest.mark.parametrize(("event", "golden_hex"), GOLDEN)
+def test_encodes_to_golden_bytes(event: Event, golden_hex: str) -> None:
+    golden = bytes.fromhex(golden_hex)
+    value = CODEC.encode(event)
+    assert value == golden
+    assert value[:2] == b"\xc3\x01"
+    assert value[2:10] == CODEC.fingerprint_of(event.type)
+
+
+@pytest.mark.parametrize(("event", "golden_hex"), GOLDEN)
+def test_decodes_golden_bytes(event: Event, golden_hex: str) -> None:
+    assert CODEC.decode(bytes.fromhex(golden_hex)) == event
+
+
+def test_decoded_values_have_the_documented_python_types() -> None:
+    decoded = CODEC.decode(CODEC.encode(RESTRICTED))
+    assert isinstance(decoded.event_id, UUID)
+    assert decoded.occurred_at.tzinfo is not None
+    assert decoded.occurred_at.utcoffset() == UTC.utcoffset(None)
+    assert type(decoded.data) is dict
+    assert type(decoded.data["purposes"]) is list
+
+
+def test_crc64_of_nothing_is_the_spec_empty_value() -> None:
+    assert crc64_avro(b"") == CRC64_EMPTY
+
+
+@pytest.mark.parametrize("path", SCHEMA_FILES, ids=lambda p: p.name)
+def test_crc64_matches_fastavro(path: Path) -> None:
+    # fastavro's hex is the little-endian byte order of the 64-bit value, i.e. the header bytes.
+    canonical = to_parsing_canonical_form(json.loads(path.read_text()))
+    ours = crc64_avro(canonical.encode())
+    assert ours.to_bytes(8, "little").hex() == fingerprint(canonical, "CRC-64-AVRO")
+    assert CODEC.fingerprint_of(path.name.split(".")[0]) == ours.to_bytes(8, "little")
+
+
+# --- schema evolution ---------------------------------------------------------------------------
+
+
+def _v2_dir(tmp_path: Path) -> Path:
+    v1 = DEFAULT_SCHEMA_DIR / "ConsentGranted.v1.avsc"
+    (tmp_path / v1.name).write_bytes(v1.read_bytes())
+    v2 = json.loads(v1.read_text())
+    v2["fields"].append(
+        {"name": "language", "type": ["null", "string"], "default": None, "doc": "BCP 47 tag."}
+    )
+    (tmp_path / "ConsentGranted.v2.avsc").write_text(json.dumps(v2))
+    return tmp_path
+
+
+def test_v1_bytes_decode_with_the_v2_reader(tmp_path: Path) -> None:
+    raw_v1 = json.loads((DEFAULT_SCHEMA_DIR / "ConsentGranted.v1.avsc").read_text())
+    record: dict[str, Any] = {
+        "event_id": GRANTED.event_id,
+        "subject_id": GRANTED.subject_id,
+        "occurred_at": GRANTED.occurred_at,
+        "recorded_at": GRANTED.recorded_at,
+        "source": {"method": "form", "system": "web-shop", "collection_point": "footer-newsletter"},
+        "actor": {"type": "subject", "id": None},
+        "notice_version": "2024-03",
+        **GRANTED.data,
+    }
+    body = _write(raw_v1, record)
+    v1_bytes = MAGIC + CODEC.fingerprint_of(events.CONSENT_GRANTED) + body
+    assert v1_bytes == CODEC.encode(GRANTED)
+
+    codec = EventCodec(_v2_dir(tmp_path))
+    assert codec.fingerprint_of(events.CONSENT_GRANTED) != CODEC.fingerprint_of(
+        events.CONSENT_GRANTED
+    )
+    assert codec.decode(v1_bytes) == Event(
+        **{**_fields(GRANTED), "data": {**GRANTED.data, "language": None}}
+    )
+
+
+def test_v2_bytes_carry_the_v2_fingerprint_and_decode(tmp_path: Path) -> None:
+    codec = EventCodec(_v2_dir(tmp_path))
+    event = Event(**{**_fields(GRANTED), "data": {**GRANTED.data, "language": "de"}})
+    value = codec.encode(event)
+    assert value[2:10] == codec.fingerprint_of(events.CONSENT_GRANTED)
+    assert value[2:10] != CODEC.fingerprint_of(events.CONSENT_GRANTED)
+    assert codec.decode(value) == event
+    with pytest.raises(CodecError, match=r"unknown schema fingerprint 0x[0-9a-f]{16}"):
+        CODEC.decode(value)
+
+
+def _write(raw_schema: dict[str, Any], record: dict[str, Any]) -> bytes:
+    """Plain fastavro, without the codec: what any other v1 producer would have written."""
+    buffer = io.BytesIO()
+    schemaless_writer(buffer, parse_schema(raw_schema), record)
+    return buffer.getvalue()
+
+
+def _fields(event: Event) -> dict[str, Any]:
+    return {name: getattr(event, name) for name in Event.__dataclass_fields__}
+
+
+# --- errors -------------------------------------------------------------------------------------
+
+GOOD = CODEC.encode(GRANTED)
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        pytest.param(b"", r"not single-object encoded: magic missing", id="empty"),
+        pytest.param(b"hello, this is not avro", r"not single-object encoded", id="garbage"),
+        pytest.param(b"\xc3\x02" + GOOD[2:], r"magic c302", id="wrong-magic"),
+        pytest.param(GOOD[:6], r"not single-object encoded.*6 bytes", id="short-header"),
+        pytest.param(
+            MAGIC + bytes(8) + GOOD[10:], r"unknown schema fingerprint 0x0{16}", id="unknown-fp"
+        ),
+        pytest.param(GOOD[:-3], r"cannot decode ConsentGranted v1 body", id="truncated"),
+        pytest.param(GOOD + b"\x00", r"1 trailing byte", id="trailing"),
+    ],
+)
+def test_decode_refuses(value: bytes, message: str) -> None:
+    with pytest.raises(CodecError, match=message):
+        CODEC.decode(value)
+
+
+def _with(**changes: Any) -> Event:
+    return Event(**{**_fields(GRANTED), **changes})
+
+
+@pytest.mark.parametrize(
+    ("event", "message"),
+    [
+        pytest.param(
+            _with(occurred_at=datetime(2024, 5, 1)), r"occurred_at is a naive datetime", id="naive"
+        ),
+        pytest.param(
+            _with(data={**GRANTED.data, "expires_at": datetime(2026, 1, 1)}),
+            r"ConsentGranted\.expires_at is a naive datetime",
+            id="naive-in-data",
+        ),
+        pytest.param(_with(type="ConsentGiven"), r"unknown event type 'ConsentGiven'", id="type"),
+        pytest.param(
+            _with(data={**GRANTED.data, "colour": "red"}),
+            re.escape("unknown field(s) ['colour']"),
+            id="unknown-key",
+        ),
+        pytest.param(
+            _with(data={"channel": "email"}), r"cannot encode ConsentGranted.*purpose", id="missing"
+        ),
+        pytest.param(
+            _with(source=Source("carrier_pigeon")), r"cannot encode ConsentGranted", id="enum"
+        ),
+        pytest.param(
+            Event(**{**_fields(RESTRICTED), "data": {"ground": "legal_claims", "purposes": "ads"}}),
+            r"ProcessingRestricted\.purposes must be a list",
+            id="string-as-list",
+        ),
+    ],
+)
+def test_encode_refuses(event: Event, message: str) -> None:
+    with pytest.raises(CodecError, match=message):
+        CODEC.encode(event)
+
+
+def test_missing_schema_directory_is_a_codec_error(tmp_path: Path) -> None:
+    with pytest.raises(CodecError, match=r"no \.avsc schema files"):
+        EventCodec(tmp_path)
+
+
+def test_misnamed_schema_file_is_a_codec_error(tmp_path: Path) -> None:
+    source = DEFAULT_SCHEMA_DIR / "ConsentGranted.v1.avsc"
+    (tmp_path / "ConsentWithdrawn.v1.avsc").write_bytes(source.read_bytes())
+    with pytest.raises(CodecError, match=r"expected ledger\.events\.ConsentWithdrawn"):
+        EventCodec(tmp_path)
+
+
+# --- the rest of the public API -----------------------------------------------------------------
+
+
+def test_kafka_headers() -> None:
+    assert kafka_headers(GRANTED) == [
+        ("event_type", b"ConsentGranted"),
+        ("event_id", b"6f1c2d3e-4b5a-4c7d-8e9f-0a1b2c3d4e5f"),
+    ]
+
+
+def test_default_codec_is_built_once_and_knows_every_type() -> None:
+    assert default_codec() is CODEC
+    assert set(CODEC.schemas()) == set(events.EVENT_TYPES)
+    assert CODEC.schemas()["ConsentGranted"]["name"] == "ledger.events.ConsentGranted"
+
+
+# --- round-trip property ------------------------------------------------------------------------
+
+texts = st.text(max_size=24)
+optional_texts = st.none() | texts
+timestamps = st.datetimes(
+    min_value=datetime(1971, 1, 1), max_value=datetime(2200, 1, 1), timezones=st.just(UTC)
+)
+purposes = st.lists(st.sampled_from(["newsletter", "analytics", "profiling", "ads"]) | texts)
+channels = st.none() | st.sampled_from(events.CHANNELS)
+
+DATA: dict[str, st.SearchStrategy[dict[str, Any]]] = {
+    events.CONSENT_GRANTED: st.fixed_dictionaries(
+        {"purpose": texts, "channel": channels, "expires_at": st.none() | timestamps}
+    ),
+    events.CONSENT_WITHDRAWN: st.fixed_dictionaries(
+        {"purpose": optional_texts, "channel": channels, "reason": optional_texts}
+    ),
+    events.DIRECT_MARKETING_OBJECTED: st.fixed_dictionaries({"channel": channels}),
+    events.DIRECT_MARKETING_OBJECTION_LIFTED: st.fixed_dictionaries(
+        {"channel": channels, "evidence": texts}
+    ),
+    events.PROCESSING_OBJECTED: st.fixed_dictionaries({"purpose": texts}),
+    events.PROCESSING_OBJECTION_RESOLVED: st.fixed_dictionaries(
+        {
+            "purpose": texts,
+            "outcome": st.sampled_from(events.RESOLUTION_OUTCOMES),
+            "evidence": optional_texts,
+        }
+    ),
+    events.PROCESSING_RESTRICTED: st.fixed_dictionaries(
+        {"ground": st.sampled_from(events.RESTRICTION_GROUNDS), "purposes": purposes}
+    ),
+    events.RESTRICTION_LIFTED: st.fixed_dictionaries(
+        {
+            "ground": st.none() | st.sampled_from(events.RESTRICTION_GROUNDS),
+            "purposes": purposes,
+            "evidence": optional_texts,
+        }
+    ),
+    events.RELATIONSHIP_RECORDED: st.fixed_dictionaries(
+        {
+            "basis": st.sampled_from(events.RELATIONSHIP_BASES),
+            "purposes": purposes,
+            "valid_until": st.none() | timestamps,
+        }
+    ),
+    events.RELATIONSHIP_ENDED: st.fixed_dictionaries(
+        {
+            "basis": st.none() | st.sampled_from(events.RELATIONSHIP_BASES),
+            "purposes": purposes,
+            "evidence": optional_texts,
+        }
+    ),
+}
+
+
+@st.composite
+def any_event(draw: st.DrawFn) -> Event:
+    event_type = draw(st.sampled_from(events.EVENT_TYPES))
+    return Event(
+        type=event_type,
+        event_id=draw(st.uuids()),
+        subject_id=draw(st.from_regex(events.SUBJECT_ID_RE, fullmatch=True)),
+        occurred_at=draw(timestamps),
+        recorded_at=draw(timestamps),
+        source=Source(
+            draw(st.sampled_from(events.METHODS)), draw(optional_texts), draw(optional_texts)
+        ),
+        actor=Actor(draw(st.sampled_from(events.ACTOR_TYPES)), draw(optional_texts)),
+        notice_version=draw(optional_texts),
+        data=draw(DATA[event_type]),
+    )
+
+
+def test_property_strategies_cover_every_event_type() -> None:
+    assert set(DATA) == set(events.EVENT_TYPES)
+
+
+@settings(max_examples=300, deadline=None, database=None)
+@given(any_event())
+def test_decode_inverts_encode(event: Event) -> None:
+    value = CODEC.encode(event)
+    assert value[2:10] == CODEC.fingerprint_of(event.type)
+    assert CODEC.decode(value) == event
+
+
+# --- the schema files themselves ----------------------------------------------------------------
+
+TIMESTAMP = {"type": "long", "logicalType": "timestamp-micros"}
+OPTIONAL_STRING = {"type": ["null", "string"], "default": None}
+COMMON_TYPES: list[dict[str, Any]] = [
+    {"name": "event_id", "type": {"type": "string", "logicalType": "uuid"}},
+    {"name": "subject_id", "type": "string"},
+    {"name": "occurred_at", "type": TIMESTAMP},
+    {"name": "recorded_at", "type": TIMESTAMP},
+    {
+        "name": "source",
+        "type": {
+            "type": "record",
+            "name": "Source",
+            "fields": [
+                {
+                    "name": "method",
+                    "type": {
+                        "type": "enum",
+                        "name": "Method",
+                        "symbols": list(events.METHODS),
+                        "default": "api",
+                    },
+                },
+                {"name": "system", **OPTIONAL_STRING},
+                {"name": "collection_point", **OPTIONAL_STRING},
+            ],
+        },
+    },
+    {
+        "name": "actor",
+        "type": {
+            "type": "record",
+            "name": "Actor",
+            "fields": [
+                {
+                    "name": "type",
+                    "type": {
+                        "type": "enum",
+                        "name": "ActorType",
+                        "symbols": list(events.ACTOR_TYPES),
+                    },
+                },
+                {"name": "id", **OPTIONAL_STRING},
+            ],
+        },
+    },
+    {"name": "notice_version", **OPTIONAL_STRING},
+]
+ENUM_SYMBOLS = {
+    "Method": events.METHODS,
+    "ActorType": events.ACTOR_TYPES,
+    "RestrictionGround": events.RESTRICTION_GROUNDS,
+    "RelationshipBasis": events.RELATIONSHIP_BASES,
+    "ResolutionOutcome": events.RESOLUTION_OUTCOMES,
+}
+
+
+def _without_docs(node: Any) -> Any:
+    if isinstance(node, dict):
+        return {k: _without_docs(v) for k, v in node.items() if k != "doc"}
+    if isinstance(node, list):
+        return [_without_docs(v) for v in node]
+    return node
+
+
+def _walk(node: Any) -> Iterator[dict[str, Any]]:
+    if isinstance(node, dict):
+        yield node
+        for value in node.values():
+            yield from _walk(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _walk(value)
+
+
+def test_every_event_type_has_a_v1_schema_and_nothing_else_does() -> None:
+    assert {p.name.split(".")[0] for p in SCHEMA_FILES} == set(events.EVENT_TYPES)
+    assert all((DEFAULT_SCHEMA_DIR / f"{t}.v1.avsc").is_file() for t in events.EVENT_TYPES)
+
+
+@pytest.mark.parametrize("path", SCHEMA_FILES, ids=lambda p: p.name)
+def test_schema_file_follows_the_contract(path: Path) -> None:
+    schema = json.loads(path.read_text())
+    assert schema["type"] == "record"
+    assert schema["name"] == path.name.split(".")[0]
+    assert schema["namespace"] == "ledger.events"
+    assert schema["doc"]
+    names = [field["name"] for field in schema["fields"]]
+    assert tuple(names[: len(COMMON_FIELDS)]) == COMMON_FIELDS
+    assert _without_docs(schema["fields"][: len(COMMON_FIELDS)]) == COMMON_TYPES
+    assert all(field.get("doc") for node in _walk(schema) for field in node.get("fields", []))
+    enums = [node for node in _walk(schema) if node.get("type") == "enum"]
+    assert enums
+    for enum in enums:
+        assert tuple(enum["symbols"]) == ENUM_SYMBOLS[enum["name"]], enum["name"]
