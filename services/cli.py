@@ -14,6 +14,7 @@ from typing import Final
 import asyncpg
 
 from projections.migrate import migrate
+from services.catalogue import CatalogueError, load_catalogue
 from services.config import Settings, SettingsError
 from services.topic import ensure_topic
 
@@ -40,7 +41,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         settings = Settings.from_env()
-    except SettingsError as exc:
+        load_catalogue(settings.catalogue_file)  # refuse a broken catalogue before starting
+    except (SettingsError, CatalogueError) as exc:
         print(f"consent-ledger: {exc}", file=sys.stderr)
         return 2
     logging.basicConfig(

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Final
+from typing import Final, get_type_hints
 
 #: variable name -> (Settings attribute, default as text, what it does)
 ENVIRONMENT: Final[dict[str, tuple[str, str, str]]] = {
@@ -73,6 +73,19 @@ ENVIRONMENT: Final[dict[str, tuple[str, str, str]]] = {
     "LEDGER_LOG_LEVEL": ("log_level", "info", "log level of every process"),
 }
 
+#: the smallest and largest value a whole-number setting may take
+_RANGES: Final[dict[str, tuple[int, int]]] = {
+    "LEDGER_PORT": (1, 65535),
+    "LEDGER_TOPIC_PARTITIONS": (1, 10000),
+    "LEDGER_TOPIC_REPLICATION": (1, 32),
+    "LEDGER_TOPIC_MIN_INSYNC_REPLICAS": (1, 32),
+    "LEDGER_PRODUCE_TIMEOUT_MS": (100, 600_000),
+    "LEDGER_READ_WAIT_MS": (0, 600_000),
+    "LEDGER_KAFKA_SESSION_TIMEOUT_MS": (1000, 600_000),
+    "LEDGER_PROJECTOR_BATCH": (1, 100_000),
+}
+LOG_LEVELS: Final = ("critical", "error", "warning", "info", "debug")
+
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
 
@@ -104,12 +117,27 @@ class Settings:
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         source = os.environ if env is None else env
-        types = {f.name: f.type for f in fields(cls)}
+        types = get_type_hints(cls)
         values: dict[str, object] = {}
         for var, (attr, default, _) in ENVIRONMENT.items():
             raw = source.get(var, default).strip()
-            values[attr] = _convert(var, raw, str(types[attr]))
-        return cls(**values)  # type: ignore[arg-type]
+            values[attr] = _convert(var, raw, types[attr])
+        settings = cls(**values)  # type: ignore[arg-type]
+        settings.check()
+        return settings
+
+    def check(self) -> None:
+        """Refuse combinations no broker or server would accept, naming the variables."""
+        if self.topic_min_insync_replicas > self.topic_replication:
+            raise SettingsError(
+                "LEDGER_TOPIC_MIN_INSYNC_REPLICAS must not exceed LEDGER_TOPIC_REPLICATION"
+            )
+        if self.log_level.lower() not in LOG_LEVELS:
+            raise SettingsError(
+                f"LEDGER_LOG_LEVEL={self.log_level!r}; accepted: {', '.join(LOG_LEVELS)}"
+            )
+        if not self.topic:
+            raise SettingsError("LEDGER_TOPIC must not be empty")
 
     def with_servers(self, kafka: str, database: str, *, idempotence: bool) -> Settings:
         return replace(
@@ -134,16 +162,17 @@ class Settings:
         return out
 
 
-def _convert(var: str, raw: str, kind: str) -> object:
-    if kind == "int":
+def _convert(var: str, raw: str, kind: object) -> object:
+    if kind is int:
         try:
             number = int(raw)
         except ValueError:
             raise SettingsError(f"{var}={raw!r} is not a whole number") from None
-        if number < 0:
-            raise SettingsError(f"{var}={raw!r} must not be negative")
+        low, high = _RANGES.get(var, (0, 2**31))
+        if not low <= number <= high:
+            raise SettingsError(f"{var}={raw!r} must be from {low} to {high}")
         return number
-    if kind == "bool":
+    if kind is bool:
         if raw.lower() in _TRUE:
             return True
         if raw.lower() in _FALSE:

@@ -50,6 +50,8 @@ class Decision:
     reason: str
     basis: str
     evidence: tuple[UUID, ...]
+    #: the latest event of the rule that decided (None when no event did, e.g. no_consent)
+    decided_by: Fact | None = None
 
 
 def decide(state: SubjectState, purpose: Purpose, channel: str, now: datetime) -> Decision:
@@ -61,7 +63,9 @@ def decide(state: SubjectState, purpose: Purpose, channel: str, now: datetime) -
         ordered = sorted(facts, key=lambda f: f.position)
         # one lift can clear several grounds: name each event once
         evidence = tuple(dict.fromkeys(f.event_id for f in ordered))
-        return Decision(allowed, reason, purpose.basis, evidence)
+        deciders = [f for f in deciding if f is not None]
+        decided_by = max(deciders, key=lambda f: f.position) if deciders else None
+        return Decision(allowed, reason, purpose.basis, evidence, decided_by)
 
     if purpose.basis != "legal_obligation":
         restrictions, lifts = _restrictions(state, purpose.id)

@@ -55,6 +55,8 @@ async def restore_if_log_empty(settings: Settings, conn: asyncpg.Connection) -> 
     async with conn.transaction():
         await conn.execute(REMAP, ids, parts, offs)
         await conn.execute("DELETE FROM projector_offsets WHERE topic = $1", settings.topic)
+        # acknowledged positions refer to the old log; a replay now answers from the journal
+        await conn.execute("UPDATE idempotency_keys SET ack_partitions = NULL, ack_offsets = NULL")
         ends: dict[int, int] = {}
         for p, o in zip(parts, offs, strict=True):
             ends[p] = max(ends.get(p, 0), o + 1)

@@ -17,7 +17,7 @@ from schemas.codec import CodecError
 from services.api import read
 from services.api.commands import COMMANDS
 from services.api.openapi import openapi_document
-from services.api.problems import ProblemError, problem_handler, unavailable
+from services.api.problems import ProblemError, instance_of, problem_handler, unavailable
 from services.api.write import command_endpoint
 from services.bootstrap import Ledger, close_ledger, open_ledger
 from services.config import Settings
@@ -32,19 +32,19 @@ async def _http_problem(request: Request, exc: Exception) -> Response:
     titles = {404: "Not found", 405: "Method not allowed"}
     title = titles.get(exc.status_code, "HTTP error")
     problem = ProblemError(exc.status_code, title, str(exc.detail), headers=dict(exc.headers or {}))
-    return problem.response(request.url.path)
+    return problem.response(instance_of(request))
 
 
 async def _dependency_down(request: Request, exc: Exception) -> Response:
     """A database or network failure is the ledger being unavailable, not a server bug."""
-    log.warning("dependency unavailable during %s: %s", request.url.path, type(exc).__name__)
+    log.warning("dependency unavailable: %s", type(exc).__name__)
     problem = unavailable("a backing service is unavailable; retry shortly", 2)
-    return problem.response(request.url.path)
+    return problem.response(instance_of(request))
 
 
 async def _codec_error(request: Request, exc: Exception) -> Response:
     problem = ProblemError(422, "Unencodable event", str(exc), kind="unencodable-event")
-    return problem.response(request.url.path)
+    return problem.response(instance_of(request))
 
 
 def routes() -> list[Route]:

@@ -104,7 +104,7 @@ def grant_consent(f: Fields, ctx: Context) -> list[Event]:
     if purpose and purpose.basis not in ("consent", "legitimate_interest"):
         f.error("purpose", f"{purpose.id!r} rests on {purpose.basis}; consent does not apply")
     channel = _channel(f, purpose)
-    notice = f.text("notice_version", max_len=64)
+    notice = f.text("notice_version", max_len=64, free_text=True)
     expires = _later(f, "expires_at", common)
     lift = f.flag("lift_objection")
     f.finish()
@@ -146,9 +146,21 @@ def _objection_target(f: Fields, ctx: Context) -> tuple[str | None, Purpose | No
         channel = f.choice("channel", CHANNELS)
     elif f.raw("channel") is not None:
         f.error("channel", "only direct_marketing objections take a channel")
-    if kind == "processing" and purpose and purpose.basis == "legal_obligation":
-        f.error("purpose", "processing under a legal obligation cannot be objected to")
+    if kind == "processing":
+        _objectable(f, purpose)
     return kind, purpose, channel
+
+
+def _objectable(f: Fields, purpose: Purpose | None) -> None:
+    """GDPR Art. 21(1): the right to object covers processing on legitimate interests only."""
+    if purpose is None or purpose.basis == "legitimate_interest":
+        return
+    instead = {"consent": "; record a withdrawal instead"}.get(purpose.basis, "")
+    f.error(
+        "purpose",
+        f"{purpose.id!r} rests on {purpose.basis}: processing objections (Art. 21(1)) apply"
+        f" to legitimate-interest purposes{instead}",
+    )
 
 
 def object_(f: Fields, ctx: Context) -> list[Event]:
@@ -177,8 +189,7 @@ def lift_objection(f: Fields, ctx: Context) -> list[Event]:
 def resolve_objection(f: Fields, ctx: Context) -> list[Event]:
     common = _Common(f, ctx)
     purpose = _purpose(f, ctx, required=True)
-    if purpose and purpose.basis == "legal_obligation":
-        f.error("purpose", "processing under a legal obligation cannot be objected to")
+    _objectable(f, purpose)
     outcome = f.choice("outcome", ("upheld", "compelling_grounds"), required=True)
     evidence = f.text("evidence", max_len=1000, free_text=True)
     f.finish()

@@ -33,7 +33,7 @@ class ProblemError(Exception):
 
     def response(self, instance: str | None = None) -> Response:
         body: dict[str, Any] = {
-            "type": f"https://consent-ledger.dev/problems/{self.kind}",
+            "type": f"urn:consent-ledger:problem:{self.kind}",
             "title": self.title,
             "status": self.status,
             "detail": self.detail,
@@ -71,6 +71,13 @@ def unavailable(detail: str, retry_after: int = 1) -> ProblemError:
     )
 
 
+def instance_of(request: Request) -> str | None:
+    """The route template, not the concrete path: a path may carry a mistyped e-mail address."""
+    route = request.scope.get("route")
+    path = getattr(route, "path", None)
+    return path if isinstance(path, str) else None
+
+
 async def problem_handler(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ProblemError)
-    return exc.response(request.url.path)
+    return exc.response(instance_of(request))

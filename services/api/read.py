@@ -136,11 +136,10 @@ def _active(facts: Mapping[FactKey, Fact], kind: str, now: datetime) -> list[dic
 def _purpose_state(
     facts: Mapping[FactKey, Fact], purpose: Purpose, now: datetime
 ) -> dict[str, Any]:
-    by_id = {f.event_id: f for f in facts.values()}
     channels: dict[str, Any] = {}
     for channel in purpose.channels:
         d = decide(facts, purpose, channel, now)
-        setter = by_id.get(d.evidence[-1]) if d.evidence else None
+        setter = d.decided_by
         channels[channel] = {
             **_decision_json(d),
             "since": _iso(setter.occurred_at) if setter else None,

@@ -1,0 +1,45 @@
+"""Settings: defaults, conversions, and refusals that name the variable."""
+
+from __future__ import annotations
+
+import pytest
+
+from services.config import ENVIRONMENT, Settings, SettingsError
+
+
+def test_defaults_come_from_the_environment_table() -> None:
+    settings = Settings.from_env({})
+    for var, (attr, default, _) in ENVIRONMENT.items():
+        value = getattr(settings, attr)
+        expected = default
+        if isinstance(value, bool):
+            expected = default.lower()
+            value = str(value).lower()
+        assert str(value) == expected, var
+
+
+def test_round_trip_through_child_process_environment() -> None:
+    settings = Settings.from_env({"LEDGER_PORT": "9001", "LEDGER_KAFKA_IDEMPOTENCE": "off"})
+    assert settings.port == 9001 and settings.kafka_idempotence is False
+    assert Settings.from_env(settings.as_environment()) == settings
+
+
+@pytest.mark.parametrize(
+    ("env", "named"),
+    [
+        ({"LEDGER_PORT": "http"}, "LEDGER_PORT"),
+        ({"LEDGER_PORT": "0"}, "LEDGER_PORT"),
+        ({"LEDGER_PORT": "70000"}, "LEDGER_PORT"),
+        ({"LEDGER_TOPIC_PARTITIONS": "0"}, "LEDGER_TOPIC_PARTITIONS"),
+        ({"LEDGER_TOPIC_REPLICATION": "-1"}, "LEDGER_TOPIC_REPLICATION"),
+        ({"LEDGER_TOPIC_MIN_INSYNC_REPLICAS": "2"}, "LEDGER_TOPIC_MIN_INSYNC_REPLICAS"),
+        ({"LEDGER_KAFKA_IDEMPOTENCE": "maybe"}, "LEDGER_KAFKA_IDEMPOTENCE"),
+        ({"LEDGER_LOG_LEVEL": "loud"}, "LEDGER_LOG_LEVEL"),
+        ({"LEDGER_PROJECTOR_BATCH": "0"}, "LEDGER_PROJECTOR_BATCH"),
+        ({"LEDGER_TOPIC": " "}, "LEDGER_TOPIC"),
+    ],
+    ids=lambda v: str(v),
+)
+def test_unusable_values_are_refused_naming_the_variable(env: dict[str, str], named: str) -> None:
+    with pytest.raises(SettingsError, match=named):
+        Settings.from_env(env)
