@@ -14,7 +14,7 @@ from uuid import UUID
 
 import asyncpg
 
-from schemas.events import Event
+from schemas.events import Event, rfc3339
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,27 +27,16 @@ class JournalRow:
 
 def event_payload(event: Event) -> dict[str, Any]:
     """The event as JSON: common fields, then the type-specific ones, times in RFC 3339."""
-    out: dict[str, Any] = {
-        "type": event.type,
-        "event_id": str(event.event_id),
-        "subject_id": event.subject_id,
-        "occurred_at": _rfc3339(event.occurred_at),
-        "recorded_at": _rfc3339(event.recorded_at),
-        "source": {
-            "method": event.source.method,
-            "system": event.source.system,
-            "collection_point": event.source.collection_point,
-        },
-        "actor": {"type": event.actor.type, "id": event.actor.id},
-        "notice_version": event.notice_version,
-    }
-    for name, value in event.data.items():
-        out[name] = _rfc3339(value) if isinstance(value, datetime) else value
-    return out
+    fields = {"type": event.type, **event.envelope(), **event.data}
+    return {name: _json_value(value) for name, value in fields.items()}
 
 
-def _rfc3339(moment: datetime) -> str:
-    return moment.isoformat().replace("+00:00", "Z")
+def _json_value(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return rfc3339(value)
+    if isinstance(value, UUID):
+        return str(value)
+    return value
 
 
 INSERT = """

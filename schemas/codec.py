@@ -164,19 +164,9 @@ class EventCodec:
         for name in writer.array_fields:
             if name in data and not isinstance(data[name], list | tuple):
                 raise CodecError(f"{event.type}.{name} must be a list of strings")
-        record: dict[str, object] = {
-            "event_id": event.event_id,
-            "subject_id": event.subject_id,
-            "occurred_at": _aware("occurred_at", event.occurred_at),
-            "recorded_at": _aware("recorded_at", event.recorded_at),
-            "source": {
-                "method": event.source.method,
-                "system": event.source.system,
-                "collection_point": event.source.collection_point,
-            },
-            "actor": {"type": event.actor.type, "id": event.actor.id},
-            "notice_version": event.notice_version,
-        }
+        record: dict[str, object] = event.envelope()
+        _aware("occurred_at", event.occurred_at)
+        _aware("recorded_at", event.recorded_at)
         for name, value in data.items():
             record[name] = _aware(f"{event.type}.{name}", value)
         buffer = io.BytesIO()

@@ -61,6 +61,11 @@ SUBJECT_ID_RE: Final = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 EMAIL_LIKE_RE: Final = re.compile(r"[^\s@<>]+@[^\s@<>]+\.[^\s@<>]+")
 
 
+def rfc3339(moment: datetime) -> str:
+    """A UTC instant as RFC 3339 text with a `Z`, the form every answer and payload uses."""
+    return moment.isoformat().replace("+00:00", "Z")
+
+
 def subject_id_problem(value: str) -> str | None:
     """Why `value` is not a pseudonymous subject id, or None when it is one."""
     if "@" in value or EMAIL_LIKE_RE.search(value):
@@ -100,3 +105,19 @@ class Event:
     actor: Actor = field(default_factory=Actor)
     notice_version: str | None = None
     data: Mapping[str, Any] = field(default_factory=dict)
+
+    def envelope(self) -> dict[str, Any]:
+        """The fields every schema starts with, laid out as the schemas lay them out."""
+        return {
+            "event_id": self.event_id,
+            "subject_id": self.subject_id,
+            "occurred_at": self.occurred_at,
+            "recorded_at": self.recorded_at,
+            "source": {
+                "method": self.source.method,
+                "system": self.source.system,
+                "collection_point": self.source.collection_point,
+            },
+            "actor": {"type": self.actor.type, "id": self.actor.id},
+            "notice_version": self.notice_version,
+        }

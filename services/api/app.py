@@ -42,6 +42,14 @@ async def _dependency_down(request: Request, exc: Exception) -> Response:
     return problem.response(instance_of(request))
 
 
+async def _server_error(request: Request, exc: Exception) -> Response:
+    """A bug, not bad input: logged with its traceback, answered without internals."""
+    log.exception("unexpected error in %s", instance_of(request) or "a request")
+    detail = "the ledger failed to answer; retry a command with the same Idempotency-Key"
+    problem = ProblemError(500, "Internal error", detail)
+    return problem.response(instance_of(request))
+
+
 async def _codec_error(request: Request, exc: Exception) -> Response:
     problem = ProblemError(422, "Unencodable event", str(exc), kind="unencodable-event")
     return problem.response(instance_of(request))
@@ -94,8 +102,10 @@ def create_app(settings: Settings, open_fn: LedgerFactory = open_ledger) -> Star
             asyncpg.PostgresConnectionError: _dependency_down,
             asyncpg.InterfaceError: _dependency_down,
             asyncpg.exceptions.CannotConnectNowError: _dependency_down,
+            asyncpg.exceptions.OperatorInterventionError: _dependency_down,
             ConnectionError: _dependency_down,
             OSError: _dependency_down,
             TimeoutError: _dependency_down,
+            Exception: _server_error,
         },
     )

@@ -11,6 +11,7 @@ from starlette.responses import JSONResponse
 
 from projections import journal, subject_state
 from projections.state import ALL, Fact, FactKey, covering
+from schemas.events import rfc3339
 from services.api.body import Fields, check_subject_id
 from services.api.problems import field_error, invalid, unavailable
 from services.bootstrap import Ledger
@@ -26,7 +27,7 @@ def _ledger(request: Request) -> Ledger:
 
 
 def _iso(moment: datetime | None) -> str | None:
-    return moment.isoformat().replace("+00:00", "Z") if moment else None
+    return rfc3339(moment) if moment else None
 
 
 async def _wait_for_token(ledger: Ledger, f: Fields) -> None:

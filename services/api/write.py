@@ -11,7 +11,7 @@ import asyncpg
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from schemas.events import Event
+from schemas.events import Event, rfc3339
 from services import idempotency
 from services.api.body import Fields, check_subject_id, read_json_object
 from services.api.commands import Builder, Context
@@ -21,10 +21,6 @@ from services.publisher import BrokerUnavailable
 from services.tokens import encode_token
 
 _KEY_RE: Final = re.compile(r"[\x21-\x7e]{1,200}")
-
-
-def _rfc3339(moment: datetime) -> str:
-    return moment.isoformat().replace("+00:00", "Z")
 
 
 def command_endpoint(route: str, build: Builder) -> Any:
@@ -88,7 +84,7 @@ def _created(events: list[Event], positions: list[tuple[int, int]], replayed: bo
         "event_id": str(main.event_id),
         "type": main.type,
         "subject_id": main.subject_id,
-        "recorded_at": _rfc3339(main.recorded_at),
+        "recorded_at": rfc3339(main.recorded_at),
         "token": encode_token(partition, offset + 1),
     }
     if len(events) > 1:
