@@ -87,14 +87,15 @@ def check_subject_id(value: str, field: str = "subject_id") -> str:
 class Fields:
     """Takes typed values out of a JSON object (or query string), recording each problem."""
 
-    def __init__(self, data: Mapping[str, Any], prefix: str = "") -> None:
+    def __init__(self, data: Mapping[str, Any], path: tuple[str, ...] = ()) -> None:
         self.data = data
-        self.prefix = prefix
+        self.path = path
         self.taken: set[str] = set()
         self.errors: list[dict[str, Any]] = []
 
     def error(self, name: str, detail: str, accepted: Any = None) -> None:
-        self.errors.append(field_error(self.prefix + name, detail, accepted))
+        keys = (*self.path, name)
+        self.errors.append(field_error(".".join(keys), detail, accepted, keys))
 
     def raw(self, name: str, required: bool = False) -> Any:
         self.taken.add(name)
@@ -176,7 +177,7 @@ class Fields:
         if not isinstance(value, dict):
             self.error(name, "must be an object")
             return None
-        return Fields(value, f"{self.prefix}{name}.")
+        return Fields(value, (*self.path, name))
 
     def merge(self, inner: Fields | None) -> None:
         """Fold a nested object's problems (and its unknown fields) into this one."""

@@ -45,10 +45,16 @@ class ProblemError(Exception):
         return JSONResponse(body, self.status, headers=self.headers, media_type=PROBLEM_JSON)
 
 
-def field_error(field: str, detail: str, accepted: Any = None) -> dict[str, Any]:
-    """One entry of a problem's `errors` list: the field (a JSON pointer) and what is wrong."""
-    out: dict[str, Any] = {"field": field, "pointer": "#/" + field.replace(".", "/")}
-    out["detail"] = detail
+def field_error(
+    field: str, detail: str, accepted: Any = None, path: tuple[str, ...] | None = None
+) -> dict[str, Any]:
+    """One entry of a problem's `errors` list: the field, its JSON pointer, what is wrong.
+
+    `field` is the dotted name people read; `path` the exact keys, when a key may itself
+    contain a dot or a slash (RFC 6901 escapes them in the pointer)."""
+    keys = path if path is not None else tuple(field.split("."))
+    pointer = "#/" + "/".join(k.replace("~", "~0").replace("/", "~1") for k in keys)
+    out: dict[str, Any] = {"field": field, "pointer": pointer, "detail": detail}
     if accepted is not None:
         out["accepted"] = accepted
     return out

@@ -4,7 +4,9 @@ Ctrl-C, and a second start that still knows everything recorded before."""
 from __future__ import annotations
 
 import os
+import re
 import signal
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -60,6 +62,15 @@ class Stack:
         self.process = None
         return code
 
+    def assert_nothing_left_running(self) -> None:
+        """After Ctrl-C: PostgreSQL stopped, the broker's port closed, the API's port closed."""
+        assert not (self.data_dir / "pg" / "postmaster.pid").exists()
+        brokers = re.findall(r"Kafka\s+127\.0\.0\.1:(\d+)", self.log.read_text())
+        assert brokers, "the banner names the broker"
+        for port in (int(brokers[-1]), self.port):
+            with pytest.raises(OSError):
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+
     def kill(self) -> None:
         if self.process is not None and self.process.poll() is None:
             os.killpg(self.process.pid, signal.SIGKILL)
@@ -101,9 +112,12 @@ async def test_up_serves_a_scenario_stops_cleanly_and_restarts_with_everything(
         assert len(before) == 2
     assert stack.interrupt() == 0
     assert "consent-ledger: stopped" in stack.log.read_text()
+    stack.assert_nothing_left_running()
 
     stack.start()
     await stack.ready()
+    if "embedded Tansu" in stack.log.read_text():
+        assert "restored 3 events to the empty broker from the journal" in stack.log.read_text()
     async with httpx.AsyncClient(base_url=stack.url, timeout=30) as client:
         after = (await client.get("/v1/subjects/e2e-2/events")).json()["events"]
         assert [e["event_id"] for e in after] == [e["event_id"] for e in before]
@@ -123,3 +137,4 @@ async def test_up_serves_a_scenario_stops_cleanly_and_restarts_with_everything(
         assert [e["event_id"] for e in history][-1] == more["event_id"]
         assert len(history) == 3
     assert stack.interrupt() == 0
+    stack.assert_nothing_left_running()

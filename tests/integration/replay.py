@@ -17,6 +17,8 @@ import asyncpg
 from aiokafka import AIOKafkaProducer
 
 from projections import offsets
+from projections.state import Fact, FactKey, fold
+from projections.subject_state import fact_from_row
 from schemas import events as ev
 from schemas.codec import default_codec, kafka_headers
 from schemas.events import Event, Source
@@ -110,6 +112,28 @@ async def snapshot(conn: asyncpg.Connection) -> dict[str, list[Any]]:
             )
         ],
     }
+
+
+async def state_by_subject(conn: asyncpg.Connection) -> dict[str, dict[FactKey, Fact]]:
+    """What subject_facts holds, as the pure state type."""
+    out: dict[str, dict[FactKey, Fact]] = {}
+    for row in await conn.fetch("SELECT * FROM subject_facts"):
+        fact = fact_from_row(row)
+        out.setdefault(row["subject_id"], {})[fact.key] = fact
+    return out
+
+
+async def fold_of_journal(conn: asyncpg.Connection) -> dict[str, dict[FactKey, Fact]]:
+    """The pure fold of every journaled event, per subject: what the SQL upserts must equal."""
+    codec = default_codec()
+    events: dict[str, list[tuple[Event, tuple[int, int]]]] = {}
+    rows = await conn.fetch("SELECT log_partition, log_offset, record_value FROM journal")
+    for row in rows:
+        event = codec.decode(bytes(row["record_value"]))
+        position = (row["log_partition"], row["log_offset"])
+        events.setdefault(event.subject_id, []).append((event, position))
+    folded = {subject: fold(pairs) for subject, pairs in events.items()}
+    return {subject: state for subject, state in folded.items() if state}
 
 
 async def clean_replay(real_servers: Servers, settings: Settings) -> dict[str, list[Any]]:

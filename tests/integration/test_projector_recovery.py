@@ -15,9 +15,11 @@ from tests.conftest import wait_until
 from tests.integration.replay import (
     caught_up,
     clean_replay,
+    fold_of_journal,
     produce_log,
     snapshot,
     start_projector_process,
+    state_by_subject,
 )
 from tests.servers import Servers
 
@@ -66,6 +68,7 @@ async def test_projector_killed_mid_batch_restarts_to_a_clean_replay(
     live = await snapshot(db)
     assert live == await clean_replay(real_servers, settings)
     assert len(live["journal"]) == 3000  # duplicates sent as retries were applied once
+    assert await state_by_subject(db) == await fold_of_journal(db)
 
 
 async def test_two_projector_processes_share_the_partitions(
@@ -89,6 +92,7 @@ async def test_two_projector_processes_share_the_partitions(
     live = await snapshot(db)
     assert len(live["journal"]) == 1500
     assert live == await clean_replay(real_servers, settings)
+    assert await state_by_subject(db) == await fold_of_journal(db)
 
 
 def _assigned(log: Path) -> list[int]:

@@ -1,0 +1,32 @@
+"""Problem entries: the readable field name and an exact RFC 6901 pointer."""
+
+from __future__ import annotations
+
+import pytest
+
+from services.api.body import Fields
+from services.api.problems import ProblemError, field_error
+
+
+@pytest.mark.parametrize(
+    ("field", "path", "pointer"),
+    [
+        ("purpose", None, "#/purpose"),
+        ("source.system", None, "#/source/system"),
+        ("a/b", ("a/b",), "#/a~1b"),
+        ("x~y.z", ("x~y", "z"), "#/x~0y/z"),
+        ("", ("",), "#/"),
+    ],
+)
+def test_pointer_escapes_keys(field: str, path: tuple[str, ...] | None, pointer: str) -> None:
+    assert field_error(field, "bad", path=path)["pointer"] == pointer
+
+
+def test_unknown_nested_key_with_a_slash_is_named_exactly() -> None:
+    fields = Fields({"source": {"sys/tem": 1}})
+    fields.merge(fields.object("source"))
+    with pytest.raises(ProblemError) as caught:
+        fields.finish()
+    (error,) = caught.value.errors
+    assert error["field"] == "source.sys/tem" and error["pointer"] == "#/source/sys~1tem"
+    assert caught.value.status == 422
