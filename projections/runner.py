@@ -133,6 +133,7 @@ class Projector:
         codec: EventCodec,
         batch_size: int = 2000,
         session_timeout_ms: int = 10000,
+        fetch_wait_ms: int = 50,
     ) -> None:
         self.topic = topic
         self.codec = codec
@@ -146,6 +147,8 @@ class Projector:
             session_timeout_ms=session_timeout_ms,
             heartbeat_interval_ms=max(100, session_timeout_ms // 5),
             max_poll_records=batch_size,
+            # some brokers answer a waiting fetch only when this runs out, even if data arrived
+            fetch_max_wait_ms=fetch_wait_ms,
         )
         self.conn: asyncpg.Connection | None = None
         self.applied = 0

@@ -27,9 +27,16 @@ class Ledger:
     partitions: int
 
 
+async def _keep_session(conn: asyncpg.Connection) -> None:
+    """Pool connections are returned without asyncpg's reset query (a round trip per use):
+    request handlers set no session state, take no advisory locks and LISTEN on nothing."""
+
+
 async def open_ledger(settings: Settings) -> Ledger:
     catalogue = load_catalogue(settings.catalogue_file)
-    pool = await asyncpg.create_pool(settings.database_url, min_size=1, max_size=10)
+    pool = await asyncpg.create_pool(
+        settings.database_url, min_size=2, max_size=10, reset=_keep_session
+    )
     producer = make_producer(
         settings.kafka_bootstrap_servers,
         idempotence=settings.kafka_idempotence,

@@ -129,6 +129,7 @@ async def run_projector(settings: Settings) -> int:
         codec=default_codec(),
         batch_size=settings.projector_batch,
         session_timeout_ms=settings.kafka_session_timeout_ms,
+        fetch_wait_ms=settings.projector_fetch_wait_ms,
     )
     log.info("projector consuming %s as group %s", settings.topic, settings.projector_group)
     with contextlib.suppress(asyncio.CancelledError):

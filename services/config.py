@@ -64,6 +64,11 @@ ENVIRONMENT: Final[dict[str, tuple[str, str, str]]] = {
         "consumer-group session timeout of the projector",
     ),
     "LEDGER_PROJECTOR_BATCH": ("projector_batch", "2000", "most records applied per transaction"),
+    "LEDGER_PROJECTOR_FETCH_WAIT_MS": (
+        "projector_fetch_wait_ms",
+        "50",
+        "longest a projector fetch waits for new records (bounds write-to-read latency)",
+    ),
     "LEDGER_CATALOGUE": (
         "catalogue_path",
         "",
@@ -83,6 +88,7 @@ _RANGES: Final[dict[str, tuple[int, int]]] = {
     "LEDGER_READ_WAIT_MS": (0, 600_000),
     "LEDGER_KAFKA_SESSION_TIMEOUT_MS": (1000, 600_000),
     "LEDGER_PROJECTOR_BATCH": (1, 100_000),
+    "LEDGER_PROJECTOR_FETCH_WAIT_MS": (1, 10_000),
 }
 LOG_LEVELS: Final = ("critical", "error", "warning", "info", "debug")
 
@@ -110,6 +116,7 @@ class Settings:
     projector_group: str
     kafka_session_timeout_ms: int
     projector_batch: int
+    projector_fetch_wait_ms: int
     catalogue_path: str
     data_dir: str
     log_level: str

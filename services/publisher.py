@@ -24,7 +24,7 @@ def make_producer(
         acks="all",
         enable_idempotence=idempotence,
         request_timeout_ms=max(1000, timeout_ms),
-        linger_ms=1,
+        linger_ms=0,  # every send is awaited by a caller: lingering only adds latency
     )
 
 

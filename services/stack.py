@@ -7,15 +7,28 @@ only Python can run the whole ledger.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import logging
+import signal
 import socket
 import subprocess
+import sys
 import time
 import warnings
 from pathlib import Path
 from typing import IO, Any
 
 log = logging.getLogger(__name__)
+
+
+def die_with_parent() -> None:
+    """preexec_fn for children of `up`: the kernel sends SIGTERM when `up` dies, even by
+    SIGKILL, so no API, projector or broker outlives it holding ports (Linux only)."""
+    if sys.platform != "linux":
+        return
+    libc = ctypes.CDLL(None, use_errno=True)
+    pr_set_pdeathsig = 1
+    libc.prctl(pr_set_pdeathsig, signal.SIGTERM)
 
 
 def free_port() -> int:
@@ -101,6 +114,7 @@ class EmbeddedKafka:
             stdout=out if out is not None else subprocess.DEVNULL,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            preexec_fn=die_with_parent,
         )
 
     def stop(self) -> None:

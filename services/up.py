@@ -24,7 +24,7 @@ from projections import offsets
 from projections.migrate import migrate
 from services.config import Settings
 from services.restore import restore_if_log_empty
-from services.stack import EmbeddedKafka, EmbeddedPostgres
+from services.stack import EmbeddedKafka, EmbeddedPostgres, die_with_parent
 from services.topic import ensure_topic, highwaters
 
 
@@ -61,7 +61,10 @@ def run_up(settings: Settings) -> int:
         env = {**os.environ, **settings.as_environment()}
         for command in ("projector", "api"):
             children[command] = subprocess.Popen(
-                [sys.executable, "-m", "services.cli", command], env=env, start_new_session=True
+                [sys.executable, "-m", "services.cli", command],
+                env=env,
+                start_new_session=True,
+                preexec_fn=die_with_parent,
             )
         if not _wait_ready(settings, list(children.values()), lambda: stopping):
             return 0 if stopping else 1

@@ -94,6 +94,7 @@ def new_projector(settings: Settings, group: str | None = None) -> Projector:
         codec=default_codec(),
         batch_size=settings.projector_batch,
         session_timeout_ms=settings.kafka_session_timeout_ms,
+        fetch_wait_ms=settings.projector_fetch_wait_ms,
     )
 
 

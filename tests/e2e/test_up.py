@@ -79,9 +79,13 @@ class Stack:
                 socket.create_connection(("127.0.0.1", port), timeout=1).close()
 
     def kill(self) -> None:
+        """Teardown after a failure: the children die with `up` (see die_with_parent)."""
         if self.process is not None and self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.send_signal(signal.SIGKILL)
             self.process.wait()
+        pid_file = self.data_dir / "pg" / "postmaster.pid"
+        if pid_file.exists():  # PostgreSQL runs detached: a killed `up` leaves it for the next
+            os.kill(int(pid_file.read_text().split()[0]), signal.SIGINT)
 
 
 @pytest.fixture
@@ -145,3 +149,25 @@ async def test_up_serves_a_scenario_stops_cleanly_and_restarts_with_everything(
         assert len(history) == 3
     assert stack.interrupt() == 0
     stack.assert_nothing_left_running()
+
+
+async def test_children_do_not_outlive_a_killed_up(stack: Stack) -> None:
+    """Even SIGKILL of `up` (no chance to clean up) stops the API, projector and broker."""
+    stack.start()
+    await stack.ready()
+    brokers = re.findall(r"Kafka\s+127\.0\.0\.1:(\d+)", stack.log.read_text())
+    assert stack.process is not None
+    stack.process.send_signal(signal.SIGKILL)
+    stack.process.wait()
+    stack.process = None
+
+    async def ports_closed() -> bool:
+        for port in (int(brokers[-1]), stack.port):
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+                return False
+            except OSError:
+                pass
+        return True
+
+    await wait_until(ports_closed, 30, "the children of a killed `up` to stop")
