@@ -99,6 +99,7 @@ def _later(f: Fields, name: str, common: _Common) -> datetime | None:
 
 
 def grant_consent(f: Fields, ctx: Context) -> list[Event]:
+    """Record the subject's consent to a purpose (optionally lifting a DM objection)."""
     common = _Common(f, ctx)
     purpose = _purpose(f, ctx, required=True)
     if purpose and purpose.basis not in ("consent", "legitimate_interest"):
@@ -124,6 +125,7 @@ def grant_consent(f: Fields, ctx: Context) -> list[Event]:
 
 
 def withdraw_consent(f: Fields, ctx: Context) -> list[Event]:
+    """Record a withdrawal of consent: one purpose or all, one channel or all."""
     common = _Common(f, ctx)
     purpose = _purpose(f, ctx)
     channel = _channel(f, purpose)
@@ -164,6 +166,7 @@ def _objectable(f: Fields, purpose: Purpose | None) -> None:
 
 
 def object_(f: Fields, ctx: Context) -> list[Event]:
+    """Record an objection: to direct marketing (Art. 21(2)) or to processing (Art. 21(1))."""
     common = _Common(f, ctx)
     kind, purpose, channel = _objection_target(f, ctx)
     f.finish()
@@ -174,6 +177,7 @@ def object_(f: Fields, ctx: Context) -> list[Event]:
 
 
 def lift_objection(f: Fields, ctx: Context) -> list[Event]:
+    """Record that the subject lifted an objection, with evidence of the request."""
     common = _Common(f, ctx)
     kind, purpose, channel = _objection_target(f, ctx)
     evidence = f.text("evidence", required=True, max_len=1000, free_text=True)
@@ -187,6 +191,7 @@ def lift_objection(f: Fields, ctx: Context) -> list[Event]:
 
 
 def resolve_objection(f: Fields, ctx: Context) -> list[Event]:
+    """Record the outcome of assessing a processing objection."""
     common = _Common(f, ctx)
     purpose = _purpose(f, ctx, required=True)
     _objectable(f, purpose)
@@ -199,6 +204,7 @@ def resolve_objection(f: Fields, ctx: Context) -> list[Event]:
 
 
 def restrict(f: Fields, ctx: Context) -> list[Event]:
+    """Record a restriction of processing (Art. 18) on one of its four grounds."""
     common = _Common(f, ctx)
     ground = f.choice("ground", ev.RESTRICTION_GROUNDS, required=True)
     purposes = f.choices("purposes", ctx.catalogue.ids)
@@ -207,6 +213,7 @@ def restrict(f: Fields, ctx: Context) -> list[Event]:
 
 
 def lift_restriction(f: Fields, ctx: Context) -> list[Event]:
+    """Record that a restriction was lifted (the subject was told first, Art. 18(3))."""
     common = _Common(f, ctx)
     ground = f.choice("ground", ev.RESTRICTION_GROUNDS)
     purposes = f.choices("purposes", ctx.catalogue.ids)
@@ -217,6 +224,7 @@ def lift_restriction(f: Fields, ctx: Context) -> list[Event]:
 
 
 def record_relationship(f: Fields, ctx: Context) -> list[Event]:
+    """Record a contract or legitimate-interest relationship with the subject."""
     common = _Common(f, ctx)
     basis = f.choice("basis", ev.RELATIONSHIP_BASES, required=True)
     purposes = f.choices("purposes", ctx.catalogue.ids)
@@ -227,6 +235,7 @@ def record_relationship(f: Fields, ctx: Context) -> list[Event]:
 
 
 def end_relationship(f: Fields, ctx: Context) -> list[Event]:
+    """Record that a relationship ended."""
     common = _Common(f, ctx)
     basis = f.choice("basis", ev.RELATIONSHIP_BASES)
     purposes = f.choices("purposes", ctx.catalogue.ids)
