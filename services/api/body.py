@@ -152,6 +152,16 @@ class Fields:
             return []
         return list(dict.fromkeys(value))
 
+    def subject_id(self, name: str = "subject_id") -> str | None:
+        value = self.raw(name, required=True)
+        if value is None:
+            return None
+        problem = subject_id_problem(value) if isinstance(value, str) else "must be a string"
+        if problem:
+            self.error(name, problem)
+            return None
+        return str(value)
+
     def instant(self, name: str, *, required: bool = False) -> datetime | None:
         value = self.raw(name, required)
         if value is None:

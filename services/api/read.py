@@ -65,14 +65,13 @@ def _decision_json(decision: Decision) -> dict[str, Any]:
 async def decision(request: Request) -> JSONResponse:
     ledger = _ledger(request)
     f = Fields(dict(request.query_params))
-    subject_id = f.text("subject_id", required=True, max_len=400)
+    subject_id = f.subject_id()
     pid = f.choice("purpose", ledger.catalogue.ids, required=True)
     purpose = ledger.catalogue.get(pid) if pid else None
     channel = f.choice("channel", purpose.channels if purpose else (), required=True)
     f.raw("min_token")
     f.finish()
     assert subject_id is not None and purpose is not None and channel is not None
-    check_subject_id(subject_id)
     await _wait_for_token(ledger, f)
     facts, token = await _state(ledger, subject_id)
     answer = _decision_json(decide(facts, purpose, channel, datetime.now(UTC)))
