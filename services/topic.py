@@ -7,12 +7,15 @@ Kafka-protocol brokers answer wrongly after multi-record batches.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from services.config import Settings
+
+log = logging.getLogger(__name__)
 
 
 def topic_configs(settings: Settings) -> dict[str, str]:
@@ -31,6 +34,16 @@ async def ensure_topic(settings: Settings) -> bool:
     await admin.start()
     try:
         if settings.topic in await admin.list_topics():
+            (described,) = await admin.describe_topics([settings.topic])
+            count = len(described["partitions"])
+            if count != settings.topic_partitions:
+                log.warning(
+                    "topic %s has %d partitions, LEDGER_TOPIC_PARTITIONS says %d: the topic wins;"
+                    " never change the partition count of a topic that holds events",
+                    settings.topic,
+                    count,
+                    settings.topic_partitions,
+                )
             return False
         topic = NewTopic(
             settings.topic,
