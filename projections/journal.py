@@ -42,7 +42,7 @@ def _json_value(value: Any) -> Any:
 INSERT = """
 INSERT INTO journal (event_id, subject_id, event_type, log_partition, log_offset,
                      occurred_at, recorded_at, payload, record_value)
-SELECT e, s, t, p, o, oa, ra, pl::jsonb, v
+SELECT e, s, t, p, o, oa, ra, pl::json, v
 FROM unnest($1::uuid[], $2::text[], $3::text[], $4::int[], $5::bigint[],
             $6::timestamptz[], $7::timestamptz[], $8::text[], $9::bytea[])
      AS x(e, s, t, p, o, oa, ra, pl, v)

@@ -7,7 +7,8 @@ CREATE TABLE journal (
     log_offset    bigint      NOT NULL,
     occurred_at   timestamptz NOT NULL,
     recorded_at   timestamptz NOT NULL,
-    payload       jsonb       NOT NULL,
+    -- json, not jsonb: kept as written, in the schema's field order, for history answers
+    payload       json        NOT NULL,
     record_value  bytea       NOT NULL
 );
 CREATE INDEX journal_by_subject ON journal (subject_id, log_partition, log_offset);

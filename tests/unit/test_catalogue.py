@@ -1,0 +1,65 @@
+"""The purpose catalogue: the default one as the register's policy defines it, and refusals."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from services.catalogue import CatalogueError, load_catalogue
+from services.config import Settings
+
+DEFAULT = load_catalogue(Settings.from_env({}).catalogue_file)
+
+# id -> (legal basis, direct marketing), as the ledger-core issue fixes them
+EXPECTED = {
+    "customer_relationship": ("contract", False),
+    "customer_communication": ("legitimate_interest", False),
+    "web_services": ("contract", False),
+    "research": ("legitimate_interest", False),
+    "newsletter": ("consent", True),
+    "marketing_own": ("legitimate_interest", True),
+    "marketing_partners": ("consent", True),
+    "profiling": ("legitimate_interest", True),
+    "cookies_analytics": ("consent", False),
+    "cookies_marketing": ("consent", True),
+    "legal_obligation": ("legal_obligation", False),
+}
+
+
+def test_default_catalogue_has_exactly_the_register_purposes() -> None:
+    assert set(DEFAULT.ids) == set(EXPECTED)
+
+
+@pytest.mark.parametrize(("purpose_id", "expected"), EXPECTED.items())
+def test_default_purpose_basis_and_direct_marketing(
+    purpose_id: str, expected: tuple[str, bool]
+) -> None:
+    purpose = DEFAULT.get(purpose_id)
+    assert purpose is not None
+    assert (purpose.basis, purpose.direct_marketing) == expected
+    assert purpose.channels and purpose.dpv
+
+
+@pytest.mark.parametrize(
+    ("toml", "message"),
+    [
+        ("", "expected a \\[purposes.<id>\\] table"),
+        ('[purposes.a]\nbasis = "whim"\nchannels = ["email"]', "purposes.a.basis"),
+        ('[purposes.a]\nbasis = "consent"\nchannels = ["fax"]', "purposes.a.channels"),
+        ('[purposes.a]\nbasis = "consent"\nchannels = []', "purposes.a.channels"),
+        (
+            '[purposes.a]\nbasis = "consent"\nchannels = ["email"]\ndirect_marketing = "yes"',
+            "purposes.a.direct_marketing",
+        ),
+        ("[purposes", "cannot read purpose catalogue"),
+    ],
+    ids=["empty", "basis", "channel", "no-channels", "dm-flag", "syntax"],
+)
+def test_a_broken_catalogue_is_refused_naming_the_key(
+    tmp_path: Path, toml: str, message: str
+) -> None:
+    path = tmp_path / "purposes.toml"
+    path.write_text(toml)
+    with pytest.raises(CatalogueError, match=message):
+        load_catalogue(path)
