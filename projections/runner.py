@@ -13,7 +13,7 @@ import asyncio
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from uuid import UUID
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
@@ -53,7 +53,7 @@ async def apply_batch(
     result = BatchResult()
     rows: list[JournalRow] = []
     rejects: list[tuple[Record, str]] = []
-    seen: set[Any] = set()
+    seen: set[UUID] = set()
     for rec in records:
         result.positions[rec.partition] = max(
             result.positions.get(rec.partition, 0), rec.offset + 1

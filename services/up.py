@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -103,12 +104,12 @@ async def _prepare(settings: Settings) -> int:
 
 
 def _wait_ready(
-    settings: Settings, children: list[subprocess.Popen[bytes]], stopped: object
+    settings: Settings, children: list[subprocess.Popen[bytes]], stopped: Callable[[], bool]
 ) -> bool:
     url = f"http://{settings.host}:{settings.port}/readyz"
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
-        if callable(stopped) and stopped():
+        if stopped():
             return False
         if any(c.poll() is not None for c in children):
             print("consent-ledger: a child process exited during start-up", file=sys.stderr)

@@ -100,3 +100,34 @@ def _assigned(log: Path) -> list[int]:
     text = log.read_text() if log.exists() else ""
     found = re.findall(r"partitions assigned: \[([0-9, ]*)\]", text)
     return [int(p) for p in found[-1].split(",") if p.strip()] if found else []
+
+
+async def test_an_undecodable_record_is_kept_and_the_projector_goes_on(
+    settings: Settings, db: asyncpg.Connection
+) -> None:
+    from aiokafka import AIOKafkaProducer
+
+    from tests.conftest import running_projector
+
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers, acks="all")
+    await producer.start()
+    try:
+        bad = await producer.send_and_wait(settings.topic, b"\x00garbage", key=b"poison-1")
+        unknown = b"\xc3\x01" + b"\xff" * 8 + b"\x00"
+        await producer.send_and_wait(settings.topic, unknown, key=b"poison-1")
+    finally:
+        await producer.stop()
+    await produce_log(settings, count=20, subjects=3, seed=5)
+    async with running_projector(settings):
+        await wait_until(lambda: caught_up(settings, db), 60, "the projector to pass the poison")
+    rows = await db.fetch(
+        "SELECT log_partition, log_offset, error, record_value FROM rejected_records"
+        " ORDER BY log_offset"
+    )
+    assert [(r["log_partition"], r["log_offset"]) for r in rows] == [
+        (bad.partition, bad.offset),
+        (bad.partition, bad.offset + 1),
+    ]
+    assert bytes(rows[0]["record_value"]) == b"\x00garbage"
+    assert "magic" in rows[0]["error"] and "fingerprint" in rows[1]["error"]
+    assert await journal_count(db) == 20
