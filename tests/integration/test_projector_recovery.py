@@ -46,8 +46,9 @@ async def test_projector_killed_mid_batch_restarts_to_a_clean_replay(
         seen = await journal_count(db)
         target = seen + rng.randrange(50, 400)
 
-        async def progressed(target: int = target) -> bool:
-            return await journal_count(db) >= target or await caught_up(settings, db)
+        async def progressed(target: int = min(target, 3000)) -> bool:
+            # a cheap poll, so the kill lands close to the target, mid-stream
+            return await journal_count(db) >= target
 
         try:
             await wait_until(progressed, 60, "the projector to make progress")
@@ -55,7 +56,7 @@ async def test_projector_killed_mid_batch_restarts_to_a_clean_replay(
             process.send_signal(signal.SIGKILL)
             process.wait()
         kills += 1
-        if await caught_up(settings, db):
+        if await journal_count(db) >= 3000:
             break
     assert kills >= 2, "the log was too small to kill the projector mid-way"
 
