@@ -18,6 +18,9 @@ from urllib.parse import urlsplit, urlunsplit
 
 from services.stack import EmbeddedKafka, EmbeddedPostgres
 
+KAFKA_IMAGE = "confluentinc/cp-kafka:7.7.1"
+POSTGRES_IMAGE = "postgres:18.1"
+
 
 @dataclass(frozen=True, slots=True)
 class Servers:
@@ -68,12 +71,12 @@ def _external() -> Iterator[Servers]:
 
 @contextlib.contextmanager
 def _containers() -> Iterator[Servers]:
-    from testcontainers.kafka import KafkaContainer
-    from testcontainers.postgres import PostgresContainer
+    from testcontainers.community.kafka import KafkaContainer
+    from testcontainers.community.postgres import PostgresContainer
 
     with (
-        KafkaContainer("confluentinc/cp-kafka:7.7.1") as kafka,
-        PostgresContainer("postgres:18.1", driver=None) as pg,
+        KafkaContainer(KAFKA_IMAGE) as kafka,
+        PostgresContainer(POSTGRES_IMAGE, driver=None) as pg,
     ):
         yield Servers("testcontainers", kafka.get_bootstrap_server(), pg.get_connection_url(), True)
 
