@@ -13,17 +13,20 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import httpx
 import pytest
 
 from services.stack import free_port
-from tests.conftest import wait_until
+from tests.conftest import make_settings, wait_until
+from tests.servers import Servers
 
 pytestmark = pytest.mark.e2e
 
 
 class Stack:
-    def __init__(self, data_dir: Path, port: int) -> None:
+    def __init__(self, data_dir: Path, port: int, env: dict[str, str] | None = None) -> None:
+        self.env = env or {}
         self.data_dir = data_dir
         self.port = port
         self.url = f"http://127.0.0.1:{port}"
@@ -33,7 +36,12 @@ class Stack:
 
     def start(self) -> None:
         self.starts += 1
-        env = {**os.environ, "LEDGER_DATA_DIR": str(self.data_dir), "LEDGER_PORT": str(self.port)}
+        env = {
+            **os.environ,
+            **self.env,
+            "LEDGER_DATA_DIR": str(self.data_dir),
+            "LEDGER_PORT": str(self.port),
+        }
         with open(self.log, "ab") as log:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "services.cli", "up"],
@@ -69,12 +77,15 @@ class Stack:
         self.process = None
         return code
 
+    def embedded_broker_port(self) -> int | None:
+        found = re.findall(r"Kafka\s+127\.0\.0\.1:(\d+)\s+\(embedded", self.log.read_text())
+        return int(found[-1]) if found else None
+
     def assert_nothing_left_running(self) -> None:
         """After Ctrl-C: PostgreSQL stopped, the broker's port closed, the API's port closed."""
         assert not (self.data_dir / "pg" / "postmaster.pid").exists()
-        brokers = re.findall(r"Kafka\s+127\.0\.0\.1:(\d+)", self.log.read_text())
-        assert brokers, "the banner names the broker"
-        for port in (int(brokers[-1]), self.port):
+        broker = self.embedded_broker_port()
+        for port in (self.port,) if broker is None else (broker, self.port):
             with pytest.raises(OSError):
                 socket.create_connection(("127.0.0.1", port), timeout=1).close()
 
@@ -155,14 +166,14 @@ async def test_children_do_not_outlive_a_killed_up(stack: Stack) -> None:
     """Even SIGKILL of `up` (no chance to clean up) stops the API, projector and broker."""
     stack.start()
     await stack.ready()
-    brokers = re.findall(r"Kafka\s+127\.0\.0\.1:(\d+)", stack.log.read_text())
+    broker = stack.embedded_broker_port()
     assert stack.process is not None
     stack.process.send_signal(signal.SIGKILL)
     stack.process.wait()
     stack.process = None
 
     async def ports_closed() -> bool:
-        for port in (int(brokers[-1]), stack.port):
+        for port in (stack.port,) if broker is None else (broker, stack.port):
             try:
                 socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
                 return False
@@ -171,3 +182,46 @@ async def test_children_do_not_outlive_a_killed_up(stack: Stack) -> None:
         return True
 
     await wait_until(ports_closed, 30, "the children of a killed `up` to stop")
+
+
+async def test_up_uses_the_servers_it_is_given(real_servers: Servers, tmp_path: Path) -> None:
+    """With KAFKA_BOOTSTRAP_SERVERS and DATABASE_URL set, `up` starts no server of its own
+    and leaves those running when it stops."""
+    settings = await make_settings(real_servers)
+    env = {
+        "KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
+        "DATABASE_URL": settings.database_url,
+        "LEDGER_TOPIC": settings.topic,
+        "LEDGER_KAFKA_IDEMPOTENCE": "true" if real_servers.idempotence else "false",
+    }
+    stack = Stack(tmp_path, free_port(), env)
+    try:
+        stack.start()
+        await stack.ready()
+        banner = stack.log.read_text()
+        assert "(external; topic" in banner and "(external)" in banner
+        assert not (tmp_path / "pg").exists()
+        async with httpx.AsyncClient(base_url=stack.url, timeout=30) as client:
+            grant = await command(client, "ext-1", "consents", {"purpose": "newsletter"})
+            params = {
+                "subject_id": "ext-1",
+                "purpose": "newsletter",
+                "channel": "email",
+                "min_token": grant["token"],
+            }
+
+            async def projected() -> bool:
+                # the projector's first group join may outlast one bounded min_token wait
+                return (await client.get("/v1/decision", params=params)).status_code == 200
+
+            await wait_until(projected, 60, "the decision to reflect the grant")
+            answer = await client.get("/v1/decision", params=params)
+            assert answer.json()["reason"] == "consent_given"
+        assert stack.interrupt() == 0
+    finally:
+        stack.kill()
+    conn = await asyncpg.connect(settings.database_url)
+    try:
+        assert await conn.fetchval("SELECT count(*) FROM journal") == 1
+    finally:
+        await conn.close()
