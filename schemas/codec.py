@@ -16,6 +16,7 @@ from datetime import datetime
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Final
+from uuid import UUID
 
 from fastavro import parse_schema, schemaless_reader, schemaless_writer
 from fastavro.schema import to_parsing_canonical_form
@@ -239,7 +240,9 @@ def default_codec() -> EventCodec:
 
 def kafka_headers(event: Event) -> list[tuple[str, bytes]]:
     """Headers that let consumers route or skip a record without decoding its value."""
-    return [
-        ("event_type", event.type.encode("utf-8")),
-        ("event_id", str(event.event_id).encode("utf-8")),
-    ]
+    return headers_for(event.type, event.event_id)
+
+
+def headers_for(event_type: str, event_id: UUID) -> list[tuple[str, bytes]]:
+    """The same headers from the journal's columns, for re-producing a record undecoded."""
+    return [("event_type", event_type.encode("utf-8")), ("event_id", str(event_id).encode("utf-8"))]

@@ -47,6 +47,8 @@ class ProjectionProgress:
 
     async def wait_for(self, partition: int, position: int, timeout_s: float) -> bool:
         """True once the projection has applied everything before `position` on `partition`."""
+        if self.positions.get(partition, 0) >= position:
+            return True  # stored offsets only move forward: a position seen once stays reached
         deadline = time.monotonic() + timeout_s
         while True:
             if (await self.refresh()).get(partition, 0) >= position:

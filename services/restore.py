@@ -14,6 +14,7 @@ import logging
 import asyncpg
 from aiokafka import AIOKafkaProducer
 
+from schemas.codec import headers_for
 from services.config import Settings
 from services.publisher import make_producer
 from services.topic import highwaters
@@ -102,10 +103,7 @@ async def _send(
             topic,
             key=r["subject_id"].encode("utf-8"),
             value=bytes(r["record_value"]),
-            headers=[
-                ("event_type", r["event_type"].encode("utf-8")),
-                ("event_id", str(r["event_id"]).encode("utf-8")),
-            ],
+            headers=headers_for(r["event_type"], r["event_id"]),
         )
         for r in rows
     ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 import re
 import signal
+from dataclasses import replace
 from pathlib import Path
 
 import asyncpg
@@ -34,9 +35,7 @@ async def journal_count(conn: asyncpg.Connection) -> int:
 async def test_projector_killed_mid_batch_restarts_to_a_clean_replay(
     real_servers: Servers, settings: Settings, db: asyncpg.Connection, tmp_path: Path
 ) -> None:
-    settings = settings.__class__.from_env(
-        {**settings.as_environment(), "LEDGER_PROJECTOR_BATCH": "50"}
-    )
+    settings = replace(settings, projector_batch=50)
     sent = await produce_log(settings, count=3000, subjects=200, seed=7)
     assert sent >= 3000
     rng = random.Random(11)
