@@ -29,6 +29,8 @@ RUN groupadd --system --gid 10001 ledger \
         --shell /usr/sbin/nologin ledger
 
 COPY --from=build /opt/venv /opt/venv
+# Mount point of the secrets volume: a new named volume takes this owner, so init can write it.
+RUN mkdir -p /run/ledger && chown 10001:10001 /run/ledger && chmod 700 /run/ledger
 
 WORKDIR /app
 USER 10001:10001

@@ -19,8 +19,8 @@ up: $(STAMP)
 	$(BIN)/consent-ledger up
 
 test: $(STAMP)
-	$(BIN)/ruff check services schemas projections tests
-	$(BIN)/ruff format --check services schemas projections tests
+	$(BIN)/ruff check services schemas projections tests bench
+	$(BIN)/ruff format --check services schemas projections tests bench
 	$(BIN)/mypy
 	$(BIN)/pytest
 

@@ -5,6 +5,7 @@ It keeps the record's original bytes too, so the log can be restored from it exa
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -36,6 +37,8 @@ def _json_value(value: Any) -> Any:
         return rfc3339(value)
     if isinstance(value, UUID):
         return str(value)
+    if isinstance(value, bytes):
+        return base64.b64encode(value).decode("ascii")
     return value
 
 

@@ -13,12 +13,13 @@ import asyncio
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from uuid import UUID
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 
-from projections import journal, offsets, subject_state
+from projections import feed_outbox, identifiers, journal, metrics, offsets, subject_state
 from projections.journal import JournalRow
 from projections.state import facts_for
 from schemas.codec import CodecError, EventCodec
@@ -81,6 +82,18 @@ async def apply_batch(
                 for r in fresh
                 for f in facts_for(r.event, (r.partition, r.offset))
             ),
+        )
+        await identifiers.upsert(
+            conn,
+            filter(None, (identifiers.row_for(r.event, (r.partition, r.offset)) for r in fresh)),
+        )
+        await metrics.observe(
+            conn,
+            metrics.UNSUBSCRIBE_SECONDS,
+            metrics.unsubscribe_latencies((r.event for r in fresh), datetime.now(UTC)),
+        )
+        await feed_outbox.enqueue(
+            conn, ((r.event.subject_id, (r.partition, r.offset)) for r in fresh)
         )
         if rejects:
             await _reject(conn, topic, rejects)

@@ -23,6 +23,8 @@ PROCESSING_RESTRICTED: Final = "ProcessingRestricted"
 RESTRICTION_LIFTED: Final = "RestrictionLifted"
 RELATIONSHIP_RECORDED: Final = "RelationshipRecorded"
 RELATIONSHIP_ENDED: Final = "RelationshipEnded"
+IDENTIFIER_LINKED: Final = "IdentifierLinked"
+IDENTIFIER_UNLINKED: Final = "IdentifierUnlinked"
 
 EVENT_TYPES: Final = (
     CONSENT_GRANTED,
@@ -35,6 +37,8 @@ EVENT_TYPES: Final = (
     RESTRICTION_LIFTED,
     RELATIONSHIP_RECORDED,
     RELATIONSHIP_ENDED,
+    IDENTIFIER_LINKED,
+    IDENTIFIER_UNLINKED,
 )
 
 METHODS: Final = (
@@ -56,6 +60,7 @@ RESTRICTION_GROUNDS: Final = (
 )
 RELATIONSHIP_BASES: Final = ("contract", "legitimate_interest")
 RESOLUTION_OUTCOMES: Final = ("upheld", "compelling_grounds", "withdrawn")
+IDENTIFIER_TYPES: Final = ("email", "phone")
 
 SUBJECT_ID_RE: Final = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 EMAIL_LIKE_RE: Final = re.compile(r"[^\s@<>]+@[^\s@<>]+\.[^\s@<>]+")
@@ -66,10 +71,16 @@ def rfc3339(moment: datetime) -> str:
     return moment.isoformat().replace("+00:00", "Z")
 
 
+#: path segment that stands for "the subject found by the `email=` or `phone=` query"
+BY_IDENTIFIER: Final = "by-identifier"
+
+
 def subject_id_problem(value: str) -> str | None:
     """Why `value` is not a pseudonymous subject id, or None when it is one."""
     if "@" in value or EMAIL_LIKE_RE.search(value):
         return "looks like an e-mail address; send the pseudonymous subject id instead"
+    if value == BY_IDENTIFIER:
+        return f"{BY_IDENTIFIER!r} is reserved for lookups by email= or phone="
     if not SUBJECT_ID_RE.fullmatch(value):
         return "must be 1-128 characters from letters, digits and . _ : -"
     return None

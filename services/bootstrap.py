@@ -10,8 +10,10 @@ import asyncpg
 from schemas.codec import EventCodec, default_codec
 from services.catalogue import Catalogue, load_catalogue
 from services.config import Settings
+from services.keystore import DataKeys
 from services.progress import ProjectionProgress
 from services.publisher import Publisher, make_producer
+from services.secrets import Secrets
 
 
 @dataclass(slots=True)
@@ -25,6 +27,8 @@ class Ledger:
     publisher: Publisher
     progress: ProjectionProgress
     partitions: int
+    secrets: Secrets
+    data_keys: DataKeys
 
 
 async def _keep_session(conn: asyncpg.Connection) -> None:
@@ -34,6 +38,7 @@ async def _keep_session(conn: asyncpg.Connection) -> None:
 
 async def open_ledger(settings: Settings) -> Ledger:
     catalogue = load_catalogue(settings.catalogue_file)
+    secrets = settings.secrets()
     pool = await asyncpg.create_pool(
         settings.database_url, min_size=2, max_size=10, reset=_keep_session
     )
@@ -52,7 +57,17 @@ async def open_ledger(settings: Settings) -> Ledger:
         await producer.stop()
         await pool.close()
         raise
-    return Ledger(settings, catalogue, default_codec(), pool, publisher, progress, partitions)
+    return Ledger(
+        settings,
+        catalogue,
+        default_codec(),
+        pool,
+        publisher,
+        progress,
+        partitions,
+        secrets,
+        DataKeys(pool, secrets.master),
+    )
 
 
 async def close_ledger(ledger: Ledger) -> None:

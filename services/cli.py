@@ -6,9 +6,11 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Final
 
 import asyncpg
@@ -16,9 +18,14 @@ import asyncpg
 from projections.migrate import migrate
 from services.catalogue import CatalogueError, load_catalogue
 from services.config import Settings, SettingsError
+from services.secrets import SecretsError, ensure_secrets_file, generate_secrets_file
+from services.session import environment_with_session
 from services.topic import ensure_topic
 
-COMMANDS: Final = ("up", "api", "projector", "init")
+COMMANDS: Final = ("up", "api", "projector", "init", "secrets", "rewrap-keys", "import")
+
+#: operator commands that, with no servers set, use those of a running `consent-ledger up`
+SESSION_COMMANDS: Final = ("import", "rewrap-keys")
 
 log = logging.getLogger("consent_ledger")
 
@@ -33,14 +40,44 @@ def _parser() -> argparse.ArgumentParser:
     )
     api.add_argument("--port", type=int, help="API port (default LEDGER_PORT or 8000)")
     sub.add_parser("projector", help="consume the event topic into PostgreSQL")
-    sub.add_parser("init", help="create the topic and migrate the database, then exit")
+    init = sub.add_parser("init", help="create the topic and migrate the database, then exit")
+    init.add_argument(
+        "--generate-secrets",
+        action="store_true",
+        help="write a fresh LEDGER_SECRETS_FILE first if that file does not exist yet",
+    )
+    secrets = sub.add_parser("secrets", help="generate a secrets file (keys for identities, links)")
+    secrets.add_argument("action", choices=["generate"])
+    secrets.add_argument("--file", help="write here (mode 0600, never overwritten), not stdout")
+    sub.add_parser(
+        "rewrap-keys",
+        help="re-wrap every subject's data key under the current (first) LEDGER_MASTER_KEYS key",
+    )
+    _import_parser(sub)
     return parser
+
+
+def _import_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from services.importing.formats import FORMATS
+
+    imp = sub.add_parser("import", help="record a subscriber export (CSV) as consent events")
+    imp.add_argument("file", type=Path, metavar="FILE.csv", help="the export, UTF-8 CSV")
+    imp.add_argument("--purpose", required=True, help="catalogue purpose, e.g. newsletter")
+    imp.add_argument("--channel", required=True, help="channel of the purpose, e.g. email")
+    imp.add_argument("--format", choices=sorted(FORMATS), default="generic")
+    imp.add_argument("--rejects", type=Path, help="rejects file (default FILE.csv.rejects.csv)")
+    imp.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    env: dict[str, str] = dict(os.environ)
+    if args.command in SESSION_COMMANDS:
+        env, session = environment_with_session(env)
+        if session is not None:
+            print(f"consent-ledger: using the servers of the running `up` ({session})")
     try:
-        settings = Settings.from_env()
+        settings = Settings.from_env(env)
         load_catalogue(settings.catalogue_file)  # refuse a broken catalogue before starting
     except (SettingsError, CatalogueError) as exc:
         print(f"consent-ledger: {exc}", file=sys.stderr)
@@ -56,7 +93,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "up":
         from services.up import run_up
 
-        return run_up(settings)
+        try:
+            return run_up(settings)
+        except SecretsError as exc:
+            print(f"consent-ledger up: {exc}", file=sys.stderr)
+            return 2
+    if args.command == "secrets":
+        return _generate_secrets(args.file)
+    if args.command == "init" and args.generate_secrets:
+        if not settings.secrets_file:
+            print(
+                "consent-ledger init --generate-secrets: set LEDGER_SECRETS_FILE", file=sys.stderr
+            )
+            return 2
+        if ensure_secrets_file(Path(settings.secrets_file)):
+            log.info("wrote new secrets to %s", settings.secrets_file)
+    if args.command in ("api", "rewrap-keys", "import"):
+        try:
+            settings.secrets()
+        except SecretsError as exc:
+            print(f"consent-ledger {args.command}: {exc}", file=sys.stderr)
+            return 2
     missing = [
         name
         for name, value in (
@@ -72,7 +129,41 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_api(settings)
     if args.command == "projector":
         return _run_async(run_projector(settings))
+    if args.command == "rewrap-keys":
+        return _run_async(run_rewrap(settings))
+    if args.command == "import":
+        from services.importing.run import ImportOptions, run_import
+
+        options = ImportOptions(
+            args.file, args.format, args.purpose, args.channel, args.rejects, not args.no_progress
+        )
+        return _run_async(run_import(settings, options))
     return _run_async(run_init(settings))
+
+
+def _generate_secrets(path: str | None) -> int:
+    if path is None:
+        print(generate_secrets_file(), end="")
+        return 0
+    if not ensure_secrets_file(Path(path)):
+        print(f"consent-ledger secrets: {path} exists; not overwritten", file=sys.stderr)
+        return 1
+    print(f"consent-ledger secrets: wrote {path} (mode 0600)")
+    return 0
+
+
+async def run_rewrap(settings: Settings) -> int:
+    from services.keystore import rewrap
+
+    conn = await asyncpg.connect(settings.database_url)
+    try:
+        moved = await rewrap(conn, settings.secrets().master)
+    finally:
+        await conn.close()
+    log.info(
+        "re-wrapped %d data keys under master key %s", moved, settings.secrets().master.current_id
+    )
+    return 0
 
 
 def _run_async(coro: asyncio.Future[int] | asyncio.Task[int] | object) -> int:
@@ -116,6 +207,7 @@ def run_api(settings: Settings) -> int:
 async def run_projector(settings: Settings) -> int:
     from projections.runner import Projector
     from schemas.codec import default_codec
+    from services.state_feed import StateFeed
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -131,10 +223,18 @@ async def run_projector(settings: Settings) -> int:
         session_timeout_ms=settings.kafka_session_timeout_ms,
         fetch_wait_ms=settings.projector_fetch_wait_ms,
     )
+    feed = StateFeed(settings, load_catalogue(settings.catalogue_file))
     log.info("projector consuming %s as group %s", settings.topic, settings.projector_group)
-    with contextlib.suppress(asyncio.CancelledError):
-        await projector.run(stop)
+    feeding = asyncio.create_task(feed.run(stop))
+    try:
+        with contextlib.suppress(asyncio.CancelledError):
+            await projector.run(stop)
+    finally:
+        stop.set()
+        with contextlib.suppress(asyncio.CancelledError):
+            await feeding
     log.info("projector stopped after applying %d events", projector.applied)
+    log.info("state feed published %d subject states to %s", feed.published, settings.state_topic)
     return 0
 
 

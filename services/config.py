@@ -8,9 +8,14 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Final, get_type_hints
+from urllib.parse import urlsplit
+
+from services.secrets import SECRET_VARIABLES, Secrets, load_secrets
+
+SECRETS_FILE: Final = "LEDGER_SECRETS_FILE"
 
 #: variable name -> (Settings attribute, default as text, what it does)
 ENVIRONMENT: Final[dict[str, tuple[str, str, str]]] = {
@@ -27,6 +32,16 @@ ENVIRONMENT: Final[dict[str, tuple[str, str, str]]] = {
         "PostgreSQL DSN; empty makes `up` start the embedded PostgreSQL",
     ),
     "LEDGER_TOPIC": ("topic", "consent.events", "the event topic"),
+    "LEDGER_STATE_TOPIC": (
+        "state_topic",
+        "consent.state",
+        "compacted topic the projector publishes each subject's marketing state to",
+    ),
+    "LEDGER_CHECKS_TOPIC": (
+        "checks_topic",
+        "consent.checks",
+        "topic of the contact-check evidence records (ContactCheckPerformed), 3 partitions",
+    ),
     "LEDGER_TOPIC_PARTITIONS": ("topic_partitions", "12", "partitions of the event topic"),
     "LEDGER_TOPIC_REPLICATION": (
         "topic_replication",
@@ -74,7 +89,46 @@ ENVIRONMENT: Final[dict[str, tuple[str, str, str]]] = {
         "",
         "purpose catalogue (TOML); empty uses the bundled services/purposes.toml",
     ),
-    "LEDGER_DATA_DIR": ("data_dir", ".ledger", "where `up` keeps the embedded PostgreSQL data"),
+    "LEDGER_PUBLIC_URL": (
+        "public_url",
+        "http://127.0.0.1:8000",
+        "base URL people reach the unsubscribe and preference pages at",
+    ),
+    "LEDGER_LINK_TTL_DAYS": (
+        "link_ttl_days",
+        "730",
+        "how long an unsubscribe or preference link stays valid",
+    ),
+    "LEDGER_CONTROLLER_NAME": (
+        "controller_name",
+        "Example Controller",
+        "the controller's name shown on the unsubscribe and preference pages",
+    ),
+    "LEDGER_DATA_DIR": (
+        "data_dir",
+        ".ledger",
+        "where `up` keeps the embedded PostgreSQL data and its generated secrets file",
+    ),
+    "LEDGER_SECRETS_FILE": (
+        "secrets_file",
+        "",
+        "TOML file with master_keys, blind_index_key and link_keys (the variables below win)",
+    ),
+    "LEDGER_MASTER_KEYS": (
+        "master_keys",
+        "",
+        "key ring `kid:base64url,...` wrapping the per-subject data keys; first is current",
+    ),
+    "LEDGER_BLIND_INDEX_KEY": (
+        "blind_index_key",
+        "",
+        "base64url HMAC key of the e-mail/phone blind index (cannot rotate without re-linking)",
+    ),
+    "LEDGER_LINK_KEYS": (
+        "link_keys",
+        "",
+        "key ring `kid:base64url,...` sealing unsubscribe and preference links",
+    ),
     "LEDGER_LOG_LEVEL": ("log_level", "info", "log level of every process"),
 }
 
@@ -89,6 +143,7 @@ _RANGES: Final[dict[str, tuple[int, int]]] = {
     "LEDGER_KAFKA_SESSION_TIMEOUT_MS": (1000, 600_000),
     "LEDGER_PROJECTOR_BATCH": (1, 100_000),
     "LEDGER_PROJECTOR_FETCH_WAIT_MS": (1, 10_000),
+    "LEDGER_LINK_TTL_DAYS": (1, 3650),
 }
 LOG_LEVELS: Final = ("critical", "error", "warning", "info", "debug")
 
@@ -107,6 +162,8 @@ class Settings:
     kafka_bootstrap_servers: str
     database_url: str
     topic: str
+    state_topic: str
+    checks_topic: str
     topic_partitions: int
     topic_replication: int
     topic_min_insync_replicas: int
@@ -118,8 +175,15 @@ class Settings:
     projector_batch: int
     projector_fetch_wait_ms: int
     catalogue_path: str
+    public_url: str
+    link_ttl_days: int
+    controller_name: str
     data_dir: str
     log_level: str
+    secrets_file: str
+    master_keys: str = field(repr=False)
+    blind_index_key: str = field(repr=False)
+    link_keys: str = field(repr=False)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -145,6 +209,20 @@ class Settings:
             )
         if not self.topic:
             raise SettingsError("LEDGER_TOPIC must not be empty")
+        if not self.state_topic or self.state_topic == self.topic:
+            raise SettingsError("LEDGER_STATE_TOPIC must be set and differ from LEDGER_TOPIC")
+        if not self.checks_topic or self.checks_topic in (self.topic, self.state_topic):
+            raise SettingsError(
+                "LEDGER_CHECKS_TOPIC must be set and differ from the event and state topics"
+            )
+        url = urlsplit(self.public_url)
+        if url.scheme not in ("http", "https") or not url.netloc or url.query or url.fragment:
+            raise SettingsError(
+                f"LEDGER_PUBLIC_URL={self.public_url!r}; an http(s) base URL such as"
+                " https://ledger.example.com"
+            )
+        if not self.controller_name.strip():
+            raise SettingsError("LEDGER_CONTROLLER_NAME must not be empty")
 
     def with_servers(self, kafka: str, database: str, *, idempotence: bool) -> Settings:
         return replace(
@@ -152,6 +230,12 @@ class Settings:
             kafka_bootstrap_servers=kafka,
             database_url=database,
             kafka_idempotence=idempotence,
+        )
+
+    def secrets(self) -> Secrets:
+        """The key rings and keys, parsed; raises SecretsError naming what is missing."""
+        return load_secrets(
+            {var: getattr(self, ENVIRONMENT[var][0]) for var in (*SECRET_VARIABLES, SECRETS_FILE)}
         )
 
     @property

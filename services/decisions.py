@@ -38,6 +38,7 @@ REASONS: Final = (
     "objected_processing",
     "restricted",
     "no_legal_basis",
+    "unknown_subject",
 )
 
 #: resolutions after which a processing objection no longer stops processing
@@ -52,6 +53,13 @@ class Decision:
     evidence: tuple[UUID, ...]
     #: the latest event of the rule that decided (None when no event did, e.g. no_consent)
     decided_by: Fact | None = None
+
+
+def unknown_subject(purpose: Purpose) -> Decision:
+    """The answer for an e-mail address or phone number the ledger links to no subject:
+    nobody has agreed to anything, so nothing is allowed (legal obligations included, since
+    there is no one to owe them to)."""
+    return Decision(False, "unknown_subject", purpose.basis, ())
 
 
 def decide(state: SubjectState, purpose: Purpose, channel: str, now: datetime) -> Decision:

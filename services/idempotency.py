@@ -88,3 +88,18 @@ async def projected_positions(
         list(event_ids),
     )
     return {r["event_id"]: (r["log_partition"], r["log_offset"]) for r in rows}
+
+
+async def logged_position(pool: asyncpg.Pool, key: str) -> tuple[int, int] | None:
+    """Where the last record claimed under `key` landed; None if unclaimed or not known yet."""
+    row = await pool.fetchrow(
+        "SELECT event_ids, ack_partitions, ack_offsets FROM idempotency_keys"
+        " WHERE idempotency_key = $1",
+        key,
+    )
+    if row is None:
+        return None
+    if row["ack_offsets"] is not None:
+        return max(zip(row["ack_partitions"], row["ack_offsets"], strict=True))
+    known = await projected_positions(pool, row["event_ids"])
+    return max(known.values()) if len(known) == len(row["event_ids"]) else None

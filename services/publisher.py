@@ -54,5 +54,21 @@ class Publisher:
         metadata = await asyncio.gather(*futures)
         return [(m.partition, m.offset) for m in metadata]
 
+    async def publish_record(
+        self, topic: str, key: bytes, value: bytes, headers: list[tuple[str, bytes]]
+    ) -> tuple[int, int]:
+        """Send one already-encoded record to another topic (e.g. contact-check evidence) and
+        wait for its ack, under the same timeout; returns its (partition, offset)."""
+
+        async def send() -> tuple[int, int]:
+            future = await self.producer.send(topic, key=key, value=value, headers=headers)
+            metadata = await future
+            return metadata.partition, metadata.offset
+
+        try:
+            return await asyncio.wait_for(send(), self.timeout_s)
+        except (TimeoutError, KafkaError) as exc:
+            raise BrokerUnavailable(str(exc) or type(exc).__name__) from exc
+
     async def partition_count(self) -> int:
         return len(await self.producer.partitions_for(self.topic))

@@ -29,6 +29,9 @@ WITH moved AS (
     FROM unnest($1::uuid[], $2::int[], $3::bigint[]) AS x(e, p, o)
     WHERE j.event_id = x.e
     RETURNING j.event_id, j.log_partition, j.log_offset
+), ids AS (
+    UPDATE identifiers i SET log_partition = m.log_partition, log_offset = m.log_offset
+    FROM moved m WHERE i.event_id = m.event_id
 )
 UPDATE subject_facts f SET log_partition = m.log_partition, log_offset = m.log_offset
 FROM moved m WHERE f.event_id = m.event_id

@@ -28,11 +28,59 @@ def topic_configs(settings: Settings) -> dict[str, str]:
     }
 
 
+def state_topic_configs(settings: Settings) -> dict[str, str]:
+    """Compaction: the state feed keeps the latest record per subject, not the history."""
+    return {
+        "cleanup.policy": "compact",
+        "min.insync.replicas": str(settings.topic_min_insync_replicas),
+    }
+
+
+async def _ensure_state_topic(admin: AIOKafkaAdminClient, settings: Settings) -> None:
+    if settings.state_topic in await admin.list_topics():
+        return
+    topic = NewTopic(
+        settings.state_topic,
+        settings.topic_partitions,
+        settings.topic_replication,
+        topic_configs=state_topic_configs(settings),
+    )
+    response = await admin.create_topics([topic])
+    for _, code, message in response.topic_errors:
+        if code not in (0, 36):  # 36: created meanwhile by another process
+            raise RuntimeError(f"cannot create topic {settings.state_topic}: {message} ({code})")
+    log.info("created the compacted state topic %s", settings.state_topic)
+
+
+#: partitions of the checks topic: it is keyed by campaign and written once per batch check
+CHECKS_TOPIC_PARTITIONS = 3
+
+
+async def _ensure_checks_topic(admin: AIOKafkaAdminClient, settings: Settings) -> None:
+    """The contact-check evidence topic: kept forever like the events, never compacted."""
+    if settings.checks_topic in await admin.list_topics():
+        return
+    topic = NewTopic(
+        settings.checks_topic,
+        CHECKS_TOPIC_PARTITIONS,
+        settings.topic_replication,
+        topic_configs=topic_configs(settings),
+    )
+    response = await admin.create_topics([topic])
+    for _, code, message in response.topic_errors:
+        if code not in (0, 36):  # 36: created meanwhile by another process
+            raise RuntimeError(f"cannot create topic {settings.checks_topic}: {message} ({code})")
+    log.info("created the contact-check topic %s", settings.checks_topic)
+
+
 async def ensure_topic(settings: Settings) -> bool:
-    """Create the topic unless it exists; True when it was created now."""
+    """Create the event topic (and the state and checks topics) unless it exists; True when
+    the event topic was created now."""
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
     await admin.start()
     try:
+        await _ensure_state_topic(admin, settings)
+        await _ensure_checks_topic(admin, settings)
         if settings.topic in await admin.list_topics():
             (described,) = await admin.describe_topics([settings.topic])
             count = len(described["partitions"])

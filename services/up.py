@@ -25,6 +25,8 @@ from projections import offsets
 from projections.migrate import migrate
 from services.config import Settings
 from services.restore import restore_if_log_empty
+from services.secrets import SecretsError, ensure_secrets_file
+from services.session import remove_session, write_session
 from services.stack import EmbeddedKafka, EmbeddedPostgres, die_with_parent
 from services.topic import ensure_topic, highwaters
 
@@ -32,6 +34,7 @@ from services.topic import ensure_topic, highwaters
 def run_up(settings: Settings) -> int:
     data_dir = Path(settings.data_dir).resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
+    settings, generated = _with_secrets(settings, data_dir / "secrets.toml")
     postgres = EmbeddedPostgres(data_dir / "pg") if not settings.database_url else None
     kafka = (
         EmbeddedKafka(log_file=data_dir / "broker.log")
@@ -59,6 +62,7 @@ def run_up(settings: Settings) -> int:
             # the embedded broker makes a group join wait half the session timeout
             settings = replace(settings, kafka_session_timeout_ms=6000)
         restored = asyncio.run(_prepare(settings))
+        write_session(settings)
         env = {**os.environ, **settings.as_environment()}
         for command in ("projector", "api"):
             children[command] = subprocess.Popen(
@@ -69,7 +73,7 @@ def run_up(settings: Settings) -> int:
             )
         if not _wait_ready(settings, list(children.values()), lambda: stopping):
             return 0 if stopping else 1
-        _print_banner(settings, postgres, kafka, restored)
+        _print_banner(settings, postgres, kafka, restored, generated)
         while not stopping:
             for name, child in children.items():
                 if child.poll() is not None:
@@ -86,11 +90,25 @@ def run_up(settings: Settings) -> int:
             _drain(settings)
         if projector is not None:
             _stop(projector)
+        remove_session(settings)
         if kafka:
             kafka.stop()
         if postgres:
             postgres.stop()
         print("consent-ledger: stopped", flush=True)
+
+
+def _with_secrets(settings: Settings, path: Path) -> tuple[Settings, bool]:
+    """Use the configured secrets, or a secrets file of the data directory, made on first
+    start: local runs need no set-up, and the keys persist with the embedded database."""
+    try:
+        settings.secrets()
+        return settings, False
+    except SecretsError:
+        if settings.secrets_file or settings.master_keys or settings.link_keys:
+            raise
+    written = ensure_secrets_file(path)
+    return replace(settings, secrets_file=str(path)), written
 
 
 async def _prepare(settings: Settings) -> int:
@@ -173,6 +191,7 @@ def _print_banner(
     postgres: EmbeddedPostgres | None,
     kafka: EmbeddedKafka | None,
     restored: int,
+    generated: bool,
 ) -> None:
     api = f"http://{settings.host}:{settings.port}"
     broker = "embedded Tansu, log in memory" if kafka else "external"
@@ -183,6 +202,9 @@ def _print_banner(
         f"  Kafka       {settings.kafka_bootstrap_servers}   ({broker}; topic {settings.topic})",
         f"  PostgreSQL  {settings.database_url}   ({database})",
     ]
+    if settings.secrets_file:
+        made = "generated now; back it up with the database" if generated else "kept"
+        lines.append(f"  Secrets     {settings.secrets_file}   ({made})")
     if restored:
         lines.append(f"  restored {restored} events to the empty broker from the journal")
     lines.append("Press Ctrl-C to stop.")

@@ -19,9 +19,17 @@ from projections.runner import Projector
 from schemas.codec import default_codec
 from services.api.app import create_app
 from services.config import Settings
+from services.secrets import new_key
 from services.stack import free_port
 from services.topic import ensure_topic
 from tests.servers import Servers, servers, with_database
+
+#: fresh keys per test session: tests never depend on a secret checked in anywhere
+TEST_SECRETS: dict[str, str] = {
+    "LEDGER_MASTER_KEYS": f"m1:{new_key()}",
+    "LEDGER_BLIND_INDEX_KEY": new_key(),
+    "LEDGER_LINK_KEYS": f"l1:{new_key()}",
+}
 
 
 @pytest.fixture(scope="session")
@@ -53,12 +61,15 @@ async def make_settings(real_servers: Servers, **overrides: str) -> Settings:
         "KAFKA_BOOTSTRAP_SERVERS": real_servers.bootstrap_servers,
         "DATABASE_URL": with_database(real_servers.database_url, name),
         "LEDGER_TOPIC": f"consent.events.{name}",
+        "LEDGER_STATE_TOPIC": f"consent.state.{name}",
+        "LEDGER_CHECKS_TOPIC": f"consent.checks.{name}",
         "LEDGER_TOPIC_PARTITIONS": "4",
         "LEDGER_KAFKA_IDEMPOTENCE": "true" if real_servers.idempotence else "false",
         "LEDGER_PROJECTOR_GROUP": f"projector-{name}",
         "LEDGER_KAFKA_SESSION_TIMEOUT_MS": "2000" if real_servers.kind == "embedded" else "6000",
         "LEDGER_READ_WAIT_MS": "5000",
         "LEDGER_PROJECTOR_BATCH": "500",
+        **TEST_SECRETS,
         **overrides,
     }
     settings = Settings.from_env(env)

@@ -14,13 +14,15 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from schemas.codec import CodecError
-from services.api import read
+from services.api import batch, identifiers, read, suppressions, unsubscribe
 from services.api.commands import COMMANDS
+from services.api.metrics import metrics_endpoint
 from services.api.openapi import openapi_document
 from services.api.problems import ProblemError, instance_of, problem_handler, unavailable
 from services.api.write import command_endpoint
 from services.bootstrap import Ledger, close_ledger, open_ledger
 from services.config import Settings
+from services.web import routes as pages
 
 log = logging.getLogger(__name__)
 
@@ -65,13 +67,21 @@ def routes() -> list[Route]:
         for path, build in COMMANDS.items()
     ]
     out += [
+        Route("/v1/subjects/{subject_id}/identifiers", identifiers.link, methods=["POST"]),
+        Route("/v1/subjects/{subject_id}/identifiers", identifiers.unlink, methods=["DELETE"]),
         Route("/v1/decision", read.decision, methods=["GET"]),
+        Route("/v1/decisions/batch", batch.batch_decisions, methods=["POST"]),
         Route("/v1/subjects/{subject_id}/consent", read.consent_state, methods=["GET"]),
         Route("/v1/subjects/{subject_id}/events", read.subject_events, methods=["GET"]),
         Route("/v1/purposes", read.purposes, methods=["GET"]),
+        Route(suppressions.PATH, suppressions.suppressions, methods=["GET"]),
         Route("/healthz", read.healthz, methods=["GET"]),
         Route("/readyz", read.readyz, methods=["GET"]),
         Route("/openapi.json", _openapi, methods=["GET"]),
+        Route("/v1/unsubscribe-links", unsubscribe.create_links, methods=["POST"]),
+        Route("/u/{token}", pages.unsubscribe, methods=["GET", "POST"]),
+        Route("/p/{token}", pages.preferences, methods=["GET", "POST"]),
+        Route("/metrics", metrics_endpoint, methods=["GET"]),
     ]
     return out
 

@@ -20,8 +20,9 @@ from services.api.problems import ProblemError, field_error, invalid
 MAX_BODY: Final = 64 * 1024
 
 
-async def read_json_object(request: Request) -> dict[str, Any]:
-    """The request body as a JSON object, or a 4xx problem (size, type, syntax)."""
+async def read_json_object(request: Request, max_bytes: int = MAX_BODY) -> dict[str, Any]:
+    """The request body as a JSON object, or a 4xx problem (size, type, syntax); a route
+    that takes long lists (the batch check) may allow more than MAX_BODY."""
     ctype = request.headers.get("content-type", "")
     if ctype.split(";")[0].strip().lower() != "application/json":
         raise ProblemError(
@@ -30,14 +31,14 @@ async def read_json_object(request: Request) -> dict[str, Any]:
             f"content-type {ctype or '(none)'!r} is not accepted; send application/json",
         )
     declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > MAX_BODY:
-        raise _too_large()
+    if declared is not None and declared.isdigit() and int(declared) > max_bytes:
+        raise _too_large(max_bytes)
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.stream():
         size += len(chunk)
-        if size > MAX_BODY:
-            raise _too_large()
+        if size > max_bytes:
+            raise _too_large(max_bytes)
         chunks.append(chunk)
     raw = b"".join(chunks)
     try:
@@ -51,9 +52,9 @@ async def read_json_object(request: Request) -> dict[str, Any]:
     return data
 
 
-def _too_large() -> ProblemError:
+def _too_large(max_bytes: int) -> ProblemError:
     return ProblemError(
-        413, "Payload too large", f"the body exceeds {MAX_BODY} bytes", kind="payload-too-large"
+        413, "Payload too large", f"the body exceeds {max_bytes} bytes", kind="payload-too-large"
     )
 
 

@@ -42,7 +42,7 @@ class Context:
 Builder = Callable[[Fields, Context], list[Event]]
 
 
-class _Common:
+class Common:
     """The fields every command shares: source, method, actor, occurred_at."""
 
     def __init__(self, f: Fields, ctx: Context) -> None:
@@ -91,7 +91,7 @@ def _channel(f: Fields, purpose: Purpose | None) -> str | None:
     return f.choice("channel", purpose.channels if purpose else CHANNELS)
 
 
-def _later(f: Fields, name: str, common: _Common) -> datetime | None:
+def _later(f: Fields, name: str, common: Common) -> datetime | None:
     moment = f.instant(name)
     if moment is not None and moment <= common.occurred_at:
         f.error(name, "must be later than occurred_at")
@@ -100,7 +100,7 @@ def _later(f: Fields, name: str, common: _Common) -> datetime | None:
 
 def grant_consent(f: Fields, ctx: Context) -> list[Event]:
     """Record the subject's consent to a purpose (optionally lifting a DM objection)."""
-    common = _Common(f, ctx)
+    common = Common(f, ctx)
     purpose = _purpose(f, ctx, required=True)
     if purpose and purpose.basis not in ("consent", "legitimate_interest"):
         f.error("purpose", f"{purpose.id!r} rests on {purpose.basis}; consent does not apply")
@@ -126,7 +126,7 @@ def grant_consent(f: Fields, ctx: Context) -> list[Event]:
 
 def withdraw_consent(f: Fields, ctx: Context) -> list[Event]:
     """Record a withdrawal of consent: one purpose or all, one channel or all."""
-    common = _Common(f, ctx)
+    common = Common(f, ctx)
     purpose = _purpose(f, ctx)
     channel = _channel(f, purpose)
     reason = f.text("reason", max_len=500, free_text=True)
@@ -167,7 +167,7 @@ def _objectable(f: Fields, purpose: Purpose | None) -> None:
 
 def object_(f: Fields, ctx: Context) -> list[Event]:
     """Record an objection: to direct marketing (Art. 21(2)) or to processing (Art. 21(1))."""
-    common = _Common(f, ctx)
+    common = Common(f, ctx)
     kind, purpose, channel = _objection_target(f, ctx)
     f.finish()
     if kind == "direct_marketing":
@@ -178,7 +178,7 @@ def object_(f: Fields, ctx: Context) -> list[Event]:
 
 def lift_objection(f: Fields, ctx: Context) -> list[Event]:
     """Record that the subject lifted an objection, with evidence of the request."""
-    common = _Common(f, ctx)
+    common = Common(f, ctx)
     kind, purpose, channel = _objection_target(f, ctx)
     evidence = f.text("evidence", required=True, max_len=1000, free_text=True)
     f.finish()
@@ -192,7 +192,7 @@ def lift_objection(f: Fields, ctx: Context) -> list[Event]:
 
 def resolve_objection(f: Fields, ctx: Context) -> list[Event]:
     """Record the outcome of assessing a processing objection."""
-    common = _Common(f, ctx)
+    common = Common(f, ctx)
     purpose = _purpose(f, ctx, required=True)
     _objectable(f, purpose)
     outcome = f.choice("outcome", ("upheld", "compelling_grounds"), required=True)
@@ -205,7 +205,7 @@ def resolve_objection(f: Fields, ctx: Context) -> list[Event]:
 
 def restrict(f: Fields, ctx: Context) -> list[Event]:
     """Record a restriction of processing (Art. 18) on one of its four grounds."""
-    common = _Common(f, ctx)
+    common = Common(f, ctx)
     ground = f.choice("ground", ev.RESTRICTION_GROUNDS, required=True)
     purposes = f.choices("purposes", ctx.catalogue.ids)
     f.finish()
@@ -214,7 +214,7 @@ def restrict(f: Fields, ctx: Context) -> list[Event]:
 
 def lift_restriction(f: Fields, ctx: Context) -> list[Event]:
     """Record that a restriction was lifted (the subject was told first, Art. 18(3))."""
-    common = _Common(f, ctx)
+    common = Common(f, ctx)
     ground = f.choice("ground", ev.RESTRICTION_GROUNDS)
     purposes = f.choices("purposes", ctx.catalogue.ids)
     evidence = f.text("evidence", max_len=1000, free_text=True)
@@ -225,7 +225,7 @@ def lift_restriction(f: Fields, ctx: Context) -> list[Event]:
 
 def record_relationship(f: Fields, ctx: Context) -> list[Event]:
     """Record a contract or legitimate-interest relationship with the subject."""
-    common = _Common(f, ctx)
+    common = Common(f, ctx)
     basis = f.choice("basis", ev.RELATIONSHIP_BASES, required=True)
     purposes = f.choices("purposes", ctx.catalogue.ids)
     valid_until = _later(f, "valid_until", common)
@@ -236,7 +236,7 @@ def record_relationship(f: Fields, ctx: Context) -> list[Event]:
 
 def end_relationship(f: Fields, ctx: Context) -> list[Event]:
     """Record that a relationship ended."""
-    common = _Common(f, ctx)
+    common = Common(f, ctx)
     basis = f.choice("basis", ev.RELATIONSHIP_BASES)
     purposes = f.choices("purposes", ctx.catalogue.ids)
     evidence = f.text("evidence", max_len=1000, free_text=True)

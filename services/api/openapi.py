@@ -10,10 +10,12 @@ import contextlib
 from datetime import UTC, datetime
 from typing import Any
 
-from schemas.events import ACTOR_TYPES, METHODS
+from schemas.events import ACTOR_TYPES, IDENTIFIER_TYPES, METHODS
+from services.api import batch, suppressions
 from services.api.body import Fields
 from services.api.commands import COMMANDS, Builder, Context
 from services.api.problems import ProblemError
+from services.api.unsubscribe import OPENAPI_PATHS
 from services.catalogue import Catalogue
 
 _SHARED: dict[str, Any] = {
@@ -75,6 +77,7 @@ def _query(name: str, required: bool = False) -> dict[str, Any]:
 
 
 _SUBJECT = {"name": "subject_id", "in": "path", "required": True, "schema": {"type": "string"}}
+_IDEMPOTENCY = {"name": "Idempotency-Key", "in": "header", "schema": {"type": "string"}}
 
 
 def openapi_document(catalogue: Catalogue) -> dict[str, Any]:
@@ -83,10 +86,7 @@ def openapi_document(catalogue: Catalogue) -> dict[str, Any]:
         paths[f"/v1/subjects/{{subject_id}}/{path}"] = {
             "post": {
                 "summary": (build.__doc__ or path).strip().splitlines()[0],
-                "parameters": [
-                    _SUBJECT,
-                    {"name": "Idempotency-Key", "in": "header", "schema": {"type": "string"}},
-                ],
+                "parameters": [_SUBJECT, _IDEMPOTENCY],
                 "requestBody": {
                     "required": True,
                     "content": {"application/json": {"schema": _body_schema(build, catalogue)}},
@@ -98,10 +98,47 @@ def openapi_document(catalogue: Catalogue) -> dict[str, Any]:
                 },
             }
         }
+    identifier_body = {
+        "required": True,
+        "content": {
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "required": ["type", "value"],
+                    "properties": {
+                        "type": {"type": "string", "enum": list(IDENTIFIER_TYPES)},
+                        "value": {"type": "string"},
+                        **{k: _SHARED[k] for k in ("source", "method", "actor")},
+                        "occurred_at": {"type": "string", "format": "date-time"},
+                    },
+                    "additionalProperties": False,
+                }
+            }
+        },
+    }
+    paths["/v1/subjects/{subject_id}/identifiers"] = {
+        verb: {
+            "summary": summary,
+            "parameters": [_SUBJECT, _IDEMPOTENCY],
+            "requestBody": identifier_body,
+            "responses": {"201": {"description": "appended"}, "4XX": _PROBLEM, "503": _PROBLEM},
+        }
+        for verb, summary in (
+            ("post", "Link an e-mail address or phone number to the subject"),
+            ("delete", "Unlink an e-mail address or phone number from the subject"),
+        )
+    }
+    lookup = [_query("email"), _query("phone")]
     reads = {
-        "/v1/decision": [_query(n, True) for n in ("subject_id", "purpose", "channel")],
-        "/v1/subjects/{subject_id}/consent": [_SUBJECT],
-        "/v1/subjects/{subject_id}/events": [_SUBJECT, _query("limit"), _query("after_offset")],
+        "/v1/decision": [_query("subject_id"), *lookup]
+        + [_query(n, True) for n in ("purpose", "channel")],
+        "/v1/subjects/{subject_id}/consent": [_SUBJECT, *lookup],
+        "/v1/subjects/{subject_id}/events": [
+            _SUBJECT,
+            *lookup,
+            _query("limit"),
+            _query("after_offset"),
+        ],
         "/v1/purposes": [],
         "/healthz": [],
         "/readyz": [],
@@ -114,6 +151,9 @@ def openapi_document(catalogue: Catalogue) -> dict[str, Any]:
                 "responses": {"200": {"description": "ok"}, "4XX": _PROBLEM, "503": _PROBLEM},
             }
         }
+    paths.update(OPENAPI_PATHS)
+    paths.update(suppressions.OPENAPI_PATHS)
+    paths.update(batch.OPENAPI_PATHS)
     return {
         "openapi": "3.1.0",
         "info": {"title": "Consent ledger", "version": "1"},

@@ -12,11 +12,12 @@ from starlette.responses import JSONResponse
 from projections import journal, subject_state
 from projections.state import ALL, Fact, FactKey, covering
 from schemas.events import rfc3339
-from services.api.body import Fields, check_subject_id
-from services.api.problems import field_error, invalid, unavailable
+from services.api.body import Fields
+from services.api.identifiers import UnknownIdentifier, subject_from_query
+from services.api.problems import ProblemError, field_error, invalid, unavailable
 from services.bootstrap import Ledger
 from services.catalogue import Purpose
-from services.decisions import Decision, decide
+from services.decisions import Decision, decide, unknown_subject
 from services.partitioning import partition_for
 from services.tokens import TokenError, decode_token, encode_token
 
@@ -45,6 +46,20 @@ async def _wait_for_token(ledger: Ledger, f: Fields) -> None:
         )
 
 
+async def _path_subject(ledger: Ledger, request: Request, f: Fields) -> str:
+    """The path's subject id, or the subject `by-identifier` finds; 404 when it finds none."""
+    try:
+        return await subject_from_query(ledger, f, request.path_params["subject_id"])
+    except UnknownIdentifier as exc:
+        raise ProblemError(
+            404,
+            "Unknown subject",
+            "no subject is linked to this identifier",
+            errors=[field_error(str(exc), "linked to no subject")],
+            kind="unknown-subject",
+        ) from None
+
+
 async def _state(ledger: Ledger, subject_id: str) -> tuple[dict[FactKey, Fact], str]:
     partition = partition_for(subject_id, ledger.partitions)
     facts, position = await subject_state.load(
@@ -65,14 +80,28 @@ def _decision_json(decision: Decision) -> dict[str, Any]:
 async def decision(request: Request) -> JSONResponse:
     ledger = _ledger(request)
     f = Fields(dict(request.query_params))
-    subject_id = f.subject_id()
     pid = f.choice("purpose", ledger.catalogue.ids, required=True)
     purpose = ledger.catalogue.get(pid) if pid else None
     channel = f.choice("channel", purpose.channels if purpose else (), required=True)
-    f.raw("min_token")
-    f.finish()
-    assert subject_id is not None and purpose is not None and channel is not None
+    # wait first: an identifier linked just before min_token's position must be found
     await _wait_for_token(ledger, f)
+    subject_id: str | None
+    try:
+        subject_id = await subject_from_query(ledger, f)
+    except UnknownIdentifier:
+        subject_id = None
+    f.finish()
+    assert purpose is not None and channel is not None
+    if subject_id is None:
+        return JSONResponse(
+            {
+                "subject_id": None,
+                "purpose": purpose.id,
+                "channel": channel,
+                **_decision_json(unknown_subject(purpose)),
+                "token": None,
+            }
+        )
     facts, token = await _state(ledger, subject_id)
     answer = _decision_json(decide(facts, purpose, channel, datetime.now(UTC)))
     return JSONResponse(
@@ -159,11 +188,10 @@ def _purpose_state(
 
 async def consent_state(request: Request) -> JSONResponse:
     ledger = _ledger(request)
-    subject_id = check_subject_id(request.path_params["subject_id"])
     f = Fields(dict(request.query_params))
-    f.raw("min_token")
-    f.finish()
     await _wait_for_token(ledger, f)
+    subject_id = await _path_subject(ledger, request, f)
+    f.finish()
     facts, token = await _state(ledger, subject_id)
     now = datetime.now(UTC)
     return JSONResponse(
@@ -181,13 +209,12 @@ async def consent_state(request: Request) -> JSONResponse:
 
 async def subject_events(request: Request) -> JSONResponse:
     ledger = _ledger(request)
-    subject_id = check_subject_id(request.path_params["subject_id"])
     f = Fields(dict(request.query_params))
-    f.raw("min_token")
+    await _wait_for_token(ledger, f)
+    subject_id = await _path_subject(ledger, request, f)
     limit = _int(f, "limit", 1000, 1, 10000)
     after = _int(f, "after_offset", -1, -1, 2**62)
     f.finish()
-    await _wait_for_token(ledger, f)
     partition = partition_for(subject_id, ledger.partitions)
     events = await journal.history(ledger.pool, subject_id, after=(partition, after), limit=limit)
     return JSONResponse({"subject_id": subject_id, "events": events})

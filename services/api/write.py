@@ -22,63 +22,86 @@ from services.tokens import encode_token
 
 _KEY_RE: Final = re.compile(r"[\x21-\x7e]{1,200}")
 
+Positions = list[tuple[int, int]]
+
+
+def idempotency_key(request: Request) -> str | None:
+    key = request.headers.get("idempotency-key")
+    if key is not None and not _KEY_RE.fullmatch(key):
+        raise invalid(
+            [field_error("Idempotency-Key", "must be 1-200 visible ASCII characters")], 400
+        )
+    return key
+
+
+async def append(
+    ledger: Ledger,
+    events: list[Event],
+    *,
+    key: str | None,
+    digest: bytes,
+    subject_id: str,
+) -> tuple[list[Event], Positions, bool]:
+    """Put `events` in the log once per idempotency key; returns the events actually logged
+    (a retry's are the first request's), their positions and whether this was a replay.
+
+    `digest` identifies the request for the key; it must not be a plain hash of personal data.
+    """
+    values = [ledger.codec.encode(e) for e in events]
+    replayed = False
+    if key is not None:
+        ids = [e.event_id for e in events]
+        claim = await idempotency.claim(ledger.pool, key, digest, subject_id, ids, values)
+        if not claim.digest_matches:
+            raise ProblemError(
+                422,
+                "Idempotency key reused",
+                "this Idempotency-Key was used with a different request; use a new key",
+                errors=[field_error("Idempotency-Key", "already used for another request")],
+                kind="idempotency-key-reused",
+            )
+        if not claim.first:
+            replayed = True
+            values = claim.record_values
+            events = [ledger.codec.decode(v) for v in values]
+            if claim.acked is not None:
+                return events, claim.acked, replayed
+            known = await idempotency.projected_positions(ledger.pool, claim.event_ids)
+            if len(known) == len(events):
+                return events, [known[e.event_id] for e in events], replayed
+    try:
+        positions = await ledger.publisher.publish(list(zip(events, values, strict=True)))
+    except BrokerUnavailable:
+        retry = "retry with the same Idempotency-Key" if key else "retry with an Idempotency-Key"
+        raise unavailable(
+            f"the event log did not acknowledge in time; nothing is confirmed: {retry}", 2
+        ) from None
+    if key is not None:
+        # the events are in the log: a failure to note it only costs a retry a re-send
+        with contextlib.suppress(OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+            await idempotency.record_ack(ledger.pool, key, positions)
+    return events, positions, replayed
+
 
 def command_endpoint(route: str, build: Builder) -> Any:
     async def endpoint(request: Request) -> JSONResponse:
         ledger: Ledger = request.app.state.ledger
         subject_id = check_subject_id(request.path_params["subject_id"])
-        key = request.headers.get("idempotency-key")
-        if key is not None and not _KEY_RE.fullmatch(key):
-            raise invalid(
-                [field_error("Idempotency-Key", "must be 1-200 visible ASCII characters")], 400
-            )
+        key = idempotency_key(request)
         body = await read_json_object(request)
         now = datetime.now(UTC)
         events = build(Fields(body), Context(subject_id, now, ledger.catalogue))
-        values = [ledger.codec.encode(e) for e in events]
-        replayed = False
-        if key is not None:
-            digest = idempotency.request_digest(route, subject_id, body)
-            ids = [e.event_id for e in events]
-            claim = await idempotency.claim(ledger.pool, key, digest, subject_id, ids, values)
-            if not claim.digest_matches:
-                raise ProblemError(
-                    422,
-                    "Idempotency key reused",
-                    "this Idempotency-Key was used with a different request; use a new key",
-                    errors=[field_error("Idempotency-Key", "already used for another request")],
-                    kind="idempotency-key-reused",
-                )
-            if not claim.first:
-                replayed = True
-                values = claim.record_values
-                events = [ledger.codec.decode(v) for v in values]
-                if claim.acked is not None:
-                    return _created(events, claim.acked, replayed)
-                known = await idempotency.projected_positions(ledger.pool, claim.event_ids)
-                if len(known) == len(events):
-                    positions = [known[e.event_id] for e in events]
-                    return _created(events, positions, replayed)
-        try:
-            positions = await ledger.publisher.publish(list(zip(events, values, strict=True)))
-        except BrokerUnavailable:
-            retry = (
-                "retry with the same Idempotency-Key" if key else "retry with an Idempotency-Key"
-            )
-            raise unavailable(
-                f"the event log did not acknowledge in time; nothing is confirmed: {retry}", 2
-            ) from None
-        if key is not None:
-            # the events are in the log: a failure to note it only costs a retry a re-send
-            with contextlib.suppress(OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
-                await idempotency.record_ack(ledger.pool, key, positions)
-        return _created(events, positions, replayed)
+        digest = idempotency.request_digest(route, subject_id, body)
+        logged, positions, replayed = await append(
+            ledger, events, key=key, digest=digest, subject_id=subject_id
+        )
+        return created(logged, positions, replayed)
 
     endpoint.__name__ = "command_" + route.replace("/", "_")
     return endpoint
 
 
-def _created(events: list[Event], positions: list[tuple[int, int]], replayed: bool) -> JSONResponse:
+def created(events: list[Event], positions: Positions, replayed: bool) -> JSONResponse:
     main, (partition, offset) = events[-1], positions[-1]
     body: dict[str, Any] = {
         "event_id": str(main.event_id),

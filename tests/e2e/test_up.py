@@ -3,6 +3,7 @@ Ctrl-C, and a second start that still knows everything recorded before."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import signal
@@ -22,6 +23,10 @@ from tests.conftest import make_settings, wait_until
 from tests.servers import Servers
 
 pytestmark = pytest.mark.e2e
+
+SAMPLES = Path(__file__).resolve().parents[2] / "services" / "importing" / "samples"
+#: unset for commands that must find a running `up` by themselves
+SERVER_VARIABLES = ("KAFKA_BOOTSTRAP_SERVERS", "DATABASE_URL")
 
 
 class Stack:
@@ -122,6 +127,7 @@ async def test_up_serves_a_scenario_stops_cleanly_and_restarts_with_everything(
     async with httpx.AsyncClient(base_url=stack.url, timeout=30) as client:
         purposes = (await client.get("/v1/purposes")).json()["purposes"]
         assert "newsletter" in [p["id"] for p in purposes]
+        await command(client, "e2e-1", "identifiers", {"type": "email", "value": "e2e@example.com"})
         grant = await command(client, "e2e-1", "consents", {"purpose": "newsletter"})
         await command(client, "e2e-2", "consents", {"purpose": "marketing_partners"})
         objection = await command(client, "e2e-2", "objections", {"kind": "direct_marketing"})
@@ -135,22 +141,64 @@ async def test_up_serves_a_scenario_stops_cleanly_and_restarts_with_everything(
     assert stack.interrupt() == 0
     assert "consent-ledger: stopped" in stack.log.read_text()
     stack.assert_nothing_left_running()
+    secrets_file = stack.data_dir / "secrets.toml"
+    assert "(generated now; back it up" in stack.log.read_text()
+    assert secrets_file.stat().st_mode & 0o777 == 0o600
+    secrets = secrets_file.read_text()
 
     stack.start()
     await stack.ready()
+    assert secrets_file.read_text() == secrets  # kept: the data keys stay usable
     if "embedded Tansu" in stack.log.read_text():
-        assert "restored 3 events to the empty broker from the journal" in stack.log.read_text()
+        assert "restored 4 events to the empty broker from the journal" in stack.log.read_text()
     async with httpx.AsyncClient(base_url=stack.url, timeout=30) as client:
         after = (await client.get("/v1/subjects/e2e-2/events")).json()["events"]
         assert [e["event_id"] for e in after] == [e["event_id"] for e in before]
         decision = (await client.get("/v1/decision", params=params)).json()
         assert decision["reason"] == "consent_given"
         assert decision["evidence"] == [grant["event_id"]]
+        by_email = {"email": "E2E@example.com", "purpose": "newsletter", "channel": "email"}
+        found = (await client.get("/v1/decision", params=by_email)).json()
+        assert (found["subject_id"], found["reason"]) == ("e2e-1", "consent_given")
         blocked = await client.get(
             "/v1/decision",
             params={"subject_id": "e2e-2", "purpose": "marketing_partners", "channel": "email"},
         )
         assert blocked.json()["reason"] == "objected_direct_marketing"
+        # an operator command beside `up` finds its servers and secrets with no set-up
+        imported = await asyncio.to_thread(
+            subprocess.run,
+            [
+                sys.executable,
+                "-m",
+                "services.cli",
+                "import",
+                str(SAMPLES / "generic.csv"),
+                "--purpose",
+                "newsletter",
+                "--channel",
+                "email",
+                "--rejects",
+                str(stack.data_dir / "rejects.csv"),
+            ],
+            env={
+                **{k: v for k, v in os.environ.items() if k not in SERVER_VARIABLES},
+                "LEDGER_DATA_DIR": str(stack.data_dir),
+            },
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert imported.returncode == 0, imported.stdout + imported.stderr
+        assert "using the servers of the running `up`" in imported.stdout
+        assert "ada@example.com" not in imported.stdout + imported.stderr
+        ada = {"email": "ada@example.com", "purpose": "newsletter", "channel": "email"}
+
+        async def imported_ada() -> bool:
+            answer = (await client.get("/v1/decision", params=ada)).json()
+            return bool(answer["reason"] == "consent_given")
+
+        await wait_until(imported_ada, 30, "the imported subscriber to be projected")
         # the restored log accepts new events after the old ones
         more = await command(client, "e2e-2", "withdrawals", {})
         history = (
@@ -160,6 +208,7 @@ async def test_up_serves_a_scenario_stops_cleanly_and_restarts_with_everything(
         assert len(history) == 3
     assert stack.interrupt() == 0
     stack.assert_nothing_left_running()
+    assert not (stack.data_dir / "session.env").exists()
 
 
 async def test_children_do_not_outlive_a_killed_up(stack: Stack) -> None:

@@ -44,6 +44,16 @@ def random_event(rng: random.Random, subject: str, at: datetime) -> Event:
         ev.RESTRICTION_LIFTED: {"ground": None, "purposes": []},
         ev.RELATIONSHIP_RECORDED: {"basis": "contract", "purposes": [], "valid_until": None},
         ev.RELATIONSHIP_ENDED: {"basis": None, "purposes": []},
+        # a few shared indexes, so links and unlinks of one identifier interleave
+        ev.IDENTIFIER_LINKED: {
+            "identifier_type": "email",
+            "blind_index": bytes([rng.randrange(8)]) * 32,
+            "ciphertext": rng.randbytes(40),
+        },
+        ev.IDENTIFIER_UNLINKED: {
+            "identifier_type": "email",
+            "blind_index": bytes([rng.randrange(8)]) * 32,
+        },
     }
     data = choices[kind]
     return Event(kind, uuid.UUID(int=rng.getrandbits(128)), subject, at, at, Source(), data=data)
@@ -102,6 +112,12 @@ async def snapshot(conn: asyncpg.Connection) -> dict[str, list[Any]]:
             tuple(r)
             for r in await conn.fetch(
                 "SELECT * FROM subject_facts ORDER BY subject_id, kind, scope_a, scope_b"
+            )
+        ],
+        "identifiers": [
+            tuple(r)
+            for r in await conn.fetch(
+                "SELECT * FROM identifiers ORDER BY identifier_type, blind_index, subject_id"
             )
         ],
         "offsets": [

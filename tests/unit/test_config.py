@@ -37,6 +37,11 @@ def test_round_trip_through_child_process_environment() -> None:
         ({"LEDGER_LOG_LEVEL": "loud"}, "LEDGER_LOG_LEVEL"),
         ({"LEDGER_PROJECTOR_BATCH": "0"}, "LEDGER_PROJECTOR_BATCH"),
         ({"LEDGER_TOPIC": " "}, "LEDGER_TOPIC"),
+        ({"LEDGER_PUBLIC_URL": "ftp://example.com"}, "LEDGER_PUBLIC_URL"),
+        ({"LEDGER_PUBLIC_URL": "https://example.com/?x=1"}, "LEDGER_PUBLIC_URL"),
+        ({"LEDGER_PUBLIC_URL": "example.com"}, "LEDGER_PUBLIC_URL"),
+        ({"LEDGER_CONTROLLER_NAME": " "}, "LEDGER_CONTROLLER_NAME"),
+        ({"LEDGER_LINK_TTL_DAYS": "0"}, "LEDGER_LINK_TTL_DAYS"),
     ],
     ids=lambda v: str(v),
 )

@@ -13,7 +13,7 @@ from projections.state import DM_OBJECTION, Position, covering, fold
 from schemas import events as ev
 from schemas.events import CHANNELS, Event
 from services.catalogue import Purpose
-from services.decisions import REASONS, Decision, decide
+from services.decisions import REASONS, Decision, decide, unknown_subject
 from tests.unit.event_log import (
     CATALOGUE,
     NOW,
@@ -217,7 +217,13 @@ def test_decision_table(
 
 def test_table_covers_every_reason() -> None:
     seen = {p.values[5] for p in SCENARIOS}
-    assert seen == set(REASONS)
+    assert seen | {"unknown_subject"} == set(REASONS)
+
+
+@pytest.mark.parametrize("purpose_id", [NL, RS, CA, CR, WS, LO])
+def test_an_unknown_identifier_is_never_allowed(purpose_id: str) -> None:
+    answer = unknown_subject(purpose(purpose_id))
+    assert (answer.allowed, answer.reason, answer.evidence) == (False, "unknown_subject", ())
 
 
 questions = st.tuples(st.sampled_from(PURPOSE_IDS), st.sampled_from(CHANNELS))

@@ -68,6 +68,7 @@ ENUM_SYMBOLS = {
     "RestrictionGround": events.RESTRICTION_GROUNDS,
     "RelationshipBasis": events.RELATIONSHIP_BASES,
     "ResolutionOutcome": events.RESOLUTION_OUTCOMES,
+    "IdentifierType": events.IDENTIFIER_TYPES,
 }
 
 

@@ -1,0 +1,200 @@
+"""POST /v1/decisions/batch: up to 100,000 recipients against one snapshot of the projections.
+
+The answer lists the allowed recipients and the reason for each denied one, with the token of
+the snapshot it used. With a `campaign_id`, a ContactCheckPerformed record goes to the checks
+topic first and the answer comes only after the broker's ack (503 otherwise): a send must not
+go out on a check that left no evidence. E-mail addresses stay in this request and its answer:
+they are never logged, written to the database or put on a topic.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import UTC, datetime
+from typing import Any, Final
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+
+from projections.batch_snapshot import read_snapshot
+from schemas.check_codec import check_headers, encode_check
+from schemas.events import rfc3339
+from services import contact_checks as checks
+from services.api.batch_request import MAX_BODY, MAX_TOKENS, BatchRequest, parse_batch
+from services.api.body import read_json_object
+from services.api.problems import field_error, invalid, unavailable
+from services.batch_decisions import (
+    MAX_RECIPIENTS,
+    BatchResult,
+    email_indexes,
+    evaluate_emails,
+    evaluate_subjects,
+    relevance,
+    verdicts,
+)
+from services.bootstrap import Ledger
+from services.decisions import decide
+from services.publisher import BrokerUnavailable
+from services.tokens import TokenError, encode_snapshot_token, token_positions
+
+
+async def _wait_for_tokens(ledger: Ledger, tokens: list[str]) -> None:
+    """Honour `min_tokens`: wait, bounded, until the projection has applied each position."""
+    wanted: dict[int, int] = {}
+    bad = []
+    for index, token in enumerate(tokens):
+        try:
+            for partition, position in token_positions(token):
+                wanted[partition] = max(position, wanted.get(partition, 0))
+        except TokenError as exc:
+            bad.append(
+                field_error(f"min_tokens.{index}", str(exc), path=("min_tokens", str(index)))
+            )
+    if bad:
+        raise invalid(bad, 400)
+    deadline = asyncio.get_running_loop().time() + ledger.settings.read_wait_ms / 1000
+    for partition, position in sorted(wanted.items()):
+        remaining = max(0.0, deadline - asyncio.get_running_loop().time())
+        if not await ledger.progress.wait_for(partition, position, remaining):
+            raise unavailable(
+                "the projection has not yet applied every min_tokens position; retry shortly", 1
+            )
+
+
+async def batch_decisions(request: Request) -> JSONResponse:
+    ledger: Ledger = request.app.state.ledger
+    ask = parse_batch(await read_json_object(request, MAX_BODY), ledger.catalogue)
+    await _wait_for_tokens(ledger, ask.min_tokens)
+    purpose, channel, emails = ask.purpose, ask.channel, ask.kind == "emails"
+    key = ledger.secrets.blind_index_key
+    # CPU-bound for 100k addresses: a thread lets the event loop serve other requests
+    index_of = await asyncio.to_thread(email_indexes, ask.recipients, key) if emails else {}
+    now = datetime.now(UTC)
+    snapshot = await read_snapshot(
+        ledger.pool,
+        topic=ledger.settings.topic,
+        partitions=ledger.partitions,
+        relevance=relevance(purpose, channel),
+        now=now,
+        subjects=() if emails else ask.recipients,
+        email_indexes=list(set(index_of.values())),
+    )
+    decided = verdicts(snapshot.groups, purpose, channel, now)
+    default = decide({}, purpose, channel, now)
+    if emails:
+        result = evaluate_emails(ask.recipients, index_of, snapshot.linked, decided, default)
+    else:
+        result = evaluate_subjects(ask.recipients, decided, default)
+    token = encode_snapshot_token(snapshot.positions)
+    check = None
+    if ask.campaign_id is not None:
+        check = await _record(ledger, ask, result, index_of, token, now)
+    return JSONResponse(
+        {
+            "purpose": purpose.id,
+            "channel": channel,
+            "token": token,
+            "checked_at": rfc3339(now),
+            "counts": {
+                "requested": result.requested,
+                "allowed": len(result.allowed),
+                "denied": len(result.denied),
+                "denied_by_reason": result.denied_by_reason(),
+            },
+            "allowed": result.allowed,
+            "denied": [{"recipient": r, "reason": reason} for r, reason in result.denied],
+            "check": check,
+        }
+    )
+
+
+async def _record(
+    ledger: Ledger,
+    ask: BatchRequest,
+    result: BatchResult,
+    index_of: dict[str, bytes],
+    token: str,
+    now: datetime,
+) -> dict[str, Any]:
+    """Put the evidence on the checks topic and wait for the ack; 503 without it."""
+    assert ask.campaign_id is not None
+    key = ledger.secrets.blind_index_key
+    if ask.kind == "emails":
+        recipient_keys = checks.email_keys(ask.recipients, index_of, key)
+        allowed_keys = checks.email_keys(result.allowed, index_of, key)
+    else:
+        recipient_keys = checks.subject_keys(ask.recipients)
+        allowed_keys = checks.subject_keys(result.allowed)
+    check = checks.contact_check(
+        check_id=uuid.uuid4(),
+        campaign_id=ask.campaign_id,
+        purpose=ask.purpose.id,
+        channel=ask.channel,
+        checked_at=now,
+        snapshot_token=token,
+        recipient_kind=ask.kind,
+        result=result,
+        recipient_keys=recipient_keys,
+        allowed_keys=allowed_keys,
+    )
+    topic = ledger.settings.checks_topic
+    try:
+        partition, offset = await ledger.publisher.publish_record(
+            topic, ask.campaign_id.encode("utf-8"), encode_check(check), check_headers(check)
+        )
+    except BrokerUnavailable:
+        raise unavailable(
+            "the contact-check record was not acknowledged in time; nothing is confirmed:"
+            " do not send on this check, run it again",
+            2,
+        ) from None
+    return {
+        "check_id": str(check.check_id),
+        "topic": topic,
+        "partition": partition,
+        "offset": offset,
+    }
+
+
+_LIST = {"type": "array", "items": {"type": "string"}, "minItems": 1, "maxItems": MAX_RECIPIENTS}
+OPENAPI_PATHS: Final[dict[str, Any]] = {
+    "/v1/decisions/batch": {
+        "post": {
+            "summary": "Decide for up to 100,000 recipients against one snapshot",
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "application/json": {
+                        "schema": {
+                            "type": "object",
+                            "additionalProperties": False,
+                            "required": ["purpose", "channel"],
+                            "properties": {
+                                "purpose": {"type": "string"},
+                                "channel": {"type": "string"},
+                                "campaign_id": {"type": "string", "maxLength": 200},
+                                "subjects": _LIST,
+                                "emails": _LIST,
+                                "min_tokens": {
+                                    "type": "array",
+                                    "items": {"type": "string"},
+                                    "maxItems": MAX_TOKENS,
+                                },
+                            },
+                            "oneOf": [{"required": ["subjects"]}, {"required": ["emails"]}],
+                        }
+                    }
+                },
+            },
+            "responses": {
+                "200": {
+                    "description": "purpose, channel, token, checked_at, counts, allowed,"
+                    " denied [{recipient, reason}], check"
+                },
+                "4XX": {"description": "problem details (RFC 9457)"},
+                "503": {"description": "problem details (RFC 9457)"},
+            },
+        }
+    }
+}

@@ -1,0 +1,17 @@
+"""GET /metrics: the projector's histograms in the Prometheus text format."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from projections import metrics
+from services.bootstrap import Ledger
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+
+async def metrics_endpoint(request: Request) -> Response:
+    ledger: Ledger = request.app.state.ledger
+    text = metrics.prometheus_text(await metrics.load(ledger.pool))
+    return Response(text, headers={"Content-Type": CONTENT_TYPE, "Cache-Control": "no-store"})

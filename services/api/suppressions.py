@@ -1,0 +1,189 @@
+"""GET /v1/suppressions: a channel's do-not-contact list, by blind index, paged.
+
+For tools that keep their own list of addresses: each entry is an identifier linked to a
+subject that must not get direct marketing on the channel (services/suppression.py says why).
+Only linked identifiers are listed: an unlinked address is no longer the subject's, and the
+subject's choices do not follow it. (Erasure will add address-level entries that outlive the
+link; see the README.)
+
+Pages are in blind-index order; the `next` link carries the last index as an opaque cursor,
+so pages stay stable while entries come and go.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Final
+from urllib.parse import urlencode
+
+import asyncpg
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+
+from projections.state import Fact, FactKey
+from projections.subject_state import fact_from_row
+from schemas.events import CHANNELS, rfc3339
+from services.api.body import Fields
+from services.bootstrap import Ledger
+from services.suppression import (
+    CHANNEL_IDENTIFIERS,
+    Suppression,
+    suppression,
+    withdrawable_purposes,
+)
+
+DEFAULT_LIMIT: Final = 1000
+MAX_LIMIT: Final = 10000
+PATH: Final = "/v1/suppressions"
+
+#: Linked identifiers after the cursor whose subject may be suppressed on the channel (an
+#: objection or a withdrawal of every purpose is recorded), with the facts that decide it.
+#: Where two subjects hold an index, the most recent link counts, as in identifiers.lookup.
+#: Shaped so that PostgreSQL walks the identifiers' primary key in blind-index order, probes
+#: each subject's facts by its key and stops at the limit: a page costs the identifiers it
+#: passes, never the whole register. (The scalar sub-select, the MATERIALIZED candidates and
+#: OFFSET 0 keep the planner from turning the probes into hash joins over every fact.)
+CANDIDATES = """
+WITH candidates AS MATERIALIZED (
+    SELECT l.blind_index, l.subject_id FROM (
+        SELECT DISTINCT ON (blind_index) blind_index, subject_id
+        FROM identifiers
+        WHERE identifier_type = $1 AND linked AND blind_index > $2
+        ORDER BY blind_index, recorded_at DESC, subject_id
+    ) AS l
+    WHERE (
+        SELECT true FROM subject_facts f
+        WHERE f.subject_id = l.subject_id AND f.scope_b IN ($3, '*') AND (
+            (f.kind = 'dm_objection' AND f.event_type = 'DirectMarketingObjected')
+            OR (f.kind = 'consent' AND f.scope_a = '*' AND f.event_type = 'ConsentWithdrawn')
+        )
+        LIMIT 1
+    )
+    ORDER BY l.blind_index
+    LIMIT $4
+)
+SELECT c.blind_index, f.kind, f.scope_a, f.scope_b, f.event_type, f.event_id,
+       f.log_partition, f.log_offset, f.occurred_at, f.until, f.outcome
+FROM candidates c
+CROSS JOIN LATERAL (
+    SELECT * FROM subject_facts f
+    WHERE f.subject_id = c.subject_id
+        AND f.kind IN ('consent', 'dm_objection') AND f.scope_b IN ($3, '*')
+    OFFSET 0
+) AS f
+ORDER BY c.blind_index
+"""
+
+
+async def find(
+    conn: asyncpg.Connection | asyncpg.Pool,
+    identifier_type: str,
+    channel: str,
+    purposes: Sequence[str],
+    after: bytes,
+    limit: int,
+) -> tuple[list[tuple[bytes, Suppression]], bool]:
+    """Up to `limit` suppressed identifiers after `after`, and whether more follow."""
+    found: list[tuple[bytes, Suppression]] = []
+    cursor = after
+    while True:
+        rows = await conn.fetch(CANDIDATES, identifier_type, cursor, channel, limit + 1)
+        states: dict[bytes, dict[FactKey, Fact]] = {}
+        for row in rows:
+            fact = fact_from_row(row)
+            states.setdefault(bytes(row["blind_index"]), {})[fact.key] = fact
+        for index, state in states.items():
+            why = suppression(state, channel, purposes)
+            if why is not None:
+                found.append((index, why))
+                if len(found) > limit:
+                    return found[:limit], True
+        if len(states) <= limit:
+            return found, False
+        cursor = max(states)
+
+
+def _cursor(f: Fields) -> bytes:
+    raw = f.raw("after")
+    if raw is None:
+        return b""
+    try:
+        index = bytes.fromhex(raw) if isinstance(raw, str) and len(raw) <= 128 else b""
+    except ValueError:
+        index = b""
+    if not index:
+        f.error("after", "is not a cursor of this list; use the `next` link of a page")
+    return index
+
+
+def _limit(f: Fields) -> int:
+    raw = f.raw("limit")
+    if raw is None:
+        return DEFAULT_LIMIT
+    if not (isinstance(raw, str) and raw.isdigit() and 1 <= int(raw) <= MAX_LIMIT):
+        f.error("limit", f"must be a whole number from 1 to {MAX_LIMIT}")
+        return DEFAULT_LIMIT
+    return int(raw)
+
+
+def _channel(f: Fields) -> str | None:
+    value = f.raw("channel", required=True)
+    if value is None or value in CHANNEL_IDENTIFIERS:
+        return value if isinstance(value, str) else None
+    why = "has no e-mail or phone identifier" if value in CHANNELS else "is not a channel"
+    f.error("channel", f"{value!r} {why} to list", list(CHANNEL_IDENTIFIERS))
+    return None
+
+
+def _entry(index: bytes, identifier_type: str, why: Suppression) -> dict[str, Any]:
+    return {
+        "blind_index": index.hex(),
+        "identifier_type": identifier_type,
+        "reason": why.reason,
+        "since": rfc3339(why.fact.occurred_at),
+        "event_id": str(why.fact.event_id),
+    }
+
+
+async def suppressions(request: Request) -> JSONResponse:
+    ledger: Ledger = request.app.state.ledger
+    f = Fields(dict(request.query_params))
+    channel = _channel(f)
+    limit = _limit(f)
+    after = _cursor(f)
+    f.finish()
+    assert channel is not None
+    kind = CHANNEL_IDENTIFIERS[channel]
+    purposes = withdrawable_purposes(ledger.catalogue, channel)
+    found, more = await find(ledger.pool, kind, channel, purposes, after, limit)
+    following = None
+    if more:
+        query = {"channel": channel, "limit": str(limit), "after": found[-1][0].hex()}
+        following = f"{PATH}?{urlencode(query)}"
+    return JSONResponse(
+        {
+            "channel": channel,
+            "identifier_type": kind,
+            "suppressions": [_entry(index, kind, why) for index, why in found],
+            "next": following,
+        }
+    )
+
+
+def _query(name: str, required: bool = False) -> dict[str, Any]:
+    return {"name": name, "in": "query", "required": required, "schema": {"type": "string"}}
+
+
+OPENAPI_PATHS: Final[dict[str, Any]] = {
+    PATH: {
+        "get": {
+            "summary": "A channel's do-not-contact list (blind indexes), paged",
+            "parameters": [_query("channel", True), _query("limit"), _query("after")],
+            "responses": {
+                "200": {"description": "a page; `next` is null on the last"},
+                "4XX": {"description": "problem", "content": {"application/problem+json": {}}},
+                "503": {"description": "problem", "content": {"application/problem+json": {}}},
+            },
+        }
+    }
+}

@@ -1,0 +1,126 @@
+"""POST /v1/unsubscribe-links: the URLs and header values a mailing puts in each message.
+
+Nothing is stored: the link is a sealed token (services/links.py) that names the subject, the
+purpose, the channel and the campaign. A sender asks once per recipient and message kind.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any, Final
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+
+from schemas.events import rfc3339
+from services import links
+from services.api.body import Fields, read_json_object
+from services.api.identifiers import UnknownIdentifier, subject_from_query
+from services.api.problems import ProblemError, field_error
+from services.bootstrap import Ledger
+from services.config import Settings
+from services.web.preferences import marketing_purposes
+
+ONE_CLICK: Final = "List-Unsubscribe=One-Click"
+
+
+def link_urls(settings: Settings, token: str) -> tuple[str, str]:
+    """The unsubscribe and preference URLs of a token under the public base URL."""
+    base = settings.public_url.rstrip("/")
+    return f"{base}/u/{token}", f"{base}/p/{token}"
+
+
+async def create_links(request: Request) -> JSONResponse:
+    ledger: Ledger = request.app.state.ledger
+    f = Fields(await read_json_object(request))
+    dm = {p.id: p for p in marketing_purposes(ledger.catalogue)}
+    pid = f.choice("purpose", dm, required=True)
+    purpose = dm.get(pid) if pid else None
+    channel = f.choice("channel", purpose.channels if purpose else (), required=True)
+    campaign_id = f.text("campaign_id", max_len=100, free_text=True)
+    try:
+        subject_id = await subject_from_query(ledger, f)
+    except UnknownIdentifier as exc:
+        f.finish()
+        raise ProblemError(
+            404,
+            "Unknown subject",
+            "no subject is linked to this identifier",
+            errors=[field_error(str(exc), "linked to no subject")],
+            kind="unknown-subject",
+        ) from None
+    f.finish()
+    assert purpose is not None and channel is not None
+    now = datetime.now(UTC)
+    token = links.issue(
+        ledger.secrets.links,
+        subject_id=subject_id,
+        purpose=purpose.id,
+        channel=channel,
+        campaign_id=campaign_id,
+        now=now,
+        ttl=timedelta(days=ledger.settings.link_ttl_days),
+    )
+    url, preferences_url = link_urls(ledger.settings, token)
+    expires = now.replace(microsecond=0) + timedelta(days=ledger.settings.link_ttl_days)
+    return JSONResponse(
+        {
+            "url": url,
+            "preferences_url": preferences_url,
+            "headers": {"List-Unsubscribe": f"<{url}>", "List-Unsubscribe-Post": ONE_CLICK},
+            "expires_at": rfc3339(expires),
+        }
+    )
+
+
+#: this module's part of the OpenAPI document (services/api/openapi.py merges it)
+_PAGE = {"200": {"description": "text/html"}, "4XX": {"description": "text/html"}}
+_TOKEN = {"name": "token", "in": "path", "required": True, "schema": {"type": "string"}}
+OPENAPI_PATHS: Final[dict[str, Any]] = {
+    "/v1/unsubscribe-links": {
+        "post": {
+            "summary": "Issue the List-Unsubscribe URL and header values for one recipient",
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "application/json": {
+                        "schema": {
+                            "type": "object",
+                            "additionalProperties": False,
+                            "required": ["purpose", "channel"],
+                            "properties": {
+                                "subject_id": {"type": "string"},
+                                "email": {"type": "string"},
+                                "phone": {"type": "string"},
+                                "purpose": {"type": "string"},
+                                "channel": {"type": "string"},
+                                "campaign_id": {"type": "string"},
+                            },
+                        }
+                    }
+                },
+            },
+            "responses": {
+                "200": {"description": "url, preferences_url, headers, expires_at"},
+                "4XX": {"description": "problem details (RFC 9457)"},
+            },
+        }
+    },
+    "/u/{token}": {
+        "get": {
+            "summary": "Unsubscribe page (changes nothing)",
+            "parameters": [_TOKEN],
+            "responses": _PAGE,
+        },
+        "post": {
+            "summary": "One-click unsubscribe (RFC 8058): body List-Unsubscribe=One-Click",
+            "parameters": [_TOKEN],
+            "responses": _PAGE,
+        },
+    },
+    "/p/{token}": {
+        "get": {"summary": "Preference page", "parameters": [_TOKEN], "responses": _PAGE},
+        "post": {"summary": "Save the preference form", "parameters": [_TOKEN], "responses": _PAGE},
+    },
+    "/metrics": {"get": {"summary": "Prometheus metrics", "responses": {"200": {}}}},
+}

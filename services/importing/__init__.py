@@ -1,0 +1,1 @@
+"""`consent-ledger import`: a subscriber export (generic, listmonk, Mailchimp) becomes events."""

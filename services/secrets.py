@@ -1,0 +1,145 @@
+"""The ledger's secrets: key rings for data-key wrapping and link tokens, and the blind-index key.
+
+A key ring is written `kid:base64url-key[,kid:base64url-key...]`; the first key is current (it
+wraps or signs new material), every listed key still opens old material, so a key is rotated by
+putting a new one first and dropping the old one once nothing needs it. Secrets come from the
+environment or from a TOML file (LEDGER_SECRETS_FILE); the environment wins per entry.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import re
+import secrets as random
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
+
+KEY_BYTES: Final = 32
+_KID_RE: Final = re.compile(r"[a-z0-9]{1,16}")
+
+#: environment variable -> key in the secrets file
+SECRET_VARIABLES: Final = {
+    "LEDGER_MASTER_KEYS": "master_keys",
+    "LEDGER_BLIND_INDEX_KEY": "blind_index_key",
+    "LEDGER_LINK_KEYS": "link_keys",
+}
+
+
+class SecretsError(ValueError):
+    """A secret is missing or malformed; the message names the variable, never the value."""
+
+
+@dataclass(frozen=True, slots=True)
+class KeyRing:
+    """Named 32-byte keys; `current_id` encrypts, every key decrypts."""
+
+    keys: Mapping[str, bytes]
+    current_id: str
+
+    @property
+    def current(self) -> bytes:
+        return self.keys[self.current_id]
+
+    def __repr__(self) -> str:
+        return f"KeyRing(ids={list(self.keys)}, current={self.current_id!r})"
+
+
+@dataclass(frozen=True, slots=True)
+class Secrets:
+    master: KeyRing
+    blind_index_key: bytes
+    links: KeyRing
+
+    def __repr__(self) -> str:
+        return f"Secrets(master={self.master!r}, links={self.links!r})"
+
+
+def new_key() -> str:
+    return base64.urlsafe_b64encode(random.token_bytes(KEY_BYTES)).decode("ascii").rstrip("=")
+
+
+def _key(name: str, text: str) -> bytes:
+    try:
+        padded = text.strip() + "=" * (-len(text.strip()) % 4)
+        raw = base64.b64decode(padded, altchars=b"-_", validate=True)
+    except ValueError:
+        raise SecretsError(f"{name}: a key is not base64url") from None
+    if len(raw) != KEY_BYTES:
+        raise SecretsError(f"{name}: a key must be {KEY_BYTES} bytes, not {len(raw)}")
+    return raw
+
+
+def parse_key_ring(name: str, text: str) -> KeyRing:
+    keys: dict[str, bytes] = {}
+    for entry in filter(None, (e.strip() for e in text.split(","))):
+        kid, sep, value = entry.partition(":")
+        if not sep or not _KID_RE.fullmatch(kid):
+            raise SecretsError(f"{name}: write each key as kid:base64url-key, kid [a-z0-9]{{1,16}}")
+        if kid in keys:
+            raise SecretsError(f"{name}: key id {kid!r} appears twice")
+        keys[kid] = _key(name, value)
+    if not keys:
+        raise SecretsError(f"{name} is empty")
+    return KeyRing(keys, next(iter(keys)))
+
+
+def _from_file(path: Path) -> dict[str, str]:
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise SecretsError(f"LEDGER_SECRETS_FILE={str(path)!r} unreadable: {exc}") from None
+    out = {}
+    for var, key in SECRET_VARIABLES.items():
+        value = data.get(key)
+        if isinstance(value, list):
+            value = ",".join(str(v) for v in value)
+        if value is not None:
+            out[var] = str(value)
+    return out
+
+
+def load_secrets(env: Mapping[str, str] | None = None) -> Secrets:
+    """Secrets from the environment, falling back to the file LEDGER_SECRETS_FILE names."""
+    source = os.environ if env is None else env
+    values: dict[str, str] = {}
+    if source.get("LEDGER_SECRETS_FILE", "").strip():
+        values.update(_from_file(Path(source["LEDGER_SECRETS_FILE"].strip())))
+    values.update({v: source[v] for v in SECRET_VARIABLES if source.get(v, "").strip()})
+    missing = [v for v in SECRET_VARIABLES if not values.get(v)]
+    if missing:
+        raise SecretsError(
+            f"set {', '.join(missing)} or LEDGER_SECRETS_FILE"
+            " (`consent-ledger secrets generate` writes one)"
+        )
+    return Secrets(
+        master=parse_key_ring("LEDGER_MASTER_KEYS", values["LEDGER_MASTER_KEYS"]),
+        blind_index_key=_key("LEDGER_BLIND_INDEX_KEY", values["LEDGER_BLIND_INDEX_KEY"]),
+        links=parse_key_ring("LEDGER_LINK_KEYS", values["LEDGER_LINK_KEYS"]),
+    )
+
+
+def generate_secrets_file() -> str:
+    """A fresh secrets file (TOML); keep it readable by the ledger's user only."""
+    return (
+        "# consent-ledger secrets: never commit this file; back it up with the database.\n"
+        "# Rotation: put a new key first in a list, run `consent-ledger rewrap-keys` for\n"
+        "# master_keys, keep old link keys until the links they signed have expired.\n"
+        f'master_keys = ["m1:{new_key()}"]\n'
+        f'blind_index_key = "{new_key()}"\n'
+        f'link_keys = ["l1:{new_key()}"]\n'
+    )
+
+
+def ensure_secrets_file(path: Path) -> bool:
+    """Write a fresh secrets file at `path` (mode 0600) unless one exists; True if written."""
+    if path.exists():
+        return False
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as out:
+        out.write(generate_secrets_file())
+    return True

@@ -1,0 +1,193 @@
+"""The state feed: publish each changed subject's direct-marketing summary on the compacted
+state topic (`LEDGER_STATE_TOPIC`), keyed by subject id.
+
+Runs beside the consumer loop in every projector process. It drains the outbox the projector
+fills in each batch's transaction (projections/feed_outbox.py), so nothing applied is ever
+left unpublished; a crash between producing and deleting the outbox rows only publishes those
+subjects again. Delivery is at least once: the latest record per key is the subject's state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from typing import Any, Final
+
+import asyncpg
+from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
+
+from projections import feed_outbox
+from projections.feed_outbox import Claim
+from projections.runner import NOTIFY_CHANNEL
+from schemas.feeds import SCHEMA_HEADER, SUBJECT_STATE, encode_subject_state
+from services.catalogue import Catalogue
+from services.config import Settings
+from services.publisher import make_producer
+from services.state_summary import subject_state_record
+from services.topic import highwaters
+
+log = logging.getLogger(__name__)
+
+#: how often an idle feed looks at the outbox without a NOTIFY (released or expired claims)
+POLL_S: Final = 1.0
+_TRANSIENT: Final = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, KafkaError)
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class StateFeed:
+    """One publisher; several (one per projector process) share the outbox."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        catalogue: Catalogue,
+        *,
+        batch_size: int = 500,
+        clock: Callable[[], datetime] = _utcnow,
+    ) -> None:
+        self.settings = settings
+        self.catalogue = catalogue
+        self.batch_size = batch_size
+        self.clock = clock
+        self.timeout_s = settings.produce_timeout_ms / 1000
+        # long enough for a produce that runs into its timeout; a crashed holder's rows wait
+        self.lease_s = max(10.0, 3 * self.timeout_s)
+        self.published = 0
+        #: set once the feed has checked the state topic and is draining the outbox
+        self.ready = asyncio.Event()
+        self._wake = asyncio.Event()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Publish until `stop`; broker and database failures are retried with back-off."""
+        delay = 0.2
+        while not stop.is_set():
+            published = self.published
+            try:
+                await self._session(stop)
+            except _TRANSIENT as exc:
+                log.warning("state feed failed (%s: %s); retrying", type(exc).__name__, exc)
+            except Exception:
+                # a bug: keep the projector running, say so loudly, retry after a pause
+                log.exception("state feed failed unexpectedly; retrying")
+            if self.published > published:
+                delay = 0.2
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), delay)
+            delay = min(delay * 2, 5.0)
+
+    async def _session(self, stop: asyncio.Event) -> None:
+        conn = await asyncpg.connect(self.settings.database_url)
+        producer = make_producer(
+            self.settings.kafka_bootstrap_servers,
+            idempotence=self.settings.kafka_idempotence,
+            timeout_ms=self.settings.produce_timeout_ms,
+        )
+        try:
+            await conn.add_listener(NOTIFY_CHANNEL, self._notified)
+            await producer.start()
+            await self.refill_if_empty(conn)
+            self.ready.set()
+            while not stop.is_set():
+                self._wake.clear()
+                if not await self.publish_batch(conn, producer):
+                    await self._idle(stop)
+        finally:
+            with contextlib.suppress(Exception):
+                await producer.stop()
+            with contextlib.suppress(Exception):
+                await conn.close(timeout=2)
+
+    def _notified(self, *_: Any) -> None:
+        self._wake.set()
+
+    async def _idle(self, stop: asyncio.Event) -> None:
+        waits = {asyncio.ensure_future(stop.wait()), asyncio.ensure_future(self._wake.wait())}
+        try:
+            await asyncio.wait(waits, timeout=POLL_S, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiting in waits:
+                waiting.cancel()
+
+    async def refill_if_empty(self, conn: asyncpg.Connection) -> int:
+        """Queue every subject when the state topic holds nothing but the journal does: a
+        new state topic, or the embedded broker restarted with an empty log."""
+        try:
+            marks = await highwaters(
+                self.settings.kafka_bootstrap_servers, self.settings.state_topic
+            )
+        except TimeoutError as exc:
+            raise OSError(
+                f"state topic {self.settings.state_topic} not found; run `consent-ledger init`"
+            ) from exc
+        if any(marks.values()):
+            return 0
+        queued = await feed_outbox.refill(conn)
+        if queued:
+            log.warning(
+                "state topic %s is empty: queued all %d subjects to publish",
+                self.settings.state_topic,
+                queued,
+            )
+        return queued
+
+    async def publish_batch(self, conn: asyncpg.Connection, producer: AIOKafkaProducer) -> int:
+        """Claim, load, publish and settle one batch of queued subjects; returns how many."""
+        claims = await feed_outbox.claim(conn, self.batch_size, self.lease_s)
+        if not claims:
+            return 0
+        try:
+            await self._publish(conn, producer, claims)
+        except Exception:
+            with contextlib.suppress(*_TRANSIENT):
+                await feed_outbox.release(conn, claims)
+            raise
+        await feed_outbox.done(conn, claims)
+        self.published += len(claims)
+        return len(claims)
+
+    async def _publish(
+        self, conn: asyncpg.Connection, producer: AIOKafkaProducer, claims: Sequence[Claim]
+    ) -> None:
+        loaded = await feed_outbox.load(conn, self.settings.topic, claims)
+        now = self.clock()
+        headers = [(SCHEMA_HEADER, SUBJECT_STATE.encode("ascii"))]
+        values = [
+            (
+                s.subject_id,
+                encode_subject_state(
+                    subject_state_record(
+                        s.subject_id,
+                        s.facts,
+                        self.catalogue,
+                        now,
+                        partition=s.partition,
+                        next_offset=s.next_offset,
+                    )
+                ),
+            )
+            for s in loaded
+        ]
+
+        async def send_all() -> None:
+            futures = [
+                await producer.send(
+                    self.settings.state_topic,
+                    key=subject_id.encode("utf-8"),
+                    value=value,
+                    headers=headers,
+                )
+                for subject_id, value in values
+            ]
+            await asyncio.gather(*futures)
+
+        try:
+            await asyncio.wait_for(send_all(), self.timeout_s)
+        except TimeoutError as exc:
+            raise OSError(f"no acknowledgement within {self.timeout_s}s") from exc

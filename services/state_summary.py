@@ -1,0 +1,98 @@
+"""A subject's direct-marketing summary for the state feed: a pure function of its state.
+
+One entry per direct-marketing purpose of the catalogue and each of its channels, each the
+answer of the decision rules, plus `until`: when an allowed entry stops being allowed by the
+clock alone, so a sending system's cache can stop in time without waiting for a new record.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from projections.state import RELATIONSHIP, SubjectState, covering
+from schemas import events as ev
+from services.catalogue import Catalogue, Purpose
+from services.decisions import Decision, decide
+
+#: the relationship bases that carry a purpose of each basis (as in services/decisions.py)
+_RELATIONSHIP_BASES = {
+    "contract": ("contract",),
+    "legitimate_interest": ("contract", "legitimate_interest"),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    purpose: str
+    channel: str
+    allowed: bool
+    reason: str
+    until: datetime | None
+
+    def as_record(self) -> dict[str, Any]:
+        return {
+            "purpose": self.purpose,
+            "channel": self.channel,
+            "allowed": self.allowed,
+            "reason": self.reason,
+            "until": self.until,
+        }
+
+
+def allowed_until(
+    state: SubjectState, purpose: Purpose, decision: Decision, now: datetime
+) -> datetime | None:
+    """When an allowing decision ends with no new event: the grant's `expires_at`, or the
+    latest end of the active relationships that carry the purpose. None when nothing ends it
+    or when it does not allow."""
+    if not decision.allowed:
+        return None
+    if decision.reason == "consent_given":
+        return decision.decided_by.until if decision.decided_by is not None else None
+    if decision.reason not in _RELATIONSHIP_BASES:
+        return None
+    ends: list[datetime] = []
+    for basis in _RELATIONSHIP_BASES[purpose.basis]:
+        f = covering(state, RELATIONSHIP, basis, purpose.id)
+        if f is None or f.event_type != ev.RELATIONSHIP_RECORDED:
+            continue
+        if f.until is None:
+            return None
+        if f.until > now:
+            ends.append(f.until)
+    return max(ends, default=None)
+
+
+def marketing_purposes(catalogue: Catalogue) -> list[Purpose]:
+    return [p for p in catalogue.purposes.values() if p.direct_marketing]
+
+
+def entries(state: SubjectState, catalogue: Catalogue, now: datetime) -> list[Entry]:
+    """The decision for every direct-marketing purpose and channel, in catalogue order."""
+    out = []
+    for purpose in marketing_purposes(catalogue):
+        for channel in purpose.channels:
+            d = decide(state, purpose, channel, now)
+            until = allowed_until(state, purpose, d, now)
+            out.append(Entry(purpose.id, channel, d.allowed, d.reason, until))
+    return out
+
+
+def subject_state_record(
+    subject_id: str,
+    state: SubjectState,
+    catalogue: Catalogue,
+    now: datetime,
+    *,
+    partition: int,
+    next_offset: int,
+) -> dict[str, Any]:
+    """The state-topic record of one subject (schemas/avro/feeds/SubjectState.v1.avsc)."""
+    return {
+        "subject_id": subject_id,
+        "computed_at": now,
+        "source": {"partition": partition, "next_offset": next_offset},
+        "entries": [e.as_record() for e in entries(state, catalogue, now)],
+    }

@@ -1,0 +1,1 @@
+"""The public pages people reach from a message: unsubscribe, confirmation and preferences."""

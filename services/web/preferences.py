@@ -1,0 +1,234 @@
+"""The public pages' logic (pure): current choices, the submitted form, their difference, and
+the events that record it.
+
+A checkbox shows the person's own choice for a marketing purpose on a channel: the decision
+rules applied to their consents and relationships only. Restrictions and objections are not
+choices made per purpose; the all-channel direct-marketing objection has a box of its own, and
+while it stands it overrides every box, which the page says.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Final
+
+from projections.state import (
+    ALL,
+    CONSENT,
+    DM_OBJECTION,
+    RELATIONSHIP,
+    Fact,
+    Position,
+    SubjectState,
+    covering,
+)
+from schemas import events as ev
+from schemas.events import Actor, Event, Source
+from services.catalogue import Catalogue, Purpose
+from services.decisions import decide
+from services.web.pages import Choice, PurposeGroup
+
+#: the form value of the "stop all direct marketing" box (and of the unsubscribe page's option)
+ALL_DIRECT_MARKETING: Final = "all_direct_marketing"
+_CHOICE_KINDS: Final = frozenset({CONSENT, RELATIONSHIP})
+_OBJECTION_KEY: Final = (DM_OBJECTION, ALL, ALL)
+
+
+class FormError(ValueError):
+    """The submitted form is not one the page sends; the message names the field."""
+
+
+@dataclass(frozen=True, slots=True)
+class Choices:
+    """(purpose, channel) pairs the person wants, and whether they object to all marketing."""
+
+    chosen: frozenset[tuple[str, str]]
+    objected: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """One event the form asks for: its type, purpose and channel (None: every channel)."""
+
+    type: str
+    purpose: str | None = None
+    channel: str | None = None
+
+
+def marketing_purposes(catalogue: Catalogue) -> list[Purpose]:
+    return [p for p in catalogue.purposes.values() if p.direct_marketing]
+
+
+def current_choices(state: SubjectState, catalogue: Catalogue, now: datetime) -> Choices:
+    own = {key: fact for key, fact in state.items() if fact.kind in _CHOICE_KINDS}
+    chosen = frozenset(
+        (p.id, channel)
+        for p in marketing_purposes(catalogue)
+        for channel in p.channels
+        if decide(own, p, channel, now).allowed
+    )
+    objection = state.get(_OBJECTION_KEY)
+    objected = objection is not None and objection.event_type == ev.DIRECT_MARKETING_OBJECTED
+    return Choices(chosen, objected)
+
+
+def groups(catalogue: Catalogue, choices: Choices) -> list[PurposeGroup]:
+    return [
+        PurposeGroup(
+            p.id,
+            p.title,
+            tuple(Choice(p.id, c, (p.id, c) in choices.chosen) for c in p.channels),
+        )
+        for p in marketing_purposes(catalogue)
+    ]
+
+
+def parse_form(items: Iterable[tuple[str, str]], catalogue: Catalogue) -> Choices:
+    """The choices a submitted preference form asks for; anything the page never sends fails."""
+    known = {(p.id, c) for p in marketing_purposes(catalogue) for c in p.channels}
+    chosen: set[tuple[str, str]] = set()
+    objected = False
+    for name, value in items:
+        if name == "choice":
+            purpose, _, channel = value.partition(".")
+            if (purpose, channel) not in known:
+                raise FormError("choice: not a marketing purpose and channel on this page")
+            chosen.add((purpose, channel))
+        elif name == "object":
+            if value != ALL_DIRECT_MARKETING:
+                raise FormError(f"object: only {ALL_DIRECT_MARKETING!r} is accepted")
+            objected = True
+        else:
+            raise FormError("the form has a field this page does not send")
+    return Choices(frozenset(chosen), objected)
+
+
+def changes(current: Choices, wanted: Choices, purposes: Sequence[Purpose]) -> list[Change]:
+    """The events that turn `current` into `wanted`: a lifted objection first, a new one last."""
+    out: list[Change] = []
+    if current.objected and not wanted.objected:
+        out.append(Change(ev.DIRECT_MARKETING_OBJECTION_LIFTED))
+    for purpose in purposes:
+        for channel in purpose.channels:
+            pair = (purpose.id, channel)
+            if pair in wanted.chosen and pair not in current.chosen:
+                out.append(Change(ev.CONSENT_GRANTED, purpose.id, channel))
+            elif pair in current.chosen and pair not in wanted.chosen:
+                out.append(Change(ev.CONSENT_WITHDRAWN, purpose.id, channel))
+    if wanted.objected and not current.objected:
+        out.append(Change(ev.DIRECT_MARKETING_OBJECTED))
+    return out
+
+
+#: evidence of a lift the subject made themselves on the preference page
+LIFT_EVIDENCE: Final = "the subject unticked 'stop all direct marketing' on the preference page"
+
+
+@dataclass(frozen=True, slots=True)
+class Pending:
+    """A change an unsubscribe still has to record, and the fact it overrides (None: none)."""
+
+    change: Change
+    overrides: Fact | None
+
+
+def unsubscribe_changes(
+    state: SubjectState, purpose: str, channel: str, everything: bool
+) -> tuple[list[Pending], list[Fact]]:
+    """What an unsubscribe still has to record, and the facts that already record the rest.
+
+    A withdrawal already in force for the link's purpose and channel (or wider) is not recorded
+    again, nor is an all-channel objection; anything else is, even after an earlier unsubscribe
+    that a later consent overrode.
+    """
+    todo: list[Pending] = []
+    done: list[Fact] = []
+    choice = covering(state, CONSENT, purpose, channel)
+    if choice is not None and choice.event_type == ev.CONSENT_WITHDRAWN:
+        done.append(choice)
+    else:
+        todo.append(Pending(Change(ev.CONSENT_WITHDRAWN, purpose, channel), choice))
+    if everything:
+        objection = state.get(_OBJECTION_KEY)
+        if objection is not None and objection.event_type == ev.DIRECT_MARKETING_OBJECTED:
+            done.append(objection)
+        else:
+            todo.append(Pending(Change(ev.DIRECT_MARKETING_OBJECTED), objection))
+    return todo, done
+
+
+def link_key(token: str, change: Change) -> str:
+    """The idempotency key of a link's first unsubscribe of one kind: the same for every click."""
+    return f"unsubscribe:{hashlib.sha256(token.encode('ascii')).hexdigest()}:{change.type}"
+
+
+def episode_key(first: str, earlier: Position | None, overrides: Fact | None) -> str:
+    """The key for recording a link's change again: the first use's key, unless the person
+    undid that change since (a consent or lift logged after it), which starts a new episode
+    named by the undoing event. Repeats within an episode therefore share one key however far
+    the projection lags: a fact projected late is older than the change and changes nothing.
+    """
+    if earlier is not None and overrides is not None and overrides.position > earlier:
+        return f"{first}:{overrides.event_id}"
+    return first
+
+
+def to_events(
+    todo: Sequence[Change],
+    *,
+    subject_id: str,
+    now: datetime,
+    source: Source,
+    campaign_id: str | None,
+) -> list[Event]:
+    """The events for `todo`, expressed by the subject; withdrawals and objections name the
+    campaign whose message carried the link."""
+
+    def data(change: Change) -> dict[str, Any]:
+        match change.type:
+            case ev.CONSENT_GRANTED:
+                return {"purpose": change.purpose, "channel": change.channel, "expires_at": None}
+            case ev.CONSENT_WITHDRAWN:
+                return {
+                    "purpose": change.purpose,
+                    "channel": change.channel,
+                    "reason": None,
+                    "campaign_id": campaign_id,
+                }
+            case ev.DIRECT_MARKETING_OBJECTED:
+                return {"channel": change.channel, "campaign_id": campaign_id}
+            case ev.DIRECT_MARKETING_OBJECTION_LIFTED:
+                return {"channel": change.channel, "evidence": LIFT_EVIDENCE}
+        raise ValueError(f"no event for {change.type}")
+
+    return [
+        Event(
+            type=c.type,
+            event_id=uuid.uuid4(),
+            subject_id=subject_id,
+            occurred_at=now,
+            recorded_at=now,
+            source=source,
+            actor=Actor(type="subject"),
+            data=data(c),
+        )
+        for c in todo
+    ]
+
+
+def request_key(action: str, token: str, state: SubjectState, todo: Sequence[Change]) -> str:
+    """An idempotency key for recording the preference form's `todo` over this state.
+
+    A repeat before the first request is projected finds the same choices and so the same key:
+    the ledger replays instead of recording again. Once the state has moved on, the changes
+    are computed afresh (and usually are none). Only the facts the page shows count, so an
+    unrelated event (a restriction, say) does not make a repeat look new."""
+    shown = [f for f in state.values() if f.kind in _CHOICE_KINDS or f.key == _OBJECTION_KEY]
+    parts = [action, hashlib.sha256(token.encode("ascii")).hexdigest()]
+    parts += sorted(f"{'/'.join(f.key)}={f.event_id}" for f in shown)
+    parts += [f"{c.type}:{c.purpose}:{c.channel}" for c in todo]
+    return f"{action}:" + hashlib.sha256("\n".join(parts).encode("utf-8")).hexdigest()

@@ -1,0 +1,302 @@
+"""The public pages: /u/{token} (unsubscribe) and /p/{token} (preferences).
+
+People reach them from a message, so they answer HTML, set no cookies, never redirect, and are
+never cached or sent on as a referrer. GET changes nothing; POST records what the person asked
+for, once (services/web/preferences.py computes what is still to record). Every unusable link
+gets the same 404 page, whatever the cause; the log line says which, without the token.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Final
+
+import asyncpg
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response
+
+from projections import subject_state
+from projections.state import Fact, FactKey
+from schemas.events import Source, subject_id_problem
+from services import idempotency, links
+from services.api.problems import ProblemError
+from services.api.write import append
+from services.bootstrap import Ledger
+from services.catalogue import Purpose
+from services.links import LinkClaims, LinkError
+from services.partitioning import partition_for
+from services.tokens import TokenError, decode_token, encode_token
+from services.web import pages
+from services.web.preferences import (
+    ALL_DIRECT_MARKETING,
+    Change,
+    FormError,
+    changes,
+    current_choices,
+    episode_key,
+    groups,
+    link_key,
+    marketing_purposes,
+    parse_form,
+    request_key,
+    to_events,
+    unsubscribe_changes,
+)
+
+log = logging.getLogger(__name__)
+
+HEADERS: Final = {
+    "Cache-Control": "no-store",
+    "Referrer-Policy": "no-referrer",
+    "X-Content-Type-Options": "nosniff",
+    "X-Robots-Tag": "noindex, nofollow",
+    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline';"
+    " form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+}
+MAX_FORM: Final = 16 * 1024
+FORM_TYPES: Final = ("application/x-www-form-urlencoded", "multipart/form-data")
+SYSTEM: Final = "consent-ledger"
+_DEPENDENCY_ERRORS: Final = (
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.exceptions.CannotConnectNowError,
+    asyncpg.exceptions.OperatorInterventionError,
+    OSError,
+    TimeoutError,
+)
+
+
+class PageError(Exception):
+    """Answer with the error page: a status, a heading and words that reveal nothing."""
+
+    def __init__(
+        self, status: int, heading: str, message: str, headers: dict[str, str] | None = None
+    ) -> None:
+        super().__init__(heading)
+        self.status = status
+        self.heading = heading
+        self.message = message
+        self.headers = headers or {}
+
+
+def _bad_link() -> PageError:
+    return PageError(
+        404,
+        "This link cannot be used",
+        "The link may be incomplete, or too old to use.",
+    )
+
+
+def _bad_form(status: int = 400) -> PageError:
+    return PageError(
+        status, "This form cannot be used", "Open the link from your message again and retry."
+    )
+
+
+def _html(html: str, status: int = 200, headers: dict[str, str] | None = None) -> HTMLResponse:
+    return HTMLResponse(html, status, headers={**HEADERS, **(headers or {})})
+
+
+Endpoint = Callable[[Request], Awaitable[Response]]
+
+
+def html_errors(endpoint: Endpoint) -> Endpoint:
+    """Every failure of a page is an HTML page too, never a JSON problem or a stack trace."""
+
+    @functools.wraps(endpoint)
+    async def wrapped(request: Request) -> Response:
+        ledger: Ledger = request.app.state.ledger
+        try:
+            return await endpoint(request)
+        except PageError as exc:
+            error = exc
+        except ProblemError as exc:
+            heading = "Please try again" if exc.status == 503 else "This request failed"
+            message = "Nothing was changed. Retry in a few seconds."
+            error = PageError(exc.status, heading, message, exc.headers)
+        except _DEPENDENCY_ERRORS as exc:
+            log.warning("page unavailable: %s", type(exc).__name__)
+            error = PageError(503, "Please try again", "Nothing was changed. Retry in a minute.")
+        except Exception:
+            log.exception("unexpected error on a public page")
+            error = PageError(500, "Something went wrong", "Nothing was changed. Retry later.")
+        html = pages.error_page(
+            controller=ledger.settings.controller_name,
+            heading=error.heading,
+            message=error.message,
+        )
+        return _html(html, error.status, error.headers)
+
+    return wrapped
+
+
+def _open(ledger: Ledger, request: Request, *, unsubscribe: bool) -> LinkClaims:
+    token = request.path_params["token"]
+    try:
+        claims = links.open_token(ledger.secrets.links, token, datetime.now(UTC))
+    except LinkError as exc:
+        log.info("refused a link on %s: %s", request.url.path[:3], exc.why)
+        raise _bad_link() from None
+    purpose = ledger.catalogue.get(claims.purpose) if claims.purpose else None
+    usable = subject_id_problem(claims.subject_id) is None
+    if unsubscribe:
+        usable = usable and _marketing_channel(purpose, claims.channel)
+    if not usable:
+        log.info("refused a link on %s: purpose or channel no longer offered", request.url.path[:3])
+        raise _bad_link()
+    return claims
+
+
+def _marketing_channel(purpose: Purpose | None, channel: str | None) -> bool:
+    return purpose is not None and purpose.direct_marketing and channel in purpose.channels
+
+
+async def _state(ledger: Ledger, subject_id: str) -> dict[FactKey, Fact]:
+    partition = partition_for(subject_id, ledger.partitions)
+    facts, _ = await subject_state.load(ledger.pool, subject_id, ledger.settings.topic, partition)
+    return facts
+
+
+async def _form(request: Request) -> list[tuple[str, str]]:
+    """The posted form's fields, url-encoded or multipart, small, without files."""
+    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if ctype not in FORM_TYPES:
+        raise _bad_form(415)
+    declared = request.headers.get("content-length", "")
+    if not declared.isdigit() or int(declared) > MAX_FORM:
+        raise _bad_form(413)
+    try:
+        form = await request.form(max_files=0, max_fields=100, max_part_size=MAX_FORM)
+    except HTTPException:
+        raise _bad_form() from None
+    items = list(form.multi_items())
+    if not all(isinstance(value, str) for _, value in items):
+        raise _bad_form()
+    return [(name, str(value)) for name, value in items]
+
+
+async def _record(
+    ledger: Ledger, claims: LinkClaims, key: str, todo: list[Change], source: Source
+) -> tuple[int, int]:
+    """Append the events for `todo` once per key; where the last one landed."""
+    events = to_events(
+        todo,
+        subject_id=claims.subject_id,
+        now=datetime.now(UTC),
+        source=source,
+        campaign_id=claims.campaign_id,
+    )
+    digest = idempotency.request_digest(source.method, claims.subject_id, {"key": key})
+    _, positions, _ = await append(
+        ledger, events, key=key, digest=digest, subject_id=claims.subject_id
+    )
+    return positions[-1]
+
+
+def _ledger_token(position: tuple[int, int]) -> str:
+    """The consistency token just after `position`: a reader passing it as min_token sees the
+    change at once."""
+    partition, offset = position
+    return encode_token(partition, offset + 1)
+
+
+@html_errors
+async def unsubscribe(request: Request) -> Response:
+    """GET shows the question; POST (RFC 8058 one-click, or the page's button) records it."""
+    ledger: Ledger = request.app.state.ledger
+    claims = _open(ledger, request, unsubscribe=True)
+    token = request.path_params["token"]
+    purpose = ledger.catalogue.get(claims.purpose or "")
+    assert purpose is not None and claims.channel is not None
+    controller = ledger.settings.controller_name
+    if request.method != "POST":
+        html = pages.unsubscribe_page(
+            controller=controller,
+            purpose_title=purpose.title,
+            channel=claims.channel,
+            preferences_url=f"../p/{token}",
+        )
+        return _html(html)
+    items = await _form(request)
+    if [v for k, v in items if k == "List-Unsubscribe"] != ["One-Click"]:
+        raise _bad_form()
+    scopes = [v for k, v in items if k == "scope"]
+    if any(s != ALL_DIRECT_MARKETING for s in scopes):
+        raise _bad_form()
+    everything = bool(scopes)
+    state = await _state(ledger, claims.subject_id)
+    todo, done = unsubscribe_changes(state, purpose.id, claims.channel, everything)
+    positions = [f.position for f in done]
+    source = Source("unsubscribe_link", SYSTEM, "list_unsubscribe")
+    for pending in todo:
+        first = link_key(token, pending.change)
+        earlier = await idempotency.logged_position(ledger.pool, first)
+        key = episode_key(first, earlier, pending.overrides)
+        positions.append(await _record(ledger, claims, key, [pending.change], source))
+    ledger_token = _ledger_token(max(positions))
+    lines = [f"You will no longer receive {purpose.title} {pages.channel_phrase(claims.channel)}."]
+    if everything:
+        lines.append(f"You will receive no direct marketing from {controller}, on any channel.")
+    html = pages.done_page(
+        controller=controller,
+        lines=lines,
+        preferences_url=f"../p/{token}?after={ledger_token}",
+    )
+    return _html(html, headers={"Ledger-Token": ledger_token})
+
+
+@html_errors
+async def preferences(request: Request) -> Response:
+    """GET shows every marketing choice; POST records what the form changed, nothing else."""
+    ledger: Ledger = request.app.state.ledger
+    claims = _open(ledger, request, unsubscribe=False)
+    token = request.path_params["token"]
+    controller = ledger.settings.controller_name
+    if request.method != "POST":
+        await _wait_after(ledger, request.query_params.get("after"))
+        state = await _state(ledger, claims.subject_id)
+        current = current_choices(state, ledger.catalogue, datetime.now(UTC))
+        html = pages.preferences_page(
+            controller=controller,
+            groups=groups(ledger.catalogue, current),
+            objected=current.objected,
+        )
+        return _html(html)
+    try:
+        wanted = parse_form(await _form(request), ledger.catalogue)
+    except FormError as exc:
+        log.info("refused a preference form: %s", exc)
+        raise _bad_form() from None
+    state = await _state(ledger, claims.subject_id)
+    current = current_choices(state, ledger.catalogue, datetime.now(UTC))
+    todo = changes(current, wanted, marketing_purposes(ledger.catalogue))
+    headers: dict[str, str] = {}
+    saved = "Nothing changed: your choices are as shown."
+    if todo:
+        source = Source("preference_center", SYSTEM, "preference_page")
+        key = request_key(source.method, token, state, todo)
+        headers["Ledger-Token"] = _ledger_token(await _record(ledger, claims, key, todo, source))
+        saved = "Your choices are saved. They take effect at once."
+    html = pages.preferences_page(
+        controller=controller,
+        groups=groups(ledger.catalogue, wanted),
+        objected=wanted.objected,
+        saved=saved,
+    )
+    return _html(html, headers=headers)
+
+
+async def _wait_after(ledger: Ledger, after: str | None) -> None:
+    """Show the page after a change made a moment ago (the done page's link passes `after`);
+    a bad or unreached token only means the page may be a moment behind."""
+    if not after or len(after) > 200:
+        return
+    try:
+        partition, position = decode_token(after)
+    except TokenError:
+        return
+    await ledger.progress.wait_for(partition, position, ledger.settings.read_wait_ms / 1000)

@@ -1,0 +1,327 @@
+"""Unsubscribe links against the real servers: issue, one-click, repeat, refuse, and the metric."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+import pytest
+
+from services import links
+from services.config import Settings
+from tests.conftest import wait_until
+
+pytestmark = pytest.mark.integration
+
+ONE_CLICK = {"List-Unsubscribe": "One-Click"}
+FORM = "application/x-www-form-urlencoded"
+COUNT_RE = re.compile(r"^ledger_unsubscribe_to_projection_seconds_count (\d+)$", re.MULTILINE)
+
+
+def new_subject() -> str:
+    return "s-" + uuid.uuid4().hex[:12]
+
+
+async def grant(api: httpx.AsyncClient, subject: str, purpose: str, channel: str) -> str:
+    body = {"purpose": purpose, "channel": channel, "method": "double_opt_in"}
+    response = await api.post(f"/v1/subjects/{subject}/consents", json=body)
+    assert response.status_code == 201, response.text
+    return str(response.json()["token"])
+
+
+async def issue(api: httpx.AsyncClient, **body: Any) -> dict[str, Any]:
+    response = await api.post("/v1/unsubscribe-links", json=body)
+    assert response.status_code == 200, response.text
+    answer: dict[str, Any] = response.json()
+    return answer
+
+
+def path_of(url: str) -> str:
+    return urlsplit(url).path
+
+
+async def decision(
+    api: httpx.AsyncClient, subject: str, purpose: str, channel: str, token: str
+) -> dict[str, Any]:
+    params = {"subject_id": subject, "purpose": purpose, "channel": channel, "min_token": token}
+    response = await api.get("/v1/decision", params=params)
+    assert response.status_code == 200, response.text
+    answer: dict[str, Any] = response.json()
+    return answer
+
+
+async def history(api: httpx.AsyncClient, subject: str, token: str) -> list[dict[str, Any]]:
+    response = await api.get(f"/v1/subjects/{subject}/events", params={"min_token": token})
+    assert response.status_code == 200, response.text
+    events: list[dict[str, Any]] = response.json()["events"]
+    return events
+
+
+async def metric_count(api: httpx.AsyncClient) -> int:
+    response = await api.get("/metrics")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/plain; version=0.0.4")
+    found = COUNT_RE.search(response.text)
+    assert found, response.text
+    return int(found.group(1))
+
+
+async def test_link_answer_has_the_url_and_the_two_header_values(
+    module_api: httpx.AsyncClient, module_settings: Settings
+) -> None:
+    subject = new_subject()
+    before = datetime.now(UTC)
+    answer = await issue(module_api, subject_id=subject, purpose="newsletter", channel="email")
+    assert set(answer) == {"url", "preferences_url", "headers", "expires_at"}
+    url = answer["url"]
+    assert url.startswith(module_settings.public_url + "/u/")
+    assert answer["preferences_url"] == url.replace("/u/", "/p/")
+    assert answer["headers"] == {
+        "List-Unsubscribe": f"<{url}>",
+        "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+    }
+    expires = datetime.fromisoformat(answer["expires_at"])
+    assert expires - before >= timedelta(days=module_settings.link_ttl_days) - timedelta(seconds=1)
+    assert subject not in url
+
+
+async def test_link_by_email(module_api: httpx.AsyncClient) -> None:
+    subject = new_subject()
+    email = f"{subject}@example.org"
+    linked = await module_api.post(
+        f"/v1/subjects/{subject}/identifiers", json={"type": "email", "value": email}
+    )
+    assert linked.status_code == 201, linked.text
+
+    async def projected() -> bool:
+        seen = await module_api.get("/v1/subjects/by-identifier/consent", params={"email": email})
+        return seen.status_code == 200
+
+    await wait_until(projected, 30, "the identifier to be projected")
+    answer = await issue(module_api, email=email.upper(), purpose="newsletter", channel="email")
+    assert email not in answer["url"]
+    page = await module_api.get(path_of(answer["url"]))
+    assert page.status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "field"),
+    [
+        ({"email": "no@example.org", "purpose": "newsletter", "channel": "email"}, 404, "email"),
+        ({"subject_id": "s1", "email": "a@example.org", "purpose": "newsletter"}, 422, "email"),
+        ({"subject_id": "s1", "purpose": "customer_relationship", "channel": "email"}, 422, None),
+        ({"subject_id": "s1", "purpose": "newsletter", "channel": "sms"}, 422, "channel"),
+        ({"subject_id": "s1", "purpose": "newsletter"}, 422, "channel"),
+        ({"purpose": "newsletter", "channel": "email"}, 422, "subject_id"),
+        ({"subject_id": "s1", "purpose": "newsletter", "channel": "email", "x": 1}, 422, "x"),
+        (
+            {
+                "subject_id": "s1",
+                "purpose": "newsletter",
+                "channel": "email",
+                "campaign_id": "to a@example.org",
+            },
+            422,
+            "campaign_id",
+        ),
+    ],
+    ids=["unknown-email", "both", "not-marketing", "wrong-channel", "no-channel", "nobody",
+         "unknown-field", "email-in-campaign"],
+)  # fmt: skip
+async def test_link_requests_that_are_refused(
+    module_api: httpx.AsyncClient, body: dict[str, Any], status: int, field: str | None
+) -> None:
+    response = await module_api.post("/v1/unsubscribe-links", json=body)
+    assert response.status_code == status, response.text
+    fields = [e["field"] for e in response.json().get("errors", [])]
+    assert (field or "purpose") in fields
+
+
+async def test_one_click_denies_at_once_for_a_reader_with_the_token(
+    module_api: httpx.AsyncClient,
+) -> None:
+    subject = new_subject()
+    granted = await grant(module_api, subject, "newsletter", "email")
+    assert (await decision(module_api, subject, "newsletter", "email", granted))["allowed"]
+    answer = await issue(
+        module_api,
+        subject_id=subject,
+        purpose="newsletter",
+        channel="email",
+        campaign_id="spring-2026",
+    )
+    counted = await metric_count(module_api)
+
+    response = await module_api.post(path_of(answer["url"]), data=ONE_CLICK)
+
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"].startswith("text/html")
+    assert "set-cookie" not in response.headers and "location" not in response.headers
+    assert response.headers["cache-control"] == "no-store"
+    assert response.headers["referrer-policy"] == "no-referrer"
+    token = response.headers["ledger-token"]
+    denied = await decision(module_api, subject, "newsletter", "email", token)
+    assert (denied["allowed"], denied["reason"]) == (False, "consent_withdrawn")
+    assert await metric_count(module_api) == counted + 1
+    events = await history(module_api, subject, token)
+    withdrawal = events[-1]["payload"]
+    assert withdrawal["type"] == "ConsentWithdrawn"
+    assert withdrawal["source"]["method"] == "unsubscribe_link"
+    assert withdrawal["actor"]["type"] == "subject"
+    assert withdrawal["campaign_id"] == "spring-2026"
+    assert (withdrawal["purpose"], withdrawal["channel"]) == ("newsletter", "email")
+
+
+async def test_repeating_the_post_records_nothing_new(module_api: httpx.AsyncClient) -> None:
+    subject = new_subject()
+    await grant(module_api, subject, "newsletter", "email")
+    answer = await issue(module_api, subject_id=subject, purpose="newsletter", channel="email")
+    path = path_of(answer["url"])
+    # at once (not yet projected) and again later (projected): both find the first withdrawal
+    first, second = [await module_api.post(path, data=ONE_CLICK) for _ in range(2)]
+    assert first.status_code == second.status_code == 200
+    token = first.headers["ledger-token"]
+    assert second.headers["ledger-token"] == token
+    await history(module_api, subject, token)
+    third = await module_api.post(path, files={"List-Unsubscribe": (None, "One-Click")})
+    assert third.status_code == 200, third.text
+    assert third.headers["ledger-token"] == token
+    types = [e["type"] for e in await history(module_api, subject, token)]
+    assert types == ["ConsentGranted", "ConsentWithdrawn"]
+
+
+async def test_an_old_link_still_unsubscribes_after_a_new_consent(
+    module_api: httpx.AsyncClient,
+) -> None:
+    subject = new_subject()
+    await grant(module_api, subject, "newsletter", "email")
+    answer = await issue(module_api, subject_id=subject, purpose="newsletter", channel="email")
+    first = await module_api.post(path_of(answer["url"]), data=ONE_CLICK)
+    await history(module_api, subject, first.headers["ledger-token"])
+    regranted = await grant(module_api, subject, "newsletter", "email")
+    await history(module_api, subject, regranted)
+    again = await module_api.post(path_of(answer["url"]), data=ONE_CLICK)
+    token = again.headers["ledger-token"]
+    assert not (await decision(module_api, subject, "newsletter", "email", token))["allowed"]
+    types = [e["type"] for e in await history(module_api, subject, token)]
+    assert types == ["ConsentGranted", "ConsentWithdrawn", "ConsentGranted", "ConsentWithdrawn"]
+
+
+async def test_get_changes_nothing(module_api: httpx.AsyncClient) -> None:
+    subject = new_subject()
+    granted = await grant(module_api, subject, "newsletter", "email")
+    answer = await issue(module_api, subject_id=subject, purpose="newsletter", channel="email")
+    for url in (answer["url"], answer["preferences_url"]):
+        page = await module_api.get(path_of(url))
+        assert page.status_code == 200 and "set-cookie" not in page.headers
+        assert page.headers["cache-control"] == "no-store"
+        head = await module_api.head(path_of(url))
+        assert head.status_code == 200
+    assert (await decision(module_api, subject, "newsletter", "email", granted))["allowed"]
+    assert len(await history(module_api, subject, granted)) == 1
+
+
+async def test_stop_all_direct_marketing_objects_on_every_channel(
+    module_api: httpx.AsyncClient,
+) -> None:
+    subject = new_subject()
+    await grant(module_api, subject, "marketing_partners", "sms")
+    answer = await issue(
+        module_api, subject_id=subject, purpose="newsletter", channel="email", campaign_id="c7"
+    )
+    form = {**ONE_CLICK, "scope": "all_direct_marketing"}
+    response = await module_api.post(path_of(answer["url"]), data=form)
+    assert response.status_code == 200, response.text
+    token = response.headers["ledger-token"]
+    denied = await decision(module_api, subject, "marketing_partners", "sms", token)
+    assert (denied["allowed"], denied["reason"]) == (False, "objected_direct_marketing")
+    objection = (await history(module_api, subject, token))[-1]["payload"]
+    assert objection["type"] == "DirectMarketingObjected"
+    assert (objection["channel"], objection["campaign_id"]) == (None, "c7")
+
+
+async def test_unusable_links_get_one_page_that_says_nothing(
+    module_api: httpx.AsyncClient, module_settings: Settings
+) -> None:
+    subject = new_subject()
+    keys = module_settings.secrets().links
+    valid = await issue(module_api, subject_id=subject, purpose="newsletter", channel="email")
+    token = path_of(valid["url"]).removeprefix("/u/")
+    old = datetime.now(UTC) - timedelta(days=module_settings.link_ttl_days + 1)
+    expired = links.issue(
+        keys,
+        subject_id=subject,
+        purpose="newsletter",
+        channel="email",
+        campaign_id=None,
+        now=old,
+        ttl=timedelta(days=module_settings.link_ttl_days),
+    )
+    tampered = token[:-2] + ("AA" if not token.endswith("AA") else "BA")
+    bodies = set()
+    for bad in (expired, tampered, "nonsense", "A" * 2000):
+        for method in ("GET", "POST"):
+            for page in ("u", "p"):
+                response = await module_api.request(method, f"/{page}/{bad}", data=ONE_CLICK)
+                assert response.status_code == 404, (bad, method, page)
+                assert response.headers["content-type"].startswith("text/html")
+                assert response.headers["cache-control"] == "no-store"
+                assert subject not in response.text
+                bodies.add(response.text)
+    assert len(bodies) == 1
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "status"),
+    [
+        ({"data": {"List-Unsubscribe": "Yes"}}, 400),
+        ({"content": b"", "headers": {"content-type": FORM}}, 400),
+        ({"data": {}}, 415),
+        ({"data": {**ONE_CLICK, "scope": "everything"}}, 400),
+        ({"json": ONE_CLICK}, 415),
+        ({"files": {"f": ("a.txt", b"x")}, "data": ONE_CLICK}, 400),
+    ],
+    ids=["wrong-value", "empty", "no-body", "wrong-scope", "json", "file"],
+)
+async def test_bad_forms_get_an_html_400(
+    module_api: httpx.AsyncClient, kwargs: dict[str, Any], status: int
+) -> None:
+    answer = await issue(
+        module_api, subject_id=new_subject(), purpose="newsletter", channel="email"
+    )
+    response = await module_api.post(path_of(answer["url"]), **kwargs)
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("text/html")
+
+
+async def test_preference_form_records_the_differences(module_api: httpx.AsyncClient) -> None:
+    subject = new_subject()
+    granted = await grant(module_api, subject, "newsletter", "email")
+    answer = await issue(
+        module_api, subject_id=subject, purpose="newsletter", channel="email", campaign_id="c9"
+    )
+    path = path_of(answer["preferences_url"])
+    page = await module_api.get(path, params={"after": granted})
+    assert re.search(r'value="newsletter\.email" checked', page.text)
+    form = {"choice": ["marketing_partners.sms", "profiling.web"]}
+    saved = await module_api.post(path, data=form)
+    assert saved.status_code == 200, saved.text
+    assert "Your choices are saved" in saved.text
+    token = saved.headers["ledger-token"]
+    events = (await history(module_api, subject, token))[1:]
+    assert [(e["type"], e["payload"]["purpose"], e["payload"]["channel"]) for e in events] == [
+        ("ConsentWithdrawn", "newsletter", "email"),
+        ("ConsentGranted", "marketing_partners", "sms"),
+        ("ConsentGranted", "profiling", "web"),
+    ]
+    assert {e["payload"]["source"]["method"] for e in events} == {"preference_center"}
+    assert events[0]["payload"]["campaign_id"] == "c9"
+    assert (await decision(module_api, subject, "profiling", "web", token))["allowed"]
+    again = await module_api.post(path, data=form)
+    assert "Nothing changed" in again.text and "ledger-token" not in again.headers
+    bad = await module_api.post(path, data={"choice": "newsletter.sms"})
+    assert bad.status_code == 400

@@ -1,0 +1,82 @@
+"""The unsubscribe metric: which events count, the buckets, and the exact Prometheus text."""
+
+from __future__ import annotations
+
+import math
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from projections import metrics
+from schemas import events as ev
+from schemas.events import Event, Source
+
+NOW = datetime(2026, 3, 1, tzinfo=UTC)
+
+
+def event(type_: str, method: str, ago_ms: int) -> Event:
+    at = NOW - timedelta(milliseconds=ago_ms)
+    return Event(type_, uuid.uuid4(), "s1", at, at, Source(method=method))
+
+
+@pytest.mark.parametrize(
+    ("type_", "method", "counted"),
+    [
+        (ev.CONSENT_WITHDRAWN, "unsubscribe_link", True),
+        (ev.DIRECT_MARKETING_OBJECTED, "unsubscribe_link", True),
+        (ev.CONSENT_WITHDRAWN, "preference_center", False),
+        (ev.CONSENT_WITHDRAWN, "api", False),
+        (ev.CONSENT_GRANTED, "unsubscribe_link", False),
+    ],
+)
+def test_only_denying_unsubscribe_link_events_count(type_: str, method: str, counted: bool) -> None:
+    values = metrics.unsubscribe_latencies([event(type_, method, 40)], NOW)
+    assert values == ([0.04] if counted else [])
+
+
+def test_a_clock_behind_counts_as_zero() -> None:
+    assert metrics.unsubscribe_latencies(
+        [event(ev.CONSENT_WITHDRAWN, "unsubscribe_link", -5)], NOW
+    ) == [0.0]
+
+
+@given(st.lists(st.floats(0, 1e6, allow_nan=False)))
+def test_buckets_keep_every_observation_once(values: list[float]) -> None:
+    buckets = metrics.bucket(values)
+    assert sum(n for n, _ in buckets.values()) == len(values)
+    assert math.isclose(sum(s for _, s in buckets.values()), sum(values), abs_tol=1e-6)
+    for bound, (n, total) in buckets.items():
+        assert n > 0 and total <= bound * n
+
+
+def test_prometheus_text_is_cumulative_and_exact() -> None:
+    histograms = {metrics.UNSUBSCRIBE_SECONDS: metrics.bucket([0.004, 0.02, 0.02, 99.0])}
+    text = metrics.prometheus_text(histograms)
+    name = metrics.UNSUBSCRIBE_SECONDS
+    assert text.splitlines()[1:] == [
+        f"# TYPE {name} histogram",
+        f'{name}_bucket{{le="0.005"}} 1',
+        f'{name}_bucket{{le="0.01"}} 1',
+        f'{name}_bucket{{le="0.025"}} 3',
+        f'{name}_bucket{{le="0.05"}} 3',
+        f'{name}_bucket{{le="0.1"}} 3',
+        f'{name}_bucket{{le="0.25"}} 3',
+        f'{name}_bucket{{le="0.5"}} 3',
+        f'{name}_bucket{{le="1.0"}} 3',
+        f'{name}_bucket{{le="2.5"}} 3',
+        f'{name}_bucket{{le="5.0"}} 3',
+        f'{name}_bucket{{le="10.0"}} 3',
+        f'{name}_bucket{{le="30.0"}} 3',
+        f'{name}_bucket{{le="+Inf"}} 4',
+        f"{name}_sum 99.044",
+        f"{name}_count 4",
+    ]
+    assert text.startswith(f"# HELP {name} ") and text.endswith("\n")
+
+
+def test_an_empty_histogram_is_still_shown() -> None:
+    text = metrics.prometheus_text({metrics.UNSUBSCRIBE_SECONDS: {}})
+    assert f"{metrics.UNSUBSCRIBE_SECONDS}_count 0" in text

@@ -1,0 +1,110 @@
+"""Secrets: key rings parse strictly, come from a file or the environment, never print."""
+
+from __future__ import annotations
+
+import stat
+from pathlib import Path
+
+import pytest
+
+from services import keystore
+from services.config import Settings
+from services.secrets import (
+    SecretsError,
+    ensure_secrets_file,
+    generate_secrets_file,
+    load_secrets,
+    new_key,
+    parse_key_ring,
+)
+
+K1, K2, K3 = new_key(), new_key(), new_key()
+ENV = {
+    "LEDGER_MASTER_KEYS": f"m2:{K1},m1:{K2}",
+    "LEDGER_BLIND_INDEX_KEY": K3,
+    "LEDGER_LINK_KEYS": f"l1:{K2}",
+}
+
+
+def test_the_first_key_of_a_ring_is_current() -> None:
+    ring = parse_key_ring("X", f"m2:{K1}, m1:{K2}")
+    assert ring.current_id == "m2"
+    assert list(ring.keys) == ["m2", "m1"]
+    assert len(ring.current) == 32
+
+
+@pytest.mark.parametrize(
+    ("text", "complaint"),
+    [
+        ("", "empty"),
+        (K1, "kid:base64url"),
+        (f"M1:{K1}", "kid:base64url"),
+        (f"m1:{K1},m1:{K2}", "twice"),
+        ("m1:c2hvcnQ", "32 bytes"),
+        ("m1:!!!!", "base64url"),
+    ],
+)
+def test_bad_key_rings_are_refused_by_name(text: str, complaint: str) -> None:
+    with pytest.raises(SecretsError) as caught:
+        parse_key_ring("LEDGER_MASTER_KEYS", text)
+    assert "LEDGER_MASTER_KEYS" in str(caught.value)
+    assert complaint in str(caught.value)
+    assert K1 not in str(caught.value)
+
+
+def test_missing_secrets_are_named() -> None:
+    with pytest.raises(SecretsError) as caught:
+        load_secrets({"LEDGER_MASTER_KEYS": ENV["LEDGER_MASTER_KEYS"]})
+    assert "LEDGER_BLIND_INDEX_KEY" in str(caught.value)
+    assert "LEDGER_LINK_KEYS" in str(caught.value)
+
+
+def test_a_generated_file_loads_and_the_environment_wins(tmp_path: Path) -> None:
+    path = tmp_path / "secrets.toml"
+    assert ensure_secrets_file(path)
+    assert not ensure_secrets_file(path)  # never overwritten
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    from_file = load_secrets({"LEDGER_SECRETS_FILE": str(path)})
+    assert from_file.master.current_id == "m1"
+    mixed = load_secrets({"LEDGER_SECRETS_FILE": str(path), "LEDGER_BLIND_INDEX_KEY": K3})
+    assert mixed.blind_index_key != from_file.blind_index_key
+    assert mixed.master == from_file.master
+
+
+def test_generated_files_differ() -> None:
+    assert generate_secrets_file() != generate_secrets_file()
+
+
+def test_secrets_never_appear_in_reprs() -> None:
+    settings = Settings.from_env(ENV)
+    shown = repr(settings) + repr(settings.secrets())
+    for key in (K1, K2, K3):
+        assert key not in shown
+    assert settings.secrets().master.current_id == "m2"
+
+
+def test_data_keys_unwrap_only_with_their_master_key_and_subject() -> None:
+    ring = parse_key_ring("LEDGER_MASTER_KEYS", f"m1:{K1}")
+    other = parse_key_ring("LEDGER_MASTER_KEYS", f"m1:{K2}")
+    kid, wrapped = keystore.wrap(ring, "cust-1", b"k" * 32)
+    assert keystore.unwrap(ring, "cust-1", kid, wrapped) == b"k" * 32
+    with pytest.raises(SecretsError):
+        keystore.unwrap(other, "cust-1", kid, wrapped)
+    with pytest.raises(SecretsError):
+        keystore.unwrap(ring, "cust-2", kid, wrapped)
+    with pytest.raises(SecretsError, match="lacks"):
+        keystore.unwrap(ring, "cust-1", "m9", wrapped)
+
+
+def test_the_cli_writes_a_secrets_file_once(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from services.cli import main
+
+    path = tmp_path / "s.toml"
+    assert main(["secrets", "generate", "--file", str(path)]) == 0
+    assert main(["secrets", "generate", "--file", str(path)]) == 1
+    assert load_secrets({"LEDGER_SECRETS_FILE": str(path)}).links.current_id == "l1"
+    assert main(["secrets", "generate"]) == 0
+    printed = capsys.readouterr().out
+    assert "master_keys" in printed and str(path) in printed
