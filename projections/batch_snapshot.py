@@ -3,9 +3,11 @@
 A batch check must not cost a round trip per recipient, nor a `decide()` per recipient: for a
 fixed question, a subject's answer depends only on its *fact pattern*, the facts that can
 matter to the question (`Relevance`) in log order, each reduced to its kind, scope, event
-type, outcome and whether its `until` has passed. A mailing list has a handful of distinct
-patterns, so PostgreSQL computes each recipient's pattern and groups the recipients by it,
-and the caller decides once per pattern (services/batch_decisions.py).
+type, outcome, whether its `until` has passed and, for a grant, whether a material notice
+change outdated it (`STALE`: judged by an instant before the purpose's cutoff, see
+projections/notices.py). A mailing list has a handful of distinct patterns, so PostgreSQL
+computes each recipient's pattern and groups the recipients by it, and the caller decides
+once per pattern (services/batch_decisions.py).
 
 `pattern_of` is the same encoding in Python: the tests hold the SQL to it. Within a pattern
 no two facts share a log position: one event sets several facts only for several purposes
@@ -16,29 +18,38 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Final, cast
 from uuid import UUID
 
 import asyncpg
 
-from projections import identifiers, offsets
+from projections import identifiers, notices, offsets
+from projections.notices import NO_NOTICES, Notices
 from projections.state import (
     ALL,
+    CHANNEL_IDENTIFIERS,
     CONSENT,
     DM_OBJECTION,
+    ERASURE,
     PROCESSING_OBJECTION,
     RELATIONSHIP,
     RESTRICTION,
+    SUPPRESSION,
     Fact,
     FactKey,
 )
+from schemas.events import CONSENT_GRANTED
 
 FIELD_SEP: Final = "\x1f"
 FACT_SEP: Final = "\x1e"
 #: separates subject ids sent to and received from PostgreSQL (never in a subject id)
 ID_SEP: Final = "\n"
 _PAST, _FUTURE = "past", "future"
+#: a grant judged by an instant before the purpose's cutoff: a material change outdated it
+STALE: Final = "stale"
+#: a stand-in for a stale grant's time: earlier than any cutoff
+_LONG_AGO: Final = datetime.min.replace(tzinfo=UTC)
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,12 +63,15 @@ class Relevance:
     consent_a: tuple[str, ...]
     consent_b: tuple[str, ...]
     relationship_b: tuple[str, ...]
+    erasure_a: tuple[str, ...] = ()
+    suppression_a: tuple[str, ...] = ()
 
     @classmethod
     def of(cls, purpose_id: str, basis: str, direct_marketing: bool, channel: str) -> Relevance:
         bound = basis != "legal_obligation"
         chosen = basis in ("consent", "legitimate_interest")
         related = basis in ("contract", "legitimate_interest")
+        identifier = CHANNEL_IDENTIFIERS.get(channel)
         return cls(
             restriction_b=(purpose_id, ALL) if bound else (),
             dm_objection_b=(channel, ALL) if direct_marketing else (),
@@ -65,6 +79,8 @@ class Relevance:
             consent_a=(purpose_id, ALL) if chosen else (),
             consent_b=(channel, ALL) if chosen else (),
             relationship_b=(purpose_id, ALL) if related else (),
+            erasure_a=(ALL,) if bound else (),
+            suppression_a=(identifier,) if direct_marketing and identifier else (),
         )
 
     def admits(self, fact: Fact) -> bool:
@@ -79,12 +95,28 @@ class Relevance:
             return fact.scope_a in self.consent_a and fact.scope_b in self.consent_b
         if fact.kind == RELATIONSHIP:
             return fact.scope_b in self.relationship_b
+        if fact.kind == ERASURE:
+            return fact.scope_a in self.erasure_a
+        if fact.kind == SUPPRESSION:
+            return fact.scope_a in self.suppression_a
         return False
 
 
-def pattern_of(facts: Iterable[Fact], relevance: Relevance, now: datetime) -> str:
-    """A subject's fact pattern for the question, exactly as PATTERNS computes it."""
+def pattern_of(
+    facts: Iterable[Fact],
+    relevance: Relevance,
+    now: datetime,
+    notices: Notices = NO_NOTICES,
+    cutoff: datetime | None = None,
+) -> str:
+    """A subject's fact pattern for the question, exactly as PATTERNS computes it; `cutoff` is
+    `notices.cutoff(purpose, now)` when the purpose asks for re-consent, else None."""
     kept = sorted((f for f in facts if relevance.admits(f)), key=lambda f: f.position)
+
+    def stale(f: Fact) -> str:
+        grant = f.kind == CONSENT and f.event_type == CONSENT_GRANTED
+        return STALE if grant and cutoff and notices.reference(f) < cutoff else ""
+
     return FACT_SEP.join(
         FIELD_SEP.join(
             (
@@ -94,6 +126,7 @@ def pattern_of(facts: Iterable[Fact], relevance: Relevance, now: datetime) -> st
                 f.event_type,
                 f.outcome or "",
                 "" if f.until is None else _PAST if f.until <= now else _FUTURE,
+                stale(f),
             )
         )
         for f in kept
@@ -102,12 +135,14 @@ def pattern_of(facts: Iterable[Fact], relevance: Relevance, now: datetime) -> st
 
 def facts_of(pattern: str, now: datetime) -> dict[FactKey, Fact]:
     """Facts that `decide` treats exactly like the subject's own: the same kinds, scopes,
-    types, outcomes, order and expiry relative to `now` (ids and times are placeholders)."""
+    types, outcomes, order, expiry relative to `now` and staleness (ids and times are
+    placeholders; a stale grant has no notice version and a time before any cutoff, a current
+    one the time `now`, so `decide` with the snapshot's notices judges them alike)."""
     out: dict[FactKey, Fact] = {}
     if not pattern:
         return out
     for index, code in enumerate(pattern.split(FACT_SEP)):
-        kind, a, b, event_type, outcome, until = code.split(FIELD_SEP)
+        kind, a, b, event_type, outcome, until, stale = code.split(FIELD_SEP)
         fact = Fact(
             kind,
             a,
@@ -115,7 +150,7 @@ def facts_of(pattern: str, now: datetime) -> dict[FactKey, Fact]:
             event_type,
             UUID(int=index + 1),
             (0, index),
-            now,
+            _LONG_AGO if stale else now,
             until=None if not until else now if until == _PAST else now + timedelta(days=1),
             outcome=outcome or None,
         )
@@ -123,9 +158,10 @@ def facts_of(pattern: str, now: datetime) -> dict[FactKey, Fact]:
     return out
 
 
-#: $1 subject ids joined by ID_SEP (distinct), $2-$7 the Relevance scopes, $8 now. Subjects
-#: are grouped under the "C" collation: byte order is all grouping needs, and it sorts far
-#: faster than a locale's.
+#: $1 subject ids joined by ID_SEP (distinct), $2-$7 the Relevance scopes, $8 now, $9 the
+#: purpose's notice cutoff (NULL: no grant is stale), $10-$11 the erasure and suppression
+#: scopes. Subjects are grouped under the "C" collation: byte order is all grouping needs, and
+#: it sorts far faster than a locale's.
 PATTERNS: Final = """
 WITH per_subject AS (
     SELECT f.subject_id COLLATE "C" AS subject_id,
@@ -133,15 +169,21 @@ WITH per_subject AS (
                concat_ws(E'\\x1f', f.kind, f.scope_a, f.scope_b, f.event_type,
                          coalesce(f.outcome, ''),
                          CASE WHEN f.until IS NULL THEN ''
-                              WHEN f.until <= $8 THEN 'past' ELSE 'future' END),
+                              WHEN f.until <= $8 THEN 'past' ELSE 'future' END,
+                         CASE WHEN f.kind = 'consent' AND f.event_type = 'ConsentGranted'
+                                   AND coalesce(n.effective_from, f.occurred_at) < $9
+                              THEN 'stale' ELSE '' END),
                E'\\x1e' ORDER BY f.log_partition, f.log_offset) AS pattern
     FROM unnest(string_to_array($1::text, E'\\n')) AS r(subject_id)
     JOIN subject_facts f ON f.subject_id = r.subject_id
+    LEFT JOIN notices n ON $9::timestamptz IS NOT NULL AND n.version = f.notice_version
     WHERE (f.kind = 'restriction' AND f.scope_b = ANY($2::text[]))
        OR (f.kind = 'dm_objection' AND f.scope_b = ANY($3::text[]))
        OR (f.kind = 'processing_objection' AND f.scope_a = ANY($4::text[]))
        OR (f.kind = 'consent' AND f.scope_a = ANY($5::text[]) AND f.scope_b = ANY($6::text[]))
        OR (f.kind = 'relationship' AND f.scope_b = ANY($7::text[]))
+       OR (f.kind = 'erasure' AND f.scope_a = ANY($10::text[]))
+       OR (f.kind = 'suppression' AND f.scope_a = ANY($11::text[]))
     GROUP BY 1
 )
 SELECT pattern, string_agg(subject_id, E'\\n') AS subjects FROM per_subject GROUP BY pattern
@@ -158,6 +200,8 @@ class Snapshot:
     linked: dict[bytes, str]
     #: (pattern, subject ids with that pattern); subjects with no relevant fact are in none
     groups: list[tuple[str, list[str]]]
+    #: the published notices the patterns were computed against: decide with these
+    notices: Notices = NO_NOTICES
 
 
 async def read_snapshot(
@@ -169,9 +213,13 @@ async def read_snapshot(
     now: datetime,
     subjects: Sequence[str] = (),
     email_indexes: Sequence[bytes] = (),
+    reconsent_purpose: str | None = None,
 ) -> Snapshot:
-    """The projected positions, the e-mail lookups and the fact patterns of `subjects` plus
-    the subjects the e-mails resolve to, all from one snapshot."""
+    """The projected positions, the e-mail lookups, the notices and the fact patterns of
+    `subjects` plus the subjects the e-mails resolve to, all from one snapshot.
+
+    `reconsent_purpose` is the purpose's id when it asks for re-consent after a material
+    notice change (its grants may be stale), else None."""
     async with (
         pool.acquire() as proxy,
         proxy.transaction(isolation="repeatable_read", readonly=True),
@@ -182,12 +230,18 @@ async def read_snapshot(
         stored = await offsets.load(conn, topic)
         linked = await identifiers.lookup(conn, "email", email_indexes) if email_indexes else {}
         wanted = list(dict.fromkeys([*subjects, *linked.values()]))
-        groups = await _patterns(conn, wanted, relevance, now) if wanted else []
-    return Snapshot([stored.get(p, 0) for p in range(partitions)], linked, groups)
+        published = await notices.load(conn)
+        cutoff = published.cutoff(reconsent_purpose, now) if reconsent_purpose else None
+        groups = await _patterns(conn, wanted, relevance, now, cutoff) if wanted else []
+    return Snapshot([stored.get(p, 0) for p in range(partitions)], linked, groups, published)
 
 
 async def _patterns(
-    conn: asyncpg.Connection, subjects: list[str], relevance: Relevance, now: datetime
+    conn: asyncpg.Connection,
+    subjects: list[str],
+    relevance: Relevance,
+    now: datetime,
+    cutoff: datetime | None,
 ) -> list[tuple[str, list[str]]]:
     joined = ID_SEP.join(subjects)
     if joined.count(ID_SEP) != len(subjects) - 1:
@@ -203,5 +257,8 @@ async def _patterns(
         list(r.consent_b),
         list(r.relationship_b),
         now,
+        cutoff,
+        list(r.erasure_a),
+        list(r.suppression_a),
     )
     return [(row["pattern"], row["subjects"].split(ID_SEP)) for row in rows]

@@ -81,7 +81,7 @@ async def claim(conn: asyncpg.Connection, limit: int, lease_s: float) -> list[Cl
 #: One statement, so each subject's facts and its partition's position are one snapshot.
 LOAD = """
 SELECT x.subject_id, o.next_offset, f.kind, f.scope_a, f.scope_b, f.event_type, f.event_id,
-       f.log_partition, f.log_offset, f.occurred_at, f.until, f.outcome
+       f.log_partition, f.log_offset, f.occurred_at, f.until, f.outcome, f.notice_version
 FROM unnest($1::text[], $2::int[]) AS x(subject_id, subject_partition)
 LEFT JOIN projector_offsets o ON o.topic = $3 AND o.log_partition = x.subject_partition
 LEFT JOIN subject_facts f ON f.subject_id = x.subject_id
@@ -162,13 +162,15 @@ REFILL = """
 INSERT INTO state_feed_outbox AS o (subject_id, log_partition, log_offset)
 SELECT DISTINCT ON (subject_id) subject_id, log_partition, log_offset
 FROM journal
+WHERE event_type <> 'NoticePublished'
 ORDER BY subject_id, log_partition DESC, log_offset DESC
 ON CONFLICT (subject_id) DO UPDATE SET changes = o.changes + 1
 """
 
 
 async def refill(conn: asyncpg.Connection) -> int:
-    """Queue every subject the journal knows (the state topic came back empty)."""
+    """Queue every subject the journal knows (the state topic came back empty); notices
+    (keyed notice/<version>) are no subjects."""
     status = await conn.execute(REFILL)
     return int(status.rsplit(" ", 1)[-1])
 

@@ -24,6 +24,8 @@ class JournalRow:
     partition: int
     offset: int
     value: bytes
+    #: the subject chain's hash of this entry (projections/hash_chain.py)
+    chain_hash: bytes
 
 
 def event_payload(event: Event) -> dict[str, Any]:
@@ -44,11 +46,11 @@ def _json_value(value: Any) -> Any:
 
 INSERT = """
 INSERT INTO journal (event_id, subject_id, event_type, log_partition, log_offset,
-                     occurred_at, recorded_at, payload, record_value)
-SELECT e, s, t, p, o, oa, ra, pl::json, v
+                     occurred_at, recorded_at, payload, record_value, chain_hash)
+SELECT e, s, t, p, o, oa, ra, pl::json, v, h
 FROM unnest($1::uuid[], $2::text[], $3::text[], $4::int[], $5::bigint[],
-            $6::timestamptz[], $7::timestamptz[], $8::text[], $9::bytea[])
-     AS x(e, s, t, p, o, oa, ra, pl, v)
+            $6::timestamptz[], $7::timestamptz[], $8::text[], $9::bytea[], $10::bytea[])
+     AS x(e, s, t, p, o, oa, ra, pl, v, h)
 ON CONFLICT (event_id) DO NOTHING
 RETURNING event_id
 """
@@ -69,6 +71,7 @@ async def insert(conn: asyncpg.Connection, rows: Sequence[JournalRow]) -> set[UU
         [r.event.recorded_at for r in rows],
         [json.dumps(event_payload(r.event), separators=(",", ":")) for r in rows],
         [r.value for r in rows],
+        [r.chain_hash for r in rows],
     )
     return {r["event_id"] for r in inserted}
 

@@ -4,7 +4,8 @@ Each batch's journal rows, state rows and consumed offsets commit in one transac
 partition assignment the consumer seeks to the stored offsets. A crash anywhere therefore
 leaves the tables equal to a clean replay of the log up to the stored offsets, and the next
 run continues from exactly there. Events are deduplicated by event id (a retried command may
-put the same event in the log twice).
+put the same event in the log twice). The same transaction chains each new journal entry onto
+its subject's hash chain and folds every record into its partition's checkpoint digest.
 """
 
 from __future__ import annotations
@@ -14,15 +15,26 @@ import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from uuid import UUID
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 
-from projections import feed_outbox, identifiers, journal, metrics, offsets, subject_state
-from projections.journal import JournalRow
+from projections import (
+    chain_store,
+    erasure,
+    feed_outbox,
+    identifiers,
+    journal,
+    log_digest,
+    metrics,
+    notices,
+    offsets,
+    requests,
+    subject_state,
+)
 from projections.state import facts_for
 from schemas.codec import CodecError, EventCodec
+from schemas.events import NOTICE_PUBLISHED
 
 log = logging.getLogger(__name__)
 
@@ -50,31 +62,29 @@ class BatchResult:
 async def apply_batch(
     conn: asyncpg.Connection, codec: EventCodec, topic: str, records: Sequence[Record]
 ) -> BatchResult:
-    """Apply records in one transaction: journal, state, rejects and offsets together."""
+    """Apply records in one transaction: journal (with its hash chain), state, rejects,
+    checkpoint digests and offsets together."""
     result = BatchResult()
-    rows: list[JournalRow] = []
-    rejects: list[tuple[Record, str]] = []
-    seen: set[UUID] = set()
+    firsts: dict[int, int] = {}
     for rec in records:
         result.positions[rec.partition] = max(
             result.positions.get(rec.partition, 0), rec.offset + 1
         )
-        try:
-            if rec.value is None:
-                raise CodecError("record has no value")
-            event = codec.decode(rec.value)
-        except CodecError as exc:
-            rejects.append((rec, str(exc)))
-            continue
-        if event.event_id in seen:
-            result.duplicates += 1
-            continue
-        seen.add(event.event_id)
-        rows.append(JournalRow(event, rec.partition, rec.offset, rec.value))
+        firsts[rec.partition] = min(firsts.get(rec.partition, rec.offset), rec.offset)
 
     async with conn.transaction():
-        new_ids = await journal.insert(conn, rows)
-        fresh = [r for r in rows if r.event.event_id in new_ids]
+        # first: lock the partitions' digest state, so two projectors never apply one
+        # partition at once (a rebalance); skip what another one applied meanwhile
+        digests = await log_digest.lock(conn, topic, firsts)
+        pending = sorted(
+            (r for r in records if r.offset >= digests[r.partition].next_offset),
+            key=lambda r: (r.partition, r.offset),
+        )
+        candidates, rejects = _decode(codec, pending)
+        fresh, repeats = await chain_store.link_new(conn, candidates)
+        new_ids = await journal.insert(conn, fresh)
+        if len(new_ids) != len(fresh):  # the same event in another partition, applied meanwhile
+            raise ConcurrentApplyError("an event of this batch was journaled meanwhile; retrying")
         await subject_state.upsert(
             conn,
             (
@@ -92,17 +102,64 @@ async def apply_batch(
             metrics.UNSUBSCRIBE_SECONDS,
             metrics.unsubscribe_latencies((r.event for r in fresh), datetime.now(UTC)),
         )
+        regranted = await notices.apply(conn, ((r.event, (r.partition, r.offset)) for r in fresh))
+        # after the identifier rows: erasures suppress what the subject held then
+        suppressed = await erasure.apply(conn, fresh)
+        await requests.apply(conn, fresh)
         await feed_outbox.enqueue(
-            conn, ((r.event.subject_id, (r.partition, r.offset)) for r in fresh)
+            conn,
+            [
+                *(
+                    (r.event.subject_id, (r.partition, r.offset))
+                    for r in fresh
+                    if r.event.type != NOTICE_PUBLISHED
+                ),
+                *regranted,
+                *suppressed,
+            ],
         )
         if rejects:
             await _reject(conn, topic, rejects)
+        await log_digest.keep_duplicates(
+            conn, topic, [(p, o, e.event_id, v) for e, p, o, v in repeats]
+        )
+        await log_digest.store(
+            conn,
+            topic,
+            digests,
+            [
+                log_digest.advance(d, ((r.offset, r.value) for r in pending if r.partition == p))
+                for p, d in digests.items()
+            ],
+        )
         await offsets.store(conn, topic, result.positions)
         await conn.execute("SELECT pg_notify($1, '')", NOTIFY_CHANNEL)
     result.applied = len(fresh)
-    result.duplicates += len(rows) - len(fresh)
+    result.duplicates = len(repeats)
     result.rejected = len(rejects)
     return result
+
+
+class ConcurrentApplyError(Exception):
+    """Another projector journaled an event of this batch meanwhile: the batch's hash chain
+    was computed without it, so the transaction is rolled back and the batch read again."""
+
+
+def _decode(
+    codec: EventCodec, records: Sequence[Record]
+) -> tuple[list[chain_store.Candidate], list[tuple[Record, str]]]:
+    candidates: list[chain_store.Candidate] = []
+    rejects: list[tuple[Record, str]] = []
+    for rec in records:
+        try:
+            if rec.value is None:
+                raise CodecError("record has no value")
+            event = codec.decode(rec.value)
+        except CodecError as exc:
+            rejects.append((rec, str(exc)))
+            continue
+        candidates.append((event, rec.partition, rec.offset, rec.value))
+    return candidates, rejects
 
 
 async def _reject(conn: asyncpg.Connection, topic: str, rejects: list[tuple[Record, str]]) -> None:
@@ -185,7 +242,12 @@ class Projector:
                 while not stop.is_set():
                     try:
                         await self.step(timeout_ms=200)
-                    except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
+                    except (
+                        asyncpg.PostgresError,
+                        asyncpg.InterfaceError,
+                        OSError,
+                        ConcurrentApplyError,
+                    ) as exc:
                         await self._recover(exc, stop)
             finally:
                 await self.consumer.stop()

@@ -25,6 +25,14 @@ DM_OBJECTION: Final = "dm_objection"
 PROCESSING_OBJECTION: Final = "processing_objection"
 RESTRICTION: Final = "restriction"
 RELATIONSHIP: Final = "relationship"
+#: the subject was erased (SubjectErased): scope (*, *)
+ERASURE: Final = "erasure"
+#: an identifier the subject holds is suppressed because another subject that held it was
+#: erased; scope (identifier type, *). Not set by the subject's own events but by the
+#: projector (projections/erasure.py), so `fold` never yields it
+SUPPRESSION: Final = "suppression"
+#: the identifier type that reaches each channel a suppression can stop
+CHANNEL_IDENTIFIERS: Final = {"email": "email", "sms": "phone", "phone": "phone"}
 
 #: (partition, offset): the order of a subject's events, all on one partition.
 Position = tuple[int, int]
@@ -46,6 +54,8 @@ class Fact:
     until: datetime | None = None
     #: outcome of a processing-objection resolution
     outcome: str | None = None
+    #: the privacy-notice version a grant was given under (projections/notices.py)
+    notice_version: str | None = None
 
     @property
     def key(self) -> FactKey:
@@ -75,7 +85,13 @@ def facts_for(event: Event, position: Position) -> list[Fact]:
     match event.type:
         case ev.CONSENT_GRANTED:
             return [
-                fact(CONSENT, data["purpose"], data.get("channel"), until=data.get("expires_at"))
+                fact(
+                    CONSENT,
+                    data["purpose"],
+                    data.get("channel"),
+                    until=data.get("expires_at"),
+                    notice_version=event.notice_version,
+                )
             ]
         case ev.CONSENT_WITHDRAWN:
             return [fact(CONSENT, data.get("purpose"), data.get("channel"))]
@@ -92,6 +108,8 @@ def facts_for(event: Event, position: Position) -> list[Fact]:
             return [fact(RELATIONSHIP, data["basis"], p, until=until) for p in purposes]
         case ev.RELATIONSHIP_ENDED:
             return [fact(RELATIONSHIP, data.get("basis"), p) for p in purposes]
+        case ev.SUBJECT_ERASED:
+            return [fact(ERASURE, None, None)]
     return []
 
 

@@ -16,13 +16,16 @@ SubjectFact = tuple[str, Fact]
 
 UPSERT = """
 INSERT INTO subject_facts AS f (subject_id, kind, scope_a, scope_b, event_type, event_id,
-                                log_partition, log_offset, occurred_at, until, outcome)
+                                log_partition, log_offset, occurred_at, until, outcome,
+                                notice_version)
 SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::uuid[],
-                     $7::int[], $8::bigint[], $9::timestamptz[], $10::timestamptz[], $11::text[])
+                     $7::int[], $8::bigint[], $9::timestamptz[], $10::timestamptz[], $11::text[],
+                     $12::text[])
 ON CONFLICT (subject_id, kind, scope_a, scope_b) DO UPDATE SET
     event_type = EXCLUDED.event_type, event_id = EXCLUDED.event_id,
     log_partition = EXCLUDED.log_partition, log_offset = EXCLUDED.log_offset,
-    occurred_at = EXCLUDED.occurred_at, until = EXCLUDED.until, outcome = EXCLUDED.outcome
+    occurred_at = EXCLUDED.occurred_at, until = EXCLUDED.until, outcome = EXCLUDED.outcome,
+    notice_version = EXCLUDED.notice_version
 WHERE (f.log_partition, f.log_offset) < (EXCLUDED.log_partition, EXCLUDED.log_offset)
 """
 
@@ -54,6 +57,7 @@ async def upsert(conn: asyncpg.Connection, facts: Iterable[SubjectFact]) -> None
         [f.occurred_at for _, f in rows],
         [f.until for _, f in rows],
         [f.outcome for _, f in rows],
+        [f.notice_version for _, f in rows],
     )
 
 
@@ -68,6 +72,8 @@ def fact_from_row(row: asyncpg.Record) -> Fact:
         occurred_at=row["occurred_at"],
         until=row["until"],
         outcome=row["outcome"],
+        # queries that never decide on notices may leave the column out
+        notice_version=row.get("notice_version"),
     )
 
 
@@ -75,7 +81,7 @@ def fact_from_row(row: asyncpg.Record) -> Fact:
 #: facts still yields one row carrying the position.
 LOAD = """
 SELECT o.next_offset AS position, f.kind, f.scope_a, f.scope_b, f.event_type, f.event_id,
-       f.log_partition, f.log_offset, f.occurred_at, f.until, f.outcome
+       f.log_partition, f.log_offset, f.occurred_at, f.until, f.outcome, f.notice_version
 FROM (SELECT 1) AS one
 LEFT JOIN projector_offsets o ON o.topic = $2 AND o.log_partition = $3
 LEFT JOIN subject_facts f ON f.subject_id = $1

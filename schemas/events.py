@@ -25,6 +25,13 @@ RELATIONSHIP_RECORDED: Final = "RelationshipRecorded"
 RELATIONSHIP_ENDED: Final = "RelationshipEnded"
 IDENTIFIER_LINKED: Final = "IdentifierLinked"
 IDENTIFIER_UNLINKED: Final = "IdentifierUnlinked"
+NOTICE_PUBLISHED: Final = "NoticePublished"
+SUBJECT_ERASED: Final = "SubjectErased"
+RIGHTS_REQUEST_RECEIVED: Final = "RightsRequestReceived"
+RIGHTS_REQUEST_IDENTITY_VERIFIED: Final = "RightsRequestIdentityVerified"
+RIGHTS_REQUEST_EXTENDED: Final = "RightsRequestExtended"
+RIGHTS_REQUEST_COMPLETED: Final = "RightsRequestCompleted"
+RIGHTS_REQUEST_REFUSED: Final = "RightsRequestRefused"
 
 EVENT_TYPES: Final = (
     CONSENT_GRANTED,
@@ -39,6 +46,21 @@ EVENT_TYPES: Final = (
     RELATIONSHIP_ENDED,
     IDENTIFIER_LINKED,
     IDENTIFIER_UNLINKED,
+    NOTICE_PUBLISHED,
+    SUBJECT_ERASED,
+    RIGHTS_REQUEST_RECEIVED,
+    RIGHTS_REQUEST_IDENTITY_VERIFIED,
+    RIGHTS_REQUEST_EXTENDED,
+    RIGHTS_REQUEST_COMPLETED,
+    RIGHTS_REQUEST_REFUSED,
+)
+#: the events of a rights request (Art. 12(3)), all carrying its `request_id`
+RIGHTS_REQUEST_EVENTS: Final = (
+    RIGHTS_REQUEST_RECEIVED,
+    RIGHTS_REQUEST_IDENTITY_VERIFIED,
+    RIGHTS_REQUEST_EXTENDED,
+    RIGHTS_REQUEST_COMPLETED,
+    RIGHTS_REQUEST_REFUSED,
 )
 
 METHODS: Final = (
@@ -61,6 +83,24 @@ RESTRICTION_GROUNDS: Final = (
 RELATIONSHIP_BASES: Final = ("contract", "legitimate_interest")
 RESOLUTION_OUTCOMES: Final = ("upheld", "compelling_grounds", "withdrawn")
 IDENTIFIER_TYPES: Final = ("email", "phone")
+#: GDPR Art. 17(1)(a)-(f): the ground an erasure rests on
+ERASURE_GROUNDS: Final = (
+    "no_longer_necessary",
+    "consent_withdrawn",
+    "objection",
+    "unlawful_processing",
+    "legal_obligation",
+    "child_information_society",
+)
+#: the data-subject rights a request asks for (Art. 15-18, 20, 21)
+REQUEST_KINDS: Final = (
+    "access",
+    "rectification",
+    "erasure",
+    "restriction",
+    "objection",
+    "portability",
+)
 
 SUBJECT_ID_RE: Final = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 EMAIL_LIKE_RE: Final = re.compile(r"[^\s@<>]+@[^\s@<>]+\.[^\s@<>]+")
@@ -69,6 +109,15 @@ EMAIL_LIKE_RE: Final = re.compile(r"[^\s@<>]+@[^\s@<>]+\.[^\s@<>]+")
 def rfc3339(moment: datetime) -> str:
     """A UTC instant as RFC 3339 text with a `Z`, the form every answer and payload uses."""
     return moment.isoformat().replace("+00:00", "Z")
+
+
+#: Kafka key (and envelope subject_id) of a NoticePublished event: `notice/<version>`. The
+#: slash never occurs in a subject id, so a notice can never be mistaken for a subject.
+NOTICE_KEY_PREFIX: Final = "notice/"
+
+
+def notice_key(version: str) -> str:
+    return NOTICE_KEY_PREFIX + version
 
 
 #: path segment that stands for "the subject found by the `email=` or `phone=` query"

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from projections.batch_snapshot import Relevance, facts_of
+from projections.notices import NO_NOTICES, Notices
 from services.catalogue import Purpose
 from services.decisions import Decision, decide
 from services.identities import IdentifierError, blind_index, normalise_email
@@ -30,13 +31,24 @@ def relevance(purpose: Purpose, channel: str) -> Relevance:
 
 
 def verdicts(
-    groups: Iterable[tuple[str, Sequence[str]]], purpose: Purpose, channel: str, now: datetime
+    groups: Iterable[tuple[str, Sequence[str]]],
+    purpose: Purpose,
+    channel: str,
+    now: datetime,
+    notices: Notices = NO_NOTICES,
 ) -> dict[str, Decision]:
-    """Subject id -> decision, deciding each pattern once."""
+    """Subject id -> decision, deciding each pattern once (with the snapshot's notices)."""
     out: dict[str, Decision] = {}
     for pattern, subjects in groups:
-        out.update(dict.fromkeys(subjects, decide(facts_of(pattern, now), purpose, channel, now)))
+        decision = decide(facts_of(pattern, now), purpose, channel, now, notices)
+        out.update(dict.fromkeys(subjects, decision))
     return out
+
+
+def reconsent_purpose(purpose: Purpose) -> str | None:
+    """The purpose id the snapshot marks stale grants for, when the purpose asks for
+    re-consent after a material notice change."""
+    return purpose.id if purpose.reconsent_on_material_change else None
 
 
 @dataclass(slots=True)

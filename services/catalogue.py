@@ -5,14 +5,26 @@ Loaded once at start-up from a TOML file the operator edits; nothing on a hot pa
 
 from __future__ import annotations
 
+import re
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
+from projections.periods import Duration, DurationError, parse_duration
 from schemas.events import CHANNELS
 
 LEGAL_BASES: Final = ("consent", "legitimate_interest", "contract", "legal_obligation")
+#: how long an erased subject's consent facts are kept as proof when a purpose does not say:
+#: the general limitation period of claims in Finland (Act 728/2003, section 4)
+DEFAULT_PROOF_RETENTION: Final = "P3Y"
+#: an ISO 8601 duration (P1Y6M, P13M, P10Y, P30D, PT12H); a retention starting with P and a
+#: digit or T must be one, anything else is read as text ("while the customer relationship lasts")
+ISO_DURATION_RE: Final = re.compile(
+    r"P(?=\d|T\d)(\d+Y)?(\d+M)?(\d+W)?(\d+D)?(T(?=\d)(\d+H)?(\d+M)?(\d+S)?)?"
+)
+_LOOKS_LIKE_DURATION: Final = re.compile(r"P[\dT]")
+MAX_TEXT: Final = 500
 
 
 class CatalogueError(ValueError):
@@ -27,6 +39,19 @@ class Purpose:
     direct_marketing: bool
     channels: tuple[str, ...]
     dpv: str = ""
+    #: who receives the data for this purpose (GDPR Art. 13(1)(e), 15(1)(c), 30(1)(d))
+    recipients: tuple[str, ...] = ()
+    #: how long the data is kept: an ISO 8601 duration or a sentence (Art. 13(2)(a), 15(1)(d))
+    retention: str = ""
+    #: a material change of the privacy notice covering the purpose outdates earlier grants
+    #: (decision `consent_outdated`); the loader's default is true on consent, else false
+    reconsent_on_material_change: bool = False
+    #: how long an erased subject's consent facts for the purpose are kept as proof (Art.
+    #: 7(1), 17(3)(e)): an ISO 8601 duration counted from the erasure
+    proof_retention: str = DEFAULT_PROOF_RETENTION
+
+    def proof_period(self) -> Duration:
+        return parse_duration(self.proof_retention)
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -36,6 +61,10 @@ class Purpose:
             "direct_marketing": self.direct_marketing,
             "channels": list(self.channels),
             "dpv": self.dpv,
+            "recipients": list(self.recipients),
+            "retention": self.retention,
+            "reconsent_on_material_change": self.reconsent_on_material_change,
+            "proof_retention": self.proof_retention,
         }
 
 
@@ -83,4 +112,63 @@ def _purpose(pid: str, entry: Any) -> Purpose:
         direct_marketing=direct_marketing,
         channels=tuple(channels),
         dpv=str(entry.get("dpv", "")),
+        recipients=_recipients(pid, entry.get("recipients")),
+        retention=_retention(pid, entry.get("retention")),
+        reconsent_on_material_change=_reconsent(pid, basis, entry),
+        proof_retention=_proof_retention(pid, entry.get("proof_retention")),
     )
+
+
+def _proof_retention(pid: str, value: Any) -> str:
+    """Optional (default P3Y); when given, a duration the retention job can count with."""
+    if value is None:
+        return DEFAULT_PROOF_RETENTION
+    try:
+        if not isinstance(value, str):
+            raise DurationError("not a string")
+        parse_duration(value)
+    except DurationError:
+        raise CatalogueError(
+            f"purposes.{pid}.proof_retention={value!r}; an ISO 8601 duration such as P3Y,"
+            " P18M or P90D"
+        ) from None
+    return value
+
+
+def _reconsent(pid: str, basis: str, entry: dict[str, Any]) -> bool:
+    """Default true where consent is the basis; grants exist only on consent and legitimate
+    interest, so the flag means nothing on the other bases."""
+    value = entry.get("reconsent_on_material_change", basis == "consent")
+    if not isinstance(value, bool):
+        raise CatalogueError(f"purposes.{pid}.reconsent_on_material_change must be true or false")
+    if value and basis not in ("consent", "legitimate_interest"):
+        raise CatalogueError(
+            f"purposes.{pid}.reconsent_on_material_change=true needs basis consent or"
+            f" legitimate_interest, not {basis}: nothing is granted on {basis}"
+        )
+    return value
+
+
+def _recipients(pid: str, value: Any) -> tuple[str, ...]:
+    """Required, so an access answer always says who gets the data; [] means nobody does."""
+    if not isinstance(value, list) or not all(
+        isinstance(r, str) and r.strip() and len(r) <= MAX_TEXT for r in value
+    ):
+        raise CatalogueError(
+            f"purposes.{pid}.recipients={value!r}; a list of recipient descriptions "
+            f"(each 1-{MAX_TEXT} characters; [] when the data goes to nobody)"
+        )
+    return tuple(value)
+
+
+def _retention(pid: str, value: Any) -> str:
+    if not isinstance(value, str) or not value.strip() or len(value) > MAX_TEXT:
+        raise CatalogueError(
+            f"purposes.{pid}.retention={value!r}; an ISO 8601 duration (e.g. P10Y) "
+            f"or a sentence of 1-{MAX_TEXT} characters"
+        )
+    if _LOOKS_LIKE_DURATION.match(value) and not ISO_DURATION_RE.fullmatch(value):
+        raise CatalogueError(
+            f"purposes.{pid}.retention={value!r} is not an ISO 8601 duration; e.g. P10Y, P13M, P30D"
+        )
+    return value

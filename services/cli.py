@@ -11,21 +11,40 @@ import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 import asyncpg
 
 from projections.migrate import migrate
 from services.catalogue import CatalogueError, load_catalogue
 from services.config import Settings, SettingsError
-from services.secrets import SecretsError, ensure_secrets_file, generate_secrets_file
+from services.secrets import (
+    SecretsError,
+    complete_secrets_file,
+    ensure_secrets_file,
+    generate_secrets_file,
+)
 from services.session import environment_with_session
 from services.topic import ensure_topic
 
-COMMANDS: Final = ("up", "api", "projector", "init", "secrets", "rewrap-keys", "import")
+if TYPE_CHECKING:
+    from services.checkpoint_verify import Options as CheckpointOptions
+
+COMMANDS: Final = (
+    "up",
+    "api",
+    "projector",
+    "init",
+    "secrets",
+    "rewrap-keys",
+    "import",
+    "verify",
+    "checkpoint-verify",
+    "retention",
+)
 
 #: operator commands that, with no servers set, use those of a running `consent-ledger up`
-SESSION_COMMANDS: Final = ("import", "rewrap-keys")
+SESSION_COMMANDS: Final = ("import", "rewrap-keys", "verify", "checkpoint-verify", "retention")
 
 log = logging.getLogger("consent_ledger")
 
@@ -54,7 +73,41 @@ def _parser() -> argparse.ArgumentParser:
         help="re-wrap every subject's data key under the current (first) LEDGER_MASTER_KEYS key",
     )
     _import_parser(sub)
+    _verify_parsers(sub)
+    retention = sub.add_parser(
+        "retention",
+        help="purge erased subjects' proof whose proof_retention has ended (run it daily)",
+    )
+    retention.add_argument("--dry-run", action="store_true", help="report, delete nothing")
     return parser
+
+
+def _verify_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from services.checkpoint_verify import SOURCES
+
+    verify = sub.add_parser(
+        "verify", help="recompute every subject's hash chain; exit 1 on a broken link"
+    )
+    verify.add_argument("--no-progress", action="store_true", help="no progress bar")
+    check = sub.add_parser(
+        "checkpoint-verify",
+        help="recompute the published checkpoint digests; exit 1 when one does not hold",
+    )
+    check.add_argument(
+        "--source",
+        choices=SOURCES,
+        default="topic",
+        help="recompute from the event topic (default) or from the journal in PostgreSQL",
+    )
+    check.add_argument(
+        "--checkpoints",
+        type=Path,
+        metavar="FILE.jsonl",
+        help="checkpoints kept outside the ledger (JSON lines) instead of the checkpoint topic",
+    )
+    check.add_argument(
+        "--save", type=Path, metavar="FILE.jsonl", help="also write the checkpoints read here"
+    )
 
 
 def _import_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -108,19 +161,22 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 2
         if ensure_secrets_file(Path(settings.secrets_file)):
             log.info("wrote new secrets to %s", settings.secrets_file)
+        for added in complete_secrets_file(Path(settings.secrets_file)):
+            log.info("added %s to %s", added, settings.secrets_file)
     if args.command in ("api", "rewrap-keys", "import"):
         try:
             settings.secrets()
         except SecretsError as exc:
             print(f"consent-ledger {args.command}: {exc}", file=sys.stderr)
             return 2
+    required = _required_servers(args)
     missing = [
         name
         for name, value in (
             ("KAFKA_BOOTSTRAP_SERVERS", settings.kafka_bootstrap_servers),
             ("DATABASE_URL", settings.database_url),
         )
-        if not value
+        if not value and name in required
     ]
     if missing:
         print(f"consent-ledger {args.command}: set {' and '.join(missing)}", file=sys.stderr)
@@ -138,7 +194,36 @@ def main(argv: Sequence[str] | None = None) -> int:
             args.file, args.format, args.purpose, args.channel, args.rejects, not args.no_progress
         )
         return _run_async(run_import(settings, options))
+    if args.command == "retention":
+        from services.retention import run_retention
+
+        return _run_async(run_retention(settings, dry_run=args.dry_run))
+    if args.command == "verify":
+        from services.verify import run_verify
+
+        return _run_async(run_verify(settings, progress=not args.no_progress))
+    if args.command == "checkpoint-verify":
+        from services.checkpoint_verify import run_checkpoint_verify
+
+        return _run_async(run_checkpoint_verify(settings, _checkpoint_options(args)))
     return _run_async(run_init(settings))
+
+
+def _checkpoint_options(args: argparse.Namespace) -> CheckpointOptions:
+    from services.checkpoint_verify import Options
+
+    return Options(args.source, args.checkpoints, args.save)
+
+
+def _required_servers(args: argparse.Namespace) -> tuple[str, ...]:
+    """The server settings a command needs (most need both)."""
+    if args.command in ("verify", "retention"):
+        return ("DATABASE_URL",)
+    if args.command == "checkpoint-verify":
+        from services.checkpoint_verify import required_servers
+
+        return required_servers(_checkpoint_options(args))
+    return ("KAFKA_BOOTSTRAP_SERVERS", "DATABASE_URL")
 
 
 def _generate_secrets(path: str | None) -> int:
@@ -207,6 +292,7 @@ def run_api(settings: Settings) -> int:
 async def run_projector(settings: Settings) -> int:
     from projections.runner import Projector
     from schemas.codec import default_codec
+    from services.checkpointer import Checkpointer
     from services.state_feed import StateFeed
 
     stop = asyncio.Event()
@@ -226,15 +312,23 @@ async def run_projector(settings: Settings) -> int:
     feed = StateFeed(settings, load_catalogue(settings.catalogue_file))
     log.info("projector consuming %s as group %s", settings.topic, settings.projector_group)
     feeding = asyncio.create_task(feed.run(stop))
+    checkpointer = Checkpointer(settings)
+    # set only once the projector has stopped: the final checkpoints cover all it applied
+    projector_stopped = asyncio.Event()
+    checkpointing = asyncio.create_task(checkpointer.run(projector_stopped))
     try:
         with contextlib.suppress(asyncio.CancelledError):
             await projector.run(stop)
     finally:
         stop.set()
+        projector_stopped.set()
         with contextlib.suppress(asyncio.CancelledError):
             await feeding
+        with contextlib.suppress(asyncio.CancelledError):
+            await checkpointing
     log.info("projector stopped after applying %d events", projector.applied)
     log.info("state feed published %d subject states to %s", feed.published, settings.state_topic)
+    log.info("published %d checkpoints to %s", checkpointer.published, settings.checkpoints_topic)
     return 0
 
 

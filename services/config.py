@@ -7,6 +7,7 @@ tested against the code instead of drifting from it.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -41,6 +42,16 @@ ENVIRONMENT: Final[dict[str, tuple[str, str, str]]] = {
         "checks_topic",
         "consent.checks",
         "topic of the contact-check evidence records (ContactCheckPerformed), 3 partitions",
+    ),
+    "LEDGER_CHECKPOINTS_TOPIC": (
+        "checkpoints_topic",
+        "consent.checkpoints",
+        "topic the projector publishes each partition's checkpoint digests to, 1 partition",
+    ),
+    "LEDGER_CHECKPOINT_INTERVAL_S": (
+        "checkpoint_interval_s",
+        "60",
+        "seconds between a partition's checkpoints while it receives records",
     ),
     "LEDGER_TOPIC_PARTITIONS": ("topic_partitions", "12", "partitions of the event topic"),
     "LEDGER_TOPIC_REPLICATION": (
@@ -112,7 +123,8 @@ ENVIRONMENT: Final[dict[str, tuple[str, str, str]]] = {
     "LEDGER_SECRETS_FILE": (
         "secrets_file",
         "",
-        "TOML file with master_keys, blind_index_key and link_keys (the variables below win)",
+        "TOML file with master_keys, blind_index_key, link_keys and receipt_keys"
+        " (the variables below win)",
     ),
     "LEDGER_MASTER_KEYS": (
         "master_keys",
@@ -129,6 +141,21 @@ ENVIRONMENT: Final[dict[str, tuple[str, str, str]]] = {
         "",
         "key ring `kid:base64url,...` sealing unsubscribe and preference links",
     ),
+    "LEDGER_RECEIPT_KEYS": (
+        "receipt_keys",
+        "",
+        "key ring `kid:base64url,...` of Ed25519 private seeds signing consent receipts",
+    ),
+    "LEDGER_JURISDICTION": (
+        "jurisdiction",
+        "FI",
+        "country whose law governs the processing (ISO 3166-1 alpha-2), named in receipts",
+    ),
+    "LEDGER_CONTROLLER_CONTACT": (
+        "controller_contact",
+        "",
+        "the controller's privacy contact (e-mail address or URL) named in consent receipts",
+    ),
     "LEDGER_LOG_LEVEL": ("log_level", "info", "log level of every process"),
 }
 
@@ -143,6 +170,7 @@ _RANGES: Final[dict[str, tuple[int, int]]] = {
     "LEDGER_KAFKA_SESSION_TIMEOUT_MS": (1000, 600_000),
     "LEDGER_PROJECTOR_BATCH": (1, 100_000),
     "LEDGER_PROJECTOR_FETCH_WAIT_MS": (1, 10_000),
+    "LEDGER_CHECKPOINT_INTERVAL_S": (1, 86_400),
     "LEDGER_LINK_TTL_DAYS": (1, 3650),
 }
 LOG_LEVELS: Final = ("critical", "error", "warning", "info", "debug")
@@ -164,6 +192,8 @@ class Settings:
     topic: str
     state_topic: str
     checks_topic: str
+    checkpoints_topic: str
+    checkpoint_interval_s: int
     topic_partitions: int
     topic_replication: int
     topic_min_insync_replicas: int
@@ -178,12 +208,15 @@ class Settings:
     public_url: str
     link_ttl_days: int
     controller_name: str
+    jurisdiction: str
+    controller_contact: str
     data_dir: str
     log_level: str
     secrets_file: str
     master_keys: str = field(repr=False)
     blind_index_key: str = field(repr=False)
     link_keys: str = field(repr=False)
+    receipt_keys: str = field(repr=False)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -215,6 +248,15 @@ class Settings:
             raise SettingsError(
                 "LEDGER_CHECKS_TOPIC must be set and differ from the event and state topics"
             )
+        if not self.checkpoints_topic or self.checkpoints_topic in (
+            self.topic,
+            self.state_topic,
+            self.checks_topic,
+        ):
+            raise SettingsError(
+                "LEDGER_CHECKPOINTS_TOPIC must be set and differ from the event, state and"
+                " checks topics"
+            )
         url = urlsplit(self.public_url)
         if url.scheme not in ("http", "https") or not url.netloc or url.query or url.fragment:
             raise SettingsError(
@@ -223,6 +265,12 @@ class Settings:
             )
         if not self.controller_name.strip():
             raise SettingsError("LEDGER_CONTROLLER_NAME must not be empty")
+        if not re.fullmatch(r"[A-Z]{2}", self.jurisdiction):
+            raise SettingsError(
+                f"LEDGER_JURISDICTION={self.jurisdiction!r}; an ISO 3166-1 alpha-2 code such as FI"
+            )
+        if len(self.controller_contact) > 200:
+            raise SettingsError("LEDGER_CONTROLLER_CONTACT must be at most 200 characters")
 
     def with_servers(self, kafka: str, database: str, *, idempotence: bool) -> Settings:
         return replace(

@@ -12,12 +12,16 @@ from datetime import datetime
 from typing import Final
 from uuid import UUID
 
+from projections.notices import NO_NOTICES, Notices
 from projections.state import (
+    CHANNEL_IDENTIFIERS,
     CONSENT,
     DM_OBJECTION,
+    ERASURE,
     PROCESSING_OBJECTION,
     RELATIONSHIP,
     RESTRICTION,
+    SUPPRESSION,
     Fact,
     SubjectState,
     covering,
@@ -33,12 +37,15 @@ REASONS: Final = (
     "no_consent",
     "consent_withdrawn",
     "consent_expired",
+    "consent_outdated",
     "opted_out",
     "objected_direct_marketing",
     "objected_processing",
     "restricted",
     "no_legal_basis",
     "unknown_subject",
+    "erased",
+    "suppressed",
 )
 
 #: resolutions after which a processing objection no longer stops processing
@@ -62,8 +69,16 @@ def unknown_subject(purpose: Purpose) -> Decision:
     return Decision(False, "unknown_subject", purpose.basis, ())
 
 
-def decide(state: SubjectState, purpose: Purpose, channel: str, now: datetime) -> Decision:
-    """Apply the rules in precedence order; the first that speaks decides."""
+def decide(
+    state: SubjectState,
+    purpose: Purpose,
+    channel: str,
+    now: datetime,
+    notices: Notices = NO_NOTICES,
+) -> Decision:
+    """Apply the rules in precedence order; the first that speaks decides.
+
+    `notices` are the published privacy notices: without them no grant is ever outdated."""
     cleared: list[Fact] = []  # lifts and resolutions that let a later rule speak
 
     def answer(allowed: bool, reason: str, *deciding: Fact | None) -> Decision:
@@ -74,6 +89,10 @@ def decide(state: SubjectState, purpose: Purpose, channel: str, now: datetime) -
         deciders = [f for f in deciding if f is not None]
         decided_by = max(deciders, key=lambda f: f.position) if deciders else None
         return Decision(allowed, reason, purpose.basis, evidence, decided_by)
+
+    erasure = state.get((ERASURE, "*", "*"))
+    if erasure is not None and purpose.basis != "legal_obligation":
+        return answer(False, "erased", erasure)
 
     if purpose.basis != "legal_obligation":
         restrictions, lifts = _restrictions(state, purpose.id)
@@ -87,6 +106,13 @@ def decide(state: SubjectState, purpose: Purpose, channel: str, now: datetime) -
             if objection.event_type == ev.DIRECT_MARKETING_OBJECTED:
                 return answer(False, "objected_direct_marketing", objection)
             cleared.append(objection)
+        kind = CHANNEL_IDENTIFIERS.get(channel)
+        suppressed = state.get((SUPPRESSION, kind, "*")) if kind else None
+        # only the subject's own later lift of a direct-marketing objection clears it
+        if suppressed is not None and (
+            objection is None or objection.position < suppressed.position
+        ):
+            return answer(False, "suppressed", suppressed)
 
     processing = state.get((PROCESSING_OBJECTION, purpose.id, "*"))
     if processing is not None and purpose.basis != "legal_obligation":
@@ -102,6 +128,16 @@ def decide(state: SubjectState, purpose: Purpose, channel: str, now: datetime) -
                 return answer(False, opted, choice)
             if choice.until is not None and choice.until <= now:
                 return answer(False, "consent_expired", choice)
+            changed = (
+                notices.outdating(purpose.id, choice, now)
+                if purpose.reconsent_on_material_change
+                else None
+            )
+            if changed is not None:
+                outdated = answer(False, "consent_outdated", choice)
+                # the grant, then the NoticePublished of the change (on another key)
+                evidence = (*outdated.evidence, changed.event_id)
+                return Decision(False, "consent_outdated", purpose.basis, evidence, choice)
             return answer(True, "consent_given", choice)
 
     if purpose.basis == "consent":

@@ -1,8 +1,9 @@
 """Per-subject data keys in PostgreSQL, wrapped (AES-GCM) by the current master key.
 
-Only this table can decrypt a subject's identifiers; erasing the subject deletes its row
-(crypto-shredding). The master key never touches the database; `rewrap` moves every data key
-to the current master key so an old master key can be retired.
+Only this table can decrypt a subject's identifiers; erasing the subject destroys its key
+(crypto-shredding): the row stays as a tombstone without a key, so no key is ever made for
+that subject again (projections/erasure.py). The master key never touches the database;
+`rewrap` moves every data key to the current master key so an old master key can be retired.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import asyncpg
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from projections import erasure
 from services.secrets import KEY_BYTES, KeyRing, SecretsError
 
 _NONCE_BYTES = 12
@@ -54,6 +56,10 @@ def unwrap(master: KeyRing, subject_id: str, key_id: str, wrapped: bytes) -> byt
         raise SecretsError(f"master key {key_id!r} does not open a stored data key") from None
 
 
+class KeyShredded(Exception):
+    """The subject was erased: its data key is destroyed and no new one is made."""
+
+
 class DataKeys:
     """Get-or-create data keys for subjects, many per round trip."""
 
@@ -62,6 +68,7 @@ class DataKeys:
         self.master = master
 
     async def for_subjects(self, subject_ids: Iterable[str]) -> dict[str, bytes]:
+        """The keys, created where missing; erased subjects (shredded keys) are left out."""
         ids = list(dict.fromkeys(subject_ids))
         if not ids:
             return {}
@@ -74,19 +81,27 @@ class DataKeys:
                 self.master, r["subject_id"], r["master_key_id"], r["wrapped_key"]
             )
             for r in rows
+            if r["wrapped_key"] is not None
         }
 
     async def for_subject(self, subject_id: str) -> bytes:
-        return (await self.for_subjects([subject_id]))[subject_id]
+        found = await self.for_subjects([subject_id])
+        if subject_id not in found:
+            raise KeyShredded(subject_id)
+        return found[subject_id]
 
     async def existing(self, subject_id: str) -> bytes | None:
         """The subject's key if it has one; never creates (reading must not mint keys)."""
         row = await self.pool.fetchrow(
             "SELECT master_key_id, wrapped_key FROM subject_keys WHERE subject_id = $1", subject_id
         )
-        if row is None:
+        if row is None or row["wrapped_key"] is None:
             return None
         return unwrap(self.master, subject_id, row["master_key_id"], row["wrapped_key"])
+
+    async def shred(self, subject_id: str) -> None:
+        """Destroy the subject's key for good; idempotent."""
+        await erasure.shred(self.pool, subject_id)
 
 
 async def rewrap(conn: asyncpg.Connection, master: KeyRing, batch: int = 1000) -> int:

@@ -4,6 +4,11 @@ keeps its log in memory only).
 The journal holds every event's original bytes in log order. They are produced again, in
 order, to the same partitions; then the journal, the state rows and the stored offsets are
 moved to the new positions in one transaction, so the projections still equal a replay.
+
+Each subject's events keep their order (a subject's events are on one partition, and they are
+produced in log order), so the journal's hash chains stay valid. The checkpoint digests start
+again over the restored records: the old log is gone, and so is the memory-only broker's
+checkpoint topic.
 """
 
 from __future__ import annotations
@@ -14,6 +19,9 @@ import logging
 import asyncpg
 from aiokafka import AIOKafkaProducer
 
+from projections import log_digest
+from projections.hash_chain import GENESIS
+from projections.log_digest import PartitionDigest
 from schemas.codec import headers_for
 from services.config import Settings
 from services.publisher import make_producer
@@ -53,7 +61,7 @@ async def restore_if_log_empty(settings: Settings, conn: asyncpg.Connection) -> 
     )
     await producer.start()
     try:
-        ids, parts, offs = await _reproduce(producer, settings.topic, conn)
+        ids, parts, offs, digests = await _reproduce(producer, settings.topic, conn)
     finally:
         await producer.stop()
     async with conn.transaction():
@@ -68,16 +76,18 @@ async def restore_if_log_empty(settings: Settings, conn: asyncpg.Connection) -> 
             "INSERT INTO projector_offsets (topic, log_partition, next_offset) VALUES ($1, $2, $3)",
             [(settings.topic, p, n) for p, n in sorted(ends.items())],
         )
+        await log_digest.restart(conn, settings.topic, digests.values())
     log.warning("restored %d events to %s", len(ids), settings.topic)
     return len(ids)
 
 
 async def _reproduce(
     producer: AIOKafkaProducer, topic: str, conn: asyncpg.Connection
-) -> tuple[list[object], list[int], list[int]]:
+) -> tuple[list[object], list[int], list[int], dict[int, PartitionDigest]]:
     ids: list[object] = []
     parts: list[int] = []
     offs: list[int] = []
+    digests: dict[int, PartitionDigest] = {}
     async with conn.transaction():
         cursor = conn.cursor(
             "SELECT event_id, subject_id, event_type, record_value FROM journal"
@@ -87,10 +97,10 @@ async def _reproduce(
         async for row in cursor:
             batch.append(row)
             if len(batch) >= _CHUNK:
-                await _send(producer, topic, batch, ids, parts, offs)
+                await _send(producer, topic, batch, ids, parts, offs, digests)
                 batch = []
-        await _send(producer, topic, batch, ids, parts, offs)
-    return ids, parts, offs
+        await _send(producer, topic, batch, ids, parts, offs, digests)
+    return ids, parts, offs, digests
 
 
 async def _send(
@@ -100,6 +110,7 @@ async def _send(
     ids: list[object],
     parts: list[int],
     offs: list[int],
+    digests: dict[int, PartitionDigest],
 ) -> None:
     futures = [
         await producer.send(
@@ -110,7 +121,12 @@ async def _send(
         )
         for r in rows
     ]
-    for row, meta in zip(rows, await asyncio.gather(*futures), strict=True):
+    sent = zip(rows, await asyncio.gather(*futures), strict=True)
+    for row, meta in sorted(sent, key=lambda s: (s[1].partition, s[1].offset)):
         ids.append(row["event_id"])
         parts.append(meta.partition)
         offs.append(meta.offset)
+        start = PartitionDigest(meta.partition, meta.offset, meta.offset, 0, GENESIS, GENESIS)
+        digests[meta.partition] = log_digest.advance(
+            digests.get(meta.partition, start), [(meta.offset, bytes(row["record_value"]))]
+        )

@@ -1,4 +1,5 @@
-"""The ledger's secrets: key rings for data-key wrapping and link tokens, and the blind-index key.
+"""The ledger's secrets: key rings for data-key wrapping, link tokens and receipt signatures
+(Ed25519 seeds), and the blind-index key.
 
 A key ring is written `kid:base64url-key[,kid:base64url-key...]`; the first key is current (it
 wraps or signs new material), every listed key still opens old material, so a key is rotated by
@@ -26,7 +27,12 @@ SECRET_VARIABLES: Final = {
     "LEDGER_MASTER_KEYS": "master_keys",
     "LEDGER_BLIND_INDEX_KEY": "blind_index_key",
     "LEDGER_LINK_KEYS": "link_keys",
+    "LEDGER_RECEIPT_KEYS": "receipt_keys",
 }
+
+#: file keys introduced after the first secrets files were written: `up` and
+#: `init --generate-secrets` add a fresh one to a file that lacks it (nothing used it yet)
+ADDED_LATER: Final = {"receipt_keys": "r1"}
 
 
 class SecretsError(ValueError):
@@ -53,9 +59,11 @@ class Secrets:
     master: KeyRing
     blind_index_key: bytes
     links: KeyRing
+    #: Ed25519 private seeds signing consent receipts (services/receipt_signing.py)
+    receipts: KeyRing
 
     def __repr__(self) -> str:
-        return f"Secrets(master={self.master!r}, links={self.links!r})"
+        return f"Secrets(master={self.master!r}, links={self.links!r}, receipts={self.receipts!r})"
 
 
 def new_key() -> str:
@@ -119,6 +127,7 @@ def load_secrets(env: Mapping[str, str] | None = None) -> Secrets:
         master=parse_key_ring("LEDGER_MASTER_KEYS", values["LEDGER_MASTER_KEYS"]),
         blind_index_key=_key("LEDGER_BLIND_INDEX_KEY", values["LEDGER_BLIND_INDEX_KEY"]),
         links=parse_key_ring("LEDGER_LINK_KEYS", values["LEDGER_LINK_KEYS"]),
+        receipts=parse_key_ring("LEDGER_RECEIPT_KEYS", values["LEDGER_RECEIPT_KEYS"]),
     )
 
 
@@ -127,10 +136,12 @@ def generate_secrets_file() -> str:
     return (
         "# consent-ledger secrets: never commit this file; back it up with the database.\n"
         "# Rotation: put a new key first in a list, run `consent-ledger rewrap-keys` for\n"
-        "# master_keys, keep old link keys until the links they signed have expired.\n"
+        "# master_keys, keep old link keys until the links they signed have expired, keep\n"
+        "# old receipt keys for as long as their receipts must verify.\n"
         f'master_keys = ["m1:{new_key()}"]\n'
         f'blind_index_key = "{new_key()}"\n'
         f'link_keys = ["l1:{new_key()}"]\n'
+        f'receipt_keys = ["r1:{new_key()}"]\n'
     )
 
 
@@ -143,3 +154,22 @@ def ensure_secrets_file(path: Path) -> bool:
     with os.fdopen(fd, "w", encoding="utf-8") as out:
         out.write(generate_secrets_file())
     return True
+
+
+def complete_secrets_file(path: Path) -> list[str]:
+    """Add a fresh key ring to an existing secrets file for each of ADDED_LATER it lacks (a
+    file written before that key existed); returns the keys added. Other keys are never
+    made up: a missing master or blind-index key stays an error."""
+    try:
+        text = path.read_text(encoding="utf-8")
+        data = tomllib.loads(text)
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise SecretsError(f"LEDGER_SECRETS_FILE={str(path)!r} unreadable: {exc}") from None
+    added = [key for key in ADDED_LATER if key not in data]
+    if added:
+        with path.open("a", encoding="utf-8") as out:
+            if text and not text.endswith("\n"):
+                out.write("\n")
+            for key in added:
+                out.write(f'{key} = ["{ADDED_LATER[key]}:{new_key()}"]\n')
+    return added

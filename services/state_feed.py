@@ -20,14 +20,14 @@ import asyncpg
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
-from projections import feed_outbox
+from projections import feed_outbox, notices
 from projections.feed_outbox import Claim
 from projections.runner import NOTIFY_CHANNEL
 from schemas.feeds import SCHEMA_HEADER, SUBJECT_STATE, encode_subject_state
 from services.catalogue import Catalogue
 from services.config import Settings
 from services.publisher import make_producer
-from services.state_summary import subject_state_record
+from services.state_summary import is_erased, subject_state_record
 from services.topic import highwaters
 
 log = logging.getLogger(__name__)
@@ -156,12 +156,16 @@ class StateFeed:
         self, conn: asyncpg.Connection, producer: AIOKafkaProducer, claims: Sequence[Claim]
     ) -> None:
         loaded = await feed_outbox.load(conn, self.settings.topic, claims)
+        published = await notices.load(conn)
         now = self.clock()
         headers = [(SCHEMA_HEADER, SUBJECT_STATE.encode("ascii"))]
+        # an erased subject's record is a tombstone (null value): caches forget the subject
         values = [
             (
                 s.subject_id,
-                encode_subject_state(
+                None
+                if is_erased(s.facts)
+                else encode_subject_state(
                     subject_state_record(
                         s.subject_id,
                         s.facts,
@@ -169,6 +173,7 @@ class StateFeed:
                         now,
                         partition=s.partition,
                         next_offset=s.next_offset,
+                        notices=published,
                     )
                 ),
             )
@@ -181,7 +186,7 @@ class StateFeed:
                     self.settings.state_topic,
                     key=subject_id.encode("utf-8"),
                     value=value,
-                    headers=headers,
+                    headers=headers if value is not None else [],
                 )
                 for subject_id, value in values
             ]

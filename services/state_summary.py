@@ -11,7 +11,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from projections.state import RELATIONSHIP, SubjectState, covering
+from projections.notices import NO_NOTICES, Notices
+from projections.state import ALL, ERASURE, RELATIONSHIP, SubjectState, covering
 from schemas import events as ev
 from services.catalogue import Catalogue, Purpose
 from services.decisions import Decision, decide
@@ -42,15 +43,29 @@ class Entry:
 
 
 def allowed_until(
-    state: SubjectState, purpose: Purpose, decision: Decision, now: datetime
+    state: SubjectState,
+    purpose: Purpose,
+    decision: Decision,
+    now: datetime,
+    notices: Notices = NO_NOTICES,
 ) -> datetime | None:
-    """When an allowing decision ends with no new event: the grant's `expires_at`, or the
-    latest end of the active relationships that carry the purpose. None when nothing ends it
-    or when it does not allow."""
+    """When an allowing decision ends with no new event: the grant's `expires_at` or the
+    `effective_from` of a published material notice that will outdate it, whichever comes
+    first, or the latest end of the active relationships that carry the purpose. None when
+    nothing ends it or when it does not allow."""
     if not decision.allowed:
         return None
     if decision.reason == "consent_given":
-        return decision.decided_by.until if decision.decided_by is not None else None
+        grant = decision.decided_by
+        if grant is None:
+            return None
+        change = (
+            notices.next_outdating(purpose.id, grant, now)
+            if purpose.reconsent_on_material_change
+            else None
+        )
+        stops = [t for t in (grant.until, change.effective_from if change else None) if t]
+        return min(stops, default=None)
     if decision.reason not in _RELATIONSHIP_BASES:
         return None
     ends: list[datetime] = []
@@ -65,17 +80,25 @@ def allowed_until(
     return max(ends, default=None)
 
 
+def is_erased(state: SubjectState) -> bool:
+    """An erased subject is published as a tombstone (a null value), not as entries: every
+    entry would deny (`erased`), and a compacted topic then drops the subject altogether."""
+    return (ERASURE, ALL, ALL) in state
+
+
 def marketing_purposes(catalogue: Catalogue) -> list[Purpose]:
     return [p for p in catalogue.purposes.values() if p.direct_marketing]
 
 
-def entries(state: SubjectState, catalogue: Catalogue, now: datetime) -> list[Entry]:
+def entries(
+    state: SubjectState, catalogue: Catalogue, now: datetime, notices: Notices = NO_NOTICES
+) -> list[Entry]:
     """The decision for every direct-marketing purpose and channel, in catalogue order."""
     out = []
     for purpose in marketing_purposes(catalogue):
         for channel in purpose.channels:
-            d = decide(state, purpose, channel, now)
-            until = allowed_until(state, purpose, d, now)
+            d = decide(state, purpose, channel, now, notices)
+            until = allowed_until(state, purpose, d, now, notices)
             out.append(Entry(purpose.id, channel, d.allowed, d.reason, until))
     return out
 
@@ -88,11 +111,12 @@ def subject_state_record(
     *,
     partition: int,
     next_offset: int,
+    notices: Notices = NO_NOTICES,
 ) -> dict[str, Any]:
     """The state-topic record of one subject (schemas/avro/feeds/SubjectState.v1.avsc)."""
     return {
         "subject_id": subject_id,
         "computed_at": now,
         "source": {"partition": partition, "next_offset": next_offset},
-        "entries": [e.as_record() for e in entries(state, catalogue, now)],
+        "entries": [e.as_record() for e in entries(state, catalogue, now, notices)],
     }

@@ -21,14 +21,21 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Final
 
-from projections.state import ALL, CONSENT, DM_OBJECTION, Fact, SubjectState, covering
+from projections.state import (
+    ALL,
+    CONSENT,
+    DM_OBJECTION,
+    Fact,
+    SubjectState,
+    covering,
+)
+from projections.state import CHANNEL_IDENTIFIERS as CHANNEL_IDENTIFIERS
 from schemas import events as ev
 from services.catalogue import Catalogue
 
-REASONS: Final = ("objected_direct_marketing", "withdrawn_all")
-
-#: the channels a suppression list exists for, and the identifier type that reaches each
-CHANNEL_IDENTIFIERS: Final = {"email": "email", "sms": "phone", "phone": "phone"}
+#: `erased` entries are address-level, not a subject's state: the erasure of a subject left
+#: them (projections/erasure.py), and they outlive it
+REASONS: Final = ("objected_direct_marketing", "withdrawn_all", "erased")
 
 
 @dataclass(frozen=True, slots=True)

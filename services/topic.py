@@ -73,14 +73,38 @@ async def _ensure_checks_topic(admin: AIOKafkaAdminClient, settings: Settings) -
     log.info("created the contact-check topic %s", settings.checks_topic)
 
 
+#: partitions of the checkpoint topic: one, so all of a ledger's checkpoints are in one order
+CHECKPOINTS_TOPIC_PARTITIONS = 1
+
+
+async def _ensure_checkpoints_topic(admin: AIOKafkaAdminClient, settings: Settings) -> None:
+    """The checkpoint topic: kept forever like the events, never compacted."""
+    if settings.checkpoints_topic in await admin.list_topics():
+        return
+    topic = NewTopic(
+        settings.checkpoints_topic,
+        CHECKPOINTS_TOPIC_PARTITIONS,
+        settings.topic_replication,
+        topic_configs=topic_configs(settings),
+    )
+    response = await admin.create_topics([topic])
+    for _, code, message in response.topic_errors:
+        if code not in (0, 36):  # 36: created meanwhile by another process
+            raise RuntimeError(
+                f"cannot create topic {settings.checkpoints_topic}: {message} ({code})"
+            )
+    log.info("created the checkpoint topic %s", settings.checkpoints_topic)
+
+
 async def ensure_topic(settings: Settings) -> bool:
-    """Create the event topic (and the state and checks topics) unless it exists; True when
-    the event topic was created now."""
+    """Create the event topic (and the state, checks and checkpoint topics) unless it exists;
+    True when the event topic was created now."""
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
     await admin.start()
     try:
         await _ensure_state_topic(admin, settings)
         await _ensure_checks_topic(admin, settings)
+        await _ensure_checkpoints_topic(admin, settings)
         if settings.topic in await admin.list_topics():
             (described,) = await admin.describe_topics([settings.topic])
             count = len(described["partitions"])

@@ -25,7 +25,7 @@ from projections import offsets
 from projections.migrate import migrate
 from services.config import Settings
 from services.restore import restore_if_log_empty
-from services.secrets import SecretsError, ensure_secrets_file
+from services.secrets import SecretsError, complete_secrets_file, ensure_secrets_file
 from services.session import remove_session, write_session
 from services.stack import EmbeddedKafka, EmbeddedPostgres, die_with_parent
 from services.topic import ensure_topic, highwaters
@@ -108,6 +108,8 @@ def _with_secrets(settings: Settings, path: Path) -> tuple[Settings, bool]:
         if settings.secrets_file or settings.master_keys or settings.link_keys:
             raise
     written = ensure_secrets_file(path)
+    if not written:
+        complete_secrets_file(path)  # a file from before receipt keys existed
     return replace(settings, secrets_file=str(path)), written
 
 

@@ -29,6 +29,7 @@ TEST_SECRETS: dict[str, str] = {
     "LEDGER_MASTER_KEYS": f"m1:{new_key()}",
     "LEDGER_BLIND_INDEX_KEY": new_key(),
     "LEDGER_LINK_KEYS": f"l1:{new_key()}",
+    "LEDGER_RECEIPT_KEYS": f"r1:{new_key()}",
 }
 
 
@@ -63,6 +64,7 @@ async def make_settings(real_servers: Servers, **overrides: str) -> Settings:
         "LEDGER_TOPIC": f"consent.events.{name}",
         "LEDGER_STATE_TOPIC": f"consent.state.{name}",
         "LEDGER_CHECKS_TOPIC": f"consent.checks.{name}",
+        "LEDGER_CHECKPOINTS_TOPIC": f"consent.checkpoints.{name}",
         "LEDGER_TOPIC_PARTITIONS": "4",
         "LEDGER_KAFKA_IDEMPOTENCE": "true" if real_servers.idempotence else "false",
         "LEDGER_PROJECTOR_GROUP": f"projector-{name}",

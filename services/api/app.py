@@ -14,7 +14,19 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from schemas.codec import CodecError
-from services.api import batch, identifiers, read, suppressions, unsubscribe
+from services.api import (
+    batch,
+    erasure,
+    exports,
+    identifiers,
+    notices,
+    read,
+    receipts,
+    requests,
+    suppressions,
+    unsubscribe,
+    verify,
+)
 from services.api.commands import COMMANDS
 from services.api.metrics import metrics_endpoint
 from services.api.openapi import openapi_document
@@ -22,6 +34,7 @@ from services.api.problems import ProblemError, instance_of, problem_handler, un
 from services.api.write import command_endpoint
 from services.bootstrap import Ledger, close_ledger, open_ledger
 from services.config import Settings
+from services.web import audit
 from services.web import routes as pages
 
 log = logging.getLogger(__name__)
@@ -73,6 +86,9 @@ def routes() -> list[Route]:
         Route("/v1/decisions/batch", batch.batch_decisions, methods=["POST"]),
         Route("/v1/subjects/{subject_id}/consent", read.consent_state, methods=["GET"]),
         Route("/v1/subjects/{subject_id}/events", read.subject_events, methods=["GET"]),
+        Route(verify.PATH, verify.verify_subject, methods=["GET"]),
+        Route(exports.HISTORY_PATH, exports.history, methods=["GET"]),
+        Route(exports.EXPORT_PATH, exports.export, methods=["GET"]),
         Route("/v1/purposes", read.purposes, methods=["GET"]),
         Route(suppressions.PATH, suppressions.suppressions, methods=["GET"]),
         Route("/healthz", read.healthz, methods=["GET"]),
@@ -82,6 +98,20 @@ def routes() -> list[Route]:
         Route("/u/{token}", pages.unsubscribe, methods=["GET", "POST"]),
         Route("/p/{token}", pages.preferences, methods=["GET", "POST"]),
         Route("/metrics", metrics_endpoint, methods=["GET"]),
+        Route(erasure.PATH, erasure.erase, methods=["POST"]),
+        Route(requests.PATH, requests.receive_request, methods=["POST"]),
+        Route(requests.PATH, requests.list_requests, methods=["GET"]),
+        Route(requests.ITEM_PATH, requests.show_request, methods=["GET"]),
+        *(
+            Route(f"{requests.ITEM_PATH}/{step}", requests.step_endpoint(step), methods=["POST"])
+            for step in requests.STEP_NAMES
+        ),
+        Route("/v1/notices", notices.publish, methods=["POST"]),
+        Route("/v1/notices", notices.list_notices, methods=["GET"]),
+        Route(notices.RECONSENT_PATH, notices.reconsent, methods=["GET"]),
+        Route("/v1/receipts/{event_id}", receipts.receipt, methods=["GET"]),
+        Route(receipts.JWKS_PATH, receipts.jwks, methods=["GET"]),
+        Route(audit.PATH, audit.subject, methods=["GET"]),
     ]
     return out
 

@@ -30,6 +30,7 @@ from services.batch_decisions import (
     email_indexes,
     evaluate_emails,
     evaluate_subjects,
+    reconsent_purpose,
     relevance,
     verdicts,
 )
@@ -79,9 +80,10 @@ async def batch_decisions(request: Request) -> JSONResponse:
         now=now,
         subjects=() if emails else ask.recipients,
         email_indexes=list(set(index_of.values())),
+        reconsent_purpose=reconsent_purpose(purpose),
     )
-    decided = verdicts(snapshot.groups, purpose, channel, now)
-    default = decide({}, purpose, channel, now)
+    decided = verdicts(snapshot.groups, purpose, channel, now, snapshot.notices)
+    default = decide({}, purpose, channel, now, snapshot.notices)
     if emails:
         result = evaluate_emails(ask.recipients, index_of, snapshot.linked, decided, default)
     else:

@@ -218,8 +218,19 @@ def lift_restriction(f: Fields, ctx: Context) -> list[Event]:
     ground = f.choice("ground", ev.RESTRICTION_GROUNDS)
     purposes = f.choices("purposes", ctx.catalogue.ids)
     evidence = f.text("evidence", max_len=1000, free_text=True)
+    informed = f.instant("subject_informed_at", required=True)
+    if informed is not None and informed > common.occurred_at:
+        f.error(
+            "subject_informed_at",
+            "must not be later than occurred_at: the subject is told before the lift (Art. 18(3))",
+        )
     f.finish()
-    data = {"ground": ground, "purposes": purposes, "evidence": evidence}
+    data = {
+        "ground": ground,
+        "purposes": purposes,
+        "evidence": evidence,
+        "subject_informed_at": informed,
+    }
     return [common.event(ev.RESTRICTION_LIFTED, data)]
 
 

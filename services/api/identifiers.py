@@ -13,21 +13,23 @@ from typing import Final
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from projections import identifiers
+from projections import as_of, erasure, identifiers
 from schemas import events as ev
-from schemas.events import BY_IDENTIFIER, IDENTIFIER_TYPES
+from schemas.events import BY_IDENTIFIER, IDENTIFIER_TYPES, rfc3339
 from services import idempotency
 from services.api.body import Fields, check_subject_id, read_json_object
 from services.api.commands import Common, Context
 from services.api.problems import ProblemError, field_error, invalid
 from services.api.write import append, created, idempotency_key
 from services.bootstrap import Ledger
+from services.erasure import erased_problem
 from services.identities import (
     IdentifierError,
     blind_index,
     encrypt_identifier,
     normalise,
 )
+from services.keystore import KeyShredded
 
 #: query parameter -> identifier type, for finding a subject by a contact identifier
 LOOKUP_PARAMETERS: Final = {"email": "email", "phone": "phone"}
@@ -75,7 +77,10 @@ async def link(request: Request) -> JSONResponse:
             errors=[field_error("value", "already linked to another subject")],
             kind="identifier-linked-elsewhere",
         )
-    data_key = await ledger.data_keys.for_subject(subject_id)
+    try:
+        data_key = await ledger.data_keys.for_subject(subject_id)
+    except KeyShredded:
+        raise erased_problem() from None
     event = common.event(
         ev.IDENTIFIER_LINKED,
         {
@@ -88,7 +93,10 @@ async def link(request: Request) -> JSONResponse:
     logged, positions, replayed = await append(
         ledger, [event], key=key, digest=digest, subject_id=subject_id
     )
-    return created(logged, positions, replayed)
+    # an address an erased subject held stays suppressed: say so at once
+    entry = (await erasure.suppressed(ledger.pool, kind, [index])).get(index)
+    extra = {"suppressed": {"reason": entry[0], "since": rfc3339(entry[1])}} if entry else None
+    return created(logged, positions, replayed, extra)
 
 
 async def unlink(request: Request) -> JSONResponse:
@@ -125,12 +133,15 @@ class UnknownIdentifier(Exception):
     """No subject is linked to the identifier a query named."""
 
 
-async def subject_from_query(ledger: Ledger, f: Fields, path_subject: str | None = None) -> str:
+async def subject_from_query(
+    ledger: Ledger, f: Fields, path_subject: str | None = None, *, at: datetime | None = None
+) -> str:
     """The subject a query is about: `subject_id` (or the path's), or `email=` / `phone=`.
 
     Exactly one must be given; with a path, the segment is the subject id or `by-identifier`.
     Raises UnknownIdentifier when the identifier is linked to nobody; each caller decides what
-    that means (a decision denies, a state query answers 404).
+    that means (a decision denies, a state query answers 404). With `at`, an identifier is
+    looked up as linked at that instant (from the journal), not as linked now.
     """
     given = {name: f.raw(name) for name in LOOKUP_PARAMETERS}
     named = [name for name, value in given.items() if value is not None]
@@ -160,9 +171,11 @@ async def subject_from_query(ledger: Ledger, f: Fields, path_subject: str | None
     if normalised is None:
         f.error(name, "must be a string")
         raise invalid(f.errors)
-    subject = await _subject_for(
-        ledger, kind, blind_index(ledger.secrets.blind_index_key, kind, normalised)
-    )
+    index = blind_index(ledger.secrets.blind_index_key, kind, normalised)
+    if at is None:
+        subject = await _subject_for(ledger, kind, index)
+    else:
+        subject = await as_of.subject_linked_at(ledger.pool, kind, index, at)
     if subject is None:
         raise UnknownIdentifier(name)
     return subject

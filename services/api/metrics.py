@@ -1,11 +1,14 @@
-"""GET /metrics: the projector's histograms in the Prometheus text format."""
+"""GET /metrics: the projector's histograms and the rights-request gauges (counted at
+scrape time against today's UTC date), in the Prometheus text format."""
 
 from __future__ import annotations
+
+from datetime import UTC, datetime
 
 from starlette.requests import Request
 from starlette.responses import Response
 
-from projections import metrics
+from projections import metrics, requests
 from services.bootstrap import Ledger
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -14,4 +17,7 @@ CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 async def metrics_endpoint(request: Request) -> Response:
     ledger: Ledger = request.app.state.ledger
     text = metrics.prometheus_text(await metrics.load(ledger.pool))
+    text += requests.prometheus_gauges(
+        *await requests.counts(ledger.pool, datetime.now(UTC).date())
+    )
     return Response(text, headers={"Content-Type": CONTENT_TYPE, "Cache-Control": "no-store"})

@@ -9,14 +9,16 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from projections import journal, subject_state
+from projections import journal, notices, subject_state
+from projections.notices import NO_NOTICES, Notices
 from projections.state import ALL, Fact, FactKey, covering
-from schemas.events import rfc3339
+from schemas.events import CONSENT_GRANTED, rfc3339
+from services.api import as_of
 from services.api.body import Fields
 from services.api.identifiers import UnknownIdentifier, subject_from_query
 from services.api.problems import ProblemError, field_error, invalid, unavailable
 from services.bootstrap import Ledger
-from services.catalogue import Purpose
+from services.catalogue import Catalogue, Purpose
 from services.decisions import Decision, decide, unknown_subject
 from services.partitioning import partition_for
 from services.tokens import TokenError, decode_token, encode_token
@@ -46,10 +48,13 @@ async def _wait_for_token(ledger: Ledger, f: Fields) -> None:
         )
 
 
-async def _path_subject(ledger: Ledger, request: Request, f: Fields) -> str:
-    """The path's subject id, or the subject `by-identifier` finds; 404 when it finds none."""
+async def _path_subject(
+    ledger: Ledger, request: Request, f: Fields, at: datetime | None = None
+) -> str:
+    """The path's subject id, or the subject `by-identifier` finds (as of `at`, when given);
+    404 when it finds none."""
     try:
-        return await subject_from_query(ledger, f, request.path_params["subject_id"])
+        return await subject_from_query(ledger, f, request.path_params["subject_id"], at=at)
     except UnknownIdentifier as exc:
         raise ProblemError(
             404,
@@ -68,6 +73,14 @@ async def _state(ledger: Ledger, subject_id: str) -> tuple[dict[FactKey, Fact], 
     return facts, encode_token(partition, position)
 
 
+async def _notices_for(ledger: Ledger, facts: Mapping[FactKey, Fact]) -> Notices:
+    """The published notices, read only when the subject holds a grant: nothing else in a
+    decision depends on them (projections/notices.py)."""
+    if any(f.event_type == CONSENT_GRANTED for f in facts.values()):
+        return await notices.load(ledger.pool)
+    return NO_NOTICES
+
+
 def _decision_json(decision: Decision) -> dict[str, Any]:
     return {
         "allowed": decision.allowed,
@@ -83,15 +96,32 @@ async def decision(request: Request) -> JSONResponse:
     pid = f.choice("purpose", ledger.catalogue.ids, required=True)
     purpose = ledger.catalogue.get(pid) if pid else None
     channel = f.choice("channel", purpose.channels if purpose else (), required=True)
+    at = as_of.at_param(f)
     # wait first: an identifier linked just before min_token's position must be found
     await _wait_for_token(ledger, f)
     subject_id: str | None
     try:
-        subject_id = await subject_from_query(ledger, f)
+        subject_id = await subject_from_query(ledger, f, at=at)
     except UnknownIdentifier:
         subject_id = None
     f.finish()
     assert purpose is not None and channel is not None
+    if at is not None:
+        known = await as_of.known(ledger, subject_id, at) if subject_id is not None else None
+        made = (
+            decide(known.state, purpose, channel, at, known.notices)
+            if known
+            else unknown_subject(purpose)
+        )
+        return JSONResponse(
+            {
+                "subject_id": subject_id,
+                "purpose": purpose.id,
+                "channel": channel,
+                **_decision_json(made),
+                **as_of.stamp(known, at),
+            }
+        )
     if subject_id is None:
         return JSONResponse(
             {
@@ -103,7 +133,8 @@ async def decision(request: Request) -> JSONResponse:
             }
         )
     facts, token = await _state(ledger, subject_id)
-    answer = _decision_json(decide(facts, purpose, channel, datetime.now(UTC)))
+    published = await _notices_for(ledger, facts)
+    answer = _decision_json(decide(facts, purpose, channel, datetime.now(UTC), published))
     return JSONResponse(
         {
             "subject_id": subject_id,
@@ -163,11 +194,14 @@ def _active(facts: Mapping[FactKey, Fact], kind: str, now: datetime) -> list[dic
 
 
 def _purpose_state(
-    facts: Mapping[FactKey, Fact], purpose: Purpose, now: datetime
+    facts: Mapping[FactKey, Fact],
+    purpose: Purpose,
+    now: datetime,
+    published: Notices = NO_NOTICES,
 ) -> dict[str, Any]:
     channels: dict[str, Any] = {}
     for channel in purpose.channels:
-        d = decide(facts, purpose, channel, now)
+        d = decide(facts, purpose, channel, now, published)
         setter = d.decided_by
         channels[channel] = {
             **_decision_json(d),
@@ -186,25 +220,39 @@ def _purpose_state(
     }
 
 
+def consent_json(
+    catalogue: Catalogue,
+    facts: Mapping[FactKey, Fact],
+    now: datetime,
+    published: Notices = NO_NOTICES,
+) -> dict[str, Any]:
+    """The consent state's body (purposes, objections, restrictions, relationships) at `now`:
+    shared by the live answer, the as-of answer and the access export. `published` are the
+    privacy notices the decisions see (a grant may be outdated by a material change)."""
+    return {
+        "purposes": [_purpose_state(facts, p, now, published) for p in catalogue.purposes.values()],
+        "objections": _active(facts, "dm_objection", now)
+        + _active(facts, "processing_objection", now),
+        "restrictions": _active(facts, "restriction", now),
+        "relationships": _active(facts, "relationship", now),
+    }
+
+
 async def consent_state(request: Request) -> JSONResponse:
     ledger = _ledger(request)
     f = Fields(dict(request.query_params))
+    at = as_of.at_param(f)
     await _wait_for_token(ledger, f)
-    subject_id = await _path_subject(ledger, request, f)
+    subject_id = await _path_subject(ledger, request, f, at)
     f.finish()
+    if at is not None:
+        known = await as_of.known(ledger, subject_id, at)
+        body = consent_json(ledger.catalogue, known.state, at, known.notices)
+        return JSONResponse({"subject_id": subject_id, **body, **as_of.stamp(known, at)})
     facts, token = await _state(ledger, subject_id)
     now = datetime.now(UTC)
-    return JSONResponse(
-        {
-            "subject_id": subject_id,
-            "purposes": [_purpose_state(facts, p, now) for p in ledger.catalogue.purposes.values()],
-            "objections": _active(facts, "dm_objection", now)
-            + _active(facts, "processing_objection", now),
-            "restrictions": _active(facts, "restriction", now),
-            "relationships": _active(facts, "relationship", now),
-            "token": token,
-        }
-    )
+    body = consent_json(ledger.catalogue, facts, now, await _notices_for(ledger, facts))
+    return JSONResponse({"subject_id": subject_id, **body, "token": token})
 
 
 async def subject_events(request: Request) -> JSONResponse:

@@ -2,9 +2,10 @@
 
 For tools that keep their own list of addresses: each entry is an identifier linked to a
 subject that must not get direct marketing on the channel (services/suppression.py says why).
-Only linked identifiers are listed: an unlinked address is no longer the subject's, and the
-subject's choices do not follow it. (Erasure will add address-level entries that outlive the
-link; see the README.)
+Only linked identifiers are listed for a subject's choices: an unlinked address is no longer
+the subject's, and the subject's choices do not follow it. Erasure adds address-level entries
+(reason `erased`, projections/erasure.py) that outlive the subject and any link: they are
+merged in, and where an index has both, the `erased` entry is shown.
 
 Pages are in blind-index order; the `next` link carries the last index as an opaque cursor,
 so pages stay stable while entries come and go.
@@ -20,6 +21,7 @@ import asyncpg
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
+from projections import erasure
 from projections.state import Fact, FactKey
 from projections.subject_state import fact_from_row
 from schemas.events import CHANNELS, rfc3339
@@ -145,6 +147,16 @@ def _entry(index: bytes, identifier_type: str, why: Suppression) -> dict[str, An
     }
 
 
+def _erased_entry(row: asyncpg.Record, identifier_type: str) -> dict[str, Any]:
+    return {
+        "blind_index": bytes(row["blind_index"]).hex(),
+        "identifier_type": identifier_type,
+        "reason": row["reason"],
+        "since": rfc3339(row["since"]),
+        "event_id": str(row["event_id"]),
+    }
+
+
 async def suppressions(request: Request) -> JSONResponse:
     ledger: Ledger = request.app.state.ledger
     f = Fields(dict(request.query_params))
@@ -155,7 +167,13 @@ async def suppressions(request: Request) -> JSONResponse:
     assert channel is not None
     kind = CHANNEL_IDENTIFIERS[channel]
     purposes = withdrawable_purposes(ledger.catalogue, channel)
-    found, more = await find(ledger.pool, kind, channel, purposes, after, limit)
+    chosen, more = await find(ledger.pool, kind, channel, purposes, after, limit)
+    erased = await erasure.entries_after(ledger.pool, kind, after, limit + 1)
+    entries = {index: _entry(index, kind, why) for index, why in chosen}
+    entries.update({bytes(r["blind_index"]): _erased_entry(r, kind) for r in erased})
+    found = sorted(entries.items())
+    more = more or len(erased) > limit or len(found) > limit
+    found = found[:limit]
     following = None
     if more:
         query = {"channel": channel, "limit": str(limit), "after": found[-1][0].hex()}
@@ -164,7 +182,7 @@ async def suppressions(request: Request) -> JSONResponse:
         {
             "channel": channel,
             "identifier_type": kind,
-            "suppressions": [_entry(index, kind, why) for index, why in found],
+            "suppressions": [entry for _, entry in found],
             "next": following,
         }
     )

@@ -17,6 +17,7 @@ from services.api.body import Fields, check_subject_id, read_json_object
 from services.api.commands import Builder, Context
 from services.api.problems import ProblemError, field_error, invalid, unavailable
 from services.bootstrap import Ledger
+from services.erasure import refuse_if_erased
 from services.publisher import BrokerUnavailable
 from services.tokens import encode_token
 
@@ -46,7 +47,9 @@ async def append(
     (a retry's are the first request's), their positions and whether this was a replay.
 
     `digest` identifies the request for the key; it must not be a plain hash of personal data.
+    An event that would reopen processing of an erased subject is refused (409).
     """
+    await refuse_if_erased(ledger, subject_id, events)
     values = [ledger.codec.encode(e) for e in events]
     replayed = False
     if key is not None:
@@ -101,7 +104,13 @@ def command_endpoint(route: str, build: Builder) -> Any:
     return endpoint
 
 
-def created(events: list[Event], positions: Positions, replayed: bool) -> JSONResponse:
+def created(
+    events: list[Event],
+    positions: Positions,
+    replayed: bool,
+    extra: dict[str, Any] | None = None,
+) -> JSONResponse:
+    """The 201 answer; `extra` adds route-specific fields."""
     main, (partition, offset) = events[-1], positions[-1]
     body: dict[str, Any] = {
         "event_id": str(main.event_id),
@@ -112,5 +121,6 @@ def created(events: list[Event], positions: Positions, replayed: bool) -> JSONRe
     }
     if len(events) > 1:
         body["events"] = [{"event_id": str(e.event_id), "type": e.type} for e in events]
+    body.update(extra or {})
     headers = {"Idempotent-Replayed": "true"} if replayed else {}
     return JSONResponse(body, 201, headers=headers)

@@ -21,7 +21,7 @@ from typing import Any, Final
 
 import asyncpg
 
-from projections import identifiers
+from projections import erasure, identifiers
 from projections.state import ALL, CONSENT, DM_OBJECTION
 from schemas import events as ev
 from schemas.events import Actor, Event, Source, rfc3339
@@ -38,6 +38,11 @@ ALREADY: Final = "already recorded"
 SUPERSEDED: Final = "superseded"
 SUPERSEDED_REASON: Final = (
     "superseded: the ledger already holds a later decision for this subject, purpose and channel"
+)
+SUPPRESSED: Final = "suppressed"
+SUPPRESSED_REASON: Final = (
+    "suppressed: the address belonged to an erased subject and stays on the suppression list;"
+    " an import does not bring it back"
 )
 
 
@@ -155,7 +160,7 @@ class Recorder:
         self.latest: dict[tuple[str, str], datetime] = {}
 
     async def record(self, rows: Sequence[ImportRow]) -> list[tuple[ImportRow, str]]:
-        """Each row with its outcome: RECORDED, ALREADY or SUPERSEDED."""
+        """Each row with its outcome: RECORDED, ALREADY, SUPERSEDED or SUPPRESSED."""
         self.now = datetime.now(UTC)  # recorded_at: when this batch is accepted
         try:
             return await self._record(rows)
@@ -171,14 +176,28 @@ class Recorder:
             email: found.get(i) or derived_subject_id(self.key, EMAIL, email)
             for email, i in index.items()
         }
-        unlinked = {e for e, i in index.items() if i not in found and i not in self.linked}
+        # an address an erased subject held is not brought back by a list: nobody holding it, it
+        # stays out (under its derived id, or any other); nor is a row of an erased subject
+        blocked = await erasure.suppressed(self.ledger.pool, EMAIL, list(set(index.values())))
+        erased = await erasure.erased_among(self.ledger.pool, list(set(subject.values())))
+        refused = {
+            e for e, i in index.items() if (i in blocked and i not in found) or subject[e] in erased
+        }
+        unlinked = {
+            e for e, i in index.items() if i not in found and i not in self.linked
+        } - refused
         keys = await self.ledger.data_keys.for_subjects(subject[e] for e in unlinked)
+        # a key shredded since (an erasure racing the import) refuses the row too
+        refused |= {e for e in unlinked if subject[e] not in keys}
         later = await self._later_facts(set(subject.values()))
         outcomes: list[tuple[ImportRow, str]] = []
         todo: list[tuple[ImportRow, Appendable]] = []
         # a subject's rows in the order of their times, so the log order matches
         for row in sorted(rows, key=lambda r: (subject[r.email], event_time(r), r.line)):
             sid, idx = subject[row.email], index[row.email]
+            if row.email in refused:
+                outcomes.append((row, SUPPRESSED))
+                continue
             moment, scope = event_time(row), (sid, fact_kind(row))
             newest = max((t for t in (later.get(scope), self.latest.get(scope)) if t), default=None)
             if newest is not None and newest > moment:

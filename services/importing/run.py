@@ -41,6 +41,8 @@ from services.importing.record import (
     RECORDED,
     SUPERSEDED,
     SUPERSEDED_REASON,
+    SUPPRESSED,
+    SUPPRESSED_REASON,
     ImportStopped,
     Recorder,
     Target,
@@ -75,6 +77,7 @@ class Tally:
     counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys((RECORDED, ALREADY), 0))
     rejected: int = 0
     superseded: int = 0
+    suppressed: int = 0
     #: (line, reason): never a field's value
     rejects: list[tuple[int, str]] = field(default_factory=list)
 
@@ -193,6 +196,9 @@ async def _import(
             if outcome == SUPERSEDED:
                 tally.superseded += 1
                 tally.rejects.append((row.line, SUPERSEDED_REASON))
+            elif outcome == SUPPRESSED:
+                tally.suppressed += 1
+                tally.rejects.append((row.line, SUPPRESSED_REASON))
             else:
                 tally.counts[outcome] += 1
         progress.advance(task, len(batch))
@@ -235,6 +241,7 @@ def _summary(options: ImportOptions, tally: Tally) -> None:
         f"  recorded          {tally.counts[RECORDED]}",
         f"  already recorded  {tally.counts[ALREADY]}",
         f"  superseded        {tally.superseded}   (the ledger holds a later decision)",
+        f"  suppressed        {tally.suppressed}   (addresses of erased subjects, not imported)",
         f"  rejected          {tally.rejected}",
     ]
     if tally.rejects:

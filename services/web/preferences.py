@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
 
+from projections.notices import NO_NOTICES, Notices
 from projections.state import (
     ALL,
     CONSENT,
@@ -63,13 +64,17 @@ def marketing_purposes(catalogue: Catalogue) -> list[Purpose]:
     return [p for p in catalogue.purposes.values() if p.direct_marketing]
 
 
-def current_choices(state: SubjectState, catalogue: Catalogue, now: datetime) -> Choices:
+def current_choices(
+    state: SubjectState, catalogue: Catalogue, now: datetime, notices: Notices = NO_NOTICES
+) -> Choices:
+    """A consent a material notice change outdated shows unticked: ticking it again is the
+    re-consent (projections/notices.py)."""
     own = {key: fact for key, fact in state.items() if fact.kind in _CHOICE_KINDS}
     chosen = frozenset(
         (p.id, channel)
         for p in marketing_purposes(catalogue)
         for channel in p.channels
-        if decide(own, p, channel, now).allowed
+        if decide(own, p, channel, now, notices).allowed
     )
     objection = state.get(_OBJECTION_KEY)
     objected = objection is not None and objection.event_type == ev.DIRECT_MARKETING_OBJECTED

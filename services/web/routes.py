@@ -19,7 +19,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
-from projections import subject_state
+from projections import notices, subject_state
 from projections.state import Fact, FactKey
 from schemas.events import Source, subject_id_problem
 from services import idempotency, links
@@ -259,7 +259,9 @@ async def preferences(request: Request) -> Response:
     if request.method != "POST":
         await _wait_after(ledger, request.query_params.get("after"))
         state = await _state(ledger, claims.subject_id)
-        current = current_choices(state, ledger.catalogue, datetime.now(UTC))
+        current = current_choices(
+            state, ledger.catalogue, datetime.now(UTC), await notices.load(ledger.pool)
+        )
         html = pages.preferences_page(
             controller=controller,
             groups=groups(ledger.catalogue, current),
@@ -272,7 +274,9 @@ async def preferences(request: Request) -> Response:
         log.info("refused a preference form: %s", exc)
         raise _bad_form() from None
     state = await _state(ledger, claims.subject_id)
-    current = current_choices(state, ledger.catalogue, datetime.now(UTC))
+    current = current_choices(
+        state, ledger.catalogue, datetime.now(UTC), await notices.load(ledger.pool)
+    )
     todo = changes(current, wanted, marketing_purposes(ledger.catalogue))
     headers: dict[str, str] = {}
     saved = "Nothing changed: your choices are as shown."

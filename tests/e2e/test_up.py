@@ -199,6 +199,23 @@ async def test_up_serves_a_scenario_stops_cleanly_and_restarts_with_everything(
             return bool(answer["reason"] == "consent_given")
 
         await wait_until(imported_ada, 30, "the imported subscriber to be projected")
+        # the restore moved every event and kept each subject's hash chain
+        chain = (await client.get("/v1/subjects/e2e-2/verify")).json()
+        assert (chain["events"], chain["valid"]) == (2, True)
+        verified = await asyncio.to_thread(
+            subprocess.run,
+            [sys.executable, "-m", "services.cli", "verify"],
+            env={
+                **{k: v for k, v in os.environ.items() if k not in SERVER_VARIABLES},
+                "LEDGER_DATA_DIR": str(stack.data_dir),
+            },
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert verified.returncode == 0, verified.stdout + verified.stderr
+        assert "using the servers of the running `up`" in verified.stdout
+        assert "every chain is intact" in verified.stdout
         # the restored log accepts new events after the old ones
         more = await command(client, "e2e-2", "withdrawals", {})
         history = (

@@ -17,7 +17,7 @@ import asyncpg
 from aiokafka import AIOKafkaProducer
 
 from projections import offsets
-from projections.state import Fact, FactKey, fold
+from projections.state import SUPPRESSION, Fact, FactKey, fold
 from projections.subject_state import fact_from_row
 from schemas import events as ev
 from schemas.codec import default_codec, kafka_headers
@@ -33,6 +33,7 @@ PURPOSES = ("newsletter", "marketing_own", "research", "customer_relationship")
 def random_event(rng: random.Random, subject: str, at: datetime) -> Event:
     kind = rng.choice(ev.EVENT_TYPES)
     purpose = rng.choice(PURPOSES)
+    request_id = uuid.uuid5(uuid.NAMESPACE_URL, f"{subject}/{rng.randrange(2)}")
     choices: dict[str, dict[str, Any]] = {
         ev.CONSENT_GRANTED: {"purpose": purpose, "channel": rng.choice([None, "email"])},
         ev.CONSENT_WITHDRAWN: {"purpose": rng.choice([None, purpose]), "channel": None},
@@ -41,7 +42,7 @@ def random_event(rng: random.Random, subject: str, at: datetime) -> Event:
         ev.PROCESSING_OBJECTED: {"purpose": purpose},
         ev.PROCESSING_OBJECTION_RESOLVED: {"purpose": purpose, "outcome": "upheld"},
         ev.PROCESSING_RESTRICTED: {"ground": "legal_claims", "purposes": [purpose]},
-        ev.RESTRICTION_LIFTED: {"ground": None, "purposes": []},
+        ev.RESTRICTION_LIFTED: {"ground": None, "purposes": [], "subject_informed_at": at},
         ev.RELATIONSHIP_RECORDED: {"basis": "contract", "purposes": [], "valid_until": None},
         ev.RELATIONSHIP_ENDED: {"basis": None, "purposes": []},
         # a few shared indexes, so links and unlinks of one identifier interleave
@@ -54,7 +55,35 @@ def random_event(rng: random.Random, subject: str, at: datetime) -> Event:
             "identifier_type": "email",
             "blind_index": bytes([rng.randrange(8)]) * 32,
         },
+        # erasures suppress those shared indexes for whoever links them
+        ev.SUBJECT_ERASED: {"ground": "objection", "request_id": None},
+        # each subject's own few requests, so a request's events share a partition
+        **{
+            kind: {"request_id": request_id, **extra}
+            for kind, extra in (
+                (ev.RIGHTS_REQUEST_RECEIVED, {"kind": rng.choice(ev.REQUEST_KINDS)}),
+                (ev.RIGHTS_REQUEST_IDENTITY_VERIFIED, {"evidence": None}),
+                (ev.RIGHTS_REQUEST_EXTENDED, {"months": rng.choice([1, 2]), "reason": "t"}),
+                (ev.RIGHTS_REQUEST_COMPLETED, {"evidence": None}),
+                (ev.RIGHTS_REQUEST_REFUSED, {"reason": "t"}),
+            )
+        },
     }
+    if kind == ev.NOTICE_PUBLISHED:
+        # a few versions, some published twice with other content: the first in log order wins
+        version = f"v{rng.randrange(6)}"
+        notice = {
+            "version": version,
+            "effective_from": at,
+            "text_sha256": f"{rng.randrange(2):064x}",
+            "url": f"https://example.com/privacy/{version}",
+            "material": rng.random() < 0.5,
+            "purposes": [purpose],
+            "language": None,
+        }
+        event_id = uuid.UUID(int=rng.getrandbits(128))
+        key = ev.notice_key(version)
+        return Event(kind, event_id, key, at, at, Source(), notice_version=version, data=notice)
     data = choices[kind]
     return Event(kind, uuid.UUID(int=rng.getrandbits(128)), subject, at, at, Source(), data=data)
 
@@ -105,9 +134,10 @@ async def snapshot(conn: asyncpg.Connection) -> dict[str, list[Any]]:
             tuple(r)
             for r in await conn.fetch(
                 "SELECT event_id, subject_id, event_type, log_partition, log_offset, payload,"
-                " record_value FROM journal ORDER BY event_id"
+                " record_value, chain_hash FROM journal ORDER BY event_id"
             )
         ],
+        "notices": [tuple(r) for r in await conn.fetch("SELECT * FROM notices ORDER BY version")],
         "facts": [
             tuple(r)
             for r in await conn.fetch(
@@ -127,6 +157,38 @@ async def snapshot(conn: asyncpg.Connection) -> dict[str, list[Any]]:
                 " ORDER BY log_partition"
             )
         ],
+        # the running digest does not depend on where checkpoints were cut
+        "digests": [
+            tuple(r)
+            for r in await conn.fetch(
+                "SELECT topic, log_partition, next_offset, digest FROM checkpoint_state"
+                " ORDER BY log_partition"
+            )
+        ],
+        "duplicates": [
+            tuple(r)
+            for r in await conn.fetch(
+                "SELECT topic, log_partition, log_offset, event_id, record_value"
+                " FROM duplicate_records ORDER BY log_partition, log_offset"
+            )
+        ],
+        "suppressed": [
+            tuple(r)
+            for r in await conn.fetch(
+                "SELECT * FROM suppressed_identifiers ORDER BY identifier_type, blind_index"
+            )
+        ],
+        "erasures": [tuple(r) for r in await conn.fetch("SELECT * FROM erasures ORDER BY 1")],
+        # when a key was shredded is the projector's clock; that it was is the replay's
+        "shredded": [
+            tuple(r)
+            for r in await conn.fetch(
+                "SELECT subject_id, wrapped_key IS NULL FROM subject_keys ORDER BY 1"
+            )
+        ],
+        "requests": [
+            tuple(r) for r in await conn.fetch("SELECT * FROM rights_requests ORDER BY 1")
+        ],
     }
 
 
@@ -137,6 +199,13 @@ async def state_by_subject(conn: asyncpg.Connection) -> dict[str, dict[FactKey, 
         fact = fact_from_row(row)
         out.setdefault(row["subject_id"], {})[fact.key] = fact
     return out
+
+
+def own_facts(states: dict[str, dict[FactKey, Fact]]) -> dict[str, dict[FactKey, Fact]]:
+    """The facts a subject's own events set: without the `suppression` facts, which come from
+    other subjects' erasures (the snapshot compares those with a clean replay)."""
+    kept = {s: {k: f for k, f in st.items() if f.kind != SUPPRESSION} for s, st in states.items()}
+    return {s: st for s, st in kept.items() if st}
 
 
 async def fold_of_journal(conn: asyncpg.Connection) -> dict[str, dict[FactKey, Fact]]:

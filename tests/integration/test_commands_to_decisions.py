@@ -150,7 +150,10 @@ async def test_relationship_restriction_and_processing_objection(api: httpx.Asyn
     legal = await decision(api, s, "legal_obligation", "email", restricted["token"])
     assert legal["allowed"] is True
 
-    lifted = await post(api, s, "restrictions/lift", {"evidence": "corrected"})
+    told = restricted["recorded_at"]  # the subject is told before the lift (Art. 18(3))
+    lifted = await post(
+        api, s, "restrictions/lift", {"evidence": "corrected", "subject_informed_at": told}
+    )
     state = (
         await api.get(f"/v1/subjects/{s}/consent", params={"min_token": lifted["token"]})
     ).json()

@@ -95,6 +95,10 @@ def end_relationship(basis: str | None = None, purposes: list[str] | None = None
     return ev.RELATIONSHIP_ENDED, data
 
 
+def erase(ground: str = "consent_withdrawn") -> Spec:
+    return ev.SUBJECT_ERASED, {"ground": ground, "request_id": None}
+
+
 # Hypothesis: any event the API can append (so no processing objection or resolution for a
 # purpose under a legal obligation: the commands refuse those).
 _purpose = st.sampled_from(PURPOSE_IDS)
@@ -121,3 +125,5 @@ specs: st.SearchStrategy[Spec] = st.one_of(
     st.builds(end_relationship, st.none() | _basis, _purposes),
 )
 logs = st.lists(specs, max_size=12).map(log)
+#: logs that may also erase the subject (the fold's and the decisions' erasure rule)
+erasable_logs = st.lists(specs | st.builds(erase), max_size=12).map(log)

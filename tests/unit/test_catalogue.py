@@ -63,3 +63,53 @@ def test_a_broken_catalogue_is_refused_naming_the_key(
     path.write_text(toml)
     with pytest.raises(CatalogueError, match=message):
         load_catalogue(path)
+
+
+def test_every_default_purpose_names_recipients_and_retention() -> None:
+    for purpose in DEFAULT.purposes.values():
+        assert purpose.recipients and purpose.retention, purpose.id
+        assert purpose.as_json()["recipients"] == list(purpose.recipients)
+
+
+_BASE = '[purposes.a]\nbasis = "consent"\nchannels = ["email"]\n'
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ('retention = "P1Y"', "purposes.a.recipients"),
+        ('recipients = "everyone"\nretention = "P1Y"', "purposes.a.recipients"),
+        ('recipients = [""]\nretention = "P1Y"', "purposes.a.recipients"),
+        ("recipients = []", "purposes.a.retention"),
+        ('recipients = []\nretention = " "', "purposes.a.retention"),
+        ('recipients = []\nretention = "P1X"', "not an ISO 8601 duration"),
+        ('recipients = []\nretention = "PT"', "purposes.a.retention"),
+        ('recipients = []\nretention = "P1YT"', "not an ISO 8601 duration"),
+    ],
+    ids=[
+        "no-recipients",
+        "recipients-text",
+        "empty-recipient",
+        "no-retention",
+        "blank",
+        "bad-unit",
+        "bare-T",
+        "dangling-T",
+    ],
+)
+def test_recipients_and_retention_are_required_and_checked(
+    tmp_path: Path, extra: str, message: str
+) -> None:
+    path = tmp_path / "purposes.toml"
+    path.write_text(_BASE + extra)
+    with pytest.raises(CatalogueError, match=message):
+        load_catalogue(path)
+
+
+@pytest.mark.parametrize(
+    "retention", ["P10Y", "P13M", "P1Y6M", "P30D", "PT12H", "P2W", "P1DT2H", "Permanent record"]
+)
+def test_retention_accepts_durations_and_sentences(tmp_path: Path, retention: str) -> None:
+    path = tmp_path / "purposes.toml"
+    path.write_text(_BASE + f'recipients = []\nretention = "{retention}"')
+    assert load_catalogue(path).purposes["a"].retention == retention

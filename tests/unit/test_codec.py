@@ -357,6 +357,7 @@ DATA: dict[str, st.SearchStrategy[dict[str, Any]]] = {
             "ground": st.none() | st.sampled_from(events.RESTRICTION_GROUNDS),
             "purposes": purposes,
             "evidence": optional_texts,
+            "subject_informed_at": st.none() | timestamps,
         }
     ),
     events.RELATIONSHIP_RECORDED: st.fixed_dictionaries(
@@ -371,6 +372,42 @@ DATA: dict[str, st.SearchStrategy[dict[str, Any]]] = {
             "basis": st.none() | st.sampled_from(events.RELATIONSHIP_BASES),
             "purposes": purposes,
             "evidence": optional_texts,
+        }
+    ),
+    events.SUBJECT_ERASED: st.fixed_dictionaries(
+        {
+            "ground": st.sampled_from(events.ERASURE_GROUNDS),
+            "request_id": st.none() | st.uuids(),
+        }
+    ),
+    events.RIGHTS_REQUEST_RECEIVED: st.fixed_dictionaries(
+        {
+            "request_id": st.uuids(),
+            "kind": st.sampled_from(events.REQUEST_KINDS),
+            "reference": optional_texts,
+        }
+    ),
+    events.RIGHTS_REQUEST_IDENTITY_VERIFIED: st.fixed_dictionaries(
+        {"request_id": st.uuids(), "evidence": optional_texts}
+    ),
+    events.RIGHTS_REQUEST_EXTENDED: st.fixed_dictionaries(
+        {"request_id": st.uuids(), "months": st.integers(1, 2), "reason": texts}
+    ),
+    events.RIGHTS_REQUEST_COMPLETED: st.fixed_dictionaries(
+        {"request_id": st.uuids(), "evidence": optional_texts}
+    ),
+    events.RIGHTS_REQUEST_REFUSED: st.fixed_dictionaries(
+        {"request_id": st.uuids(), "reason": texts}
+    ),
+    events.NOTICE_PUBLISHED: st.fixed_dictionaries(
+        {
+            "version": texts,
+            "effective_from": timestamps,
+            "text_sha256": texts,
+            "url": texts,
+            "material": st.booleans(),
+            "purposes": purposes,
+            "language": optional_texts,
         }
     ),
 }

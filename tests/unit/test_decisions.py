@@ -33,6 +33,8 @@ from tests.unit.event_log import (
     restrict,
     withdraw,
 )
+from tests.unit.test_erasure_rules import REASONS_COVERED as ERASURE_REASONS
+from tests.unit.test_notices import TABLE as NOTICE_TABLE
 
 NL = "newsletter"  # consent, direct marketing, email
 MP = "marketing_partners"  # consent, direct marketing, email/sms/phone/post
@@ -217,6 +219,8 @@ def test_decision_table(
 
 def test_table_covers_every_reason() -> None:
     seen = {p.values[5] for p in SCENARIOS}
+    seen |= {p.values[5] for p in NOTICE_TABLE}  # consent_outdated needs published notices
+    seen |= ERASURE_REASONS  # erased, suppressed: tests/unit/test_erasure_rules.py
     assert seen | {"unknown_subject"} == set(REASONS)
 
 

@@ -69,6 +69,8 @@ ENUM_SYMBOLS = {
     "RelationshipBasis": events.RELATIONSHIP_BASES,
     "ResolutionOutcome": events.RESOLUTION_OUTCOMES,
     "IdentifierType": events.IDENTIFIER_TYPES,
+    "ErasureGround": events.ERASURE_GROUNDS,
+    "RequestKind": events.REQUEST_KINDS,
 }
 
 

@@ -11,6 +11,7 @@ from services import keystore
 from services.config import Settings
 from services.secrets import (
     SecretsError,
+    complete_secrets_file,
     ensure_secrets_file,
     generate_secrets_file,
     load_secrets,
@@ -23,6 +24,7 @@ ENV = {
     "LEDGER_MASTER_KEYS": f"m2:{K1},m1:{K2}",
     "LEDGER_BLIND_INDEX_KEY": K3,
     "LEDGER_LINK_KEYS": f"l1:{K2}",
+    "LEDGER_RECEIPT_KEYS": f"r2:{K3},r1:{K1}",
 }
 
 
@@ -57,6 +59,7 @@ def test_missing_secrets_are_named() -> None:
         load_secrets({"LEDGER_MASTER_KEYS": ENV["LEDGER_MASTER_KEYS"]})
     assert "LEDGER_BLIND_INDEX_KEY" in str(caught.value)
     assert "LEDGER_LINK_KEYS" in str(caught.value)
+    assert "LEDGER_RECEIPT_KEYS" in str(caught.value)
 
 
 def test_a_generated_file_loads_and_the_environment_wins(tmp_path: Path) -> None:
@@ -66,6 +69,7 @@ def test_a_generated_file_loads_and_the_environment_wins(tmp_path: Path) -> None
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     from_file = load_secrets({"LEDGER_SECRETS_FILE": str(path)})
     assert from_file.master.current_id == "m1"
+    assert from_file.receipts.current_id == "r1"
     mixed = load_secrets({"LEDGER_SECRETS_FILE": str(path), "LEDGER_BLIND_INDEX_KEY": K3})
     assert mixed.blind_index_key != from_file.blind_index_key
     assert mixed.master == from_file.master
@@ -81,6 +85,7 @@ def test_secrets_never_appear_in_reprs() -> None:
     for key in (K1, K2, K3):
         assert key not in shown
     assert settings.secrets().master.current_id == "m2"
+    assert settings.secrets().receipts.current_id == "r2"
 
 
 def test_data_keys_unwrap_only_with_their_master_key_and_subject() -> None:
@@ -108,3 +113,18 @@ def test_the_cli_writes_a_secrets_file_once(
     assert main(["secrets", "generate"]) == 0
     printed = capsys.readouterr().out
     assert "master_keys" in printed and str(path) in printed
+
+
+def test_a_file_from_before_receipt_keys_gets_one_added_once(tmp_path: Path) -> None:
+    path = tmp_path / "secrets.toml"
+    old = "\n".join(
+        line for line in generate_secrets_file().splitlines() if "receipt_keys" not in line
+    )
+    path.write_text(old)  # no final line break either
+    with pytest.raises(SecretsError, match="LEDGER_RECEIPT_KEYS"):
+        load_secrets({"LEDGER_SECRETS_FILE": str(path)})
+    assert complete_secrets_file(path) == ["receipt_keys"]
+    assert complete_secrets_file(path) == []
+    loaded = load_secrets({"LEDGER_SECRETS_FILE": str(path)})
+    assert loaded.receipts.current_id == "r1"
+    assert path.read_text().startswith(old)

@@ -1,0 +1,111 @@
+"""POST /v1/subjects/{subject_id}/erasure: erase a subject by crypto-shredding (Art. 17).
+
+The order is what makes a failure safe to retry:
+
+1. SubjectErased goes to the log and the broker acknowledges it (503 otherwise: nothing is
+   confirmed, retry with the same Idempotency-Key);
+2. only then is the subject's data key destroyed (projections/erasure.py `shred`).
+
+A crash or a database failure between the two leaves the event in the log and the key in
+place: the answer is a 503, a retry with the same key re-sends nothing and destroys the key,
+and the projector destroys it anyway when it applies the SubjectErased (it also suppresses
+the subject's identifiers and purges them from the projections). The key is never destroyed
+for an erasure the log does not hold.
+
+`?min_token=` waits for the projection first, so an erasure can name a rights request
+received a moment ago (`request_id`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import uuid
+from datetime import UTC, datetime
+from typing import Final
+
+import asyncpg
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+
+from projections import requests as rights
+from schemas import events as ev
+from schemas.events import Event
+from services import idempotency
+from services.api.body import Fields, check_subject_id, read_json_object
+from services.api.commands import Common, Context
+from services.api.problems import ProblemError, field_error, unavailable
+from services.api.requests import wait_for_token
+from services.api.write import append, created, idempotency_key
+from services.bootstrap import Ledger
+
+ROUTE: Final = "erasure"
+PATH: Final = "/v1/subjects/{subject_id}/erasure"
+_DATABASE_ERRORS: Final = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError)
+
+
+def request_id_field(f: Fields, name: str = "request_id") -> uuid.UUID | None:
+    """An optional UUID field (a rights request's id)."""
+    raw = f.raw(name)
+    if raw is None:
+        return None
+    if isinstance(raw, str):
+        with contextlib.suppress(ValueError):
+            return uuid.UUID(raw)
+    f.error(name, "must be the request_id of a rights request (a UUID)")
+    return None
+
+
+def build(f: Fields, ctx: Context) -> tuple[list[Event], uuid.UUID | None]:
+    """The SubjectErased for the body (pure), and the rights request it names, if any."""
+    common = Common(f, ctx)
+    ground = f.choice("ground", ev.ERASURE_GROUNDS, required=True)
+    request_id = request_id_field(f)
+    f.finish()
+    event = common.event(ev.SUBJECT_ERASED, {"ground": ground, "request_id": request_id})
+    return [event], request_id
+
+
+async def _check_request(ledger: Ledger, request_id: uuid.UUID, subject_id: str) -> None:
+    found = await rights.get(ledger.pool, request_id)
+    if found is None or found.subject_id != subject_id:
+        why = (
+            "is not a rights request of this subject"
+            if found
+            else "names no rights request (one received a moment ago: pass its token as min_token)"
+        )
+        raise ProblemError(
+            422,
+            "Invalid request",
+            f"request_id: {why}",
+            errors=[field_error("request_id", why)],
+            kind="invalid-request",
+        )
+
+
+async def erase(request: Request) -> JSONResponse:
+    ledger: Ledger = request.app.state.ledger
+    subject_id = check_subject_id(request.path_params["subject_id"])
+    key = idempotency_key(request)
+    body = await read_json_object(request)
+    query = Fields(dict(request.query_params))
+    await wait_for_token(ledger, query)
+    query.finish()
+    events, request_id = build(
+        Fields(body), Context(subject_id, datetime.now(UTC), ledger.catalogue)
+    )
+    if request_id is not None:
+        await _check_request(ledger, request_id, subject_id)
+    digest = idempotency.request_digest(ROUTE, subject_id, body)
+    logged, positions, replayed = await append(
+        ledger, events, key=key, digest=digest, subject_id=subject_id
+    )
+    try:
+        await ledger.data_keys.shred(subject_id)
+    except _DATABASE_ERRORS:
+        retry = "retry with the same Idempotency-Key" if key else "retry"
+        raise unavailable(
+            "the erasure is in the log but the data key is not destroyed yet (the projector"
+            f" destroys it when it applies the erasure); {retry}",
+            2,
+        ) from None
+    return created(logged, positions, replayed, {"data_key": "shredded"})

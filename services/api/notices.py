@@ -1,0 +1,391 @@
+"""Privacy notices: publish a version (POST /v1/notices), list them (GET /v1/notices), and list
+who must be asked again after a material change (GET /v1/reconsent).
+
+A version is published once. POST is idempotent by version: the same content again answers
+200 with the stored notice, other content 409. The event id is derived from the content, so
+retries of one request put one event in the journal, and when two different bodies race, the
+first in log order (one version, one key, one partition) is the one kept; the API waits for
+the projection to say which before it answers 201.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from dataclasses import replace
+from datetime import UTC, datetime
+from typing import Any, Final
+from urllib.parse import urlencode, urlsplit
+
+import asyncpg
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+
+from projections import notices
+from projections.notices import Notice, Notices, notice_from_event
+from projections.state import Fact, FactKey
+from projections.subject_state import fact_from_row
+from schemas import events as ev
+from schemas.events import Event, notice_key, rfc3339
+from services.api.body import Fields, read_json_object
+from services.api.commands import Common, Context
+from services.api.problems import ProblemError, field_error, unavailable
+from services.api.read import _wait_for_token
+from services.bootstrap import Ledger
+from services.catalogue import Catalogue, Purpose
+from services.decisions import decide
+from services.publisher import BrokerUnavailable
+from services.tokens import encode_token
+
+VERSION_RE: Final = re.compile(r"[A-Za-z0-9._:-]{1,64}")
+SHA256_RE: Final = re.compile(r"[0-9a-fA-F]{64}")
+#: a BCP 47 language tag, loosely: en, fi, sv-FI, zh-Hant-TW
+LANGUAGE_RE: Final = re.compile(r"[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8}){0,4}")
+MAX_URL: Final = 2000
+#: namespace of the content-derived event ids of NoticePublished
+NOTICE_NAMESPACE: Final = uuid.UUID("6f1d3c52-8a4e-4a43-9a49-2b7cf3c1e0a7")
+DEFAULT_LIMIT: Final = 1000
+MAX_LIMIT: Final = 10000
+RECONSENT_PATH: Final = "/v1/reconsent"
+
+
+def build_notice(f: Fields, ctx: Context) -> Event:
+    """The NoticePublished event of a POST body (pure); every bad field named at once."""
+    common = Common(f, ctx)
+    version = f.raw("version", required=True)
+    if version is not None and not (isinstance(version, str) and VERSION_RE.fullmatch(version)):
+        f.error("version", "must be 1-64 characters from letters, digits and . _ : -")
+        version = None
+    effective_from = f.instant("effective_from", required=True)
+    digest = f.raw("text_sha256", required=True)
+    if digest is not None and not (isinstance(digest, str) and SHA256_RE.fullmatch(digest)):
+        f.error("text_sha256", "must be the SHA-256 of the notice text as 64 hex digits")
+        digest = None
+    url = f.text("url", required=True, max_len=MAX_URL)
+    if url is not None and not _is_url(url):
+        f.error("url", "must be an http(s) URL such as https://example.com/privacy/2026-01")
+        url = None
+    material = f.raw("material", required=True)
+    if material is not None and not isinstance(material, bool):
+        f.error("material", "must be true or false")
+    purposes = f.choices("purposes", ctx.catalogue.ids)
+    language = f.raw("language")
+    if language is not None and not (
+        isinstance(language, str) and len(language) <= 35 and LANGUAGE_RE.fullmatch(language)
+    ):
+        f.error("language", "must be a BCP 47 language tag such as fi, en or sv-FI")
+    f.finish()
+    assert isinstance(version, str) and effective_from is not None
+    assert isinstance(digest, str) and url is not None and isinstance(material, bool)
+    data = {
+        "version": version,
+        "effective_from": effective_from,
+        "text_sha256": digest.lower(),
+        "url": url,
+        "material": material,
+        "purposes": purposes,
+        "language": language,
+    }
+    event = common.event(ev.NOTICE_PUBLISHED, data, version)
+    content = notice_from_event(event, (0, 0))
+    assert content is not None
+    return replace(event, subject_id=notice_key(version), event_id=_content_id(content.content()))
+
+
+def _is_url(text: str) -> bool:
+    parts = urlsplit(text)
+    return parts.scheme in ("http", "https") and bool(parts.netloc) and not re.search(r"\s", text)
+
+
+def _content_id(content: dict[str, Any]) -> uuid.UUID:
+    return uuid.uuid5(NOTICE_NAMESPACE, json.dumps(content, sort_keys=True))
+
+
+def conflicts(stored: Notice, asked: Notice) -> list[str]:
+    """The fields in which a request differs from the version already published."""
+    mine, theirs = asked.content(), stored.content()
+    return [name for name in mine if mine[name] != theirs[name]]
+
+
+def _ledger(request: Request) -> Ledger:
+    ledger: Ledger = request.app.state.ledger
+    return ledger
+
+
+def _settled(stored: Notice, asked: Notice, *, created: bool) -> JSONResponse:
+    differing = conflicts(stored, asked)
+    if differing:
+        raise ProblemError(
+            409,
+            "Notice version exists",
+            f"version {stored.version!r} is already published with other content; publish"
+            " the new text under a new version",
+            errors=[field_error(name, "differs from the published version") for name in differing],
+            kind="notice-version-exists",
+        )
+    body = {
+        "type": ev.NOTICE_PUBLISHED,
+        **stored.as_json(),
+        "token": encode_token(stored.position[0], stored.position[1] + 1),
+    }
+    headers = {} if created else {"Idempotent-Replayed": "true"}
+    return JSONResponse(body, 201 if created else 200, headers=headers)
+
+
+async def publish(request: Request) -> JSONResponse:
+    """POST /v1/notices."""
+    ledger = _ledger(request)
+    body = await read_json_object(request)
+    now = datetime.now(UTC)
+    event = build_notice(Fields(body), Context("notice", now, ledger.catalogue))
+    asked = notice_from_event(event, (0, 0))
+    assert asked is not None
+    stored = await notices.get(ledger.pool, asked.version)
+    if stored is not None:
+        return _settled(stored, asked, created=False)
+    try:
+        [(partition, offset)] = await ledger.publisher.publish(
+            [(event, ledger.codec.encode(event))]
+        )
+    except BrokerUnavailable:
+        raise unavailable(
+            "the event log did not acknowledge in time; nothing is confirmed: retry", 2
+        ) from None
+    wait_s = ledger.settings.read_wait_ms / 1000
+    if not await ledger.progress.wait_for(partition, offset + 1, wait_s):
+        raise unavailable(
+            "the notice is in the log but not yet projected; send the same request again to"
+            " learn whether this version was kept",
+            1,
+        )
+    stored = await notices.get(ledger.pool, asked.version)
+    assert stored is not None  # projected: the version's first event is in the table
+    return _settled(stored, asked, created=stored.event_id == event.event_id)
+
+
+async def list_notices(request: Request) -> JSONResponse:
+    """GET /v1/notices: every published version, by effective_from."""
+    ledger = _ledger(request)
+    f = Fields(dict(request.query_params))
+    await _wait_for_token(ledger, f)
+    f.finish()
+    found = await notices.all_notices(ledger.pool)
+    return JSONResponse({"notices": [n.as_json() for n in found]})
+
+
+#: Subjects after the cursor holding a grant for the purpose judged by an instant before the
+#: cutoff (the grant's notice's effective_from, else its own time), in subject order.
+CANDIDATES: Final = """
+SELECT f.subject_id FROM subject_facts f
+LEFT JOIN notices n ON n.version = f.notice_version
+WHERE f.kind = 'consent' AND f.event_type = 'ConsentGranted' AND f.scope_a = $1
+  AND coalesce(n.effective_from, f.occurred_at) < $2 AND f.subject_id > $3
+GROUP BY f.subject_id
+ORDER BY f.subject_id
+LIMIT $4
+"""
+
+FACTS: Final = """
+SELECT subject_id, kind, scope_a, scope_b, event_type, event_id, log_partition, log_offset,
+       occurred_at, until, outcome, notice_version
+FROM subject_facts WHERE subject_id = ANY($1::text[])
+"""
+
+
+async def find_outdated(
+    conn: asyncpg.Pool | asyncpg.Connection,
+    purpose: Purpose,
+    published: Notices,
+    now: datetime,
+    after: str,
+    limit: int,
+) -> tuple[list[dict[str, Any]], bool]:
+    """Up to `limit` subjects after `after` whose decision for the purpose says
+    `consent_outdated` on at least one channel, and whether more follow. Candidates come from
+    the grants' index; the decision rules (objections, restrictions, later withdrawals) then
+    keep only those who may be asked again."""
+    cutoff = published.cutoff(purpose.id, now)
+    if cutoff is None:
+        return [], False
+    found: list[dict[str, Any]] = []
+    cursor = after
+    while True:
+        candidates = [
+            r["subject_id"]
+            for r in await conn.fetch(CANDIDATES, purpose.id, cutoff, cursor, limit + 1)
+        ]
+        states: dict[str, dict[FactKey, Fact]] = {s: {} for s in candidates}
+        for row in await conn.fetch(FACTS, candidates) if candidates else ():
+            fact = fact_from_row(row)
+            states[row["subject_id"]][fact.key] = fact
+        for subject_id in candidates:
+            entry = outdated_entry(subject_id, states[subject_id], purpose, published, now)
+            if entry is not None:
+                found.append(entry)
+                if len(found) > limit:
+                    return found[:limit], True
+        if len(candidates) <= limit:
+            return found, False
+        cursor = candidates[-1]
+
+
+def outdated_entry(
+    subject_id: str,
+    state: dict[FactKey, Fact],
+    purpose: Purpose,
+    published: Notices,
+    now: datetime,
+) -> dict[str, Any] | None:
+    """The subject's outdated channels and the grant behind each, or None if it has none."""
+    channels: dict[str, Any] = {}
+    for channel in purpose.channels:
+        decision = decide(state, purpose, channel, now, published)
+        grant = decision.decided_by
+        if decision.reason == "consent_outdated" and grant is not None:
+            channels[channel] = {
+                "event_id": str(grant.event_id),
+                "notice_version": grant.notice_version,
+                "consented_at": rfc3339(grant.occurred_at),
+            }
+    return {"subject_id": subject_id, "channels": channels} if channels else None
+
+
+def _reconsent_purpose(f: Fields, catalogue: Catalogue) -> Purpose | None:
+    asking = [p.id for p in catalogue.purposes.values() if p.reconsent_on_material_change]
+    pid = f.choice("purpose", catalogue.ids, required=True)
+    purpose = catalogue.get(pid) if pid else None
+    if purpose is not None and not purpose.reconsent_on_material_change:
+        f.error("purpose", f"{pid!r} does not ask for re-consent after a notice change", asking)
+        return None
+    return purpose
+
+
+def _limit(f: Fields) -> int:
+    raw = f.raw("limit")
+    if raw is None:
+        return DEFAULT_LIMIT
+    if not (isinstance(raw, str) and raw.isdigit() and 1 <= int(raw) <= MAX_LIMIT):
+        f.error("limit", f"must be a whole number from 1 to {MAX_LIMIT}")
+        return DEFAULT_LIMIT
+    return int(raw)
+
+
+def _after(f: Fields) -> str:
+    raw = f.raw("after")
+    if raw is None:
+        return ""
+    if not isinstance(raw, str) or ev.subject_id_problem(raw):
+        f.error("after", "is not a cursor of this list; use the `next` link of a page")
+        return ""
+    return raw
+
+
+async def reconsent(request: Request) -> JSONResponse:
+    """GET /v1/reconsent?purpose=: who must be asked again, paged by subject id."""
+    ledger = _ledger(request)
+    f = Fields(dict(request.query_params))
+    purpose = _reconsent_purpose(f, ledger.catalogue)
+    limit = _limit(f)
+    after = _after(f)
+    await _wait_for_token(ledger, f)
+    f.finish()
+    assert purpose is not None
+    now = datetime.now(UTC)
+    published = await notices.load(ledger.pool)
+    found, more = await find_outdated(ledger.pool, purpose, published, now, after, limit)
+    following = None
+    if more:
+        query = {"purpose": purpose.id, "limit": str(limit), "after": found[-1]["subject_id"]}
+        following = f"{RECONSENT_PATH}?{urlencode(query)}"
+    cutoff = published.cutoff(purpose.id, now)
+    change = next(
+        (
+            n
+            for n in reversed(published.material)
+            if n.effective_from == cutoff and n.covers(purpose.id)
+        ),
+        None,
+    )
+    return JSONResponse(
+        {
+            "purpose": purpose.id,
+            "notice": change.as_json() if change else None,
+            "checked_at": rfc3339(now),
+            "subjects": found,
+            "next": following,
+        }
+    )
+
+
+def _query(name: str, required: bool = False) -> dict[str, Any]:
+    return {"name": name, "in": "query", "required": required, "schema": {"type": "string"}}
+
+
+_PROBLEM = {"description": "problem", "content": {"application/problem+json": {}}}
+OPENAPI_PATHS: Final[dict[str, Any]] = {
+    "/v1/notices": {
+        "post": {
+            "summary": "Publish a version of the privacy notice (idempotent by version)",
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "application/json": {
+                        "schema": {
+                            "type": "object",
+                            "additionalProperties": False,
+                            "required": [
+                                "version",
+                                "effective_from",
+                                "text_sha256",
+                                "url",
+                                "material",
+                            ],
+                            "properties": {
+                                "version": {"type": "string", "pattern": VERSION_RE.pattern},
+                                "effective_from": {"type": "string", "format": "date-time"},
+                                "text_sha256": {"type": "string", "pattern": SHA256_RE.pattern},
+                                "url": {"type": "string", "format": "uri"},
+                                "material": {"type": "boolean"},
+                                "purposes": {"type": "array", "items": {"type": "string"}},
+                                "language": {"type": "string"},
+                                "method": {"type": "string"},
+                                "source": {"type": "object"},
+                                "actor": {"type": "object"},
+                                "occurred_at": {"type": "string", "format": "date-time"},
+                            },
+                        }
+                    }
+                },
+            },
+            "responses": {
+                "201": {"description": "published and projected"},
+                "200": {"description": "this version was already published with this content"},
+                "409": _PROBLEM,
+                "4XX": _PROBLEM,
+                "503": _PROBLEM,
+            },
+        },
+        "get": {
+            "summary": "Every published notice version",
+            "parameters": [_query("min_token")],
+            "responses": {"200": {"description": "{notices: [...]}"}, "4XX": _PROBLEM},
+        },
+    },
+    RECONSENT_PATH: {
+        "get": {
+            "summary": "Subjects whose consent a material notice change outdated, paged",
+            "parameters": [
+                _query("purpose", True),
+                _query("limit"),
+                _query("after"),
+                _query("min_token"),
+            ],
+            "responses": {
+                "200": {"description": "a page; `next` is null on the last"},
+                "4XX": _PROBLEM,
+                "503": _PROBLEM,
+            },
+        }
+    },
+}

@@ -1,0 +1,139 @@
+"""GET /v1/receipts/{event_id}: a signed consent receipt for a grant or withdrawal, and
+GET /.well-known/jwks.json: the public keys that verify it.
+
+The receipt is built from the journal's copy of the event (services/receipts.py) and signed
+as a compact JWS with the current receipt key (services/receipt_signing.py). An unknown event
+id is a 404; an event that is no grant or withdrawal is a 422 naming `event_id`.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any, Final
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+
+from projections import notices
+from schemas.events import Event
+from services import receipt_signing, receipts
+from services.api.body import Fields
+from services.api.problems import ProblemError, field_error, invalid
+from services.api.read import _wait_for_token
+from services.bootstrap import Ledger
+
+JWKS_PATH: Final = "/.well-known/jwks.json"
+
+
+def _ledger(request: Request) -> Ledger:
+    ledger: Ledger = request.app.state.ledger
+    return ledger
+
+
+def issuer(ledger: Ledger) -> receipts.Issuer:
+    s = ledger.settings
+    return receipts.Issuer(s.controller_name, s.controller_contact, s.jurisdiction)
+
+
+async def _event(ledger: Ledger, event_id: uuid.UUID) -> Event:
+    row = await ledger.pool.fetchrow(
+        "SELECT event_type, record_value FROM journal WHERE event_id = $1", event_id
+    )
+    if row is None:
+        raise ProblemError(
+            404,
+            "Unknown event",
+            "the ledger has no event with this id (pass min_token to wait for a fresh one)",
+            errors=[field_error("event_id", "no such event")],
+            kind="unknown-event",
+        )
+    if row["event_type"] not in receipts.RECEIPT_TYPES:
+        raise invalid(
+            [
+                field_error(
+                    "event_id",
+                    f"is a {row['event_type']} event; receipts exist for consent events only",
+                    list(receipts.RECEIPT_TYPES),
+                )
+            ]
+        )
+    return ledger.codec.decode(bytes(row["record_value"]))
+
+
+async def receipt(request: Request) -> JSONResponse:
+    ledger = _ledger(request)
+    f = Fields(dict(request.query_params))
+    fmt = f.choice("format", receipts.FORMATS, default=receipts.FORMATS[0])
+    await _wait_for_token(ledger, f)
+    raw_id = request.path_params["event_id"]
+    try:
+        event_id = uuid.UUID(raw_id)
+    except ValueError:
+        event_id = uuid.UUID(int=0)
+        f.error("event_id", "must be an event id (a UUID)")
+    f.finish()
+    assert fmt is not None
+    event = await _event(ledger, event_id)
+    notice = await notices.get(ledger.pool, event.notice_version) if event.notice_version else None
+    ring = ledger.secrets.receipts
+    body = receipts.build(
+        event,
+        fmt,
+        catalogue=ledger.catalogue,
+        notice=notice,
+        issuer=issuer(ledger),
+        public_key=receipt_signing.b64url(receipt_signing.public_key(ring.current)),
+    )
+    jws = receipt_signing.sign(body, ring)
+    return JSONResponse(receipts.answer(body, fmt, jws, ring.current_id))
+
+
+async def jwks(request: Request) -> JSONResponse:
+    ledger = _ledger(request)
+    return JSONResponse(
+        receipt_signing.jwks(ledger.secrets.receipts),
+        media_type=receipt_signing.JWKS_MEDIA_TYPE,
+        headers={"Cache-Control": "public, max-age=300"},
+    )
+
+
+def _query(name: str) -> dict[str, Any]:
+    return {"name": name, "in": "query", "required": False, "schema": {"type": "string"}}
+
+
+_PROBLEM = {"description": "problem", "content": {"application/problem+json": {}}}
+OPENAPI_PATHS: Final[dict[str, Any]] = {
+    "/v1/receipts/{event_id}": {
+        "get": {
+            "summary": "A signed consent receipt (ISO/IEC TS 27560 or Kantara CR 1.1) for a"
+            " grant or withdrawal",
+            "parameters": [
+                {
+                    "name": "event_id",
+                    "in": "path",
+                    "required": True,
+                    "schema": {"type": "string", "format": "uuid"},
+                },
+                {
+                    "name": "format",
+                    "in": "query",
+                    "required": False,
+                    "schema": {"type": "string", "enum": list(receipts.FORMATS)},
+                },
+                _query("min_token"),
+            ],
+            "responses": {
+                "200": {"description": "{format, receipt, jws, kid}"},
+                "404": _PROBLEM,
+                "4XX": _PROBLEM,
+                "503": _PROBLEM,
+            },
+        }
+    },
+    JWKS_PATH: {
+        "get": {
+            "summary": "The public keys (JWK set, Ed25519) that verify receipts",
+            "responses": {"200": {"description": "{keys: [{kty, crv, x, kid, alg, use}]}"}},
+        }
+    },
+}

@@ -1,0 +1,219 @@
+"""Rights requests over HTTP: record each step, list open and overdue ones (Art. 12(3)).
+
+POST /v1/requests records a request received (keyed by its subject, like every event);
+POST /v1/requests/{request_id}/<step> records a step of a projected request: pass the
+receipt's `token` as `?min_token=` to step right after receiving. GET /v1/requests pages
+requests by deadline; GET /v1/requests/{request_id} shows one.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, date, datetime
+from typing import Any, Final
+from urllib.parse import urlencode
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+
+from projections import requests as rights
+from projections.periods import due_on
+from projections.requests import RightsRequest
+from services import idempotency
+from services.api.body import Fields, read_json_object
+from services.api.commands import Context
+from services.api.problems import ProblemError, field_error, invalid, unavailable
+from services.api.request_commands import STEPS, conflict, receive, request_json
+from services.api.write import append, created, idempotency_key
+from services.bootstrap import Ledger
+from services.tokens import TokenError, decode_token
+
+PATH: Final = "/v1/requests"
+ITEM_PATH: Final = "/v1/requests/{request_id}"
+STATUSES: Final = ("open", "overdue", "closed")
+#: the steps, each POST /v1/requests/{request_id}/<step>
+STEP_NAMES: Final = tuple(STEPS)
+DEFAULT_LIMIT: Final = 100
+MAX_LIMIT: Final = 1000
+
+
+def _today() -> date:
+    return datetime.now(UTC).date()
+
+
+async def wait_for_token(ledger: Ledger, f: Fields) -> None:
+    """Honour `min_token` (query): wait, bounded, until the projection has applied it."""
+    token = f.text("min_token", max_len=200)
+    if token is None:
+        return
+    try:
+        partition, position = decode_token(token)
+    except TokenError as exc:
+        raise invalid([field_error("min_token", str(exc))], 400) from None
+    if not await ledger.progress.wait_for(partition, position, ledger.settings.read_wait_ms / 1000):
+        raise unavailable("the projection has not yet applied min_token's position", 1)
+
+
+async def _request(ledger: Ledger, request: Request, f: Fields) -> RightsRequest:
+    """The projected request of the path; 404 when there is none (yet)."""
+    try:
+        request_id = uuid.UUID(request.path_params["request_id"])
+    except ValueError:
+        raise invalid([field_error("request_id", "must be a UUID")]) from None
+    await wait_for_token(ledger, f)
+    f.finish()
+    found = await rights.get(ledger.pool, request_id)
+    if found is None:
+        raise ProblemError(
+            404,
+            "Unknown request",
+            "no rights request has this id (a request just received: pass its token as min_token)",
+            kind="unknown-request",
+        )
+    return found
+
+
+async def receive_request(request: Request) -> JSONResponse:
+    """POST /v1/requests: a request received, with its subject in the body."""
+    ledger: Ledger = request.app.state.ledger
+    key = idempotency_key(request)
+    body = await read_json_object(request)
+    f = Fields(body)
+    subject_id = f.subject_id() or ""
+    events = receive(f, Context(subject_id, datetime.now(UTC), ledger.catalogue))
+    digest = idempotency.request_digest("requests", subject_id, body)
+    logged, positions, replayed = await append(
+        ledger, events, key=key, digest=digest, subject_id=subject_id
+    )
+    received = logged[-1]
+    extra = {
+        "request_id": str(received.data["request_id"]),
+        "due_on": due_on(received.occurred_at).isoformat(),
+    }
+    return created(logged, positions, replayed, extra)
+
+
+def step_endpoint(step: str) -> Any:
+    """POST /v1/requests/{request_id}/<step>: verify, extend, complete or refuse."""
+    build = STEPS[step]
+
+    async def endpoint(request: Request) -> JSONResponse:
+        ledger: Ledger = request.app.state.ledger
+        key = idempotency_key(request)
+        body = await read_json_object(request)
+        found = await _request(ledger, request, Fields(dict(request.query_params)))
+        ctx = Context(found.subject_id, datetime.now(UTC), ledger.catalogue)
+        events = build(Fields(body), ctx, found)
+        # a retry under its key gets the first answer, whatever the request became since
+        why = conflict(found, events[-1])
+        if why is not None and (key is None or not await _claimed(ledger, key)):
+            raise why
+        digest = idempotency.request_digest(f"requests/{step}", str(found.request_id), body)
+        logged, positions, replayed = await append(
+            ledger, events, key=key, digest=digest, subject_id=found.subject_id
+        )
+        return created(logged, positions, replayed, {"request_id": str(found.request_id)})
+
+    endpoint.__name__ = f"request_{step}"
+    return endpoint
+
+
+async def _claimed(ledger: Ledger, key: str) -> bool:
+    claimed: bool = await ledger.pool.fetchval(
+        "SELECT EXISTS (SELECT 1 FROM idempotency_keys WHERE idempotency_key = $1)", key
+    )
+    return claimed
+
+
+async def show_request(request: Request) -> JSONResponse:
+    """GET /v1/requests/{request_id}."""
+    ledger: Ledger = request.app.state.ledger
+    found = await _request(ledger, request, Fields(dict(request.query_params)))
+    return JSONResponse(request_json(found, _today()))
+
+
+def _cursor(f: Fields) -> tuple[date, uuid.UUID]:
+    raw = f.raw("after")
+    if raw is None:
+        return date.min, uuid.UUID(int=0)
+    try:
+        day, _, rid = str(raw).partition("_")
+        return date.fromisoformat(day), uuid.UUID(rid)
+    except ValueError:
+        f.error("after", "is not a cursor of this list; use the `next` link of a page")
+        return date.min, uuid.UUID(int=0)
+
+
+def _limit(f: Fields) -> int:
+    raw = f.raw("limit")
+    if raw is None:
+        return DEFAULT_LIMIT
+    if not (isinstance(raw, str) and raw.isdigit() and 1 <= int(raw) <= MAX_LIMIT):
+        f.error("limit", f"must be a whole number from 1 to {MAX_LIMIT}")
+        return DEFAULT_LIMIT
+    return int(raw)
+
+
+async def list_requests(request: Request) -> JSONResponse:
+    """GET /v1/requests?status=open|overdue|closed: by deadline, paged."""
+    ledger: Ledger = request.app.state.ledger
+    f = Fields(dict(request.query_params))
+    status = f.choice("status", STATUSES, default="open") or "open"
+    limit = _limit(f)
+    after = _cursor(f)
+    f.finish()
+    today = _today()
+    found = await rights.page(ledger.pool, status, today, after, limit + 1)
+    following = None
+    if len(found) > limit:
+        found = found[:limit]
+        last = found[-1]
+        cursor = f"{last.due_on.isoformat()}_{last.request_id}"
+        following = f"{PATH}?{urlencode({'status': status, 'limit': limit, 'after': cursor})}"
+    return JSONResponse(
+        {
+            "status": status,
+            "today": today.isoformat(),
+            "requests": [request_json(r, today) for r in found],
+            "next": following,
+        }
+    )
+
+
+def _params(*names: str, path: bool = False) -> list[dict[str, Any]]:
+    where = "path" if path else "query"
+    return [{"name": n, "in": where, "required": path, "schema": {"type": "string"}} for n in names]
+
+
+_PROBLEMS: Final = {"4XX": {"description": "problem details (RFC 9457)"}, "503": {}}
+OPENAPI_PATHS: Final[dict[str, Any]] = {
+    PATH: {
+        "get": {
+            "summary": "Rights requests by deadline: open, overdue or closed, paged",
+            "parameters": _params("status", "limit", "after"),
+            "responses": {"200": {"description": "status, today, requests, next"}, **_PROBLEMS},
+        },
+        "post": {
+            "summary": "Record a rights request received (Art. 12(3): one month to answer)",
+            "requestBody": {"required": True, "content": {"application/json": {}}},
+            "responses": {"201": {"description": "recorded; request_id, due_on"}, **_PROBLEMS},
+        },
+    },
+    ITEM_PATH: {
+        "get": {
+            "parameters": _params("request_id", path=True) + _params("min_token"),
+            "responses": {"200": {"description": "the request"}, **_PROBLEMS},
+        }
+    },
+    **{
+        f"{PATH}/{{request_id}}/{step}": {
+            "post": {
+                "summary": (build.__doc__ or step).strip().splitlines()[0],
+                "parameters": _params("request_id", path=True) + _params("min_token"),
+                "requestBody": {"required": True, "content": {"application/json": {}}},
+                "responses": {"201": {"description": "recorded"}, **_PROBLEMS},
+            }
+        }
+        for step, build in STEPS.items()
+    },
+}

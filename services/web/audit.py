@@ -1,0 +1,248 @@
+"""GET /audit/subjects/{subject_id}: the auditor's page of one subject.
+
+One server-rendered page (no script) with the subject's timeline, its decision per purpose
+and channel over time (services/decision_history.py, drawn by services/web/audit_chart.py),
+the verification of its hash chain (projections/chain_verify.py) and links to the exports.
+Everything is read in one read-only snapshot, so the chain verified is the timeline shown.
+
+It is an internal page, like the /v1/ API: it names subjects and their history, so it must
+never be exposed publicly (only /u/ and /p/ are for the public). The route takes the subject
+as the other subject routes do: its id, or `by-identifier` with `email=` or `phone=`; the
+page and its links name the subject id only, never the identifier.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Final, cast
+
+import asyncpg
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response
+
+from projections import as_of, chain_store, notices
+from projections.as_of import PurgedProof, Suppression
+from projections.chain_verify import JournalEntry, SubjectVerifier
+from projections.notices import Notice
+from projections.state import Position
+from projections.subject_state import fact_from_row
+from schemas import events as ev
+from schemas.codec import CodecError, EventCodec
+from schemas.events import Event
+from services import decision_history
+from services.api.body import Fields
+from services.api.problems import ProblemError
+from services.api.read import _path_subject, _wait_for_token
+from services.bootstrap import Ledger
+from services.web import audit_chart, audit_view
+from services.web.routes import _DEPENDENCY_ERRORS, HEADERS, Endpoint, PageError
+
+log = logging.getLogger(__name__)
+
+PATH: Final = "/audit/subjects/{subject_id}"
+
+ERASURE = """
+SELECT erased_at, ground, purged_at, purged_events, chain_head FROM erasures WHERE subject_id = $1
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """Everything the page shows, read in one transaction."""
+
+    entries: list[JournalEntry]
+    verifier: SubjectVerifier
+    events: list[tuple[Event, Position]]
+    undecodable: int
+    published: list[Notice]
+    suppressed: list[Suppression]
+    purged: PurgedProof | None
+    erasure: audit_view.Erasure | None
+    end: datetime
+
+
+async def read_snapshot(
+    conn: asyncpg.Connection, codec: EventCodec, subject_id: str, now: datetime
+) -> Snapshot:
+    """The subject's journal entries (verified and decoded), the notices, the suppression
+    entries of every identifier it ever held and its erasure record. The chart ends `now`, or
+    at the latest recorded_at when an API clock ran ahead."""
+    verifier = SubjectVerifier(subject_id, codec)
+    entries: list[JournalEntry] = []
+    events: list[tuple[Event, Position]] = []
+    async with conn.transaction(isolation="repeatable_read", readonly=True):
+        async for entry in chain_store.subject_entries(conn, subject_id):
+            verifier.feed(entry)
+            entries.append(entry)
+            try:
+                events.append((codec.decode(entry.value), (entry.partition, entry.offset)))
+            except CodecError:
+                continue  # verification reports it; the chart leaves it out
+        end = max([now, *(e.recorded_at for e, _ in events)])
+        granted = any(e.type == ev.CONSENT_GRANTED for e, _ in events)
+        published = await notices.all_notices(conn) if granted else []
+        held = sorted(
+            {
+                (str(e.data["identifier_type"]), bytes(e.data["blind_index"]))
+                for e, _ in events
+                if e.type == ev.IDENTIFIER_LINKED
+            }
+        )
+        suppressed: list[Suppression] = []
+        if held:
+            found = await conn.fetch(
+                as_of.SUPPRESSED, [t for t, _ in held], [b for _, b in held], end
+            )
+            suppressed = [
+                Suppression(
+                    (r["identifier_type"], bytes(r["blind_index"])), r["since"], r["known_from"]
+                )
+                for r in found
+            ]
+        row = await conn.fetchrow(as_of.PURGED, subject_id)
+        purged = (
+            PurgedProof(row["erased_at"], row["purged_at"], fact_from_row(row)) if row else None
+        )
+        erased = await conn.fetchrow(ERASURE, subject_id)
+    erasure = (
+        audit_view.Erasure(
+            erased["erased_at"],
+            erased["ground"],
+            erased["purged_at"],
+            erased["purged_events"],
+            bytes(erased["chain_head"]).hex() if erased["chain_head"] is not None else None,
+        )
+        if erased
+        else None
+    )
+    return Snapshot(
+        entries,
+        verifier,
+        events,
+        len(entries) - len(events),
+        published,
+        suppressed,
+        purged,
+        erasure,
+        end,
+    )
+
+
+def render(ledger: Ledger, subject_id: str, snap: Snapshot, now: datetime) -> str:
+    """The page (pure, CPU-bound: the route runs it off the event loop)."""
+    found = decision_history.bands(
+        snap.events, ledger.catalogue, snap.end, snap.published, snap.suppressed, snap.purged
+    )
+    broken = snap.verifier.first_broken
+    rows = audit_view.timeline(snap.entries, broken)
+    number = next((r.number for r in rows if r.broken), None)
+    verification = audit_view.Verification(
+        valid=snap.verifier.valid,
+        events=snap.verifier.events,
+        head=snap.verifier.head.hex() if snap.verifier.events else None,
+        broken=broken,
+        broken_number=number,
+    )
+    return audit_view.subject_page(
+        controller=ledger.settings.controller_name,
+        subject_id=subject_id,
+        generated_at=now,
+        rows=rows,
+        chart=audit_chart.chart(found, snap.end),
+        decisions=audit_view.decision_rows(found, rows),
+        verification=verification,
+        erasure=snap.erasure,
+        undecodable=snap.undecodable,
+    )
+
+
+def _html(html: str, status: int = 200, headers: dict[str, str] | None = None) -> HTMLResponse:
+    return HTMLResponse(html, status, headers={**HEADERS, **(headers or {})})
+
+
+def audit_errors(endpoint: Endpoint) -> Endpoint:
+    """A failure is an HTML page too. The page is internal, so a refusal says why (problem
+    details never echo an e-mail address or phone number)."""
+
+    @functools.wraps(endpoint)
+    async def wrapped(request: Request) -> Response:
+        ledger: Ledger = request.app.state.ledger
+        try:
+            return await endpoint(request)
+        except PageError as exc:
+            error = exc
+        except ProblemError as exc:
+            heading = {
+                404: "Unknown subject",
+                503: "Please try again",
+            }.get(exc.status, "This request cannot be answered")
+            error = PageError(exc.status, heading, exc.detail, exc.headers)
+        except _DEPENDENCY_ERRORS as exc:
+            log.warning("audit page unavailable: %s", type(exc).__name__)
+            error = PageError(503, "Please try again", "The ledger's database is unavailable.")
+        except Exception:
+            log.exception("unexpected error on the audit page")
+            error = PageError(500, "Something went wrong", "The page failed; retry later.")
+        html = audit_view.error_page(
+            controller=ledger.settings.controller_name,
+            heading=error.heading,
+            message=error.message,
+        )
+        return _html(html, error.status, error.headers)
+
+    return wrapped
+
+
+@audit_errors
+async def subject(request: Request) -> Response:
+    """The auditor's page of one subject; 404 when the ledger knows nothing of it."""
+    ledger: Ledger = request.app.state.ledger
+    f = Fields(dict(request.query_params))
+    await _wait_for_token(ledger, f)
+    subject_id = await _path_subject(ledger, request, f)
+    f.finish()
+    now = datetime.now(UTC)
+    async with ledger.pool.acquire() as proxy:
+        conn = cast(asyncpg.Connection, proxy)  # the pool's proxy is a connection to the stubs
+        snap = await read_snapshot(conn, ledger.codec, subject_id, now)
+    if not snap.entries and snap.erasure is None:
+        raise PageError(
+            404, "Unknown subject", f"The ledger holds no event of subject {subject_id}."
+        )
+    return _html(await run_in_threadpool(render, ledger, subject_id, snap, now))
+
+
+def _query(name: str) -> dict[str, Any]:
+    return {"name": name, "in": "query", "required": False, "schema": {"type": "string"}}
+
+
+_HTML: Final[dict[str, Any]] = {"content": {"text/html": {}}}
+OPENAPI_PATHS: Final[dict[str, Any]] = {
+    PATH: {
+        "get": {
+            "summary": "Auditor's page of a subject (internal: timeline, decisions over time,"
+            " verification, exports)",
+            "parameters": [
+                {
+                    "name": "subject_id",
+                    "in": "path",
+                    "required": True,
+                    "schema": {"type": "string"},
+                },
+                _query("email"),
+                _query("phone"),
+                _query("min_token"),
+            ],
+            "responses": {
+                "200": {"description": "the page", **_HTML},
+                "404": {"description": "unknown subject or identifier", **_HTML},
+                "4XX": {"description": "the request cannot be answered", **_HTML},
+                "503": {"description": "the ledger is unavailable", **_HTML},
+            },
+        }
+    }
+}
