@@ -152,7 +152,12 @@ def _with(**changes: Any) -> Event:
             _with(source=Source("carrier_pigeon")), r"cannot encode ConsentGranted", id="enum"
         ),
         pytest.param(
-            Event(**{**event_fields(RESTRICTED), "data": {"ground": "legal_claims", "purposes": "ads"}}),
+            Event(
+                **{
+                    **event_fields(RESTRICTED),
+                    "data": {"ground": "legal_claims", "purposes": "ads"},
+                }
+            ),
             r"ProcessingRestricted\.purposes must be a list",
             id="string-as-list",
         ),
