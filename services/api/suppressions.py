@@ -23,7 +23,7 @@ from starlette.responses import JSONResponse
 from projections.state import Fact, FactKey
 from projections.subject_state import fact_from_row
 from schemas.events import CHANNELS, rfc3339
-from services.api.body import Fields
+from services.api.body import Fields, query_fields
 from services.bootstrap import Ledger
 from services.suppression import (
     CHANNEL_IDENTIFIERS,
@@ -147,7 +147,7 @@ def _entry(index: bytes, identifier_type: str, why: Suppression) -> dict[str, An
 
 async def suppressions(request: Request) -> JSONResponse:
     ledger: Ledger = request.app.state.ledger
-    f = Fields(dict(request.query_params))
+    f = query_fields(request)
     channel = _channel(f)
     limit = _limit(f)
     after = _cursor(f)

@@ -60,9 +60,17 @@ def test_instants_in_every_accepted_form(text: str, expected: str | None) -> Non
         ),
         (["a@example.com", "subscribed", "", "", ""], "opted_in_at: required for status"),
         (["a@example.com", "unsubscribed", "2020-01-01 00:00:00", "", ""], "changed_at: required"),
-        (["a@example.com", "active", "2020-01-01 00:00:00", "", ""], "'active' is not accepted"),
+        (
+            ["a@example.com", "active", "2020-01-01 00:00:00", "", ""],
+            "status: not one of subscribed, unsubscribed, blocklisted",
+        ),
+        # a misaligned row: the name lands in the status column and must not be repeated
+        (
+            ["zed@example.com", "Zed Lovelace", "2020-01-01 00:00:00", "", ""],
+            "status: not one of subscribed, unsubscribed, blocklisted",
+        ),
         (["a@example.com", "", "2020-01-01 00:00:00", "", ""], "status: missing"),
-        (["a@example.com", "b@example.com", "2020-01-01 00:00:00", "", ""], "the value is not"),
+        (["a@example.com", "b@example.com", "2020-01-01 00:00:00", "", ""], "status: not one of"),
         (["a@example.com", "subscribed", "yesterday", "", ""], "opted_in_at: not a time"),
         (
             ["a@example.com", "subscribed", "2025-06-01 12:04:00", "", ""],
@@ -120,7 +128,7 @@ def listmonk_row(status: str, created: str = CREATED, updated: str = UPDATED) ->
             (BLOCKLISTED, "2022-03-01T09:12:44.5", "2024-02-11T10:00:00"),
         ),
         (listmonk_row("disabled"), "status: 'disabled' is an administrator's switch"),
-        (listmonk_row("deleted"), "status: 'deleted' is not accepted"),
+        (listmonk_row("deleted"), "status: not one of enabled, disabled, blocklisted"),
         (listmonk_row("enabled", created=""), "created_at: required for status subscribed"),
         (listmonk_row("blocklisted", updated=""), "updated_at: required for status blocklisted"),
         (listmonk_row("enabled", created="2022-03-01"), "created_at: not a time"),
@@ -143,7 +151,11 @@ def test_listmonk_export_rows(
         ("blocklisted", "bogus", BLOCKLISTED),
         ("enabled", "unconfirmed", "'unconfirmed' (opt-in not confirmed) is no consent"),
         ("disabled", "confirmed", "'disabled' is an administrator's switch"),
-        ("enabled", "pending", "subscription_status: 'pending' is not accepted"),
+        (
+            "enabled",
+            "pending",
+            "subscription_status: not one of confirmed, unconfirmed, unsubscribed",
+        ),
     ],
 )
 def test_listmonk_subscription_status_column(status: str, subscription: str, expected: str) -> None:

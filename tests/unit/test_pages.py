@@ -7,21 +7,30 @@ import re
 import pytest
 
 from services.web import pages
-from services.web.preferences import ALL_DIRECT_MARKETING, Choices, groups, marketing_purposes
+from services.web.preferences import (
+    ALL_DIRECT_MARKETING,
+    Choices,
+    choices_digest,
+    groups,
+    marketing_purposes,
+)
 from tests.unit.page_support import CATALOGUE, Page
 
 EVIL = '<script>alert("x")</script> & Sons'
 
 
+NL_ONLY = Choices(frozenset({("newsletter", "email")}), objected=False)
+
+
 def all_pages() -> dict[str, str]:
-    prefs = groups(CATALOGUE, Choices(frozenset({("newsletter", "email")}), objected=False))
+    prefs = groups(CATALOGUE, NL_ONLY)
     return {
-        "unsubscribe": pages.unsubscribe_page(
-            controller=EVIL, purpose_title=EVIL, channel="email", preferences_url="/p/t"
-        ),
-        "done": pages.done_page(controller=EVIL, lines=[EVIL], preferences_url="/p/t"),
+        "unsubscribe": pages.unsubscribe_page(controller=EVIL, purpose_title=EVIL, channel="email"),
+        "done": pages.done_page(controller=EVIL, lines=[EVIL]),
         "error": pages.error_page(controller=EVIL, heading=EVIL, message=EVIL),
-        "preferences": pages.preferences_page(controller=EVIL, groups=prefs, objected=True),
+        "preferences": pages.preferences_page(
+            controller=EVIL, groups=prefs, objected=True, shown="d", saved=EVIL, alert=EVIL
+        ),
     }
 
 
@@ -50,8 +59,12 @@ def test_pages_are_accessible_without_javascript(name: str) -> None:
 
 
 def test_preference_page_labels_name_purpose_and_channel() -> None:
-    prefs = groups(CATALOGUE, Choices(frozenset({("newsletter", "email")}), objected=False))
-    page = Page(pages.preferences_page(controller="ACME", groups=prefs, objected=False))
+    prefs = groups(CATALOGUE, NL_ONLY)
+    page = Page(
+        pages.preferences_page(
+            controller="ACME", groups=prefs, objected=False, shown=choices_digest(NL_ONLY)
+        )
+    )
     boxes = {
         str(i["id"]): i
         for i in page.all("input")
@@ -68,14 +81,41 @@ def test_preference_page_labels_name_purpose_and_channel() -> None:
     assert "ACME" in page.label_text["object-all"]
 
 
-def test_unsubscribe_page_asks_and_links_to_preferences() -> None:
-    html = pages.unsubscribe_page(
-        controller="ACME", purpose_title="Newsletter", channel="email", preferences_url="/p/x"
-    )
+def test_unsubscribe_page_asks() -> None:
+    html = pages.unsubscribe_page(controller="ACME", purpose_title="Newsletter", channel="email")
     page = Page(html)
     hidden = [i for i in page.all("input") if i.get("type") == "hidden"]
     assert hidden == [{"type": "hidden", "name": "List-Unsubscribe", "value": "One-Click"}]
     scope = next(i for i in page.all("input") if i.get("name") == "scope")
     assert scope["value"] == ALL_DIRECT_MARKETING and "checked" not in scope
-    assert {"href": "/p/x"} in page.all("a")
     assert re.search(r"<h1>Unsubscribe from Newsletter by e-mail\?</h1>", html)
+
+
+@pytest.mark.parametrize("name", ["unsubscribe", "done"])
+def test_the_unsubscribe_pages_link_nowhere(name: str) -> None:
+    """The /u/ URL is the List-Unsubscribe one, which mailbox providers and anyone a message is
+    forwarded to can see: its pages must not lead to the preference page, which can grant."""
+    page = Page(all_pages()[name])
+    assert page.all("a") == []
+    assert "/p/" not in all_pages()[name]
+
+
+def test_preference_page_carries_the_digest_of_what_it_shows() -> None:
+    html = pages.preferences_page(
+        controller="ACME", groups=groups(CATALOGUE, NL_ONLY), objected=False, shown="abc123"
+    )
+    hidden = [i for i in Page(html).all("input") if i.get("type") == "hidden"]
+    assert hidden == [{"type": "hidden", "name": "shown", "value": "abc123"}]
+    assert 'role="alert"' not in html
+
+
+def test_preference_page_alert_is_announced() -> None:
+    html = pages.preferences_page(
+        controller="ACME",
+        groups=groups(CATALOGUE, NL_ONLY),
+        objected=False,
+        shown="d",
+        alert="Nothing was saved",
+    )
+    alerts = [a for a in Page(html).all("div") if a.get("role") == "alert"]
+    assert len(alerts) == 1 and "Nothing was saved" in html

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -17,14 +18,18 @@ from services.web.preferences import (
     LIFT_EVIDENCE,
     Change,
     Choices,
+    Form,
     FormError,
     changes,
+    choices_digest,
     current_choices,
     episode_key,
     groups,
+    link_fingerprint,
     link_key,
     marketing_purposes,
     parse_form,
+    preference_source,
     request_key,
     to_events,
     unsubscribe_changes,
@@ -106,7 +111,13 @@ def test_current_choices(
     ids=["empty", "one", "repeated", "object"],
 )
 def test_parse_form(items: list[tuple[str, str]], expected: Choices) -> None:
-    assert parse_form(items, CATALOGUE) == expected
+    assert parse_form(items, CATALOGUE) == Form(expected, None)
+
+
+def test_parse_form_takes_the_digest_of_the_page() -> None:
+    digest = choices_digest(Choices(frozenset(), False))
+    form = parse_form([("shown", digest), ("choice", "newsletter.email")], CATALOGUE)
+    assert form == Form(Choices(frozenset({("newsletter", "email")}), False), digest)
 
 
 @pytest.mark.parametrize(
@@ -118,9 +129,13 @@ def test_parse_form(items: list[tuple[str, str]], expected: Choices) -> None:
         ([("choice", "<b>")], "choice"),
         ([("object", "yes")], "object"),
         ([("subject_id", "someone-else")], "field"),
+        ([("shown", "not-a-digest")], "shown"),
+        ([("shown", "A" * 64)], "shown"),
+        ([("shown", "a" * 64), ("shown", "b" * 64)], "shown"),
     ],
-    ids=["wrong-channel", "not-marketing", "no-channel", "markup", "object-value", "unknown"],
-)
+    ids=["wrong-channel", "not-marketing", "no-channel", "markup", "object-value", "unknown",
+         "shown-not-hex", "shown-upper", "shown-twice"],
+)  # fmt: skip
 def test_parse_form_refuses_what_the_page_never_sends(
     items: list[tuple[str, str]], named: str
 ) -> None:
@@ -184,18 +199,54 @@ def test_changes(current: Choices, wanted: Choices, expected: list[Change]) -> N
     assert changes(current, wanted, marketing_purposes(CATALOGUE)) == expected
 
 
+def submitted(current: Choices) -> Form:
+    """What a browser posts for the page showing `current`, left as it is."""
+    html = pages.preferences_page(
+        controller="ACME",
+        groups=groups(CATALOGUE, current),
+        objected=current.objected,
+        shown=choices_digest(current),
+    )
+    fields = [
+        (str(i["name"]), str(i["value"]))
+        for i in Page(html).all("input")
+        if i.get("type") == "hidden" or (i.get("type") == "checkbox" and "checked" in i)
+    ]
+    return parse_form(fields, CATALOGUE)
+
+
 def test_submitting_the_page_unchanged_records_nothing() -> None:
     current = current_choices(state(GRANT_NL, LI, OPT_OUT_OWN_SMS, OBJECTED), CATALOGUE, NOW)
-    html = pages.preferences_page(
-        controller="ACME", groups=groups(CATALOGUE, current), objected=current.objected
-    )
-    page = Page(html)
-    submitted = [
-        (str(i["name"]), str(i["value"]))
-        for i in page.all("input")
-        if i.get("type") == "checkbox" and "checked" in i
+    form = submitted(current)
+    assert form.shown == choices_digest(current)
+    assert changes(current, form.wanted, marketing_purposes(CATALOGUE)) == []
+
+
+def test_the_digest_of_a_page_no_longer_matches_after_an_unsubscribe_elsewhere() -> None:
+    """The page showed the newsletter ticked; an unsubscribe through another message withdrew
+    it since. The form, submitted unchanged, would grant it again: its digest tells it apart."""
+    shown = current_choices(state(GRANT_NL), CATALOGUE, NOW)
+    form = submitted(shown)
+    now = current_choices(state(WITHDRAWN_NL), CATALOGUE, NOW)
+    assert changes(now, form.wanted, marketing_purposes(CATALOGUE)) == [
+        Change(ev.CONSENT_GRANTED, "newsletter", "email")
     ]
-    assert changes(current, parse_form(submitted, CATALOGUE), marketing_purposes(CATALOGUE)) == []
+    assert form.shown != choices_digest(now)
+
+
+@pytest.mark.parametrize(
+    ("a", "b"),
+    [
+        (picks(), picks(objected=True)),
+        (picks(NL), picks()),
+        (picks(NL), picks(OWN_SMS)),
+        (picks(NL, OWN_SMS), picks(NL)),
+    ],
+    ids=["objection", "one-box", "other-box", "one-more"],
+)
+def test_different_choices_have_different_digests(a: Choices, b: Choices) -> None:
+    assert choices_digest(a) != choices_digest(b)
+    assert choices_digest(picks(*sorted(a.chosen), objected=a.objected)) == choices_digest(a)
 
 
 # --- what an unsubscribe records, and under which key ---------------------------------------
@@ -258,6 +309,15 @@ def test_episode_key(
     assert first.startswith("unsubscribe:") and "TOKEN" not in first
     key = episode_key(first, earlier, overrides)
     assert key == (f"{first}:{GRANT_NL.event_id}" if new_episode else first)
+
+
+def test_preference_page_events_name_the_link_by_its_fingerprint() -> None:
+    token = "AgJsMQ-some_token"
+    fingerprint = hashlib.sha256(token.encode()).hexdigest()[:16]
+    assert link_fingerprint(token) == fingerprint
+    assert preference_source("consent-ledger", token) == Source(
+        "preference_center", "consent-ledger", f"preference_page:{fingerprint}"
+    )
 
 
 def test_link_keys_differ_by_token_and_change() -> None:
