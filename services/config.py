@@ -6,6 +6,7 @@ tested against the code instead of drifting from it.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 from collections.abc import Mapping
@@ -102,8 +103,9 @@ ENVIRONMENT: Final[dict[str, tuple[str, str, str]]] = {
     ),
     "LEDGER_PUBLIC_URL": (
         "public_url",
-        "http://127.0.0.1:8000",
-        "base URL people reach the unsubscribe and preference pages at",
+        "",
+        "base URL people reach the unsubscribe and preference pages at; https unless its host"
+        " is loopback (RFC 8058); empty means `http://LEDGER_HOST:LEDGER_PORT`",
     ),
     "LEDGER_LINK_TTL_DAYS": (
         "link_ttl_days",
@@ -257,12 +259,8 @@ class Settings:
                 "LEDGER_CHECKPOINTS_TOPIC must be set and differ from the event, state and"
                 " checks topics"
             )
-        url = urlsplit(self.public_url)
-        if url.scheme not in ("http", "https") or not url.netloc or url.query or url.fragment:
-            raise SettingsError(
-                f"LEDGER_PUBLIC_URL={self.public_url!r}; an http(s) base URL such as"
-                " https://ledger.example.com"
-            )
+        if self.public_url:
+            _check_public_url(self.public_url)
         if not self.controller_name.strip():
             raise SettingsError("LEDGER_CONTROLLER_NAME must not be empty")
         if not re.fullmatch(r"[A-Z]{2}", self.jurisdiction):
@@ -287,6 +285,15 @@ class Settings:
         )
 
     @property
+    def public_base_url(self) -> str:
+        """Where people reach /u/ and /p/, without a trailing slash: LEDGER_PUBLIC_URL, or
+        when that is empty the API's own address (for local use)."""
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    @property
     def catalogue_file(self) -> Path:
         if self.catalogue_path:
             return Path(self.catalogue_path)
@@ -299,6 +306,38 @@ class Settings:
             value = getattr(self, attr)
             out[var] = ("true" if value else "false") if isinstance(value, bool) else str(value)
         return out
+
+
+#: hosts a plain-http public URL may have: nobody else can reach them, so no one-click
+#: unsubscribe URL that a mailbox provider would call is ever plain http (RFC 8058 section 3.1)
+LOOPBACK_NAMES: Final = ("localhost",)
+
+
+def is_loopback(host: str) -> bool:
+    if host.lower() in LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _check_public_url(value: str) -> None:
+    try:
+        url = urlsplit(value)
+        host = url.hostname or ""
+        _ = url.port  # raises ValueError for a port that is not one
+    except ValueError:
+        url, host = urlsplit(""), ""
+    if url.scheme not in ("http", "https") or not host or url.query or url.fragment:
+        raise SettingsError(
+            f"LEDGER_PUBLIC_URL={value!r}; an https base URL such as https://consent.example.com"
+        )
+    if url.scheme != "https" and not is_loopback(host):
+        raise SettingsError(
+            f"LEDGER_PUBLIC_URL={value!r} must be https: one-click unsubscribe needs an https"
+            " URL (RFC 8058); plain http is only for a loopback host (localhost, 127.0.0.1, ::1)"
+        )
 
 
 def _convert(var: str, raw: str, kind: object) -> object:

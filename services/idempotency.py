@@ -103,3 +103,12 @@ async def logged_position(pool: asyncpg.Pool, key: str) -> tuple[int, int] | Non
         return max(zip(row["ack_partitions"], row["ack_offsets"], strict=True))
     known = await projected_positions(pool, row["event_ids"])
     return max(known.values()) if len(known) == len(row["event_ids"]) else None
+
+
+async def is_claimed(pool: asyncpg.Pool, key: str) -> bool:
+    """Whether a request already stored records under `key` (a retry must replay them)."""
+    return bool(
+        await pool.fetchval(
+            "SELECT EXISTS (SELECT 1 FROM idempotency_keys WHERE idempotency_key = $1)", key
+        )
+    )

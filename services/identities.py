@@ -8,10 +8,12 @@ normalised value under a server secret, which reveals nothing without that secre
 Normalisation rules (the blind index is only as good as these):
 - e-mail: surrounding whitespace trimmed, Unicode NFC, the whole address lower-cased (mailbox
   providers treat local parts case-insensitively, and a suppression must not be dodged by
-  case), the domain converted to its IDNA ASCII form; no provider-specific rewriting (dots
-  and +tags are kept). At most 254 characters, one `@`, a dot in the domain.
-- phone: E.164: a leading `+` (or `00`), then 8-15 digits; spaces, dots, dashes, slashes and
-  parentheses are dropped.
+  case), the domain converted to its IDNA ASCII form (UTS 46 / IDNA 2008, non-transitional,
+  so `faß.de` is `xn--fa-hia.de`, not `fass.de`); control and invisible format characters are
+  refused; no provider-specific rewriting (dots and +tags are kept). At most 254 characters,
+  one `@`, a dot in the domain.
+- phone: E.164: a leading `+` (or `00`), then 8-15 digits; a national trunk prefix written
+  `(0)` is dropped, then spaces, dots, dashes, slashes and parentheses.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import re
 import unicodedata
 from typing import Final
 
+import idna
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
@@ -47,6 +50,8 @@ class IdentifierError(ValueError):
 
 def normalise_email(text: str) -> str:
     value = unicodedata.normalize("NFC", text.strip()).lower()
+    if any(unicodedata.category(ch).startswith("C") for ch in value):
+        raise IdentifierError("contains control or invisible format characters")
     if len(value) > 254 or value.count("@") != 1:
         raise IdentifierError("must be one e-mail address of at most 254 characters")
     local, domain = value.split("@")
@@ -62,8 +67,10 @@ def normalise_email(text: str) -> str:
 def _ascii_domain(domain: str) -> str | None:
     """The domain's IDNA ASCII form, or None; cached, as a mailing list repeats few domains."""
     try:
-        ascii_domain = domain.encode("idna").decode("ascii")
-    except UnicodeError:
+        # UTS 46 / IDNA 2008, non-transitional: `faß.de` stays `xn--fa-hia.de`, as browsers
+        # and mail servers resolve it, instead of IDNA 2003's `fass.de`, another domain
+        ascii_domain = idna.encode(domain, uts46=True, transitional=False).decode("ascii")
+    except (idna.IDNAError, UnicodeError):
         return None
     labels = ascii_domain.split(".")
     if len(labels) < 2 or not all(_LABEL_RE.fullmatch(label) for label in labels):
@@ -72,7 +79,8 @@ def _ascii_domain(domain: str) -> str | None:
 
 
 def normalise_phone(text: str) -> str:
-    value = _PHONE_DROP.sub("", text.strip())
+    # `+49 (0)151 ...`: the bracketed 0 is the national trunk prefix, never dialled from abroad
+    value = _PHONE_DROP.sub("", text.strip().replace("(0)", ""))
     if value.startswith("00"):
         value = "+" + value[2:]
     if not _PHONE_RE.fullmatch(value):

@@ -46,7 +46,10 @@ async def _wait_for_tokens(ledger: Ledger, tokens: list[str]) -> None:
     bad = []
     for index, token in enumerate(tokens):
         try:
-            for partition, position in token_positions(token):
+            positions = token_positions(token)
+            if any(partition >= ledger.partitions for partition, _ in positions):
+                raise TokenError("names a partition the event topic does not have")
+            for partition, position in positions:
                 wanted[partition] = max(position, wanted.get(partition, 0))
         except TokenError as exc:
             bad.append(

@@ -78,6 +78,17 @@ def parse_time(value: str) -> datetime | None:
     return moment.astimezone(UTC)
 
 
+def query_fields(request: Request) -> Fields:
+    """The query string as Fields; a parameter given twice is refused, never silently merged
+    (which of two `email=` values to answer for is not ours to guess)."""
+    items = request.query_params.multi_items()
+    names = [name for name, _ in items]
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise invalid([field_error(name, "is given more than once") for name in repeated])
+    return Fields(dict(items))
+
+
 def check_subject_id(value: str, field: str = "subject_id") -> str:
     problem = subject_id_problem(value)
     if problem:

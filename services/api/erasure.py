@@ -31,7 +31,7 @@ from projections import requests as rights
 from schemas import events as ev
 from schemas.events import Event
 from services import idempotency
-from services.api.body import Fields, check_subject_id, read_json_object
+from services.api.body import Fields, check_subject_id, query_fields, read_json_object
 from services.api.commands import Common, Context
 from services.api.problems import ProblemError, field_error, unavailable
 from services.api.requests import wait_for_token
@@ -87,7 +87,7 @@ async def erase(request: Request) -> JSONResponse:
     subject_id = check_subject_id(request.path_params["subject_id"])
     key = idempotency_key(request)
     body = await read_json_object(request)
-    query = Fields(dict(request.query_params))
+    query = query_fields(request)
     await wait_for_token(ledger, query)
     query.finish()
     events, request_id = build(

@@ -114,7 +114,9 @@ async def unlink(request: Request) -> JSONResponse:
     digest = idempotency.request_digest(
         "identifiers/unlink", subject_id, {**body, "value": index.hex()}
     )
-    if key is None and await _subject_for(ledger, kind, index) != subject_id:
+    # a retry of an unlink that was recorded replays it; anything else must find the link
+    replay = key is not None and await idempotency.is_claimed(ledger.pool, key)
+    if not replay and await _subject_for(ledger, kind, index) != subject_id:
         raise ProblemError(
             404,
             "Identifier not linked",

@@ -28,7 +28,7 @@ from projections.state import Fact, FactKey
 from projections.subject_state import fact_from_row
 from schemas import events as ev
 from schemas.events import Event, notice_key, rfc3339
-from services.api.body import Fields, read_json_object
+from services.api.body import Fields, query_fields, read_json_object
 from services.api.commands import Common, Context
 from services.api.problems import ProblemError, field_error, unavailable
 from services.api.read import _wait_for_token
@@ -167,7 +167,7 @@ async def publish(request: Request) -> JSONResponse:
 async def list_notices(request: Request) -> JSONResponse:
     """GET /v1/notices: every published version, by effective_from."""
     ledger = _ledger(request)
-    f = Fields(dict(request.query_params))
+    f = query_fields(request)
     await _wait_for_token(ledger, f)
     f.finish()
     found = await notices.all_notices(ledger.pool)
@@ -284,7 +284,7 @@ def _after(f: Fields) -> str:
 async def reconsent(request: Request) -> JSONResponse:
     """GET /v1/reconsent?purpose=: who must be asked again, paged by subject id."""
     ledger = _ledger(request)
-    f = Fields(dict(request.query_params))
+    f = query_fields(request)
     purpose = _reconsent_purpose(f, ledger.catalogue)
     limit = _limit(f)
     after = _after(f)

@@ -14,7 +14,7 @@ from projections.notices import NO_NOTICES, Notices
 from projections.state import ALL, Fact, FactKey, covering
 from schemas.events import CONSENT_GRANTED, rfc3339
 from services.api import as_of
-from services.api.body import Fields
+from services.api.body import Fields, query_fields
 from services.api.identifiers import UnknownIdentifier, subject_from_query
 from services.api.problems import ProblemError, field_error, invalid, unavailable
 from services.bootstrap import Ledger
@@ -42,6 +42,9 @@ async def _wait_for_token(ledger: Ledger, f: Fields) -> None:
         partition, position = decode_token(token)
     except TokenError as exc:
         raise invalid([field_error("min_token", str(exc))], 400) from None
+    if partition >= ledger.partitions:
+        problem = "names a partition the event topic does not have"
+        raise invalid([field_error("min_token", problem)], 400)
     if not await ledger.progress.wait_for(partition, position, ledger.settings.read_wait_ms / 1000):
         raise unavailable(
             "the projection has not yet applied min_token's position; retry shortly", 1
@@ -92,7 +95,7 @@ def _decision_json(decision: Decision) -> dict[str, Any]:
 
 async def decision(request: Request) -> JSONResponse:
     ledger = _ledger(request)
-    f = Fields(dict(request.query_params))
+    f = query_fields(request)
     pid = f.choice("purpose", ledger.catalogue.ids, required=True)
     purpose = ledger.catalogue.get(pid) if pid else None
     channel = f.choice("channel", purpose.channels if purpose else (), required=True)
@@ -240,7 +243,7 @@ def consent_json(
 
 async def consent_state(request: Request) -> JSONResponse:
     ledger = _ledger(request)
-    f = Fields(dict(request.query_params))
+    f = query_fields(request)
     at = as_of.at_param(f)
     await _wait_for_token(ledger, f)
     subject_id = await _path_subject(ledger, request, f, at)
@@ -257,7 +260,7 @@ async def consent_state(request: Request) -> JSONResponse:
 
 async def subject_events(request: Request) -> JSONResponse:
     ledger = _ledger(request)
-    f = Fields(dict(request.query_params))
+    f = query_fields(request)
     await _wait_for_token(ledger, f)
     subject_id = await _path_subject(ledger, request, f)
     limit = _int(f, "limit", 1000, 1, 10000)

@@ -20,7 +20,7 @@ from projections import requests as rights
 from projections.periods import due_on
 from projections.requests import RightsRequest
 from services import idempotency
-from services.api.body import Fields, read_json_object
+from services.api.body import Fields, query_fields, read_json_object
 from services.api.commands import Context
 from services.api.problems import ProblemError, field_error, invalid, unavailable
 from services.api.request_commands import STEPS, conflict, receive, request_json
@@ -101,7 +101,7 @@ def step_endpoint(step: str) -> Any:
         ledger: Ledger = request.app.state.ledger
         key = idempotency_key(request)
         body = await read_json_object(request)
-        found = await _request(ledger, request, Fields(dict(request.query_params)))
+        found = await _request(ledger, request, query_fields(request))
         ctx = Context(found.subject_id, datetime.now(UTC), ledger.catalogue)
         events = build(Fields(body), ctx, found)
         # a retry under its key gets the first answer, whatever the request became since
@@ -128,7 +128,7 @@ async def _claimed(ledger: Ledger, key: str) -> bool:
 async def show_request(request: Request) -> JSONResponse:
     """GET /v1/requests/{request_id}."""
     ledger: Ledger = request.app.state.ledger
-    found = await _request(ledger, request, Fields(dict(request.query_params)))
+    found = await _request(ledger, request, query_fields(request))
     return JSONResponse(request_json(found, _today()))
 
 
@@ -157,7 +157,7 @@ def _limit(f: Fields) -> int:
 async def list_requests(request: Request) -> JSONResponse:
     """GET /v1/requests?status=open|overdue|closed: by deadline, paged."""
     ledger: Ledger = request.app.state.ledger
-    f = Fields(dict(request.query_params))
+    f = query_fields(request)
     status = f.choice("status", STATUSES, default="open") or "open"
     limit = _limit(f)
     after = _cursor(f)

@@ -25,7 +25,7 @@ from projections import erasure
 from projections.state import Fact, FactKey
 from projections.subject_state import fact_from_row
 from schemas.events import CHANNELS, rfc3339
-from services.api.body import Fields
+from services.api.body import Fields, query_fields
 from services.bootstrap import Ledger
 from services.suppression import (
     CHANNEL_IDENTIFIERS,
@@ -159,7 +159,7 @@ def _erased_entry(row: asyncpg.Record, identifier_type: str) -> dict[str, Any]:
 
 async def suppressions(request: Request) -> JSONResponse:
     ledger: Ledger = request.app.state.ledger
-    f = Fields(dict(request.query_params))
+    f = query_fields(request)
     channel = _channel(f)
     limit = _limit(f)
     after = _cursor(f)

@@ -1,7 +1,12 @@
 """POST /v1/unsubscribe-links: the URLs and header values a mailing puts in each message.
 
-Nothing is stored: the link is a sealed token (services/links.py) that names the subject, the
+Nothing is stored: each link is a sealed token (services/links.py) that names the subject, the
 purpose, the channel and the campaign. A sender asks once per recipient and message kind.
+
+The two URLs carry tokens of different kinds. `url` (/u/, also the List-Unsubscribe header)
+can only withdraw and object; `preferences_url` (/p/) opens the page that may also grant, so it
+belongs only in the message body, which forwarding and mailbox providers' unsubscribe buttons
+do not expose the way they expose the header.
 """
 
 from __future__ import annotations
@@ -24,10 +29,10 @@ from services.web.preferences import marketing_purposes
 ONE_CLICK: Final = "List-Unsubscribe=One-Click"
 
 
-def link_urls(settings: Settings, token: str) -> tuple[str, str]:
-    """The unsubscribe and preference URLs of a token under the public base URL."""
-    base = settings.public_url.rstrip("/")
-    return f"{base}/u/{token}", f"{base}/p/{token}"
+def link_urls(settings: Settings, unsubscribe: str, preferences: str) -> tuple[str, str]:
+    """The unsubscribe and preference URLs of the two tokens under the public base URL."""
+    base = settings.public_base_url
+    return f"{base}/u/{unsubscribe}", f"{base}/p/{preferences}"
 
 
 async def create_links(request: Request) -> JSONResponse:
@@ -38,6 +43,10 @@ async def create_links(request: Request) -> JSONResponse:
     purpose = dm.get(pid) if pid else None
     channel = f.choice("channel", purpose.channels if purpose else (), required=True)
     campaign_id = f.text("campaign_id", max_len=100, free_text=True)
+    problem = links.field_problem(campaign_id) if campaign_id is not None else None
+    if problem:  # 100 characters can be more than the token's 255 bytes (emoji, say)
+        f.error("campaign_id", problem)
+        campaign_id = None
     try:
         subject_id = await subject_from_query(ledger, f)
     except UnknownIdentifier as exc:
@@ -52,16 +61,20 @@ async def create_links(request: Request) -> JSONResponse:
     f.finish()
     assert purpose is not None and channel is not None
     now = datetime.now(UTC)
-    token = links.issue(
-        ledger.secrets.links,
-        subject_id=subject_id,
-        purpose=purpose.id,
-        channel=channel,
-        campaign_id=campaign_id,
-        now=now,
-        ttl=timedelta(days=ledger.settings.link_ttl_days),
+    unsubscribe_token, preferences_token = (
+        links.issue(
+            ledger.secrets.links,
+            kind=kind,
+            subject_id=subject_id,
+            purpose=purpose.id,
+            channel=channel,
+            campaign_id=campaign_id,
+            now=now,
+            ttl=timedelta(days=ledger.settings.link_ttl_days),
+        )
+        for kind in (links.UNSUBSCRIBE, links.PREFERENCES)
     )
-    url, preferences_url = link_urls(ledger.settings, token)
+    url, preferences_url = link_urls(ledger.settings, unsubscribe_token, preferences_token)
     expires = now.replace(microsecond=0) + timedelta(days=ledger.settings.link_ttl_days)
     return JSONResponse(
         {
@@ -101,7 +114,10 @@ OPENAPI_PATHS: Final[dict[str, Any]] = {
                 },
             },
             "responses": {
-                "200": {"description": "url, preferences_url, headers, expires_at"},
+                "200": {
+                    "description": "url (/u/, for List-Unsubscribe), preferences_url (/p/, for"
+                    " the message body only: it can grant), headers, expires_at"
+                },
                 "4XX": {"description": "problem details (RFC 9457)"},
             },
         }

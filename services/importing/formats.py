@@ -2,7 +2,9 @@
 
 Pure: a text stream and the clock in, one `ImportRow` or `RowProblem` per record out, so a bad
 row never stops an import. Names are read past and never kept (the ledger stores no names), and
-no reason repeats a field's value: a rejects file holds a line number and a reason, nothing else.
+no reason repeats any part of a field's value: a reason is built from fixed words only (column
+names, the accepted statuses, the accepted time forms), so a rejects file holds a line number and
+a reason, nothing else.
 """
 
 from __future__ import annotations
@@ -22,7 +24,8 @@ STATUSES: Final = (SUBSCRIBED, UNSUBSCRIBED, BLOCKLISTED)
 #: how far ahead of the ledger's clock a time may be (the exporting system's clock skew)
 MAX_CLOCK_SKEW: Final = timedelta(minutes=5)
 
-TIME_FORMS: Final = "RFC 3339 (2024-05-04T10:00:00Z) or YYYY-MM-DD HH:MM:SS (UTC)"
+#: the accepted time forms as patterns, never an example time that a field could hold
+TIME_FORMS: Final = "RFC 3339 (YYYY-MM-DDTHH:MM:SSZ or +HH:MM) or YYYY-MM-DD HH:MM:SS (UTC)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,17 +138,15 @@ def _need(moment: datetime | None, columns: str, status: str) -> datetime:
     return moment
 
 
-_WORD: Final = re.compile(r"[a-z][a-z _-]{0,23}")
-
-
-def _status(text: str | None, column: str, accepted: Iterable[str]) -> str:
+def _status(text: str | None, column: str, accepted: tuple[str, ...]) -> str:
+    """The status as one of `accepted`; a reason lists what is accepted, never what was found
+    (a misaligned row puts a name or an address in the status column)."""
     value = (text or "").strip().lower()
     names = ", ".join(accepted)
     if not value:
         raise _Bad(f"{column}: missing; accepted: {names}")
-    if value not in names.split(", "):
-        shown = repr(value) if _WORD.fullmatch(value) else "the value"
-        raise _Bad(f"{column}: {shown} is not accepted; accepted: {names}")
+    if value not in accepted:
+        raise _Bad(f"{column}: not one of {names}")
     return value
 
 
@@ -292,7 +293,7 @@ def _records(
         except StopIteration:
             return
         except csv.Error as exc:
-            yield RowProblem(line, f"unreadable CSV ({exc})")
+            yield RowProblem(line, _csv_reason(exc))
             fields = []
         if reader.line_num <= line_num:
             return  # no progress: the reader cannot go on
@@ -323,6 +324,35 @@ def _record(
     return ImportRow(line, email, status, opted_in_at, changed_at)
 
 
+def _csv_reason(exc: csv.Error) -> str:
+    """The csv module's complaint in fixed words (its own text may carry a number or a quote)."""
+    message = str(exc)
+    if "field limit" in message:
+        return "unreadable CSV: a field is longer than the CSV reader accepts"
+    if "new-line character" in message:
+        return "unreadable CSV: a line break inside an unquoted field; check the quoting"
+    return "unreadable CSV; check the quoting"
+
+
+_PIECES: Final = re.compile(r"[@.+\s]+")
+_WORD_CHAR: Final = re.compile(r"\w")
+
+
+def _copies(address: str, message: str) -> bool:
+    """Whether a checker's message repeats the address, its local part, domain or a label."""
+    folded, text = address.casefold(), message.casefold()
+    if folded in text:
+        return True
+    pieces = {folded, *folded.split("@"), *_PIECES.split(folded)}
+    for piece in (p for p in pieces if len(p) >= 3):
+        # as a whole word: "mail" in "mailbox" is the message's own word, not a copy
+        before = r"(?<!\w)" if _WORD_CHAR.match(piece[0]) else ""
+        after = r"(?!\w)" if _WORD_CHAR.match(piece[-1]) else ""
+        if re.search(before + re.escape(piece) + after, text):
+            return True
+    return False
+
+
 def _email(text: str, column: str, check: EmailCheck) -> str:
     address = text.strip()
     if not address:
@@ -331,6 +361,6 @@ def _email(text: str, column: str, check: EmailCheck) -> str:
         return check(address)
     except ValueError as exc:
         reason = str(exc) or "not an e-mail address"
-        if address.casefold() in reason.casefold():
-            reason = "not an e-mail address"  # a reason must not copy the address
+        if _copies(address, reason):
+            reason = "not an e-mail address"  # a reason must not copy (part of) the address
         raise _Bad(f"{column}: {reason}") from None

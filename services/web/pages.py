@@ -68,22 +68,21 @@ def _render(name: str, controller: str, **values: Any) -> str:
     return _ENV.get_template(name).render(lang=LANG, controller=controller, **values)
 
 
-def unsubscribe_page(
-    *, controller: str, purpose_title: str, channel: str | None, preferences_url: str
-) -> str:
-    """GET /u/{token}: asks to confirm; showing it records nothing."""
+def unsubscribe_page(*, controller: str, purpose_title: str, channel: str | None) -> str:
+    """GET /u/{token}: asks to confirm; showing it records nothing. The /u/ pages never link
+    to the preference page: their URL is the List-Unsubscribe one, which others may see, and
+    the preference page can grant consent (its link is in the message body instead)."""
     return _render(
         "unsubscribe.html",
         controller,
         purpose_title=purpose_title,
         channel_phrase=channel_phrase(channel),
-        preferences_url=preferences_url,
     )
 
 
-def done_page(*, controller: str, lines: Sequence[str], preferences_url: str) -> str:
+def done_page(*, controller: str, lines: Sequence[str]) -> str:
     """After a withdrawal: what was recorded, in plain words."""
-    return _render("done.html", controller, lines=list(lines), preferences_url=preferences_url)
+    return _render("done.html", controller, lines=list(lines))
 
 
 def error_page(*, controller: str, heading: str, message: str) -> str:
@@ -96,9 +95,19 @@ def preferences_page(
     controller: str,
     groups: Sequence[PurposeGroup],
     objected: bool,
+    shown: str,
     saved: str | None = None,
+    alert: str | None = None,
 ) -> str:
-    """GET and POST /p/{token}: every marketing purpose and channel, ticked where chosen."""
+    """GET and POST /p/{token}: every marketing purpose and channel, ticked where chosen.
+    `shown` is the digest of these choices, sent back with the form; `saved` is a status
+    line, `alert` one that says nothing was saved."""
     return _render(
-        "preferences.html", controller, groups=list(groups), objected=objected, saved=saved
+        "preferences.html",
+        controller,
+        groups=list(groups),
+        objected=objected,
+        shown=shown,
+        saved=saved,
+        alert=alert,
     )

@@ -5,11 +5,17 @@ A checkbox shows the person's own choice for a marketing purpose on a channel: t
 rules applied to their consents and relationships only. Restrictions and objections are not
 choices made per purpose; the all-channel direct-marketing objection has a box of its own, and
 while it stands it overrides every box, which the page says.
+
+The page carries a digest of the choices it showed (`choices_digest`). A form whose digest is
+not that of the current choices was filled in on a page that is out of date (an unsubscribe
+through another message since, say): saving it would undo that change, so nothing is recorded
+and the page is shown again with the current choices.
 """
 
 from __future__ import annotations
 
 import hashlib
+import re
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -35,6 +41,11 @@ from services.web.pages import Choice, PurposeGroup
 
 #: the form value of the "stop all direct marketing" box (and of the unsubscribe page's option)
 ALL_DIRECT_MARKETING: Final = "all_direct_marketing"
+#: the hidden field that carries the digest of the choices the page showed
+SHOWN_FIELD: Final = "shown"
+#: the collection point of what the preference page records: this, ":", the link's fingerprint
+PREFERENCE_PAGE: Final = "preference_page"
+_DIGEST_RE: Final = re.compile(r"[0-9a-f]{64}")
 _CHOICE_KINDS: Final = frozenset({CONSENT, RELATIONSHIP})
 _OBJECTION_KEY: Final = (DM_OBJECTION, ALL, ALL)
 
@@ -49,6 +60,15 @@ class Choices:
 
     chosen: frozenset[tuple[str, str]]
     objected: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Form:
+    """A submitted preference form: the choices it asks for, and the digest of the choices
+    the page showed (None: a form without one, from a page older than the digest)."""
+
+    wanted: Choices
+    shown: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +101,13 @@ def current_choices(
     return Choices(chosen, objected)
 
 
+def choices_digest(choices: Choices) -> str:
+    """What identifies the choices a page shows: the same choices always give the same digest."""
+    lines = sorted(f"{purpose}.{channel}" for purpose, channel in choices.chosen)
+    lines.append(f"objected={choices.objected}")
+    return hashlib.sha256("\n".join(lines).encode("utf-8")).hexdigest()
+
+
 def groups(catalogue: Catalogue, choices: Choices) -> list[PurposeGroup]:
     return [
         PurposeGroup(
@@ -92,11 +119,12 @@ def groups(catalogue: Catalogue, choices: Choices) -> list[PurposeGroup]:
     ]
 
 
-def parse_form(items: Iterable[tuple[str, str]], catalogue: Catalogue) -> Choices:
-    """The choices a submitted preference form asks for; anything the page never sends fails."""
+def parse_form(items: Iterable[tuple[str, str]], catalogue: Catalogue) -> Form:
+    """What a submitted preference form asks for; anything the page never sends fails."""
     known = {(p.id, c) for p in marketing_purposes(catalogue) for c in p.channels}
     chosen: set[tuple[str, str]] = set()
     objected = False
+    shown: str | None = None
     for name, value in items:
         if name == "choice":
             purpose, _, channel = value.partition(".")
@@ -107,9 +135,13 @@ def parse_form(items: Iterable[tuple[str, str]], catalogue: Catalogue) -> Choice
             if value != ALL_DIRECT_MARKETING:
                 raise FormError(f"object: only {ALL_DIRECT_MARKETING!r} is accepted")
             objected = True
+        elif name == SHOWN_FIELD:
+            if shown is not None or not _DIGEST_RE.fullmatch(value):
+                raise FormError(f"{SHOWN_FIELD}: one digest of 64 lowercase hex digits")
+            shown = value
         else:
             raise FormError("the form has a field this page does not send")
-    return Choices(frozenset(chosen), objected)
+    return Form(Choices(frozenset(chosen), objected), shown)
 
 
 def changes(current: Choices, wanted: Choices, purposes: Sequence[Purpose]) -> list[Change]:
@@ -164,6 +196,19 @@ def unsubscribe_changes(
         else:
             todo.append(Pending(Change(ev.DIRECT_MARKETING_OBJECTED), objection))
     return todo, done
+
+
+def link_fingerprint(token: str) -> str:
+    """What names a link in the events it records without being able to use it: the first 16
+    hex digits of the SHA-256 of its token. Whoever keeps the links a mailing sent can tell
+    which one it was; nobody can rebuild the link from it."""
+    return hashlib.sha256(token.encode("ascii")).hexdigest()[:16]
+
+
+def preference_source(system: str, token: str) -> Source:
+    """The source of what the preference page records: the link's fingerprint is in the
+    collection point, so every grant made there is traceable to the message that carried it."""
+    return Source("preference_center", system, f"{PREFERENCE_PAGE}:{link_fingerprint(token)}")
 
 
 def link_key(token: str, change: Change) -> str:

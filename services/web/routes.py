@@ -3,7 +3,9 @@
 People reach them from a message, so they answer HTML, set no cookies, never redirect, and are
 never cached or sent on as a referrer. GET changes nothing; POST records what the person asked
 for, once (services/web/preferences.py computes what is still to record). Every unusable link
-gets the same 404 page, whatever the cause; the log line says which, without the token.
+gets the same 404 page, whatever the cause (an unsubscribe token at /p/ or a preference token
+at /u/ included); the log line says which, without the token. The /u/ pages, reached from the
+List-Unsubscribe URL, never hand out a preference token.
 """
 
 from __future__ import annotations
@@ -27,21 +29,24 @@ from services.api.problems import ProblemError
 from services.api.write import append
 from services.bootstrap import Ledger
 from services.catalogue import Purpose
-from services.links import LinkClaims, LinkError
+from services.links import PREFERENCES, UNSUBSCRIBE, LinkClaims, LinkError, LinkKind
 from services.partitioning import partition_for
 from services.tokens import TokenError, decode_token, encode_token
 from services.web import pages
 from services.web.preferences import (
     ALL_DIRECT_MARKETING,
     Change,
+    Choices,
     FormError,
     changes,
+    choices_digest,
     current_choices,
     episode_key,
     groups,
     link_key,
     marketing_purposes,
     parse_form,
+    preference_source,
     request_key,
     to_events,
     unsubscribe_changes,
@@ -134,16 +139,16 @@ def html_errors(endpoint: Endpoint) -> Endpoint:
     return wrapped
 
 
-def _open(ledger: Ledger, request: Request, *, unsubscribe: bool) -> LinkClaims:
+def _open(ledger: Ledger, request: Request, kind: LinkKind) -> LinkClaims:
     token = request.path_params["token"]
     try:
-        claims = links.open_token(ledger.secrets.links, token, datetime.now(UTC))
+        claims = links.open_token(ledger.secrets.links, token, datetime.now(UTC), kind=kind)
     except LinkError as exc:
         log.info("refused a link on %s: %s", request.url.path[:3], exc.why)
         raise _bad_link() from None
     purpose = ledger.catalogue.get(claims.purpose) if claims.purpose else None
     usable = subject_id_problem(claims.subject_id) is None
-    if unsubscribe:
+    if kind == UNSUBSCRIBE:
         usable = usable and _marketing_channel(purpose, claims.channel)
     if not usable:
         log.info("refused a link on %s: purpose or channel no longer offered", request.url.path[:3])
@@ -208,17 +213,14 @@ def _ledger_token(position: tuple[int, int]) -> str:
 async def unsubscribe(request: Request) -> Response:
     """GET shows the question; POST (RFC 8058 one-click, or the page's button) records it."""
     ledger: Ledger = request.app.state.ledger
-    claims = _open(ledger, request, unsubscribe=True)
+    claims = _open(ledger, request, UNSUBSCRIBE)
     token = request.path_params["token"]
     purpose = ledger.catalogue.get(claims.purpose or "")
     assert purpose is not None and claims.channel is not None
     controller = ledger.settings.controller_name
     if request.method != "POST":
         html = pages.unsubscribe_page(
-            controller=controller,
-            purpose_title=purpose.title,
-            channel=claims.channel,
-            preferences_url=f"../p/{token}",
+            controller=controller, purpose_title=purpose.title, channel=claims.channel
         )
         return _html(html)
     items = await _form(request)
@@ -241,62 +243,80 @@ async def unsubscribe(request: Request) -> Response:
     lines = [f"You will no longer receive {purpose.title} {pages.channel_phrase(claims.channel)}."]
     if everything:
         lines.append(f"You will receive no direct marketing from {controller}, on any channel.")
-    html = pages.done_page(
-        controller=controller,
-        lines=lines,
-        preferences_url=f"../p/{token}?after={ledger_token}",
-    )
+    html = pages.done_page(controller=controller, lines=lines)
     return _html(html, headers={"Ledger-Token": ledger_token})
 
 
 @html_errors
 async def preferences(request: Request) -> Response:
-    """GET shows every marketing choice; POST records what the form changed, nothing else."""
+    """GET shows every marketing choice; POST records what the form changed, nothing else,
+    and only if the choices are still those the page showed."""
     ledger: Ledger = request.app.state.ledger
-    claims = _open(ledger, request, unsubscribe=False)
+    claims = _open(ledger, request, PREFERENCES)
     token = request.path_params["token"]
-    controller = ledger.settings.controller_name
     if request.method != "POST":
         await _wait_after(ledger, request.query_params.get("after"))
         state = await _state(ledger, claims.subject_id)
-        current = current_choices(
-            state, ledger.catalogue, datetime.now(UTC), await notices.load(ledger.pool)
+        return _preferences_html(
+            ledger,
+            current_choices(state, ledger.catalogue, _now(), await notices.load(ledger.pool)),
         )
-        html = pages.preferences_page(
-            controller=controller,
-            groups=groups(ledger.catalogue, current),
-            objected=current.objected,
-        )
-        return _html(html)
     try:
-        wanted = parse_form(await _form(request), ledger.catalogue)
+        form = parse_form(await _form(request), ledger.catalogue)
     except FormError as exc:
         log.info("refused a preference form: %s", exc)
         raise _bad_form() from None
     state = await _state(ledger, claims.subject_id)
-    current = current_choices(
-        state, ledger.catalogue, datetime.now(UTC), await notices.load(ledger.pool)
+    current = current_choices(state, ledger.catalogue, _now(), await notices.load(ledger.pool))
+    todo = changes(current, form.wanted, marketing_purposes(ledger.catalogue))
+    if not todo:
+        return _preferences_html(ledger, current, saved=NOTHING_CHANGED)
+    if form.shown != choices_digest(current):
+        log.info("refused a preference form: filled in on a page that is out of date")
+        return _preferences_html(ledger, current, alert=STALE_PAGE, status=409)
+    source = preference_source(SYSTEM, token)
+    key = request_key(source.method, token, state, todo)
+    ledger_token = _ledger_token(await _record(ledger, claims, key, todo, source))
+    return _preferences_html(
+        ledger, form.wanted, saved=SAVED, headers={"Ledger-Token": ledger_token}
     )
-    todo = changes(current, wanted, marketing_purposes(ledger.catalogue))
-    headers: dict[str, str] = {}
-    saved = "Nothing changed: your choices are as shown."
-    if todo:
-        source = Source("preference_center", SYSTEM, "preference_page")
-        key = request_key(source.method, token, state, todo)
-        headers["Ledger-Token"] = _ledger_token(await _record(ledger, claims, key, todo, source))
-        saved = "Your choices are saved. They take effect at once."
+
+
+NOTHING_CHANGED: Final = "Nothing changed: your choices are as shown."
+SAVED: Final = "Your choices are saved. They take effect at once."
+STALE_PAGE: Final = (
+    "Nothing was saved: your choices changed since you opened this page."
+    " Check them below and save again."
+)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _preferences_html(
+    ledger: Ledger,
+    choices: Choices,
+    *,
+    saved: str | None = None,
+    alert: str | None = None,
+    status: int = 200,
+    headers: dict[str, str] | None = None,
+) -> HTMLResponse:
     html = pages.preferences_page(
-        controller=controller,
-        groups=groups(ledger.catalogue, wanted),
-        objected=wanted.objected,
+        controller=ledger.settings.controller_name,
+        groups=groups(ledger.catalogue, choices),
+        objected=choices.objected,
+        shown=choices_digest(choices),
         saved=saved,
+        alert=alert,
     )
-    return _html(html, headers=headers)
+    return _html(html, status, headers)
 
 
 async def _wait_after(ledger: Ledger, after: str | None) -> None:
-    """Show the page after a change made a moment ago (the done page's link passes `after`);
-    a bad or unreached token only means the page may be a moment behind."""
+    """Show the page after a change made a moment ago (a link may pass a consistency token as
+    `after`); a bad or unreached token only means the page may be a moment behind."""
     if not after or len(after) > 200:
         return
     try:

@@ -115,7 +115,11 @@ async def test_unsubscribe_by_the_page_denies_at_once(
     denied = await decision(api, subject, "newsletter", "email", headers["ledger-token"])
     assert (denied["allowed"], denied["reason"]) == (False, "consent_withdrawn")
 
-    await page.get_by_role("link", name="See or change all your marketing choices").click()
+    # the /u/ pages lead nowhere: the preference link is in the message body, never behind
+    # the List-Unsubscribe URL
+    assert await page.get_by_role("link").count() == 0
+    prefs = urlsplit(answer["preferences_url"]).path
+    await page.goto(f"{base(api)}{prefs}?after={headers['ledger-token']}")
     await expect(page.get_by_label("Newsletter: by e-mail")).not_to_be_checked()
 
 
@@ -187,6 +191,37 @@ async def test_preference_page_changes_each_choice_by_its_label(
     denied = await decision(api, subject, "marketing_partners", "sms", token)
     assert denied["reason"] == "objected_direct_marketing"
     await page.screenshot(path=artifacts / "preferences-stop-all.png", full_page=True)
+
+
+async def test_a_stale_preference_page_says_nothing_was_saved(
+    api: httpx.AsyncClient, page: Page, artifacts: Path
+) -> None:
+    from playwright.async_api import expect
+
+    subject = "s-" + uuid.uuid4().hex[:12]
+    granted = await grant(api, subject, "newsletter", "email")
+    answer = await link(api, subject)
+    await decision(api, subject, "newsletter", "email", granted)
+    await page.goto(base(api) + urlsplit(answer["preferences_url"]).path)
+    await expect(page.get_by_label("Newsletter: by e-mail")).to_be_checked()
+    other = await link(api, subject, campaign="autumn")
+    unsubscribed = await api.post(
+        urlsplit(other["url"]).path, data={"List-Unsubscribe": "One-Click"}
+    )
+    await events(api, subject, unsubscribed.headers["ledger-token"])
+
+    response = await submit(page, "Save my choices")
+
+    assert response.status == 409
+    assert "ledger-token" not in await response.all_headers()
+    await check_page(page)
+    await expect(page.get_by_role("alert")).to_contain_text(
+        "your choices changed since you opened this page"
+    )
+    await expect(page.get_by_label("Newsletter: by e-mail")).not_to_be_checked()
+    await page.screenshot(path=artifacts / "preferences-stale.png", full_page=True)
+    token = unsubscribed.headers["ledger-token"]
+    assert not (await decision(api, subject, "newsletter", "email", token))["allowed"]
 
 
 async def test_a_tampered_link_shows_a_page_that_reveals_nothing(

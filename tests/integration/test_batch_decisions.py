@@ -304,6 +304,9 @@ async def test_limits_and_bad_input(batch_api: httpx.AsyncClient) -> None:
     assert "x@example.org" not in str(bad)
     token = await check(batch_api, {**base, "subjects": ["ok"], "min_tokens": ["nope"]}, 400)
     assert token["errors"][0]["pointer"] == "#/min_tokens/0"
+    beyond = [encode_token(0, 0), encode_token(9999, 1)]  # a partition the topic lacks
+    token = await check(batch_api, {**base, "subjects": ["ok"], "min_tokens": beyond}, 400)
+    assert token["errors"][0]["pointer"] == "#/min_tokens/1"
     huge = b'{"purpose": "newsletter", "channel": "email", "subjects": ["' + b"x" * (16 << 20)
     response = await batch_api.post(
         "/v1/decisions/batch", content=huge, headers={"content-type": "application/json"}

@@ -15,6 +15,7 @@ from services.config import Settings
 from services.identities import blind_index, decrypt_identifier
 from services.keystore import DataKeys, rewrap
 from services.secrets import new_key, parse_key_ring
+from tests.conftest import wait_until
 from tests.integration.test_commands_to_decisions import read_topic
 
 pytestmark = pytest.mark.integration
@@ -223,3 +224,48 @@ def _b64(key: bytes) -> str:
     import base64
 
     return base64.urlsafe_b64encode(key).decode().rstrip("=")
+
+
+async def test_an_unlink_with_a_key_still_needs_the_link(api: httpx.AsyncClient) -> None:
+    body = {"type": "email", "value": "never.linked@example.com"}
+    headers = {"Idempotency-Key": "unlink-never-linked"}
+    refused = await api.request(
+        "DELETE", "/v1/subjects/cust-9/identifiers", json=body, headers=headers
+    )
+    assert refused.status_code == 404, refused.text
+    assert (await link(api, "cust-9", body["value"])).status_code == 201
+    params = {"email": body["value"]}
+
+    async def linked() -> bool:
+        found = await api.get("/v1/subjects/by-identifier/consent", params=params)
+        return found.status_code == 200
+
+    await wait_until(linked, 10, "the link to be projected")
+    first = await api.request(
+        "DELETE", "/v1/subjects/cust-9/identifiers", json=body, headers=headers
+    )
+    again = await api.request(
+        "DELETE", "/v1/subjects/cust-9/identifiers", json=body, headers=headers
+    )
+    assert first.status_code == again.status_code == 201, again.text
+    assert first.json()["event_id"] == again.json()["event_id"]
+
+
+async def test_a_repeated_query_parameter_is_refused(api: httpx.AsyncClient) -> None:
+    query = "email=bob%2Bnews@example.com&email=ada@example.com&purpose=newsletter&channel=email"
+    response = await api.get(f"/v1/decision?{query}")
+    assert response.status_code == 422
+    assert [e["field"] for e in response.json()["errors"]] == ["email"]
+    consent = await api.get("/v1/subjects/by-identifier/consent?phone=1&phone=2")
+    assert [e["field"] for e in consent.json()["errors"]] == ["phone"]
+
+
+async def test_a_token_for_a_partition_the_topic_lacks_is_bad_input(
+    api: httpx.AsyncClient,
+) -> None:
+    from services.tokens import encode_token
+
+    params = {"subject_id": "c", "purpose": "newsletter", "channel": "email"}
+    response = await api.get("/v1/decision", params={**params, "min_token": encode_token(9999, 1)})
+    assert response.status_code == 400
+    assert [e["field"] for e in response.json()["errors"]] == ["min_token"]

@@ -42,7 +42,11 @@ CASES = {
             "eve@example.com": (False, "unknown_subject"),
             "fay@example.org": (False, "unknown_subject"),
         },
-        {6: "email: ", 7: "status: 'pending' is not accepted", 8: "opted_in_at: is in the future"},
+        {
+            6: "email: ",
+            7: "status: not one of subscribed, unsubscribed, blocklisted",
+            8: "opted_in_at: is in the future",
+        },
     ),
     "listmonk.csv": (
         "listmonk",

@@ -1,7 +1,10 @@
-"""Unsubscribe links against the real servers: issue, one-click, repeat, refuse, and the metric."""
+"""Unsubscribe links against the real servers: issue, one-click, repeat, refuse, the two link
+kinds, the preference page, and the metric."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -10,6 +13,8 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
 
 from services import links
 from services.config import Settings
@@ -20,6 +25,7 @@ pytestmark = pytest.mark.integration
 ONE_CLICK = {"List-Unsubscribe": "One-Click"}
 FORM = "application/x-www-form-urlencoded"
 COUNT_RE = re.compile(r"^ledger_unsubscribe_to_projection_seconds_count (\d+)$", re.MULTILINE)
+SHOWN_RE = re.compile(r'name="shown" value="([0-9a-f]{64})"')
 
 
 def new_subject() -> str:
@@ -42,6 +48,13 @@ async def issue(api: httpx.AsyncClient, **body: Any) -> dict[str, Any]:
 
 def path_of(url: str) -> str:
     return urlsplit(url).path
+
+
+def shown(page: httpx.Response) -> str:
+    """The digest of the choices a preference page shows, which its form sends back."""
+    found = SHOWN_RE.search(page.text)
+    assert found, page.text
+    return found.group(1)
 
 
 async def decision(
@@ -77,9 +90,10 @@ async def test_link_answer_has_the_url_and_the_two_header_values(
     before = datetime.now(UTC)
     answer = await issue(module_api, subject_id=subject, purpose="newsletter", channel="email")
     assert set(answer) == {"url", "preferences_url", "headers", "expires_at"}
-    url = answer["url"]
-    assert url.startswith(module_settings.public_url + "/u/")
-    assert answer["preferences_url"] == url.replace("/u/", "/p/")
+    url, preferences_url = answer["url"], answer["preferences_url"]
+    assert url.startswith(module_settings.public_base_url + "/u/")
+    assert preferences_url.startswith(module_settings.public_base_url + "/p/")
+    assert path_of(url).removeprefix("/u/") != path_of(preferences_url).removeprefix("/p/")
     assert answer["headers"] == {
         "List-Unsubscribe": f"<{url}>",
         "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
@@ -254,6 +268,7 @@ async def test_unusable_links_get_one_page_that_says_nothing(
     old = datetime.now(UTC) - timedelta(days=module_settings.link_ttl_days + 1)
     expired = links.issue(
         keys,
+        kind=links.UNSUBSCRIBE,
         subject_id=subject,
         purpose="newsletter",
         channel="email",
@@ -261,6 +276,7 @@ async def test_unusable_links_get_one_page_that_says_nothing(
         now=old,
         ttl=timedelta(days=module_settings.link_ttl_days),
     )
+    preferences = path_of(valid["preferences_url"]).removeprefix("/p/")
     tampered = token[:-2] + ("AA" if not token.endswith("AA") else "BA")
     bodies = set()
     for bad in (expired, tampered, "nonsense", "A" * 2000):
@@ -272,7 +288,61 @@ async def test_unusable_links_get_one_page_that_says_nothing(
                 assert response.headers["cache-control"] == "no-store"
                 assert subject not in response.text
                 bodies.add(response.text)
+    for method in ("GET", "POST"):  # each kind of token at the other kind's page
+        for page, other in (("p", token), ("u", preferences)):
+            response = await module_api.request(method, f"/{page}/{other}", data=ONE_CLICK)
+            assert response.status_code == 404, (method, page)
+            bodies.add(response.text)
     assert len(bodies) == 1
+
+
+async def test_the_list_unsubscribe_url_can_never_grant(module_api: httpx.AsyncClient) -> None:
+    """Whoever sees the List-Unsubscribe URL (a mailbox provider, anyone a message is forwarded
+    to) can unsubscribe the person, but cannot open the preference page with it to consent in
+    their name, and no /u/ page hands out a preference link."""
+    subject = new_subject()
+    answer = await issue(module_api, subject_id=subject, purpose="newsletter", channel="email")
+    header_url = answer["headers"]["List-Unsubscribe"].strip("<>")
+    token = path_of(header_url).removeprefix("/u/")
+    preferences = path_of(answer["preferences_url"]).removeprefix("/p/")
+    for method in ("GET", "POST"):
+        response = await module_api.request(
+            method, f"/p/{token}", data={"choice": ["newsletter.email", "profiling.web"]}
+        )
+        assert response.status_code == 404, response.text
+        assert "This link cannot be used" in response.text
+    page = await module_api.get(f"/u/{token}")
+    done = await module_api.post(f"/u/{token}", data=ONE_CLICK)
+    assert page.status_code == done.status_code == 200
+    for response in (page, done):
+        assert "/p/" not in response.text and preferences not in response.text
+        assert "<a " not in response.text
+    types = [e["type"] for e in await history(module_api, subject, done.headers["ledger-token"])]
+    assert types == ["ConsentWithdrawn"]
+
+
+async def test_preference_page_grants_name_the_link_and_keep_the_campaign(
+    module_api: httpx.AsyncClient,
+) -> None:
+    subject = new_subject()
+    granted = await grant(module_api, subject, "newsletter", "email")
+    answer = await issue(
+        module_api, subject_id=subject, purpose="newsletter", channel="email", campaign_id="c11"
+    )
+    path = path_of(answer["preferences_url"])
+    fingerprint = hashlib.sha256(path.removeprefix("/p/").encode()).hexdigest()[:16]
+    page = await module_api.get(path, params={"after": granted})
+    saved = await module_api.post(
+        path, data={"shown": shown(page), "choice": "profiling.web", "object": []}
+    )
+    assert saved.status_code == 200, saved.text
+    events = (await history(module_api, subject, saved.headers["ledger-token"]))[1:]
+    assert [e["type"] for e in events] == ["ConsentWithdrawn", "ConsentGranted"]
+    assert {e["payload"]["source"]["collection_point"] for e in events} == {
+        f"preference_page:{fingerprint}"
+    }
+    assert {e["payload"]["actor"]["type"] for e in events} == {"subject"}
+    assert events[0]["payload"]["campaign_id"] == "c11"
 
 
 @pytest.mark.parametrize(
@@ -307,7 +377,7 @@ async def test_preference_form_records_the_differences(module_api: httpx.AsyncCl
     path = path_of(answer["preferences_url"])
     page = await module_api.get(path, params={"after": granted})
     assert re.search(r'value="newsletter\.email" checked', page.text)
-    form = {"choice": ["marketing_partners.sms", "profiling.web"]}
+    form = {"shown": shown(page), "choice": ["marketing_partners.sms", "profiling.web"]}
     saved = await module_api.post(path, data=form)
     assert saved.status_code == 200, saved.text
     assert "Your choices are saved" in saved.text
@@ -325,3 +395,94 @@ async def test_preference_form_records_the_differences(module_api: httpx.AsyncCl
     assert "Nothing changed" in again.text and "ledger-token" not in again.headers
     bad = await module_api.post(path, data={"choice": "newsletter.sms"})
     assert bad.status_code == 400
+
+
+async def test_a_stale_preference_page_does_not_undo_an_unsubscribe(
+    module_api: httpx.AsyncClient,
+) -> None:
+    """Open the preference page, unsubscribe through another message, then save the old page
+    as it was: nothing is recorded (it would grant the newsletter again), and the page comes
+    back with the current choices and says so."""
+    subject = new_subject()
+    granted = await grant(module_api, subject, "newsletter", "email")
+    first = await issue(module_api, subject_id=subject, purpose="newsletter", channel="email")
+    other = await issue(module_api, subject_id=subject, purpose="newsletter", channel="email")
+    path = path_of(first["preferences_url"])
+    opened = await module_api.get(path, params={"after": granted})
+    assert re.search(r'value="newsletter\.email" checked', opened.text)
+    old_form = {"shown": shown(opened), "choice": "newsletter.email"}
+
+    unsubscribed = await module_api.post(path_of(other["url"]), data=ONE_CLICK)
+    token = unsubscribed.headers["ledger-token"]
+    await history(module_api, subject, token)
+
+    stale = await module_api.post(path, data=old_form)
+
+    assert stale.status_code == 409, stale.text
+    assert "ledger-token" not in stale.headers
+    assert "your choices changed since you opened this page" in stale.text
+    assert 'role="alert"' in stale.text
+    assert not re.search(r'value="newsletter\.email" checked', stale.text)
+    assert shown(stale) != shown(opened)
+    assert not (await decision(module_api, subject, "newsletter", "email", token))["allowed"]
+    types = [e["type"] for e in await history(module_api, subject, token)]
+    assert types == ["ConsentGranted", "ConsentWithdrawn"]
+    # a form without the digest (a page from before it) is treated as out of date as well
+    undated = await module_api.post(path, data={"choice": "newsletter.email"})
+    assert undated.status_code == 409
+    # the page as shown again saves normally
+    fresh = await module_api.post(path, data={"shown": shown(stale), "choice": "newsletter.email"})
+    assert fresh.status_code == 200 and "Your choices are saved" in fresh.text
+    assert (
+        await decision(module_api, subject, "newsletter", "email", fresh.headers["ledger-token"])
+    )["allowed"]
+
+
+async def test_a_campaign_id_too_long_for_the_token_is_a_422(
+    module_api: httpx.AsyncClient,
+) -> None:
+    body = {"subject_id": new_subject(), "purpose": "newsletter", "channel": "email"}
+    emoji = "\N{GRINNING FACE}" * 70  # 70 characters, 280 bytes of UTF-8
+    response = await module_api.post("/v1/unsubscribe-links", json={**body, "campaign_id": emoji})
+    assert response.status_code == 422, response.text
+    assert [e["field"] for e in response.json()["errors"]] == ["campaign_id"]
+    assert "255 bytes" in response.text
+    fits = "\N{GRINNING FACE}" * 63  # 252 bytes
+    assert (
+        await module_api.post("/v1/unsubscribe-links", json={**body, "campaign_id": fits})
+    ).status_code == 200
+
+
+#: any text, mostly multi-byte text near the 100-character limit, and lone surrogates
+CAMPAIGN_IDS = st.one_of(
+    st.text(st.characters(exclude_categories=()), max_size=120),
+    st.text(st.characters(min_codepoint=0x800, exclude_categories=()), min_size=60, max_size=101),
+    st.text(st.characters(categories=["Cs", "Ll"]), min_size=1, max_size=20),
+)
+
+
+@settings(
+    max_examples=100,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(campaign_id=CAMPAIGN_IDS)
+@example(campaign_id="\N{GRINNING FACE}" * 70)
+@example(campaign_id="spring\ud800")
+async def test_any_campaign_id_gives_a_link_or_a_422(
+    module_api: httpx.AsyncClient, campaign_id: str
+) -> None:
+    body = {
+        "subject_id": "s-fuzz",
+        "purpose": "newsletter",
+        "channel": "email",
+        "campaign_id": campaign_id,
+    }
+    response = await module_api.post(
+        "/v1/unsubscribe-links",
+        content=json.dumps(body).encode(),
+        headers={"content-type": "application/json"},
+    )
+    assert response.status_code in (200, 422), (campaign_id, response.text)
+    if response.status_code == 422:
+        assert [e["field"] for e in response.json()["errors"]] == ["campaign_id"]

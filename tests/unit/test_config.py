@@ -40,6 +40,13 @@ def test_round_trip_through_child_process_environment() -> None:
         ({"LEDGER_PUBLIC_URL": "ftp://example.com"}, "LEDGER_PUBLIC_URL"),
         ({"LEDGER_PUBLIC_URL": "https://example.com/?x=1"}, "LEDGER_PUBLIC_URL"),
         ({"LEDGER_PUBLIC_URL": "example.com"}, "LEDGER_PUBLIC_URL"),
+        ({"LEDGER_PUBLIC_URL": "http://consent.example.com"}, "LEDGER_PUBLIC_URL"),
+        ({"LEDGER_PUBLIC_URL": "http://10.0.0.5:8000"}, "LEDGER_PUBLIC_URL"),
+        ({"LEDGER_PUBLIC_URL": "http://0.0.0.0:8000"}, "LEDGER_PUBLIC_URL"),
+        ({"LEDGER_PUBLIC_URL": "http://localhost.example.com"}, "LEDGER_PUBLIC_URL"),
+        ({"LEDGER_PUBLIC_URL": "https://"}, "LEDGER_PUBLIC_URL"),
+        ({"LEDGER_PUBLIC_URL": "https://[::1"}, "LEDGER_PUBLIC_URL"),
+        ({"LEDGER_PUBLIC_URL": "https://consent.example.com:99999"}, "LEDGER_PUBLIC_URL"),
         ({"LEDGER_CONTROLLER_NAME": " "}, "LEDGER_CONTROLLER_NAME"),
         ({"LEDGER_LINK_TTL_DAYS": "0"}, "LEDGER_LINK_TTL_DAYS"),
     ],
@@ -48,3 +55,41 @@ def test_round_trip_through_child_process_environment() -> None:
 def test_unusable_values_are_refused_naming_the_variable(env: dict[str, str], named: str) -> None:
     with pytest.raises(SettingsError, match=named):
         Settings.from_env(env)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://consent.example.com",
+        "https://consent.example.com/mail/",
+        "https://consent.example.com:8443",
+        "http://127.0.0.1:8000",
+        "http://127.0.0.2:8000",
+        "http://localhost:8000",
+        "http://LOCALHOST",
+        "http://[::1]:8000",
+    ],
+)
+def test_public_urls_that_are_https_or_loopback_are_accepted(url: str) -> None:
+    assert Settings.from_env({"LEDGER_PUBLIC_URL": url}).public_base_url == url.rstrip("/")
+
+
+@pytest.mark.parametrize(
+    ("env", "base"),
+    [
+        ({}, "http://127.0.0.1:8000"),
+        ({"LEDGER_PORT": "8123"}, "http://127.0.0.1:8123"),
+        ({"LEDGER_HOST": "::1", "LEDGER_PORT": "8123"}, "http://[::1]:8123"),
+        ({"LEDGER_PORT": "8123", "LEDGER_PUBLIC_URL": "https://c.example"}, "https://c.example"),
+    ],
+    ids=["default", "port", "ipv6-host", "explicit"],
+)
+def test_an_empty_public_url_is_the_api_address(env: dict[str, str], base: str) -> None:
+    assert Settings.from_env(env).public_base_url == base
+
+
+def test_up_port_moves_the_links_too() -> None:
+    """`up --port` rebuilds the settings with LEDGER_PORT (services/cli.py) and the links follow."""
+    settings = Settings.from_env({})
+    moved = Settings.from_env({**settings.as_environment(), "LEDGER_PORT": "8123"})
+    assert moved.public_base_url == "http://127.0.0.1:8123"

@@ -27,6 +27,9 @@ EMAILS = [
     ("  Ada@Example.COM\n", "ada@example.com"),
     ("ADA.LOVELACE+news@EXAMPLE.org", "ada.lovelace+news@example.org"),
     ("jürgen@münchen.de", "jürgen@xn--mnchen-3ya.de"),
+    ("x@faß.de", "x@xn--fa-hia.de"),
+    ("x@xn--fa-hia.de", "x@xn--fa-hia.de"),
+    ("x@MÜNCHEN.DE", "x@xn--mnchen-3ya.de"),
     ("o'brien@sub.example.co.uk", "o'brien@sub.example.co.uk"),
 ]
 BAD_EMAILS = [
@@ -43,12 +46,17 @@ BAD_EMAILS = [
     "ada@-example.com",
     "a" * 65 + "@example.com",
     "ada@" + "b" * 250 + ".com",
+    "a\u0000b@example.com",
+    "a\u200bb@example.com",
+    "ada@exam\u00adple.com",
 ]
 PHONES = [
     ("+49 30 1234567", "+49301234567"),
     ("0049 (30) 123-4567", "+49301234567"),
     ("+1.212.555.0100", "+12125550100"),
     ("+44 20 7946 0958", "+442079460958"),
+    ("+49 (0)151 12345678", "+4915112345678"),
+    ("+4915112345678", "+4915112345678"),
 ]
 BAD_PHONES = ["030 1234567", "+0 30 1234567", "+49", "+49 30 abc", "+1234567890123456", ""]
 

@@ -1,15 +1,28 @@
-"""Link tokens: round trip, any change refused, key rotation, expiry, nothing readable inside."""
+"""Link tokens: round trip, any change refused, key rotation, expiry, nothing readable inside,
+and the two kinds: an unsubscribe token never opens the preference page, nor the reverse."""
 
 from __future__ import annotations
 
 import base64
+import os
+import struct
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from hypothesis import given
 from hypothesis import strategies as st
 
-from services.links import GENERIC, LinkError, issue, open_token
+from services.links import (
+    GENERIC,
+    PREFERENCES,
+    UNSUBSCRIBE,
+    LinkError,
+    LinkKind,
+    field_problem,
+    issue,
+    open_token,
+)
 from services.secrets import KeyRing
 
 NOW = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
@@ -20,10 +33,13 @@ ROTATED = KeyRing({"l2": K2.keys["l2"], "l1": K1.keys["l1"]}, "l2")
 
 subject_ids = st.from_regex(r"[A-Za-z0-9._:-]{1,128}", fullmatch=True)
 optional_text = st.none() | st.text(st.characters(codec="utf-8"), min_size=1, max_size=60)
+kinds = st.sampled_from([UNSUBSCRIBE, PREFERENCES])
+OTHER: dict[LinkKind, LinkKind] = {UNSUBSCRIBE: PREFERENCES, PREFERENCES: UNSUBSCRIBE}
 
 
 def token(**overrides: object) -> str:
     fields: dict[str, object] = {
+        "kind": UNSUBSCRIBE,
         "subject_id": "sub-123",
         "purpose": "newsletter",
         "channel": "email",
@@ -43,7 +59,13 @@ def b64(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).decode().rstrip("=")
 
 
+def unsubscribe(keys: KeyRing, text: str, now: datetime = NOW) -> str:
+    """The subject id of an unsubscribe token (the kind most of these tests use)."""
+    return open_token(keys, text, now, kind=UNSUBSCRIBE).subject_id
+
+
 @given(
+    kind=kinds,
     subject_id=subject_ids,
     purpose=optional_text,
     channel=optional_text,
@@ -51,11 +73,17 @@ def b64(data: bytes) -> str:
     seconds=st.integers(0, 10**8),
 )
 def test_round_trip(
-    subject_id: str, purpose: str | None, channel: str | None, campaign: str | None, seconds: int
+    kind: LinkKind,
+    subject_id: str,
+    purpose: str | None,
+    channel: str | None,
+    campaign: str | None,
+    seconds: int,
 ) -> None:
     now = NOW + timedelta(seconds=seconds)
     text = issue(
         K1,
+        kind=kind,
         subject_id=subject_id,
         purpose=purpose,
         channel=channel,
@@ -63,8 +91,9 @@ def test_round_trip(
         now=now,
         ttl=TTL,
     )
-    claims = open_token(K1, text, now)
-    assert (claims.subject_id, claims.purpose, claims.channel, claims.campaign_id) == (
+    claims = open_token(K1, text, now, kind=kind)
+    assert (claims.kind, claims.subject_id, claims.purpose, claims.channel, claims.campaign_id) == (
+        kind,
         subject_id,
         purpose,
         channel,
@@ -81,7 +110,7 @@ def test_any_bit_flip_is_refused(data: st.DataObject) -> None:
     bit = data.draw(st.integers(0, len(sealed) * 8 - 1))
     sealed[bit // 8] ^= 1 << (bit % 8)
     with pytest.raises(LinkError) as caught:
-        open_token(K1, b64(bytes(sealed)), NOW)
+        unsubscribe(K1, b64(bytes(sealed)))
     assert str(caught.value) == GENERIC
 
 
@@ -92,7 +121,7 @@ def test_any_changed_character_is_refused(data: st.DataObject) -> None:
     alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
     other = data.draw(st.sampled_from(alphabet.replace(text[at], "")))
     with pytest.raises(LinkError):
-        open_token(K1, text[:at] + other + text[at + 1 :], NOW)
+        unsubscribe(K1, text[:at] + other + text[at + 1 :])
 
 
 @given(cut=st.integers(1, 200))
@@ -100,7 +129,7 @@ def test_truncated_or_extended_tokens_are_refused(cut: int) -> None:
     text = token()
     for changed in (text[:-cut], text + "A" * cut, raw_plus(text, cut)):
         with pytest.raises(LinkError):
-            open_token(K1, changed, NOW)
+            unsubscribe(K1, changed)
 
 
 def raw_plus(text: str, extra: int) -> str:
@@ -116,35 +145,38 @@ def raw_plus(text: str, extra: int) -> str:
         ("x" * 2000, "malformed"),
         ("AQJsMQ", "malformed"),
         (b64(bytes((1, 2)) + b"zz" + bytes(40)), "unknown_key"),
-        (b64(bytes((2, 2)) + b"l1" + bytes(40)), "malformed"),
+        (b64(bytes((3, 2)) + b"l1" + bytes(40)), "malformed"),
+        (b64(bytes((2, 2)) + b"l1" + bytes(40)), "tampered"),
         (b64(bytes((1, 2)) + b"l1" + bytes(40)), "tampered"),
     ],
-    ids=["empty", "spaces", "padding", "too-long", "short", "unknown-kid", "version", "forged"],
-)
+    ids=["empty", "spaces", "padding", "too-long", "short", "unknown-kid", "version", "forged",
+         "forged-v1"],
+)  # fmt: skip
 def test_refusals_say_nothing_but_log_why(text: str, why: str) -> None:
     with pytest.raises(LinkError) as caught:
-        open_token(K1, text, NOW)
+        unsubscribe(K1, text)
     assert (str(caught.value), caught.value.why) == (GENERIC, why)
 
 
 def test_a_key_not_in_the_ring_is_refused() -> None:
     with pytest.raises(LinkError) as caught:
-        open_token(K2, token(), NOW)
+        unsubscribe(K2, token())
     assert caught.value.why == "unknown_key"
 
 
 def test_same_kid_other_key_is_tampered() -> None:
     impostor = KeyRing({"l1": bytes(32)}, "l1")
     with pytest.raises(LinkError) as caught:
-        open_token(impostor, token(), NOW)
+        unsubscribe(impostor, token())
     assert caught.value.why == "tampered"
 
 
 def test_rotation_opens_old_links_and_seals_with_the_new_key() -> None:
     old = token()
-    assert open_token(ROTATED, old, NOW).kid == "l1"
+    assert open_token(ROTATED, old, NOW, kind=UNSUBSCRIBE).kid == "l1"
     new = issue(
         ROTATED,
+        kind=PREFERENCES,
         subject_id="s",
         purpose=None,
         channel=None,
@@ -152,9 +184,9 @@ def test_rotation_opens_old_links_and_seals_with_the_new_key() -> None:
         now=NOW,
         ttl=TTL,
     )
-    assert open_token(ROTATED, new, NOW).kid == "l2"
+    assert open_token(ROTATED, new, NOW, kind=PREFERENCES).kid == "l2"
     with pytest.raises(LinkError):
-        open_token(K1, new, NOW)
+        open_token(K1, new, NOW, kind=PREFERENCES)
 
 
 @pytest.mark.parametrize(
@@ -169,10 +201,10 @@ def test_rotation_opens_old_links_and_seals_with_the_new_key() -> None:
 def test_expiry(after: timedelta, valid: bool) -> None:
     text = token()
     if valid:
-        assert open_token(K1, text, NOW + after).subject_id == "sub-123"
+        assert unsubscribe(K1, text, NOW + after) == "sub-123"
     else:
         with pytest.raises(LinkError) as caught:
-            open_token(K1, text, NOW + after)
+            unsubscribe(K1, text, NOW + after)
         assert caught.value.why == "expired"
 
 
@@ -199,12 +231,83 @@ def test_the_nonce_is_the_only_randomness() -> None:
         {"subject_id": ""},
         {"campaign_id": ""},
         {"campaign_id": "x" * 256},
+        {"campaign_id": "\N{GRINNING FACE}" * 64},
+        {"campaign_id": "\ud800"},
         {"ttl": timedelta(0)},
         {"now": datetime(2026, 3, 1)},
         {"nonce": b"short"},
     ],
-    ids=["empty-subject", "empty-campaign", "long-campaign", "no-ttl", "naive-time", "nonce"],
+    ids=[
+        "empty-subject",
+        "empty-campaign",
+        "long-campaign",
+        "campaign-over-255-bytes",
+        "lone-surrogate",
+        "no-ttl",
+        "naive-time",
+        "nonce",
+    ],
 )
 def test_issue_refuses_what_it_cannot_seal(overrides: dict[str, object]) -> None:
     with pytest.raises(ValueError):
         token(**overrides)
+
+
+@given(st.text(st.characters(exclude_categories=()), max_size=300))  # lone surrogates too
+def test_field_problem_says_whether_a_text_can_be_sealed(text: str) -> None:
+    problem = field_problem(text)
+    if problem is None:
+        assert open_token(K1, token(campaign_id=text), NOW, kind=UNSUBSCRIBE).campaign_id == text
+    else:
+        with pytest.raises(ValueError, match="campaign_id"):
+            token(campaign_id=text)
+
+
+# --- the two kinds ----------------------------------------------------------------------------
+
+
+@given(kind=kinds, nonce=st.binary(min_size=12, max_size=12))
+def test_a_token_of_one_kind_never_opens_as_the_other(kind: LinkKind, nonce: bytes) -> None:
+    text = token(kind=kind, nonce=nonce)
+    assert open_token(K1, text, NOW, kind=kind).kind == kind
+    with pytest.raises(LinkError) as caught:
+        open_token(K1, text, NOW, kind=OTHER[kind])
+    assert (str(caught.value), caught.value.why) == (GENERIC, "wrong_kind")
+
+
+def test_the_kind_is_bound_as_associated_data_not_shown() -> None:
+    """The same inputs and nonce give tokens of the same length and clear prefix whatever the
+    kind: nothing in the clear says which page a token opens, and flipping no clear byte turns
+    one kind into the other."""
+    nonce = bytes(12)
+    u, p = token(kind=UNSUBSCRIBE, nonce=nonce), token(kind=PREFERENCES, nonce=nonce)
+    assert len(u) == len(p) and raw(u)[:16] == raw(p)[:16]
+    assert raw(u)[16:] != raw(p)[16:]
+
+
+def legacy_token(keys: KeyRing, subject_id: str, *, expires: datetime) -> str:
+    """A version 1 token, sealed as before links had a kind (no kind byte, the old domain)."""
+    kid = keys.current_id.encode()
+    header = bytes((1, len(kid))) + kid
+    payload = struct.pack(">II", int(NOW.timestamp()), int(expires.timestamp()))
+    for text in (subject_id, "newsletter", "email", "old-campaign"):
+        payload += bytes((len(text),)) + text.encode()
+    nonce = os.urandom(12)
+    sealed = AESGCM(keys.current).encrypt(nonce, payload, b"consent-ledger/link" + header)
+    return b64(header + nonce + sealed)
+
+
+def test_a_legacy_token_still_unsubscribes_but_never_opens_the_preference_page() -> None:
+    old = legacy_token(K1, "sub-9", expires=NOW + TTL)
+    claims = open_token(K1, old, NOW, kind=UNSUBSCRIBE)
+    assert (claims.kind, claims.subject_id, claims.campaign_id) == (
+        UNSUBSCRIBE,
+        "sub-9",
+        "old-campaign",
+    )
+    with pytest.raises(LinkError) as caught:
+        open_token(K1, old, NOW, kind=PREFERENCES)
+    assert caught.value.why == "wrong_kind"
+    with pytest.raises(LinkError) as expired:
+        open_token(K1, old, NOW + TTL, kind=UNSUBSCRIBE)
+    assert expired.value.why == "expired"

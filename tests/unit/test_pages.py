@@ -1,82 +1,36 @@
-"""The public pages: escaping, labels tied to their inputs, and the preference form's logic."""
+"""The public pages' HTML: escaping, accessibility without JavaScript, labels tied to inputs."""
 
 from __future__ import annotations
 
 import re
-import uuid
-from datetime import UTC, datetime, timedelta
-from html.parser import HTMLParser
-from pathlib import Path
 
 import pytest
 
-from projections.state import ALL, CONSENT, DM_OBJECTION, RELATIONSHIP, Fact, FactKey
-from schemas import events as ev
-from schemas.codec import default_codec
-from schemas.events import Source
-from services.catalogue import load_catalogue
 from services.web import pages
 from services.web.preferences import (
     ALL_DIRECT_MARKETING,
-    LIFT_EVIDENCE,
-    Change,
     Choices,
-    FormError,
-    changes,
-    current_choices,
-    episode_key,
+    choices_digest,
     groups,
-    link_key,
     marketing_purposes,
-    parse_form,
-    request_key,
-    to_events,
-    unsubscribe_changes,
 )
+from tests.unit.page_support import CATALOGUE, Page
 
-ROOT = Path(__file__).resolve().parents[2]
-CATALOGUE = load_catalogue(ROOT / "services" / "purposes.toml")
-NOW = datetime(2026, 3, 1, tzinfo=UTC)
 EVIL = '<script>alert("x")</script> & Sons'
 
 
-class Page(HTMLParser):
-    """The parts of a page the tests look at: lang, landmarks, inputs, labels, scripts."""
-
-    def __init__(self, html: str) -> None:
-        super().__init__()
-        self.tags: list[tuple[str, dict[str, str | None]]] = []
-        self.label_text: dict[str, str] = {}
-        self._label: str | None = None
-        self.feed(html)
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        self.tags.append((tag, dict(attrs)))
-        if tag == "label":
-            self._label = dict(attrs).get("for") or ""
-            self.label_text[self._label] = ""
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag == "label":
-            self._label = None
-
-    def handle_data(self, data: str) -> None:
-        if self._label is not None:
-            self.label_text[self._label] += data
-
-    def all(self, tag: str) -> list[dict[str, str | None]]:
-        return [attrs for name, attrs in self.tags if name == tag]
+NL_ONLY = Choices(frozenset({("newsletter", "email")}), objected=False)
 
 
 def all_pages() -> dict[str, str]:
-    prefs = groups(CATALOGUE, Choices(frozenset({("newsletter", "email")}), objected=False))
+    prefs = groups(CATALOGUE, NL_ONLY)
     return {
-        "unsubscribe": pages.unsubscribe_page(
-            controller=EVIL, purpose_title=EVIL, channel="email", preferences_url="/p/t"
-        ),
-        "done": pages.done_page(controller=EVIL, lines=[EVIL], preferences_url="/p/t"),
+        "unsubscribe": pages.unsubscribe_page(controller=EVIL, purpose_title=EVIL, channel="email"),
+        "done": pages.done_page(controller=EVIL, lines=[EVIL]),
         "error": pages.error_page(controller=EVIL, heading=EVIL, message=EVIL),
-        "preferences": pages.preferences_page(controller=EVIL, groups=prefs, objected=True),
+        "preferences": pages.preferences_page(
+            controller=EVIL, groups=prefs, objected=True, shown="d", saved=EVIL, alert=EVIL
+        ),
     }
 
 
@@ -105,8 +59,12 @@ def test_pages_are_accessible_without_javascript(name: str) -> None:
 
 
 def test_preference_page_labels_name_purpose_and_channel() -> None:
-    prefs = groups(CATALOGUE, Choices(frozenset({("newsletter", "email")}), objected=False))
-    page = Page(pages.preferences_page(controller="ACME", groups=prefs, objected=False))
+    prefs = groups(CATALOGUE, NL_ONLY)
+    page = Page(
+        pages.preferences_page(
+            controller="ACME", groups=prefs, objected=False, shown=choices_digest(NL_ONLY)
+        )
+    )
     boxes = {
         str(i["id"]): i
         for i in page.all("input")
@@ -123,280 +81,41 @@ def test_preference_page_labels_name_purpose_and_channel() -> None:
     assert "ACME" in page.label_text["object-all"]
 
 
-def test_unsubscribe_page_asks_and_links_to_preferences() -> None:
-    html = pages.unsubscribe_page(
-        controller="ACME", purpose_title="Newsletter", channel="email", preferences_url="/p/x"
-    )
+def test_unsubscribe_page_asks() -> None:
+    html = pages.unsubscribe_page(controller="ACME", purpose_title="Newsletter", channel="email")
     page = Page(html)
     hidden = [i for i in page.all("input") if i.get("type") == "hidden"]
     assert hidden == [{"type": "hidden", "name": "List-Unsubscribe", "value": "One-Click"}]
     scope = next(i for i in page.all("input") if i.get("name") == "scope")
     assert scope["value"] == ALL_DIRECT_MARKETING and "checked" not in scope
-    assert {"href": "/p/x"} in page.all("a")
     assert re.search(r"<h1>Unsubscribe from Newsletter by e-mail\?</h1>", html)
 
 
-# --- the preference form's logic ----------------------------------------------------------
+@pytest.mark.parametrize("name", ["unsubscribe", "done"])
+def test_the_unsubscribe_pages_link_nowhere(name: str) -> None:
+    """The /u/ URL is the List-Unsubscribe one, which mailbox providers and anyone a message is
+    forwarded to can see: its pages must not lead to the preference page, which can grant."""
+    page = Page(all_pages()[name])
+    assert page.all("a") == []
+    assert "/p/" not in all_pages()[name]
 
 
-def fact(kind: str, a: str, b: str, type_: str, offset: int, **extra: object) -> Fact:
-    return Fact(kind, a, b, type_, uuid.uuid4(), (0, offset), NOW, **extra)  # type: ignore[arg-type]
-
-
-def state(*facts: Fact) -> dict[FactKey, Fact]:
-    return {f.key: f for f in facts}
-
-
-GRANT_NL = fact(CONSENT, "newsletter", "email", ev.CONSENT_GRANTED, 1)
-EXPIRED_NL = fact(
-    CONSENT, "newsletter", "email", ev.CONSENT_GRANTED, 1, until=NOW - timedelta(days=1)
-)
-WITHDRAW_ALL_PARTNERS = fact(CONSENT, "marketing_partners", ALL, ev.CONSENT_WITHDRAWN, 2)
-GRANT_PARTNERS = fact(CONSENT, "marketing_partners", ALL, ev.CONSENT_GRANTED, 1)
-LI = fact(RELATIONSHIP, "legitimate_interest", ALL, ev.RELATIONSHIP_RECORDED, 1)
-OPT_OUT_OWN_SMS = fact(CONSENT, "marketing_own", "sms", ev.CONSENT_WITHDRAWN, 3)
-OBJECTED = fact(DM_OBJECTION, ALL, ALL, ev.DIRECT_MARKETING_OBJECTED, 4)
-OBJECTED_EMAIL = fact(DM_OBJECTION, ALL, "email", ev.DIRECT_MARKETING_OBJECTED, 4)
-LIFTED = fact(DM_OBJECTION, ALL, ALL, ev.DIRECT_MARKETING_OBJECTION_LIFTED, 5)
-
-OWN = {("marketing_own", c) for c in ("email", "sms", "phone", "post")}
-PROFILING = {("profiling", c) for c in ("email", "web")}
-PARTNERS = {("marketing_partners", c) for c in ("email", "sms", "phone", "post")}
-
-
-@pytest.mark.parametrize(
-    ("facts", "chosen", "objected"),
-    [
-        ((), set(), False),
-        ((GRANT_NL,), {("newsletter", "email")}, False),
-        ((EXPIRED_NL,), set(), False),
-        ((GRANT_PARTNERS,), PARTNERS, False),
-        ((GRANT_PARTNERS, WITHDRAW_ALL_PARTNERS), set(), False),
-        ((LI,), OWN | PROFILING, False),
-        ((LI, OPT_OUT_OWN_SMS), (OWN | PROFILING) - {("marketing_own", "sms")}, False),
-        ((GRANT_NL, OBJECTED), {("newsletter", "email")}, True),
-        ((GRANT_NL, OBJECTED_EMAIL), {("newsletter", "email")}, False),
-        ((GRANT_NL, LIFTED), {("newsletter", "email")}, False),
-    ],
-    ids=[
-        "nothing",
-        "granted",
-        "expired",
-        "purpose-wide-grant",
-        "purpose-wide-withdrawal",
-        "legitimate-interest",
-        "opted-out-one-channel",
-        "objection-keeps-the-choices",
-        "channel-objection-is-not-the-box",
-        "lifted-objection",
-    ],
-)
-def test_current_choices(
-    facts: tuple[Fact, ...], chosen: set[tuple[str, str]], objected: bool
-) -> None:
-    assert current_choices(state(*facts), CATALOGUE, NOW) == Choices(frozenset(chosen), objected)
-
-
-@pytest.mark.parametrize(
-    ("items", "expected"),
-    [
-        ([], Choices(frozenset(), False)),
-        ([("choice", "newsletter.email")], Choices(frozenset({("newsletter", "email")}), False)),
-        (
-            [("choice", "newsletter.email"), ("choice", "newsletter.email")],
-            Choices(frozenset({("newsletter", "email")}), False),
-        ),
-        ([("object", ALL_DIRECT_MARKETING)], Choices(frozenset(), True)),
-    ],
-    ids=["empty", "one", "repeated", "object"],
-)
-def test_parse_form(items: list[tuple[str, str]], expected: Choices) -> None:
-    assert parse_form(items, CATALOGUE) == expected
-
-
-@pytest.mark.parametrize(
-    ("items", "named"),
-    [
-        ([("choice", "newsletter.sms")], "choice"),
-        ([("choice", "legal_obligation.email")], "choice"),
-        ([("choice", "newsletter")], "choice"),
-        ([("choice", "<b>")], "choice"),
-        ([("object", "yes")], "object"),
-        ([("subject_id", "someone-else")], "field"),
-    ],
-    ids=["wrong-channel", "not-marketing", "no-channel", "markup", "object-value", "unknown"],
-)
-def test_parse_form_refuses_what_the_page_never_sends(
-    items: list[tuple[str, str]], named: str
-) -> None:
-    with pytest.raises(FormError, match=named):
-        parse_form(items, CATALOGUE)
-
-
-def picks(*pairs: tuple[str, str], objected: bool = False) -> Choices:
-    return Choices(frozenset(pairs), objected)
-
-
-NL = ("newsletter", "email")
-OWN_SMS = ("marketing_own", "sms")
-PROF_WEB = ("profiling", "web")
-
-
-@pytest.mark.parametrize(
-    ("current", "wanted", "expected"),
-    [
-        (picks(), picks(), []),
-        (picks(NL), picks(NL), []),
-        (picks(), picks(NL), [Change(ev.CONSENT_GRANTED, *NL)]),
-        (picks(NL), picks(), [Change(ev.CONSENT_WITHDRAWN, *NL)]),
-        (
-            picks(NL, OWN_SMS),
-            picks(OWN_SMS, PROF_WEB),
-            [Change(ev.CONSENT_WITHDRAWN, *NL), Change(ev.CONSENT_GRANTED, *PROF_WEB)],
-        ),
-        (picks(NL), picks(NL, objected=True), [Change(ev.DIRECT_MARKETING_OBJECTED)]),
-        (picks(NL, objected=True), picks(NL, objected=True), []),
-        (picks(objected=True), picks(), [Change(ev.DIRECT_MARKETING_OBJECTION_LIFTED)]),
-        (
-            picks(NL, objected=True),
-            picks(OWN_SMS),
-            [
-                Change(ev.DIRECT_MARKETING_OBJECTION_LIFTED),
-                Change(ev.CONSENT_WITHDRAWN, *NL),
-                Change(ev.CONSENT_GRANTED, *OWN_SMS),
-            ],
-        ),
-        (
-            picks(NL),
-            picks(objected=True),
-            [Change(ev.CONSENT_WITHDRAWN, *NL), Change(ev.DIRECT_MARKETING_OBJECTED)],
-        ),
-    ],
-    ids=[
-        "nothing",
-        "unchanged",
-        "tick",
-        "untick",
-        "several-in-catalogue-order",
-        "object",
-        "still-objected",
-        "lift",
-        "lift-first",
-        "object-last",
-    ],
-)
-def test_changes(current: Choices, wanted: Choices, expected: list[Change]) -> None:
-    assert changes(current, wanted, marketing_purposes(CATALOGUE)) == expected
-
-
-def test_submitting_the_page_unchanged_records_nothing() -> None:
-    current = current_choices(state(GRANT_NL, LI, OPT_OUT_OWN_SMS, OBJECTED), CATALOGUE, NOW)
+def test_preference_page_carries_the_digest_of_what_it_shows() -> None:
     html = pages.preferences_page(
-        controller="ACME", groups=groups(CATALOGUE, current), objected=current.objected
+        controller="ACME", groups=groups(CATALOGUE, NL_ONLY), objected=False, shown="abc123"
     )
-    page = Page(html)
-    submitted = [
-        (str(i["name"]), str(i["value"]))
-        for i in page.all("input")
-        if i.get("type") == "checkbox" and "checked" in i
-    ]
-    assert changes(current, parse_form(submitted, CATALOGUE), marketing_purposes(CATALOGUE)) == []
+    hidden = [i for i in Page(html).all("input") if i.get("type") == "hidden"]
+    assert hidden == [{"type": "hidden", "name": "shown", "value": "abc123"}]
+    assert 'role="alert"' not in html
 
 
-# --- what an unsubscribe records, and under which key ---------------------------------------
-
-WITHDRAWN_NL = fact(CONSENT, "newsletter", "email", ev.CONSENT_WITHDRAWN, 6)
-WITHDRAWN_ALL = fact(CONSENT, ALL, ALL, ev.CONSENT_WITHDRAWN, 6)
-WITHDRAW = Change(ev.CONSENT_WITHDRAWN, "newsletter", "email")
-OBJECT = Change(ev.DIRECT_MARKETING_OBJECTED)
-
-
-@pytest.mark.parametrize(
-    ("facts", "everything", "todo", "done"),
-    [
-        ((), False, [(WITHDRAW, None)], []),
-        ((GRANT_NL,), False, [(WITHDRAW, GRANT_NL)], []),
-        ((WITHDRAWN_NL,), False, [], [WITHDRAWN_NL]),
-        ((WITHDRAWN_ALL,), False, [], [WITHDRAWN_ALL]),
-        ((GRANT_NL,), True, [(WITHDRAW, GRANT_NL), (OBJECT, None)], []),
-        ((WITHDRAWN_NL, OBJECTED), True, [], [WITHDRAWN_NL, OBJECTED]),
-        ((WITHDRAWN_NL, LIFTED), True, [(OBJECT, LIFTED)], [WITHDRAWN_NL]),
-        ((WITHDRAWN_NL, OBJECTED_EMAIL), True, [(OBJECT, None)], [WITHDRAWN_NL]),
-    ],
-    ids=[
-        "nothing-yet",
-        "granted",
-        "already-withdrawn",
-        "withdrawn-from-everything",
-        "and-object",
-        "already-both",
-        "objection-lifted",
-        "channel-objection-is-not-all",
-    ],
-)
-def test_unsubscribe_changes(
-    facts: tuple[Fact, ...],
-    everything: bool,
-    todo: list[tuple[Change, Fact | None]],
-    done: list[Fact],
-) -> None:
-    pending, already = unsubscribe_changes(state(*facts), "newsletter", "email", everything)
-    assert [(p.change, p.overrides) for p in pending] == todo
-    assert already == done
-
-
-@pytest.mark.parametrize(
-    ("earlier", "overrides", "new_episode"),
-    [
-        (None, None, False),
-        (None, GRANT_NL, False),
-        ((0, 0), None, False),
-        ((0, 5), GRANT_NL, False),
-        ((0, 0), GRANT_NL, True),
-    ],
-    ids=["first-use", "first-use-over-a-grant", "repeat", "grant-projected-late", "regranted"],
-)
-def test_episode_key(
-    earlier: tuple[int, int] | None, overrides: Fact | None, new_episode: bool
-) -> None:
-    first = link_key("TOKEN", WITHDRAW)
-    assert first.startswith("unsubscribe:") and "TOKEN" not in first
-    key = episode_key(first, earlier, overrides)
-    assert key == (f"{first}:{GRANT_NL.event_id}" if new_episode else first)
-
-
-def test_link_keys_differ_by_token_and_change() -> None:
-    keys = {link_key(t, c) for t in ("A", "B") for c in (WITHDRAW, OBJECT)}
-    assert len(keys) == 4
-
-
-def test_events_carry_the_source_the_subject_and_the_campaign() -> None:
-    source = Source("unsubscribe_link", "consent-ledger", "list_unsubscribe")
-    todo = [
-        WITHDRAW,
-        OBJECT,
-        Change(ev.CONSENT_GRANTED, "profiling", "web"),
-        Change(ev.DIRECT_MARKETING_OBJECTION_LIFTED),
-    ]
-    events = to_events(todo, subject_id="s1", now=NOW, source=source, campaign_id="c1")
-    assert [e.type for e in events] == [c.type for c in todo]
-    assert {(e.subject_id, e.source, e.actor.type, e.occurred_at) for e in events} == {
-        ("s1", source, "subject", NOW)
-    }
-    assert [dict(e.data) for e in events] == [
-        {"purpose": "newsletter", "channel": "email", "reason": None, "campaign_id": "c1"},
-        {"channel": None, "campaign_id": "c1"},
-        {"purpose": "profiling", "channel": "web", "expires_at": None},
-        {"channel": None, "evidence": LIFT_EVIDENCE},
-    ]
-    codec = default_codec()
-    assert [codec.decode(codec.encode(e)) for e in events] == events
-
-
-def test_preference_keys_ignore_facts_the_page_does_not_show() -> None:
-    restriction = fact("restriction", "legal_claims", ALL, ev.PROCESSING_RESTRICTED, 9)
-    plain = request_key("preference_center", "T", state(GRANT_NL), [WITHDRAW])
-    assert plain == request_key("preference_center", "T", state(GRANT_NL, restriction), [WITHDRAW])
-    assert plain != request_key("preference_center", "T", state(GRANT_NL, LI), [WITHDRAW])
-    assert plain != request_key("preference_center", "T", state(GRANT_NL), [OBJECT])
-    assert plain != request_key("preference_center", "U", state(GRANT_NL), [WITHDRAW])
+def test_preference_page_alert_is_announced() -> None:
+    html = pages.preferences_page(
+        controller="ACME",
+        groups=groups(CATALOGUE, NL_ONLY),
+        objected=False,
+        shown="d",
+        alert="Nothing was saved",
+    )
+    alerts = [a for a in Page(html).all("div") if a.get("role") == "alert"]
+    assert len(alerts) == 1 and "Nothing was saved" in html
