@@ -140,6 +140,7 @@ async def apply(
     suppressed: list[tuple[str, bytes]] = []
     for row in erased:
         suppressed += await _erase(conn, row)
+    suppressed += await _late_links(conn, fresh)
     others: list[tuple[str, Position]] = []
     if suppressed:
         holders = await conn.fetch(HOLDERS, [t for t, _ in suppressed], [b for _, b in suppressed])
@@ -155,6 +156,44 @@ async def apply(
     return others
 
 
+#: erasures already applied (earlier in their subject's log) of the subjects given
+ERASED_BEFORE = """
+SELECT subject_id, erased_at, event_id FROM erasures WHERE subject_id = ANY($1::text[])
+"""
+
+
+async def _late_links(
+    conn: asyncpg.Connection, fresh: Sequence[JournalRow]
+) -> list[tuple[str, bytes]]:
+    """Links that reached the log after their subject's SubjectErased (a link or an import
+    that raced the erasure): the identifier is suppressed and forgotten like the ones the
+    subject held, so it cannot come back unsuppressed. Decided from the projected erasures
+    only, so a replay decides the same."""
+    links = [r for r in fresh if r.event.type == ev.IDENTIFIER_LINKED]
+    if not links:
+        return []
+    rows = await conn.fetch(ERASED_BEFORE, sorted({r.event.subject_id for r in links}))
+    erasures = {r["subject_id"]: r for r in rows}
+    out: list[tuple[str, bytes]] = []
+    for link in links:
+        erasure = erasures.get(link.event.subject_id)
+        if erasure is None:
+            continue
+        kind, index = link.event.data["identifier_type"], bytes(link.event.data["blind_index"])
+        await conn.execute(
+            SUPPRESS, [kind], [index], ERASED, erasure["erased_at"], erasure["event_id"]
+        )
+        await conn.execute(
+            "DELETE FROM identifiers WHERE subject_id = $1 AND identifier_type = $2"
+            " AND blind_index = $3",
+            link.event.subject_id,
+            kind,
+            index,
+        )
+        out.append((kind, index))
+    return out
+
+
 async def _erase(conn: asyncpg.Connection, row: JournalRow) -> list[tuple[str, bytes]]:
     event = row.event
     subject, at = event.subject_id, (row.partition, row.offset)
@@ -168,7 +207,7 @@ async def _erase(conn: asyncpg.Connection, row: JournalRow) -> list[tuple[str, b
             [t for t, _ in held],
             [b for _, b in held],
             ERASED,
-            event.occurred_at,
+            event.recorded_at,
             event.event_id,
         )
     await conn.execute(FORGET, subject, *at)
@@ -178,7 +217,7 @@ async def _erase(conn: asyncpg.Connection, row: JournalRow) -> list[tuple[str, b
         event.event_id,
         event.data["ground"],
         event.data.get("request_id"),
-        event.occurred_at,
+        event.recorded_at,  # the as-of rule counts from when the ledger knew it
         len(held),
     )
     await shred(conn, subject)

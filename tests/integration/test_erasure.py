@@ -346,3 +346,58 @@ async def test_the_public_pages_take_an_unsubscribe_but_no_new_choice(
         "SubjectErased",
         "ConsentWithdrawn",
     ]
+
+
+async def test_a_link_that_raced_the_erasure_is_suppressed_and_forgotten(
+    api: httpx.AsyncClient, settings: Settings
+) -> None:
+    """A link whose data key was fetched before the erasure can still reach the log after
+    SubjectErased: its address must be suppressed like the ones the subject held."""
+    import uuid
+
+    from aiokafka import AIOKafkaProducer
+
+    from schemas.codec import kafka_headers
+    from schemas.events import Event, Source
+
+    erased = await api.post("/v1/subjects/er-race/erasure", json={"ground": "consent_withdrawn"})
+    assert erased.status_code == 201, erased.text
+    await settled(api, "er-race", erased.json()["token"])
+    index = blind_index(settings.secrets().blind_index_key, "email", "late@example.com")
+    now = datetime.now(UTC)
+    late = Event(
+        ev.IDENTIFIER_LINKED,
+        uuid.uuid4(),
+        "er-race",
+        now,
+        now,
+        Source(),
+        data={"identifier_type": "email", "blind_index": index, "ciphertext": b"\x01" + bytes(40)},
+    )
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers, acks="all")
+    await producer.start()
+    try:
+        await producer.send_and_wait(
+            settings.topic,
+            default_codec().encode(late),
+            key=b"er-race",
+            headers=kafka_headers(late),
+        )
+    finally:
+        await producer.stop()
+    conn = await asyncpg.connect(settings.database_url)
+    try:
+
+        async def suppressed() -> bool:
+            found = await conn.fetchval(
+                "SELECT reason FROM suppressed_identifiers WHERE blind_index = $1", index
+            )
+            return bool(found == "erased")
+
+        await wait_until(suppressed, 15, "the late link's address to be suppressed")
+        left = await conn.fetchval("SELECT count(*) FROM identifiers WHERE subject_id = 'er-race'")
+        assert left == 0
+    finally:
+        await conn.close()
+    answer = await decide_email(api, "late@example.com")
+    assert answer["allowed"] is False
