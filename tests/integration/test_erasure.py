@@ -1,84 +1,34 @@
-"""Erasure against the real servers: the identities in the old records can no longer be
-decrypted, the address stays suppressed when it comes back (import, link, batch check,
-suppression list), an erased subject takes only what stops processing, its state-feed record
-becomes a tombstone and the retention job purges its proof."""
+"""Erasure against the real servers: shredded identities, suppression, tombstone, purge."""
 
 from __future__ import annotations
 
 import os
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
-from urllib.parse import urlsplit
 
 import asyncpg
 import httpx
 import pytest
-from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from schemas import events as ev
 from schemas.codec import default_codec
 from services.catalogue import load_catalogue
 from services.config import Settings
 from services.identities import IdentifierError, blind_index, decrypt_identifier, normalise
-from services.importing.run import ImportOptions, run_import
 from services.keystore import DataKeys
 from services.retention import purge_due, run_retention
 from services.topic import highwaters
 from tests.conftest import wait_until
+from tests.integration.erasure_support import (
+    ADDRESS,
+    decide_email,
+    import_address,
+    settled,
+    topic_events,
+)
 from tests.integration.test_state_feed import running_feed
 
 pytestmark = pytest.mark.integration
-
-ADDRESS = "Ada.Erased@Example.com"
-
-
-async def topic_events(settings: Settings, topic: str | None = None) -> list[tuple[bytes, Any]]:
-    """Every (key, value) of a topic, read straight from the broker from the beginning."""
-    name = topic or settings.topic
-    ends = await highwaters(settings.kafka_bootstrap_servers, name)
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap_servers, enable_auto_commit=False
-    )
-    await consumer.start()
-    try:
-        tps = [TopicPartition(name, p) for p in ends]
-        consumer.assign(tps)
-        await consumer.seek_to_beginning(*tps)
-        out: list[tuple[bytes, Any]] = []
-        while [tp for tp in tps if await consumer.position(tp) < ends[tp.partition]]:
-            for records in (await consumer.getmany(*tps, timeout_ms=200)).values():
-                out += [(r.key or b"", r.value) for r in records]
-        return out
-    finally:
-        await consumer.stop()
-
-
-async def settled(api: httpx.AsyncClient, subject: str, token: str) -> None:
-    answer = await api.get(f"/v1/subjects/{subject}/consent", params={"min_token": token})
-    assert answer.status_code == 200, answer.text
-
-
-async def decide_email(api: httpx.AsyncClient, email: str, token: str | None = None) -> Any:
-    params = {"email": email, "purpose": "newsletter", "channel": "email"}
-    answer = await api.get(
-        "/v1/decision", params={**params, **({"min_token": token} if token else {})}
-    )
-    assert answer.status_code == 200, answer.text
-    return answer.json()
-
-
-async def import_address(
-    settings: Settings, tmp_path: Path, name: str, status: str = "subscribed"
-) -> tuple[int, str]:
-    path = tmp_path / name
-    when = "2024-05-04T10:00:00Z"
-    path.write_text(f"email,status,opted_in_at,changed_at\n{ADDRESS},{status},{when},{when}\n")
-    code = await run_import(
-        settings, ImportOptions(path, "generic", "newsletter", "email", progress=False)
-    )
-    rejects = path.with_name(path.name + ".rejects.csv")
-    return code, rejects.read_text() if rejects.exists() else ""
 
 
 async def test_erasure_shreds_the_identities_and_the_address_stays_suppressed(
@@ -314,90 +264,3 @@ async def test_retention_purges_the_proof_and_keeps_the_erasure(
     assert (await purge_due(db, settings.topic, catalogue, until, dry_run=False)).purged == [
         ("er-ret", 1)
     ]
-
-
-async def test_the_public_pages_take_an_unsubscribe_but_no_new_choice(
-    api: httpx.AsyncClient,
-) -> None:
-    granted = await api.post(
-        "/v1/subjects/er-page/consents", json={"purpose": "newsletter", "channel": "email"}
-    )
-    links = await api.post(
-        "/v1/unsubscribe-links",
-        json={"subject_id": "er-page", "purpose": "newsletter", "channel": "email"},
-    )
-    erased = await api.post("/v1/subjects/er-page/erasure", json={"ground": "consent_withdrawn"})
-    assert granted.status_code == erased.status_code == 201 and links.status_code == 200
-    await settled(api, "er-page", erased.json()["token"])
-    preferences = urlsplit(links.json()["preferences_url"]).path
-    ticked = await api.post(preferences, data={"choice": ["marketing_partners.sms"]})
-    # refused (as out of date, since the form carries no digest of a page shown, or as erased):
-    # either way nothing is recorded, which the history below shows
-    assert ticked.status_code == 409 and "Nothing was" in ticked.text
-    unsubscribed = await api.post(
-        urlsplit(links.json()["url"]).path, data={"List-Unsubscribe": "One-Click"}
-    )
-    assert unsubscribed.status_code == 200, unsubscribed.text
-    events = await api.get(
-        "/v1/subjects/er-page/events",
-        params={"min_token": unsubscribed.headers["ledger-token"]},
-    )
-    assert [e["type"] for e in events.json()["events"]][-2:] == [
-        "SubjectErased",
-        "ConsentWithdrawn",
-    ]
-
-
-async def test_a_link_that_raced_the_erasure_is_suppressed_and_forgotten(
-    api: httpx.AsyncClient, settings: Settings
-) -> None:
-    """A link whose data key was fetched before the erasure can still reach the log after
-    SubjectErased: its address must be suppressed like the ones the subject held."""
-    import uuid
-
-    from aiokafka import AIOKafkaProducer
-
-    from schemas.codec import kafka_headers
-    from schemas.events import Event, Source
-
-    erased = await api.post("/v1/subjects/er-race/erasure", json={"ground": "consent_withdrawn"})
-    assert erased.status_code == 201, erased.text
-    await settled(api, "er-race", erased.json()["token"])
-    index = blind_index(settings.secrets().blind_index_key, "email", "late@example.com")
-    now = datetime.now(UTC)
-    late = Event(
-        ev.IDENTIFIER_LINKED,
-        uuid.uuid4(),
-        "er-race",
-        now,
-        now,
-        Source(),
-        data={"identifier_type": "email", "blind_index": index, "ciphertext": b"\x01" + bytes(40)},
-    )
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers, acks="all")
-    await producer.start()
-    try:
-        await producer.send_and_wait(
-            settings.topic,
-            default_codec().encode(late),
-            key=b"er-race",
-            headers=kafka_headers(late),
-        )
-    finally:
-        await producer.stop()
-    conn = await asyncpg.connect(settings.database_url)
-    try:
-
-        async def suppressed() -> bool:
-            found = await conn.fetchval(
-                "SELECT reason FROM suppressed_identifiers WHERE blind_index = $1", index
-            )
-            return bool(found == "erased")
-
-        await wait_until(suppressed, 15, "the late link's address to be suppressed")
-        left = await conn.fetchval("SELECT count(*) FROM identifiers WHERE subject_id = 'er-race'")
-        assert left == 0
-    finally:
-        await conn.close()
-    answer = await decide_email(api, "late@example.com")
-    assert answer["allowed"] is False

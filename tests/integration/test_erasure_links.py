@@ -1,0 +1,106 @@
+"""Erasure against the real servers: the public pages and links of an erased subject."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from urllib.parse import urlsplit
+
+import asyncpg
+import httpx
+import pytest
+
+from schemas import events as ev
+from schemas.codec import default_codec
+from services.config import Settings
+from services.identities import blind_index
+from tests.conftest import wait_until
+from tests.integration.erasure_support import decide_email, settled
+
+pytestmark = pytest.mark.integration
+
+
+async def test_the_public_pages_take_an_unsubscribe_but_no_new_choice(
+    api: httpx.AsyncClient,
+) -> None:
+    granted = await api.post(
+        "/v1/subjects/er-page/consents", json={"purpose": "newsletter", "channel": "email"}
+    )
+    links = await api.post(
+        "/v1/unsubscribe-links",
+        json={"subject_id": "er-page", "purpose": "newsletter", "channel": "email"},
+    )
+    erased = await api.post("/v1/subjects/er-page/erasure", json={"ground": "consent_withdrawn"})
+    assert granted.status_code == erased.status_code == 201 and links.status_code == 200
+    await settled(api, "er-page", erased.json()["token"])
+    preferences = urlsplit(links.json()["preferences_url"]).path
+    ticked = await api.post(preferences, data={"choice": ["marketing_partners.sms"]})
+    # refused (as out of date, since the form carries no digest of a page shown, or as erased):
+    # either way nothing is recorded, which the history below shows
+    assert ticked.status_code == 409 and "Nothing was" in ticked.text
+    unsubscribed = await api.post(
+        urlsplit(links.json()["url"]).path, data={"List-Unsubscribe": "One-Click"}
+    )
+    assert unsubscribed.status_code == 200, unsubscribed.text
+    events = await api.get(
+        "/v1/subjects/er-page/events",
+        params={"min_token": unsubscribed.headers["ledger-token"]},
+    )
+    assert [e["type"] for e in events.json()["events"]][-2:] == [
+        "SubjectErased",
+        "ConsentWithdrawn",
+    ]
+
+
+async def test_a_link_that_raced_the_erasure_is_suppressed_and_forgotten(
+    api: httpx.AsyncClient, settings: Settings
+) -> None:
+    """A link whose data key was fetched before the erasure can still reach the log after
+    SubjectErased: its address must be suppressed like the ones the subject held."""
+    import uuid
+
+    from aiokafka import AIOKafkaProducer
+
+    from schemas.codec import kafka_headers
+    from schemas.events import Event, Source
+
+    erased = await api.post("/v1/subjects/er-race/erasure", json={"ground": "consent_withdrawn"})
+    assert erased.status_code == 201, erased.text
+    await settled(api, "er-race", erased.json()["token"])
+    index = blind_index(settings.secrets().blind_index_key, "email", "late@example.com")
+    now = datetime.now(UTC)
+    late = Event(
+        ev.IDENTIFIER_LINKED,
+        uuid.uuid4(),
+        "er-race",
+        now,
+        now,
+        Source(),
+        data={"identifier_type": "email", "blind_index": index, "ciphertext": b"\x01" + bytes(40)},
+    )
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers, acks="all")
+    await producer.start()
+    try:
+        await producer.send_and_wait(
+            settings.topic,
+            default_codec().encode(late),
+            key=b"er-race",
+            headers=kafka_headers(late),
+        )
+    finally:
+        await producer.stop()
+    conn = await asyncpg.connect(settings.database_url)
+    try:
+
+        async def suppressed() -> bool:
+            found = await conn.fetchval(
+                "SELECT reason FROM suppressed_identifiers WHERE blind_index = $1", index
+            )
+            return bool(found == "erased")
+
+        await wait_until(suppressed, 15, "the late link's address to be suppressed")
+        left = await conn.fetchval("SELECT count(*) FROM identifiers WHERE subject_id = 'er-race'")
+        assert left == 0
+    finally:
+        await conn.close()
+    answer = await decide_email(api, "late@example.com")
+    assert answer["allowed"] is False
