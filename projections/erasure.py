@@ -183,12 +183,16 @@ async def _late_links(
         await conn.execute(
             SUPPRESS, [kind], [index], ERASED, erasure["erased_at"], erasure["event_id"]
         )
+        # only the row this link set: a later unlink in the same batch already replaced it,
+        # as it would had the two been applied in separate batches
         await conn.execute(
             "DELETE FROM identifiers WHERE subject_id = $1 AND identifier_type = $2"
-            " AND blind_index = $3",
+            " AND blind_index = $3 AND (log_partition, log_offset) = ($4, $5)",
             link.event.subject_id,
             kind,
             index,
+            link.partition,
+            link.offset,
         )
         out.append((kind, index))
     return out

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 from urllib.parse import urlsplit
 
 import asyncpg
@@ -13,8 +14,9 @@ from schemas import events as ev
 from schemas.codec import default_codec
 from services.config import Settings
 from services.identities import blind_index
-from tests.conftest import wait_until
+from tests.conftest import make_settings, wait_until
 from tests.integration.erasure_support import decide_email, settled
+from tests.servers import Servers
 
 pytestmark = pytest.mark.integration
 
@@ -104,3 +106,50 @@ async def test_a_link_that_raced_the_erasure_is_suppressed_and_forgotten(
         await conn.close()
     answer = await decide_email(api, "late@example.com")
     assert answer["allowed"] is False
+
+
+async def test_late_links_project_the_same_however_the_batches_fall(
+    real_servers: Servers,
+) -> None:
+    """Erasure, then a late link and an unlink of one address: applied in one batch or one
+    record at a time, the identifier rows and suppression entries come out the same."""
+    import uuid
+
+    from projections.runner import Record, apply_batch
+    from schemas.events import Event, Source
+
+    codec = default_codec()
+    at = datetime(2026, 1, 1, tzinfo=UTC)
+    index = bytes(range(32))
+
+    def event(kind: str, data: dict[str, Any]) -> bytes:
+        return codec.encode(Event(kind, uuid.uuid4(), "er-batch", at, at, Source(), data=data))
+
+    values = [
+        event(ev.SUBJECT_ERASED, {"ground": "consent_withdrawn"}),
+        event(
+            ev.IDENTIFIER_LINKED,
+            {"identifier_type": "email", "blind_index": index, "ciphertext": b"\x01" * 41},
+        ),
+        event(ev.IDENTIFIER_UNLINKED, {"identifier_type": "email", "blind_index": index}),
+    ]
+    log = [Record(0, offset, b"er-batch", value) for offset, value in enumerate(values)]
+    results = []
+    for batches in ([log], [[r] for r in log]):
+        settings = await make_settings(real_servers)
+        conn = await asyncpg.connect(settings.database_url)
+        try:
+            for batch in batches:
+                await apply_batch(conn, codec, settings.topic, batch)
+            rows = await conn.fetch(
+                "SELECT identifier_type, blind_index, subject_id, linked, log_offset"
+                " FROM identifiers ORDER BY blind_index"
+            )
+            entries = await conn.fetch(
+                "SELECT identifier_type, blind_index, reason FROM suppressed_identifiers"
+            )
+            results.append(([tuple(r) for r in rows], [tuple(r) for r in entries]))
+        finally:
+            await conn.close()
+    assert results[0] == results[1]
+    assert results[0][1] == [("email", index, "erased")]
