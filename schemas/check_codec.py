@@ -8,26 +8,20 @@ registry. The schemas live in their own folder: the event codec loads every `.av
 
 from __future__ import annotations
 
-import functools
-import io
-import json
-import re
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Final
+from typing import Final
 from uuid import UUID
 
-from fastavro import parse_schema, schemaless_reader, schemaless_writer
-
-from schemas.codec import HEADER_SIZE, MAGIC, CodecError, schema_fingerprint
+from schemas.codec import CodecError
+from schemas.record_codec import RecordCodec
 
 CHECK_SCHEMA_DIR: Final = Path(__file__).resolve().parent / "avro" / "checks"
 RECORD_NAME: Final = "ContactCheckPerformed"
 RECIPIENT_KINDS: Final = ("subjects", "emails")
 #: Kafka header naming the value's schema, for consumers that route without decoding
 SCHEMA_HEADER: Final = "schema"
-_FILE_RE: Final = re.compile(rf"{RECORD_NAME}\.v([1-9][0-9]*)\.avsc")
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,75 +43,23 @@ class ContactCheck:
     allowed_digest: str
 
 
-@dataclass(frozen=True, slots=True)
-class _Version:
-    number: int
-    fingerprint: bytes
-    parsed: dict[str, Any]
-
-
-@functools.lru_cache(maxsize=1)
-def _versions() -> tuple[_Version, ...]:
-    """Every schema version in the folder, oldest first."""
-    found = []
-    for path in sorted(CHECK_SCHEMA_DIR.glob("*.avsc")):
-        match = _FILE_RE.fullmatch(path.name)
-        if match is None:
-            raise CodecError(f"schema file {path.name!r} is not named {RECORD_NAME}.v<N>.avsc")
-        try:
-            raw = json.loads(path.read_text(encoding="utf-8"))
-            parsed = parse_schema(raw)
-            fingerprint = schema_fingerprint(raw)
-        except Exception as exc:
-            raise CodecError(f"cannot load schema {path}: {exc}") from exc
-        if not isinstance(parsed, dict) or parsed.get("name") != f"ledger.checks.{RECORD_NAME}":
-            raise CodecError(f"schema {path.name} is not the record ledger.checks.{RECORD_NAME}")
-        found.append(_Version(int(match[1]), fingerprint, parsed))
-    if not found:
-        raise CodecError(f"no {RECORD_NAME} schema in {CHECK_SCHEMA_DIR}")
-    return tuple(sorted(found, key=lambda v: v.number))
+_CODEC: Final = RecordCodec(RECORD_NAME, "ledger.checks", CHECK_SCHEMA_DIR)
 
 
 def schema_name() -> str:
     """`ContactCheckPerformed.v<N>` of the version `encode_check` writes."""
-    return f"{RECORD_NAME}.v{_versions()[-1].number}"
+    return _CODEC.schema_name()
 
 
 def encode_check(check: ContactCheck) -> bytes:
     if check.checked_at.utcoffset() is None:
         raise CodecError("checked_at is a naive datetime; pass a timezone-aware UTC datetime")
-    writer = _versions()[-1]
-    buffer = io.BytesIO()
-    buffer.write(MAGIC)
-    buffer.write(writer.fingerprint)
-    try:
-        schemaless_writer(buffer, writer.parsed, asdict(check), disable_tuple_notation=True)
-    except Exception as exc:
-        raise CodecError(f"cannot encode check {check.check_id}: {exc}") from exc
-    return buffer.getvalue()
+    return _CODEC.encode(asdict(check), f"check {check.check_id}")
 
 
 def decode_check(value: bytes) -> ContactCheck:
     """The record in a Kafka value, resolved from its writer schema to the newest reader."""
-    if len(value) < HEADER_SIZE or value[:2] != MAGIC:
-        raise CodecError("not single-object encoded: expected c301 and an 8-byte fingerprint")
-    fingerprint = bytes(value[2:HEADER_SIZE])
-    versions = _versions()
-    writer = next((v for v in versions if v.fingerprint == fingerprint), None)
-    if writer is None:
-        raise CodecError(f"unknown {RECORD_NAME} schema fingerprint 0x{fingerprint.hex()}")
-    reader = versions[-1]
-    buffer = io.BytesIO(value)
-    buffer.seek(HEADER_SIZE)
-    try:
-        record = schemaless_reader(
-            buffer, writer.parsed, None if reader is writer else reader.parsed
-        )
-    except Exception as exc:
-        raise CodecError(f"cannot decode a {RECORD_NAME} body: {exc!r}") from exc
-    if buffer.tell() != len(value) or not isinstance(record, dict):
-        raise CodecError(f"a {RECORD_NAME} record has trailing bytes or is not a record")
-    return ContactCheck(**record)
+    return ContactCheck(**_CODEC.decode(value))
 
 
 def check_headers(check: ContactCheck) -> list[tuple[str, bytes]]:
