@@ -36,64 +36,57 @@ def state_topic_configs(settings: Settings) -> dict[str, str]:
     }
 
 
-async def _ensure_state_topic(admin: AIOKafkaAdminClient, settings: Settings) -> None:
-    if settings.state_topic in await admin.list_topics():
-        return
-    topic = NewTopic(
-        settings.state_topic,
-        settings.topic_partitions,
-        settings.topic_replication,
-        topic_configs=state_topic_configs(settings),
-    )
+async def _create_missing(admin: AIOKafkaAdminClient, topic: NewTopic, what: str) -> bool:
+    """Create `topic` unless it exists; True when created now (another process may race us)."""
+    if topic.name in await admin.list_topics():
+        return False
     response = await admin.create_topics([topic])
     for _, code, message in response.topic_errors:
         if code not in (0, 36):  # 36: created meanwhile by another process
-            raise RuntimeError(f"cannot create topic {settings.state_topic}: {message} ({code})")
-    log.info("created the compacted state topic %s", settings.state_topic)
+            raise RuntimeError(f"cannot create topic {topic.name}: {message} ({code})")
+    log.info("created the %s %s", what, topic.name)
+    return True
 
 
 #: partitions of the checks topic: it is keyed by campaign and written once per batch check
 CHECKS_TOPIC_PARTITIONS = 3
-
-
-async def _ensure_checks_topic(admin: AIOKafkaAdminClient, settings: Settings) -> None:
-    """The contact-check evidence topic: kept forever like the events, never compacted."""
-    if settings.checks_topic in await admin.list_topics():
-        return
-    topic = NewTopic(
-        settings.checks_topic,
-        CHECKS_TOPIC_PARTITIONS,
-        settings.topic_replication,
-        topic_configs=topic_configs(settings),
-    )
-    response = await admin.create_topics([topic])
-    for _, code, message in response.topic_errors:
-        if code not in (0, 36):  # 36: created meanwhile by another process
-            raise RuntimeError(f"cannot create topic {settings.checks_topic}: {message} ({code})")
-    log.info("created the contact-check topic %s", settings.checks_topic)
-
-
 #: partitions of the checkpoint topic: one, so all of a ledger's checkpoints are in one order
 CHECKPOINTS_TOPIC_PARTITIONS = 1
 
 
-async def _ensure_checkpoints_topic(admin: AIOKafkaAdminClient, settings: Settings) -> None:
-    """The checkpoint topic: kept forever like the events, never compacted."""
-    if settings.checkpoints_topic in await admin.list_topics():
-        return
-    topic = NewTopic(
-        settings.checkpoints_topic,
-        CHECKPOINTS_TOPIC_PARTITIONS,
-        settings.topic_replication,
-        topic_configs=topic_configs(settings),
-    )
-    response = await admin.create_topics([topic])
-    for _, code, message in response.topic_errors:
-        if code not in (0, 36):  # 36: created meanwhile by another process
-            raise RuntimeError(
-                f"cannot create topic {settings.checkpoints_topic}: {message} ({code})"
-            )
-    log.info("created the checkpoint topic %s", settings.checkpoints_topic)
+def _side_topics(settings: Settings) -> list[tuple[NewTopic, str]]:
+    """The state feed (compacted), and the contact-check and checkpoint topics (kept forever
+    like the events, never compacted)."""
+    replication = settings.topic_replication
+    return [
+        (
+            NewTopic(
+                settings.state_topic,
+                settings.topic_partitions,
+                replication,
+                topic_configs=state_topic_configs(settings),
+            ),
+            "compacted state topic",
+        ),
+        (
+            NewTopic(
+                settings.checks_topic,
+                CHECKS_TOPIC_PARTITIONS,
+                replication,
+                topic_configs=topic_configs(settings),
+            ),
+            "contact-check topic",
+        ),
+        (
+            NewTopic(
+                settings.checkpoints_topic,
+                CHECKPOINTS_TOPIC_PARTITIONS,
+                replication,
+                topic_configs=topic_configs(settings),
+            ),
+            "checkpoint topic",
+        ),
+    ]
 
 
 async def ensure_topic(settings: Settings) -> bool:
@@ -102,9 +95,8 @@ async def ensure_topic(settings: Settings) -> bool:
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
     await admin.start()
     try:
-        await _ensure_state_topic(admin, settings)
-        await _ensure_checks_topic(admin, settings)
-        await _ensure_checkpoints_topic(admin, settings)
+        for side, what in _side_topics(settings):
+            await _create_missing(admin, side, what)
         if settings.topic in await admin.list_topics():
             (described,) = await admin.describe_topics([settings.topic])
             count = len(described["partitions"])
@@ -123,11 +115,7 @@ async def ensure_topic(settings: Settings) -> bool:
             settings.topic_replication,
             topic_configs=topic_configs(settings),
         )
-        response = await admin.create_topics([topic])
-        for _, code, message in response.topic_errors:
-            if code not in (0, 36):  # 36: created meanwhile by another process
-                raise RuntimeError(f"cannot create topic {settings.topic}: {message} ({code})")
-        return True
+        return await _create_missing(admin, topic, "event topic")
     finally:
         await admin.close()
 
