@@ -32,6 +32,10 @@ TEST_SECRETS: dict[str, str] = {
     "LEDGER_RECEIPT_KEYS": f"r1:{new_key()}",
 }
 
+#: the admin API key every test API is started with (LEDGER_ADMIN_KEY) and every test client sends
+TEST_ADMIN_KEY: str = f"cl_testadmin_{new_key()}"
+ADMIN_HEADERS: dict[str, str] = {"Authorization": f"Bearer {TEST_ADMIN_KEY}"}
+
 
 @pytest.fixture(scope="session")
 def real_servers() -> Iterator[Servers]:
@@ -139,7 +143,9 @@ async def running_api(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
     task = asyncio.create_task(server.serve())
     try:
         await wait_until(_started(server, task), 30, "the API to start")
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
+        async with httpx.AsyncClient(
+            base_url=f"http://127.0.0.1:{port}", timeout=30, headers=ADMIN_HEADERS
+        ) as client:
             yield client
     finally:
         server.should_exit = True
