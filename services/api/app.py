@@ -29,6 +29,7 @@ from services.api import (
 )
 from services.api.commands import COMMANDS
 from services.api.metrics import metrics_endpoint
+from services.api.observation import ObservedStarlette
 from services.api.openapi import openapi_document
 from services.api.problems import ProblemError, instance_of, problem_handler, unavailable
 from services.api.write import command_endpoint
@@ -132,7 +133,7 @@ def create_app(settings: Settings, open_fn: LedgerFactory = open_ledger) -> Star
         finally:
             await close_ledger(app.state.ledger)
 
-    return Starlette(
+    return ObservedStarlette(
         routes=routes(),
         lifespan=lifespan,
         exception_handlers={

@@ -21,6 +21,7 @@ from projections.batch_snapshot import read_snapshot
 from schemas.check_codec import check_headers, encode_check
 from schemas.events import rfc3339
 from services import contact_checks as checks
+from services.api import api_metrics
 from services.api.batch_request import MAX_BODY, MAX_TOKENS, BatchRequest, parse_batch
 from services.api.body import read_json_object
 from services.api.problems import field_error, invalid, unavailable
@@ -95,6 +96,12 @@ async def batch_decisions(request: Request) -> JSONResponse:
     check = None
     if ask.campaign_id is not None:
         check = await _record(ledger, ask, result, index_of, token, now)
+
+    def reason_of(recipient: str) -> str:
+        subject = snapshot.linked[index_of[recipient]] if emails else recipient
+        return decided.get(subject, default).reason
+
+    api_metrics.count_batch(api_metrics.batch_reasons(result, reason_of).items())
     return JSONResponse(
         {
             "purpose": purpose.id,

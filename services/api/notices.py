@@ -28,6 +28,7 @@ from projections.state import Fact, FactKey
 from projections.subject_state import fact_from_row
 from schemas import events as ev
 from schemas.events import Event, notice_key, rfc3339
+from services.api import api_metrics
 from services.api.body import Fields, query_fields, read_json_object
 from services.api.commands import Common, Context
 from services.api.problems import ProblemError, field_error, unavailable
@@ -143,7 +144,9 @@ async def publish(request: Request) -> JSONResponse:
     assert asked is not None
     stored = await notices.get(ledger.pool, asked.version)
     if stored is not None:
-        return _settled(stored, asked, created=False)
+        answer = _settled(stored, asked, created=False)  # 409 when the content differs
+        api_metrics.count_commands([event], replayed=True)
+        return answer
     try:
         [(partition, offset)] = await ledger.publisher.publish(
             [(event, ledger.codec.encode(event))]
@@ -152,6 +155,7 @@ async def publish(request: Request) -> JSONResponse:
         raise unavailable(
             "the event log did not acknowledge in time; nothing is confirmed: retry", 2
         ) from None
+    api_metrics.count_commands([event], replayed=False)
     wait_s = ledger.settings.read_wait_ms / 1000
     if not await ledger.progress.wait_for(partition, offset + 1, wait_s):
         raise unavailable(

@@ -7,6 +7,8 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from services.request_context import current_request_id
+
 PROBLEM_JSON = "application/problem+json"
 
 
@@ -42,6 +44,10 @@ class ProblemError(Exception):
             body["instance"] = instance
         if self.errors:
             body["errors"] = self.errors
+        request_id = current_request_id()
+        if request_id is not None:
+            # not `request_id`: that names a rights request in this API
+            body["http_request_id"] = request_id
         return JSONResponse(body, self.status, headers=self.headers, media_type=PROBLEM_JSON)
 
 

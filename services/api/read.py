@@ -13,7 +13,7 @@ from projections import journal, notices, subject_state
 from projections.notices import NO_NOTICES, Notices
 from projections.state import ALL, Fact, FactKey, covering
 from schemas.events import CONSENT_GRANTED, rfc3339
-from services.api import as_of
+from services.api import api_metrics, as_of
 from services.api.body import Fields, query_fields
 from services.api.identifiers import UnknownIdentifier, subject_from_query
 from services.api.problems import ProblemError, field_error, invalid, unavailable
@@ -116,6 +116,7 @@ async def decision(request: Request) -> JSONResponse:
             if known
             else unknown_subject(purpose)
         )
+        api_metrics.count_decision(api_metrics.AS_OF, made.reason, made.allowed)
         return JSONResponse(
             {
                 "subject_id": subject_id,
@@ -126,18 +127,22 @@ async def decision(request: Request) -> JSONResponse:
             }
         )
     if subject_id is None:
+        unknown = unknown_subject(purpose)
+        api_metrics.count_decision(api_metrics.SINGLE, unknown.reason, unknown.allowed)
         return JSONResponse(
             {
                 "subject_id": None,
                 "purpose": purpose.id,
                 "channel": channel,
-                **_decision_json(unknown_subject(purpose)),
+                **_decision_json(unknown),
                 "token": None,
             }
         )
     facts, token = await _state(ledger, subject_id)
     published = await _notices_for(ledger, facts)
-    answer = _decision_json(decide(facts, purpose, channel, datetime.now(UTC), published))
+    made = decide(facts, purpose, channel, datetime.now(UTC), published)
+    api_metrics.count_decision(api_metrics.SINGLE, made.reason, made.allowed)
+    answer = _decision_json(made)
     return JSONResponse(
         {
             "subject_id": subject_id,

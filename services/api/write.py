@@ -13,6 +13,7 @@ from starlette.responses import JSONResponse
 
 from schemas.events import Event, rfc3339
 from services import idempotency
+from services.api import api_metrics
 from services.api.body import Fields, check_subject_id, read_json_object
 from services.api.commands import Builder, Context
 from services.api.problems import ProblemError, field_error, invalid, unavailable
@@ -68,9 +69,11 @@ async def append(
             values = claim.record_values
             events = [ledger.codec.decode(v) for v in values]
             if claim.acked is not None:
+                api_metrics.count_commands(events, replayed)
                 return events, claim.acked, replayed
             known = await idempotency.projected_positions(ledger.pool, claim.event_ids)
             if len(known) == len(events):
+                api_metrics.count_commands(events, replayed)
                 return events, [known[e.event_id] for e in events], replayed
     try:
         positions = await ledger.publisher.publish(list(zip(events, values, strict=True)))
@@ -79,6 +82,7 @@ async def append(
         raise unavailable(
             f"the event log did not acknowledge in time; nothing is confirmed: {retry}", 2
         ) from None
+    api_metrics.count_commands(events, replayed)
     if key is not None:
         # the events are in the log: a failure to note it only costs a retry a re-send
         with contextlib.suppress(OSError, asyncpg.PostgresError, asyncpg.InterfaceError):

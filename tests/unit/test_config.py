@@ -35,6 +35,7 @@ def test_round_trip_through_child_process_environment() -> None:
         ({"LEDGER_TOPIC_MIN_INSYNC_REPLICAS": "2"}, "LEDGER_TOPIC_MIN_INSYNC_REPLICAS"),
         ({"LEDGER_KAFKA_IDEMPOTENCE": "maybe"}, "LEDGER_KAFKA_IDEMPOTENCE"),
         ({"LEDGER_LOG_LEVEL": "loud"}, "LEDGER_LOG_LEVEL"),
+        ({"LEDGER_LOG_FORMAT": "xml"}, "LEDGER_LOG_FORMAT"),
         ({"LEDGER_PROJECTOR_BATCH": "0"}, "LEDGER_PROJECTOR_BATCH"),
         ({"LEDGER_TOPIC": " "}, "LEDGER_TOPIC"),
         ({"LEDGER_PUBLIC_URL": "ftp://example.com"}, "LEDGER_PUBLIC_URL"),
