@@ -1,7 +1,8 @@
 """How many recipients per second POST /v1/decisions/batch answers, against running servers.
 
-    .venv/bin/python bench/batch_probe.py --url http://127.0.0.1:8000 \\
-        --seed-bootstrap 127.0.0.1:<broker port> [--topic consent.events] [--recipients 100000]
+    LEDGER_KEY=$(cat .ledger/admin.key) .venv/bin/python bench/batch_probe.py \\
+        --url http://127.0.0.1:8000 --seed-bootstrap 127.0.0.1:<broker port> \\
+        [--topic consent.events] [--recipients 100000]
 
 With --seed-bootstrap, it first writes a realistic mix of histories for `bench-<n>` straight to
 the event topic (newsletter grants, withdrawals, objections, relationships, unrelated
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import random
 import sys
 import time
@@ -108,6 +110,11 @@ async def main() -> int:
     parser.add_argument("--topic", default="consent.events")
     parser.add_argument("--recipients", type=int, default=100_000)
     parser.add_argument("--runs", type=int, default=3, help="best of this many requests")
+    parser.add_argument(
+        "--key",
+        default=os.environ.get("LEDGER_KEY", ""),
+        help="API key with the decide scope (default: $LEDGER_KEY)",
+    )
     args = parser.parse_args()
     n = args.recipients
     tokens = await seed(args.seed_bootstrap, args.topic, n) if args.seed_bootstrap else []
@@ -119,7 +126,8 @@ async def main() -> int:
         "emails": {**base, "emails": [f"Bench.{i}@Example{i % 50}.org" for i in range(n)]},
     }
     rows = []
-    async with httpx.AsyncClient(base_url=args.url, timeout=120) as client:
+    headers = {"Authorization": f"Bearer {args.key}"} if args.key else {}
+    async with httpx.AsyncClient(base_url=args.url, timeout=120, headers=headers) as client:
         if tokens:  # wait for the projection once, then time requests that do not wait
             await projected(client, {**base, "subjects": subjects[:1], "min_tokens": tokens})
         for name, body in cases.items():

@@ -18,6 +18,8 @@ import asyncpg
 from projections.migrate import migrate
 from services.catalogue import CatalogueError, load_catalogue
 from services.config import Settings, SettingsError
+from services.keys_cli import add_parser as add_keys_parser
+from services.keys_cli import run_keys
 from services.log_format import configure_logging
 from services.secrets import (
     SecretsError,
@@ -42,10 +44,18 @@ COMMANDS: Final = (
     "verify",
     "checkpoint-verify",
     "retention",
+    "keys",
 )
 
 #: operator commands that, with no servers set, use those of a running `consent-ledger up`
-SESSION_COMMANDS: Final = ("import", "rewrap-keys", "verify", "checkpoint-verify", "retention")
+SESSION_COMMANDS: Final = (
+    "import",
+    "rewrap-keys",
+    "verify",
+    "checkpoint-verify",
+    "retention",
+    "keys",
+)
 
 log = logging.getLogger("consent_ledger")
 
@@ -80,6 +90,7 @@ def _parser() -> argparse.ArgumentParser:
         help="purge erased subjects' proof whose proof_retention has ended (run it daily)",
     )
     retention.add_argument("--dry-run", action="store_true", help="report, delete nothing")
+    add_keys_parser(sub)
     return parser
 
 
@@ -190,6 +201,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             args.file, args.format, args.purpose, args.channel, args.rejects, not args.no_progress
         )
         return _run_async(run_import(settings, options))
+    if args.command == "keys":
+        return _run_async(run_keys(settings, args))
     if args.command == "retention":
         from services.retention import run_retention
 
@@ -213,7 +226,7 @@ def _checkpoint_options(args: argparse.Namespace) -> CheckpointOptions:
 
 def _required_servers(args: argparse.Namespace) -> tuple[str, ...]:
     """The server settings a command needs (most need both)."""
-    if args.command in ("verify", "retention"):
+    if args.command in ("verify", "retention", "keys"):
         return ("DATABASE_URL",)
     if args.command == "checkpoint-verify":
         from services.checkpoint_verify import required_servers
@@ -289,6 +302,7 @@ def api_server_options(settings: Settings) -> dict[str, Any]:
         "access_log": False,
         "log_config": None,
         "log_level": settings.log_level,
+        "forwarded_allow_ips": settings.forwarded_allow_ips,
         "timeout_graceful_shutdown": 5,
     }
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Final, get_type_hints
 from urllib.parse import urlsplit
 
+from services.api_keys import admin_key_problem
 from services.log_format import FORMATS as LOG_FORMATS
 from services.secrets import SECRET_VARIABLES, Secrets, load_secrets
 
@@ -159,6 +160,32 @@ ENVIRONMENT: Final[dict[str, tuple[str, str, str]]] = {
         "",
         "the controller's privacy contact (e-mail address or URL) named in consent receipts",
     ),
+    "LEDGER_ADMIN_KEY": (
+        "admin_key",
+        "",
+        "API key registered with the admin scope when the API starts (at least 32 characters);"
+        " `up` makes one in LEDGER_DATA_DIR/admin.key when this is empty",
+    ),
+    "LEDGER_API_KEY_REFRESH_S": (
+        "api_key_refresh_s",
+        "10",
+        "most seconds a revoked API key keeps working (keys are reloaded at least twice as often)",
+    ),
+    "LEDGER_METRICS_PUBLIC": (
+        "metrics_public",
+        "false",
+        "serve /metrics without an API key (else it needs the admin scope)",
+    ),
+    "LEDGER_PUBLIC_RATE_PER_MIN": (
+        "public_rate_per_min",
+        "300",
+        "requests per minute one client address may make to the /u/ and /p/ pages; 0 is no limit",
+    ),
+    "LEDGER_FORWARDED_ALLOW_IPS": (
+        "forwarded_allow_ips",
+        "127.0.0.1,::1",
+        "proxies trusted to name the client in X-Forwarded-For (uvicorn's forwarded-allow-ips)",
+    ),
     "LEDGER_LOG_LEVEL": ("log_level", "info", "log level of every process"),
     "LEDGER_LOG_FORMAT": (
         "log_format",
@@ -180,6 +207,8 @@ _RANGES: Final[dict[str, tuple[int, int]]] = {
     "LEDGER_PROJECTOR_FETCH_WAIT_MS": (1, 10_000),
     "LEDGER_CHECKPOINT_INTERVAL_S": (1, 86_400),
     "LEDGER_LINK_TTL_DAYS": (1, 3650),
+    "LEDGER_API_KEY_REFRESH_S": (1, 3600),
+    "LEDGER_PUBLIC_RATE_PER_MIN": (0, 1_000_000),
 }
 LOG_LEVELS: Final = ("critical", "error", "warning", "info", "debug")
 
@@ -222,10 +251,15 @@ class Settings:
     log_level: str
     log_format: str
     secrets_file: str
+    api_key_refresh_s: int
+    metrics_public: bool
+    public_rate_per_min: int
+    forwarded_allow_ips: str
     master_keys: str = field(repr=False)
     blind_index_key: str = field(repr=False)
     link_keys: str = field(repr=False)
     receipt_keys: str = field(repr=False)
+    admin_key: str = field(repr=False)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -280,6 +314,10 @@ class Settings:
             )
         if len(self.controller_contact) > 200:
             raise SettingsError("LEDGER_CONTROLLER_CONTACT must be at most 200 characters")
+        if self.admin_key:
+            problem = admin_key_problem(self.admin_key)
+            if problem:
+                raise SettingsError(f"LEDGER_ADMIN_KEY {problem}")
 
     def with_servers(self, kafka: str, database: str, *, idempotence: bool) -> Settings:
         return replace(

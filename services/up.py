@@ -4,6 +4,10 @@ Starts embedded PostgreSQL and the embedded broker unless DATABASE_URL / KAFKA_B
 say otherwise, creates the topic, migrates, restores the log from the journal if the broker came
 back empty, then runs the projector and the API as child processes. Ctrl-C (or SIGTERM) stops
 the children first, then the servers.
+
+It registers an admin API key: LEDGER_ADMIN_KEY when set, else a development key made on the
+first start, printed once in the banner and kept in LEDGER_DATA_DIR/admin.key (mode 0600) so
+the developer can find it again.
 """
 
 from __future__ import annotations
@@ -16,13 +20,15 @@ import sys
 import time
 import urllib.request
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import asyncpg
 
 from projections import offsets
 from projections.migrate import migrate
+from services.api_key_store import ADMIN_KEY_NAME, KeyConflict, Registered, register_admin_key
+from services.api_keys import admin_key_problem, new_key
 from services.config import Settings
 from services.log_format import without_password
 from services.restore import restore_if_log_empty
@@ -36,6 +42,7 @@ def run_up(settings: Settings) -> int:
     data_dir = Path(settings.data_dir).resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
     settings, generated = _with_secrets(settings, data_dir / "secrets.toml")
+    admin = _admin_key(settings, data_dir / ADMIN_KEY_FILE)
     postgres = EmbeddedPostgres(data_dir / "pg") if not settings.database_url else None
     kafka = (
         EmbeddedKafka(log_file=data_dir / "broker.log")
@@ -62,7 +69,11 @@ def run_up(settings: Settings) -> int:
         if kafka is not None:
             # the embedded broker makes a group join wait half the session timeout
             settings = replace(settings, kafka_session_timeout_ms=6000)
-        restored = asyncio.run(_prepare(settings))
+        try:
+            restored, registered = asyncio.run(_prepare(settings, admin))
+        except KeyConflict as exc:
+            print(f"consent-ledger up: admin key: {exc}", file=sys.stderr)
+            return 2
         write_session(settings)
         env = {**os.environ, **settings.as_environment()}
         for command in ("projector", "api"):
@@ -74,7 +85,7 @@ def run_up(settings: Settings) -> int:
             )
         if not _wait_ready(settings, list(children.values()), lambda: stopping):
             return 0 if stopping else 1
-        _print_banner(settings, postgres, kafka, restored, generated)
+        _print_banner(settings, postgres, kafka, restored, generated, admin, registered)
         while not stopping:
             for name, child in children.items():
                 if child.poll() is not None:
@@ -114,12 +125,45 @@ def _with_secrets(settings: Settings, path: Path) -> tuple[Settings, bool]:
     return replace(settings, secrets_file=str(path)), written
 
 
-async def _prepare(settings: Settings) -> int:
+ADMIN_KEY_FILE = "admin.key"
+DEV_KEY_NAME = "dev-admin"
+
+
+@dataclass(frozen=True, slots=True)
+class AdminKey:
+    key: str
+    name: str
+    #: the key's file, when it is `up`'s development key
+    file: Path | None
+    generated: bool
+
+
+def _admin_key(settings: Settings, path: Path) -> AdminKey:
+    """LEDGER_ADMIN_KEY, else the development key of the data directory, made on first start
+    (the file is created exclusively, mode 0600, and never overwritten)."""
+    if settings.admin_key:
+        return AdminKey(settings.admin_key, ADMIN_KEY_NAME, None, False)
+    try:
+        key = path.read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        _, key = new_key()
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            out.write(key + "\n")
+        return AdminKey(key, DEV_KEY_NAME, path, True)
+    problem = admin_key_problem(key)
+    if problem:
+        raise SystemExit(f"consent-ledger up: {path}: the key {problem}; delete the file")
+    return AdminKey(key, DEV_KEY_NAME, path, False)
+
+
+async def _prepare(settings: Settings, admin: AdminKey) -> tuple[int, Registered]:
     await ensure_topic(settings)
     conn = await asyncpg.connect(settings.database_url)
     try:
         await migrate(conn)
-        return await restore_if_log_empty(settings, conn)
+        registered = await register_admin_key(conn, admin.key, admin.name)
+        return await restore_if_log_empty(settings, conn), registered
     finally:
         await conn.close()
 
@@ -195,6 +239,8 @@ def _print_banner(
     kafka: EmbeddedKafka | None,
     restored: int,
     generated: bool,
+    admin: AdminKey,
+    registered: Registered,
 ) -> None:
     api = f"http://{settings.host}:{settings.port}"
     broker = "embedded Tansu, log in memory" if kafka else "external"
@@ -208,7 +254,24 @@ def _print_banner(
     if settings.secrets_file:
         made = "generated now; back it up with the database" if generated else "kept"
         lines.append(f"  Secrets     {settings.secrets_file}   ({made})")
+    lines.append(_admin_line(admin, registered))
     if restored:
         lines.append(f"  restored {restored} events to the empty broker from the journal")
     lines.append("Press Ctrl-C to stop.")
     print("\n".join(lines), flush=True)
+
+
+def _admin_line(admin: AdminKey, registered: Registered) -> str:
+    """The banner's admin key: the key itself only on the start that made it."""
+    kid = registered.row.key_id
+    if registered.row.revoked_at is not None:
+        fix = f"delete {admin.file} for a new one" if admin.file else "set another"
+        return f"  Admin key   {kid} is REVOKED; {fix}"
+    if admin.file is None:
+        return f"  Admin key   LEDGER_ADMIN_KEY (key id {kid})"
+    if admin.generated:
+        return (
+            f"  Admin key   {admin.key}\n"
+            f"              (generated now, shown once; also in {admin.file}, mode 0600)"
+        )
+    return f"  Admin key   in {admin.file}   (export LEDGER_KEY=$(cat {admin.file}))"

@@ -75,6 +75,7 @@ async def make_settings(real_servers: Servers, **overrides: str) -> Settings:
         "LEDGER_KAFKA_SESSION_TIMEOUT_MS": "2000" if real_servers.kind == "embedded" else "6000",
         "LEDGER_READ_WAIT_MS": "5000",
         "LEDGER_PROJECTOR_BATCH": "500",
+        "LEDGER_ADMIN_KEY": TEST_ADMIN_KEY,
         **TEST_SECRETS,
         **overrides,
     }
@@ -138,6 +139,7 @@ async def running_api(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
         lifespan="on",
         log_level="warning",
         access_log=False,
+        forwarded_allow_ips=settings.forwarded_allow_ips,
     )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())

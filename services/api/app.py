@@ -15,6 +15,7 @@ from starlette.routing import Route
 
 from schemas.codec import CodecError
 from services.api import (
+    access_log,
     batch,
     erasure,
     exports,
@@ -28,11 +29,13 @@ from services.api import (
     verify,
 )
 from services.api.commands import COMMANDS
+from services.api.guard import protect
 from services.api.metrics import metrics_endpoint
 from services.api.observation import ObservedStarlette
 from services.api.openapi import openapi_document
 from services.api.problems import ProblemError, instance_of, problem_handler, unavailable
 from services.api.write import command_endpoint
+from services.api_key_store import KeyCache, register_admin_key
 from services.bootstrap import Ledger, close_ledger, open_ledger
 from services.config import Settings
 from services.web import audit
@@ -113,6 +116,7 @@ def routes() -> list[Route]:
         Route("/v1/receipts/{event_id}", receipts.receipt, methods=["GET"]),
         Route(receipts.JWKS_PATH, receipts.jwks, methods=["GET"]),
         Route(audit.PATH, audit.subject, methods=["GET"]),
+        Route(access_log.PATH, access_log.access_log, methods=["GET"]),
     ]
     return out
 
@@ -120,21 +124,31 @@ def routes() -> list[Route]:
 async def _openapi(request: Request) -> JSONResponse:
     state = request.app.state
     if not hasattr(state, "openapi"):
-        state.openapi = openapi_document(state.ledger.catalogue)
+        document = openapi_document(state.ledger.catalogue)
+        document["paths"].update(access_log.OPENAPI_PATHS)
+        state.openapi = document
     return JSONResponse(state.openapi)
 
 
 def create_app(settings: Settings, open_fn: LedgerFactory = open_ledger) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        app.state.ledger = await open_fn(settings)
+        app.state.ledger = ledger = await open_fn(settings)
+        keys = KeyCache(ledger.pool, settings.api_key_refresh_s)
         try:
+            if settings.admin_key:
+                registered = await register_admin_key(ledger.pool, settings.admin_key)
+                if registered.row.revoked_at is not None:
+                    log.warning("LEDGER_ADMIN_KEY (key %s) is revoked", registered.row.key_id)
+            await keys.start(settings.database_url)
+            app.state.api_keys = keys
             yield
         finally:
-            await close_ledger(app.state.ledger)
+            await keys.close()
+            await close_ledger(ledger)
 
     return ObservedStarlette(
-        routes=routes(),
+        routes=protect(routes(), settings),
         lifespan=lifespan,
         exception_handlers={
             ProblemError: problem_handler,

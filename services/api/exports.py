@@ -22,6 +22,7 @@ from projections.notices import NO_NOTICES, Notices
 from projections.state import Fact, FactKey
 from schemas.events import CONSENT_GRANTED
 from services import access_export
+from services.api.access_log import record_read
 from services.api.body import query_fields
 from services.api.read import _ledger, _path_subject, _wait_for_token, consent_json
 from services.bootstrap import Ledger
@@ -49,6 +50,7 @@ async def history(request: Request) -> StreamingResponse:
     await _wait_for_token(ledger, f)
     subject_id = await _path_subject(ledger, request, f)
     f.finish()
+    await record_read(request, subject_id)
     # the first page is read before answering, so a database failure is still a 503 problem
     first = await history_pages.page(ledger.pool, subject_id)
     out = encoder(fmt, subject_id, ledger.codec)
@@ -92,6 +94,7 @@ async def export(request: Request) -> JSONResponse:
     await _wait_for_token(ledger, f)
     subject_id = await _path_subject(ledger, request, f)
     f.finish()
+    await record_read(request, subject_id)
     facts, position, published, rows = await _read_all(ledger, subject_id)
     data_key = await ledger.data_keys.existing(subject_id)
 

@@ -14,6 +14,7 @@ from projections.notices import NO_NOTICES, Notices
 from projections.state import ALL, Fact, FactKey, covering
 from schemas.events import CONSENT_GRANTED, rfc3339
 from services.api import api_metrics, as_of
+from services.api.access_log import record_read
 from services.api.body import Fields, query_fields
 from services.api.identifiers import UnknownIdentifier, subject_from_query
 from services.api.problems import ProblemError, field_error, invalid, unavailable
@@ -110,6 +111,8 @@ async def decision(request: Request) -> JSONResponse:
     f.finish()
     assert purpose is not None and channel is not None
     if at is not None:
+        if subject_id is not None:
+            await record_read(request, subject_id)
         known = await as_of.known(ledger, subject_id, at) if subject_id is not None else None
         made = (
             decide(known.state, purpose, channel, at, known.notices)
@@ -253,6 +256,7 @@ async def consent_state(request: Request) -> JSONResponse:
     await _wait_for_token(ledger, f)
     subject_id = await _path_subject(ledger, request, f, at)
     f.finish()
+    await record_read(request, subject_id)
     if at is not None:
         known = await as_of.known(ledger, subject_id, at)
         body = consent_json(ledger.catalogue, known.state, at, known.notices)
@@ -271,6 +275,7 @@ async def subject_events(request: Request) -> JSONResponse:
     limit = _int(f, "limit", 1000, 1, 10000)
     after = _int(f, "after_offset", -1, -1, 2**62)
     f.finish()
+    await record_read(request, subject_id)
     partition = partition_for(subject_id, ledger.partitions)
     events = await journal.history(ledger.pool, subject_id, after=(partition, after), limit=limit)
     return JSONResponse({"subject_id": subject_id, "events": events})

@@ -17,6 +17,7 @@ from starlette.responses import JSONResponse
 from projections import notices
 from schemas.events import Event
 from services import receipt_signing, receipts
+from services.api.access_log import record_read
 from services.api.body import Fields
 from services.api.problems import ProblemError, field_error, invalid
 from services.api.read import _wait_for_token
@@ -74,6 +75,7 @@ async def receipt(request: Request) -> JSONResponse:
     f.finish()
     assert fmt is not None
     event = await _event(ledger, event_id)
+    await record_read(request, event.subject_id)
     notice = await notices.get(ledger.pool, event.notice_version) if event.notice_version else None
     ring = ledger.secrets.receipts
     body = receipts.build(

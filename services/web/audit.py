@@ -34,6 +34,7 @@ from schemas import events as ev
 from schemas.codec import CodecError, EventCodec
 from schemas.events import Event
 from services import decision_history
+from services.api.access_log import record_read
 from services.api.body import query_fields
 from services.api.problems import ProblemError
 from services.api.read import _path_subject, _wait_for_token
@@ -205,6 +206,7 @@ async def subject(request: Request) -> Response:
     await _wait_for_token(ledger, f)
     subject_id = await _path_subject(ledger, request, f)
     f.finish()
+    await record_read(request, subject_id)
     now = datetime.now(UTC)
     async with ledger.pool.acquire() as proxy:
         conn = cast(asyncpg.Connection, proxy)  # the pool's proxy is a connection to the stubs

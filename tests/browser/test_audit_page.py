@@ -18,6 +18,7 @@ import httpx
 import pytest
 
 from tests.browser.test_public_pages import base, check_page
+from tests.conftest import ADMIN_HEADERS
 
 if TYPE_CHECKING:
     from playwright.async_api import Browser, Page
@@ -31,7 +32,10 @@ CHART = "Decisions per purpose and channel over time"
 @pytest.fixture
 async def page(browser: Browser) -> AsyncIterator[Page]:
     context = await browser.new_context(
-        java_script_enabled=False, locale="en-GB", viewport={"width": 1400, "height": 900}
+        java_script_enabled=False,
+        locale="en-GB",
+        viewport={"width": 1400, "height": 900},
+        extra_http_headers=ADMIN_HEADERS,  # the auditor's page needs a key; /u/ and /p/ do not
     )
     try:
         yield await context.new_page()

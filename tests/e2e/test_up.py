@@ -19,7 +19,7 @@ import httpx
 import pytest
 
 from services.stack import free_port
-from tests.conftest import make_settings, wait_until
+from tests.conftest import ADMIN_HEADERS, TEST_ADMIN_KEY, make_settings, wait_until
 from tests.servers import Servers
 
 pytestmark = pytest.mark.e2e
@@ -42,7 +42,7 @@ class Stack:
     def start(self) -> None:
         self.starts += 1
         env = {
-            **os.environ,
+            **{k: v for k, v in os.environ.items() if k != "LEDGER_ADMIN_KEY"},
             **self.env,
             "LEDGER_DATA_DIR": str(self.data_dir),
             "LEDGER_PORT": str(self.port),
@@ -81,6 +81,11 @@ class Stack:
         code = self.process.wait(90)
         self.process = None
         return code
+
+    def admin_headers(self) -> dict[str, str]:
+        """The development admin key `up` made in the data directory."""
+        key = (self.data_dir / "admin.key").read_text().strip()
+        return {"Authorization": f"Bearer {key}"}
 
     def embedded_broker_port(self) -> int | None:
         found = re.findall(r"Kafka\s+127\.0\.0\.1:(\d+)\s+\(embedded", self.log.read_text())
@@ -124,7 +129,14 @@ async def test_up_serves_a_scenario_stops_cleanly_and_restarts_with_everything(
 ) -> None:
     stack.start()
     await stack.ready()
-    async with httpx.AsyncClient(base_url=stack.url, timeout=30) as client:
+    admin_key = stack.data_dir / "admin.key"
+    assert admin_key.stat().st_mode & 0o777 == 0o600
+    headers = stack.admin_headers()
+    key = headers["Authorization"].removeprefix("Bearer ")
+    assert f"  Admin key   {key}\n" in stack.log.read_text()  # shown on the start that made it
+    async with httpx.AsyncClient(base_url=stack.url, timeout=30) as anonymous:
+        assert (await anonymous.get("/v1/purposes")).status_code == 401
+    async with httpx.AsyncClient(base_url=stack.url, timeout=30, headers=headers) as client:
         purposes = (await client.get("/v1/purposes")).json()["purposes"]
         assert "newsletter" in [p["id"] for p in purposes]
         await command(client, "e2e-1", "identifiers", {"type": "email", "value": "e2e@example.com"})
@@ -149,9 +161,12 @@ async def test_up_serves_a_scenario_stops_cleanly_and_restarts_with_everything(
     stack.start()
     await stack.ready()
     assert secrets_file.read_text() == secrets  # kept: the data keys stay usable
+    assert stack.admin_headers() == headers  # kept too, and not shown again
+    assert stack.log.read_text().count(key) == 1
+    assert f"  Admin key   in {admin_key}" in stack.log.read_text()
     if "embedded Tansu" in stack.log.read_text():
         assert "restored 4 events to the empty broker from the journal" in stack.log.read_text()
-    async with httpx.AsyncClient(base_url=stack.url, timeout=30) as client:
+    async with httpx.AsyncClient(base_url=stack.url, timeout=30, headers=headers) as client:
         after = (await client.get("/v1/subjects/e2e-2/events")).json()["events"]
         assert [e["event_id"] for e in after] == [e["event_id"] for e in before]
         decision = (await client.get("/v1/decision", params=params)).json()
@@ -216,6 +231,39 @@ async def test_up_serves_a_scenario_stops_cleanly_and_restarts_with_everything(
         assert verified.returncode == 0, verified.stdout + verified.stderr
         assert "using the servers of the running `up`" in verified.stdout
         assert "every chain is intact" in verified.stdout
+        # so does `keys create`, and the API accepts its key at once
+        made = await asyncio.to_thread(
+            subprocess.run,
+            [
+                sys.executable,
+                "-m",
+                "services.cli",
+                "keys",
+                "create",
+                "--scope",
+                "decide",
+                "--name",
+                "e2e",
+            ],
+            env={
+                **{k: v for k, v in os.environ.items() if k not in SERVER_VARIABLES},
+                "LEDGER_DATA_DIR": str(stack.data_dir),
+            },
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert made.returncode == 0, made.stdout + made.stderr
+        assert "using the servers of the running `up`" in made.stdout
+        decide = {"Authorization": f"Bearer {made.stdout.strip().splitlines()[-1]}"}
+
+        async def decide_key_works() -> bool:
+            answer = await client.get("/v1/decision", params=params, headers=decide)
+            return answer.status_code == 200
+
+        await wait_until(decide_key_works, 15, "the API to accept the new key")
+        events = await client.get("/v1/subjects/e2e-2/events", headers=decide)
+        assert events.status_code == 403
         # the restored log accepts new events after the old ones
         more = await command(client, "e2e-2", "withdrawals", {})
         history = (
@@ -259,6 +307,7 @@ async def test_up_uses_the_servers_it_is_given(real_servers: Servers, tmp_path: 
         "DATABASE_URL": settings.database_url,
         "LEDGER_TOPIC": settings.topic,
         "LEDGER_KAFKA_IDEMPOTENCE": "true" if real_servers.idempotence else "false",
+        "LEDGER_ADMIN_KEY": TEST_ADMIN_KEY,
     }
     stack = Stack(tmp_path, free_port(), env)
     try:
@@ -267,7 +316,11 @@ async def test_up_uses_the_servers_it_is_given(real_servers: Servers, tmp_path: 
         banner = stack.log.read_text()
         assert "(external; topic" in banner and "(external)" in banner
         assert not (tmp_path / "pg").exists()
-        async with httpx.AsyncClient(base_url=stack.url, timeout=30) as client:
+        assert "  Admin key   LEDGER_ADMIN_KEY (key id testadmin)" in banner
+        assert not (tmp_path / "admin.key").exists()
+        async with httpx.AsyncClient(
+            base_url=stack.url, timeout=30, headers=ADMIN_HEADERS
+        ) as client:
             grant = await command(client, "ext-1", "consents", {"purpose": "newsletter"})
             params = {
                 "subject_id": "ext-1",

@@ -50,6 +50,11 @@ def test_round_trip_through_child_process_environment() -> None:
         ({"LEDGER_PUBLIC_URL": "https://consent.example.com:99999"}, "LEDGER_PUBLIC_URL"),
         ({"LEDGER_CONTROLLER_NAME": " "}, "LEDGER_CONTROLLER_NAME"),
         ({"LEDGER_LINK_TTL_DAYS": "0"}, "LEDGER_LINK_TTL_DAYS"),
+        ({"LEDGER_ADMIN_KEY": "admin"}, "LEDGER_ADMIN_KEY"),
+        ({"LEDGER_ADMIN_KEY": "an admin key with spaces in it, long"}, "LEDGER_ADMIN_KEY"),
+        ({"LEDGER_API_KEY_REFRESH_S": "0"}, "LEDGER_API_KEY_REFRESH_S"),
+        ({"LEDGER_PUBLIC_RATE_PER_MIN": "-1"}, "LEDGER_PUBLIC_RATE_PER_MIN"),
+        ({"LEDGER_METRICS_PUBLIC": "maybe"}, "LEDGER_METRICS_PUBLIC"),
     ],
     ids=lambda v: str(v),
 )
@@ -94,3 +99,9 @@ def test_up_port_moves_the_links_too() -> None:
     settings = Settings.from_env({})
     moved = Settings.from_env({**settings.as_environment(), "LEDGER_PORT": "8123"})
     assert moved.public_base_url == "http://127.0.0.1:8123"
+
+
+def test_the_admin_key_is_never_in_the_settings_repr() -> None:
+    key = "cl_ops_" + "0123456789abcdef" * 4
+    settings = Settings.from_env({"LEDGER_ADMIN_KEY": key})
+    assert settings.admin_key == key and key not in repr(settings)

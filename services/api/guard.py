@@ -1,0 +1,102 @@
+"""Every route behind its access check: a key with the route's scope, or the public pages'
+rate limit (services/api/access.py says which).
+
+The check wraps each route's endpoint, so it runs after routing (it knows the route template)
+and before the handler reads anything. It costs no database round trip: keys come from the
+in-memory KeyCache. 401 for a missing or bad key, 403 for a missing scope, 429 over the
+public pages' limit; each an application/problem+json with the headers RFC 6750 asks for.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable, Iterable
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from services.api.access import ANY_KEY, PUBLIC, TOKEN_PAGE, required_access
+from services.api.problems import ProblemError, unavailable
+from services.api_key_store import KeyCache, KeysUnavailable
+from services.api_keys import KeyRefused, permits
+from services.config import Settings
+from services.rate_limit import RateLimiter, retry_after
+
+Endpoint = Callable[[Request], Awaitable[Response]]
+REALM = 'Bearer realm="consent-ledger"'
+
+
+def _unauthorized(reason: str) -> ProblemError:
+    return ProblemError(
+        401,
+        "Unauthorized",
+        reason,
+        headers={"WWW-Authenticate": f'{REALM}, error="invalid_token"'},
+        kind="unauthorized",
+    )
+
+
+def _forbidden(scope: str) -> ProblemError:
+    return ProblemError(
+        403,
+        "Forbidden",
+        f"this route needs an API key with the {scope} scope (or admin)",
+        headers={"WWW-Authenticate": f'{REALM}, error="insufficient_scope", scope="{scope}"'},
+        kind="forbidden",
+    )
+
+
+def _too_many(seconds: int) -> ProblemError:
+    return ProblemError(
+        429,
+        "Too many requests",
+        f"too many requests from this address; retry in {seconds} s",
+        headers={"Retry-After": str(seconds)},
+        kind="too-many-requests",
+    )
+
+
+def _guard(endpoint: Endpoint, path: str, settings: Settings, limiter: RateLimiter) -> Endpoint:
+    async def guarded(request: Request) -> Response:
+        needed = required_access(
+            request.method,
+            path,
+            request.query_params.keys(),
+            metrics_public=settings.metrics_public,
+        )
+        if needed == PUBLIC:
+            return await endpoint(request)
+        if needed == TOKEN_PAGE:
+            address = request.client.host if request.client else ""
+            wait = limiter.take(address, time.monotonic())
+            if wait:
+                raise _too_many(retry_after(wait))
+            return await endpoint(request)
+        keys: KeyCache = request.app.state.api_keys
+        try:
+            caller = keys.authenticate(request.headers.get("authorization"))
+        except KeyRefused as exc:
+            raise _unauthorized(exc.reason) from None
+        except KeysUnavailable as exc:
+            raise unavailable(str(exc), 2) from None
+        if needed != ANY_KEY and not permits(caller.scopes, needed):
+            raise _forbidden(needed)
+        request.state.caller = caller
+        return await endpoint(request)
+
+    return guarded
+
+
+def protect(routes: Iterable[Route], settings: Settings) -> list[Route]:
+    """The routes with their endpoints behind the check; UnclassifiedRoute (at start-up) for a
+    route with no access row."""
+    limiter = RateLimiter(settings.public_rate_per_min)
+    out = []
+    for route in routes:
+        methods = sorted(route.methods or ())
+        for method in methods:
+            required_access(method, route.path)  # refuses an unclassified route now
+        guarded = _guard(route.endpoint, route.path, settings, limiter)
+        out.append(Route(route.path, guarded, methods=methods, name=route.name))
+    return out
