@@ -41,10 +41,18 @@ COMMANDS: Final = (
     "verify",
     "checkpoint-verify",
     "retention",
+    "resume-projector",
 )
 
 #: operator commands that, with no servers set, use those of a running `consent-ledger up`
-SESSION_COMMANDS: Final = ("import", "rewrap-keys", "verify", "checkpoint-verify", "retention")
+SESSION_COMMANDS: Final = (
+    "import",
+    "rewrap-keys",
+    "verify",
+    "checkpoint-verify",
+    "retention",
+    "resume-projector",
+)
 
 log = logging.getLogger("consent_ledger")
 
@@ -79,6 +87,11 @@ def _parser() -> argparse.ArgumentParser:
         help="purge erased subjects' proof whose proof_retention has ended (run it daily)",
     )
     retention.add_argument("--dry-run", action="store_true", help="report, delete nothing")
+    sub.add_parser(
+        "resume-projector",
+        help="clear a stop of the projectors by loss detection, once the log or the projection"
+        " is repaired (DATABASE_URL only)",
+    )
     return parser
 
 
@@ -206,6 +219,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from services.checkpoint_verify import run_checkpoint_verify
 
         return _run_async(run_checkpoint_verify(settings, _checkpoint_options(args)))
+    if args.command == "resume-projector":
+        from services.projector_resume import run_resume_projector
+
+        return _run_async(run_resume_projector(settings))
     return _run_async(run_init(settings))
 
 
@@ -217,7 +234,7 @@ def _checkpoint_options(args: argparse.Namespace) -> CheckpointOptions:
 
 def _required_servers(args: argparse.Namespace) -> tuple[str, ...]:
     """The server settings a command needs (most need both)."""
-    if args.command in ("verify", "retention"):
+    if args.command in ("verify", "retention", "resume-projector"):
         return ("DATABASE_URL",)
     if args.command == "checkpoint-verify":
         from services.checkpoint_verify import required_servers
@@ -293,6 +310,7 @@ async def run_projector(settings: Settings) -> int:
     from projections.runner import Projector
     from schemas.codec import default_codec
     from services.checkpointer import Checkpointer
+    from services.dead_letter_feed import DeadLetterFeed
     from services.state_feed import StateFeed
 
     stop = asyncio.Event()
@@ -312,6 +330,8 @@ async def run_projector(settings: Settings) -> int:
     feed = StateFeed(settings, load_catalogue(settings.catalogue_file))
     log.info("projector consuming %s as group %s", settings.topic, settings.projector_group)
     feeding = asyncio.create_task(feed.run(stop))
+    dead_letter_feed = DeadLetterFeed(settings)
+    dead_lettering = asyncio.create_task(dead_letter_feed.run(stop))
     checkpointer = Checkpointer(settings)
     # set only once the projector has stopped: the final checkpoints cover all it applied
     projector_stopped = asyncio.Event()
@@ -324,6 +344,8 @@ async def run_projector(settings: Settings) -> int:
         projector_stopped.set()
         with contextlib.suppress(asyncio.CancelledError):
             await feeding
+        with contextlib.suppress(asyncio.CancelledError):
+            await dead_lettering
         with contextlib.suppress(asyncio.CancelledError):
             await checkpointing
     log.info("projector stopped after applying %d events", projector.applied)
