@@ -5,22 +5,31 @@ partition assignment the consumer seeks to the stored offsets. A crash anywhere 
 leaves the tables equal to a clean replay of the log up to the stored offsets, and the next
 run continues from exactly there. Events are deduplicated by event id (a retried command may
 put the same event in the log twice). The same transaction chains each new journal entry onto
-its subject's hash chain and folds every record into its partition's checkpoint digest.
+its subject's hash chain and folds every record into its partition's checkpoint digest, and
+queues undecodable records for the dead-letter topic.
+
+Between batches, about once a second, the projector reports each partition's position and the
+log's high-water mark (projections/projector_health.py). It never resets a position the log
+cannot serve: it stops applying and records why (projections/log_loss.py), until an operator
+clears the stop.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.errors import KafkaError, OffsetOutOfRangeError
 
 from projections import (
     chain_store,
+    dead_letters,
     erasure,
     feed_outbox,
     identifiers,
@@ -32,6 +41,8 @@ from projections import (
     requests,
     subject_state,
 )
+from projections.dead_letters import DeadLetter
+from projections.projector_monitor import ProjectorMonitor
 from projections.state import facts_for
 from schemas.codec import CodecError, EventCodec
 from schemas.events import NOTICE_PUBLISHED
@@ -62,8 +73,9 @@ class BatchResult:
 async def apply_batch(
     conn: asyncpg.Connection, codec: EventCodec, topic: str, records: Sequence[Record]
 ) -> BatchResult:
-    """Apply records in one transaction: journal (with its hash chain), state, rejects,
-    checkpoint digests and offsets together."""
+    """Apply records in one transaction: journal (with its hash chain), state, rejects (and
+    their dead letters), checkpoint digests, the batch's metrics and offsets together."""
+    started = time.perf_counter()
     result = BatchResult()
     firsts: dict[int, int] = {}
     for rec in records:
@@ -97,11 +109,7 @@ async def apply_batch(
             conn,
             filter(None, (identifiers.row_for(r.event, (r.partition, r.offset)) for r in fresh)),
         )
-        await metrics.observe(
-            conn,
-            metrics.UNSUBSCRIBE_SECONDS,
-            metrics.unsubscribe_latencies((r.event for r in fresh), datetime.now(UTC)),
-        )
+        unsubscribed = metrics.unsubscribe_latencies((r.event for r in fresh), datetime.now(UTC))
         regranted = await notices.apply(conn, ((r.event, (r.partition, r.offset)) for r in fresh))
         # after the identifier rows: erasures suppress what the subject held then
         suppressed = await erasure.apply(conn, fresh)
@@ -131,6 +139,14 @@ async def apply_batch(
                 log_digest.advance(d, ((r.offset, r.value) for r in pending if r.partition == p))
                 for p, d in digests.items()
             ],
+        )
+        await metrics.observe_all(
+            conn,
+            {
+                metrics.UNSUBSCRIBE_SECONDS: unsubscribed,
+                metrics.BATCH_RECORDS: [len(records)],
+                metrics.BATCH_SECONDS: [time.perf_counter() - started],
+            },
         )
         await offsets.store(conn, topic, result.positions)
         await conn.execute("SELECT pg_notify($1, '')", NOTIFY_CHANNEL)
@@ -165,7 +181,8 @@ def _decode(
 async def _reject(conn: asyncpg.Connection, topic: str, rejects: list[tuple[Record, str]]) -> None:
     for rec, error in rejects:
         log.error(
-            "undecodable record kept in rejected_records: partition=%d offset=%d: %s",
+            "undecodable record kept in rejected_records and queued for the dead-letter topic:"
+            " partition=%d offset=%d: %s",
             rec.partition,
             rec.offset,
             error,
@@ -174,6 +191,9 @@ async def _reject(conn: asyncpg.Connection, topic: str, rejects: list[tuple[Reco
         "INSERT INTO rejected_records (topic, log_partition, log_offset, error, record_key,"
         " record_value) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
         [(topic, r.partition, r.offset, e, r.key, r.value) for r, e in rejects],
+    )
+    await dead_letters.enqueue(
+        conn, [DeadLetter(topic, r.partition, r.offset, e, r.key, r.value) for r, e in rejects]
     )
 
 
@@ -184,10 +204,19 @@ class _SeekToStoredOffsets(ConsumerRebalanceListener):  # type: ignore[misc]
         self.projector = projector
 
     async def on_partitions_revoked(self, revoked: Iterable[TopicPartition]) -> None:
+        self.projector.monitor.revoked()
         log.info("partitions revoked: %s", sorted(tp.partition for tp in revoked))
 
     async def on_partitions_assigned(self, assigned: Iterable[TopicPartition]) -> None:
-        await self.projector.seek_to_stored(list(assigned))
+        try:
+            await self.projector.seek_to_stored(list(assigned))
+        except Exception as exc:  # the consumer would only log it; the loop must seek first
+            log.error("could not seek to the stored offsets (%s); retrying", exc)
+            self.projector.must_seek = True
+
+
+#: failures the projector survives: reconnect, then read again from the stored offsets
+_RECOVERABLE = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, KafkaError)
 
 
 class Projector:
@@ -213,24 +242,33 @@ class Projector:
             bootstrap_servers=bootstrap_servers,
             group_id=group_id,
             enable_auto_commit=False,
-            auto_offset_reset="earliest",
+            # never reset silently: a position the log cannot serve is a loss (log_loss.py)
+            auto_offset_reset="none",
             session_timeout_ms=session_timeout_ms,
             heartbeat_interval_ms=max(100, session_timeout_ms // 5),
             max_poll_records=batch_size,
             # some brokers answer a waiting fetch only when this runs out, even if data arrived
             fetch_max_wait_ms=fetch_wait_ms,
         )
+        self.monitor = ProjectorMonitor(self.consumer, topic)
         self.conn: asyncpg.Connection | None = None
+        #: one statement at a time on `conn`: the rebalance listener runs beside the loop
+        self.db_lock = asyncio.Lock()
         self.applied = 0
+        #: the stored offsets must be read (again) before the next fetch
+        self.must_seek = False
 
     async def seek_to_stored(self, assigned: list[TopicPartition]) -> None:
         assert self.conn is not None
-        stored = await offsets.load(self.conn, self.topic)
-        for tp in assigned:
-            if tp.partition in stored:
-                self.consumer.seek(tp, stored[tp.partition])
-            else:
-                await self.consumer.seek_to_beginning(tp)
+        async with self.db_lock:
+            stored = await offsets.load(self.conn, self.topic)
+            for tp in assigned:
+                if tp.partition in stored:
+                    self.consumer.seek(tp, stored[tp.partition])
+                else:  # explicitly: the consumer itself never resets (auto_offset_reset="none")
+                    await self.consumer.seek_to_beginning(tp)
+            await self.monitor.assigned(self.conn, assigned, stored)
+        self.must_seek = False
         log.info("partitions assigned: %s", sorted(tp.partition for tp in assigned))
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -242,12 +280,10 @@ class Projector:
                 while not stop.is_set():
                     try:
                         await self.step(timeout_ms=200)
-                    except (
-                        asyncpg.PostgresError,
-                        asyncpg.InterfaceError,
-                        OSError,
-                        ConcurrentApplyError,
-                    ) as exc:
+                        async with self.db_lock:
+                            if await self.monitor.report(self.conn):
+                                self.must_seek = True
+                    except (*_RECOVERABLE, ConcurrentApplyError) as exc:
                         await self._recover(exc, stop)
             finally:
                 await self.consumer.stop()
@@ -265,22 +301,38 @@ class Projector:
                 self.conn = await asyncpg.connect(self.database_url)
                 await self.seek_to_stored(list(self.consumer.assignment()))
                 return
-            except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as again:
-                log.warning("database still unavailable (%s); retrying in %.1fs", again, delay)
+            except _RECOVERABLE as again:
+                log.warning("still failing (%s); retrying in %.1fs", again, delay)
                 try:
                     await asyncio.wait_for(stop.wait(), timeout=delay)
                 except TimeoutError:
                     delay = min(delay * 2, 5.0)
 
     async def step(self, timeout_ms: int) -> BatchResult | None:
-        """Fetch one batch and apply it; None when nothing arrived."""
+        """Fetch one batch and apply it; None when nothing arrived or nothing may be applied."""
         assert self.conn is not None
-        fetched = await self.consumer.getmany(timeout_ms=timeout_ms, max_records=self.batch_size)
-        records = [
-            Record(m.partition, m.offset, m.key, m.value) for msgs in fetched.values() for m in msgs
-        ]
-        if not records:
+        if self.must_seek:
+            await self.seek_to_stored(list(self.consumer.assignment()))
+        try:
+            fetched = await self.consumer.getmany(
+                timeout_ms=timeout_ms, max_records=self.batch_size
+            )
+        except OffsetOutOfRangeError as exc:
+            async with self.db_lock:
+                await self.monitor.out_of_range(self.conn, exc.args[0] if exc.args else {})
             return None
-        result = await apply_batch(self.conn, self.codec, self.topic, records)
+        async with self.db_lock:
+            # records fetched now are read again from the stored offsets once a stop is cleared
+            if await self.monitor.check_fetched(self.conn):
+                return None
+            records = [
+                Record(m.partition, m.offset, m.key, m.value)
+                for msgs in fetched.values()
+                for m in msgs
+            ]
+            if not records:
+                return None
+            result = await apply_batch(self.conn, self.codec, self.topic, records)
+            self.monitor.applied(result.positions)
         self.applied += result.applied
         return result

@@ -12,6 +12,7 @@ from services.catalogue import Catalogue, load_catalogue
 from services.config import Settings
 from services.keystore import DataKeys
 from services.progress import ProjectionProgress
+from services.projection_health import ProjectionHealth
 from services.publisher import Publisher, make_producer
 from services.secrets import Secrets
 
@@ -29,6 +30,7 @@ class Ledger:
     partitions: int
     secrets: Secrets
     data_keys: DataKeys
+    health: ProjectionHealth
 
 
 async def _keep_session(conn: asyncpg.Connection) -> None:
@@ -67,6 +69,7 @@ async def open_ledger(settings: Settings) -> Ledger:
         partitions,
         secrets,
         DataKeys(pool, secrets.master),
+        ProjectionHealth(pool, settings.topic, partitions, settings.max_staleness_ms),
     )
 
 

@@ -45,6 +45,7 @@ COMMANDS: Final = (
     "checkpoint-verify",
     "retention",
     "keys",
+    "resume-projector",
 )
 
 #: operator commands that, with no servers set, use those of a running `consent-ledger up`
@@ -55,6 +56,7 @@ SESSION_COMMANDS: Final = (
     "checkpoint-verify",
     "retention",
     "keys",
+    "resume-projector",
 )
 
 log = logging.getLogger("consent_ledger")
@@ -91,6 +93,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     retention.add_argument("--dry-run", action="store_true", help="report, delete nothing")
     add_keys_parser(sub)
+    sub.add_parser(
+        "resume-projector",
+        help="clear a stop of the projectors by loss detection, once the log or the projection"
+        " is repaired (DATABASE_URL only)",
+    )
     return parser
 
 
@@ -215,6 +222,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from services.checkpoint_verify import run_checkpoint_verify
 
         return _run_async(run_checkpoint_verify(settings, _checkpoint_options(args)))
+    if args.command == "resume-projector":
+        from services.projector_resume import run_resume_projector
+
+        return _run_async(run_resume_projector(settings))
     return _run_async(run_init(settings))
 
 
@@ -226,7 +237,7 @@ def _checkpoint_options(args: argparse.Namespace) -> CheckpointOptions:
 
 def _required_servers(args: argparse.Namespace) -> tuple[str, ...]:
     """The server settings a command needs (most need both)."""
-    if args.command in ("verify", "retention", "keys"):
+    if args.command in ("verify", "retention", "keys", "resume-projector"):
         return ("DATABASE_URL",)
     if args.command == "checkpoint-verify":
         from services.checkpoint_verify import required_servers
@@ -311,6 +322,7 @@ async def run_projector(settings: Settings) -> int:
     from projections.runner import Projector
     from schemas.codec import default_codec
     from services.checkpointer import Checkpointer
+    from services.dead_letter_feed import DeadLetterFeed
     from services.state_feed import StateFeed
 
     stop = asyncio.Event()
@@ -330,6 +342,8 @@ async def run_projector(settings: Settings) -> int:
     feed = StateFeed(settings, load_catalogue(settings.catalogue_file))
     log.info("projector consuming %s as group %s", settings.topic, settings.projector_group)
     feeding = asyncio.create_task(feed.run(stop))
+    dead_letter_feed = DeadLetterFeed(settings)
+    dead_lettering = asyncio.create_task(dead_letter_feed.run(stop))
     checkpointer = Checkpointer(settings)
     # set only once the projector has stopped: the final checkpoints cover all it applied
     projector_stopped = asyncio.Event()
@@ -342,6 +356,8 @@ async def run_projector(settings: Settings) -> int:
         projector_stopped.set()
         with contextlib.suppress(asyncio.CancelledError):
             await feeding
+        with contextlib.suppress(asyncio.CancelledError):
+            await dead_lettering
         with contextlib.suppress(asyncio.CancelledError):
             await checkpointing
     log.info("projector stopped after applying %d events", projector.applied)

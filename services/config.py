@@ -51,6 +51,12 @@ ENVIRONMENT: Final[dict[str, tuple[str, str, str]]] = {
         "consent.checkpoints",
         "topic the projector publishes each partition's checkpoint digests to, 1 partition",
     ),
+    "LEDGER_DEAD_LETTER_TOPIC": (
+        "dead_letter_topic",
+        "consent.deadletter",
+        "topic the projector publishes undecodable event records to, with their source position"
+        " and error in headers, 1 partition",
+    ),
     "LEDGER_CHECKPOINT_INTERVAL_S": (
         "checkpoint_interval_s",
         "60",
@@ -97,6 +103,12 @@ ENVIRONMENT: Final[dict[str, tuple[str, str, str]]] = {
         "projector_fetch_wait_ms",
         "50",
         "longest a projector fetch waits for new records (bounds write-to-read latency)",
+    ),
+    "LEDGER_MAX_STALENESS_MS": (
+        "max_staleness_ms",
+        "30000",
+        "how far the projection may be behind the log before decisions answer 503 and /readyz"
+        " fails; 0 turns the guard off",
     ),
     "LEDGER_CATALOGUE": (
         "catalogue_path",
@@ -206,6 +218,7 @@ _RANGES: Final[dict[str, tuple[int, int]]] = {
     "LEDGER_PROJECTOR_BATCH": (1, 100_000),
     "LEDGER_PROJECTOR_FETCH_WAIT_MS": (1, 10_000),
     "LEDGER_CHECKPOINT_INTERVAL_S": (1, 86_400),
+    "LEDGER_MAX_STALENESS_MS": (0, 86_400_000),
     "LEDGER_LINK_TTL_DAYS": (1, 3650),
     "LEDGER_API_KEY_REFRESH_S": (1, 3600),
     "LEDGER_PUBLIC_RATE_PER_MIN": (0, 1_000_000),
@@ -230,6 +243,7 @@ class Settings:
     state_topic: str
     checks_topic: str
     checkpoints_topic: str
+    dead_letter_topic: str
     checkpoint_interval_s: int
     topic_partitions: int
     topic_replication: int
@@ -241,6 +255,7 @@ class Settings:
     kafka_session_timeout_ms: int
     projector_batch: int
     projector_fetch_wait_ms: int
+    max_staleness_ms: int
     catalogue_path: str
     public_url: str
     link_ttl_days: int
@@ -303,6 +318,12 @@ class Settings:
             raise SettingsError(
                 "LEDGER_CHECKPOINTS_TOPIC must be set and differ from the event, state and"
                 " checks topics"
+            )
+        side = (self.topic, self.state_topic, self.checks_topic, self.checkpoints_topic)
+        if not self.dead_letter_topic or self.dead_letter_topic in side:
+            raise SettingsError(
+                "LEDGER_DEAD_LETTER_TOPIC must be set and differ from the event, state, checks and"
+                " checkpoint topics"
             )
         if self.public_url:
             _check_public_url(self.public_url)

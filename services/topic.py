@@ -52,11 +52,13 @@ async def _create_missing(admin: AIOKafkaAdminClient, topic: NewTopic, what: str
 CHECKS_TOPIC_PARTITIONS = 3
 #: partitions of the checkpoint topic: one, so all of a ledger's checkpoints are in one order
 CHECKPOINTS_TOPIC_PARTITIONS = 1
+#: partitions of the dead-letter topic: one, as dead letters are rare and read in one order
+DEAD_LETTER_TOPIC_PARTITIONS = 1
 
 
 def _side_topics(settings: Settings) -> list[tuple[NewTopic, str]]:
-    """The state feed (compacted), and the contact-check and checkpoint topics (kept forever
-    like the events, never compacted)."""
+    """The state feed (compacted), and the contact-check, checkpoint and dead-letter topics
+    (kept forever like the events, never compacted)."""
     replication = settings.topic_replication
     return [
         (
@@ -86,12 +88,21 @@ def _side_topics(settings: Settings) -> list[tuple[NewTopic, str]]:
             ),
             "checkpoint topic",
         ),
+        (
+            NewTopic(
+                settings.dead_letter_topic,
+                DEAD_LETTER_TOPIC_PARTITIONS,
+                replication,
+                topic_configs=topic_configs(settings),
+            ),
+            "dead-letter topic",
+        ),
     ]
 
 
 async def ensure_topic(settings: Settings) -> bool:
-    """Create the event topic (and the state, checks and checkpoint topics) unless it exists;
-    True when the event topic was created now."""
+    """Create the event topic (and the state, checks, checkpoint and dead-letter topics) unless
+    it exists; True when the event topic was created now."""
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
     await admin.start()
     try:

@@ -13,11 +13,13 @@ the developer can find it again.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -173,6 +175,7 @@ def _wait_ready(
 ) -> bool:
     url = f"http://{settings.host}:{settings.port}/readyz"
     deadline = time.monotonic() + 120
+    why = ""
     while time.monotonic() < deadline:
         if stopped():
             return False
@@ -183,11 +186,22 @@ def _wait_ready(
             with urllib.request.urlopen(url, timeout=1) as response:
                 if response.status == 200:
                     return True
+        except urllib.error.HTTPError as refused:  # e.g. the projector stopped by a loss
+            why = _detail(refused)
         except OSError:
             pass
         time.sleep(0.2)
-    print(f"consent-ledger: {url} not ready after 120 s", file=sys.stderr)
+    print(f"consent-ledger: {url} not ready after 120 s{why}", file=sys.stderr)
     return False
+
+
+def _detail(refused: urllib.error.HTTPError) -> str:
+    """': <detail>' of a problem answer, or nothing."""
+    try:
+        detail = json.loads(refused.read()).get("detail")
+    except (OSError, ValueError, AttributeError):
+        return ""
+    return f": {detail}" if isinstance(detail, str) else ""
 
 
 def _drain(settings: Settings, timeout_s: float = 60) -> None:

@@ -69,6 +69,7 @@ async def make_settings(real_servers: Servers, **overrides: str) -> Settings:
         "LEDGER_STATE_TOPIC": f"consent.state.{name}",
         "LEDGER_CHECKS_TOPIC": f"consent.checks.{name}",
         "LEDGER_CHECKPOINTS_TOPIC": f"consent.checkpoints.{name}",
+        "LEDGER_DEAD_LETTER_TOPIC": f"consent.deadletter.{name}",
         "LEDGER_TOPIC_PARTITIONS": "4",
         "LEDGER_KAFKA_IDEMPOTENCE": "true" if real_servers.idempotence else "false",
         "LEDGER_PROJECTOR_GROUP": f"projector-{name}",
@@ -122,6 +123,8 @@ async def running_projector(settings: Settings) -> AsyncIterator[Projector]:
     stop = asyncio.Event()
     task = asyncio.create_task(projector.run(stop))
     try:
+        # decisions fail closed until the projector has reported every partition it owns
+        await wait_until(_reported(projector, task), 60, "the projector to report its partitions")
         yield projector
     finally:
         stop.set()
@@ -152,6 +155,16 @@ async def running_api(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
     finally:
         server.should_exit = True
         await asyncio.wait_for(task, 30)
+
+
+def _reported(projector: Projector, task: asyncio.Task[None]) -> Callable[[], Awaitable[bool]]:
+    async def check() -> bool:
+        if task.done():
+            task.result()
+            raise AssertionError("the projector stopped during start-up")
+        return projector.monitor.reported_all
+
+    return check
 
 
 def _started(server: uvicorn.Server, task: asyncio.Task[None]) -> Callable[[], Awaitable[bool]]:

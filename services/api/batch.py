@@ -25,6 +25,7 @@ from services.api import api_metrics
 from services.api.batch_request import MAX_BODY, MAX_TOKENS, BatchRequest, parse_batch
 from services.api.body import read_json_object
 from services.api.problems import field_error, invalid, unavailable
+from services.api.projector_status import require_fresh
 from services.batch_decisions import (
     MAX_RECIPIENTS,
     BatchResult,
@@ -71,6 +72,7 @@ async def batch_decisions(request: Request) -> JSONResponse:
     ledger: Ledger = request.app.state.ledger
     ask = parse_batch(await read_json_object(request, MAX_BODY), ledger.catalogue)
     await _wait_for_tokens(ledger, ask.min_tokens)
+    await require_fresh(ledger)
     purpose, channel, emails = ask.purpose, ask.channel, ask.kind == "emails"
     key = ledger.secrets.blind_index_key
     # CPU-bound for 100k addresses: a thread lets the event loop serve other requests

@@ -1,6 +1,7 @@
-"""GET /metrics: the projector's histograms and the rights-request gauges (counted at
-scrape time against today's UTC date), then this API process's own metrics
-(services/api/api_metrics.py), in the Prometheus text format."""
+"""GET /metrics: the projector's histograms, the rights-request gauges (counted at scrape time
+against today's UTC date) and the projector's health (lag, staleness, loss detection, dead
+letters), then this API process's own metrics (services/api/api_metrics.py), in the Prometheus
+text format."""
 
 from __future__ import annotations
 
@@ -23,4 +24,13 @@ async def metrics_endpoint(request: Request) -> Response:
         *await requests.counts(ledger.pool, datetime.now(UTC).date())
     )
     text += api_metrics.prometheus_text()
+    text += await projector_metrics(ledger)
     return Response(text, headers={"Content-Type": CONTENT_TYPE, "Cache-Control": "no-store"})
+
+
+async def projector_metrics(ledger: Ledger) -> str:
+    """Lag and staleness per partition, loss detection and dead letters, read at scrape time."""
+    snapshot = await ledger.health.snapshot()
+    return metrics.projector_text(
+        snapshot.partitions, snapshot.stops, await ledger.health.dead_letters()
+    )

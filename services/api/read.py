@@ -18,6 +18,7 @@ from services.api.access_log import record_read
 from services.api.body import Fields, query_fields
 from services.api.identifiers import UnknownIdentifier, subject_from_query
 from services.api.problems import ProblemError, field_error, invalid, unavailable
+from services.api.projector_status import readiness, require_fresh
 from services.bootstrap import Ledger
 from services.catalogue import Catalogue, Purpose
 from services.decisions import Decision, decide, unknown_subject
@@ -110,6 +111,7 @@ async def decision(request: Request) -> JSONResponse:
         subject_id = None
     f.finish()
     assert purpose is not None and channel is not None
+    await require_fresh(ledger)  # after validation: bad input is still a 4xx
     if at is not None:
         if subject_id is not None:
             await record_read(request, subject_id)
@@ -313,4 +315,13 @@ async def readyz(request: Request) -> JSONResponse:
     if not ledger.publisher.producer.client.cluster.partitions_for_topic(ledger.settings.topic):
         raise unavailable("event topic not known to the producer yet")
     positions = await ledger.progress.refresh()
-    return JSONResponse({"status": "ready", "projected": {str(k): v for k, v in positions.items()}})
+    projector, not_ready = await readiness(ledger)
+    if not_ready is not None:
+        return not_ready
+    return JSONResponse(
+        {
+            "status": "ready",
+            "projected": {str(k): v for k, v in positions.items()},
+            "projector": projector,
+        }
+    )

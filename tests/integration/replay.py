@@ -128,7 +128,9 @@ async def caught_up(settings: Settings, conn: asyncpg.Connection) -> bool:
 
 
 async def snapshot(conn: asyncpg.Connection) -> dict[str, list[Any]]:
-    """Every projected row, in a stable order, for comparing two databases."""
+    """Every projected row, in a stable order, for comparing two databases. The projector's
+    operational tables (projector_partitions, projector_stops, dead_letter_outbox,
+    metric_histograms) are left out: they describe a run, not the log."""
     return {
         "journal": [
             tuple(r)

@@ -27,6 +27,8 @@ async def test_no_acknowledged_evidence_no_answer(real_servers: Servers) -> None
                 servers,
                 LEDGER_PRODUCE_TIMEOUT_MS="1500",
                 LEDGER_CHECKS_TOPIC=f"checks.{uuid.uuid4().hex}",
+                # no projector runs here: the staleness guard would refuse every check
+                LEDGER_MAX_STALENESS_MS="0",
             )
             async with running_api(settings) as api:
                 broker.stop()

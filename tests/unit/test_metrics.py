@@ -81,3 +81,49 @@ def test_prometheus_text_is_cumulative_and_exact() -> None:
 def test_an_empty_histogram_is_still_shown() -> None:
     text = metrics.prometheus_text({metrics.UNSUBSCRIBE_SECONDS: {}})
     assert f"{metrics.UNSUBSCRIBE_SECONDS}_count 0" in text
+
+
+def test_batch_sizes_have_their_own_bounds() -> None:
+    assert metrics.bounds_of(metrics.BATCH_RECORDS) != metrics.BUCKETS
+    assert metrics.bounds_of(metrics.BATCH_SECONDS) == metrics.BUCKETS
+    buckets = metrics.bucket([1, 40, 500, 500, 2001], metrics.bounds_of(metrics.BATCH_RECORDS))
+    assert buckets == {1: (1, 1.0), 50: (1, 40.0), 500: (2, 1000.0), 5000: (1, 2001.0)}
+    text = metrics.prometheus_text({metrics.BATCH_RECORDS: buckets})
+    name = metrics.BATCH_RECORDS
+    assert f'{name}_bucket{{le="500"}} 4' in text.splitlines()
+    assert f'{name}_bucket{{le="0.005"}}' not in text
+    assert f"{name}_count 5" in text.splitlines()
+
+
+def test_projector_text_is_exact() -> None:
+    from projections.freshness import PartitionFreshness
+    from projections.log_loss import AHEAD_OF_LOG, LogLoss
+
+    partitions = [
+        PartitionFreshness(0, 10, 12, 0.25),
+        PartitionFreshness(1, 7, None, None),
+    ]
+    stops = [LogLoss(1, AHEAD_OF_LOG, 7, 0, 3)]
+    samples = [
+        line
+        for line in metrics.projector_text(partitions, stops, (3, 1)).splitlines()
+        if not line.startswith("# HELP")
+    ]
+    assert samples == [
+        "# TYPE ledger_projector_lag_records gauge",
+        'ledger_projector_lag_records{partition="0"} 2',
+        "# TYPE ledger_projector_behind_seconds gauge",
+        'ledger_projector_behind_seconds{partition="0"} 0.25',
+        'ledger_projector_behind_seconds{partition="1"} +Inf',
+        "# TYPE ledger_projector_stopped gauge",
+        "ledger_projector_stopped 1",
+        "# TYPE ledger_projector_log_loss gauge",
+        'ledger_projector_log_loss{partition="1",problem="ahead_of_log"} 1',
+        "# TYPE ledger_dead_letters_total counter",
+        "ledger_dead_letters_total 3",
+        "# TYPE ledger_dead_letters_unpublished gauge",
+        "ledger_dead_letters_unpublished 1",
+    ]
+    healthy = metrics.projector_text([PartitionFreshness(0, 4, 4, 0.0)], [], (0, 0))
+    assert "ledger_projector_stopped 0" in healthy.splitlines()
+    assert "ledger_projector_log_loss{" not in healthy

@@ -1,0 +1,83 @@
+"""The projector's health in HTTP answers: the staleness guard of the decision endpoints and
+the `projector` member of GET /readyz.
+
+Decisions fail closed: while the projector is stopped by loss detection or the projection is
+behind the log by more than LEDGER_MAX_STALENESS_MS, they answer 503 rather than let a send go
+out on state that may miss a withdrawal. Dead letters do not make the ledger unready: the
+projector has moved past them and keeps going; /readyz reports their count.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Final
+
+from starlette.responses import JSONResponse
+
+from services.api.problems import PROBLEM_JSON, ProblemError
+from services.bootstrap import Ledger
+from services.projection_health import HealthSnapshot
+
+STALE_KIND: Final = "projection-stale"
+STALE_TITLE: Final = "Projection not current"
+RETRY_AFTER_S: Final = 5
+
+
+async def require_fresh(ledger: Ledger) -> None:
+    """Raise a 503 problem unless decisions may be answered from the projection now."""
+    if not ledger.health.guarding:
+        return
+    verdict = await ledger.health.verdict()
+    if not verdict.fresh:
+        raise ProblemError(
+            503,
+            STALE_TITLE,
+            f"no decision is answered from a projection that may be out of date:"
+            f" {verdict.reason}; do not send, retry later",
+            headers={"Retry-After": str(RETRY_AFTER_S)},
+            kind=STALE_KIND,
+        )
+
+
+def _seconds(value: float | None) -> float | None:
+    return None if value is None or math.isinf(value) else round(value, 3)
+
+
+def projector_json(snapshot: HealthSnapshot, dead_letters: tuple[int, int]) -> dict[str, Any]:
+    verdict = snapshot.verdict
+    return {
+        "fresh": verdict.fresh,
+        "reason": verdict.reason,
+        "staleness_s": _seconds(verdict.staleness_s),
+        "partitions": {
+            str(p.partition): {
+                "position": p.position,
+                "highwater": p.highwater,
+                "lag": p.lag,
+                "behind_s": _seconds(p.behind_s),
+            }
+            for p in snapshot.partitions
+        },
+        "stopped": [loss.describe() for loss in snapshot.stops],
+        "dead_letters": dead_letters[0],
+        "dead_letters_unpublished": dead_letters[1],
+    }
+
+
+async def readiness(ledger: Ledger) -> tuple[dict[str, Any], JSONResponse | None]:
+    """The `projector` member of /readyz, and the 503 answer when the projector makes the
+    ledger unready: stopped by a loss, or (with the guard on) too far behind."""
+    snapshot = await ledger.health.snapshot()
+    body = projector_json(snapshot, await ledger.health.dead_letters())
+    if snapshot.stops or (ledger.health.guarding and not snapshot.verdict.fresh):
+        problem = {
+            "type": f"urn:consent-ledger:problem:{STALE_KIND}",
+            "title": STALE_TITLE,
+            "status": 503,
+            "detail": snapshot.verdict.reason,
+            "instance": "/readyz",
+            "projector": body,
+        }
+        headers = {"Retry-After": str(RETRY_AFTER_S)}
+        return body, JSONResponse(problem, 503, headers=headers, media_type=PROBLEM_JSON)
+    return body, None

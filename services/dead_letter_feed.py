@@ -1,0 +1,129 @@
+"""The dead-letter publisher: puts undecodable event records on `LEDGER_DEAD_LETTER_TOPIC`.
+
+Runs beside the consumer loop in every projector process and drains the outbox the projector
+fills in each batch's transaction (projections/dead_letters.py). Letters are claimed with a
+lease (several publishers never send the same one at once), produced with acks=all and marked
+published only after the acknowledgement. A crash between the two, or a lease that runs out
+during a slow send, publishes a letter twice: delivery is at least once, and the headers
+(source topic, partition, offset) identify duplicates.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Sequence
+from typing import Any, Final
+
+import asyncpg
+from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
+
+from projections import dead_letters
+from projections.dead_letters import Claim
+from projections.runner import NOTIFY_CHANNEL
+from services.config import Settings
+from services.publisher import make_producer
+
+log = logging.getLogger(__name__)
+
+#: how often an idle publisher looks at the outbox without a NOTIFY (released or expired claims)
+POLL_S: Final = 1.0
+_TRANSIENT: Final = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, KafkaError)
+
+
+class DeadLetterFeed:
+    def __init__(self, settings: Settings, *, batch_size: int = 100) -> None:
+        self.settings = settings
+        self.batch_size = batch_size
+        self.timeout_s = settings.produce_timeout_ms / 1000
+        self.lease_s = max(10.0, 3 * self.timeout_s)
+        self.published = 0
+        self._wake = asyncio.Event()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Publish until `stop`; broker and database failures are retried with back-off."""
+        delay = 0.2
+        while not stop.is_set():
+            published = self.published
+            try:
+                await self._session(stop)
+            except _TRANSIENT as exc:
+                log.warning("dead-letter feed failed (%s: %s); retrying", type(exc).__name__, exc)
+            except Exception:
+                log.exception("dead-letter feed failed unexpectedly; retrying")
+            if self.published > published:
+                delay = 0.2
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), delay)
+            delay = min(delay * 2, 5.0)
+
+    async def _session(self, stop: asyncio.Event) -> None:
+        conn = await asyncpg.connect(self.settings.database_url)
+        producer = make_producer(
+            self.settings.kafka_bootstrap_servers,
+            idempotence=self.settings.kafka_idempotence,
+            timeout_ms=self.settings.produce_timeout_ms,
+        )
+        try:
+            await conn.add_listener(NOTIFY_CHANNEL, self._notified)
+            await producer.start()
+            while not stop.is_set():
+                self._wake.clear()
+                if not await self.publish_batch(conn, producer):
+                    await self._idle(stop)
+        finally:
+            with contextlib.suppress(Exception):
+                await producer.stop()
+            with contextlib.suppress(Exception):
+                await conn.close(timeout=2)
+
+    def _notified(self, *_: Any) -> None:
+        self._wake.set()
+
+    async def _idle(self, stop: asyncio.Event) -> None:
+        waits = {asyncio.ensure_future(stop.wait()), asyncio.ensure_future(self._wake.wait())}
+        try:
+            await asyncio.wait(waits, timeout=POLL_S, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiting in waits:
+                waiting.cancel()
+
+    async def publish_batch(self, conn: asyncpg.Connection, producer: AIOKafkaProducer) -> int:
+        """Claim, publish and mark one batch of letters; returns how many."""
+        topic = self.settings.topic
+        claims = await dead_letters.claim(conn, topic, self.batch_size, self.lease_s)
+        if not claims:
+            return 0
+        try:
+            sent = await self._send(producer, claims)
+        except Exception:
+            with contextlib.suppress(*_TRANSIENT):
+                await dead_letters.release(conn, topic, claims)
+            raise
+        await dead_letters.published(conn, topic, sent)
+        self.published += len(sent)
+        log.warning("published %d dead letter(s) to %s", len(sent), self.settings.dead_letter_topic)
+        return len(sent)
+
+    async def _send(
+        self, producer: AIOKafkaProducer, claims: Sequence[Claim]
+    ) -> list[tuple[dead_letters.DeadLetter, int, int]]:
+        async def send_all() -> list[tuple[dead_letters.DeadLetter, int, int]]:
+            futures = [
+                await producer.send(
+                    self.settings.dead_letter_topic,
+                    key=c.letter.key,
+                    value=c.letter.value,
+                    headers=dead_letters.headers(c.letter),
+                )
+                for c in claims
+            ]
+            acks = await asyncio.gather(*futures)
+            return [(c.letter, m.partition, m.offset) for c, m in zip(claims, acks, strict=True)]
+
+        try:
+            return await asyncio.wait_for(send_all(), self.timeout_s)
+        except TimeoutError as exc:
+            raise OSError(f"no acknowledgement within {self.timeout_s}s") from exc

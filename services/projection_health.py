@@ -1,0 +1,72 @@
+"""The projector's health as one API process sees it: for the staleness guard, /readyz and
+/metrics.
+
+Decisions ask `verdict()` on every request. A fresh verdict is kept for CACHE_S, so while the
+projector keeps up a decision pays no extra query (the guard may then notice staleness up to
+CACHE_S late); any other verdict is read again on the next request, so decisions resume as soon
+as the projector has caught up.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Final
+
+import asyncpg
+
+from projections import dead_letters, projector_health
+from projections.freshness import PartitionFreshness, Verdict, assess
+from projections.log_loss import LogLoss
+
+CACHE_S: Final = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class HealthSnapshot:
+    partitions: list[PartitionFreshness]
+    stops: list[LogLoss]
+    verdict: Verdict
+
+
+class ProjectionHealth:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        topic: str,
+        partition_count: int,
+        max_staleness_ms: int,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.pool = pool
+        self.topic = topic
+        self.partition_count = partition_count
+        self.max_staleness_s = max_staleness_ms / 1000
+        self.clock = clock
+        self._fresh_until = -1.0
+        self._fresh: Verdict | None = None
+
+    @property
+    def guarding(self) -> bool:
+        """False when LEDGER_MAX_STALENESS_MS is 0: only a stop then fails /readyz."""
+        return self.max_staleness_s > 0
+
+    async def snapshot(self) -> HealthSnapshot:
+        """Read the reports and stops now (never cached)."""
+        partitions = await projector_health.load(self.pool, self.topic)
+        stops = await projector_health.load_stops(self.pool, self.topic)
+        verdict = assess(partitions, stops, self.partition_count, self.max_staleness_s)
+        if verdict.fresh:
+            self._fresh, self._fresh_until = verdict, self.clock() + CACHE_S
+        return HealthSnapshot(partitions, stops, verdict)
+
+    async def verdict(self) -> Verdict:
+        """Whether decisions may be answered now; a fresh verdict is cached for CACHE_S."""
+        if self._fresh is not None and self.clock() < self._fresh_until:
+            return self._fresh
+        return (await self.snapshot()).verdict
+
+    async def dead_letters(self) -> tuple[int, int]:
+        """(dead letters ever, not yet published)."""
+        return await dead_letters.counts(self.pool, self.topic)
