@@ -244,12 +244,22 @@ async def states(conn: asyncpg.Connection | asyncpg.Pool, topic: str) -> list[Pa
 async def restart(
     conn: asyncpg.Connection, topic: str, restored: Iterable[PartitionDigest]
 ) -> None:
-    """After a restore re-produced the journal into an empty topic: the old log is gone, so
-    its open ranges, queued checkpoints and skipped duplicates go too, and each partition's
-    digest starts again over the restored records (in the caller's transaction)."""
-    await conn.execute("DELETE FROM checkpoint_state WHERE topic = $1", topic)
-    await conn.execute("DELETE FROM checkpoint_outbox WHERE topic = $1", topic)
-    await conn.execute("DELETE FROM duplicate_records WHERE topic = $1", topic)
+    """After a restore re-produced these partitions with records the old log did not have
+    (services/restore.py): their open ranges and queued checkpoints described the old log,
+    so they go, and each digest starts again over the restored records (in the caller's
+    transaction). Other partitions keep theirs."""
+    states = list(restored)
+    partitions = [s.partition for s in states]
+    await conn.execute(
+        "DELETE FROM checkpoint_state WHERE topic = $1 AND log_partition = ANY($2::int[])",
+        topic,
+        partitions,
+    )
+    await conn.execute(
+        "DELETE FROM checkpoint_outbox WHERE topic = $1 AND log_partition = ANY($2::int[])",
+        topic,
+        partitions,
+    )
     await conn.executemany(
         "INSERT INTO checkpoint_state (topic, log_partition, from_offset, next_offset,"
         " record_count, previous_digest, digest, opened_at) VALUES ($1, $2, $3, $4, $5, $6, $7,"
@@ -264,7 +274,7 @@ async def restart(
                 s.previous_digest,
                 s.digest,
             )
-            for s in restored
+            for s in states
         ],
     )
 

@@ -33,6 +33,8 @@ from services.topic import ensure_topic
 if TYPE_CHECKING:
     from services.checkpoint_verify import Options as CheckpointOptions
 
+#: services/backup.py, services/backup_restore.py, services/restore.py
+BACKUP_COMMANDS: Final = ("backup", "restore", "restore-log")
 COMMANDS: Final = (
     "up",
     "api",
@@ -46,17 +48,14 @@ COMMANDS: Final = (
     "retention",
     "keys",
     "resume-projector",
+    *BACKUP_COMMANDS,
 )
 
 #: operator commands that, with no servers set, use those of a running `consent-ledger up`
 SESSION_COMMANDS: Final = (
-    "import",
-    "rewrap-keys",
-    "verify",
-    "checkpoint-verify",
-    "retention",
-    "keys",
-    "resume-projector",
+    *("import", "rewrap-keys", "verify", "checkpoint-verify", "retention"),
+    *("keys", "resume-projector"),
+    *BACKUP_COMMANDS,
 )
 
 log = logging.getLogger("consent_ledger")
@@ -98,7 +97,26 @@ def _parser() -> argparse.ArgumentParser:
         help="clear a stop of the projectors by loss detection, once the log or the projection"
         " is repaired (DATABASE_URL only)",
     )
+    _backup_parsers(sub)
     return parser
+
+
+def _backup_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from services.backup_format import ROLES
+
+    backup = sub.add_parser("backup", help="write the event and contact-check topics to FILE")
+    restore = sub.add_parser("restore", help="produce a backup FILE back into empty topics")
+    restore_log = sub.add_parser("restore-log", help="rebuild a lost event topic from the journal")
+    for command in (backup, restore):
+        command.add_argument("file", type=Path, metavar="FILE", help="Avro object container file")
+    restore.add_argument("--only", choices=ROLES, action="append", default=[], help="one topic")
+    restore_log.add_argument(
+        "--from-topic", metavar="NAME", help="the name the database knows the lost topic by"
+    )
+    for command in (restore, restore_log):
+        command.add_argument("--create-topic", action="store_true", help="create it if missing")
+    for command in (backup, restore, restore_log):
+        command.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
 def _verify_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -158,11 +176,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if getattr(args, "port", None):
         settings = Settings.from_env({**settings.as_environment(), "LEDGER_PORT": str(args.port)})
     if args.command == "up":
+        from services.restore import RestoreError
         from services.up import run_up
 
         try:
             return run_up(settings)
-        except SecretsError as exc:
+        except (SecretsError, RestoreError) as exc:
             print(f"consent-ledger up: {exc}", file=sys.stderr)
             return 2
     if args.command == "secrets":
@@ -226,6 +245,28 @@ def main(argv: Sequence[str] | None = None) -> int:
         from services.projector_resume import run_resume_projector
 
         return _run_async(run_resume_projector(settings))
+    if args.command == "backup":
+        from services.backup import run_backup
+
+        return _run_async(run_backup(settings, args.file, progress=not args.no_progress))
+    if args.command == "restore":
+        from services.backup_restore import RestoreOptions, run_restore
+
+        wanted = RestoreOptions(
+            args.file, tuple(args.only), args.create_topic, not args.no_progress
+        )
+        return _run_async(run_restore(settings, wanted))
+    if args.command == "restore-log":
+        from services.restore import run_restore_log
+
+        return _run_async(
+            run_restore_log(
+                settings,
+                source_topic=args.from_topic,
+                create_topic=args.create_topic,
+                progress=not args.no_progress,
+            )
+        )
     return _run_async(run_init(settings))
 
 
@@ -239,6 +280,8 @@ def _required_servers(args: argparse.Namespace) -> tuple[str, ...]:
     """The server settings a command needs (most need both)."""
     if args.command in ("verify", "retention", "keys", "resume-projector"):
         return ("DATABASE_URL",)
+    if args.command in ("backup", "restore"):
+        return ("KAFKA_BOOTSTRAP_SERVERS",)
     if args.command == "checkpoint-verify":
         from services.checkpoint_verify import required_servers
 

@@ -154,3 +154,30 @@ async def highwaters(bootstrap_servers: str, topic: str, timeout_s: float = 10.0
         return {tp.partition: int(consumer.highwater(tp)) for tp in tps}
     finally:
         await consumer.stop()
+
+
+async def partition_count(bootstrap_servers: str, topic: str) -> int | None:
+    """How many partitions `topic` has; None when it does not exist."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
+    await admin.start()
+    try:
+        if topic not in await admin.list_topics():
+            return None
+        (described,) = await admin.describe_topics([topic])
+        return len(described["partitions"])
+    finally:
+        await admin.close()
+
+
+async def create_log_topic(settings: Settings, topic: str, partitions: int) -> bool:
+    """Create `topic` like the event topic (kept forever, never compacted) with `partitions`
+    partitions, unless it exists; True when created now. For restores into a new topic."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
+    await admin.start()
+    try:
+        new = NewTopic(
+            topic, partitions, settings.topic_replication, topic_configs=topic_configs(settings)
+        )
+        return await _create_missing(admin, new, "topic")
+    finally:
+        await admin.close()

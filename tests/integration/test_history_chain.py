@@ -1,5 +1,6 @@
 """The journal's hash chain against the real servers: the API and `consent-ledger verify` find
-rows edited straight in PostgreSQL; a restore keeps the chains; the migration chains old rows.
+rows edited straight in PostgreSQL; a restore keeps the chains and positions; the migration
+chains old rows.
 """
 
 from __future__ import annotations
@@ -19,12 +20,12 @@ import httpx
 import pytest
 
 from projections import log_digest, offsets
-from projections.hash_chain import GENESIS, records_digest, subject_chain
+from projections.hash_chain import GENESIS, subject_chain
 from projections.migrate import migration_files
 from projections.runner import Record, apply_batch
 from schemas.codec import default_codec
 from services.config import Settings
-from services.restore import restore_if_log_empty
+from services.restore import restore_log
 from services.topic import ensure_topic
 from tests.conftest import make_settings, running_projector, wait_until
 from tests.integration.chain_log import produce_events, simple_event
@@ -194,49 +195,38 @@ async def test_the_cli_verifies_every_subject_and_reports_the_first_broken_link(
     assert failed.returncode == 2
 
 
-async def test_a_restore_keeps_every_chain_and_restarts_the_digests(
+async def test_a_restore_keeps_every_chain_position_and_digest(
     settings: Settings, db: asyncpg.Connection
 ) -> None:
     await produce_events(settings, count=200, subjects=20, seed=21)
     async with running_projector(settings):
         await wait_until(lambda: caught_up(settings, db), 60, "the projector to catch up")
     before = {
-        r["event_id"]: (r["chain_hash"], r["log_offset"])
-        for r in await db.fetch("SELECT event_id, chain_hash, log_offset FROM journal")
+        r["event_id"]: (r["chain_hash"], r["log_partition"], r["log_offset"])
+        for r in await db.fetch(
+            "SELECT event_id, chain_hash, log_partition, log_offset FROM journal"
+        )
     }
-    # the broker came back empty: here, a new empty topic stands for it
+    digests = await log_digest.states(db, settings.topic)
+    # the topic is lost: here, a new empty topic stands for it
     empty = replace(settings, topic=f"{settings.topic}.restored")
     await ensure_topic(empty)
-    restored = await restore_if_log_empty(empty, db)
-    assert restored == len(before)
+    restored = await restore_log(empty, db, source_topic=settings.topic)
+    assert restored.sources["journal"] == len(before)
+    assert restored.sources["duplicate"] > 0 and "placeholder" not in restored.sources
     after = {
-        r["event_id"]: (r["chain_hash"], r["log_offset"])
-        for r in await db.fetch("SELECT event_id, chain_hash, log_offset FROM journal")
+        r["event_id"]: (r["chain_hash"], r["log_partition"], r["log_offset"])
+        for r in await db.fetch(
+            "SELECT event_id, chain_hash, log_partition, log_offset FROM journal"
+        )
     }
-    assert {k: v[0] for k, v in after.items()} == {k: v[0] for k, v in before.items()}
-    assert {k: v[1] for k, v in after.items()} != {k: v[1] for k, v in before.items()}
+    assert after == before
     done = await asyncio.to_thread(run_cli, empty, "verify", "--no-progress")
     assert done.returncode == 0, done.stdout + done.stderr
 
-    # the digests start again over the restored log, which holds each event once
-    states = await log_digest.states(db, empty.topic)
-    stored = await db.fetch(
-        "SELECT log_partition, log_offset, record_value FROM journal"
-        " ORDER BY log_partition, log_offset"
-    )
-    for state in states:
-        mine = [
-            (r["log_offset"], bytes(r["record_value"]))
-            for r in stored
-            if r["log_partition"] == state.partition
-        ]
-        assert (state.from_offset, state.next_offset, state.record_count) == (
-            0,
-            len(mine),
-            len(mine),
-        )
-        assert state.digest == records_digest(GENESIS, mine)
-    assert sum(s.record_count for s in states) == restored
+    # every record is back at its offset, so the digests go on over the restored log
+    assert await log_digest.states(db, empty.topic) == digests
+    assert not await log_digest.states(db, settings.topic)
 
     # the projector goes on after the restored records, chaining onto the same heads
     await produce_events(empty, count=60, subjects=20, seed=22)

@@ -1,0 +1,98 @@
+"""Helpers for the backup and restore tests: every record of a topic read straight from the
+broker (not through the code under test), raw records, and the CLI as a subprocess."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+from services.config import Settings
+from services.topic import highwaters
+
+
+@dataclass(frozen=True, slots=True)
+class Seen:
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    headers: tuple[tuple[str, bytes | None], ...]
+    timestamp: int
+
+
+async def all_records(bootstrap_servers: str, topic: str, timeout_s: float = 60) -> list[Seen]:
+    """Every record of every partition up to its high-water mark, in (partition, offset) order."""
+    marks = await highwaters(bootstrap_servers, topic)
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers, enable_auto_commit=False)
+    await consumer.start()
+    found: list[Seen] = []
+    try:
+        tps = [TopicPartition(topic, p) for p, end in sorted(marks.items()) if end]
+        if not tps:
+            return []
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        deadline = time.monotonic() + timeout_s
+        last = {tp: -1 for tp in tps}
+        while any(last[tp] + 1 < marks[tp.partition] for tp in tps):
+            assert time.monotonic() < deadline, f"timed out reading {topic}"
+            for tp, messages in (await consumer.getmany(timeout_ms=200)).items():
+                for m in messages:
+                    if m.offset < marks[tp.partition]:
+                        found.append(
+                            Seen(
+                                m.partition,
+                                m.offset,
+                                m.key,
+                                m.value,
+                                tuple(m.headers or ()),
+                                m.timestamp,
+                            )
+                        )
+                        last[tp] = m.offset
+    finally:
+        await consumer.stop()
+    return sorted(found, key=lambda s: (s.partition, s.offset))
+
+
+async def produce_raw(
+    bootstrap_servers: str,
+    topic: str,
+    records: Sequence[tuple[int, bytes | None, bytes | None, list[tuple[str, bytes | None]]]],
+) -> None:
+    """(partition, key, value, headers) records, exactly as given, acks awaited."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap_servers, acks="all")
+    await producer.start()
+    try:
+        futures = []
+        for partition, key, value, headers in records:
+            if key is None and value is None:  # send() refuses it; a batch of its own takes it
+                batch = producer.create_batch()
+                batch.append(key=None, value=None, timestamp=None, headers=headers)
+                batch.close()
+                futures.append(await producer.send_batch(batch, topic, partition=partition))
+            else:
+                futures.append(
+                    await producer.send(topic, value, key=key, partition=partition, headers=headers)
+                )
+        await asyncio.gather(*futures)
+    finally:
+        await producer.stop()
+
+
+def run_cli(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, **settings.as_environment()}
+    return subprocess.run(
+        [sys.executable, "-m", "services.cli", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
