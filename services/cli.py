@@ -41,10 +41,18 @@ COMMANDS: Final = (
     "verify",
     "checkpoint-verify",
     "retention",
+    "rebuild",
 )
 
 #: operator commands that, with no servers set, use those of a running `consent-ledger up`
-SESSION_COMMANDS: Final = ("import", "rewrap-keys", "verify", "checkpoint-verify", "retention")
+SESSION_COMMANDS: Final = (
+    "import",
+    "rewrap-keys",
+    "verify",
+    "checkpoint-verify",
+    "retention",
+    "rebuild",
+)
 
 log = logging.getLogger("consent_ledger")
 
@@ -79,7 +87,26 @@ def _parser() -> argparse.ArgumentParser:
         help="purge erased subjects' proof whose proof_retention has ended (run it daily)",
     )
     retention.add_argument("--dry-run", action="store_true", help="report, delete nothing")
+    _rebuild_parser(sub)
     return parser
+
+
+def _rebuild_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    rebuild = sub.add_parser(
+        "rebuild",
+        help="replay the event topic into fresh tables while the API serves the live ones,"
+        " then switch to them atomically",
+    )
+    which = rebuild.add_mutually_exclusive_group()
+    which.add_argument(
+        "--rollback",
+        action="store_true",
+        help="switch back to the tables the last rebuild replaced (brought up to date first)",
+    )
+    which.add_argument(
+        "--drop-previous", action="store_true", help="drop the tables rebuilds replaced, then exit"
+    )
+    rebuild.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
 def _verify_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -198,6 +225,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         from services.retention import run_retention
 
         return _run_async(run_retention(settings, dry_run=args.dry_run))
+    if args.command == "rebuild":
+        from services.rebuild import RebuildOptions
+        from services.rebuild_command import run_rebuild
+
+        wanted = RebuildOptions(rollback=args.rollback, progress=not args.no_progress)
+        return _run_async(run_rebuild(settings, wanted, drop=args.drop_previous))
     if args.command == "verify":
         from services.verify import run_verify
 
@@ -217,7 +250,7 @@ def _checkpoint_options(args: argparse.Namespace) -> CheckpointOptions:
 
 def _required_servers(args: argparse.Namespace) -> tuple[str, ...]:
     """The server settings a command needs (most need both)."""
-    if args.command in ("verify", "retention"):
+    if args.command in ("verify", "retention") or getattr(args, "drop_previous", False):
         return ("DATABASE_URL",)
     if args.command == "checkpoint-verify":
         from services.checkpoint_verify import required_servers
