@@ -11,16 +11,21 @@ import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
 import asyncpg
 
 from projections.migrate import migrate
 from services.catalogue import CatalogueError, load_catalogue
 from services.config import Settings, SettingsError
-from services.keys_cli import add_parser as add_keys_parser
-from services.keys_cli import run_keys
 from services.log_format import configure_logging
+from services.operator_cli import (
+    OPERATOR_COMMANDS,
+    SESSION_COMMANDS,
+    add_operator_parsers,
+    operator_command,
+    required_servers,
+)
 from services.secrets import (
     SecretsError,
     complete_secrets_file,
@@ -30,33 +35,7 @@ from services.secrets import (
 from services.session import environment_with_session
 from services.topic import ensure_topic
 
-if TYPE_CHECKING:
-    from services.checkpoint_verify import Options as CheckpointOptions
-
-#: services/backup.py, services/backup_restore.py, services/restore.py
-BACKUP_COMMANDS: Final = ("backup", "restore", "restore-log")
-COMMANDS: Final = (
-    "up",
-    "api",
-    "projector",
-    "init",
-    "secrets",
-    "rewrap-keys",
-    "import",
-    "verify",
-    "checkpoint-verify",
-    "retention",
-    "keys",
-    "resume-projector",
-    *BACKUP_COMMANDS,
-)
-
-#: operator commands that, with no servers set, use those of a running `consent-ledger up`
-SESSION_COMMANDS: Final = (
-    *("import", "rewrap-keys", "verify", "checkpoint-verify", "retention"),
-    *("keys", "resume-projector"),
-    *BACKUP_COMMANDS,
-)
+COMMANDS: Final = ("up", "api", "projector", "init", "secrets", "rewrap-keys", *OPERATOR_COMMANDS)
 
 log = logging.getLogger("consent_ledger")
 
@@ -84,79 +63,8 @@ def _parser() -> argparse.ArgumentParser:
         "rewrap-keys",
         help="re-wrap every subject's data key under the current (first) LEDGER_MASTER_KEYS key",
     )
-    _import_parser(sub)
-    _verify_parsers(sub)
-    retention = sub.add_parser(
-        "retention",
-        help="purge erased subjects' proof whose proof_retention has ended (run it daily)",
-    )
-    retention.add_argument("--dry-run", action="store_true", help="report, delete nothing")
-    add_keys_parser(sub)
-    sub.add_parser(
-        "resume-projector",
-        help="clear a stop of the projectors by loss detection, once the log or the projection"
-        " is repaired (DATABASE_URL only)",
-    )
-    _backup_parsers(sub)
+    add_operator_parsers(sub)
     return parser
-
-
-def _backup_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    from services.backup_format import ROLES
-
-    backup = sub.add_parser("backup", help="write the event and contact-check topics to FILE")
-    restore = sub.add_parser("restore", help="produce a backup FILE back into empty topics")
-    restore_log = sub.add_parser("restore-log", help="rebuild a lost event topic from the journal")
-    for command in (backup, restore):
-        command.add_argument("file", type=Path, metavar="FILE", help="Avro object container file")
-    restore.add_argument("--only", choices=ROLES, action="append", default=[], help="one topic")
-    restore_log.add_argument(
-        "--from-topic", metavar="NAME", help="the name the database knows the lost topic by"
-    )
-    for command in (restore, restore_log):
-        command.add_argument("--create-topic", action="store_true", help="create it if missing")
-    for command in (backup, restore, restore_log):
-        command.add_argument("--no-progress", action="store_true", help="no progress bar")
-
-
-def _verify_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    from services.checkpoint_verify import SOURCES
-
-    verify = sub.add_parser(
-        "verify", help="recompute every subject's hash chain; exit 1 on a broken link"
-    )
-    verify.add_argument("--no-progress", action="store_true", help="no progress bar")
-    check = sub.add_parser(
-        "checkpoint-verify",
-        help="recompute the published checkpoint digests; exit 1 when one does not hold",
-    )
-    check.add_argument(
-        "--source",
-        choices=SOURCES,
-        default="topic",
-        help="recompute from the event topic (default) or from the journal in PostgreSQL",
-    )
-    check.add_argument(
-        "--checkpoints",
-        type=Path,
-        metavar="FILE.jsonl",
-        help="checkpoints kept outside the ledger (JSON lines) instead of the checkpoint topic",
-    )
-    check.add_argument(
-        "--save", type=Path, metavar="FILE.jsonl", help="also write the checkpoints read here"
-    )
-
-
-def _import_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    from services.importing.formats import FORMATS
-
-    imp = sub.add_parser("import", help="record a subscriber export (CSV) as consent events")
-    imp.add_argument("file", type=Path, metavar="FILE.csv", help="the export, UTF-8 CSV")
-    imp.add_argument("--purpose", required=True, help="catalogue purpose, e.g. newsletter")
-    imp.add_argument("--channel", required=True, help="channel of the purpose, e.g. email")
-    imp.add_argument("--format", choices=sorted(FORMATS), default="generic")
-    imp.add_argument("--rejects", type=Path, help="rejects file (default FILE.csv.rejects.csv)")
-    imp.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -202,7 +110,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         except SecretsError as exc:
             print(f"consent-ledger {args.command}: {exc}", file=sys.stderr)
             return 2
-    required = _required_servers(args)
+    required = required_servers(args)
     missing = [
         name
         for name, value in (
@@ -220,73 +128,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _run_async(run_projector(settings))
     if args.command == "rewrap-keys":
         return _run_async(run_rewrap(settings))
-    if args.command == "import":
-        from services.importing.run import ImportOptions, run_import
-
-        options = ImportOptions(
-            args.file, args.format, args.purpose, args.channel, args.rejects, not args.no_progress
-        )
-        return _run_async(run_import(settings, options))
-    if args.command == "keys":
-        return _run_async(run_keys(settings, args))
-    if args.command == "retention":
-        from services.retention import run_retention
-
-        return _run_async(run_retention(settings, dry_run=args.dry_run))
-    if args.command == "verify":
-        from services.verify import run_verify
-
-        return _run_async(run_verify(settings, progress=not args.no_progress))
-    if args.command == "checkpoint-verify":
-        from services.checkpoint_verify import run_checkpoint_verify
-
-        return _run_async(run_checkpoint_verify(settings, _checkpoint_options(args)))
-    if args.command == "resume-projector":
-        from services.projector_resume import run_resume_projector
-
-        return _run_async(run_resume_projector(settings))
-    if args.command == "backup":
-        from services.backup import run_backup
-
-        return _run_async(run_backup(settings, args.file, progress=not args.no_progress))
-    if args.command == "restore":
-        from services.backup_restore import RestoreOptions, run_restore
-
-        wanted = RestoreOptions(
-            args.file, tuple(args.only), args.create_topic, not args.no_progress
-        )
-        return _run_async(run_restore(settings, wanted))
-    if args.command == "restore-log":
-        from services.restore import run_restore_log
-
-        return _run_async(
-            run_restore_log(
-                settings,
-                source_topic=args.from_topic,
-                create_topic=args.create_topic,
-                progress=not args.no_progress,
-            )
-        )
+    operator = operator_command(settings, args)
+    if operator is not None:
+        return _run_async(operator)
     return _run_async(run_init(settings))
-
-
-def _checkpoint_options(args: argparse.Namespace) -> CheckpointOptions:
-    from services.checkpoint_verify import Options
-
-    return Options(args.source, args.checkpoints, args.save)
-
-
-def _required_servers(args: argparse.Namespace) -> tuple[str, ...]:
-    """The server settings a command needs (most need both)."""
-    if args.command in ("verify", "retention", "keys", "resume-projector"):
-        return ("DATABASE_URL",)
-    if args.command in ("backup", "restore"):
-        return ("KAFKA_BOOTSTRAP_SERVERS",)
-    if args.command == "checkpoint-verify":
-        from services.checkpoint_verify import required_servers
-
-        return required_servers(_checkpoint_options(args))
-    return ("KAFKA_BOOTSTRAP_SERVERS", "DATABASE_URL")
 
 
 def _generate_secrets(path: str | None) -> int:

@@ -10,7 +10,7 @@ import pytest
 
 from projections.chain_verify import HASH_MISMATCH, Break, SubjectVerifier
 from schemas.codec import default_codec
-from services import cli
+from services import cli, operator_cli
 from services.checkpoint_verify import CheckpointInputError, Options, read_file, required_servers
 from services.verify import LISTED, Summary, report
 
@@ -31,7 +31,9 @@ def test_checkpoint_verify_needs_only_the_servers_it_reads(
 
 
 def test_both_commands_use_a_running_up() -> None:
-    assert {"verify", "checkpoint-verify"} <= set(cli.SESSION_COMMANDS) <= set(cli.COMMANDS)
+    assert (
+        {"verify", "checkpoint-verify"} <= set(operator_cli.SESSION_COMMANDS) <= set(cli.COMMANDS)
+    )
 
 
 @pytest.mark.parametrize(
