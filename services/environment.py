@@ -1,0 +1,211 @@
+"""Every environment variable the ledger reads: its Settings attribute, its default and what it
+does, and the range of each whole-number one. services/config.py turns them into Settings; the
+README's settings table and the docker-compose check are tested against this table.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+#: variable name -> (Settings attribute, default as text, what it does)
+ENVIRONMENT: Final[dict[str, tuple[str, str, str]]] = {
+    "LEDGER_HOST": ("host", "127.0.0.1", "address the HTTP API binds to"),
+    "LEDGER_PORT": ("port", "8000", "port of the HTTP API"),
+    "KAFKA_BOOTSTRAP_SERVERS": (
+        "kafka_bootstrap_servers",
+        "",
+        "Kafka brokers; empty makes `up` start the embedded broker",
+    ),
+    "DATABASE_URL": (
+        "database_url",
+        "",
+        "PostgreSQL DSN; empty makes `up` start the embedded PostgreSQL",
+    ),
+    "LEDGER_TOPIC": ("topic", "consent.events", "the event topic"),
+    "LEDGER_STATE_TOPIC": (
+        "state_topic",
+        "consent.state",
+        "compacted topic the projector publishes each subject's marketing state to",
+    ),
+    "LEDGER_CHECKS_TOPIC": (
+        "checks_topic",
+        "consent.checks",
+        "topic of the contact-check evidence records (ContactCheckPerformed), 3 partitions",
+    ),
+    "LEDGER_CHECKPOINTS_TOPIC": (
+        "checkpoints_topic",
+        "consent.checkpoints",
+        "topic the projector publishes each partition's checkpoint digests to, 1 partition",
+    ),
+    "LEDGER_DEAD_LETTER_TOPIC": (
+        "dead_letter_topic",
+        "consent.deadletter",
+        "topic the projector publishes undecodable event records to, with their source position"
+        " and error in headers, 1 partition",
+    ),
+    "LEDGER_CHECKPOINT_INTERVAL_S": (
+        "checkpoint_interval_s",
+        "60",
+        "seconds between a partition's checkpoints while it receives records",
+    ),
+    "LEDGER_TOPIC_PARTITIONS": ("topic_partitions", "12", "partitions of the event topic"),
+    "LEDGER_TOPIC_REPLICATION": (
+        "topic_replication",
+        "1",
+        "replication factor used when the ledger creates the topic (3 in production)",
+    ),
+    "LEDGER_TOPIC_MIN_INSYNC_REPLICAS": (
+        "topic_min_insync_replicas",
+        "1",
+        "min.insync.replicas set on the topic when created (2 in production)",
+    ),
+    "LEDGER_KAFKA_IDEMPOTENCE": (
+        "kafka_idempotence",
+        "true",
+        "idempotent producer; `up` turns it off for the embedded broker, which lacks it",
+    ),
+    "LEDGER_PRODUCE_TIMEOUT_MS": (
+        "produce_timeout_ms",
+        "5000",
+        "how long a command waits for the broker's acknowledgement before answering 503",
+    ),
+    "LEDGER_READ_WAIT_MS": (
+        "read_wait_ms",
+        "3000",
+        "how long a query with min_token waits for the projection before answering 503",
+    ),
+    "LEDGER_PROJECTOR_GROUP": (
+        "projector_group",
+        "consent-ledger-projector",
+        "consumer group of the projector",
+    ),
+    "LEDGER_KAFKA_SESSION_TIMEOUT_MS": (
+        "kafka_session_timeout_ms",
+        "10000",
+        "consumer-group session timeout of the projector",
+    ),
+    "LEDGER_PROJECTOR_BATCH": ("projector_batch", "2000", "most records applied per transaction"),
+    "LEDGER_PROJECTOR_FETCH_WAIT_MS": (
+        "projector_fetch_wait_ms",
+        "50",
+        "longest a projector fetch waits for new records (bounds write-to-read latency)",
+    ),
+    "LEDGER_MAX_STALENESS_MS": (
+        "max_staleness_ms",
+        "30000",
+        "how far the projection may be behind the log before decisions answer 503 and /readyz"
+        " fails; 0 turns the guard off",
+    ),
+    "LEDGER_CATALOGUE": (
+        "catalogue_path",
+        "",
+        "purpose catalogue (TOML); empty uses the bundled services/purposes.toml",
+    ),
+    "LEDGER_PUBLIC_URL": (
+        "public_url",
+        "",
+        "base URL people reach the unsubscribe and preference pages at; https unless its host"
+        " is loopback (RFC 8058); empty means `http://LEDGER_HOST:LEDGER_PORT`",
+    ),
+    "LEDGER_LINK_TTL_DAYS": (
+        "link_ttl_days",
+        "730",
+        "how long an unsubscribe or preference link stays valid",
+    ),
+    "LEDGER_CONTROLLER_NAME": (
+        "controller_name",
+        "Example Controller",
+        "the controller's name shown on the unsubscribe and preference pages",
+    ),
+    "LEDGER_DATA_DIR": (
+        "data_dir",
+        ".ledger",
+        "where `up` keeps the embedded PostgreSQL data and its generated secrets file",
+    ),
+    "LEDGER_SECRETS_FILE": (
+        "secrets_file",
+        "",
+        "TOML file with master_keys, blind_index_key, link_keys and receipt_keys"
+        " (the variables below win)",
+    ),
+    "LEDGER_MASTER_KEYS": (
+        "master_keys",
+        "",
+        "key ring `kid:base64url,...` wrapping the per-subject data keys; first is current",
+    ),
+    "LEDGER_BLIND_INDEX_KEY": (
+        "blind_index_key",
+        "",
+        "base64url HMAC key of the e-mail/phone blind index (cannot rotate without re-linking)",
+    ),
+    "LEDGER_LINK_KEYS": (
+        "link_keys",
+        "",
+        "key ring `kid:base64url,...` sealing unsubscribe and preference links",
+    ),
+    "LEDGER_RECEIPT_KEYS": (
+        "receipt_keys",
+        "",
+        "key ring `kid:base64url,...` of Ed25519 private seeds signing consent receipts",
+    ),
+    "LEDGER_JURISDICTION": (
+        "jurisdiction",
+        "FI",
+        "country whose law governs the processing (ISO 3166-1 alpha-2), named in receipts",
+    ),
+    "LEDGER_CONTROLLER_CONTACT": (
+        "controller_contact",
+        "",
+        "the controller's privacy contact (e-mail address or URL) named in consent receipts",
+    ),
+    "LEDGER_ADMIN_KEY": (
+        "admin_key",
+        "",
+        "API key registered with the admin scope when the API starts (at least 32 characters);"
+        " `up` makes one in LEDGER_DATA_DIR/admin.key when this is empty",
+    ),
+    "LEDGER_API_KEY_REFRESH_S": (
+        "api_key_refresh_s",
+        "10",
+        "most seconds a revoked API key keeps working (keys are reloaded at least twice as often)",
+    ),
+    "LEDGER_METRICS_PUBLIC": (
+        "metrics_public",
+        "false",
+        "serve /metrics without an API key (else it needs the admin scope)",
+    ),
+    "LEDGER_PUBLIC_RATE_PER_MIN": (
+        "public_rate_per_min",
+        "300",
+        "requests per minute one client address may make to the /u/ and /p/ pages; 0 is no limit",
+    ),
+    "LEDGER_FORWARDED_ALLOW_IPS": (
+        "forwarded_allow_ips",
+        "127.0.0.1,::1",
+        "proxies trusted to name the client in X-Forwarded-For (uvicorn's forwarded-allow-ips)",
+    ),
+    "LEDGER_LOG_LEVEL": ("log_level", "info", "log level of every process"),
+    "LEDGER_LOG_FORMAT": (
+        "log_format",
+        "json",
+        "`json`: one JSON object per log line; `text`: plain lines for reading at a terminal",
+    ),
+}
+
+#: the smallest and largest value a whole-number setting may take
+WHOLE_NUMBER_RANGES: Final[dict[str, tuple[int, int]]] = {
+    "LEDGER_PORT": (1, 65535),
+    "LEDGER_TOPIC_PARTITIONS": (1, 10000),
+    "LEDGER_TOPIC_REPLICATION": (1, 32),
+    "LEDGER_TOPIC_MIN_INSYNC_REPLICAS": (1, 32),
+    "LEDGER_PRODUCE_TIMEOUT_MS": (100, 600_000),
+    "LEDGER_READ_WAIT_MS": (0, 600_000),
+    "LEDGER_KAFKA_SESSION_TIMEOUT_MS": (1000, 600_000),
+    "LEDGER_PROJECTOR_BATCH": (1, 100_000),
+    "LEDGER_PROJECTOR_FETCH_WAIT_MS": (1, 10_000),
+    "LEDGER_CHECKPOINT_INTERVAL_S": (1, 86_400),
+    "LEDGER_MAX_STALENESS_MS": (0, 86_400_000),
+    "LEDGER_LINK_TTL_DAYS": (1, 3650),
+    "LEDGER_API_KEY_REFRESH_S": (1, 3600),
+    "LEDGER_PUBLIC_RATE_PER_MIN": (0, 1_000_000),
+}
