@@ -4,7 +4,12 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: up test unit clean
+.PHONY: up test unit clean bench wrk
+
+# `make bench BENCH_SCALE=1 BENCH_RUNS=5 BENCH_ARGS="--profile"`: see README, Benchmarks
+BENCH_SCALE ?= 0.1
+BENCH_RUNS  ?= 3
+BENCH_ARGS  ?=
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +31,21 @@ test: $(STAMP)
 
 unit: $(STAMP)
 	$(BIN)/pytest tests/unit
+
+bench: $(STAMP) wrk
+	$(BIN)/python -m bench.run --scale $(BENCH_SCALE) --runs $(BENCH_RUNS) $(BENCH_ARGS)
+
+# the HTTP load generator of `make bench`, installed from Debian's packages when missing
+wrk:
+	@command -v wrk >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    apt-get update -qq && apt-get install -y -qq wrk; \
+	  else \
+	    echo "make bench needs wrk (https://github.com/wg/wrk): run it as root on Debian or" \
+	      "Ubuntu to have it installed, or install the wrk package yourself" \
+	      "(sudo apt-get install wrk, brew install wrk) and put it on PATH" >&2; \
+	    exit 1; \
+	  fi; }
 
 clean:
 	rm -rf $(VENV) .ledger .mypy_cache .pytest_cache .ruff_cache

@@ -1,0 +1,119 @@
+"""States of 100k, 1M and 10M subjects for the growth scenario, built by bulk load.
+
+Replaying 10M subjects' events through the projector would take hours on a small machine, so
+these states are written directly: the same generator's histories, folded by the projector's
+own pure fold (`projections.state.fold`), copied into `subject_facts` with its indexes built
+afterwards. A single decision reads only that table (and the stored offsets and notices, empty
+here), so the decision sees exactly what a replay would have left. Each state is its own
+database, kept between runs and reused when complete.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+from datetime import datetime
+from uuid import UUID
+
+import asyncpg
+
+from bench.dataset import VERSION, subject_events
+from bench.processes import database_exists, fresh_database, with_database
+from projections.state import fold
+from services.partitioning import partition_for
+
+SUBJECT_PREFIX = "g"
+COLUMNS = (
+    "subject_id",
+    "kind",
+    "scope_a",
+    "scope_b",
+    "event_type",
+    "event_id",
+    "log_partition",
+    "log_offset",
+    "occurred_at",
+    "until",
+    "outcome",
+    "notice_version",
+)
+FactRow = tuple[
+    str, str, str, str, str, UUID, int, int, datetime, datetime | None, str | None, str | None
+]
+
+
+def database_name(subjects: int, seed: int) -> str:
+    return f"bench_growth_v{VERSION}_{subjects}_seed{seed}"
+
+
+def fact_rows(subjects: int, partitions: int, seed: int) -> Iterator[FactRow]:
+    """The state rows a replay of `subjects` generated histories would leave."""
+    offsets = [0] * partitions
+    events = subject_events(seed, SUBJECT_PREFIX, subjects)
+    for subject_id, history in itertools.groupby(events, key=lambda e: e.subject_id):
+        partition = partition_for(subject_id, partitions)
+        positioned = []
+        for event in history:
+            positioned.append((event, (partition, offsets[partition])))
+            offsets[partition] += 1
+        for f in fold(positioned).values():
+            yield (
+                subject_id,
+                f.kind,
+                f.scope_a,
+                f.scope_b,
+                f.event_type,
+                f.event_id,
+                f.position[0],
+                f.position[1],
+                f.occurred_at,
+                f.until,
+                f.outcome,
+                f.notice_version,
+            )
+
+
+async def ensure_growth_state(
+    dsn: str, subjects: int, partitions: int, seed: int = 1, chunk: int = 200_000
+) -> tuple[str, bool]:
+    """The DSN of a complete state of `subjects` subjects, and whether it was built now."""
+    name = database_name(subjects, seed)
+    url = with_database(dsn, name)
+    if await database_exists(dsn, name) and await _complete(url, subjects):
+        return url, False
+    url = await fresh_database(dsn, name)
+    conn = await asyncpg.connect(url)
+    try:
+        indexes = await conn.fetch(
+            "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'subject_facts'"
+            " AND indexname <> 'subject_facts_pkey'"
+        )
+        await conn.execute("ALTER TABLE subject_facts DROP CONSTRAINT subject_facts_pkey")
+        for index in indexes:
+            await conn.execute(f'DROP INDEX "{index["indexname"]}"')
+        rows = fact_rows(subjects, partitions, seed)
+        while batch := list(itertools.islice(rows, chunk)):
+            await conn.copy_records_to_table("subject_facts", records=batch, columns=COLUMNS)
+        await conn.execute(
+            "ALTER TABLE subject_facts ADD PRIMARY KEY (subject_id, kind, scope_a, scope_b)"
+        )
+        for index in indexes:
+            await conn.execute(index["indexdef"])
+        await conn.execute("ANALYZE subject_facts")
+        await conn.execute(
+            "CREATE TABLE bench_state (subjects bigint NOT NULL);"
+            f" INSERT INTO bench_state VALUES ({int(subjects)})"
+        )
+    finally:
+        await conn.close()
+    return url, True
+
+
+async def _complete(url: str, subjects: int) -> bool:
+    conn = await asyncpg.connect(url)
+    try:
+        if await conn.fetchval("SELECT to_regclass('bench_state')") is None:
+            return False
+        return bool(await conn.fetchval("SELECT subjects FROM bench_state") == subjects)
+    finally:
+        await conn.close()
