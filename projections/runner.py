@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
-from aiokafka.errors import KafkaError, OffsetOutOfRangeError
+from aiokafka.errors import KafkaError, NoOffsetForPartitionError, OffsetOutOfRangeError
 
 from projections import (
     chain_store,
@@ -320,6 +320,12 @@ class Projector:
         except OffsetOutOfRangeError as exc:
             async with self.db_lock:
                 await self.monitor.out_of_range(self.conn, exc.args[0] if exc.args else {})
+            return None
+        except NoOffsetForPartitionError:
+            # fetched before the assignment's seek ran (the consumer never resets by itself):
+            # position every assigned partition from the stored offsets, then fetch again
+            log.info("a partition was fetched before it was positioned; seeking to stored offsets")
+            self.must_seek = True
             return None
         async with self.db_lock:
             # records fetched now are read again from the stored offsets once a stop is cleared

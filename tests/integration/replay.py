@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
+import httpx
 from aiokafka import AIOKafkaProducer
 
 from projections import offsets
@@ -125,6 +126,11 @@ async def caught_up(settings: Settings, conn: asyncpg.Connection) -> bool:
     marks = await highwaters(settings.kafka_bootstrap_servers, settings.topic)
     stored = await offsets.load(conn, settings.topic)
     return all(stored.get(p, 0) >= end for p, end in marks.items())
+
+
+async def answers_decisions(api: httpx.AsyncClient) -> bool:
+    """The API answers decisions: its staleness guard has seen the projector catch up."""
+    return (await api.get("/readyz")).status_code == 200
 
 
 async def snapshot(conn: asyncpg.Connection) -> dict[str, list[Any]]:

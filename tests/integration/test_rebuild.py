@@ -31,7 +31,13 @@ from tests.integration.rebuild_support import (
     produce_full_log,
     schemas_like,
 )
-from tests.integration.replay import caught_up, clean_replay, snapshot, start_projector_process
+from tests.integration.replay import (
+    answers_decisions,
+    caught_up,
+    clean_replay,
+    snapshot,
+    start_projector_process,
+)
 from tests.servers import Servers
 
 pytestmark = pytest.mark.integration
@@ -59,6 +65,7 @@ async def test_a_rebuild_replaces_damaged_projections_and_the_api_reads_them_at_
     async with running_projector(settings), running_api(settings) as api:
         token = await grant(api, "rb-1")
         await wait_until(lambda: caught_up(settings, db), 120, "the projector to catch up")
+        await wait_until(lambda: answers_decisions(api), 60, "the projection to be current")
         before, kept = await snapshot(db), await kept_rows(db)
         assert await db.fetchval("SELECT count(*) FROM rejected_records") == 1
         assert await db.fetchval("SELECT count(*) FROM duplicate_records") > 0
@@ -122,6 +129,7 @@ async def test_a_rebuild_under_load_switches_while_the_api_answers(
         await produce_full_log(settings, 3000, seed=5)
         async with running_api(settings) as api:
             await wait_until(lambda: caught_up(settings, db), 120, "the projector to catch up")
+            await wait_until(lambda: answers_decisions(api), 60, "the projection to be current")
             traffic, stop = Traffic(), asyncio.Event()
             busy = asyncio.create_task(keep_busy(api, stop, traffic))
             try:
