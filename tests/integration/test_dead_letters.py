@@ -17,7 +17,7 @@ from services.config import Settings
 from services.dead_letter_feed import DeadLetterFeed
 from services.topic import highwaters
 from tests.conftest import running_api, running_projector, wait_until
-from tests.integration.replay import caught_up, produce_log
+from tests.integration.replay import answers_decisions, caught_up, produce_log
 
 pytestmark = pytest.mark.integration
 
@@ -89,6 +89,8 @@ async def test_undecodable_records_are_dead_lettered_and_the_projector_goes_on(
     ):
         await wait_until(lambda: caught_up(settings, db), 60, "the projector to pass the poison")
         await wait_until(all_published, 60, "the dead letters to be published")
+        # the projector reports its positions about once a second, after the batch
+        await wait_until(lambda: answers_decisions(api), 60, "the projector to report")
         metrics = (await api.get("/metrics")).text.splitlines()
         ready = await api.get("/readyz")
     assert feed.published == 3
