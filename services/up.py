@@ -261,7 +261,8 @@ def _print_banner(
     database = f"embedded, data in {postgres.data_dir}" if postgres else "external"
     lines = [
         "consent ledger is up",
-        f"  API         {api}   (try {api}/v1/purposes, {api}/openapi.json)",
+        f"  API         {api}   (try {api}/openapi.json; the other routes need the admin key:"
+        f' curl -H "Authorization: Bearer $LEDGER_KEY" {api}/v1/purposes)',
         f"  Kafka       {settings.kafka_bootstrap_servers}   ({broker}; topic {settings.topic})",
         f"  PostgreSQL  {without_password(settings.database_url)}   ({database})",
     ]
