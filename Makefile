@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: up test unit clean
+.PHONY: up test unit faults clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,11 @@ test: $(STAMP)
 
 unit: $(STAMP)
 	$(BIN)/pytest tests/unit
+
+# the fault-injection suite alone, with larger workloads than in `make test`
+LEDGER_FAULT_SCALE ?= 10
+faults: $(STAMP)
+	LEDGER_FAULT_SCALE=$(LEDGER_FAULT_SCALE) $(BIN)/pytest tests/faults
 
 clean:
 	rm -rf $(VENV) .ledger .mypy_cache .pytest_cache .ruff_cache
