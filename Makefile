@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: up test unit clean bench wrk
+.PHONY: up test unit faults clean bench wrk
 
 # `make bench BENCH_SCALE=1 BENCH_RUNS=5 BENCH_ARGS="--profile"`: see README, Benchmarks
 BENCH_SCALE ?= 0.1
@@ -46,6 +46,11 @@ wrk:
 	      "(sudo apt-get install wrk, brew install wrk) and put it on PATH" >&2; \
 	    exit 1; \
 	  fi; }
+
+# the fault-injection suite alone, with larger workloads than in `make test`
+LEDGER_FAULT_SCALE ?= 10
+faults: $(STAMP)
+	LEDGER_FAULT_SCALE=$(LEDGER_FAULT_SCALE) $(BIN)/pytest tests/faults
 
 clean:
 	rm -rf $(VENV) .ledger .mypy_cache .pytest_cache .ruff_cache
