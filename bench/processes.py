@@ -255,7 +255,9 @@ def start_api(env: Mapping[str, str], log_dir: Path, name: str = "api") -> Child
     child = Child(
         name, ["-m", "services.cli", "api"], {**env, "LEDGER_PORT": str(port)}, log_dir, port
     )
-    child.wait_ready("/readyz", auth_headers(env))
+    # /healthz, not /readyz: before a replay no projector has reported yet, and the staleness
+    # guard keeps /readyz at 503 until one has
+    child.wait_ready("/healthz", auth_headers(env))
     return child
 
 

@@ -77,10 +77,12 @@ def fact_from_row(row: asyncpg.Record) -> Fact:
     )
 
 
-#: One statement, so the facts and the position come from one snapshot; a subject with no
-#: facts still yields one row carrying the position.
+#: One statement, so the facts, the position and the number of notices applied come from one
+#: snapshot (services/notice_cache.py); a subject with no facts still yields one row carrying
+#: the position.
 LOAD = """
-SELECT o.next_offset AS position, f.kind, f.scope_a, f.scope_b, f.event_type, f.event_id,
+SELECT o.next_offset AS position, (SELECT count(*) FROM notices) AS notices_applied,
+       f.kind, f.scope_a, f.scope_b, f.event_type, f.event_id,
        f.log_partition, f.log_offset, f.occurred_at, f.until, f.outcome, f.notice_version
 FROM (SELECT 1) AS one
 LEFT JOIN projector_offsets o ON o.topic = $2 AND o.log_partition = $3
@@ -92,6 +94,14 @@ async def load(
     conn: asyncpg.Connection | asyncpg.Pool, subject_id: str, topic: str, partition: int
 ) -> tuple[dict[FactKey, Fact], int]:
     """A subject's state and the projected position of its partition, read together."""
+    facts, position, _ = await load_counted(conn, subject_id, topic, partition)
+    return facts, position
+
+
+async def load_counted(
+    conn: asyncpg.Connection | asyncpg.Pool, subject_id: str, topic: str, partition: int
+) -> tuple[dict[FactKey, Fact], int, int]:
+    """As `load`, plus how many notices the same snapshot had applied."""
     rows = await conn.fetch(LOAD, subject_id, topic, partition)
     facts = {}
     for row in rows:
@@ -99,4 +109,4 @@ async def load(
             fact = fact_from_row(row)
             facts[fact.key] = fact
     position = rows[0]["position"] if rows else None
-    return facts, position or 0
+    return facts, position or 0, rows[0]["notices_applied"] if rows else 0

@@ -11,6 +11,7 @@ from schemas.codec import EventCodec, default_codec
 from services.catalogue import Catalogue, load_catalogue
 from services.config import Settings
 from services.keystore import DataKeys
+from services.notice_cache import NoticeCache
 from services.progress import ProjectionProgress
 from services.projection_health import ProjectionHealth
 from services.publisher import Publisher, make_producer
@@ -31,6 +32,7 @@ class Ledger:
     secrets: Secrets
     data_keys: DataKeys
     health: ProjectionHealth
+    notices: NoticeCache
 
 
 async def _keep_session(conn: asyncpg.Connection) -> None:
@@ -70,6 +72,7 @@ async def open_ledger(settings: Settings) -> Ledger:
         secrets,
         DataKeys(pool, secrets.master),
         ProjectionHealth(pool, settings.topic, partitions, settings.max_staleness_ms),
+        NoticeCache(pool),
     )
 
 

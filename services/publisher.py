@@ -10,6 +10,7 @@ from aiokafka.errors import KafkaError
 
 from schemas.codec import kafka_headers
 from schemas.events import Event
+from services.partitioning import partition_for
 
 
 class BrokerUnavailable(Exception):
@@ -33,6 +34,10 @@ class Publisher:
         self.producer = producer
         self.topic = topic
         self.timeout_s = timeout_s
+        #: the event topic's partitions, once known (`partition_count`): events are then sent
+        #: to `partition_for` their subject, the same partition as the producer's own
+        #: partitioner would pick, without hashing the key again on every send
+        self.partitions: int | None = None
 
     async def publish(self, records: Sequence[tuple[Event, bytes]]) -> list[tuple[int, int]]:
         """Send the records in order and wait for every ack; returns (partition, offset) each."""
@@ -48,6 +53,9 @@ class Publisher:
                 key=event.subject_id.encode("utf-8"),
                 value=value,
                 headers=kafka_headers(event),
+                partition=partition_for(event.subject_id, self.partitions)
+                if self.partitions
+                else None,
             )
             for event, value in records
         ]
@@ -71,4 +79,5 @@ class Publisher:
             raise BrokerUnavailable(str(exc) or type(exc).__name__) from exc
 
     async def partition_count(self) -> int:
-        return len(await self.producer.partitions_for(self.topic))
+        self.partitions = len(await self.producer.partitions_for(self.topic))
+        return self.partitions

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 
-from projections import journal, notices, subject_state
+from projections import journal, subject_state
 from projections.notices import NO_NOTICES, Notices
 from projections.state import ALL, Fact, FactKey, covering
 from schemas.events import CONSENT_GRANTED, rfc3339
@@ -70,20 +71,16 @@ async def _path_subject(
         ) from None
 
 
-async def _state(ledger: Ledger, subject_id: str) -> tuple[dict[FactKey, Fact], str]:
+async def _state(ledger: Ledger, subject_id: str) -> tuple[dict[FactKey, Fact], str, Notices]:
+    """The subject's state, its token and the notices its decisions see (notices only when
+    the subject holds a grant: nothing else in a decision depends on them)."""
     partition = partition_for(subject_id, ledger.partitions)
-    facts, position = await subject_state.load(
+    facts, position, applied = await subject_state.load_counted(
         ledger.pool, subject_id, ledger.settings.topic, partition
     )
-    return facts, encode_token(partition, position)
-
-
-async def _notices_for(ledger: Ledger, facts: Mapping[FactKey, Fact]) -> Notices:
-    """The published notices, read only when the subject holds a grant: nothing else in a
-    decision depends on them (projections/notices.py)."""
-    if any(f.event_type == CONSENT_GRANTED for f in facts.values()):
-        return await notices.load(ledger.pool)
-    return NO_NOTICES
+    granted = any(f.event_type == CONSENT_GRANTED for f in facts.values())
+    published = await ledger.notices.covering(applied) if granted else NO_NOTICES
+    return facts, encode_token(partition, position), published
 
 
 def _decision_json(decision: Decision) -> dict[str, Any]:
@@ -143,8 +140,7 @@ async def decision(request: Request) -> JSONResponse:
                 "token": None,
             }
         )
-    facts, token = await _state(ledger, subject_id)
-    published = await _notices_for(ledger, facts)
+    facts, token, published = await _state(ledger, subject_id)
     made = decide(facts, purpose, channel, datetime.now(UTC), published)
     api_metrics.count_decision(api_metrics.SINGLE, made.reason, made.allowed)
     answer = _decision_json(made)
@@ -263,13 +259,12 @@ async def consent_state(request: Request) -> JSONResponse:
         known = await as_of.known(ledger, subject_id, at)
         body = consent_json(ledger.catalogue, known.state, at, known.notices)
         return JSONResponse({"subject_id": subject_id, **body, **as_of.stamp(known, at)})
-    facts, token = await _state(ledger, subject_id)
-    now = datetime.now(UTC)
-    body = consent_json(ledger.catalogue, facts, now, await _notices_for(ledger, facts))
+    facts, token, published = await _state(ledger, subject_id)
+    body = consent_json(ledger.catalogue, facts, datetime.now(UTC), published)
     return JSONResponse({"subject_id": subject_id, **body, "token": token})
 
 
-async def subject_events(request: Request) -> JSONResponse:
+async def subject_events(request: Request) -> Response:
     ledger = _ledger(request)
     f = query_fields(request)
     await _wait_for_token(ledger, f)
@@ -279,8 +274,11 @@ async def subject_events(request: Request) -> JSONResponse:
     f.finish()
     await record_read(request, subject_id)
     partition = partition_for(subject_id, ledger.partitions)
-    events = await journal.history(ledger.pool, subject_id, after=(partition, after), limit=limit)
-    return JSONResponse({"subject_id": subject_id, "events": events})
+    events = await journal.history_json(
+        ledger.pool, subject_id, after=(partition, after), limit=limit
+    )
+    body = f'{{"subject_id":{json.dumps(subject_id)},"events":{events}}}'
+    return Response(body, media_type="application/json")
 
 
 def _int(f: Fields, name: str, default: int, low: int, high: int) -> int:
