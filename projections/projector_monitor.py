@@ -7,6 +7,12 @@ wrongly); and it turns the broker's OffsetOutOfRange into the same finding. A fi
 recorded in `projector_stops` and every projector of the topic pauses all its partitions. It
 logs an ERROR line at once and every ALARM_INTERVAL_S while stopped, and resumes only once an
 operator has deleted the stop (`consent-ledger resume-projector`), checking the log again first.
+
+A high-water mark below the position is confirmed before it stops anything: after a leader
+change on a multi-broker cluster, the new leader's fetch responses can briefly carry a lower
+high-water mark than the old leader's (KAFKA-2334). Until the regression has persisted for
+LOSS_CONFIRM_S the projector applies nothing and reads again from the stored offsets; the
+broker's own OffsetOutOfRange answer and a stored offset below the log start stop at once.
 """
 
 from __future__ import annotations
@@ -27,6 +33,8 @@ log = logging.getLogger("projections.runner")
 
 #: how often a projector reports its partitions and looks for a stop or its clearing
 REPORT_INTERVAL_S: Final = 1.0
+#: how long fetches must keep reporting the end of the log below a position before it stops
+LOSS_CONFIRM_S: Final = 10.0
 #: how often a stopped projector repeats its ERROR line
 ALARM_INTERVAL_S: Final = 30.0
 ADVICE: Final = (
@@ -46,6 +54,8 @@ class ProjectorMonitor:
         self.reported_all = False
         self._next_report = 0.0
         self._next_alarm = 0.0
+        #: when fetches first reported the end of the log below a position (unconfirmed loss)
+        self._suspected_since: float | None = None
 
     async def assigned(
         self,
@@ -88,9 +98,22 @@ class ProjectorMonitor:
             tp.partition: self.consumer.highwater(tp) for tp in self.consumer.assignment()
         }
         losses = self.watch.losses(highwaters)
-        if losses:
+        if not losses:
+            self._suspected_since = None
+            return False
+        now = time.monotonic()
+        if self._suspected_since is None:
+            self._suspected_since = now
+            log.warning(
+                "the log ends before the stored position (%s); confirming for %.0f s before"
+                " stopping, applying nothing meanwhile",
+                summary(losses),
+                LOSS_CONFIRM_S,
+            )
+        if now - self._suspected_since >= LOSS_CONFIRM_S:
+            self._suspected_since = None
             await self.stop(conn, losses)
-        return bool(losses)
+        return True
 
     async def out_of_range(
         self, conn: asyncpg.Connection, refusals: Mapping[TopicPartition, int]

@@ -330,6 +330,7 @@ class Projector:
         async with self.db_lock:
             # records fetched now are read again from the stored offsets once a stop is cleared
             if await self.monitor.check_fetched(self.conn):
+                self.must_seek = True  # what was fetched is read again from the stored offsets
                 return None
             records = [
                 Record(m.partition, m.offset, m.key, m.value)

@@ -153,8 +153,12 @@ class KeyCache:
                 await self._listener.close(timeout=2)
 
     async def reload(self) -> None:
+        """Read every row; a read that began before the copy in hand is dropped, so a slow
+        periodic reload never brings back a key that a NOTIFY's reload saw revoked."""
         started = time.monotonic()  # the rows read are at least this fresh
         rows = await list_keys(self.pool)
+        if started < self.loaded_at:
+            return
         self.rows = {row.key_id: row for row in rows}
         self.loaded_at = started
 

@@ -94,7 +94,7 @@ ENVIRONMENT: Final[dict[str, tuple[str, str, str]]] = {
         "max_staleness_ms",
         "30000",
         "how far the projection may be behind the log before decisions answer 503 and /readyz"
-        " fails; 0 turns the guard off",
+        " fails; 0 turns the time limit off (a loss-detection stop still fails decisions)",
     ),
     "LEDGER_CATALOGUE": (
         "catalogue_path",

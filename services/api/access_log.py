@@ -1,11 +1,12 @@
 """Who read a subject's data: the `access_log` table and GET /v1/access-log.
 
 A read of one subject's recorded data (consent state, live or as of an instant; events;
-history; export; a consent receipt; the auditor's page; an as-of decision) is written here
+history; export; a consent receipt; the auditor's page; an as-of decision; the hash-chain
+check; a rights request, which names its subject) is written here
 before the data is returned: the key's id and name, when, which subject, which route. If the
 row cannot be written the read fails closed with 503, so no read goes unrecorded. The live
 decision is not logged: it is the one question marketing systems ask, at volume, and its
-answer is all it reveals (nor is the hash-chain check, which reveals counts and a hash). Rows
+answer is all it reveals. Rows
 are kept; the subject id is pseudonymous, and after an erasure nothing links it to a person.
 """
 
@@ -20,8 +21,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from schemas.events import rfc3339
-from services.api.body import Fields, query_fields
+from services.api.body import query_fields
 from services.api.problems import instance_of, unavailable
+from services.api.whole_numbers import whole_number_field
 from services.api_keys import Caller
 from services.bootstrap import Ledger
 
@@ -42,26 +44,22 @@ WHERE subject_id = $1 AND id > $2 ORDER BY id LIMIT $3
 
 async def record_read(request: Request, subject_id: str) -> None:
     """Log that the request's caller reads `subject_id`; 503 when the row cannot be written."""
+    await record_reads(request, [subject_id])
+
+
+async def record_reads(request: Request, subject_ids: list[str]) -> None:
+    """Log that the request's caller reads each of `subject_ids`, in one statement."""
+    if not subject_ids:
+        return
     ledger: Ledger = request.app.state.ledger
     caller: Caller = request.state.caller
     route = instance_of(request) or request.url.path
+    rows = [(s, caller.key_id, caller.name, request.method, route) for s in subject_ids]
     try:
-        await ledger.pool.execute(
-            INSERT, subject_id, caller.key_id, caller.name, request.method, route
-        )
+        await ledger.pool.executemany(INSERT, rows)
     except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
         log.warning("could not write the access log: %s", type(exc).__name__)
         raise unavailable("the read could not be logged, so it is refused; retry shortly") from None
-
-
-def _int(f: Fields, name: str, default: int, low: int, high: int) -> int:
-    raw = f.raw(name)
-    if raw is None:
-        return default
-    if not (isinstance(raw, str) and raw.isdigit() and low <= int(raw) <= high):
-        f.error(name, f"must be a whole number from {low} to {high}")
-        return default
-    return int(raw)
 
 
 async def access_log(request: Request) -> JSONResponse:
@@ -69,8 +67,8 @@ async def access_log(request: Request) -> JSONResponse:
     ledger: Ledger = request.app.state.ledger
     f = query_fields(request)
     subject_id = f.subject_id()
-    limit = _int(f, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
-    after = _int(f, "after", 0, 0, 2**62)
+    limit = whole_number_field(f, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
+    after = whole_number_field(f, "after", 0, 0, 2**62)
     f.finish()
     assert subject_id is not None
     rows = await ledger.pool.fetch(PAGE, subject_id, after, limit + 1)

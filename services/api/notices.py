@@ -32,7 +32,9 @@ from services.api import api_metrics
 from services.api.body import Fields, query_fields, read_json_object
 from services.api.commands import Common, Context
 from services.api.problems import ProblemError, field_error, unavailable
+from services.api.projector_status import require_fresh
 from services.api.read import _wait_for_token
+from services.api.whole_numbers import whole_number_field
 from services.bootstrap import Ledger
 from services.catalogue import Catalogue, Purpose
 from services.decisions import decide
@@ -266,13 +268,7 @@ def _reconsent_purpose(f: Fields, catalogue: Catalogue) -> Purpose | None:
 
 
 def _limit(f: Fields) -> int:
-    raw = f.raw("limit")
-    if raw is None:
-        return DEFAULT_LIMIT
-    if not (isinstance(raw, str) and raw.isdigit() and 1 <= int(raw) <= MAX_LIMIT):
-        f.error("limit", f"must be a whole number from 1 to {MAX_LIMIT}")
-        return DEFAULT_LIMIT
-    return int(raw)
+    return whole_number_field(f, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
 
 
 def _after(f: Fields) -> str:
@@ -294,6 +290,7 @@ async def reconsent(request: Request) -> JSONResponse:
     after = _after(f)
     await _wait_for_token(ledger, f)
     f.finish()
+    await require_fresh(ledger)  # sending systems ask from this list: fail closed when stale
     assert purpose is not None
     now = datetime.now(UTC)
     published = await notices.load(ledger.pool)

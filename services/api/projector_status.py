@@ -24,9 +24,8 @@ RETRY_AFTER_S: Final = 5
 
 
 async def require_fresh(ledger: Ledger) -> None:
-    """Raise a 503 problem unless decisions may be answered from the projection now."""
-    if not ledger.health.guarding:
-        return
+    """Raise a 503 problem unless decisions may be answered from the projection now. With the
+    time limit off (LEDGER_MAX_STALENESS_MS=0) a loss-detection stop still refuses."""
     verdict = await ledger.health.verdict()
     if not verdict.fresh:
         raise ProblemError(

@@ -20,10 +20,12 @@ from projections import requests as rights
 from projections.periods import due_on
 from projections.requests import RightsRequest
 from services import idempotency
+from services.api.access_log import record_read, record_reads
 from services.api.body import Fields, query_fields, read_json_object
 from services.api.commands import Context
 from services.api.problems import ProblemError, field_error, invalid, unavailable
 from services.api.request_commands import STEPS, conflict, receive, request_json
+from services.api.whole_numbers import whole_number_field
 from services.api.write import append, created, idempotency_key
 from services.bootstrap import Ledger
 from services.tokens import TokenError, decode_token
@@ -129,6 +131,7 @@ async def show_request(request: Request) -> JSONResponse:
     """GET /v1/requests/{request_id}."""
     ledger: Ledger = request.app.state.ledger
     found = await _request(ledger, request, query_fields(request))
+    await record_read(request, found.subject_id)  # a request names its subject
     return JSONResponse(request_json(found, _today()))
 
 
@@ -145,13 +148,7 @@ def _cursor(f: Fields) -> tuple[date, uuid.UUID]:
 
 
 def _limit(f: Fields) -> int:
-    raw = f.raw("limit")
-    if raw is None:
-        return DEFAULT_LIMIT
-    if not (isinstance(raw, str) and raw.isdigit() and 1 <= int(raw) <= MAX_LIMIT):
-        f.error("limit", f"must be a whole number from 1 to {MAX_LIMIT}")
-        return DEFAULT_LIMIT
-    return int(raw)
+    return whole_number_field(f, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
 
 
 async def list_requests(request: Request) -> JSONResponse:
@@ -170,6 +167,7 @@ async def list_requests(request: Request) -> JSONResponse:
         last = found[-1]
         cursor = f"{last.due_on.isoformat()}_{last.request_id}"
         following = f"{PATH}?{urlencode({'status': status, 'limit': limit, 'after': cursor})}"
+    await record_reads(request, sorted({r.subject_id for r in found}))
     return JSONResponse(
         {
             "status": status,

@@ -26,6 +26,8 @@ from projections.state import Fact, FactKey
 from projections.subject_state import fact_from_row
 from schemas.events import CHANNELS, rfc3339
 from services.api.body import Fields, query_fields
+from services.api.projector_status import require_fresh
+from services.api.whole_numbers import whole_number_field
 from services.bootstrap import Ledger
 from services.suppression import (
     CHANNEL_IDENTIFIERS,
@@ -119,13 +121,7 @@ def _cursor(f: Fields) -> bytes:
 
 
 def _limit(f: Fields) -> int:
-    raw = f.raw("limit")
-    if raw is None:
-        return DEFAULT_LIMIT
-    if not (isinstance(raw, str) and raw.isdigit() and 1 <= int(raw) <= MAX_LIMIT):
-        f.error("limit", f"must be a whole number from 1 to {MAX_LIMIT}")
-        return DEFAULT_LIMIT
-    return int(raw)
+    return whole_number_field(f, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
 
 
 def _channel(f: Fields) -> str | None:
@@ -164,6 +160,7 @@ async def suppressions(request: Request) -> JSONResponse:
     limit = _limit(f)
     after = _cursor(f)
     f.finish()
+    await require_fresh(ledger)  # sending systems send from this list: fail closed when stale
     assert channel is not None
     kind = CHANNEL_IDENTIFIERS[channel]
     purposes = withdrawable_purposes(ledger.catalogue, channel)

@@ -12,6 +12,7 @@ from starlette.responses import JSONResponse
 from projections import chain_store
 from projections.chain_verify import BREAK_REASONS
 from schemas.codec import default_codec
+from services.api.access_log import record_read
 from services.api.body import query_fields
 from services.api.read import _path_subject, _wait_for_token
 from services.bootstrap import Ledger
@@ -26,6 +27,7 @@ async def verify_subject(request: Request) -> JSONResponse:
     await _wait_for_token(ledger, f)
     subject_id = await _path_subject(ledger, request, f)
     f.finish()
+    await record_read(request, subject_id)  # by identifier it turns an address into a subject
     async with ledger.pool.acquire() as proxy:
         conn = cast(asyncpg.Connection, proxy)  # the pool's proxy is a connection to the stubs
         verifier = await chain_store.verify_subject(conn, default_codec(), subject_id)

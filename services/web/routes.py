@@ -26,6 +26,7 @@ from projections.state import Fact, FactKey
 from schemas.events import Source, subject_id_problem
 from services import idempotency, links
 from services.api.problems import ProblemError
+from services.api.whole_numbers import is_small_whole_number
 from services.api.write import append
 from services.bootstrap import Ledger
 from services.catalogue import Purpose
@@ -172,7 +173,7 @@ async def _form(request: Request) -> list[tuple[str, str]]:
     if ctype not in FORM_TYPES:
         raise _bad_form(415)
     declared = request.headers.get("content-length", "")
-    if not declared.isdigit() or int(declared) > MAX_FORM:
+    if not is_small_whole_number(declared) or int(declared) > MAX_FORM:
         raise _bad_form(413)
     try:
         form = await request.form(max_files=0, max_fields=100, max_part_size=MAX_FORM)

@@ -73,6 +73,14 @@ async def test_decisions_fail_closed_while_the_projector_is_stopped_and_resume_a
         assert batch.status_code == 503 and "behind the log" in batch.json()["detail"]
         by_address = await api.get("/v1/decision", params={"email": "a@example.com", **NEWSLETTER})
         assert by_address.status_code == 503
+        # the lists sending systems send from fail closed too
+        for path, query in (
+            ("/v1/suppressions", {"channel": "email"}),
+            ("/v1/reconsent", {"purpose": "newsletter"}),
+        ):
+            listed = await api.get(path, params=query)
+            assert listed.status_code == 503, (path, listed.text)
+            assert listed.json()["type"] == "urn:consent-ledger:problem:projection-stale"
         # bad input is still named, never hidden behind the 503
         bad = await api.get("/v1/decision", params={"subject_id": "stale-1", "purpose": "nope"})
         assert bad.status_code == 422
@@ -159,3 +167,33 @@ async def test_lag_is_the_high_water_mark_minus_the_position(
             assert all(gauge(text, "ledger_projector_behind_seconds", p) < 30 for p in range(4))
             batches = re.search(r"^ledger_projector_batch_records_count (\d+)$", text, re.M)
             assert batches and int(batches.group(1)) >= 1
+
+
+async def test_a_loss_stop_refuses_decisions_even_with_the_time_limit_off(
+    real_servers: Servers,
+) -> None:
+    settings = await make_settings(real_servers, LEDGER_MAX_STALENESS_MS="0")
+    db = await asyncpg.connect(settings.database_url)
+    try:
+        async with running_projector(settings), running_api(settings) as api:
+            assert (await decide(api, "stop-1")).status_code == 200
+            await db.execute(
+                "INSERT INTO projector_stops (topic, log_partition, problem, stored_offset)"
+                " VALUES ($1, 0, 'ahead_of_log', 7)",
+                settings.topic,
+            )
+
+            async def refused() -> bool:
+                return (await decide(api, "stop-1")).status_code == 503
+
+            await wait_until(refused, 30, "the stop to refuse decisions")
+            answer = await decide(api, "stop-1")
+            assert "stopped" in answer.json()["detail"]
+            await db.execute("DELETE FROM projector_stops WHERE topic = $1", settings.topic)
+
+            async def answered() -> bool:
+                return (await decide(api, "stop-1")).status_code == 200
+
+            await wait_until(answered, 30, "decisions to resume after the stop is cleared")
+    finally:
+        await db.close()
