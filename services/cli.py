@@ -25,7 +25,7 @@ from services.secrets import (
     generate_secrets_file,
 )
 from services.session import environment_with_session
-from services.topic import ensure_topic
+from services.topic import WeakTopicError, ensure_topic
 
 if TYPE_CHECKING:
     from services.checkpoint_verify import Options as CheckpointOptions
@@ -148,7 +148,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         try:
             return run_up(settings)
-        except SecretsError as exc:
+        except (SecretsError, WeakTopicError) as exc:
             print(f"consent-ledger up: {exc}", file=sys.stderr)
             return 2
     if args.command == "secrets":
@@ -259,7 +259,11 @@ def _run_async(coro: asyncio.Future[int] | asyncio.Task[int] | object) -> int:
 
 
 async def run_init(settings: Settings) -> int:
-    created = await ensure_topic(settings)
+    try:
+        created = await ensure_topic(settings)
+    except WeakTopicError as exc:
+        print(f"consent-ledger init: {exc}", file=sys.stderr)
+        return 2
     conn = await asyncpg.connect(settings.database_url)
     try:
         applied = await migrate(conn)

@@ -65,6 +65,13 @@ ENVIRONMENT: Final[dict[str, tuple[str, str, str]]] = {
         "1",
         "min.insync.replicas set on the topic when created (2 in production)",
     ),
+    "LEDGER_TOPIC_CHECK": (
+        "topic_check",
+        "warn",
+        "what `init` and `up` do when a topic is weaker than required (finite retention,"
+        " compaction, fewer replicas or in-sync replicas, unclean leader election): `warn`"
+        " logs it, `refuse` also stops",
+    ),
     "LEDGER_KAFKA_IDEMPOTENCE": (
         "kafka_idempotence",
         "true",
@@ -176,6 +183,7 @@ _RANGES: Final[dict[str, tuple[int, int]]] = {
     "LEDGER_LINK_TTL_DAYS": (1, 3650),
 }
 LOG_LEVELS: Final = ("critical", "error", "warning", "info", "debug")
+TOPIC_CHECKS: Final = ("warn", "refuse")
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
@@ -199,6 +207,7 @@ class Settings:
     topic_partitions: int
     topic_replication: int
     topic_min_insync_replicas: int
+    topic_check: str
     kafka_idempotence: bool
     produce_timeout_ms: int
     read_wait_ms: int
@@ -237,6 +246,10 @@ class Settings:
         if self.topic_min_insync_replicas > self.topic_replication:
             raise SettingsError(
                 "LEDGER_TOPIC_MIN_INSYNC_REPLICAS must not exceed LEDGER_TOPIC_REPLICATION"
+            )
+        if self.topic_check not in TOPIC_CHECKS:
+            raise SettingsError(
+                f"LEDGER_TOPIC_CHECK={self.topic_check!r}; accepted: {', '.join(TOPIC_CHECKS)}"
             )
         if self.log_level.lower() not in LOG_LEVELS:
             raise SettingsError(

@@ -28,7 +28,7 @@ from projections.state import Fact, FactKey
 from projections.subject_state import fact_from_row
 from schemas import events as ev
 from schemas.events import Event, notice_key, rfc3339
-from services.api.body import Fields, query_fields, read_json_object
+from services.api.body import Fields, query_fields, read_json_object, whole_number
 from services.api.commands import Common, Context
 from services.api.problems import ProblemError, field_error, unavailable
 from services.api.read import _wait_for_token
@@ -265,10 +265,11 @@ def _limit(f: Fields) -> int:
     raw = f.raw("limit")
     if raw is None:
         return DEFAULT_LIMIT
-    if not (isinstance(raw, str) and raw.isdigit() and 1 <= int(raw) <= MAX_LIMIT):
+    number = whole_number(raw) if isinstance(raw, str) else None
+    if number is None or not 1 <= number <= MAX_LIMIT:
         f.error("limit", f"must be a whole number from 1 to {MAX_LIMIT}")
         return DEFAULT_LIMIT
-    return int(raw)
+    return number
 
 
 def _after(f: Fields) -> str:

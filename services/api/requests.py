@@ -20,7 +20,7 @@ from projections import requests as rights
 from projections.periods import due_on
 from projections.requests import RightsRequest
 from services import idempotency
-from services.api.body import Fields, query_fields, read_json_object
+from services.api.body import Fields, query_fields, read_json_object, whole_number
 from services.api.commands import Context
 from services.api.problems import ProblemError, field_error, invalid, unavailable
 from services.api.request_commands import STEPS, conflict, receive, request_json
@@ -148,10 +148,11 @@ def _limit(f: Fields) -> int:
     raw = f.raw("limit")
     if raw is None:
         return DEFAULT_LIMIT
-    if not (isinstance(raw, str) and raw.isdigit() and 1 <= int(raw) <= MAX_LIMIT):
+    number = whole_number(raw) if isinstance(raw, str) else None
+    if number is None or not 1 <= number <= MAX_LIMIT:
         f.error("limit", f"must be a whole number from 1 to {MAX_LIMIT}")
         return DEFAULT_LIMIT
-    return int(raw)
+    return number
 
 
 async def list_requests(request: Request) -> JSONResponse:

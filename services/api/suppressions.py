@@ -25,7 +25,7 @@ from projections import erasure
 from projections.state import Fact, FactKey
 from projections.subject_state import fact_from_row
 from schemas.events import CHANNELS, rfc3339
-from services.api.body import Fields, query_fields
+from services.api.body import Fields, query_fields, whole_number
 from services.bootstrap import Ledger
 from services.suppression import (
     CHANNEL_IDENTIFIERS,
@@ -122,10 +122,11 @@ def _limit(f: Fields) -> int:
     raw = f.raw("limit")
     if raw is None:
         return DEFAULT_LIMIT
-    if not (isinstance(raw, str) and raw.isdigit() and 1 <= int(raw) <= MAX_LIMIT):
+    number = whole_number(raw) if isinstance(raw, str) else None
+    if number is None or not 1 <= number <= MAX_LIMIT:
         f.error("limit", f"must be a whole number from 1 to {MAX_LIMIT}")
         return DEFAULT_LIMIT
-    return int(raw)
+    return number
 
 
 def _channel(f: Fields) -> str | None:
