@@ -21,6 +21,7 @@ from uuid import UUID
 from fastavro import parse_schema, schemaless_reader, schemaless_writer
 from fastavro.schema import to_parsing_canonical_form
 
+from schemas.event_limits import limit_problem
 from schemas.events import Actor, Event, Source
 
 MAGIC: Final = b"\xc3\x01"
@@ -153,7 +154,8 @@ class EventCodec:
         return self._schemas
 
     def encode(self, event: Event) -> bytes:
-        """The Kafka value for `event`; refuses naive datetimes and data keys not in the schema."""
+        """The Kafka value for `event`; refuses naive datetimes, data keys not in the schema and
+        values outside schemas/event_limits.py."""
         writer = self._writer(event.type)
         data = event.data
         unknown = data.keys() - writer.data_fields
@@ -170,6 +172,9 @@ class EventCodec:
         _aware("recorded_at", event.recorded_at)
         for name, value in data.items():
             record[name] = _aware(f"{event.type}.{name}", value)
+        problem = limit_problem(event.type, record)
+        if problem:
+            raise CodecError(f"cannot encode {event.type} {event.event_id}: {problem}")
         buffer = io.BytesIO()
         buffer.write(MAGIC)
         buffer.write(writer.fingerprint)
@@ -180,7 +185,10 @@ class EventCodec:
         return buffer.getvalue()
 
     def decode(self, value: bytes) -> Event:
-        """The event in a Kafka value, resolved from its writer schema to the newest reader."""
+        """The event in a Kafka value, resolved from its writer schema to the newest reader.
+
+        Every failure is a CodecError (fastavro's EOFError, ValueError, UnicodeDecodeError...
+        wrapped); a declared length past the value's end fails without allocating it."""
         if len(value) < HEADER_SIZE or value[:2] != MAGIC:
             raise CodecError(
                 f"not single-object encoded: magic {bytes(value[:2]).hex() or 'missing'} "
@@ -207,6 +215,9 @@ class EventCodec:
             )
         if not isinstance(record, dict):
             raise CodecError(f"{writer.event_type} body is not a record")
+        problem = limit_problem(writer.event_type, record)
+        if problem:
+            raise CodecError(f"decoded {writer.event_type} breaks a limit: {problem}")
         return _to_event(writer.event_type, record)
 
     def _writer(self, event_type: str) -> _Version:

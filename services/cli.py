@@ -33,7 +33,7 @@ from services.secrets import (
     generate_secrets_file,
 )
 from services.session import environment_with_session
-from services.topic import ensure_topic
+from services.topic import WeakTopicError, ensure_topic
 
 COMMANDS: Final = ("up", "api", "projector", "init", "secrets", "rewrap-keys", *OPERATOR_COMMANDS)
 
@@ -89,7 +89,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         try:
             return run_up(settings)
-        except (SecretsError, RestoreError) as exc:
+        except (SecretsError, RestoreError, WeakTopicError) as exc:
             print(f"consent-ledger up: {exc}", file=sys.stderr)
             return 2
     if args.command == "secrets":
@@ -167,7 +167,11 @@ def _run_async(coro: asyncio.Future[int] | asyncio.Task[int] | object) -> int:
 
 
 async def run_init(settings: Settings) -> int:
-    created = await ensure_topic(settings)
+    try:
+        created = await ensure_topic(settings)
+    except WeakTopicError as exc:
+        print(f"consent-ledger init: {exc}", file=sys.stderr)
+        return 2
     conn = await asyncpg.connect(settings.database_url)
     try:
         applied = await migrate(conn)

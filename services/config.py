@@ -24,6 +24,7 @@ from services.secrets import SECRET_VARIABLES, Secrets, load_secrets
 SECRETS_FILE: Final = "LEDGER_SECRETS_FILE"
 
 LOG_LEVELS: Final = ("critical", "error", "warning", "info", "debug")
+TOPIC_CHECKS: Final = ("warn", "refuse")
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
@@ -48,6 +49,7 @@ class Settings:
     topic_partitions: int
     topic_replication: int
     topic_min_insync_replicas: int
+    topic_check: str
     kafka_idempotence: bool
     produce_timeout_ms: int
     read_wait_ms: int
@@ -93,6 +95,10 @@ class Settings:
         if self.topic_min_insync_replicas > self.topic_replication:
             raise SettingsError(
                 "LEDGER_TOPIC_MIN_INSYNC_REPLICAS must not exceed LEDGER_TOPIC_REPLICATION"
+            )
+        if self.topic_check not in TOPIC_CHECKS:
+            raise SettingsError(
+                f"LEDGER_TOPIC_CHECK={self.topic_check!r}; accepted: {', '.join(TOPIC_CHECKS)}"
             )
         if self.log_level.lower() not in LOG_LEVELS:
             raise SettingsError(

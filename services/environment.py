@@ -59,6 +59,13 @@ ENVIRONMENT: Final[dict[str, tuple[str, str, str]]] = {
         "1",
         "min.insync.replicas set on the topic when created (2 in production)",
     ),
+    "LEDGER_TOPIC_CHECK": (
+        "topic_check",
+        "warn",
+        "what `init` and `up` do when a topic is weaker than required (finite retention,"
+        " compaction, fewer replicas or in-sync replicas, unclean leader election): `warn`"
+        " logs it, `refuse` also stops",
+    ),
     "LEDGER_KAFKA_IDEMPOTENCE": (
         "kafka_idempotence",
         "true",

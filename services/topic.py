@@ -1,5 +1,9 @@
 """The event topic: created explicitly with its production settings, and its high-water marks.
 
+Every start (`init`, `up`) also describes the ledger's topics and reports each way one is
+weaker than these settings (services/topic_check.py): a warning, or with
+LEDGER_TOPIC_CHECK=refuse an error that stops the start.
+
 High-water marks come from fetch responses (`consumer.highwater`), not ListOffsets, which some
 Kafka-protocol brokers answer wrongly after multi-record batches.
 """
@@ -12,19 +16,24 @@ import time
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+from aiokafka.errors import KafkaError
 
 from services.config import Settings
+from services.topic_check import DescribedTopic, topic_weaknesses
 
 log = logging.getLogger(__name__)
 
 
 def topic_configs(settings: Settings) -> dict[str, str]:
-    """Infinite retention, deletion (never compaction): the log is the system of record."""
+    """Infinite retention, deletion (never compaction): the log is the system of record. No
+    unclean leader election: an out-of-sync replica never becomes leader and drops events."""
     return {
         "retention.ms": "-1",
         "retention.bytes": "-1",
         "cleanup.policy": "delete",
         "min.insync.replicas": str(settings.topic_min_insync_replicas),
+        "unclean.leader.election.enable": "false",
     }
 
 
@@ -33,7 +42,82 @@ def state_topic_configs(settings: Settings) -> dict[str, str]:
     return {
         "cleanup.policy": "compact",
         "min.insync.replicas": str(settings.topic_min_insync_replicas),
+        "unclean.leader.election.enable": "false",
     }
+
+
+class WeakTopicError(RuntimeError):
+    """A topic is weaker than the settings require, and LEDGER_TOPIC_CHECK=refuse."""
+
+
+def required_configs(settings: Settings) -> dict[str, dict[str, str]]:
+    """Each of the ledger's topics and the configs it must keep."""
+    return {
+        settings.topic: topic_configs(settings),
+        settings.state_topic: state_topic_configs(settings),
+        settings.checks_topic: topic_configs(settings),
+        settings.checkpoints_topic: topic_configs(settings),
+        settings.dead_letter_topic: topic_configs(settings),
+    }
+
+
+async def _replicas(
+    admin: AIOKafkaAdminClient, names: list[str], timeout_s: float = 10.0
+) -> dict[str, int]:
+    """Each topic's fewest distinct replicas of a partition; a topic created a moment ago may
+    need a moment to reach every broker's metadata, so wait for it (bounded)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        known = {
+            t["topic"]: min(len(set(p["replicas"])) for p in t["partitions"])
+            for t in await admin.describe_topics(names)
+            if not t["error_code"] and t["partitions"]
+        }
+        if len(known) == len(names) or time.monotonic() > deadline:
+            return known
+        await asyncio.sleep(0.1)
+
+
+async def describe(admin: AIOKafkaAdminClient, names: list[str]) -> list[DescribedTopic]:
+    """The topics' configs and fewest distinct replicas, as the broker reports them."""
+    replicas = await _replicas(admin, names)
+    resources = [ConfigResource(ConfigResourceType.TOPIC, name) for name in names]
+    configs: dict[str, dict[str, str]] = {name: {} for name in names}
+    for response in await admin.describe_configs(resources):
+        for resource in response.to_object()["resources"]:
+            if resource["error_code"]:
+                continue  # reported as every config missing
+            configs[resource["resource_name"]] = {
+                e["config_names"]: e["config_value"]
+                for e in resource["config_entries"]
+                if e["config_value"] is not None
+            }
+    return [DescribedTopic(name, configs[name], replicas.get(name, 0)) for name in names]
+
+
+async def check_topics(admin: AIOKafkaAdminClient, settings: Settings) -> list[str]:
+    """Log each way a ledger topic is weaker than required; raise WeakTopicError for any with
+    LEDGER_TOPIC_CHECK=refuse. Returns the weaknesses found."""
+    required = required_configs(settings)
+    try:
+        described = await describe(admin, list(required))
+        found = [
+            weakness
+            for topic in described
+            for weakness in topic_weaknesses(
+                topic, required[topic.name], settings.topic_replication
+            )
+        ]
+    except KafkaError as exc:
+        found = [f"cannot describe the topics' configs ({exc!r}); nothing shows they are safe"]
+    for weakness in found:
+        log.warning("%s", weakness)
+    if found and settings.topic_check == "refuse":
+        raise WeakTopicError(
+            f"{len(found)} topic setting(s) weaker than required (LEDGER_TOPIC_CHECK=refuse):"
+            f" {'; '.join(found)}"
+        )
+    return found
 
 
 async def _create_missing(admin: AIOKafkaAdminClient, topic: NewTopic, what: str) -> bool:
@@ -102,33 +186,40 @@ def _side_topics(settings: Settings) -> list[tuple[NewTopic, str]]:
 
 async def ensure_topic(settings: Settings) -> bool:
     """Create the event topic (and the state, checks, checkpoint and dead-letter topics) unless
-    it exists; True when the event topic was created now."""
+    it exists, then check them all (check_topics); True when the event topic was created now."""
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
     await admin.start()
     try:
-        for side, what in _side_topics(settings):
-            await _create_missing(admin, side, what)
-        if settings.topic in await admin.list_topics():
-            (described,) = await admin.describe_topics([settings.topic])
-            count = len(described["partitions"])
-            if count != settings.topic_partitions:
-                log.warning(
-                    "topic %s has %d partitions, LEDGER_TOPIC_PARTITIONS says %d: the topic wins;"
-                    " never change the partition count of a topic that holds events",
-                    settings.topic,
-                    count,
-                    settings.topic_partitions,
-                )
-            return False
-        topic = NewTopic(
-            settings.topic,
-            settings.topic_partitions,
-            settings.topic_replication,
-            topic_configs=topic_configs(settings),
-        )
-        return await _create_missing(admin, topic, "event topic")
+        created = await _ensure_topics(admin, settings)
+        await check_topics(admin, settings)
+        return created
     finally:
         await admin.close()
+
+
+async def _ensure_topics(admin: AIOKafkaAdminClient, settings: Settings) -> bool:
+    """Create what is missing; True when the event topic was created now."""
+    for side, what in _side_topics(settings):
+        await _create_missing(admin, side, what)
+    if settings.topic in await admin.list_topics():
+        (described,) = await admin.describe_topics([settings.topic])
+        count = len(described["partitions"])
+        if count != settings.topic_partitions:
+            log.warning(
+                "topic %s has %d partitions, LEDGER_TOPIC_PARTITIONS says %d: the topic wins;"
+                " never change the partition count of a topic that holds events",
+                settings.topic,
+                count,
+                settings.topic_partitions,
+            )
+        return False
+    topic = NewTopic(
+        settings.topic,
+        settings.topic_partitions,
+        settings.topic_replication,
+        topic_configs=topic_configs(settings),
+    )
+    return await _create_missing(admin, topic, "event topic")
 
 
 async def highwaters(bootstrap_servers: str, topic: str, timeout_s: float = 10.0) -> dict[int, int]:

@@ -124,9 +124,7 @@ def routes() -> list[Route]:
 async def _openapi(request: Request) -> JSONResponse:
     state = request.app.state
     if not hasattr(state, "openapi"):
-        document = openapi_document(state.ledger.catalogue)
-        document["paths"].update(access_log.OPENAPI_PATHS)
-        state.openapi = document
+        state.openapi = openapi_document(state.ledger.catalogue)
     return JSONResponse(state.openapi)
 
 

@@ -196,7 +196,11 @@ OPENAPI_PATHS: Final[dict[str, Any]] = {
                                     "maxItems": MAX_TOKENS,
                                 },
                             },
-                            "oneOf": [{"required": ["subjects"]}, {"required": ["emails"]}],
+                            # exactly one list; the other absent or null
+                            "oneOf": [
+                                {"required": [name], "properties": {name: {"type": "array"}}}
+                                for name in ("subjects", "emails")
+                            ],
                         }
                     }
                 },

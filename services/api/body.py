@@ -14,6 +14,7 @@ from typing import Any, Final
 
 from starlette.requests import Request
 
+from schemas.event_limits import EARLIEST, LATEST
 from schemas.events import EMAIL_LIKE_RE, subject_id_problem
 from services.api.problems import ProblemError, field_error, invalid
 
@@ -30,8 +31,8 @@ async def read_json_object(request: Request, max_bytes: int = MAX_BODY) -> dict[
             "Unsupported media type",
             f"content-type {ctype or '(none)'!r} is not accepted; send application/json",
         )
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > max_bytes:
+    declared = whole_number(request.headers.get("content-length", ""))
+    if declared is not None and declared > max_bytes:
         raise _too_large(max_bytes)
     chunks: list[bytes] = []
     size = 0
@@ -50,6 +51,16 @@ async def read_json_object(request: Request, max_bytes: int = MAX_BODY) -> dict[
     if not isinstance(data, dict):
         raise invalid([field_error("(body)", "must be a JSON object")], status=400)
     return data
+
+
+def whole_number(text: str) -> int | None:
+    """`text` as a whole number if it is ASCII digits (at most 18 of them past leading zeros),
+    else None. str.isdigit alone also takes '²', which int() refuses, and int() refuses more
+    than 4300 digits: either would have been a 500."""
+    if not (text.isascii() and text.isdigit()):
+        return None
+    digits = text.lstrip("0") or "0"
+    return int(digits) if len(digits) <= 18 else None
 
 
 def _too_large(max_bytes: int) -> ProblemError:
@@ -71,11 +82,21 @@ def parse_time(value: str) -> datetime | None:
         return None
     try:
         moment = datetime.fromisoformat(text.replace("z", "Z"))
-    except ValueError:
+        # year 1 east of UTC, or 9999 west of it, is past the calendar's end in UTC
+        return moment.astimezone(UTC) if moment.tzinfo is not None else None
+    except (ValueError, OverflowError):
         return None
-    if moment.tzinfo is None:
-        return None
-    return moment.astimezone(UTC)
+
+
+def _unstorable(text: str) -> str | None:
+    """Why an event cannot carry `text` (schemas/event_limits.py), or None."""
+    if "\x00" in text:
+        return "must not contain U+0000"
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return "must be valid Unicode (no lone surrogates)"
+    return None
 
 
 def query_fields(request: Request) -> Fields:
@@ -127,6 +148,9 @@ class Fields:
             return None
         if not value.strip() or len(value) > max_len:
             self.error(name, f"must be 1-{max_len} characters")
+            return None
+        if problem := _unstorable(value):
+            self.error(name, problem)
             return None
         if free_text and EMAIL_LIKE_RE.search(value):
             self.error(name, "must not contain an e-mail address: events carry no personal data")
@@ -181,6 +205,9 @@ class Fields:
         moment = parse_time(value) if isinstance(value, str) else None
         if moment is None:
             self.error(name, "must be an RFC 3339 date-time with offset, e.g. 2026-01-31T12:00:00Z")
+        elif not EARLIEST <= moment < LATEST:
+            self.error(name, f"must lie from {EARLIEST.date()} up to {LATEST.date()}")
+            return None
         return moment
 
     def flag(self, name: str) -> bool:

@@ -1,19 +1,28 @@
 """The OpenAPI document, derived from the command builders so it cannot drift from them.
 
 Each builder is run once on an empty body: the fields it reads are the body's properties and
-the ones it reports as missing are the required ones.
+the ones it reports as missing are the required ones; a second run with a value no choice
+accepts gives each choice field its accepted values. A body's null is a field not given
+(services/api/body.py), so every optional property of a body also takes null.
+
+Every operation then gets its answers (services/api/openapi_responses.py) and the errors every
+route can give: a problem document for any 4xx, 401 and 403 where a key is needed, 503 where
+the database or the broker is behind the answer, 429 on the rate-limited public pages. An HTML
+page answers its errors with an HTML page.
 """
 
 from __future__ import annotations
 
 import contextlib
+import copy
 import uuid
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Final
 
 from projections.requests import RightsRequest
-from schemas.events import ACTOR_TYPES, IDENTIFIER_TYPES, METHODS, Event
+from schemas.events import ACTOR_TYPES, CHANNELS, IDENTIFIER_TYPES, METHODS, SUBJECT_ID_RE, Event
 from services.api import (
+    access_log,
     batch,
     erasure,
     exports,
@@ -26,10 +35,18 @@ from services.api import (
 )
 from services.api.body import Fields
 from services.api.commands import COMMANDS, Builder, Context
-from services.api.problems import ProblemError
+from services.api.openapi_responses import (
+    ANSWERS,
+    CREATED,
+    HTML,
+    HTML_PAGE,
+    PROBLEM,
+    PROBLEM_SCHEMA,
+)
+from services.api.problems import PROBLEM_JSON, ProblemError
 from services.api.unsubscribe import OPENAPI_PATHS
 from services.catalogue import Catalogue
-from services.history_formats import FORMATS, MEDIA_TYPES
+from services.history_formats import FORMATS
 from services.web import audit
 
 _SHARED: dict[str, Any] = {
@@ -52,11 +69,28 @@ _SHARED: dict[str, Any] = {
 _TIMES = {"occurred_at", "expires_at", "valid_until", "subject_informed_at"}
 
 
-def _body_schema(build: Builder, catalogue: Catalogue) -> dict[str, Any]:
-    fields = Fields({})
+def _probe(build: Builder, catalogue: Catalogue, body: dict[str, Any]) -> Fields:
+    fields = Fields(body)
     with contextlib.suppress(ProblemError):
         build(fields, Context("probe", datetime.now(UTC), catalogue))
+    return fields
+
+
+def _choices(build: Builder, catalogue: Catalogue, names: set[str]) -> dict[str, list[str]]:
+    """The values each choice field accepts: a second probe gives every field a value no
+    choice accepts, and the builder's errors list what it would have."""
+    fields = _probe(build, catalogue, dict.fromkeys(names - set(_SHARED), "\x01probe"))
+    return {
+        e["field"]: e["accepted"]
+        for e in fields.errors
+        if isinstance(e.get("accepted"), list) and e["field"] in names
+    }
+
+
+def _body_schema(build: Builder, catalogue: Catalogue) -> dict[str, Any]:
+    fields = _probe(build, catalogue, {})
     required = sorted({e["field"] for e in fields.errors if e["detail"] == "is required"})
+    choices = _choices(build, catalogue, fields.taken)
     props: dict[str, Any] = {}
     for name in sorted(fields.taken):
         if name in _SHARED:
@@ -72,8 +106,12 @@ def _body_schema(build: Builder, catalogue: Catalogue) -> dict[str, Any]:
             props[name] = {"type": "boolean"}
         elif name == "months":
             props[name] = {"type": "integer", "enum": [1, 2], "default": 2}
+        elif name in choices:
+            props[name] = {"type": "string", "enum": choices[name]}
+        elif name == "subject_id":
+            props[name] = _SUBJECT["schema"]
         else:
-            props[name] = {"type": "string"}
+            props[name] = {"type": "string", "minLength": 1}
     return {
         "type": "object",
         "additionalProperties": False,
@@ -99,6 +137,7 @@ def _rights_paths(catalogue: Catalogue) -> dict[str, Any]:
         return request_commands.receive(f, ctx)
 
     paths[requests.PATH]["post"]["requestBody"] = body(received)
+    paths[requests.PATH]["post"]["responses"]["201"] = CREATED
 
     def on_probe(step: request_commands.StepBuilder) -> Builder:
         return lambda f, ctx: step(f, ctx, probe)
@@ -106,28 +145,28 @@ def _rights_paths(catalogue: Catalogue) -> dict[str, Any]:
     for name, step in request_commands.STEPS.items():
         post = paths[f"{requests.ITEM_PATH}/{name}"]["post"]
         post["requestBody"] = body(on_probe(step))
+        post["responses"]["201"] = CREATED
     paths[erasure.PATH] = {
         "post": {
             "summary": "Erase the subject: SubjectErased, then its data key is destroyed",
             "parameters": [_SUBJECT, _IDEMPOTENCY, _query("min_token")],
             "requestBody": body(lambda f, ctx: erasure.build(f, ctx)[0]),
-            "responses": {"201": {"description": "erased"}, "4XX": _PROBLEM, "503": _PROBLEM},
+            "responses": {"201": CREATED, "4XX": PROBLEM, "503": PROBLEM},
         }
     }
     return paths
-
-
-_PROBLEM = {
-    "description": "problem details (RFC 9457)",
-    "content": {"application/problem+json": {}},
-}
 
 
 def _query(name: str, required: bool = False) -> dict[str, Any]:
     return {"name": name, "in": "query", "required": required, "schema": {"type": "string"}}
 
 
-_SUBJECT = {"name": "subject_id", "in": "path", "required": True, "schema": {"type": "string"}}
+_SUBJECT = {
+    "name": "subject_id",
+    "in": "path",
+    "required": True,
+    "schema": {"type": "string", "pattern": f"^{SUBJECT_ID_RE.pattern}$"},
+}
 _IDEMPOTENCY = {"name": "Idempotency-Key", "in": "header", "schema": {"type": "string"}}
 
 
@@ -142,11 +181,7 @@ def openapi_document(catalogue: Catalogue) -> dict[str, Any]:
                     "required": True,
                     "content": {"application/json": {"schema": _body_schema(build, catalogue)}},
                 },
-                "responses": {
-                    "201": {"description": "appended and acknowledged by the broker"},
-                    "4XX": _PROBLEM,
-                    "503": _PROBLEM,
-                },
+                "responses": {"201": CREATED, "4XX": PROBLEM, "503": PROBLEM},
             }
         }
     identifier_body = {
@@ -172,7 +207,7 @@ def openapi_document(catalogue: Catalogue) -> dict[str, Any]:
             "summary": summary,
             "parameters": [_SUBJECT, _IDEMPOTENCY],
             "requestBody": identifier_body,
-            "responses": {"201": {"description": "appended"}, "4XX": _PROBLEM, "503": _PROBLEM},
+            "responses": {"201": CREATED, "4XX": PROBLEM, "503": PROBLEM},
         }
         for verb, summary in (
             ("post", "Link an e-mail address or phone number to the subject"),
@@ -181,16 +216,20 @@ def openapi_document(catalogue: Catalogue) -> dict[str, Any]:
     }
     lookup = [_query("email"), _query("phone")]
     at = {**_query("at"), "schema": {"type": "string", "format": "date-time"}}
+    choose = {"purpose": list(catalogue.ids), "channel": list(CHANNELS)}
     reads = {
         "/v1/decision": [_query("subject_id"), *lookup]
-        + [_query(n, True) for n in ("purpose", "channel")]
+        + [
+            {**_query(n, True), "schema": {"type": "string", "enum": values}}
+            for n, values in choose.items()
+        ]
         + [at],
         "/v1/subjects/{subject_id}/consent": [_SUBJECT, *lookup, at],
         "/v1/subjects/{subject_id}/events": [
             _SUBJECT,
             *lookup,
-            _query("limit"),
-            _query("after_offset"),
+            {**_query("limit"), "schema": {"type": "integer", "minimum": 1, "maximum": 10000}},
+            {**_query("after_offset"), "schema": {"type": "integer", "minimum": -1}},
         ],
         exports.HISTORY_PATH: [
             _SUBJECT,
@@ -207,13 +246,10 @@ def openapi_document(catalogue: Catalogue) -> dict[str, Any]:
         paths[path] = {
             "get": {
                 "parameters": params + wait,
-                "responses": {"200": {"description": "ok"}, "4XX": _PROBLEM, "503": _PROBLEM},
+                "responses": {"200": {"description": "ok"}, "4XX": PROBLEM, "503": PROBLEM},
             }
         }
-    paths[exports.HISTORY_PATH]["get"]["responses"]["200"] = {
-        "description": "the whole history, in the requested format",
-        "content": {media: {} for media in MEDIA_TYPES.values()},
-    }
+    paths["/openapi.json"] = {"get": {"summary": "This document", "responses": {}}}
     paths.update(OPENAPI_PATHS)
     paths.update(suppressions.OPENAPI_PATHS)
     paths.update(batch.OPENAPI_PATHS)
@@ -221,9 +257,84 @@ def openapi_document(catalogue: Catalogue) -> dict[str, Any]:
     paths.update(notices.OPENAPI_PATHS)
     paths.update(receipts.OPENAPI_PATHS)
     paths.update(audit.OPENAPI_PATHS)
+    paths.update(access_log.OPENAPI_PATHS)
     paths.update(_rights_paths(catalogue))
     return {
         "openapi": "3.1.0",
         "info": {"title": "Consent ledger", "version": "1"},
-        "paths": paths,
+        "paths": _complete(paths),
+        "components": {
+            "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer"}},
+            "schemas": {"Problem": PROBLEM_SCHEMA},
+        },
+        # every route needs `Authorization: Bearer <key>` unless its operation says otherwise
+        "security": [{"bearerAuth": []}],
     }
+
+
+#: routes anyone may call, without a key
+PUBLIC: Final = frozenset(
+    {"/healthz", "/readyz", "/openapi.json", receipts.JWKS_PATH, "/u/{token}", "/p/{token}"}
+)
+#: the public pages, rate limited per client
+RATE_LIMITED: Final = frozenset({"/u/{token}", "/p/{token}"})
+#: routes that answer from memory, never from the database or the broker
+NEVER_UNAVAILABLE: Final = frozenset({"/healthz", "/openapi.json", receipts.JWKS_PATH})
+#: an answer the ledger itself may give as a page or a problem (an HTML route's 401, 403, 429)
+_PAGE_OR_PROBLEM: Final = {
+    "description": "a problem document, or an HTML page for a browser",
+    "content": {**PROBLEM["content"], **HTML_PAGE["content"]},
+}
+
+
+def _states_its_body(answer: dict[str, Any]) -> bool:
+    """Whether an error answer names its media type, and a problem document its schema."""
+    content = answer.get("content") or {}
+    return bool(content) and "schema" in content.get(PROBLEM_JSON, {"schema": None})
+
+
+def _null_when_optional(schema: dict[str, Any], done: set[int]) -> None:
+    """Let each optional property of an object schema (nested ones too) be null, in place;
+    `done` holds the schemas already changed (operations share some, such as `actor`)."""
+    if id(schema) in done:
+        return
+    done.add(id(schema))
+    required = set(schema.get("required", ()))
+    for name, inner in schema.get("properties", {}).items():
+        _null_when_optional(inner, done)
+        if name not in required:
+            schema["properties"][name] = {"anyOf": [inner, {"type": "null"}]}
+
+
+def _complete(documented: dict[str, Any]) -> dict[str, Any]:
+    """The paths with each operation's answers (ANSWERS), the errors every route can give and
+    nullable optional body fields; a copy, so the modules' own OPENAPI_PATHS stay as they
+    are."""
+    paths = copy.deepcopy(documented)
+    for (method, path), answers in ANSWERS.items():
+        paths[path][method]["responses"].update(copy.deepcopy(answers))
+    nullable: set[int] = set()
+    for path, operations in paths.items():
+        for op in operations.values():
+            for media in op.get("requestBody", {}).get("content", {}).values():
+                _null_when_optional(media.get("schema", {}), nullable)
+            responses: dict[str, Any] = op["responses"]
+            page = HTML in responses.get("200", {}).get("content", {})
+            error = HTML_PAGE if page else PROBLEM
+            for status, answer in list(responses.items()):
+                if status[0] in "45" and not _states_its_body(answer):
+                    responses[status] = {**error, "description": answer.get("description", "")}
+            responses.setdefault("4XX", error)
+            if path in NEVER_UNAVAILABLE:
+                responses.pop("503", None)
+            else:
+                responses.setdefault("503", error)
+            either = _PAGE_OR_PROBLEM if page else PROBLEM
+            if path in RATE_LIMITED:
+                responses["429"] = {**either, "description": "too many requests; see Retry-After"}
+            if path in PUBLIC:
+                op["security"] = []
+            else:
+                responses["401"] = {**either, "description": "no key, or not a valid one"}
+                responses["403"] = {**either, "description": "the key lacks the route's scope"}
+    return paths

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Final, Protocol
 
+from schemas.event_limits import EARLIEST
+
 SUBSCRIBED: Final = "subscribed"
 UNSUBSCRIBED: Final = "unsubscribed"
 BLOCKLISTED: Final = "blocklisted"
@@ -122,6 +124,8 @@ def _time(row: Row, column: str, now: datetime) -> datetime | None:
         raise _Bad(f"{column}: not a time; expected {TIME_FORMS}")
     if moment > now + MAX_CLOCK_SKEW:
         raise _Bad(f"{column}: is in the future")
+    if moment < EARLIEST:
+        raise _Bad(f"{column}: is before {EARLIEST.date()}, the earliest time an event keeps")
     return moment
 
 

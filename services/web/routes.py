@@ -25,8 +25,8 @@ from projections import notices, subject_state
 from projections.state import Fact, FactKey
 from schemas.events import Source, subject_id_problem
 from services import idempotency, links
+from services.api.body import whole_number
 from services.api.problems import ProblemError
-from services.api.whole_numbers import is_small_whole_number
 from services.api.write import append
 from services.bootstrap import Ledger
 from services.catalogue import Purpose
@@ -172,8 +172,8 @@ async def _form(request: Request) -> list[tuple[str, str]]:
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if ctype not in FORM_TYPES:
         raise _bad_form(415)
-    declared = request.headers.get("content-length", "")
-    if not is_small_whole_number(declared) or int(declared) > MAX_FORM:
+    declared = whole_number(request.headers.get("content-length", ""))
+    if declared is None or declared > MAX_FORM:
         raise _bad_form(413)
     try:
         form = await request.form(max_files=0, max_fields=100, max_part_size=MAX_FORM)

@@ -153,6 +153,8 @@ async def test_sms_and_phone_list_phone_numbers(api: httpx.AsyncClient, settings
         ("channel=email&limit=0", "limit"),
         ("channel=email&limit=10001", "limit"),
         ("channel=email&limit=ten", "limit"),
+        ("channel=email&limit=%C2%B2", "limit"),  # '²': str.isdigit, but not int()
+        ("channel=email&limit=" + "9" * 5000, "limit"),  # past int()'s digit limit
         ("channel=email&after=zz", "after"),
         ("channel=email&after=", "after"),
         ("channel=email&page=2", "page"),

@@ -77,6 +77,10 @@ def test_instants_in_every_accepted_form(text: str, expected: str | None) -> Non
             (SUBSCRIBED, "2025-06-01T12:04:00", None),
         ),
         (["a@example.com", "subscribed", "2025-06-01 12:06:00", "", ""], "is in the future"),
+        (
+            ["a@example.com", "subscribed", "1899-12-31 23:59:59", "", ""],
+            "opted_in_at: is before 1900-01-01",
+        ),
         (["", "subscribed", "2020-01-01 00:00:00", "", ""], "email: missing"),
         (
             ["a@example", "subscribed", "2020-01-01 00:00:00", "", ""],

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from services.api.body import Fields
+from services.api.body import Fields, whole_number
 from services.api.problems import ProblemError, field_error
 
 
@@ -30,3 +30,25 @@ def test_unknown_nested_key_with_a_slash_is_named_exactly() -> None:
     (error,) = caught.value.errors
     assert error["field"] == "source.sys/tem" and error["pointer"] == "#/source/sys~1tem"
     assert caught.value.status == 422
+
+
+@pytest.mark.parametrize(
+    ("text", "number"),
+    [
+        ("0", 0),
+        ("25", 25),
+        ("0007", 7),
+        ("999999999999999999", 999_999_999_999_999_999),
+        ("1000000000000000000", None),  # 19 digits: past any limit the ledger reads
+        ("9" * 5000, None),  # int() refuses more than 4300 digits
+        ("²", None),  # str.isdigit() takes it, int() does not
+        ("١٢", None),  # Arabic-Indic digits: int() takes them, a header or limit should not
+        ("", None),
+        ("-1", None),
+        ("+1", None),
+        (" 1", None),
+        ("1_000", None),
+    ],
+)
+def test_whole_number_reads_ascii_digits_only(text: str, number: int | None) -> None:
+    assert whole_number(text) == number

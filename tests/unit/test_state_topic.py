@@ -25,5 +25,6 @@ def test_the_state_topic_is_compacted_and_the_event_topic_is_not() -> None:
     assert state_topic_configs(settings) == {
         "cleanup.policy": "compact",
         "min.insync.replicas": "2",
+        "unclean.leader.election.enable": "false",
     }
     assert topic_configs(settings)["cleanup.policy"] == "delete"

@@ -1,0 +1,100 @@
+"""The OpenAPI document states every route, who may call it and every answer it can give."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from services.api.app import routes
+from services.api.openapi import NEVER_UNAVAILABLE, PUBLIC, RATE_LIMITED, openapi_document
+from services.catalogue import load_catalogue
+
+ROOT = Path(__file__).resolve().parents[2]
+DOCUMENT = openapi_document(load_catalogue(ROOT / "services" / "purposes.toml"))
+OPERATIONS = [
+    (method, path, op) for path, ops in DOCUMENT["paths"].items() for method, op in ops.items()
+]
+IDS = [f"{method.upper()} {path}" for method, path, _ in OPERATIONS]
+
+
+def test_every_route_is_an_operation() -> None:
+    served = {
+        (method.lower(), route.path)
+        for route in routes()
+        for method in route.methods or ()
+        if method != "HEAD"
+    }
+    assert served == {(method, path) for method, path, _ in OPERATIONS}
+
+
+def test_a_bearer_key_is_required_unless_an_operation_says_otherwise() -> None:
+    assert DOCUMENT["components"]["securitySchemes"] == {
+        "bearerAuth": {"type": "http", "scheme": "bearer"}
+    }
+    assert DOCUMENT["security"] == [{"bearerAuth": []}]
+    assert {
+        "/healthz",
+        "/readyz",
+        "/openapi.json",
+        "/.well-known/jwks.json",
+        "/u/{token}",
+        "/p/{token}",
+    } == PUBLIC
+
+
+@pytest.mark.parametrize(("method", "path", "op"), OPERATIONS, ids=IDS)
+def test_operation_states_who_may_call_it(method: str, path: str, op: dict[str, Any]) -> None:
+    responses = op["responses"]
+    if path in PUBLIC:
+        assert op["security"] == []
+        assert "401" not in responses and "403" not in responses
+    else:
+        assert "security" not in op  # the document's: a bearer key
+        for status in ("401", "403"):
+            assert "application/problem+json" in responses[status]["content"]
+
+
+@pytest.mark.parametrize(("method", "path", "op"), OPERATIONS, ids=IDS)
+def test_operation_states_its_errors_and_their_media_types(
+    method: str, path: str, op: dict[str, Any]
+) -> None:
+    responses = op["responses"]
+    assert "4XX" in responses
+    assert ("503" in responses) == (path not in NEVER_UNAVAILABLE)
+    assert ("429" in responses) == (path in RATE_LIMITED)
+    page = "text/html" in responses["200"]["content"] if "200" in responses else False
+    for status, answer in responses.items():
+        assert answer["content"], f"{status} states no media type"
+        if status[0] in "45" and status not in ("401", "403", "429"):
+            expected = "text/html" if page else "application/problem+json"
+            assert list(answer["content"]) == [expected], status
+
+
+@pytest.mark.parametrize(("method", "path", "op"), OPERATIONS, ids=IDS)
+def test_a_json_success_has_a_body_schema(method: str, path: str, op: dict[str, Any]) -> None:
+    for status, answer in op["responses"].items():
+        if status.startswith("2") and "application/json" in answer["content"]:
+            if path.endswith("/history"):  # one of several formats, chosen by ?format=
+                continue
+            assert answer["content"]["application/json"]["schema"], status
+
+
+def test_problems_share_one_schema() -> None:
+    problem = DOCUMENT["components"]["schemas"]["Problem"]
+    assert problem["required"] == ["detail", "status", "title", "type"]
+    refs = {
+        answer["content"]["application/problem+json"]["schema"]["$ref"]
+        for _, _, op in OPERATIONS
+        for answer in op["responses"].values()
+        if "application/problem+json" in answer["content"]
+    }
+    assert refs == {"#/components/schemas/Problem"}
+
+
+def test_the_document_leaves_the_modules_own_paths_unchanged() -> None:
+    from services.api.unsubscribe import OPENAPI_PATHS
+
+    assert "content" not in OPENAPI_PATHS["/u/{token}"]["get"]["responses"]["4XX"]
+    assert openapi_document(load_catalogue(ROOT / "services" / "purposes.toml")) == DOCUMENT
