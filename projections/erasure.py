@@ -156,9 +156,12 @@ async def apply(
     return others
 
 
-#: erasures already applied (earlier in their subject's log) of the subjects given
+#: erasures already applied of the subjects given, with their place in the log (none once
+#: retention purged the entry: any link applied after a purge is later in the log)
 ERASED_BEFORE = """
-SELECT subject_id, erased_at, event_id FROM erasures WHERE subject_id = ANY($1::text[])
+SELECT e.subject_id, e.erased_at, e.event_id, j.log_partition, j.log_offset
+FROM erasures e LEFT JOIN journal j ON j.event_id = e.event_id
+WHERE e.subject_id = ANY($1::text[])
 """
 
 
@@ -177,8 +180,8 @@ async def _late_links(
     out: list[tuple[str, bytes]] = []
     for link in links:
         erasure = erasures.get(link.event.subject_id)
-        if erasure is None:
-            continue
+        if erasure is None or _before(link, erasure):
+            continue  # a link before the erasure was judged by HELD when the erasure applied
         kind, index = link.event.data["identifier_type"], bytes(link.event.data["blind_index"])
         await conn.execute(
             SUPPRESS, [kind], [index], ERASED, erasure["erased_at"], erasure["event_id"]
@@ -196,6 +199,14 @@ async def _late_links(
         )
         out.append((kind, index))
     return out
+
+
+def _before(link: JournalRow, erasure: asyncpg.Record) -> bool:
+    """Whether the link precedes the erasure in its subject's log (the erasure may have been
+    applied in the same batch, after the link)."""
+    if erasure["log_partition"] is None:
+        return False
+    return (link.partition, link.offset) < (erasure["log_partition"], erasure["log_offset"])
 
 
 async def _erase(conn: asyncpg.Connection, row: JournalRow) -> list[tuple[str, bytes]]:
