@@ -15,22 +15,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
 from typing import Final
 
 import asyncpg
 from aiokafka import AIOKafkaProducer
-from aiokafka.errors import KafkaError
 
 from projections import log_digest
 from projections.log_digest import Cut
 from schemas.checkpoint_codec import LogCheckpoint, checkpoint_headers, encode_checkpoint
 from services.config import Settings
-from services.publisher import make_producer
+from services.outbox_publishing import TRANSIENT, connected, keep_running
 
 log = logging.getLogger(__name__)
 
-_TRANSIENT: Final = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, KafkaError)
 #: how long the final cut and publish on a clean stop may take
 FINAL_TIMEOUT_S: Final = 15.0
 
@@ -62,52 +59,25 @@ class Checkpointer:
         """Cut and publish until `stop`, retrying failures with back-off; then cut every open
         range and publish it. Set `stop` only after the projector has stopped, so the final
         checkpoints cover everything it applied."""
-        delay = 0.2
-        while not stop.is_set():
-            try:
-                await self._session(stop)
-            except _TRANSIENT as exc:
-                log.warning("checkpointer failed (%s: %s); retrying", type(exc).__name__, exc)
-            except Exception:
-                log.exception("checkpointer failed unexpectedly; retrying")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), delay)
-            delay = min(delay * 2, 5.0)
+        await keep_running("checkpointer", self._session, stop, lambda: self.published)
         try:
             await asyncio.wait_for(self.final(), FINAL_TIMEOUT_S)
-        except (*_TRANSIENT, TimeoutError) as exc:
+        except (*TRANSIENT, TimeoutError) as exc:
             log.warning(
                 "final checkpoints not published (%s); the next projector cuts and publishes them",
                 type(exc).__name__,
             )
 
     async def _session(self, stop: asyncio.Event) -> None:
-        async with self._connected() as (conn, producer):
+        async with connected(self.settings) as (conn, producer):
             while not stop.is_set():
                 await self.step(conn, producer, every=False)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), self.tick_s)
 
     async def final(self) -> None:
-        async with self._connected() as (conn, producer):
+        async with connected(self.settings) as (conn, producer):
             await self.step(conn, producer, every=True)
-
-    @contextlib.asynccontextmanager
-    async def _connected(self) -> AsyncIterator[tuple[asyncpg.Connection, AIOKafkaProducer]]:
-        conn = await asyncpg.connect(self.settings.database_url)
-        producer = make_producer(
-            self.settings.kafka_bootstrap_servers,
-            idempotence=self.settings.kafka_idempotence,
-            timeout_ms=self.settings.produce_timeout_ms,
-        )
-        try:
-            await producer.start()
-            yield conn, producer
-        finally:
-            with contextlib.suppress(Exception):
-                await producer.stop()
-            with contextlib.suppress(Exception):
-                await conn.close(timeout=2)
 
     async def step(
         self, conn: asyncpg.Connection, producer: AIOKafkaProducer, *, every: bool

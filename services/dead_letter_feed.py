@@ -14,23 +14,21 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Sequence
-from typing import Any, Final
+from typing import Final
 
 import asyncpg
 from aiokafka import AIOKafkaProducer
-from aiokafka.errors import KafkaError
 
 from projections import dead_letters
 from projections.dead_letters import Claim
 from projections.runner import NOTIFY_CHANNEL
 from services.config import Settings
-from services.publisher import make_producer
+from services.outbox_publishing import TRANSIENT, Wakeup, connected, keep_running
 
 log = logging.getLogger(__name__)
 
 #: how often an idle publisher looks at the outbox without a NOTIFY (released or expired claims)
 POLL_S: Final = 1.0
-_TRANSIENT: Final = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, KafkaError)
 
 
 class DeadLetterFeed:
@@ -40,55 +38,19 @@ class DeadLetterFeed:
         self.timeout_s = settings.produce_timeout_ms / 1000
         self.lease_s = max(10.0, 3 * self.timeout_s)
         self.published = 0
-        self._wake = asyncio.Event()
+        self._wake = Wakeup(POLL_S)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Publish until `stop`; broker and database failures are retried with back-off."""
-        delay = 0.2
-        while not stop.is_set():
-            published = self.published
-            try:
-                await self._session(stop)
-            except _TRANSIENT as exc:
-                log.warning("dead-letter feed failed (%s: %s); retrying", type(exc).__name__, exc)
-            except Exception:
-                log.exception("dead-letter feed failed unexpectedly; retrying")
-            if self.published > published:
-                delay = 0.2
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), delay)
-            delay = min(delay * 2, 5.0)
+        await keep_running("dead-letter feed", self._session, stop, lambda: self.published)
 
     async def _session(self, stop: asyncio.Event) -> None:
-        conn = await asyncpg.connect(self.settings.database_url)
-        producer = make_producer(
-            self.settings.kafka_bootstrap_servers,
-            idempotence=self.settings.kafka_idempotence,
-            timeout_ms=self.settings.produce_timeout_ms,
-        )
-        try:
-            await conn.add_listener(NOTIFY_CHANNEL, self._notified)
-            await producer.start()
+        async with connected(self.settings) as (conn, producer):
+            await conn.add_listener(NOTIFY_CHANNEL, self._wake.notified)
             while not stop.is_set():
                 self._wake.clear()
                 if not await self.publish_batch(conn, producer):
-                    await self._idle(stop)
-        finally:
-            with contextlib.suppress(Exception):
-                await producer.stop()
-            with contextlib.suppress(Exception):
-                await conn.close(timeout=2)
-
-    def _notified(self, *_: Any) -> None:
-        self._wake.set()
-
-    async def _idle(self, stop: asyncio.Event) -> None:
-        waits = {asyncio.ensure_future(stop.wait()), asyncio.ensure_future(self._wake.wait())}
-        try:
-            await asyncio.wait(waits, timeout=POLL_S, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for waiting in waits:
-                waiting.cancel()
+                    await self._wake.idle(stop)
 
     async def publish_batch(self, conn: asyncpg.Connection, producer: AIOKafkaProducer) -> int:
         """Claim, publish and mark one batch of letters; returns how many."""
@@ -99,7 +61,7 @@ class DeadLetterFeed:
         try:
             sent = await self._send(producer, claims)
         except Exception:
-            with contextlib.suppress(*_TRANSIENT):
+            with contextlib.suppress(*TRANSIENT):
                 await dead_letters.release(conn, topic, claims)
             raise
         await dead_letters.published(conn, topic, sent)

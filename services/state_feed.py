@@ -14,11 +14,10 @@ import contextlib
 import logging
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
-from typing import Any, Final
+from typing import Final
 
 import asyncpg
 from aiokafka import AIOKafkaProducer
-from aiokafka.errors import KafkaError
 
 from projections import feed_outbox, notices
 from projections.feed_outbox import Claim
@@ -26,7 +25,7 @@ from projections.runner import NOTIFY_CHANNEL
 from schemas.feeds import SCHEMA_HEADER, SUBJECT_STATE, encode_subject_state
 from services.catalogue import Catalogue
 from services.config import Settings
-from services.publisher import make_producer
+from services.outbox_publishing import TRANSIENT, Wakeup, connected, keep_running
 from services.state_summary import is_erased, subject_state_record
 from services.topic import highwaters
 
@@ -34,7 +33,6 @@ log = logging.getLogger(__name__)
 
 #: how often an idle feed looks at the outbox without a NOTIFY (released or expired claims)
 POLL_S: Final = 1.0
-_TRANSIENT: Final = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, KafkaError)
 
 
 def _utcnow() -> datetime:
@@ -62,58 +60,21 @@ class StateFeed:
         self.published = 0
         #: set once the feed has checked the state topic and is draining the outbox
         self.ready = asyncio.Event()
-        self._wake = asyncio.Event()
+        self._wake = Wakeup(POLL_S)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Publish until `stop`; broker and database failures are retried with back-off."""
-        delay = 0.2
-        while not stop.is_set():
-            published = self.published
-            try:
-                await self._session(stop)
-            except _TRANSIENT as exc:
-                log.warning("state feed failed (%s: %s); retrying", type(exc).__name__, exc)
-            except Exception:
-                # a bug: keep the projector running, say so loudly, retry after a pause
-                log.exception("state feed failed unexpectedly; retrying")
-            if self.published > published:
-                delay = 0.2
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), delay)
-            delay = min(delay * 2, 5.0)
+        await keep_running("state feed", self._session, stop, lambda: self.published)
 
     async def _session(self, stop: asyncio.Event) -> None:
-        conn = await asyncpg.connect(self.settings.database_url)
-        producer = make_producer(
-            self.settings.kafka_bootstrap_servers,
-            idempotence=self.settings.kafka_idempotence,
-            timeout_ms=self.settings.produce_timeout_ms,
-        )
-        try:
-            await conn.add_listener(NOTIFY_CHANNEL, self._notified)
-            await producer.start()
+        async with connected(self.settings) as (conn, producer):
+            await conn.add_listener(NOTIFY_CHANNEL, self._wake.notified)
             await self.refill_if_empty(conn)
             self.ready.set()
             while not stop.is_set():
                 self._wake.clear()
                 if not await self.publish_batch(conn, producer):
-                    await self._idle(stop)
-        finally:
-            with contextlib.suppress(Exception):
-                await producer.stop()
-            with contextlib.suppress(Exception):
-                await conn.close(timeout=2)
-
-    def _notified(self, *_: Any) -> None:
-        self._wake.set()
-
-    async def _idle(self, stop: asyncio.Event) -> None:
-        waits = {asyncio.ensure_future(stop.wait()), asyncio.ensure_future(self._wake.wait())}
-        try:
-            await asyncio.wait(waits, timeout=POLL_S, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for waiting in waits:
-                waiting.cancel()
+                    await self._wake.idle(stop)
 
     async def refill_if_empty(self, conn: asyncpg.Connection) -> int:
         """Queue every subject when the state topic holds nothing but the journal does: a
@@ -145,7 +106,7 @@ class StateFeed:
         try:
             await self._publish(conn, producer, claims)
         except Exception:
-            with contextlib.suppress(*_TRANSIENT):
+            with contextlib.suppress(*TRANSIENT):
                 await feed_outbox.release(conn, claims)
             raise
         await feed_outbox.done(conn, claims)
