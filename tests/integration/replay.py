@@ -122,6 +122,27 @@ async def produce_log(settings: Settings, count: int, subjects: int, seed: int) 
     return sent
 
 
+async def produce_to_partition(
+    settings: Settings, partition: int, count: int, prefix: str, seed: int
+) -> None:
+    """Append `count` random events, one subject each, all to one partition of the topic."""
+    codec = default_codec()
+    rng = random.Random(seed)
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers, acks="all")
+    await producer.start()
+    try:
+        for i in range(count):
+            event = random_event(rng, f"{prefix}-{i}", datetime.now(UTC))
+            await producer.send_and_wait(
+                settings.topic,
+                codec.encode(event),
+                partition=partition,
+                headers=kafka_headers(event),
+            )
+    finally:
+        await producer.stop()
+
+
 async def caught_up(settings: Settings, conn: asyncpg.Connection) -> bool:
     marks = await highwaters(settings.kafka_bootstrap_servers, settings.topic)
     stored = await offsets.load(conn, settings.topic)

@@ -11,19 +11,18 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
-from aiokafka import AIOKafkaProducer, TopicPartition
+from aiokafka import TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, RecordsToDelete
 
 from projections import offsets, projector_health
 from projections.log_loss import AHEAD_OF_LOG, BEFORE_LOG_START
-from schemas.codec import default_codec, kafka_headers
 from services.config import Settings
 from services.partitioning import partition_for
 from services.projector_resume import run_resume_projector
 from services.restore import restore_if_log_empty
 from services.topic import ensure_topic, highwaters
 from tests.conftest import running_api, running_projector, wait_until
-from tests.integration.replay import random_event
+from tests.integration.replay import produce_to_partition
 from tests.servers import Servers
 
 pytestmark = pytest.mark.integration
@@ -172,21 +171,7 @@ async def test_records_deleted_before_they_were_projected_stop_the_projector(
             "the embedded broker (Tansu) has no DeleteRecords; only a real Kafka broker can"
             " delete records from the beginning of a log"
         )
-    import random
-    from datetime import UTC, datetime
-
-    codec = default_codec()
-    rng = random.Random(3)
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers, acks="all")
-    await producer.start()
-    try:
-        for i in range(5):
-            event = random_event(rng, f"del-{i}", datetime.now(UTC))
-            await producer.send_and_wait(
-                settings.topic, codec.encode(event), partition=0, headers=kafka_headers(event)
-            )
-    finally:
-        await producer.stop()
+    await produce_to_partition(settings, 0, 5, "del", seed=3)
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
     await admin.start()
     try:

@@ -3,20 +3,17 @@ projection is behind the log, and answer again once the projector has caught up.
 
 from __future__ import annotations
 
-import random
 import re
-from datetime import UTC, datetime
 
 import asyncpg
 import httpx
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from projections.projector_monitor import ProjectorMonitor
-from schemas.codec import default_codec, kafka_headers
 from services.config import Settings
 from tests.conftest import make_settings, running_api, running_projector, wait_until
-from tests.integration.replay import random_event
+from tests.integration.replay import produce_to_partition
 from tests.servers import Servers
 
 pytestmark = pytest.mark.integration
@@ -106,18 +103,7 @@ async def test_decisions_fail_closed_while_the_projector_is_stopped_and_resume_a
 async def test_lag_is_the_high_water_mark_minus_the_position(
     settings: Settings, db: asyncpg.Connection
 ) -> None:
-    codec = default_codec()
-    rng = random.Random(9)
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers, acks="all")
-    await producer.start()
-    try:
-        for i in range(5):
-            event = random_event(rng, f"lag-{i}", datetime.now(UTC))
-            await producer.send_and_wait(
-                settings.topic, codec.encode(event), partition=1, headers=kafka_headers(event)
-            )
-    finally:
-        await producer.stop()
+    await produce_to_partition(settings, 1, 5, "lag", seed=9)
 
     # the projector's own watch over a consumer that fetches but applies nothing
     consumer = AIOKafkaConsumer(
