@@ -31,6 +31,7 @@ from bench.wrk import WrkMissing, wrk_binary
 ROOT = Path(__file__).resolve().parents[1]
 PROFILE_TITLES = {
     "decision": "single decision, the API process (last run)",
+    "grant": "command (grant), the API process (last run)",
     "replay": "replay, the projector process (last replay)",
 }
 
@@ -57,7 +58,7 @@ def parse_options(argv: list[str] | None = None) -> Options:
     parser.add_argument("--e2e-seconds", type=float, default=10)
     parser.add_argument("--partitions", type=int, default=12, help="of the event topic")
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--profile", action="store_true", help="py-spy the decision and replay")
+    parser.add_argument("--profile", action="store_true", help="py-spy the decision, grant, replay")
     parser.add_argument("--no-growth", action="store_true", help="skip the growth scenario")
     parser.add_argument("--data-dir", type=Path, default=ROOT / ".ledger" / "bench")
     parser.add_argument("--results-dir", type=Path, default=ROOT / "bench" / "results")

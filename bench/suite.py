@@ -26,6 +26,8 @@ from projections import offsets
 from services.config import Settings
 from services.topic import ensure_topic, highwaters
 
+#: the HTTP scenarios `--profile` samples (the API process, during their last run)
+PROFILED = (DECISION, GRANT)
 GRANT_BODY = '{"purpose":"newsletter","channel":"email"}'
 #: B-copy and B-consume never need more rows than the issue's replay
 COPY_ROWS_MAX = 1_000_000
@@ -210,11 +212,11 @@ async def _http(
     for run in range(opts.runs):
         for name, server, load, conns in loads:
             recorder = None
-            if opts.profile and name == DECISION and run == opts.runs - 1:
-                recorder = Recorder(server.pid, opts.results_dir / "profile-decision.raw")
+            if opts.profile and name in PROFILED and run == opts.runs - 1:
+                recorder = Recorder(server.pid, opts.results_dir / f"profile-{name}.raw")
             result = await _wrk(opts, stage, server, load, conns, opts.duration_s)
             if recorder is not None and (profile := recorder.stop()) is not None:
-                profiles["decision"] = profile
+                profiles[name] = profile
             collected.wrk.setdefault(name, []).append(result)
             say(
                 f"run {run + 1}/{opts.runs} {name}: {result.requests_per_s:,.0f} req/s,"
