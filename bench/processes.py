@@ -191,6 +191,16 @@ def memory_of(pid: int) -> Memory | None:
     return Memory(mb("VmRSS"), mb("VmHWM"))
 
 
+def cpu_seconds(pid: int) -> float | None:
+    """User plus system CPU seconds a live process has used (/proc/<pid>/stat)."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = text.rsplit(")", 1)[1].split()  # after the command name, which may hold spaces
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 class Child:
     """One ledger or baseline process, its output kept in a log file."""
 

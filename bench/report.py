@@ -54,6 +54,13 @@ def _p99(results: Sequence[WrkResult]) -> tuple[float, ...]:
     return tuple(r.p99_ms for r in results)
 
 
+def _cpu(results: Sequence[WrkResult]) -> tuple[float, ...]:
+    """The server's CPU microseconds per request, run by run (runs without the figure left out)."""
+    return tuple(
+        r.server_cpu_us_per_request for r in results if r.server_cpu_us_per_request is not None
+    )
+
+
 def error_share(results: Sequence[WrkResult]) -> float:
     requests = sum(r.requests for r in results)
     return sum(r.errors for r in results) / requests if requests else 0.0
@@ -114,6 +121,17 @@ def http_rows(c: Collected, sizes: Sizes) -> list[Measurement]:
             reduced,
             error_share=error_share(ours),
         ),
+        Measurement(
+            decision,
+            "server CPU",
+            "us/request",
+            _cpu(ours),
+            Target("info"),
+            B_READ,
+            _cpu(read),
+            subjects,
+            reduced,
+        ),
     ]
     grants, write = get(GRANT, []), get(B_WRITE, [])
     grant = f"command (grant), {conn}"
@@ -150,6 +168,17 @@ def http_rows(c: Collected, sizes: Sizes) -> list[Measurement]:
             Target("info"),
             B_WRITE,
             _p99(write),
+            subjects,
+            reduced,
+        ),
+        Measurement(
+            grant,
+            "server CPU",
+            "us/request",
+            _cpu(grants),
+            Target("info"),
+            B_WRITE,
+            _cpu(write),
             subjects,
             reduced,
         ),

@@ -32,6 +32,8 @@ ROOT = Path(__file__).resolve().parents[1]
 PROFILE_TITLES = {
     "decision": "single decision, the API process (last run)",
     "grant": "command (grant), the API process (last run)",
+    "B-read": "B-read, the baseline process (last run)",
+    "B-write": "B-write, the baseline process (last run)",
     "replay": "replay, the projector process (last replay)",
 }
 

@@ -9,6 +9,7 @@ during the run touches both sides of a ratio alike.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import random
 import time
 from dataclasses import dataclass
@@ -26,8 +27,9 @@ from projections import offsets
 from services.config import Settings
 from services.topic import ensure_topic, highwaters
 
-#: the HTTP scenarios `--profile` samples (the API process, during their last run)
-PROFILED = (DECISION, GRANT)
+#: the HTTP scenarios `--profile` samples (the server process, during their last run); the
+#: baselines too, so a profile of ours can be read against what the baseline spends
+PROFILED = (B_READ, DECISION, B_WRITE, GRANT)
 GRANT_BODY = '{"purpose":"newsletter","channel":"email"}'
 #: B-copy and B-consume never need more rows than the issue's replay
 COPY_ROWS_MAX = 1_000_000
@@ -187,7 +189,8 @@ def _loads(sizes: Sizes, stage: Stage) -> list[tuple[str, Child, Load, int | Non
 async def _wrk(
     opts: Options, stage: Stage, server: Child, load: Load, conns: int | None, seconds: float
 ) -> WrkResult:
-    return await asyncio.to_thread(
+    before = processes.cpu_seconds(server.pid)
+    result = await asyncio.to_thread(
         run_wrk,
         server.url,
         load,
@@ -196,6 +199,10 @@ async def _wrk(
         threads=opts.threads,
         admin_key=stage.admin_key,
     )
+    after = processes.cpu_seconds(server.pid)
+    if before is None or after is None:
+        return result
+    return dataclasses.replace(result, server_cpu_s=after - before)
 
 
 async def _http(
@@ -218,9 +225,12 @@ async def _http(
             if recorder is not None and (profile := recorder.stop()) is not None:
                 profiles[name] = profile
             collected.wrk.setdefault(name, []).append(result)
+            per_request = result.server_cpu_us_per_request
+            cpu = f", server CPU {per_request:,.0f} us/request" if per_request else ""
             say(
                 f"run {run + 1}/{opts.runs} {name}: {result.requests_per_s:,.0f} req/s,"
-                f" p50 {result.p50_ms:.1f} ms, p99 {result.p99_ms:.1f} ms, errors {result.errors}"
+                f" p50 {result.p50_ms:.1f} ms, p99 {result.p99_ms:.1f} ms,"
+                f" errors {result.errors}{cpu}"
             )
         await _caught_up(stage)  # the grants are projected before the next reads
 

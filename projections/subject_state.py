@@ -6,7 +6,7 @@ a decision is one indexed read of a subject's rows.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 import asyncpg
 
@@ -88,6 +88,41 @@ FROM (SELECT 1) AS one
 LEFT JOIN projector_offsets o ON o.topic = $2 AND o.log_partition = $3
 LEFT JOIN subject_facts f ON f.subject_id = $1
 """
+
+
+#: LOAD for many subjects at once ($1 subject ids, $2 their partitions, $3 the topic); every
+#: subject yields at least one row, so a subject with no facts still gets its position.
+LOAD_MANY = """
+SELECT s.subject_id AS asked, o.next_offset AS position,
+       (SELECT count(*) FROM notices) AS notices_applied,
+       f.kind, f.scope_a, f.scope_b, f.event_type, f.event_id,
+       f.log_partition, f.log_offset, f.occurred_at, f.until, f.outcome, f.notice_version
+FROM unnest($1::text[], $2::int[]) AS s(subject_id, log_partition)
+LEFT JOIN projector_offsets o ON o.topic = $3 AND o.log_partition = s.log_partition
+LEFT JOIN subject_facts f ON f.subject_id = s.subject_id
+"""
+
+#: a subject's facts, its partition's projected position and the notices applied, as read
+Loaded = tuple[dict[FactKey, Fact], int, int]
+
+
+async def load_many(
+    conn: asyncpg.Connection | asyncpg.Pool, topic: str, asked: Sequence[tuple[str, int]]
+) -> dict[tuple[str, int], Loaded]:
+    """`load_counted` for many (subject id, partition) pairs, from one snapshot."""
+    rows = await conn.fetch(LOAD_MANY, [s for s, _ in asked], [p for _, p in asked], topic)
+    partition_of = dict(asked)
+    out: dict[tuple[str, int], Loaded] = {}
+    for row in rows:
+        subject_id = row["asked"]
+        key = (subject_id, partition_of[subject_id])
+        loaded = out.get(key)
+        if loaded is None:
+            loaded = out[key] = ({}, row["position"] or 0, row["notices_applied"])
+        if row["kind"] is not None:
+            fact = fact_from_row(row)
+            loaded[0][fact.key] = fact
+    return out
 
 
 async def load(

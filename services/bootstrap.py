@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 
 import asyncpg
 
+from projections import erasure, subject_state
 from schemas.codec import EventCodec, default_codec
 from services.catalogue import Catalogue, load_catalogue
+from services.coalescer import Coalescer
 from services.config import Settings
 from services.keystore import DataKeys
 from services.notice_cache import NoticeCache
@@ -33,11 +37,20 @@ class Ledger:
     data_keys: DataKeys
     health: ProjectionHealth
     notices: NoticeCache
+    #: concurrent decisions' state reads, one statement per batch (services/coalescer.py)
+    states: Coalescer[tuple[str, int], subject_state.Loaded]
+    #: concurrent commands' "is this subject erased?" checks, one statement per batch
+    erased: Coalescer[str, bool]
 
 
 async def _keep_session(conn: asyncpg.Connection) -> None:
     """Pool connections are returned without asyncpg's reset query (a round trip per use):
     request handlers set no session state, take no advisory locks and LISTEN on nothing."""
+
+
+async def _erased(pool: asyncpg.Pool, subject_ids: Sequence[str]) -> dict[str, bool]:
+    found = await erasure.erased_among(pool, subject_ids)
+    return {s: s in found for s in subject_ids}
 
 
 async def open_ledger(settings: Settings) -> Ledger:
@@ -73,10 +86,14 @@ async def open_ledger(settings: Settings) -> Ledger:
         DataKeys(pool, secrets.master),
         ProjectionHealth(pool, settings.topic, partitions, settings.max_staleness_ms),
         NoticeCache(pool),
+        Coalescer(partial(subject_state.load_many, pool, settings.topic)),
+        Coalescer(partial(_erased, pool)),
     )
 
 
 async def close_ledger(ledger: Ledger) -> None:
+    await ledger.states.close()
+    await ledger.erased.close()
     with contextlib.suppress(Exception):
         await ledger.progress.close()
     with contextlib.suppress(Exception):

@@ -13,7 +13,6 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Final
 
-from projections import erasure
 from schemas import events as ev
 from schemas.events import Event
 from services.api.problems import ProblemError
@@ -52,7 +51,5 @@ def erased_problem() -> ProblemError:
 
 async def refuse_if_erased(ledger: Ledger, subject_id: str, events: Iterable[Event]) -> None:
     """Raise the 409 problem when an event would reopen processing of an erased subject."""
-    if any(reopens(e.type, dict(e.data)) for e in events) and await erasure.is_erased(
-        ledger.pool, subject_id
-    ):
+    if any(reopens(e.type, dict(e.data)) for e in events) and await ledger.erased.get(subject_id):
         raise erased_problem()

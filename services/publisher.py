@@ -42,7 +42,8 @@ class Publisher:
     async def publish(self, records: Sequence[tuple[Event, bytes]]) -> list[tuple[int, int]]:
         """Send the records in order and wait for every ack; returns (partition, offset) each."""
         try:
-            return await asyncio.wait_for(self._send(records), self.timeout_s)
+            async with asyncio.timeout(self.timeout_s):  # in this task: no task per command
+                return await self._send(records)
         except (TimeoutError, KafkaError) as exc:
             raise BrokerUnavailable(str(exc) or type(exc).__name__) from exc
 
@@ -59,6 +60,9 @@ class Publisher:
             )
             for event, value in records
         ]
+        if len(futures) == 1:  # most commands: one event, no gather
+            only = await futures[0]
+            return [(only.partition, only.offset)]
         metadata = await asyncio.gather(*futures)
         return [(m.partition, m.offset) for m in metadata]
 

@@ -75,7 +75,10 @@ async def _codec_error(request: Request, exc: Exception) -> Response:
 
 
 def routes() -> list[Route]:
-    out = [
+    # the router tries routes in order: the decision and the commands, called before every
+    # send and for every change, come first
+    out = [Route("/v1/decision", read.decision, methods=["GET"])]
+    out += [
         Route(
             f"/v1/subjects/{{subject_id}}/{path}",
             command_endpoint(path, build),
@@ -86,7 +89,6 @@ def routes() -> list[Route]:
     out += [
         Route("/v1/subjects/{subject_id}/identifiers", identifiers.link, methods=["POST"]),
         Route("/v1/subjects/{subject_id}/identifiers", identifiers.unlink, methods=["DELETE"]),
-        Route("/v1/decision", read.decision, methods=["GET"]),
         Route("/v1/decisions/batch", batch.batch_decisions, methods=["POST"]),
         Route("/v1/subjects/{subject_id}/consent", read.consent_state, methods=["GET"]),
         Route("/v1/subjects/{subject_id}/events", read.subject_events, methods=["GET"]),

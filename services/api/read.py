@@ -10,7 +10,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from projections import journal, subject_state
+from projections import journal
 from projections.notices import NO_NOTICES, Notices
 from projections.state import ALL, Fact, FactKey, covering
 from schemas.events import CONSENT_GRANTED, rfc3339
@@ -75,9 +75,7 @@ async def _state(ledger: Ledger, subject_id: str) -> tuple[dict[FactKey, Fact], 
     """The subject's state, its token and the notices its decisions see (notices only when
     the subject holds a grant: nothing else in a decision depends on them)."""
     partition = partition_for(subject_id, ledger.partitions)
-    facts, position, applied = await subject_state.load_counted(
-        ledger.pool, subject_id, ledger.settings.topic, partition
-    )
+    facts, position, applied = await ledger.states.get((subject_id, partition))
     granted = any(f.event_type == CONSENT_GRANTED for f in facts.values())
     published = await ledger.notices.covering(applied) if granted else NO_NOTICES
     return facts, encode_token(partition, position), published

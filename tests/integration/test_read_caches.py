@@ -1,12 +1,13 @@
 """What an API process keeps in memory for decisions, against the real PostgreSQL: the notice
-cache is never behind the snapshot a decision reads, and the projection's progress wakes every
-min_token waiter from one read of the stored offsets per notification."""
+cache is never behind the snapshot a decision reads, the projection's progress wakes every
+min_token waiter from one read of the stored offsets per notification, and concurrent
+decisions' state reads share one statement that answers each as a read of its own would."""
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
 from uuid import uuid4
 
@@ -16,6 +17,8 @@ import pytest
 from projections import notices, offsets, subject_state
 from projections.notices import Notice
 from projections.runner import NOTIFY_CHANNEL
+from projections.state import Fact
+from services.coalescer import Coalescer
 from services.config import Settings
 from services.notice_cache import REFRESH_S, NoticeCache
 from services.progress import ProjectionProgress
@@ -112,3 +115,49 @@ async def test_without_a_listener_a_waiter_reads_the_offsets_itself(
     assert not progress.listening
     assert await progress.wait_for(2, 4, 2)
     assert progress.positions == {2: 4}
+
+
+def fact(n: int, kind: str, scope_a: str, scope_b: str, event_type: str) -> Fact:
+    return Fact(
+        kind,
+        scope_a,
+        scope_b,
+        event_type,
+        uuid4(),
+        (n % 3, n),
+        datetime(2025, 1, 1 + n, tzinfo=UTC),
+    )
+
+
+async def test_concurrent_decision_reads_share_a_statement_and_match_single_reads(
+    pool: asyncpg.Pool, db: asyncpg.Connection, settings: Settings
+) -> None:
+    held = {
+        "s-a": [fact(0, "consent", "newsletter", "email", "ConsentGranted")],
+        "s-b": [
+            fact(1, "consent", "newsletter", "*", "ConsentWithdrawn"),
+            fact(2, "dm_objection", "*", "*", "DirectMarketingObjected"),
+        ],
+    }
+    await subject_state.upsert(db, [(s, f) for s, facts in held.items() for f in facts])
+    await offsets.store(db, settings.topic, {0: 5, 2: 9})
+    await notices.insert(db, [notice("v1", 0)])
+    asked = [("s-a", 0), ("s-b", 2), ("s-none", 1), ("s-a", 0)]
+
+    statements: list[int] = []
+
+    async def counted(
+        keys: Sequence[tuple[str, int]],
+    ) -> dict[tuple[str, int], subject_state.Loaded]:
+        statements.append(len(keys))
+        return await subject_state.load_many(pool, settings.topic, keys)
+
+    reads = Coalescer(counted)
+    together = await asyncio.gather(*(reads.get(k) for k in asked))
+    assert statements == [3]  # one statement for the three distinct subjects
+    for (subject_id, partition), loaded in zip(asked, together, strict=True):
+        alone = await subject_state.load_counted(pool, subject_id, settings.topic, partition)
+        assert loaded == alone
+    assert together[0][0] == {f.key: f for f in held["s-a"]}
+    assert together[1][1:] == (9, 1)
+    assert together[2] == ({}, 0, 1)  # no facts, a partition with no stored offset yet
