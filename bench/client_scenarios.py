@@ -35,6 +35,8 @@ class EndToEnd:
     latencies_ms: list[float] = field(default_factory=list)
     errors: int = 0
     wrong: int = 0
+    #: cores each process used during the run (the client, the API, the projector)
+    cores: dict[str, float] = field(default_factory=dict)
 
 
 def percentile(values: list[float], q: float) -> float | None:

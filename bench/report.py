@@ -302,6 +302,18 @@ def _median_text(values: Sequence[float]) -> str:
     return f"{ordered[len(ordered) // 2]:,.0f}"
 
 
+def _cores_note(runs: Sequence[EndToEnd]) -> str:
+    """The most cores each process used in any run: where the machine's CPU went."""
+    most: dict[str, float] = {}
+    for run in runs:
+        for name, cores in run.cores.items():
+            most[name] = max(most.get(name, 0.0), cores)
+    if not most:
+        return ""
+    used = ", ".join(f"{name} {cores:.2f}" for name, cores in most.items())
+    return f"cores used at most during a run: {used}"
+
+
 def client_rows(c: Collected, sizes: Sizes) -> list[Measurement]:
     subjects, reduced = size_note(sizes.subjects, ISSUE_SUBJECTS, "subjects")
     batch_size, batch_reduced = size_note(sizes.batch, ISSUE_BATCH, "recipients")
@@ -312,6 +324,7 @@ def client_rows(c: Collected, sizes: Sizes) -> list[Measurement]:
     done = sum(len(r.latencies_ms) for r in c.e2e)
     note = f"{failed:,} commands failed or were not reflected" if failed else ""
     share = failed / (failed + done) if failed + done else 0.0
+    cores = _cores_note(c.e2e)
     return [
         Measurement(scenario, "p50", "ms", p50, size=subjects, reduced=reduced),
         Measurement(
@@ -331,6 +344,7 @@ def client_rows(c: Collected, sizes: Sizes) -> list[Measurement]:
             "commands/s",
             tuple(r.achieved_rate for r in c.e2e),
             Target("min", 0.95 * sizes.e2e_rate),
+            note=cores,
         ),
         Measurement(
             f"batch decision, {sizes.batch:,} recipients",

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import os
 import random
 import time
 from dataclasses import dataclass
@@ -267,6 +268,11 @@ async def _client(opts: Options, sizes: Sizes, stage: Stage, collected: Collecte
             f" B-bulk {collected.bulk[-1]:,.0f} keys/s"
         )
     for run in range(opts.runs):
+        pids = {"client": os.getpid(), "API": stage.api.pid}
+        if stage.projector is not None:
+            pids["projector"] = stage.projector.pid
+        before = {name: processes.cpu_seconds(pid) for name, pid in pids.items()}
+        started = time.monotonic()
         result = await client_scenarios.end_to_end(
             stage.api.url,
             stage.admin_key,
@@ -274,13 +280,28 @@ async def _client(opts: Options, sizes: Sizes, stage: Stage, collected: Collecte
             opts.e2e_seconds,
             f"{stage.names.run}-{run}",
         )
+        result.cores = _cores(pids, before, time.monotonic() - started)
         collected.e2e.append(result)
         p99 = client_scenarios.percentile(result.latencies_ms, 99)
+        used = ", ".join(f"{name} {cores:.2f}" for name, cores in result.cores.items())
         say(
             f"run {run + 1}/{opts.runs} end to end: {result.achieved_rate:,.0f} commands/s,"
-            f" p99 {p99 or 0:.1f} ms, errors {result.errors}, not reflected {result.wrong}"
+            f" p99 {p99 or 0:.1f} ms, errors {result.errors}, not reflected {result.wrong};"
+            f" cores used: {used}"
         )
         await _caught_up(stage)
+
+
+def _cores(
+    pids: dict[str, int], before: dict[str, float | None], seconds: float
+) -> dict[str, float]:
+    """The cores each process used since `before` (CPU seconds per wall-clock second)."""
+    out = {}
+    for name, pid in pids.items():
+        now, then = processes.cpu_seconds(pid), before[name]
+        if now is not None and then is not None and seconds > 0:
+            out[name] = (now - then) / seconds
+    return out
 
 
 async def _growth(opts: Options, sizes: Sizes, stage: Stage, collected: Collected) -> None:

@@ -3,6 +3,7 @@ rendering, the issue's sizes at a scale, and the lines a run's samples become.""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -258,3 +259,22 @@ def test_a_run_becomes_the_issues_lines_with_their_verdicts() -> None:
     assert _by(seen, "growth: single decision, 100,000", "p99") == "FAIL"  # 70 / 50
     reduced = {o.measurement.scenario for o in outcomes if o.measurement.reduced}
     assert any(s.startswith("single decision") for s in reduced)
+
+
+def test_cpu_lines_compare_a_requests_cost_and_the_e2e_note_says_where_cpu_went() -> None:
+    c = _collected()
+    c.wrk[DECISION] = [dataclasses.replace(_wrk(1400, 100), server_cpu_s=5.6)]  # 14,000 requests
+    c.wrk[B_READ] = [dataclasses.replace(_wrk(1500, 80), server_cpu_s=4.5), _wrk(1400, 90)]
+    c.e2e[0].cores = {"client": 0.4, "API": 0.95, "projector": 0.3}
+    lines = measurements(c, sizes_for(0.01))
+    cpu = next(
+        m for m in lines if m.scenario.startswith("single decision") and m.unit == "us/request"
+    )
+    assert cpu.ours == pytest.approx((400.0,))
+    assert cpu.baseline == pytest.approx((300.0,))  # the run without the figure is left out
+    grant_cpu = next(
+        m for m in lines if m.scenario.startswith("command") and m.unit == "us/request"
+    )
+    assert grant_cpu.ours == ()  # not measured: shown as n/a, never as zero
+    rate = next(m for m in lines if m.figure == "achieved rate")
+    assert rate.note == "cores used at most during a run: client 0.40, API 0.95, projector 0.30"
