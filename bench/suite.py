@@ -316,9 +316,10 @@ async def _growth(opts: Options, sizes: Sizes, stage: Stage, collected: Collecte
             )
             if built:
                 say(f"growth: built the state of {step:,} subjects")
-            apis[step] = processes.start_api(
-                {**stage.env, "DATABASE_URL": url}, stage.log_dir, f"api-growth-{step}"
-            )
+            # a growth state is folded, not projected: no projector ever reports on it, so the
+            # staleness guard (which would refuse every decision) is off for its API
+            env = {**stage.env, "DATABASE_URL": url, "LEDGER_MAX_STALENESS_MS": "0"}
+            apis[step] = processes.start_api(env, stage.log_dir, f"api-growth-{step}")
         path = "/v1/decision?subject_id=" + growth.SUBJECT_PREFIX + "{n}"
         loads = {
             step: Load("GET", path + "&purpose=newsletter&channel=email", step) for step in apis
