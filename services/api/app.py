@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 
@@ -142,6 +143,8 @@ def create_app(settings: Settings, open_fn: LedgerFactory = open_ledger) -> Star
                     log.warning("LEDGER_ADMIN_KEY (key %s) is revoked", registered.row.key_id)
             await keys.start(settings.database_url)
             app.state.api_keys = keys
+            # what start-up made lives as long as the process: the collector stops scanning it
+            gc.freeze()
             yield
         finally:
             await keys.close()
