@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import httpx
@@ -193,3 +194,38 @@ async def test_read_your_writes_waits_and_a_future_token_is_503(
             assert answer["reason"] == "consent_given"
             bad = await client.get("/v1/decision", params={**params, "min_token": "nonsense"})
             assert bad.status_code == 400 and bad.json()["errors"][0]["field"] == "min_token"
+
+
+async def test_concurrent_decisions_answer_each_as_a_lone_one_would(api: httpx.AsyncClient) -> None:
+    """Decisions asked together share statements (services/coalescer.py); each answer must
+    still be its own subject's, with its own partition's token."""
+    tokens = {}
+    for n in range(12):
+        subject = f"crowd-{n}"
+        if n % 3 != 2:
+            made = await post(
+                api, subject, "consents", {"purpose": "newsletter", "channel": "email"}
+            )
+            tokens[subject] = made["token"]
+        if n % 3 == 1:
+            made = await post(api, subject, "objections", {"kind": "direct_marketing"})
+            tokens[subject] = made["token"]
+    subjects = [f"crowd-{n}" for n in range(12)] + ["crowd-never-seen"]
+    for subject, token in tokens.items():
+        await decision(api, subject, "newsletter", "email", token)  # the projection has them all
+
+    async def ask(subject: str) -> Any:
+        params = {"subject_id": subject, "purpose": "newsletter", "channel": "email"}
+        response = await api.get("/v1/decision", params=params)
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    together = await asyncio.gather(*(ask(s) for s in subjects * 3))
+    alone = [await ask(s) for s in subjects]
+    assert together == alone * 3
+    reasons = {a["subject_id"]: (a["allowed"], a["reason"]) for a in alone}
+    assert reasons["crowd-0"] == (True, "consent_given")
+    assert reasons["crowd-1"] == (False, "objected_direct_marketing")
+    assert reasons["crowd-2"][0] is False
+    assert reasons["crowd-never-seen"][0] is False
+    assert len({a["token"] for a in alone if a["subject_id"] != "crowd-never-seen"}) > 1
