@@ -62,6 +62,12 @@ def parse_options(argv: list[str] | None = None) -> Options:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--profile", action="store_true", help="py-spy the decision, grant, replay")
     parser.add_argument("--no-growth", action="store_true", help="skip the growth scenario")
+    parser.add_argument(
+        "--only",
+        choices=("all", "replay"),
+        default="all",
+        help="replay: only the dataset, B-consume, B-copy and the replays (no HTTP, no growth)",
+    )
     parser.add_argument("--data-dir", type=Path, default=ROOT / ".ledger" / "bench")
     parser.add_argument("--results-dir", type=Path, default=ROOT / "bench" / "results")
     args = parser.parse_args(argv)
@@ -79,7 +85,8 @@ def parse_options(argv: list[str] | None = None) -> Options:
         partitions=args.partitions,
         seed=args.seed,
         profile=args.profile,
-        growth=not args.no_growth,
+        growth=not args.no_growth and args.only == "all",
+        http=args.only == "all",
         data_dir=args.data_dir.resolve(),
         results_dir=args.results_dir.resolve(),
         e2e_rate=args.e2e_rate,

@@ -50,6 +50,8 @@ class Options:
     seed: int
     profile: bool
     growth: bool
+    #: the HTTP, batch and end-to-end scenarios (off with `--only replay`)
+    http: bool
     data_dir: Path
     results_dir: Path
     e2e_rate: int
@@ -103,8 +105,9 @@ async def run_suite(
         )
         await _log_baselines(opts, stage, data, collected)
         await _replays(opts, stage, data, collected, profiles)
-        await _http(opts, sizes, stage, collected, profiles)
-        await _client(opts, sizes, stage, collected)
+        if opts.http:
+            await _http(opts, sizes, stage, collected, profiles)
+            await _client(opts, sizes, stage, collected)
         if stage.api is not None:
             memory = stage.api.memory()
             collected.api_peak_mb = memory.peak_mb if memory else 0.0

@@ -34,6 +34,32 @@ def event_payload(event: Event) -> dict[str, Any]:
     return {name: _json_value(value) for name, value in fields.items()}
 
 
+#: compact, ASCII-only: the text `insert` stores for each event (the journal keeps it verbatim)
+_PAYLOAD_ENCODER = json.JSONEncoder(separators=(",", ":"), check_circular=False)
+
+
+def payload_json(event: Event) -> str:
+    """`json.dumps(event_payload(event), separators=(",", ":"))`, built without the envelope's
+    intermediate dicts: the projector writes one for every event it journals."""
+    fields: dict[str, Any] = {
+        "type": event.type,
+        "event_id": str(event.event_id),
+        "subject_id": event.subject_id,
+        "occurred_at": rfc3339(event.occurred_at),
+        "recorded_at": rfc3339(event.recorded_at),
+        "source": {
+            "method": event.source.method,
+            "system": event.source.system,
+            "collection_point": event.source.collection_point,
+        },
+        "actor": {"type": event.actor.type, "id": event.actor.id},
+        "notice_version": event.notice_version,
+    }
+    for name, value in event.data.items():
+        fields[name] = value if value is None or type(value) is str else _json_value(value)
+    return _PAYLOAD_ENCODER.encode(fields)
+
+
 def _json_value(value: Any) -> Any:
     if isinstance(value, datetime):
         return rfc3339(value)
@@ -44,36 +70,52 @@ def _json_value(value: Any) -> Any:
     return value
 
 
-INSERT = """
-INSERT INTO journal (event_id, subject_id, event_type, log_partition, log_offset,
-                     occurred_at, recorded_at, payload, record_value, chain_hash)
-SELECT e, s, t, p, o, oa, ra, pl::json, v, h
-FROM unnest($1::uuid[], $2::text[], $3::text[], $4::int[], $5::bigint[],
-            $6::timestamptz[], $7::timestamptz[], $8::text[], $9::bytea[], $10::bytea[])
-     AS x(e, s, t, p, o, oa, ra, pl, v, h)
-ON CONFLICT (event_id) DO NOTHING
-RETURNING event_id
-"""
+COLUMNS = (
+    "event_id",
+    "subject_id",
+    "event_type",
+    "log_partition",
+    "log_offset",
+    "occurred_at",
+    "recorded_at",
+    "payload",
+    "record_value",
+    "chain_hash",
+)
 
 
-async def insert(conn: asyncpg.Connection, rows: Sequence[JournalRow]) -> set[UUID]:
-    """Insert the rows whose event id is new; returns those ids (the events to apply)."""
+class AlreadyJournaled(Exception):
+    """An event of the rows was journaled by another transaction meanwhile (its id is taken)."""
+
+
+async def insert(conn: asyncpg.Connection, rows: Sequence[JournalRow]) -> None:
+    """Insert rows whose event ids the caller found new (in its transaction), in one COPY:
+    the cheapest bulk insert for the client, which encodes a row at a time instead of ten
+    arrays an element at a time. Raises AlreadyJournaled when an id is taken meanwhile."""
     if not rows:
-        return set()
-    inserted = await conn.fetch(
-        INSERT,
-        [r.event.event_id for r in rows],
-        [r.event.subject_id for r in rows],
-        [r.event.type for r in rows],
-        [r.partition for r in rows],
-        [r.offset for r in rows],
-        [r.event.occurred_at for r in rows],
-        [r.event.recorded_at for r in rows],
-        [json.dumps(event_payload(r.event), separators=(",", ":")) for r in rows],
-        [r.value for r in rows],
-        [r.chain_hash for r in rows],
-    )
-    return {r["event_id"] for r in inserted}
+        return
+    try:
+        await conn.copy_records_to_table(
+            "journal",
+            records=[
+                (
+                    r.event.event_id,
+                    r.event.subject_id,
+                    r.event.type,
+                    r.partition,
+                    r.offset,
+                    r.event.occurred_at,
+                    r.event.recorded_at,
+                    payload_json(r.event),
+                    r.value,
+                    r.chain_hash,
+                )
+                for r in rows
+            ],
+            columns=COLUMNS,
+        )
+    except asyncpg.UniqueViolationError as exc:
+        raise AlreadyJournaled(str(exc)) from exc
 
 
 #: Each event as the JSON text of the answer, built by PostgreSQL: the payload is spliced in as

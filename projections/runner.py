@@ -22,6 +22,7 @@ import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Protocol
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
@@ -52,9 +53,23 @@ log = logging.getLogger(__name__)
 NOTIFY_CHANNEL = "ledger_progress"
 
 
+class LogRecord(Protocol):
+    """What the projector needs of a consumed Kafka record (aiokafka's ConsumerRecord has it,
+    so a fetched batch is applied without copying its records)."""
+
+    @property
+    def partition(self) -> int: ...
+    @property
+    def offset(self) -> int: ...
+    @property
+    def key(self) -> bytes | None: ...
+    @property
+    def value(self) -> bytes | None: ...
+
+
 @dataclass(frozen=True, slots=True)
 class Record:
-    """What the projector needs of a consumed Kafka record."""
+    """A record built by hand (a test, a restore): what the projector needs of one."""
 
     partition: int
     offset: int
@@ -71,7 +86,7 @@ class BatchResult:
 
 
 async def apply_batch(
-    conn: asyncpg.Connection, codec: EventCodec, topic: str, records: Sequence[Record]
+    conn: asyncpg.Connection, codec: EventCodec, topic: str, records: Sequence[LogRecord]
 ) -> BatchResult:
     """Apply records in one transaction: journal (with its hash chain), state, rejects (and
     their dead letters), checkpoint digests, the batch's metrics and offsets together."""
@@ -94,9 +109,12 @@ async def apply_batch(
         )
         candidates, rejects = _decode(codec, pending)
         fresh, repeats = await chain_store.link_new(conn, candidates)
-        new_ids = await journal.insert(conn, fresh)
-        if len(new_ids) != len(fresh):  # the same event in another partition, applied meanwhile
-            raise ConcurrentApplyError("an event of this batch was journaled meanwhile; retrying")
+        try:
+            await journal.insert(conn, fresh)
+        except journal.AlreadyJournaled as exc:  # the same event in another partition, meanwhile
+            raise ConcurrentApplyError(
+                "an event of this batch was journaled meanwhile; retrying"
+            ) from exc
         await subject_state.upsert(
             conn,
             (
@@ -162,10 +180,10 @@ class ConcurrentApplyError(Exception):
 
 
 def _decode(
-    codec: EventCodec, records: Sequence[Record]
-) -> tuple[list[chain_store.Candidate], list[tuple[Record, str]]]:
+    codec: EventCodec, records: Sequence[LogRecord]
+) -> tuple[list[chain_store.Candidate], list[tuple[LogRecord, str]]]:
     candidates: list[chain_store.Candidate] = []
-    rejects: list[tuple[Record, str]] = []
+    rejects: list[tuple[LogRecord, str]] = []
     for rec in records:
         try:
             if rec.value is None:
@@ -178,7 +196,9 @@ def _decode(
     return candidates, rejects
 
 
-async def _reject(conn: asyncpg.Connection, topic: str, rejects: list[tuple[Record, str]]) -> None:
+async def _reject(
+    conn: asyncpg.Connection, topic: str, rejects: list[tuple[LogRecord, str]]
+) -> None:
     for rec, error in rejects:
         log.error(
             "undecodable record kept in rejected_records and queued for the dead-letter topic:"
@@ -332,11 +352,7 @@ class Projector:
             if await self.monitor.check_fetched(self.conn):
                 self.must_seek = True  # what was fetched is read again from the stored offsets
                 return None
-            records = [
-                Record(m.partition, m.offset, m.key, m.value)
-                for msgs in fetched.values()
-                for m in msgs
-            ]
+            records: list[LogRecord] = [m for msgs in fetched.values() for m in msgs]
             if not records:
                 return None
             result = await apply_batch(self.conn, self.codec, self.topic, records)

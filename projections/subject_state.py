@@ -14,13 +14,30 @@ from projections.state import Fact, FactKey
 
 SubjectFact = tuple[str, Fact]
 
-UPSERT = """
-INSERT INTO subject_facts AS f (subject_id, kind, scope_a, scope_b, event_type, event_id,
-                                log_partition, log_offset, occurred_at, until, outcome,
-                                notice_version)
-SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::uuid[],
-                     $7::int[], $8::bigint[], $9::timestamptz[], $10::timestamptz[], $11::text[],
-                     $12::text[])
+COLUMNS = (
+    "subject_id",
+    "kind",
+    "scope_a",
+    "scope_b",
+    "event_type",
+    "event_id",
+    "log_partition",
+    "log_offset",
+    "occurred_at",
+    "until",
+    "outcome",
+    "notice_version",
+)
+
+#: the batch's rows are copied here first (emptied at commit), then merged in one statement:
+#: a COPY costs the client far less than twelve arrays encoded an element at a time
+STAGE = """
+CREATE TEMP TABLE IF NOT EXISTS subject_facts_batch (LIKE subject_facts) ON COMMIT DELETE ROWS
+"""
+
+MERGE = f"""
+INSERT INTO subject_facts AS f ({", ".join(COLUMNS)})
+SELECT {", ".join(COLUMNS)} FROM subject_facts_batch
 ON CONFLICT (subject_id, kind, scope_a, scope_b) DO UPDATE SET
     event_type = EXCLUDED.event_type, event_id = EXCLUDED.event_id,
     log_partition = EXCLUDED.log_partition, log_offset = EXCLUDED.log_offset,
@@ -41,24 +58,34 @@ def latest_per_subject(facts: Iterable[SubjectFact]) -> list[SubjectFact]:
 
 
 async def upsert(conn: asyncpg.Connection, facts: Iterable[SubjectFact]) -> None:
+    """Keep each fact unless the table holds a later one for its key (in the caller's
+    transaction: the staging table empties at its commit)."""
     rows = latest_per_subject(facts)
     if not rows:
         return
-    await conn.execute(
-        UPSERT,
-        [s for s, _ in rows],
-        [f.kind for _, f in rows],
-        [f.scope_a for _, f in rows],
-        [f.scope_b for _, f in rows],
-        [f.event_type for _, f in rows],
-        [f.event_id for _, f in rows],
-        [f.position[0] for _, f in rows],
-        [f.position[1] for _, f in rows],
-        [f.occurred_at for _, f in rows],
-        [f.until for _, f in rows],
-        [f.outcome for _, f in rows],
-        [f.notice_version for _, f in rows],
+    await conn.execute(STAGE)
+    await conn.copy_records_to_table(
+        "subject_facts_batch",
+        records=[
+            (
+                s,
+                f.kind,
+                f.scope_a,
+                f.scope_b,
+                f.event_type,
+                f.event_id,
+                f.position[0],
+                f.position[1],
+                f.occurred_at,
+                f.until,
+                f.outcome,
+                f.notice_version,
+            )
+            for s, f in rows
+        ],
+        columns=COLUMNS,
     )
+    await conn.execute(MERGE)
 
 
 def fact_from_row(row: asyncpg.Record) -> Fact:

@@ -227,19 +227,46 @@ class EventCodec:
         return writer
 
 
+#: Source and Actor values seen recently, shared between events (both are frozen): most events
+#: carry one of a few, and building the dataclasses was a visible share of every decode
+_SOURCES: dict[tuple[str, str | None, str | None], Source] = {}
+_ACTORS: dict[tuple[str, str | None], Actor] = {}
+#: each cache is emptied when it reaches this size (collection points may be unique per request)
+_SHARED_MAX: Final = 1024
+
+
+def _source(fields: dict[str, Any]) -> Source:
+    key = (fields["method"], fields["system"], fields["collection_point"])
+    source = _SOURCES.get(key)
+    if source is None:
+        if len(_SOURCES) >= _SHARED_MAX:
+            _SOURCES.clear()
+        source = _SOURCES[key] = Source(*key)
+    return source
+
+
+def _actor(fields: dict[str, Any]) -> Actor:
+    key = (fields["type"], fields["id"])
+    actor = _ACTORS.get(key)
+    if actor is None:
+        if len(_ACTORS) >= _SHARED_MAX:
+            _ACTORS.clear()
+        actor = _ACTORS[key] = Actor(*key)
+    return actor
+
+
 def _to_event(event_type: str, record: dict[str, Any]) -> Event:
-    source = record.pop("source")
-    actor = record.pop("actor")
+    pop = record.pop
     return Event(
-        type=event_type,
-        event_id=record.pop("event_id"),
-        subject_id=record.pop("subject_id"),
-        occurred_at=record.pop("occurred_at"),
-        recorded_at=record.pop("recorded_at"),
-        source=Source(source["method"], source["system"], source["collection_point"]),
-        actor=Actor(actor["type"], actor["id"]),
-        notice_version=record.pop("notice_version"),
-        data=record,
+        event_type,
+        pop("event_id"),
+        pop("subject_id"),
+        pop("occurred_at"),
+        pop("recorded_at"),
+        _source(pop("source")),
+        _actor(pop("actor")),
+        pop("notice_version"),
+        record,
     )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import logging
 import os
 import signal
@@ -233,6 +234,8 @@ async def run_projector(settings: Settings) -> int:
     )
     feed = StateFeed(settings, load_catalogue(settings.catalogue_file))
     log.info("projector consuming %s as group %s", settings.topic, settings.projector_group)
+    # what start-up made lives as long as the process: the collector stops scanning it
+    gc.freeze()
     feeding = asyncio.create_task(feed.run(stop))
     dead_letter_feed = DeadLetterFeed(settings)
     dead_lettering = asyncio.create_task(dead_letter_feed.run(stop))

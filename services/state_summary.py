@@ -12,7 +12,16 @@ from datetime import datetime
 from typing import Any
 
 from projections.notices import NO_NOTICES, Notices
-from projections.state import ALL, ERASURE, RELATIONSHIP, SubjectState, covering
+from projections.state import (
+    ALL,
+    CHANNEL_IDENTIFIERS,
+    ERASURE,
+    RELATIONSHIP,
+    SUPPRESSION,
+    Fact,
+    SubjectState,
+    covering,
+)
 from schemas import events as ev
 from services.catalogue import Catalogue, Purpose
 from services.decisions import Decision, decide
@@ -93,13 +102,28 @@ def marketing_purposes(catalogue: Catalogue) -> list[Purpose]:
 def entries(
     state: SubjectState, catalogue: Catalogue, now: datetime, notices: Notices = NO_NOTICES
 ) -> list[Entry]:
-    """The decision for every direct-marketing purpose and channel, in catalogue order."""
+    """The decision for every direct-marketing purpose and channel, in catalogue order.
+
+    The rules read a channel only as a scope of the facts that cover it (consents and
+    direct-marketing objections, by `covering`) and as the identifier type whose suppression
+    stops it. Channels of one purpose that no fact of the state names as its scope and that
+    meet the same suppression (or none) therefore get the same answer, and the rules run once
+    for all of them: the feed summarises every changed subject, and most states name one or
+    two channels. tests/unit/test_state_summary.py checks every entry against `decide`."""
+    named = {f.scope_b for f in state.values()}
     out = []
     for purpose in marketing_purposes(catalogue):
+        alike: dict[Fact | None, tuple[bool, str, datetime | None]] = {}
         for channel in purpose.channels:
-            d = decide(state, purpose, channel, now, notices)
-            until = allowed_until(state, purpose, d, now, notices)
-            out.append(Entry(purpose.id, channel, d.allowed, d.reason, until))
+            kind = CHANNEL_IDENTIFIERS.get(channel)
+            suppression = state.get((SUPPRESSION, kind, ALL)) if kind else None
+            answer = None if channel in named else alike.get(suppression)
+            if answer is None:
+                d = decide(state, purpose, channel, now, notices)
+                answer = (d.allowed, d.reason, allowed_until(state, purpose, d, now, notices))
+                if channel not in named:
+                    alike[suppression] = answer
+            out.append(Entry(purpose.id, channel, *answer))
     return out
 
 

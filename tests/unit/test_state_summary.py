@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import io
 import json
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from hypothesis import given
+from fastavro import parse_schema, schemaless_writer
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from projections.state import Position, fold
-from schemas.codec import DEFAULT_SCHEMA_DIR, CodecError, default_codec, schema_fingerprint
+from projections.notices import Notices
+from projections.state import Fact, FactKey, Position, fold
+from schemas.codec import DEFAULT_SCHEMA_DIR, MAGIC, CodecError, default_codec, schema_fingerprint
 from schemas.events import Event
 from schemas.feeds import (
     FEED_SCHEMA_DIR,
@@ -20,7 +23,13 @@ from schemas.feeds import (
     subject_state_fingerprint,
 )
 from services.decisions import decide
-from services.state_summary import Entry, entries, marketing_purposes, subject_state_record
+from services.state_summary import (
+    Entry,
+    allowed_until,
+    entries,
+    marketing_purposes,
+    subject_state_record,
+)
 from tests.unit.event_log import (
     CATALOGUE,
     NOW,
@@ -35,6 +44,8 @@ from tests.unit.event_log import (
     restrict,
     withdraw,
 )
+from tests.unit.test_erasure_rules import instants, subject_states
+from tests.unit.test_notices import grant_logs, grants_log, published_sets
 
 DAY = timedelta(days=1)
 DM = [(p.id, c) for p in marketing_purposes(CATALOGUE) for c in p.channels]
@@ -123,6 +134,34 @@ def test_until_is_when_the_clock_alone_ends_an_allowed_entry(
             before = entry.until - timedelta(microseconds=1)
             assert decide(state, purpose, entry.channel, before).allowed
             assert not decide(state, purpose, entry.channel, entry.until).allowed
+
+
+def _entries_one_by_one(state: dict[FactKey, Fact], now: datetime, notices: Notices) -> list[Entry]:
+    """The summary as it reads: the rules asked once for every purpose and channel."""
+    out = []
+    for purpose in marketing_purposes(CATALOGUE):
+        for channel in purpose.channels:
+            d = decide(state, purpose, channel, now, notices)
+            until = allowed_until(state, purpose, d, now, notices)
+            out.append(Entry(purpose.id, channel, d.allowed, d.reason, until))
+    return out
+
+
+@settings(max_examples=300, deadline=None, database=None)
+@given(subject_states(), published_sets, instants)
+def test_channels_answered_alike_are_the_answers_one_by_one(
+    state: dict[FactKey, Fact], notices: Notices, now: datetime
+) -> None:
+    assert entries(state, CATALOGUE, now, notices) == _entries_one_by_one(state, now, notices)
+
+
+@settings(max_examples=200, deadline=None, database=None)
+@given(grant_logs, published_sets, instants)
+def test_grants_under_notices_are_answered_alike_one_by_one(
+    items: list[tuple[str | None, Spec]], notices: Notices, now: datetime
+) -> None:
+    state = fold(grants_log(items))
+    assert entries(state, CATALOGUE, now, notices) == _entries_one_by_one(state, now, notices)
 
 
 # --- the Avro record -------------------------------------------------------------------------
@@ -215,3 +254,54 @@ def test_the_schema_file_is_apart_from_the_event_schemas() -> None:
 def test_any_summary_encodes(specs: list[Spec]) -> None:
     record = subject_state_record("s", fold(log(specs)), CATALOGUE, NOW, partition=0, next_offset=0)
     assert decode_subject_state(encode_subject_state(record)) == record
+
+
+def _written_by_fastavro(record: dict[str, Any]) -> bytes:
+    parsed = parse_schema(
+        json.loads((FEED_SCHEMA_DIR / "SubjectState.v1.avsc").read_text(encoding="utf-8"))
+    )
+    buffer = io.BytesIO()
+    schemaless_writer(buffer, parsed, record, disable_tuple_notation=True)
+    return MAGIC + subject_state_fingerprint() + buffer.getvalue()
+
+
+moments = st.none() | st.datetimes(
+    min_value=datetime(1971, 1, 1), max_value=datetime(2200, 1, 1), timezones=st.just(UTC)
+)
+feed_entries = st.fixed_dictionaries(
+    {
+        "purpose": st.sampled_from(["newsletter", "marketing_own", "é" * 70]),
+        "channel": st.sampled_from(["email", "sms", "web"]),
+        "allowed": st.booleans(),
+        "reason": st.sampled_from(["consent_given", "no_consent", "x" * 200]),
+        "until": moments,
+    }
+)
+
+
+@settings(max_examples=300, deadline=None, database=None)
+@given(
+    st.text(min_size=1, max_size=80),
+    st.integers(0, 2**31 - 1),
+    st.integers(0, 2**63 - 1),
+    st.lists(feed_entries, max_size=80),
+)
+def test_the_record_is_the_bytes_fastavro_writes(
+    subject_id: str, partition: int, next_offset: int, items: list[dict[str, Any]]
+) -> None:
+    record = {
+        "subject_id": subject_id,
+        "computed_at": NOW,
+        "source": {"partition": partition, "next_offset": next_offset},
+        "entries": items,
+    }
+    expected = _written_by_fastavro(record)
+    assert encode_subject_state(record) == expected
+    assert encode_subject_state(record) == expected  # the entries' bodies now cached
+    assert decode_subject_state(expected) == record
+
+
+@given(logs)
+def test_a_summary_is_the_bytes_fastavro_writes(pairs: list[tuple[Event, Position]]) -> None:
+    record = subject_state_record("s", fold(pairs), CATALOGUE, NOW, partition=2, next_offset=9)
+    assert encode_subject_state(record) == _written_by_fastavro(record)
