@@ -58,11 +58,19 @@ def latest_per_subject(facts: Iterable[SubjectFact]) -> list[SubjectFact]:
 
 
 async def upsert(conn: asyncpg.Connection, facts: Iterable[SubjectFact]) -> None:
-    """Keep each fact unless the table holds a later one for its key (in the caller's
-    transaction: the staging table empties at its commit)."""
+    """Keep each fact unless the table holds a later one for its key. The staging table
+    empties at each commit, so outside a transaction the upsert opens its own."""
     rows = latest_per_subject(facts)
     if not rows:
         return
+    if not conn.is_in_transaction():
+        async with conn.transaction():
+            await _stage_and_merge(conn, rows)
+        return
+    await _stage_and_merge(conn, rows)
+
+
+async def _stage_and_merge(conn: asyncpg.Connection, rows: list[SubjectFact]) -> None:
     await conn.execute(STAGE)
     await conn.copy_records_to_table(
         "subject_facts_batch",
