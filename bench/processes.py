@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -168,7 +169,9 @@ def ledger_environment(
 
 
 def new_admin_key() -> str:
-    return f"cl_bench_{new_key()}"
+    """A fresh admin key with an id of its own: the growth states are kept between runs, and
+    each keeps the admin keys earlier runs registered there (an id is bound to one key)."""
+    return f"cl_bench{secrets.token_hex(4)}_{new_key()}"
 
 
 @dataclass(frozen=True, slots=True)

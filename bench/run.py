@@ -22,7 +22,7 @@ from typing import Any
 
 from bench.processes import servers
 from bench.profile import Profile, render
-from bench.report import measurements
+from bench.report import Collected, measurements
 from bench.sizes import sizes_for
 from bench.suite import Options, run_suite, say
 from bench.table import evaluate, misses, render_markdown, render_text, to_json
@@ -64,9 +64,10 @@ def parse_options(argv: list[str] | None = None) -> Options:
     parser.add_argument("--no-growth", action="store_true", help="skip the growth scenario")
     parser.add_argument(
         "--only",
-        choices=("all", "replay"),
+        choices=("all", "replay", "growth"),
         default="all",
-        help="replay: only the dataset, B-consume, B-copy and the replays (no HTTP, no growth)",
+        help="replay: only the dataset, B-consume, B-copy and the replays (no HTTP, no growth);"
+        " growth: only the growth scenario",
     )
     parser.add_argument("--data-dir", type=Path, default=ROOT / ".ledger" / "bench")
     parser.add_argument("--results-dir", type=Path, default=ROOT / "bench" / "results")
@@ -85,8 +86,9 @@ def parse_options(argv: list[str] | None = None) -> Options:
         partitions=args.partitions,
         seed=args.seed,
         profile=args.profile,
-        growth=not args.no_growth and args.only == "all",
+        growth=not args.no_growth and args.only in ("all", "growth"),
         http=args.only == "all",
+        replays=args.only in ("all", "replay"),
         data_dir=args.data_dir.resolve(),
         results_dir=args.results_dir.resolve(),
         e2e_rate=args.e2e_rate,
@@ -155,10 +157,15 @@ def main(argv: list[str] | None = None) -> int:
     sizes = sizes_for(opts.scale, opts.e2e_rate)
     profiles: dict[str, Profile] = {}
     stamp = time.strftime("%Y%m%d-%H%M%S")
+    collected = Collected(connections=opts.connections)
+    failure: BaseException | None = None
     with servers(opts.data_dir) as found:
         info = machine(opts, found.kind)
         say(header(info))
-        collected = asyncio.run(run_suite(opts, sizes, found, profiles))
+        try:
+            asyncio.run(run_suite(opts, sizes, found, profiles, collected))
+        except Exception as exc:  # what was measured before the failure is still written
+            failure = exc
     outcomes = [evaluate(m) for m in measurements(collected, sizes)]
     print()
     print(header(info))
@@ -175,6 +182,9 @@ def main(argv: list[str] | None = None) -> int:
         opts.results_dir, info, to_json(outcomes), render_markdown(outcomes), stamp
     ):
         say(f"wrote {path}")
+    if failure is not None:
+        say(f"the run stopped early; the table has what was measured before: {failure!r}")
+        raise failure
     return 0
 
 

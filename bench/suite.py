@@ -50,8 +50,10 @@ class Options:
     seed: int
     profile: bool
     growth: bool
-    #: the HTTP, batch and end-to-end scenarios (off with `--only replay`)
+    #: the HTTP, batch and end-to-end scenarios (off with `--only replay` or `--only growth`)
     http: bool
+    #: producing the dataset, B-consume, B-copy and the replays (off with `--only growth`)
+    replays: bool
     data_dir: Path
     results_dir: Path
     e2e_rate: int
@@ -81,8 +83,14 @@ class Stage:
 
 
 async def run_suite(
-    opts: Options, sizes: Sizes, found: Servers, profiles: dict[str, Profile]
-) -> Collected:
+    opts: Options,
+    sizes: Sizes,
+    found: Servers,
+    profiles: dict[str, Profile],
+    collected: Collected,
+) -> None:
+    """Run every scenario the options ask for, adding each figure to `collected` as soon as it
+    is measured (so a failure late in a run keeps what came before)."""
     data = dataset.ensure_dataset(
         opts.data_dir / "data", sizes.subjects, sizes.history_events, opts.partitions, opts.seed
     )
@@ -93,18 +101,19 @@ async def run_suite(
     env = processes.ledger_environment(found, found.database_url, names, admin_key)
     env["LEDGER_TOPIC_PARTITIONS"] = str(opts.partitions)
     stage = Stage(found, names, admin_key, env, opts.data_dir / "logs" / run_id)
-    collected = Collected(connections=opts.connections, replay_events=data.events)
+    collected.replay_events = data.events
     try:
         await ensure_topic(Settings.from_env(env))
         await processes.create_topics(
             found.bootstrap_servers, [names.baseline_topic], opts.partitions
         )
-        say(f"producing the dataset into {env['LEDGER_TOPIC']}")
-        await dataset.produce(
-            data, found.bootstrap_servers, env["LEDGER_TOPIC"], idempotence=found.idempotence
-        )
-        await _log_baselines(opts, stage, data, collected)
-        await _replays(opts, stage, data, collected, profiles)
+        if opts.replays:
+            say(f"producing the dataset into {env['LEDGER_TOPIC']}")
+            await dataset.produce(
+                data, found.bootstrap_servers, env["LEDGER_TOPIC"], idempotence=found.idempotence
+            )
+            await _log_baselines(opts, stage, data, collected)
+            await _replays(opts, stage, data, collected, profiles)
         if opts.http:
             await _http(opts, sizes, stage, collected, profiles)
             await _client(opts, sizes, stage, collected)
@@ -121,7 +130,6 @@ async def run_suite(
         await processes.drop_database(found.database_url, "bench_scratch")
         if found.kind == "external":
             await processes.delete_topics(found.bootstrap_servers, names.all_topics())
-    return collected
 
 
 async def _log_baselines(
@@ -319,6 +327,7 @@ async def _growth(opts: Options, sizes: Sizes, stage: Stage, collected: Collecte
             )
             if built:
                 say(f"growth: built the state of {step:,} subjects")
+            await growth.warm(url)
             # a growth state is folded, not projected: no projector ever reports on it, so the
             # staleness guard (which would refuse every decision) is off for its API
             env = {**stage.env, "DATABASE_URL": url, "LEDGER_MAX_STALENESS_MS": "0"}
