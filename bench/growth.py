@@ -12,41 +12,23 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterator
-from datetime import datetime
-from uuid import UUID
 
 import asyncpg
 
 from bench.dataset import VERSION, subject_events
 from bench.processes import database_exists, fresh_database, with_database
 from projections.state import fold
+from projections.subject_state import COLUMNS, row_of
 from services.partitioning import partition_for
 
 SUBJECT_PREFIX = "g"
-COLUMNS = (
-    "subject_id",
-    "kind",
-    "scope_a",
-    "scope_b",
-    "event_type",
-    "event_id",
-    "log_partition",
-    "log_offset",
-    "occurred_at",
-    "until",
-    "outcome",
-    "notice_version",
-)
-FactRow = tuple[
-    str, str, str, str, str, UUID, int, int, datetime, datetime | None, str | None, str | None
-]
 
 
 def database_name(subjects: int, seed: int) -> str:
     return f"bench_growth_v{VERSION}_{subjects}_seed{seed}"
 
 
-def fact_rows(subjects: int, partitions: int, seed: int) -> Iterator[FactRow]:
+def fact_rows(subjects: int, partitions: int, seed: int) -> Iterator[tuple[object, ...]]:
     """The state rows a replay of `subjects` generated histories would leave."""
     offsets = [0] * partitions
     events = subject_events(seed, SUBJECT_PREFIX, subjects)
@@ -57,20 +39,7 @@ def fact_rows(subjects: int, partitions: int, seed: int) -> Iterator[FactRow]:
             positioned.append((event, (partition, offsets[partition])))
             offsets[partition] += 1
         for f in fold(positioned).values():
-            yield (
-                subject_id,
-                f.kind,
-                f.scope_a,
-                f.scope_b,
-                f.event_type,
-                f.event_id,
-                f.position[0],
-                f.position[1],
-                f.occurred_at,
-                f.until,
-                f.outcome,
-                f.notice_version,
-            )
+            yield row_of(subject_id, f)
 
 
 async def ensure_growth_state(

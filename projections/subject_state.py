@@ -29,6 +29,25 @@ COLUMNS = (
     "notice_version",
 )
 
+
+def row_of(subject_id: str, fact: Fact) -> tuple[object, ...]:
+    """A state row in the order of COLUMNS."""
+    return (
+        subject_id,
+        fact.kind,
+        fact.scope_a,
+        fact.scope_b,
+        fact.event_type,
+        fact.event_id,
+        fact.position[0],
+        fact.position[1],
+        fact.occurred_at,
+        fact.until,
+        fact.outcome,
+        fact.notice_version,
+    )
+
+
 #: the batch's rows are copied here first (emptied at commit), then merged in one statement:
 #: a COPY costs the client far less than twelve arrays encoded an element at a time
 STAGE = """
@@ -74,23 +93,7 @@ async def _stage_and_merge(conn: asyncpg.Connection, rows: list[SubjectFact]) ->
     await conn.execute(STAGE)
     await conn.copy_records_to_table(
         "subject_facts_batch",
-        records=[
-            (
-                s,
-                f.kind,
-                f.scope_a,
-                f.scope_b,
-                f.event_type,
-                f.event_id,
-                f.position[0],
-                f.position[1],
-                f.occurred_at,
-                f.until,
-                f.outcome,
-                f.notice_version,
-            )
-            for s, f in rows
-        ],
+        records=[row_of(s, f) for s, f in rows],
         columns=COLUMNS,
     )
     await conn.execute(MERGE)

@@ -10,12 +10,12 @@ import functools
 import io
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 from uuid import UUID
 
 from fastavro import parse_schema, schemaless_reader, schemaless_writer
@@ -229,30 +229,31 @@ class EventCodec:
 
 #: Source and Actor values seen recently, shared between events (both are frozen): most events
 #: carry one of a few, and building the dataclasses was a visible share of every decode
-_SOURCES: dict[tuple[str, str | None, str | None], Source] = {}
-_ACTORS: dict[tuple[str, str | None], Actor] = {}
+_SOURCES: dict[tuple[Any, ...], Source] = {}
+_ACTORS: dict[tuple[Any, ...], Actor] = {}
+T = TypeVar("T")
 #: each cache is emptied when it reaches this size (collection points may be unique per request)
 _SHARED_MAX: Final = 1024
 
 
+def _shared(cache: dict[tuple[Any, ...], T], key: tuple[Any, ...], make: Callable[..., T]) -> T:
+    """The cached value for `key`, made (and kept, the cache emptied when full) if absent."""
+    value = cache.get(key)
+    if value is None:
+        if len(cache) >= _SHARED_MAX:
+            cache.clear()
+        value = cache[key] = make(*key)
+    return value
+
+
 def _source(fields: dict[str, Any]) -> Source:
-    key = (fields["method"], fields["system"], fields["collection_point"])
-    source = _SOURCES.get(key)
-    if source is None:
-        if len(_SOURCES) >= _SHARED_MAX:
-            _SOURCES.clear()
-        source = _SOURCES[key] = Source(*key)
-    return source
+    return _shared(
+        _SOURCES, (fields["method"], fields["system"], fields["collection_point"]), Source
+    )
 
 
 def _actor(fields: dict[str, Any]) -> Actor:
-    key = (fields["type"], fields["id"])
-    actor = _ACTORS.get(key)
-    if actor is None:
-        if len(_ACTORS) >= _SHARED_MAX:
-            _ACTORS.clear()
-        actor = _ACTORS[key] = Actor(*key)
-    return actor
+    return _shared(_ACTORS, (fields["type"], fields["id"]), Actor)
 
 
 def _to_event(event_type: str, record: dict[str, Any]) -> Event:

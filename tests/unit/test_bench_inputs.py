@@ -11,11 +11,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bench.dataset import events_of, history_steps, subject_events, subject_steps
-from bench.growth import COLUMNS, fact_rows
+from bench.growth import fact_rows
 from bench.profile import aggregate, top
 from bench.replay import memory_halves, replay_rate
 from bench.wrk import parse_report
 from projections.state import fold
+from projections.subject_state import COLUMNS
 from schemas.codec import default_codec
 
 WRK_LINE = (
