@@ -232,14 +232,17 @@ async def expected_states(db: asyncpg.Connection, settings: Settings) -> dict[st
 async def test_a_projector_killed_mid_way_loses_no_state_record(
     settings: Settings, db: asyncpg.Connection, tmp_path: Path
 ) -> None:
-    await produce_log(settings, count=2000, subjects=150, seed=21)
+    # large enough that a kill still finds the projector part-way (it applies a few thousand
+    # events a second)
+    count = 6000
+    await produce_log(settings, count=count, subjects=150, seed=21)
     rng = random.Random(5)
     log_file = str(tmp_path / "projector.log")
     mid_way = 0
     for _ in range(4):
         process = start_projector_process(settings, log_file)
         start = await db.fetchval("SELECT count(*) FROM journal")
-        target = min(start + rng.randrange(100, 500), 2000)
+        target = min(start + rng.randrange(300, 1500), count)
 
         async def progressed(target: int = target) -> bool:
             if await db.fetchval("SELECT count(*) FROM journal") < target:
@@ -254,7 +257,7 @@ async def test_a_projector_killed_mid_way_loses_no_state_record(
         finally:
             process.send_signal(signal.SIGKILL)
             process.wait()
-        if await db.fetchval("SELECT count(*) FROM journal") >= 2000:
+        if await db.fetchval("SELECT count(*) FROM journal") >= count:
             break
         mid_way += 1
     assert mid_way >= 2, "the log was too small to kill the projector mid-way"
