@@ -27,7 +27,7 @@ from tests.servers import Servers
 
 pytestmark = pytest.mark.faults
 
-EVENTS = scaled(1200)
+EVENTS = scaled(3000)  # a few thousand: the projector applies that many a second
 KILLS = scaled(4, least=3)
 
 
@@ -56,7 +56,7 @@ async def test_projector_killed_at_random_points_ends_equal_to_a_clean_replay(
             # spread the progress targets over what is left, so most kills land mid-replay
             share = max(2, (records - await applied()) // (left + 1))
             when = await kill_point(
-                rng, applied, delay_s=(0.0, 0.6), steps=(1, share), limit=records
+                rng, applied, delay_s=(0.0, 0.3), steps=(1, share), limit=records
             )
             projector.kill()
             applied_at_kills.append(await applied())
