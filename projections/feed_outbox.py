@@ -16,8 +16,8 @@ from datetime import datetime
 
 import asyncpg
 
+from projections import subject_state
 from projections.state import Fact, FactKey, Position
-from projections.subject_state import fact_from_row
 
 ENQUEUE = """
 INSERT INTO state_feed_outbox AS o (subject_id, log_partition, log_offset)
@@ -78,16 +78,6 @@ async def claim(conn: asyncpg.Connection, limit: int, lease_s: float) -> list[Cl
     ]
 
 
-#: One statement, so each subject's facts and its partition's position are one snapshot.
-LOAD = """
-SELECT x.subject_id, o.next_offset, f.kind, f.scope_a, f.scope_b, f.event_type, f.event_id,
-       f.log_partition, f.log_offset, f.occurred_at, f.until, f.outcome, f.notice_version
-FROM unnest($1::text[], $2::int[]) AS x(subject_id, subject_partition)
-LEFT JOIN projector_offsets o ON o.topic = $3 AND o.log_partition = x.subject_partition
-LEFT JOIN subject_facts f ON f.subject_id = x.subject_id
-"""
-
-
 @dataclass(frozen=True, slots=True)
 class Loaded:
     """A claimed subject's state and the projected position of its partition."""
@@ -99,21 +89,10 @@ class Loaded:
 
 
 async def load(conn: asyncpg.Connection, topic: str, claims: Sequence[Claim]) -> list[Loaded]:
-    """The state of every claimed subject, in one query."""
-    rows = await conn.fetch(
-        LOAD, [c.subject_id for c in claims], [c.partition for c in claims], topic
-    )
-    facts: dict[str, dict[FactKey, Fact]] = {c.subject_id: {} for c in claims}
-    positions: dict[str, int] = {}
-    for row in rows:
-        positions[row["subject_id"]] = row["next_offset"] or 0
-        if row["kind"] is not None:
-            fact = fact_from_row(row)
-            facts[row["subject_id"]][fact.key] = fact
-    return [
-        Loaded(c.subject_id, c.partition, positions.get(c.subject_id, 0), facts[c.subject_id])
-        for c in claims
-    ]
+    """The state of every claimed subject, in one query (and so one snapshot)."""
+    asked = [(c.subject_id, c.partition) for c in claims]
+    loaded = await subject_state.load_many(conn, topic, asked)
+    return [Loaded(s, p, loaded[(s, p)][1], loaded[(s, p)][0]) for s, p in asked]
 
 
 # Both lock their rows in subject order, as the projector's enqueue does, so the two never

@@ -115,21 +115,10 @@ def fact_from_row(row: asyncpg.Record) -> Fact:
     )
 
 
-#: One statement, so the facts, the position and the number of notices applied come from one
-#: snapshot (services/notice_cache.py); a subject with no facts still yields one row carrying
-#: the position.
-LOAD = """
-SELECT o.next_offset AS position, (SELECT count(*) FROM notices) AS notices_applied,
-       f.kind, f.scope_a, f.scope_b, f.event_type, f.event_id,
-       f.log_partition, f.log_offset, f.occurred_at, f.until, f.outcome, f.notice_version
-FROM (SELECT 1) AS one
-LEFT JOIN projector_offsets o ON o.topic = $2 AND o.log_partition = $3
-LEFT JOIN subject_facts f ON f.subject_id = $1
-"""
-
-
-#: LOAD for many subjects at once ($1 subject ids, $2 their partitions, $3 the topic); every
-#: subject yields at least one row, so a subject with no facts still gets its position.
+#: Subjects' facts, the projected position of each one's partition and the number of notices
+#: applied, in one statement and so from one snapshot (services/notice_cache.py); $1 subject
+#: ids, $2 their partitions, $3 the topic. Every subject yields at least one row, so a subject
+#: with no facts still gets its position.
 LOAD_MANY = """
 SELECT s.subject_id AS asked, o.next_offset AS position,
        (SELECT count(*) FROM notices) AS notices_applied,
@@ -175,11 +164,4 @@ async def load_counted(
     conn: asyncpg.Connection | asyncpg.Pool, subject_id: str, topic: str, partition: int
 ) -> tuple[dict[FactKey, Fact], int, int]:
     """As `load`, plus how many notices the same snapshot had applied."""
-    rows = await conn.fetch(LOAD, subject_id, topic, partition)
-    facts = {}
-    for row in rows:
-        if row["kind"] is not None:
-            fact = fact_from_row(row)
-            facts[fact.key] = fact
-    position = rows[0]["position"] if rows else None
-    return facts, position or 0, rows[0]["notices_applied"] if rows else 0
+    return (await load_many(conn, topic, [(subject_id, partition)]))[(subject_id, partition)]
