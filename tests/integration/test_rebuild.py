@@ -188,6 +188,8 @@ async def test_rollback_switches_back_to_the_replaced_tables_brought_up_to_date(
     async with running_projector(settings), running_api(settings) as api:
         await grant(api, "rb-2")
         await wait_until(lambda: caught_up(settings, db), 60, "the projector to catch up")
+        # the staleness guard answers once the projector has reported every partition current
+        await wait_until(lambda: answers_decisions(api), 60, "the projection to be current")
         await db.execute("UPDATE subject_facts SET scope_b = 'damaged' WHERE subject_id = 'rb-2'")
         code, out = await run_cli(settings, "rebuild", "--no-progress")
         assert code == 0, out
