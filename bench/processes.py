@@ -163,6 +163,8 @@ def ledger_environment(
         "LEDGER_BLIND_INDEX_KEY": new_key(),
         "LEDGER_LINK_KEYS": f"l1:{new_key()}",
         "LEDGER_RECEIPT_KEYS": f"r1:{new_key()}",
+        "LEDGER_WRITER_KEYS": f"w1:{new_key()}",
+        "LEDGER_API_KEY_HASH_KEY": new_key(),
         # access control: the API checks this key; every benchmark request sends it
         "LEDGER_ADMIN_KEY": admin_key,
     }

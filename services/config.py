@@ -76,6 +76,8 @@ class Settings:
     blind_index_key: str = field(repr=False)
     link_keys: str = field(repr=False)
     receipt_keys: str = field(repr=False)
+    writer_keys: str = field(repr=False)
+    api_key_hash_key: str = field(repr=False)
     admin_key: str = field(repr=False)
 
     @classmethod

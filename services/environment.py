@@ -132,8 +132,8 @@ ENVIRONMENT: Final[dict[str, tuple[str, str, str]]] = {
     "LEDGER_SECRETS_FILE": (
         "secrets_file",
         "",
-        "TOML file with master_keys, blind_index_key, link_keys and receipt_keys"
-        " (the variables below win)",
+        "TOML file with master_keys, blind_index_key, link_keys, receipt_keys, writer_keys and"
+        " api_key_hash_key (the variables below win)",
     ),
     "LEDGER_MASTER_KEYS": (
         "master_keys",
@@ -154,6 +154,17 @@ ENVIRONMENT: Final[dict[str, tuple[str, str, str]]] = {
         "receipt_keys",
         "",
         "key ring `kid:base64url,...` of Ed25519 private seeds signing consent receipts",
+    ),
+    "LEDGER_WRITER_KEYS": (
+        "writer_keys",
+        "",
+        "key ring `kid:base64url,...` of HMAC-SHA-256 keys MACing every record the ledger"
+        " writes to Kafka",
+    ),
+    "LEDGER_API_KEY_HASH_KEY": (
+        "api_key_hash_key",
+        "",
+        "base64url HMAC-SHA-256 key that API key hashes are computed under",
     ),
     "LEDGER_JURISDICTION": (
         "jurisdiction",

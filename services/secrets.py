@@ -1,5 +1,6 @@
-"""The ledger's secrets: key rings for data-key wrapping, link tokens and receipt signatures
-(Ed25519 seeds), and the blind-index key.
+"""The ledger's secrets: key rings for data-key wrapping, link tokens, receipt signatures
+(Ed25519 seeds) and the MACs on every record the ledger writes to Kafka; the blind-index key
+and the key that API key hashes are computed under.
 
 A key ring is written `kid:base64url-key[,kid:base64url-key...]`; the first key is current (it
 wraps or signs new material), every listed key still opens old material, so a key is rotated by
@@ -10,14 +11,18 @@ environment or from a TOML file (LEDGER_SECRETS_FILE); the environment wins per 
 from __future__ import annotations
 
 import base64
+import logging
 import os
 import re
 import secrets as random
+import stat
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
+
+log = logging.getLogger(__name__)
 
 KEY_BYTES: Final = 32
 _KID_RE: Final = re.compile(r"[a-z0-9]{1,16}")
@@ -28,11 +33,18 @@ SECRET_VARIABLES: Final = {
     "LEDGER_BLIND_INDEX_KEY": "blind_index_key",
     "LEDGER_LINK_KEYS": "link_keys",
     "LEDGER_RECEIPT_KEYS": "receipt_keys",
+    "LEDGER_WRITER_KEYS": "writer_keys",
+    "LEDGER_API_KEY_HASH_KEY": "api_key_hash_key",
 }
 
-#: file keys introduced after the first secrets files were written: `up` and
-#: `init --generate-secrets` add a fresh one to a file that lacks it (nothing used it yet)
-ADDED_LATER: Final = {"receipt_keys": "r1"}
+#: file keys introduced after the first secrets files were written, with the key id of the
+#: first key of a ring (None: a single key): `up` and `init --generate-secrets` add a fresh
+#: one to a file that lacks it (nothing used it yet)
+ADDED_LATER: Final[dict[str, str | None]] = {
+    "receipt_keys": "r1",
+    "writer_keys": "w1",
+    "api_key_hash_key": None,
+}
 
 
 class SecretsError(ValueError):
@@ -61,9 +73,17 @@ class Secrets:
     links: KeyRing
     #: Ed25519 private seeds signing consent receipts (services/receipt_signing.py)
     receipts: KeyRing
+    #: HMAC-SHA-256 keys of the MAC header on every record the ledger produces
+    writers: KeyRing
+    #: HMAC-SHA-256 key API key hashes are computed under, so a stolen table cannot be
+    #: searched offline without it
+    api_key_hash_key: bytes
 
     def __repr__(self) -> str:
-        return f"Secrets(master={self.master!r}, links={self.links!r}, receipts={self.receipts!r})"
+        return (
+            f"Secrets(master={self.master!r}, links={self.links!r}, receipts={self.receipts!r},"
+            f" writers={self.writers!r})"
+        )
 
 
 def new_key() -> str:
@@ -98,8 +118,15 @@ def parse_key_ring(name: str, text: str) -> KeyRing:
 def _from_file(path: Path) -> dict[str, str]:
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
+        mode = path.stat().st_mode
     except (OSError, tomllib.TOMLDecodeError) as exc:
         raise SecretsError(f"LEDGER_SECRETS_FILE={str(path)!r} unreadable: {exc}") from None
+    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        log.warning(
+            "LEDGER_SECRETS_FILE=%r is readable by other users (mode %o): chmod 600 it",
+            str(path),
+            stat.S_IMODE(mode),
+        )
     out = {}
     for var, key in SECRET_VARIABLES.items():
         value = data.get(key)
@@ -128,6 +155,8 @@ def load_secrets(env: Mapping[str, str] | None = None) -> Secrets:
         blind_index_key=_key("LEDGER_BLIND_INDEX_KEY", values["LEDGER_BLIND_INDEX_KEY"]),
         links=parse_key_ring("LEDGER_LINK_KEYS", values["LEDGER_LINK_KEYS"]),
         receipts=parse_key_ring("LEDGER_RECEIPT_KEYS", values["LEDGER_RECEIPT_KEYS"]),
+        writers=parse_key_ring("LEDGER_WRITER_KEYS", values["LEDGER_WRITER_KEYS"]),
+        api_key_hash_key=_key("LEDGER_API_KEY_HASH_KEY", values["LEDGER_API_KEY_HASH_KEY"]),
     )
 
 
@@ -137,11 +166,14 @@ def generate_secrets_file() -> str:
         "# consent-ledger secrets: never commit this file; back it up with the database.\n"
         "# Rotation: put a new key first in a list, run `consent-ledger rewrap-keys` for\n"
         "# master_keys, keep old link keys until the links they signed have expired, keep\n"
-        "# old receipt keys for as long as their receipts must verify.\n"
+        "# old receipt keys for as long as their receipts must verify, old writer keys for as\n"
+        "# long as the log holds records they MACed (for good, unless it is rewritten).\n"
         f'master_keys = ["m1:{new_key()}"]\n'
         f'blind_index_key = "{new_key()}"\n'
         f'link_keys = ["l1:{new_key()}"]\n'
         f'receipt_keys = ["r1:{new_key()}"]\n'
+        f'writer_keys = ["w1:{new_key()}"]\n'
+        f'api_key_hash_key = "{new_key()}"\n'
     )
 
 
@@ -157,7 +189,7 @@ def ensure_secrets_file(path: Path) -> bool:
 
 
 def complete_secrets_file(path: Path) -> list[str]:
-    """Add a fresh key ring to an existing secrets file for each of ADDED_LATER it lacks (a
+    """Add a fresh key (ring) to an existing secrets file for each of ADDED_LATER it lacks (a
     file written before that key existed); returns the keys added. Other keys are never
     made up: a missing master or blind-index key stays an error."""
     try:
@@ -171,5 +203,7 @@ def complete_secrets_file(path: Path) -> list[str]:
             if text and not text.endswith("\n"):
                 out.write("\n")
             for key in added:
-                out.write(f'{key} = ["{ADDED_LATER[key]}:{new_key()}"]\n')
+                kid = ADDED_LATER[key]
+                value = f'"{new_key()}"' if kid is None else f'["{kid}:{new_key()}"]'
+                out.write(f"{key} = {value}\n")
     return added

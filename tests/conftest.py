@@ -30,6 +30,8 @@ TEST_SECRETS: dict[str, str] = {
     "LEDGER_BLIND_INDEX_KEY": new_key(),
     "LEDGER_LINK_KEYS": f"l1:{new_key()}",
     "LEDGER_RECEIPT_KEYS": f"r1:{new_key()}",
+    "LEDGER_WRITER_KEYS": f"w1:{new_key()}",
+    "LEDGER_API_KEY_HASH_KEY": new_key(),
 }
 
 #: the admin API key every test API is started with (LEDGER_ADMIN_KEY) and every test client sends

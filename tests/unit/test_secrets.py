@@ -25,6 +25,8 @@ ENV = {
     "LEDGER_BLIND_INDEX_KEY": K3,
     "LEDGER_LINK_KEYS": f"l1:{K2}",
     "LEDGER_RECEIPT_KEYS": f"r2:{K3},r1:{K1}",
+    "LEDGER_WRITER_KEYS": f"w1:{K2}",
+    "LEDGER_API_KEY_HASH_KEY": K1,
 }
 
 
@@ -60,6 +62,8 @@ def test_missing_secrets_are_named() -> None:
     assert "LEDGER_BLIND_INDEX_KEY" in str(caught.value)
     assert "LEDGER_LINK_KEYS" in str(caught.value)
     assert "LEDGER_RECEIPT_KEYS" in str(caught.value)
+    assert "LEDGER_WRITER_KEYS" in str(caught.value)
+    assert "LEDGER_API_KEY_HASH_KEY" in str(caught.value)
 
 
 def test_a_generated_file_loads_and_the_environment_wins(tmp_path: Path) -> None:
@@ -70,6 +74,8 @@ def test_a_generated_file_loads_and_the_environment_wins(tmp_path: Path) -> None
     from_file = load_secrets({"LEDGER_SECRETS_FILE": str(path)})
     assert from_file.master.current_id == "m1"
     assert from_file.receipts.current_id == "r1"
+    assert from_file.writers.current_id == "w1"
+    assert len(from_file.api_key_hash_key) == 32
     mixed = load_secrets({"LEDGER_SECRETS_FILE": str(path), "LEDGER_BLIND_INDEX_KEY": K3})
     assert mixed.blind_index_key != from_file.blind_index_key
     assert mixed.master == from_file.master
@@ -128,3 +134,39 @@ def test_a_file_from_before_receipt_keys_gets_one_added_once(tmp_path: Path) -> 
     loaded = load_secrets({"LEDGER_SECRETS_FILE": str(path)})
     assert loaded.receipts.current_id == "r1"
     assert path.read_text().startswith(old)
+
+
+@pytest.mark.parametrize(
+    ("key", "variable"),
+    [("writer_keys", "LEDGER_WRITER_KEYS"), ("api_key_hash_key", "LEDGER_API_KEY_HASH_KEY")],
+)
+def test_a_file_from_before_later_keys_gets_them_added_once(
+    tmp_path: Path, key: str, variable: str
+) -> None:
+    path = tmp_path / "secrets.toml"
+    old = "\n".join(
+        line for line in generate_secrets_file().splitlines() if not line.startswith(key)
+    )
+    path.write_text(old + "\n")
+    with pytest.raises(SecretsError, match=variable):
+        load_secrets({"LEDGER_SECRETS_FILE": str(path)})
+    assert complete_secrets_file(path) == [key]
+    assert complete_secrets_file(path) == []
+    loaded = load_secrets({"LEDGER_SECRETS_FILE": str(path)})
+    assert loaded.writers.current_id == "w1"
+    assert len(loaded.api_key_hash_key) == 32
+
+
+def test_a_secrets_file_others_can_read_is_warned_about(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "secrets.toml"
+    assert ensure_secrets_file(path)
+    with caplog.at_level("WARNING", logger="services.secrets"):
+        load_secrets({"LEDGER_SECRETS_FILE": str(path)})
+    assert not caplog.records
+    path.chmod(0o644)
+    with caplog.at_level("WARNING", logger="services.secrets"):
+        load_secrets({"LEDGER_SECRETS_FILE": str(path)})
+    assert "readable by other users" in caplog.text
+    assert "644" in caplog.text
