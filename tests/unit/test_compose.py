@@ -9,7 +9,7 @@ import shlex
 import tomllib
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 from urllib.parse import urlsplit
 
 import pytest
@@ -66,6 +66,10 @@ def healthcheck_text(service: dict[str, Any]) -> str:
         return ""
     test = as_argv(check.get("test") or [])
     return " ".join(test[1:] if test[:1] in (["CMD"], ["CMD-SHELL"]) else test)
+
+
+#: `@sha256:` and 64 hex digits: an image pinned by digest, which a re-pushed tag cannot change
+DIGEST: Final = re.compile(r"@sha256:[0-9a-f]{64}$")
 
 
 def image_and_tag(image: str) -> tuple[str, str]:
@@ -359,7 +363,36 @@ def test_image_installs_the_project() -> None:
     assert needed <= copied()
     assert sorted(path for path in needed if not (ROOT / path).exists()) == []
     runs = [args for keyword, args in instructions() if keyword == "RUN"]
+    # the dependencies come from the hashed lock; the project itself adds none of its own
     assert any(re.search(r"\bpip install\b.*\s\.$", args) for args in runs)
+    project = [args for args in runs if re.search(r"\bpip install\b.*\s\.$", args)]
+    assert all("--no-deps" in args and "--no-build-isolation" in args for args in project)
+
+
+def test_image_installs_its_dependencies_from_the_lock_with_hash_checking() -> None:
+    runs = [args for keyword, args in instructions() if keyword == "RUN"]
+    locked = [args for args in runs if "-r requirements.lock" in args]
+    assert locked, "the Dockerfile never installs requirements.lock"
+    assert all("--require-hashes" in args and "--only-binary :all:" in args for args in locked)
+    assert "requirements.lock" in copied()
+    # every pip install that is not the lock's installs nothing but the project
+    for args in runs:
+        if "pip install" in args and args not in locked:
+            assert "--no-deps" in args, args
+
+
+def test_base_images_are_pinned_by_digest() -> None:
+    for keyword, args in instructions():
+        if keyword == "FROM":
+            image = args.split()[0]
+            assert DIGEST.search(image), f"FROM {image} is not pinned by digest"
+
+
+@pytest.mark.parametrize("name", ["kafka", "postgres"])
+def test_compose_images_are_pinned_by_digest(
+    services: dict[str, dict[str, Any]], name: str
+) -> None:
+    assert DIGEST.search(services[name]["image"]), services[name]["image"]
 
 
 def test_image_keeps_what_it_copies() -> None:
