@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: up test unit faults clean bench wrk ha-secrets
+.PHONY: up test unit faults clean bench wrk
 
 # `make bench BENCH_SCALE=1 BENCH_RUNS=5 BENCH_ARGS="--profile"`: see README, Benchmarks
 BENCH_SCALE ?= 0.1
@@ -32,6 +32,12 @@ test: $(STAMP)
 unit: $(STAMP)
 	$(BIN)/pytest tests/unit
 
+# the Kafka passwords and JAAS file of docker-compose.yml's `ha` profile, random, in .ha-secrets
+# (ignored by git and the image build); existing passwords are kept
+.PHONY: ha-secrets
+ha-secrets:
+	sh deploy/kafka-ha-secrets.sh .ha-secrets
+
 bench: $(STAMP) wrk
 	$(BIN)/python -m bench.run --scale $(BENCH_SCALE) --runs $(BENCH_RUNS) $(BENCH_ARGS)
 
@@ -51,11 +57,6 @@ wrk:
 LEDGER_FAULT_SCALE ?= 10
 faults: $(STAMP)
 	LEDGER_FAULT_SCALE=$(LEDGER_FAULT_SCALE) $(BIN)/pytest tests/faults
-
-# the Kafka passwords and JAAS file of docker-compose.yml's `ha` profile, random, in .ha-secrets
-# (ignored by git and the image build); existing passwords are kept
-ha-secrets:
-	sh deploy/kafka-ha-secrets.sh .ha-secrets
 
 clean:
 	rm -rf $(VENV) .ledger .mypy_cache .pytest_cache .ruff_cache

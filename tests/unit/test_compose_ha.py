@@ -26,6 +26,7 @@ from tests.unit.test_compose import (
     depends_on,
     environment,
     healthcheck_text,
+    image_and_tag,
     listeners,
     published_ports,
 )
@@ -412,7 +413,8 @@ def test_the_kafka_init_job_runs_the_checked_script_as_the_admin(
         "kafka-admin.properties",
         *(f"kafka-{user}.password" for user in PRINCIPALS.values()),
     }
-    assert job["image"] == services[BROKERS[0]]["image"] and job["restart"] == "no"
+    assert image_and_tag(job["image"]) == image_and_tag(services[BROKERS[0]]["image"])
+    assert job["restart"] == "no"
 
 
 def test_the_secret_files_are_generated_and_never_committed(compose: dict[str, Any]) -> None:
