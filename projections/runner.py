@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Protocol
@@ -239,10 +239,12 @@ class _SeekToStoredOffsets(ConsumerRebalanceListener):  # type: ignore[misc]
 _RECOVERABLE = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, KafkaError)
 
 
-#: builds the projector's consumer from its options (aiokafka keyword arguments) with the
-#: brokers and credentials its caller holds: services/kafka_clients.py `new_consumer` bound to
-#: the settings (projections/ never imports services/)
-ConsumerFactory = Callable[..., AIOKafkaConsumer]
+class ConsumerFactory(Protocol):
+    """Builds the projector's consumer from its options (aiokafka keyword arguments) with the
+    brokers and credentials the caller holds: services/kafka_clients.py `new_consumer` bound to
+    the settings (projections/ never imports services/)."""
+
+    def __call__(self, **options: object) -> AIOKafkaConsumer: ...
 
 
 class Projector:
