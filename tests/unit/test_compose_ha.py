@@ -141,90 +141,6 @@ def test_broker_defaults_are_the_production_ones(
     assert e["KAFKA_AUTO_CREATE_TOPICS_ENABLE"] == "false"
 
 
-# --- the ledger ------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize("name", HA_SERVICES)
-def test_environment_values_are_quoted(services: dict[str, dict[str, Any]], name: str) -> None:
-    raw = services[name].get("environment") or {}
-    assert {k: v for k, v in raw.items() if not isinstance(v, str)} == {}
-
-
-@pytest.mark.parametrize("name", LEDGER)
-def test_ledger_service_is_the_image_running_its_subcommand(
-    services: dict[str, dict[str, Any]], name: str
-) -> None:
-    svc = services[name]
-    assert (COMPOSE.parent / svc["build"]).resolve() == ROOT and DOCKERFILE.is_file()
-    assert as_argv(svc["command"])[:2] == [SCRIPT, LEDGER[name]]
-    unknown = sorted(set(environment(svc)) - set(ENVIRONMENT))
-    assert not unknown, f"{name} sets variables services.config does not read: {unknown}"
-    Settings.from_env(environment(svc))  # the values are ones the ledger accepts
-
-
-@pytest.mark.parametrize("name", LEDGER)
-def test_ledger_uses_every_broker(services: dict[str, dict[str, Any]], name: str) -> None:
-    advertised = {
-        listeners(env(services, broker)["KAFKA_ADVERTISED_LISTENERS"])["CLIENT"]
-        for broker in BROKERS
-    }
-    servers = env(services, name)["KAFKA_BOOTSTRAP_SERVERS"].split(",")
-    found = {(host, int(port)) for host, _, port in (s.strip().rpartition(":") for s in servers)}
-    assert found == advertised
-
-
-@pytest.mark.parametrize("name", LEDGER)
-def test_ledger_uses_its_own_database(services: dict[str, dict[str, Any]], name: str) -> None:
-    postgres = env(services, POSTGRES)
-    url = urlsplit(env(services, name)["DATABASE_URL"])
-    assert url.hostname == POSTGRES
-    assert (url.username, url.password) == (
-        postgres["POSTGRES_USER"],
-        postgres["POSTGRES_PASSWORD"],
-    )
-    assert url.path.lstrip("/") == postgres["POSTGRES_DB"]
-
-
-def test_init_creates_topics_with_production_replication_and_refuses_weaker(
-    services: dict[str, dict[str, Any]],
-) -> None:
-    settings = Settings.from_env(env(services, "init-ha"))
-    assert settings.topic_replication == len(BROKERS)
-    # one broker may fail and acknowledged writes still land on two
-    assert settings.topic_min_insync_replicas == len(BROKERS) - 1
-    assert settings.topic_check == "refuse"
-
-
-def test_init_waits_for_every_broker_and_the_database(
-    services: dict[str, dict[str, Any]],
-) -> None:
-    assert depends_on(services[KAFKA_INIT]) == dict.fromkeys(BROKERS, "service_healthy")
-    assert depends_on(services["init-ha"]) == {
-        KAFKA_INIT: "service_completed_successfully",
-        POSTGRES: "service_healthy",
-    }
-    for name in ("api-ha", "projector-ha", "operator-ha"):
-        assert depends_on(services[name]) == {"init-ha": "service_completed_successfully"}
-
-
-def test_api_produces_idempotently_on_its_own_port(services: dict[str, dict[str, Any]]) -> None:
-    api = Settings.from_env(env(services, "api-ha"))
-    assert api.kafka_idempotence is True
-    published = [host for host, target in published_ports(services["api-ha"]) if target == api.port]
-    single = [host for host, _ in published_ports(services["api"])]
-    assert published and not set(published) & set(single)
-    assert api.public_url == f"http://localhost:{published[0]}"
-    assert f"127.0.0.1:{api.port}/readyz" in healthcheck_text(services["api-ha"])
-
-
-def test_init_writes_the_secrets_the_api_reads(services: dict[str, dict[str, Any]]) -> None:
-    path = env(services, "init-ha")["LEDGER_SECRETS_FILE"]
-    assert env(services, "api-ha")["LEDGER_SECRETS_FILE"] == path
-    (written,) = services["init-ha"]["volumes"]
-    (read,) = services["api-ha"]["volumes"]
-    assert read == f"{written}:ro" and written.endswith(":/run/ledger")
-
-
 # --- SASL and ACLs ---------------------------------------------------------------------------
 
 INIT_SCRIPT = ROOT / "deploy" / "kafka-ha-init.sh"
@@ -449,3 +365,87 @@ def test_the_secrets_script_writes_every_secret_file_and_keeps_existing_ones(
     assert set(re.findall(r"user_(\w+)=", jaas)) == {u.split(":")[1] for u in SUPER_USERS}
     assert f'user_broker="{broker}"' in jaas and f'user_admin="{admin}"' in jaas
     assert f'password="{admin}"' in (first / "kafka-admin.properties").read_text()
+
+
+# --- the ledger ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", HA_SERVICES)
+def test_environment_values_are_quoted(services: dict[str, dict[str, Any]], name: str) -> None:
+    raw = services[name].get("environment") or {}
+    assert {k: v for k, v in raw.items() if not isinstance(v, str)} == {}
+
+
+@pytest.mark.parametrize("name", LEDGER)
+def test_ledger_service_is_the_image_running_its_subcommand(
+    services: dict[str, dict[str, Any]], name: str
+) -> None:
+    svc = services[name]
+    assert (COMPOSE.parent / svc["build"]).resolve() == ROOT and DOCKERFILE.is_file()
+    assert as_argv(svc["command"])[:2] == [SCRIPT, LEDGER[name]]
+    unknown = sorted(set(environment(svc)) - set(ENVIRONMENT))
+    assert not unknown, f"{name} sets variables services.config does not read: {unknown}"
+    Settings.from_env(environment(svc))  # the values are ones the ledger accepts
+
+
+@pytest.mark.parametrize("name", LEDGER)
+def test_ledger_uses_every_broker(services: dict[str, dict[str, Any]], name: str) -> None:
+    advertised = {
+        listeners(env(services, broker)["KAFKA_ADVERTISED_LISTENERS"])["CLIENT"]
+        for broker in BROKERS
+    }
+    servers = env(services, name)["KAFKA_BOOTSTRAP_SERVERS"].split(",")
+    found = {(host, int(port)) for host, _, port in (s.strip().rpartition(":") for s in servers)}
+    assert found == advertised
+
+
+@pytest.mark.parametrize("name", LEDGER)
+def test_ledger_uses_its_own_database(services: dict[str, dict[str, Any]], name: str) -> None:
+    postgres = env(services, POSTGRES)
+    url = urlsplit(env(services, name)["DATABASE_URL"])
+    assert url.hostname == POSTGRES
+    assert (url.username, url.password) == (
+        postgres["POSTGRES_USER"],
+        postgres["POSTGRES_PASSWORD"],
+    )
+    assert url.path.lstrip("/") == postgres["POSTGRES_DB"]
+
+
+def test_init_creates_topics_with_production_replication_and_refuses_weaker(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    settings = Settings.from_env(env(services, "init-ha"))
+    assert settings.topic_replication == len(BROKERS)
+    # one broker may fail and acknowledged writes still land on two
+    assert settings.topic_min_insync_replicas == len(BROKERS) - 1
+    assert settings.topic_check == "refuse"
+
+
+def test_init_waits_for_every_broker_and_the_database(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    assert depends_on(services[KAFKA_INIT]) == dict.fromkeys(BROKERS, "service_healthy")
+    assert depends_on(services["init-ha"]) == {
+        KAFKA_INIT: "service_completed_successfully",
+        POSTGRES: "service_healthy",
+    }
+    for name in ("api-ha", "projector-ha", "operator-ha"):
+        assert depends_on(services[name]) == {"init-ha": "service_completed_successfully"}
+
+
+def test_api_produces_idempotently_on_its_own_port(services: dict[str, dict[str, Any]]) -> None:
+    api = Settings.from_env(env(services, "api-ha"))
+    assert api.kafka_idempotence is True
+    published = [host for host, target in published_ports(services["api-ha"]) if target == api.port]
+    single = [host for host, _ in published_ports(services["api"])]
+    assert published and not set(published) & set(single)
+    assert api.public_url == f"http://localhost:{published[0]}"
+    assert f"127.0.0.1:{api.port}/readyz" in healthcheck_text(services["api-ha"])
+
+
+def test_init_writes_the_secrets_the_api_reads(services: dict[str, dict[str, Any]]) -> None:
+    path = env(services, "init-ha")["LEDGER_SECRETS_FILE"]
+    assert env(services, "api-ha")["LEDGER_SECRETS_FILE"] == path
+    (written,) = services["init-ha"]["volumes"]
+    (read,) = services["api-ha"]["volumes"]
+    assert read == f"{written}:ro" and written.endswith(":/run/ledger")
