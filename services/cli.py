@@ -20,6 +20,7 @@ import asyncpg
 from projections.migrate import migrate
 from services.catalogue import CatalogueError, load_catalogue
 from services.config import Settings, SettingsError
+from services.kafka_clients import new_consumer
 from services.log_format import configure_logging
 from services.operator_cli import (
     OPERATOR_COMMANDS,
@@ -219,7 +220,6 @@ async def run_projector(settings: Settings) -> int:
     from schemas.codec import default_codec
     from services.checkpointer import Checkpointer
     from services.dead_letter_feed import DeadLetterFeed
-    from services.kafka_clients import new_consumer
     from services.state_feed import StateFeed
 
     stop = asyncio.Event()

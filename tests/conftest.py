@@ -18,9 +18,9 @@ import uvicorn
 from projections.migrate import migrate
 from projections.runner import Projector
 from schemas.codec import default_codec
+from services import kafka_clients
 from services.api.app import create_app
 from services.config import Settings
-from services.kafka_clients import new_consumer
 from services.secrets import new_key
 from services.stack import free_port
 from services.topic import ensure_topic
@@ -111,7 +111,7 @@ async def db(settings: Settings) -> AsyncIterator[asyncpg.Connection]:
 
 def new_projector(settings: Settings, group: str | None = None) -> Projector:
     return Projector(
-        new_consumer=functools.partial(new_consumer, settings.kafka),
+        new_consumer=functools.partial(kafka_clients.new_consumer, settings.kafka),
         database_url=settings.database_url,
         topic=settings.topic,
         group_id=group or settings.projector_group,
