@@ -23,6 +23,12 @@ $(STAMP): $(BIN)/python pyproject.toml
 up: $(STAMP)
 	$(BIN)/consent-ledger up
 
+# the Kafka passwords and JAAS file of docker-compose.yml's `ha` profile, random, in .ha-secrets
+# (ignored by git and the image build); existing passwords are kept
+.PHONY: ha-secrets
+ha-secrets:
+	sh deploy/kafka-ha-secrets.sh .ha-secrets
+
 test: $(STAMP)
 	$(BIN)/ruff check services schemas projections tests bench
 	$(BIN)/ruff format --check services schemas projections tests bench

@@ -74,7 +74,7 @@ def create_baseline_app(settings: Settings) -> Starlette:
             settings.database_url, min_size=2, max_size=10, reset=_no_reset
         )
         app.state.producer = make_producer(
-            settings.kafka_bootstrap_servers,
+            settings.kafka,
             idempotence=settings.kafka_idempotence,
             timeout_ms=settings.produce_timeout_ms,
         )

@@ -22,14 +22,17 @@ import random
 import sys
 import time
 import uuid
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
 import httpx
-from aiokafka import AIOKafkaProducer
 
 from schemas.codec import default_codec, kafka_headers
 from schemas.events import Event
+from services.config import Settings
+from services.kafka_access import KafkaAccess
+from services.kafka_clients import new_producer
 from services.tokens import encode_token
 
 TARGET = 100_000  # recipients per second, the issue's aim
@@ -59,10 +62,10 @@ def history(rnd: random.Random) -> list[tuple[str, dict[str, Any]]]:
     return out
 
 
-async def seed(bootstrap: str, topic: str, count: int) -> list[str]:
+async def seed(kafka: KafkaAccess, topic: str, count: int) -> list[str]:
     """Write the histories; returns min_tokens for the end of every partition written."""
     rnd, codec, now = random.Random(1), default_codec(), datetime.now(UTC)
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
+    producer = new_producer(kafka, acks="all", linger_ms=5)
     await producer.start()
     try:
         futures = []
@@ -117,7 +120,11 @@ async def main() -> int:
     )
     args = parser.parse_args()
     n = args.recipients
-    tokens = await seed(args.seed_bootstrap, args.topic, n) if args.seed_bootstrap else []
+    tokens: list[str] = []
+    if args.seed_bootstrap:
+        # the KAFKA_* security settings of the environment apply to the seed's producer too
+        kafka = replace(Settings.from_env().kafka, bootstrap_servers=args.seed_bootstrap)
+        tokens = await seed(kafka, args.topic, n)
     base = {"purpose": "newsletter", "channel": "email"}
     subjects = [f"bench-{i}" for i in range(n)]
     cases = {

@@ -18,10 +18,11 @@ from pathlib import Path
 from typing import Any, Final
 
 import fastavro
-from aiokafka import AIOKafkaProducer
 
 from schemas.codec import default_codec, headers_for
 from schemas.events import Event, Source
+from services.kafka_access import KafkaAccess
+from services.kafka_clients import new_producer
 from services.partitioning import partition_for
 
 #: bump when the mix or the file layout changes, so old caches are not reused
@@ -203,12 +204,12 @@ def read_records(path: Path) -> Iterator[dict[str, Any]]:
 
 
 async def produce(
-    dataset: Dataset, bootstrap: str, topic: str, *, idempotence: bool, chunk: int = 20_000
+    dataset: Dataset, kafka: KafkaAccess, topic: str, *, idempotence: bool, chunk: int = 20_000
 ) -> int:
     """Write the cached records to `topic`, each to its recorded partition, in file order (so
     every subject's events stay in order); returns how many were acknowledged."""
-    producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap,
+    producer = new_producer(
+        kafka,
         acks="all",
         enable_idempotence=idempotence,
         linger_ms=20,

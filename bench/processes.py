@@ -20,10 +20,12 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin import NewTopic
 
 from projections.migrate import migrate
 from services.config import Settings
+from services.kafka_access import KafkaAccess
+from services.kafka_clients import new_admin
 from services.secrets import new_key
 from services.stack import EmbeddedKafka, EmbeddedPostgres, die_with_parent, free_port
 
@@ -31,7 +33,7 @@ from services.stack import EmbeddedKafka, EmbeddedPostgres, die_with_parent, fre
 @dataclass(frozen=True, slots=True)
 class Servers:
     kind: str  # "embedded" or "external"
-    bootstrap_servers: str
+    kafka: KafkaAccess
     database_url: str
     idempotence: bool
 
@@ -44,7 +46,7 @@ def servers(root: Path) -> Iterator[Servers]:
     if settings.kafka_bootstrap_servers and settings.database_url:
         yield Servers(
             "external",
-            settings.kafka_bootstrap_servers,
+            settings.kafka,
             settings.database_url,
             settings.kafka_idempotence,
         )
@@ -55,7 +57,7 @@ def servers(root: Path) -> Iterator[Servers]:
     try:
         dsn = postgres.start()
         bootstrap = kafka.start()
-        yield Servers("embedded", bootstrap, dsn, False)
+        yield Servers("embedded", KafkaAccess(bootstrap), dsn, False)
     finally:
         kafka.stop()
         postgres.stop()
@@ -100,9 +102,9 @@ async def drop_database(dsn: str, name: str) -> None:
         await admin.close()
 
 
-async def create_topics(bootstrap: str, names: list[str], partitions: int) -> None:
+async def create_topics(kafka: KafkaAccess, names: list[str], partitions: int) -> None:
     """Plain topics for the baselines (the ledger's own are made by ensure_topic)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = new_admin(kafka)
     await admin.start()
     try:
         existing = set(await admin.list_topics())
@@ -113,8 +115,8 @@ async def create_topics(bootstrap: str, names: list[str], partitions: int) -> No
         await admin.close()
 
 
-async def delete_topics(bootstrap: str, names: list[str]) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+async def delete_topics(kafka: KafkaAccess, names: list[str]) -> None:
+    admin = new_admin(kafka)
     await admin.start()
     try:
         existing = set(await admin.list_topics())
@@ -153,7 +155,7 @@ def ledger_environment(
     """The variables the ledger's processes run with: fresh secrets and admin key per run,
     the embedded broker's 6-second session timeout (as `up` uses), little logging."""
     return {
-        "KAFKA_BOOTSTRAP_SERVERS": found.bootstrap_servers,
+        **found.kafka.environment(),
         "DATABASE_URL": database_url,
         **names.environment(),
         "LEDGER_KAFKA_IDEMPOTENCE": "true" if found.idempotence else "false",

@@ -15,10 +15,12 @@ import time
 from dataclasses import dataclass, field
 
 import asyncpg
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import TopicPartition
 
 from bench.dataset import CopyRow
 from bench.processes import Child
+from services.kafka_access import KafkaAccess
+from services.kafka_clients import new_consumer
 
 #: how often the replay's progress and the projector's memory are read
 SAMPLE_S = 0.25
@@ -109,10 +111,10 @@ async def watch_replay(
     )
 
 
-async def drain_rate(bootstrap: str, topic: str, total: int) -> float:
+async def drain_rate(kafka: KafkaAccess, topic: str, total: int) -> float:
     """B-consume: records per second of a bare consumer (no group, no decoding) reading the
     first `total` records of every partition from the beginning."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    consumer = new_consumer(kafka, enable_auto_commit=False)
     await consumer.start()
     try:
         partitions = consumer.partitions_for_topic(topic) or set()

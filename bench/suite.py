@@ -104,13 +104,11 @@ async def run_suite(
     collected.replay_events = data.events
     try:
         await ensure_topic(Settings.from_env(env))
-        await processes.create_topics(
-            found.bootstrap_servers, [names.baseline_topic], opts.partitions
-        )
+        await processes.create_topics(found.kafka, [names.baseline_topic], opts.partitions)
         if opts.replays:
             say(f"producing the dataset into {env['LEDGER_TOPIC']}")
             await dataset.produce(
-                data, found.bootstrap_servers, env["LEDGER_TOPIC"], idempotence=found.idempotence
+                data, found.kafka, env["LEDGER_TOPIC"], idempotence=found.idempotence
             )
             await _log_baselines(opts, stage, data, collected)
             await _replays(opts, stage, data, collected, profiles)
@@ -129,7 +127,7 @@ async def run_suite(
             await processes.drop_database(found.database_url, f"bench_replay_{n}")
         await processes.drop_database(found.database_url, "bench_scratch")
         if found.kind == "external":
-            await processes.delete_topics(found.bootstrap_servers, names.all_topics())
+            await processes.delete_topics(found.kafka, names.all_topics())
 
 
 async def _log_baselines(
@@ -140,9 +138,7 @@ async def _log_baselines(
     for run in range(opts.runs):
         say(f"B-consume and B-copy, run {run + 1}/{opts.runs}")
         collected.consume.append(
-            await replay.drain_rate(
-                stage.found.bootstrap_servers, stage.env["LEDGER_TOPIC"], len(rows)
-            )
+            await replay.drain_rate(stage.found.kafka, stage.env["LEDGER_TOPIC"], len(rows))
         )
         collected.copy.append(await replay.copy_rate(scratch, rows))
 
@@ -257,7 +253,7 @@ async def _caught_up(stage: Stage, timeout_s: float = 1800) -> None:
     start on an idle machine; the feed's backlog after a replay (a state record per subject)
     would otherwise be drained during the HTTP scenarios, on the same cores."""
     topic = stage.env["LEDGER_TOPIC"]
-    marks = await highwaters(stage.found.bootstrap_servers, topic)
+    marks = await highwaters(stage.found.kafka, topic)
     conn = await asyncpg.connect(stage.env["DATABASE_URL"])
     try:
         started = time.monotonic()

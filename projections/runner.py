@@ -239,13 +239,21 @@ class _SeekToStoredOffsets(ConsumerRebalanceListener):  # type: ignore[misc]
 _RECOVERABLE = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, KafkaError)
 
 
+class ConsumerFactory(Protocol):
+    """Builds the projector's consumer from its options (aiokafka keyword arguments) with the
+    brokers and credentials the caller holds: services/kafka_clients.py `new_consumer` bound to
+    the settings (projections/ never imports services/)."""
+
+    def __call__(self, **options: object) -> AIOKafkaConsumer: ...
+
+
 class Projector:
     """One projector process: a consumer-group member with its own database connection."""
 
     def __init__(
         self,
         *,
-        bootstrap_servers: str,
+        new_consumer: ConsumerFactory,
         database_url: str,
         topic: str,
         group_id: str,
@@ -258,8 +266,7 @@ class Projector:
         self.codec = codec
         self.batch_size = batch_size
         self.database_url = database_url
-        self.consumer = AIOKafkaConsumer(
-            bootstrap_servers=bootstrap_servers,
+        self.consumer = new_consumer(
             group_id=group_id,
             enable_auto_commit=False,
             # never reset silently: a position the log cannot serve is a loss (log_loss.py)

@@ -34,6 +34,7 @@ from services.backup_format import (
     TopicExtent,
 )
 from services.config import Settings
+from services.kafka_clients import new_consumer
 from services.record_progress import record_progress
 from services.topic import highwaters, partition_count
 
@@ -124,9 +125,9 @@ async def read_extents(settings: Settings, consumer: AIOKafkaConsumer) -> list[T
     """Each topic's high-water marks, then where each partition starts (its first record)."""
     marks: dict[str, dict[int, int]] = {}
     for _, topic in backed_up_topics(settings):
-        if await partition_count(settings.kafka_bootstrap_servers, topic) is None:
+        if await partition_count(settings.kafka, topic) is None:
             raise BackupError(f"topic {topic} does not exist; run `consent-ledger init`")
-        marks[topic] = await highwaters(settings.kafka_bootstrap_servers, topic)
+        marks[topic] = await highwaters(settings.kafka, topic)
     extents = []
     for role, topic in backed_up_topics(settings):
         ends = tuple(marks[topic][p] for p in sorted(marks[topic]))
@@ -197,9 +198,7 @@ async def write_backup(settings: Settings, path: Path, *, progress: bool) -> Bac
     """Write the backup to a temporary file (mode 0600) beside `path`, fsync it and rename it
     to `path`."""
     directory = backup_directory(path)
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap_servers, enable_auto_commit=False
-    )
+    consumer = new_consumer(settings.kafka, enable_auto_commit=False)
     await consumer.start()
     try:
         header = BackupHeader(

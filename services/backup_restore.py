@@ -119,11 +119,11 @@ async def prepare_targets(
     missing: list[TopicExtent] = []
     for extent in extents:
         target = names[extent.role]
-        count = await partition_count(settings.kafka_bootstrap_servers, target)
+        count = await partition_count(settings.kafka, target)
         if count is None and create:
             missing.append(extent)
             continue
-        marks = {} if count is None else await highwaters(settings.kafka_bootstrap_servers, target)
+        marks = {} if count is None else await highwaters(settings.kafka, target)
         problems += target_problems(extent, target, count, marks)
     if problems:
         raise RestoreRefused("; ".join(problems))
@@ -138,7 +138,7 @@ async def restore_file(settings: Settings, options: RestoreOptions) -> list[Topi
     plans = await prepare_targets(settings, extents, options.create_topic)
     by_topic = {plan.extent.topic: plan for plan in plans}
     producer = make_producer(
-        settings.kafka_bootstrap_servers,
+        settings.kafka,
         idempotence=settings.kafka_idempotence,
         timeout_ms=settings.produce_timeout_ms,
     )
@@ -170,7 +170,7 @@ async def restore_file(settings: Settings, options: RestoreOptions) -> list[Topi
     finally:
         await producer.stop()
     for plan in plans:
-        marks = await highwaters(settings.kafka_bootstrap_servers, plan.target)
+        marks = await highwaters(settings.kafka, plan.target)
         wrong = count_mismatches(plan.restored, marks)
         if wrong:
             listed = ", ".join(

@@ -60,7 +60,7 @@ async def open_ledger(settings: Settings) -> Ledger:
         settings.database_url, min_size=2, max_size=10, reset=_keep_session
     )
     producer = make_producer(
-        settings.kafka_bootstrap_servers,
+        settings.kafka,
         idempotence=settings.kafka_idempotence,
         timeout_ms=settings.produce_timeout_ms,
     )

@@ -34,6 +34,7 @@ from services.checkpoint_check import (
     link_findings,
 )
 from services.config import Settings
+from services.kafka_clients import new_consumer
 from services.topic import highwaters
 
 SOURCES: Final = ("topic", "journal")
@@ -88,14 +89,12 @@ def save_file(path: Path, checkpoints: list[LogCheckpoint]) -> None:
 async def read_topic(settings: Settings) -> tuple[list[LogCheckpoint], int]:
     """Every checkpoint on the checkpoint topic, and how many records did not decode."""
     try:
-        marks = await highwaters(settings.kafka_bootstrap_servers, settings.checkpoints_topic)
+        marks = await highwaters(settings.kafka, settings.checkpoints_topic)
     except TimeoutError as exc:
         raise CheckpointInputError(str(exc)) from None
     found: list[LogCheckpoint] = []
     undecodable = 0
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap_servers, enable_auto_commit=False
-    )
+    consumer = new_consumer(settings.kafka, enable_auto_commit=False)
     await consumer.start()
     try:
         for partition, end in marks.items():
@@ -140,9 +139,7 @@ async def check_from_topic(
     settings: Settings, partitions: dict[int, list[LogCheckpoint]]
 ) -> list[Finding]:
     findings: list[Finding] = []
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap_servers, enable_auto_commit=False
-    )
+    consumer = new_consumer(settings.kafka, enable_auto_commit=False)
     await consumer.start()
     try:
         for partition, checkpoints in partitions.items():

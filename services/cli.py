@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import gc
 import logging
 import os
@@ -19,6 +20,7 @@ import asyncpg
 from projections.migrate import migrate
 from services.catalogue import CatalogueError, load_catalogue
 from services.config import Settings, SettingsError
+from services.kafka_clients import new_consumer
 from services.log_format import configure_logging
 from services.operator_cli import (
     OPERATOR_COMMANDS,
@@ -82,6 +84,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"consent-ledger: {exc}", file=sys.stderr)
         return 2
     configure_logging(settings.log_level, settings.log_format)
+    for warning in settings.kafka.warnings(remote=settings.kafka_is_remote):
+        log.warning("%s", warning)
     if getattr(args, "port", None):
         settings = Settings.from_env({**settings.as_environment(), "LEDGER_PORT": str(args.port)})
     if args.command == "up":
@@ -224,7 +228,7 @@ async def run_projector(settings: Settings) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     projector = Projector(
-        bootstrap_servers=settings.kafka_bootstrap_servers,
+        new_consumer=functools.partial(new_consumer, settings.kafka),
         database_url=settings.database_url,
         topic=settings.topic,
         group_id=settings.projector_group,

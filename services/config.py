@@ -10,7 +10,7 @@ import ipaddress
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Final, get_type_hints
 from urllib.parse import urlsplit
@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 from services.api_keys import admin_key_problem
 from services.environment import ENVIRONMENT as ENVIRONMENT
 from services.environment import WHOLE_NUMBER_RANGES
+from services.kafka_access import KafkaAccess
 from services.log_format import FORMATS as LOG_FORMATS
 from services.secrets import SECRET_VARIABLES, Secrets, load_secrets
 
@@ -39,6 +40,15 @@ class Settings:
     host: str
     port: int
     kafka_bootstrap_servers: str
+    kafka_security_protocol: str
+    kafka_sasl_mechanism: str
+    kafka_sasl_username: str
+    kafka_sasl_password: str = field(repr=False)
+    kafka_sasl_password_file: str
+    kafka_ssl_ca_file: str
+    kafka_ssl_cert_file: str
+    kafka_ssl_key_file: str
+    kafka_ssl_key_password: str = field(repr=False)
     database_url: str
     topic: str
     state_topic: str
@@ -94,6 +104,9 @@ class Settings:
 
     def check(self) -> None:
         """Refuse combinations no broker or server would accept, naming the variables."""
+        kafka_problem = self.kafka.problem(remote=self.kafka_is_remote)
+        if kafka_problem:
+            raise SettingsError(kafka_problem)
         if self.topic_min_insync_replicas > self.topic_replication:
             raise SettingsError(
                 "LEDGER_TOPIC_MIN_INSYNC_REPLICAS must not exceed LEDGER_TOPIC_REPLICATION"
@@ -170,6 +183,19 @@ class Settings:
             return self.public_url.rstrip("/")
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"http://{host}:{self.port}"
+
+    @property
+    def kafka(self) -> KafkaAccess:
+        """How this process reaches and authenticates to the brokers: what every Kafka client
+        is built from (services/kafka_clients.py)."""
+        return KafkaAccess(
+            **{f.name: getattr(self, f"kafka_{f.name}") for f in fields(KafkaAccess)}
+        )
+
+    @property
+    def kafka_is_remote(self) -> bool:
+        """True when a bootstrap server is not a loopback address."""
+        return not all(is_loopback(host) for host in self.kafka.hosts)
 
     @property
     def catalogue_file(self) -> Path:

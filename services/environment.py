@@ -16,6 +16,54 @@ ENVIRONMENT: Final[dict[str, tuple[str, str, str]]] = {
         "",
         "Kafka brokers; empty makes `up` start the embedded broker",
     ),
+    "KAFKA_SECURITY_PROTOCOL": (
+        "kafka_security_protocol",
+        "PLAINTEXT",
+        "how every Kafka client connects: `PLAINTEXT`, `SSL` (TLS), `SASL_PLAINTEXT` or"
+        " `SASL_SSL` (SASL over TLS, for production)",
+    ),
+    "KAFKA_SASL_MECHANISM": (
+        "kafka_sasl_mechanism",
+        "",
+        "with a SASL protocol: `PLAIN`, `SCRAM-SHA-256` or `SCRAM-SHA-512`",
+    ),
+    "KAFKA_SASL_USERNAME": (
+        "kafka_sasl_username",
+        "",
+        "with a SASL protocol: this process's Kafka principal (each process its own, for ACLs)",
+    ),
+    "KAFKA_SASL_PASSWORD": (
+        "kafka_sasl_password",
+        "",
+        "with a SASL protocol: the principal's password (or use KAFKA_SASL_PASSWORD_FILE)",
+    ),
+    "KAFKA_SASL_PASSWORD_FILE": (
+        "kafka_sasl_password_file",
+        "",
+        "file holding the principal's password (a Docker or Kubernetes secret), read when a"
+        " client is made; instead of KAFKA_SASL_PASSWORD",
+    ),
+    "KAFKA_SSL_CA_FILE": (
+        "kafka_ssl_ca_file",
+        "",
+        "with SSL or SASL_SSL: PEM file of the CA that signed the brokers' certificates; empty"
+        " trusts the system's CAs",
+    ),
+    "KAFKA_SSL_CERT_FILE": (
+        "kafka_ssl_cert_file",
+        "",
+        "with SSL or SASL_SSL: PEM client certificate, for brokers that require mutual TLS",
+    ),
+    "KAFKA_SSL_KEY_FILE": (
+        "kafka_ssl_key_file",
+        "",
+        "PEM private key of KAFKA_SSL_CERT_FILE; empty when the certificate file holds it",
+    ),
+    "KAFKA_SSL_KEY_PASSWORD": (
+        "kafka_ssl_key_password",
+        "",
+        "password of an encrypted KAFKA_SSL_KEY_FILE",
+    ),
     "DATABASE_URL": (
         "database_url",
         "",

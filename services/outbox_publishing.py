@@ -59,7 +59,7 @@ async def connected(
     """A database connection and a started producer (acks=all), both closed on the way out."""
     conn = await asyncpg.connect(settings.database_url)
     producer = make_producer(
-        settings.kafka_bootstrap_servers,
+        settings.kafka,
         idempotence=settings.kafka_idempotence,
         timeout_ms=settings.produce_timeout_ms,
     )

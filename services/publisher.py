@@ -10,6 +10,8 @@ from aiokafka.errors import KafkaError
 
 from schemas.codec import kafka_headers
 from schemas.events import Event
+from services.kafka_access import KafkaAccess
+from services.kafka_clients import new_producer
 from services.partitioning import partition_for
 
 
@@ -17,11 +19,9 @@ class BrokerUnavailable(Exception):
     """The broker did not acknowledge in time; the events may or may not be in the log."""
 
 
-def make_producer(
-    bootstrap_servers: str, *, idempotence: bool, timeout_ms: int
-) -> AIOKafkaProducer:
-    return AIOKafkaProducer(
-        bootstrap_servers=bootstrap_servers,
+def make_producer(kafka: KafkaAccess, *, idempotence: bool, timeout_ms: int) -> AIOKafkaProducer:
+    return new_producer(
+        kafka,
         acks="all",
         enable_idempotence=idempotence,
         request_timeout_ms=max(1000, timeout_ms),

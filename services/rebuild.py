@@ -181,7 +181,7 @@ class _Switcher:
         self.codec: EventCodec = default_codec()
         self.batch = settings.projector_batch
         self.reader = CappedReader(
-            settings.kafka_bootstrap_servers,
+            settings.kafka,
             settings.topic,
             batch_size=self.batch,
             fetch_wait_ms=settings.projector_fetch_wait_ms,

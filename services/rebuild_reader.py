@@ -13,10 +13,12 @@ import time
 from collections.abc import Mapping
 from typing import Final
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import TopicPartition
 
 from projections.rebuild_tables import split_at_caps
 from projections.runner import Record
+from services.kafka_access import KafkaAccess
+from services.kafka_clients import new_consumer
 
 #: how long to wait for the topic's partitions in the broker's metadata
 METADATA_TIMEOUT_S: Final = 30.0
@@ -24,12 +26,12 @@ METADATA_TIMEOUT_S: Final = 30.0
 
 class CappedReader:
     def __init__(
-        self, bootstrap_servers: str, topic: str, *, batch_size: int, fetch_wait_ms: int
+        self, kafka: KafkaAccess, topic: str, *, batch_size: int, fetch_wait_ms: int
     ) -> None:
         self.topic = topic
         self.batch_size = batch_size
-        self.consumer = AIOKafkaConsumer(
-            bootstrap_servers=bootstrap_servers,
+        self.consumer = new_consumer(
+            kafka,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             max_poll_records=batch_size,

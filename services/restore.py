@@ -129,7 +129,7 @@ async def _check_target(
                 f"SELECT EXISTS (SELECT 1 FROM {table} WHERE topic = $1)", topic
             ):
                 raise RestoreRefused(f"the database already holds rows of topic {topic} ({table})")
-    count = await partition_count(settings.kafka_bootstrap_servers, topic)
+    count = await partition_count(settings.kafka, topic)
     if count is None:
         raise RestoreRefused(f"topic {topic} does not exist: pass --create-topic, or create it")
     if max(ends) >= count:
@@ -137,7 +137,7 @@ async def _check_target(
             f"topic {topic} has {count} partitions; the database holds records of partition"
             f" {max(ends)}: recreate it with the partition count it had"
         )
-    marks = await highwaters(settings.kafka_bootstrap_servers, topic)
+    marks = await highwaters(settings.kafka, topic)
     if any(marks.values()):
         raise RestoreRefused(
             f"topic {topic} is not empty ({sum(marks.values())} records): restore-log writes only"
@@ -203,7 +203,7 @@ async def restore_log(
         gaps = gap_partitions(ends, {r["log_partition"]: r["held"] for r in held})
         task = progress.add_task(settings.topic, total=sum(ends.values())) if progress else None
         producer = make_producer(
-            settings.kafka_bootstrap_servers,
+            settings.kafka,
             idempotence=settings.kafka_idempotence,
             timeout_ms=settings.produce_timeout_ms,
         )
@@ -224,7 +224,7 @@ async def restore_log(
             raise RestoreFailed(str(exc)) from None
         finally:
             await producer.stop()
-        marks = await highwaters(settings.kafka_bootstrap_servers, settings.topic)
+        marks = await highwaters(settings.kafka, settings.topic)
         wrong = count_mismatches(ends, marks) + count_mismatches(ends, producing.writer.written)
         if wrong:
             p, planned, found = wrong[0]
@@ -268,7 +268,7 @@ async def restore_if_log_empty(settings: Settings, conn: asyncpg.Connection) -> 
         settings.topic,
     ):
         return 0
-    marks = await highwaters(settings.kafka_bootstrap_servers, settings.topic)
+    marks = await highwaters(settings.kafka, settings.topic)
     if any(marks.values()):
         return 0
     log.warning(

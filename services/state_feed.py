@@ -80,9 +80,7 @@ class StateFeed:
         """Queue every subject when the state topic holds nothing but the journal does: a
         new state topic, or the embedded broker restarted with an empty log."""
         try:
-            marks = await highwaters(
-                self.settings.kafka_bootstrap_servers, self.settings.state_topic
-            )
+            marks = await highwaters(self.settings.kafka, self.settings.state_topic)
         except TimeoutError as exc:
             raise OSError(
                 f"state topic {self.settings.state_topic} not found; run `consent-ledger init`"

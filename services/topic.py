@@ -14,12 +14,14 @@ import asyncio
 import logging
 import time
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import KafkaError
 
 from services.config import Settings
+from services.kafka_access import KafkaAccess
+from services.kafka_clients import new_admin, new_consumer
 from services.topic_check import DescribedTopic, topic_weaknesses
 
 log = logging.getLogger(__name__)
@@ -187,7 +189,7 @@ def _side_topics(settings: Settings) -> list[tuple[NewTopic, str]]:
 async def ensure_topic(settings: Settings) -> bool:
     """Create the event topic (and the state, checks, checkpoint and dead-letter topics) unless
     it exists, then check them all (check_topics); True when the event topic was created now."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
+    admin = new_admin(settings.kafka)
     await admin.start()
     try:
         created = await _ensure_topics(admin, settings)
@@ -222,9 +224,9 @@ async def _ensure_topics(admin: AIOKafkaAdminClient, settings: Settings) -> bool
     return await _create_missing(admin, topic, "event topic")
 
 
-async def highwaters(bootstrap_servers: str, topic: str, timeout_s: float = 10.0) -> dict[int, int]:
+async def highwaters(kafka: KafkaAccess, topic: str, timeout_s: float = 10.0) -> dict[int, int]:
     """The high-water mark of every partition, read from fetch responses."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers, enable_auto_commit=False)
+    consumer = new_consumer(kafka, enable_auto_commit=False)
     await consumer.start()
     try:
         partitions = consumer.partitions_for_topic(topic)
@@ -247,9 +249,9 @@ async def highwaters(bootstrap_servers: str, topic: str, timeout_s: float = 10.0
         await consumer.stop()
 
 
-async def partition_count(bootstrap_servers: str, topic: str) -> int | None:
+async def partition_count(kafka: KafkaAccess, topic: str) -> int | None:
     """How many partitions `topic` has; None when it does not exist."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
+    admin = new_admin(kafka)
     await admin.start()
     try:
         if topic not in await admin.list_topics():
@@ -263,7 +265,7 @@ async def partition_count(bootstrap_servers: str, topic: str) -> int | None:
 async def create_log_topic(settings: Settings, topic: str, partitions: int) -> bool:
     """Create `topic` like the event topic (kept forever, never compacted) with `partitions`
     partitions, unless it exists; True when created now. For restores into a new topic."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
+    admin = new_admin(settings.kafka)
     await admin.start()
     try:
         new = NewTopic(

@@ -223,7 +223,7 @@ def _drain(settings: Settings, timeout_s: float = 60) -> None:
 
 async def _wait_projected(settings: Settings, timeout_s: float) -> int:
     """Wait until the stored offsets reach the log's high-water marks; returns the lag left."""
-    marks = await highwaters(settings.kafka_bootstrap_servers, settings.topic)
+    marks = await highwaters(settings.kafka, settings.topic)
     conn = await asyncpg.connect(settings.database_url)
     try:
         deadline = time.monotonic() + timeout_s

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -17,6 +18,7 @@ import uvicorn
 from projections.migrate import migrate
 from projections.runner import Projector
 from schemas.codec import default_codec
+from services import kafka_clients
 from services.api.app import create_app
 from services.config import Settings
 from services.secrets import new_key
@@ -66,6 +68,7 @@ async def make_settings(real_servers: Servers, **overrides: str) -> Settings:
         await admin.close()
     env = {
         "KAFKA_BOOTSTRAP_SERVERS": real_servers.bootstrap_servers,
+        **real_servers.kafka_security,
         "DATABASE_URL": with_database(real_servers.database_url, name),
         "LEDGER_TOPIC": f"consent.events.{name}",
         "LEDGER_STATE_TOPIC": f"consent.state.{name}",
@@ -108,7 +111,7 @@ async def db(settings: Settings) -> AsyncIterator[asyncpg.Connection]:
 
 def new_projector(settings: Settings, group: str | None = None) -> Projector:
     return Projector(
-        bootstrap_servers=settings.kafka_bootstrap_servers,
+        new_consumer=functools.partial(kafka_clients.new_consumer, settings.kafka),
         database_url=settings.database_url,
         topic=settings.topic,
         group_id=group or settings.projector_group,

@@ -1,7 +1,8 @@
 """Which real servers the integration tests talk to.
 
-KAFKA_BOOTSTRAP_SERVERS and DATABASE_URL when set; else testcontainers when a Docker engine
-answers; else the embedded PostgreSQL and broker that pip installed.
+KAFKA_BOOTSTRAP_SERVERS and DATABASE_URL when set (with the KAFKA_* security settings of the
+environment); else testcontainers when a Docker engine answers; else the embedded PostgreSQL and
+broker that pip installed.
 """
 
 from __future__ import annotations
@@ -10,12 +11,13 @@ import contextlib
 import os
 import socket
 import tempfile
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+from services.kafka_access import KAFKA_SECURITY_VARIABLES
 from services.stack import EmbeddedKafka, EmbeddedPostgres
 
 KAFKA_IMAGE = "confluentinc/cp-kafka:7.7.1"
@@ -29,6 +31,8 @@ class Servers:
     database_url: str
     #: the embedded broker lacks idempotent producers
     idempotence: bool
+    #: KAFKA_* security settings (SASL, TLS) of an external cluster, for every test's settings
+    kafka_security: Mapping[str, str] = field(default_factory=dict)
 
 
 def with_database(dsn: str, database: str) -> str:
@@ -66,6 +70,7 @@ def _external() -> Iterator[Servers]:
         os.environ["KAFKA_BOOTSTRAP_SERVERS"],
         os.environ["DATABASE_URL"],
         os.environ.get("LEDGER_KAFKA_IDEMPOTENCE", "true").lower() in ("1", "true", "yes", "on"),
+        {name: os.environ[name] for name in KAFKA_SECURITY_VARIABLES if os.environ.get(name)},
     )
 
 

@@ -69,7 +69,7 @@ async def check_ledger(
     """Everything the client was told holds in the log, and the projections follow the log;
     returns the log for a test's own further checks."""
     await wait_caught_up(settings)
-    logged = await read_log(settings.kafka_bootstrap_servers, settings.topic)
+    logged = await read_log(settings.kafka, settings.topic)
     ids = distinct_event_ids(logged)
     findings = [*tally.unexpected, *audit(tally.sent, tally.acked, logged)]
     # the ledger recovers: a client that kept retrying was answered before its deadline

@@ -11,9 +11,11 @@ from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import TopicPartition
 
 from schemas.codec import CodecError, EventCodec, default_codec
+from services.kafka_access import KafkaAccess
+from services.kafka_clients import new_consumer
 from services.topic import highwaters
 from tests.faults.workload import Command
 
@@ -32,12 +34,12 @@ class LoggedEvent:
     error: str | None = None
 
 
-async def read_log(bootstrap_servers: str, topic: str, timeout_s: float = 60) -> list[LoggedEvent]:
+async def read_log(kafka: KafkaAccess, topic: str, timeout_s: float = 60) -> list[LoggedEvent]:
     """Every record of `topic`, up to the high-water marks of this moment."""
-    marks = await highwaters(bootstrap_servers, topic)
+    marks = await highwaters(kafka, topic)
     codec = default_codec()
     out: list[LoggedEvent] = []
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers, enable_auto_commit=False)
+    consumer = new_consumer(kafka, enable_auto_commit=False)
     await consumer.start()
     try:
         tps = [TopicPartition(topic, p) for p in sorted(marks)]

@@ -72,7 +72,7 @@ async def test_projector_killed_at_random_points_ends_equal_to_a_clean_replay(
     context = f"seed {fault_seed}, batch {settings.projector_batch}; " + "; ".join(schedule)
     mid_replay = [n for n in applied_at_kills if 0 < n < records]
     assert len(mid_replay) >= 2, f"too few kills landed mid-replay: {context}"
-    logged = await read_log(settings.kafka_bootstrap_servers, settings.topic)
+    logged = await read_log(settings.kafka, settings.topic)
     ids = distinct_event_ids(logged)
     assert (len(logged), len(ids)) == (records, EVENTS), context
     findings = await projection_findings(real_servers, settings, ids)

@@ -82,7 +82,7 @@ async def test_projector_killed_during_a_rebalance_applies_nothing_twice_and_ski
         joining.close()
 
     context = f"seed {fault_seed}, batch {settings.projector_batch}; " + "; ".join(schedule)
-    logged = await read_log(settings.kafka_bootstrap_servers, settings.topic)
+    logged = await read_log(settings.kafka, settings.topic)
     ids = distinct_event_ids(logged)
     assert (len(logged), len(ids)) == (first + second.result(), EVENTS), context
     findings = await projection_findings(real_servers, settings, ids)

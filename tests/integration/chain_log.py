@@ -9,12 +9,11 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from aiokafka import AIOKafkaProducer
-
 from schemas import events as ev
 from schemas.codec import default_codec, kafka_headers
 from schemas.events import Event, Source
 from services.config import Settings
+from services.kafka_clients import new_producer
 
 
 def simple_event(rng: random.Random, subject: str, at: datetime) -> Event:
@@ -36,9 +35,7 @@ async def produce_events(
     rng = random.Random(seed)
     codec = default_codec()
     start = datetime(2026, 1, 1, tzinfo=UTC)
-    producer = AIOKafkaProducer(
-        bootstrap_servers=settings.kafka_bootstrap_servers, acks="all", linger_ms=5
-    )
+    producer = new_producer(settings.kafka, acks="all", linger_ms=5)
     await producer.start()
     sent = 0
     try:

@@ -6,10 +6,11 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import TopicPartition
 
 from services.config import Settings
 from services.importing.run import ImportOptions, run_import
+from services.kafka_clients import new_consumer
 from services.topic import highwaters
 
 ADDRESS = "Ada.Erased@Example.com"
@@ -18,10 +19,8 @@ ADDRESS = "Ada.Erased@Example.com"
 async def topic_events(settings: Settings, topic: str | None = None) -> list[tuple[bytes, Any]]:
     """Every (key, value) of a topic, read straight from the broker from the beginning."""
     name = topic or settings.topic
-    ends = await highwaters(settings.kafka_bootstrap_servers, name)
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap_servers, enable_auto_commit=False
-    )
+    ends = await highwaters(settings.kafka, name)
+    consumer = new_consumer(settings.kafka, enable_auto_commit=False)
     await consumer.start()
     try:
         tps = [TopicPartition(name, p) for p in ends]

@@ -9,9 +9,9 @@ from typing import Any
 
 import asyncpg
 import httpx
-from aiokafka import AIOKafkaProducer
 
 from services.config import Settings
+from services.kafka_clients import new_producer
 from tests.integration.replay import produce_log
 
 #: decision questions the traffic asks
@@ -22,7 +22,7 @@ async def produce_full_log(settings: Settings, count: int, seed: int) -> int:
     """A random log (erasures, notices, identifiers, requests, retried duplicates) across the
     partitions, with one undecodable record in it; returns the records sent."""
     sent = await produce_log(settings, count=count // 2, subjects=150, seed=seed)
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers, acks="all")
+    producer = new_producer(settings.kafka, acks="all")
     await producer.start()
     try:
         await producer.send_and_wait(settings.topic, b"\x00not avro", key=b"rb-poison")

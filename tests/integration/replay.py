@@ -15,7 +15,6 @@ from typing import Any
 
 import asyncpg
 import httpx
-from aiokafka import AIOKafkaProducer
 
 from projections import offsets
 from projections.state import SUPPRESSION, Fact, FactKey, fold
@@ -24,6 +23,7 @@ from schemas import events as ev
 from schemas.codec import default_codec, kafka_headers
 from schemas.events import Event, Source
 from services.config import Settings
+from services.kafka_clients import new_producer
 from services.topic import highwaters
 from tests.conftest import make_settings, new_projector, wait_until
 from tests.servers import Servers
@@ -94,9 +94,7 @@ async def produce_log(settings: Settings, count: int, subjects: int, seed: int) 
     rng = random.Random(seed)
     codec = default_codec()
     start = datetime(2026, 1, 1, tzinfo=UTC)
-    producer = AIOKafkaProducer(
-        bootstrap_servers=settings.kafka_bootstrap_servers, acks="all", linger_ms=5
-    )
+    producer = new_producer(settings.kafka, acks="all", linger_ms=5)
     await producer.start()
     sent = 0
     try:
@@ -128,7 +126,7 @@ async def produce_to_partition(
     """Append `count` random events, one subject each, all to one partition of the topic."""
     codec = default_codec()
     rng = random.Random(seed)
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers, acks="all")
+    producer = new_producer(settings.kafka, acks="all")
     await producer.start()
     try:
         for i in range(count):
@@ -144,7 +142,7 @@ async def produce_to_partition(
 
 
 async def caught_up(settings: Settings, conn: asyncpg.Connection) -> bool:
-    marks = await highwaters(settings.kafka_bootstrap_servers, settings.topic)
+    marks = await highwaters(settings.kafka, settings.topic)
     stored = await offsets.load(conn, settings.topic)
     return all(stored.get(p, 0) >= end for p, end in marks.items())
 

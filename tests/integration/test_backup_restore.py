@@ -39,7 +39,7 @@ async def backed_up(real_servers: Servers, tmp_path_factory: pytest.TempPathFact
     a header without a value, contact checks on their own topic, and its backup."""
     settings = await make_settings(real_servers)
     sent = await produce_events(settings, count=240, subjects=24, seed=17, garbage=3)
-    servers = settings.kafka_bootstrap_servers
+    servers = settings.kafka
     await produce_raw(servers, settings.topic, [(1, None, None, [("empty", None)])])
     await produce_raw(
         servers,
@@ -63,7 +63,7 @@ async def test_restore_puts_every_record_back_where_it_was(
     done = run_cli(fresh, "restore", str(backed_up.path), "--no-progress")
     assert done.returncode == 0, done.stdout + done.stderr
     assert "every record at its original offset; high-water marks verified" in done.stdout
-    servers = fresh.kafka_bootstrap_servers
+    servers = fresh.kafka
     assert await all_records(servers, fresh.topic) == backed_up.events
     assert await all_records(servers, fresh.checks_topic) == backed_up.checks
     by_partition = {p: n for p, n in (await highwaters(servers, fresh.topic)).items()}
@@ -85,7 +85,7 @@ async def test_restore_refuses_another_partition_count_and_can_create_the_topic(
     assert (
         f"topic {narrower.topic} has 3 partitions; the backup of {backed_up.settings.topic} has 4"
     ) in refused.stderr
-    assert not any((await highwaters(narrower.kafka_bootstrap_servers, narrower.topic)).values())
+    assert not any((await highwaters(narrower.kafka, narrower.topic)).values())
 
     missing = replace(narrower, topic=f"{narrower.topic}.new")
     absent = run_cli(missing, "restore", str(backed_up.path), "--only", "events")
@@ -93,12 +93,10 @@ async def test_restore_refuses_another_partition_count_and_can_create_the_topic(
     assert f"topic {missing.topic} does not exist" in absent.stderr
     created = run_cli(missing, "restore", str(backed_up.path), "--only", "events", "--create-topic")
     assert created.returncode == 0, created.stdout + created.stderr
-    assert await partition_count(missing.kafka_bootstrap_servers, missing.topic) == 4
-    assert await all_records(missing.kafka_bootstrap_servers, missing.topic) == backed_up.events
+    assert await partition_count(missing.kafka, missing.topic) == 4
+    assert await all_records(missing.kafka, missing.topic) == backed_up.events
     # --only events left the checks topic alone
-    assert not any(
-        (await highwaters(missing.kafka_bootstrap_servers, missing.checks_topic)).values()
-    )
+    assert not any((await highwaters(missing.kafka, missing.checks_topic)).values())
 
 
 def test_the_file_is_plain_avro_with_the_documented_schema(backed_up: BackedUp) -> None:
@@ -167,4 +165,4 @@ async def test_restore_refuses_a_file_that_is_not_a_backup(
     refused = run_cli(fresh, "restore", str(other))
     assert refused.returncode == 2
     assert "metadata ledger.backup_format is missing" in refused.stderr
-    assert not any((await highwaters(fresh.kafka_bootstrap_servers, fresh.topic)).values())
+    assert not any((await highwaters(fresh.kafka, fresh.topic)).values())

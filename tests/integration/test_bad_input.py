@@ -157,7 +157,7 @@ async def test_bad_command_is_a_problem_and_writes_nothing(
     status: int,
     field: str | None,
 ) -> None:
-    before = await highwaters(module_settings.kafka_bootstrap_servers, module_settings.topic)
+    before = await highwaters(module_settings.kafka, module_settings.topic)
     sent = {"content-type": "application/json", **headers}
     response = await module_api.post(f"/v1/subjects/cust-9/{path}", content=body, headers=sent)
     assert response.status_code == status, response.text
@@ -166,9 +166,7 @@ async def test_bad_command_is_a_problem_and_writes_nothing(
     assert problem["status"] == status and problem["title"] and problem["detail"]
     if field is not None:
         assert field in [e["field"] for e in problem["errors"]], problem
-    assert (
-        await highwaters(module_settings.kafka_bootstrap_servers, module_settings.topic) == before
-    )
+    assert await highwaters(module_settings.kafka, module_settings.topic) == before
 
 
 @pytest.mark.parametrize(

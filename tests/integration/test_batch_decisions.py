@@ -14,7 +14,6 @@ from typing import Any
 
 import httpx
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from projections.state import Position, fold
 from schemas.check_codec import ContactCheck, decode_check
@@ -25,6 +24,7 @@ from services.catalogue import Purpose
 from services.config import Settings
 from services.decisions import decide
 from services.identities import blind_index, normalise_email
+from services.kafka_clients import new_consumer, new_producer
 from services.tokens import decode_snapshot_token, decode_token, encode_token
 from tests.conftest import make_settings, running_api, running_projector
 from tests.servers import Servers
@@ -73,7 +73,7 @@ async def seed(settings: Settings) -> tuple[History, dict[int, int]]:
     rnd = random.Random(20260301)
     now = datetime.now(UTC)
     codec = default_codec()
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers, acks="all")
+    producer = new_producer(settings.kafka, acks="all")
     await producer.start()
     try:
         pending = []
@@ -134,9 +134,9 @@ def reasons(answer: dict[str, Any]) -> dict[str, str | None]:
 
 
 async def read_check(settings: Settings, check_id: str) -> tuple[ContactCheck, Any]:
-    consumer = AIOKafkaConsumer(
+    consumer = new_consumer(
+        settings.kafka,
         settings.checks_topic,
-        bootstrap_servers=settings.kafka_bootstrap_servers,
         auto_offset_reset="earliest",
         enable_auto_commit=False,
     )

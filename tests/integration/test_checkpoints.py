@@ -62,7 +62,7 @@ async def published(settings: Settings) -> dict[int, list[LogCheckpoint]]:
 async def assert_cover_the_log(settings: Settings) -> dict[int, list[LogCheckpoint]]:
     """Every partition's checkpoints run from offset 0 to its end without a gap, chained."""
     partitions = await published(settings)
-    marks = await highwaters(settings.kafka_bootstrap_servers, settings.topic)
+    marks = await highwaters(settings.kafka, settings.topic)
     assert {p for p, end in marks.items() if end} == set(partitions)
     for partition, checkpoints in partitions.items():
         assert checkpoints[0].from_offset == 0

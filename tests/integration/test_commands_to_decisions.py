@@ -7,10 +7,10 @@ from typing import Any
 
 import httpx
 import pytest
-from aiokafka import AIOKafkaConsumer
 
 from schemas.codec import default_codec
 from services.config import Settings
+from services.kafka_clients import new_consumer
 from services.tokens import encode_token
 
 pytestmark = pytest.mark.integration
@@ -34,9 +34,9 @@ async def decision(
 
 
 async def read_topic(settings: Settings, expected: int) -> list[Any]:
-    consumer = AIOKafkaConsumer(
+    consumer = new_consumer(
+        settings.kafka,
         settings.topic,
-        bootstrap_servers=settings.kafka_bootstrap_servers,
         auto_offset_reset="earliest",
         enable_auto_commit=False,
     )

@@ -9,12 +9,13 @@ from collections.abc import AsyncIterator
 
 import asyncpg
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import TopicPartition
 
 from projections import dead_letters
 from projections.dead_letters import DeadLetter
 from services.config import Settings
 from services.dead_letter_feed import DeadLetterFeed
+from services.kafka_clients import new_consumer, new_producer
 from services.topic import highwaters
 from tests.conftest import running_api, running_projector, wait_until
 from tests.integration.replay import answers_decisions, caught_up, produce_log
@@ -39,10 +40,8 @@ async def running_dead_letter_feed(settings: Settings) -> AsyncIterator[DeadLett
 async def read_dead_letters(settings: Settings) -> list[tuple[int, int, DeadLetter]]:
     """Every record of the dead-letter topic: (its partition, its offset, the letter)."""
     topic = settings.dead_letter_topic
-    marks = await highwaters(settings.kafka_bootstrap_servers, topic)
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap_servers, enable_auto_commit=False
-    )
+    marks = await highwaters(settings.kafka, topic)
+    consumer = new_consumer(settings.kafka, enable_auto_commit=False)
     await consumer.start()
     found: list[tuple[int, int, DeadLetter]] = []
     try:
@@ -69,7 +68,7 @@ async def read_dead_letters(settings: Settings) -> list[tuple[int, int, DeadLett
 async def test_undecodable_records_are_dead_lettered_and_the_projector_goes_on(
     settings: Settings, db: asyncpg.Connection
 ) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers, acks="all")
+    producer = new_producer(settings.kafka, acks="all")
     await producer.start()
     try:
         garbage = await producer.send_and_wait(settings.topic, b"\x00garbage", key=b"poison-1")

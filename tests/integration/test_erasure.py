@@ -126,10 +126,10 @@ async def test_erasure_shreds_the_identities_and_the_address_stays_suppressed(
         assert taken.status_code == 201, (path, taken.text)
 
     # the address comes back: an import leaves it out ...
-    before = await highwaters(settings.kafka_bootstrap_servers, settings.topic)
+    before = await highwaters(settings.kafka, settings.topic)
     code, rejects = await import_address(settings, tmp_path, "again.csv")
     assert code == 0 and "2,suppressed: the address belonged to an erased subject" in rejects
-    assert await highwaters(settings.kafka_bootstrap_servers, settings.topic) == before
+    assert await highwaters(settings.kafka, settings.topic) == before
     assert await keys.for_subjects([erased]) == {}
 
     # ... and linking it to a new subject does not make it contactable
@@ -176,7 +176,7 @@ async def test_erasure_shreds_the_identities_and_the_address_stays_suppressed(
 
 
 async def _projected(settings: Settings, db: asyncpg.Connection) -> bool:
-    ends = await highwaters(settings.kafka_bootstrap_servers, settings.topic)
+    ends = await highwaters(settings.kafka, settings.topic)
     rows = await db.fetch(
         "SELECT log_partition, next_offset FROM projector_offsets WHERE topic = $1",
         settings.topic,

@@ -14,6 +14,7 @@ from schemas import events as ev
 from schemas.codec import default_codec
 from services.config import Settings
 from services.identities import blind_index
+from services.kafka_clients import new_producer
 from tests.conftest import make_settings, wait_until
 from tests.integration.erasure_support import decide_email, settled
 from tests.servers import Servers
@@ -60,8 +61,6 @@ async def test_a_link_that_raced_the_erasure_is_suppressed_and_forgotten(
     SubjectErased: its address must be suppressed like the ones the subject held."""
     import uuid
 
-    from aiokafka import AIOKafkaProducer
-
     from schemas.codec import kafka_headers
     from schemas.events import Event, Source
 
@@ -79,7 +78,7 @@ async def test_a_link_that_raced_the_erasure_is_suppressed_and_forgotten(
         Source(),
         data={"identifier_type": "email", "blind_index": index, "ciphertext": b"\x01" + bytes(40)},
     )
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers, acks="all")
+    producer = new_producer(settings.kafka, acks="all")
     await producer.start()
     try:
         await producer.send_and_wait(

@@ -7,7 +7,6 @@ from datetime import UTC, datetime
 import asyncpg
 import httpx
 import pytest
-from aiokafka import AIOKafkaProducer
 
 from schemas.codec import default_codec, kafka_headers
 from services import idempotency
@@ -15,6 +14,7 @@ from services.api.body import Fields
 from services.api.commands import Context, grant_consent
 from services.catalogue import load_catalogue
 from services.config import Settings
+from services.kafka_clients import new_producer
 from tests.conftest import wait_until
 
 pytestmark = pytest.mark.integration
@@ -71,7 +71,7 @@ async def test_a_lost_first_answer_is_completed_by_the_retry_with_the_same_event
         assert claim.first
     finally:
         await pool.close()
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers, acks="all")
+    producer = new_producer(settings.kafka, acks="all")
     await producer.start()
     try:
         await producer.send_and_wait(

@@ -13,13 +13,14 @@ from pathlib import Path
 import asyncpg
 import httpx
 import pytest
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import TopicPartition
 
 from services.bootstrap import close_ledger, open_ledger
 from services.catalogue import load_catalogue
 from services.config import Settings
 from services.importing import formats
 from services.importing.run import ImportOptions, import_file, prepare, run_import
+from services.kafka_clients import new_consumer
 from services.stack import EmbeddedKafka
 from services.topic import highwaters
 from tests.conftest import make_settings, running_api, running_projector, wait_until
@@ -89,7 +90,7 @@ def projected(settings: Settings, db: asyncpg.Connection) -> Callable[[], Awaita
     """True once the projector has applied everything the topic holds."""
 
     async def check() -> bool:
-        ends = await highwaters(settings.kafka_bootstrap_servers, settings.topic)
+        ends = await highwaters(settings.kafka, settings.topic)
         rows = await db.fetch(
             "SELECT log_partition, next_offset FROM projector_offsets WHERE topic = $1",
             settings.topic,
@@ -122,10 +123,8 @@ def rejects_files(directory: Path) -> list[Path]:
 
 async def topic_bytes(settings: Settings) -> list[bytes]:
     """Every key, header and value in the topic."""
-    ends = await highwaters(settings.kafka_bootstrap_servers, settings.topic)
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap_servers, enable_auto_commit=False
-    )
+    ends = await highwaters(settings.kafka, settings.topic)
+    consumer = new_consumer(settings.kafka, enable_auto_commit=False)
     await consumer.start()
     try:
         tps = [TopicPartition(settings.topic, p) for p in ends]
@@ -195,12 +194,12 @@ async def test_a_sample_becomes_decisions_and_a_rerun_records_nothing(
         assert payload["actor"] == {"type": "system", "id": f"import:{format_name}"}
         assert history.json()["subject_id"].startswith("s-")
 
-        before = await highwaters(settings.kafka_bootstrap_servers, settings.topic)
+        before = await highwaters(settings.kafka, settings.topic)
         assert await run_import(settings, options(path, format_name)) == 0
         again = capsys.readouterr().out
         assert "recorded          0\n" in again
         assert f"already recorded  {recorded}\n" in again
-        assert await highwaters(settings.kafka_bootstrap_servers, settings.topic) == before
+        assert await highwaters(settings.kafka, settings.topic) == before
 
         tables = [t.encode("latin-1", "replace") for t in await table_texts(db)]
         stored = await topic_bytes(settings) + tables
@@ -303,7 +302,7 @@ async def test_a_broker_outage_stops_the_import_and_a_rerun_finishes_it(
                 assert await decision(api, "ada@example.com") == (True, "consent_given")
                 dee = await decision(api, "dee@example.org")
                 assert dee == (False, "objected_direct_marketing")
-                ends = await highwaters(settings.kafka_bootstrap_servers, settings.topic)
+                ends = await highwaters(settings.kafka, settings.topic)
                 assert sum(ends.values()) == 8  # 4 rows, each a link and a decision
         finally:
             broker.stop()

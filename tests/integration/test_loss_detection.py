@@ -12,11 +12,12 @@ import asyncpg
 import httpx
 import pytest
 from aiokafka import TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient, RecordsToDelete
+from aiokafka.admin import RecordsToDelete
 
 from projections import offsets, projector_health
 from projections.log_loss import AHEAD_OF_LOG, BEFORE_LOG_START
 from services.config import Settings
+from services.kafka_clients import new_admin
 from services.partitioning import partition_for
 from services.projector_resume import run_resume_projector
 from services.restore import restore_if_log_empty
@@ -51,7 +52,7 @@ def stopped(db: asyncpg.Connection, topic: str) -> Any:
 
 async def recreate_topic(settings: Settings) -> None:
     """Delete the event topic and create it again: same name, empty log."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
+    admin = new_admin(settings.kafka)
     await admin.start()
     try:
         await admin.delete_topics([settings.topic])
@@ -65,7 +66,7 @@ async def recreate_topic(settings: Settings) -> None:
     await ensure_topic(settings)
 
     async def empty() -> bool:
-        marks = await highwaters(settings.kafka_bootstrap_servers, settings.topic)
+        marks = await highwaters(settings.kafka, settings.topic)
         return len(marks) == settings.topic_partitions and not any(marks.values())
 
     await wait_until(empty, 60, "the new, empty topic")
@@ -172,7 +173,7 @@ async def test_records_deleted_before_they_were_projected_stop_the_projector(
             " delete records from the beginning of a log"
         )
     await produce_to_partition(settings, 0, 5, "del", seed=3)
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
+    admin = new_admin(settings.kafka)
     await admin.start()
     try:
         await admin.delete_records({TopicPartition(settings.topic, 0): RecordsToDelete(3)})

@@ -12,6 +12,7 @@ import asyncpg
 import pytest
 
 from services.config import Settings
+from services.kafka_clients import new_producer
 from tests.conftest import wait_until
 from tests.integration.replay import (
     caught_up,
@@ -106,11 +107,10 @@ def _assigned(log: Path) -> list[int]:
 async def test_an_undecodable_record_is_kept_and_the_projector_goes_on(
     settings: Settings, db: asyncpg.Connection
 ) -> None:
-    from aiokafka import AIOKafkaProducer
 
     from tests.conftest import running_projector
 
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers, acks="all")
+    producer = new_producer(settings.kafka, acks="all")
     await producer.start()
     try:
         bad = await producer.send_and_wait(settings.topic, b"\x00garbage", key=b"poison-1")

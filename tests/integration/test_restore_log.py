@@ -47,10 +47,10 @@ async def test_restore_log_brings_the_topic_back_and_the_projector_goes_on(
     garbage: list[tuple[int, bytes | None, bytes | None, list[tuple[str, bytes | None]]]] = [
         (p, b"poison", b"\x00garbage%d" % p, []) for p in range(4)
     ]
-    await produce_raw(settings.kafka_bootstrap_servers, settings.topic, garbage)
+    await produce_raw(settings.kafka, settings.topic, garbage)
     async with running_projector(settings):
         await wait_until(lambda: caught_up(settings, db), 90, "the projector to catch up")
-    original = await all_records(settings.kafka_bootstrap_servers, settings.topic)
+    original = await all_records(settings.kafka, settings.topic)
     assert await db.fetchval("SELECT count(*) FROM duplicate_records") > 0
 
     target = await lost(settings)
@@ -58,13 +58,13 @@ async def test_restore_log_brings_the_topic_back_and_the_projector_goes_on(
     assert done.returncode == 0, done.stdout + done.stderr
     assert f"restore-log: {len(original):,} records to {target.topic}" in done.stdout
 
-    restored = await all_records(target.kafka_bootstrap_servers, target.topic)
+    restored = await all_records(target.kafka, target.topic)
     assert [(position(s), s.key, s.value) for s in restored] == [
         (position(s), s.key, s.value) for s in original
     ]
     # events keep their headers; the undecodable records had none
     assert [s.headers for s in restored] == [s.headers for s in original]
-    marks = await highwaters(target.kafka_bootstrap_servers, target.topic)
+    marks = await highwaters(target.kafka, target.topic)
     assert await offsets.load(db, target.topic) == {p: n for p, n in marks.items() if n}
     assert not await offsets.load(db, settings.topic)
 
@@ -88,7 +88,7 @@ async def test_offsets_the_database_no_longer_holds_get_placeholders(
     await produce_events(settings, count=150, subjects=6, seed=41, garbage=2)
     async with running_projector(settings):
         await wait_until(lambda: caught_up(settings, db), 60, "the projector to catch up")
-    original = await all_records(settings.kafka_bootstrap_servers, settings.topic)
+    original = await all_records(settings.kafka, settings.topic)
     # an erased subject's proof purged as `retention` does: its entries and repeats go
     purged = {
         (r["log_partition"], r["log_offset"])
@@ -112,14 +112,14 @@ async def test_offsets_the_database_no_longer_holds_get_placeholders(
     assert result.sources["placeholder"] == len(purged)
     assert result.records == len(original)
 
-    restored = await all_records(target.kafka_bootstrap_servers, target.topic)
+    restored = await all_records(target.kafka, target.topic)
     assert [position(s) for s in restored] == [position(s) for s in original]
     for was, now in zip(original, restored, strict=True):
         if position(was) in purged:
             assert (now.key, now.value, now.headers) == (PLACEHOLDER_KEY, None, PLACEHOLDER_HEADERS)
         else:
             assert (now.key, now.value) == (was.key, was.value)
-    marks = await highwaters(target.kafka_bootstrap_servers, target.topic)
+    marks = await highwaters(target.kafka, target.topic)
     assert await offsets.load(db, target.topic) == {p: n for p, n in marks.items() if n}
     kept = await db.fetch(
         "SELECT log_partition, log_offset, error, record_key, record_value FROM rejected_records"
@@ -153,7 +153,7 @@ async def test_up_restores_an_empty_topic_the_database_knows(
     """`up` finds the topic it projected empty (the embedded broker restarted): here the
     records of another topic were applied under the name of an empty one."""
     await produce_events(settings, count=90, subjects=9, seed=51, garbage=1)
-    original = await all_records(settings.kafka_bootstrap_servers, settings.topic)
+    original = await all_records(settings.kafka, settings.topic)
     target = await lost(settings)
     records = [Record(s.partition, s.offset, s.key, s.value) for s in original]
     await apply_batch(db, default_codec(), target.topic, records)
@@ -165,7 +165,7 @@ async def test_up_restores_an_empty_topic_the_database_knows(
     )
 
     assert await restore_if_log_empty(target, db) == len(original)
-    restored = await all_records(target.kafka_bootstrap_servers, target.topic)
+    restored = await all_records(target.kafka, target.topic)
     assert [(position(s), s.key, s.value) for s in restored] == [
         (position(s), s.key, s.value) for s in original
     ]

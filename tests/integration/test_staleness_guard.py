@@ -8,10 +8,11 @@ import re
 import asyncpg
 import httpx
 import pytest
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import TopicPartition
 
 from projections.projector_monitor import ProjectorMonitor
 from services.config import Settings
+from services.kafka_clients import new_consumer
 from tests.conftest import make_settings, running_api, running_projector, wait_until
 from tests.integration.replay import produce_to_partition
 from tests.servers import Servers
@@ -106,8 +107,8 @@ async def test_lag_is_the_high_water_mark_minus_the_position(
     await produce_to_partition(settings, 1, 5, "lag", seed=9)
 
     # the projector's own watch over a consumer that fetches but applies nothing
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap_servers,
+    consumer = new_consumer(
+        settings.kafka,
         enable_auto_commit=False,
         auto_offset_reset="none",
     )

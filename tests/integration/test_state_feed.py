@@ -16,8 +16,7 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka import TopicPartition
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
 from projections import feed_outbox
@@ -27,6 +26,7 @@ from schemas.events import Event, Source
 from schemas.feeds import SCHEMA_HEADER, decode_subject_state
 from services.catalogue import load_catalogue
 from services.config import Settings
+from services.kafka_clients import new_admin, new_consumer, new_producer
 from services.partitioning import partition_for
 from services.state_feed import StateFeed
 from services.state_summary import entries
@@ -64,10 +64,8 @@ async def feed_api(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
 
 async def read_state_topic(settings: Settings) -> Latest:
     """Every record of the state topic from the beginning; the latest value per key wins."""
-    marks = await highwaters(settings.kafka_bootstrap_servers, settings.state_topic)
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap_servers, enable_auto_commit=False
-    )
+    marks = await highwaters(settings.kafka, settings.state_topic)
+    consumer = new_consumer(settings.kafka, enable_auto_commit=False)
     await consumer.start()
     latest: Latest = {}
     try:
@@ -100,7 +98,7 @@ def decisions(found: list[dict[str, Any]]) -> dict[tuple[str, str], tuple[bool, 
 
 
 async def test_the_state_topic_is_created_compacted(settings: Settings) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
+    admin = new_admin(settings.kafka)
     await admin.start()
     try:
         (topic,) = await admin.describe_topics([settings.state_topic])
@@ -196,9 +194,7 @@ async def produce_log(settings: Settings, count: int, subjects: int, seed: int) 
     rng = random.Random(seed)
     codec = default_codec()
     now = datetime.now(UTC)
-    producer = AIOKafkaProducer(
-        bootstrap_servers=settings.kafka_bootstrap_servers, acks="all", linger_ms=5
-    )
+    producer = new_producer(settings.kafka, acks="all", linger_ms=5)
     await producer.start()
     try:
         futures = []
@@ -261,7 +257,7 @@ async def test_a_projector_killed_mid_way_loses_no_state_record(
             break
         mid_way += 1
     assert mid_way >= 2, "the log was too small to kill the projector mid-way"
-    published = await highwaters(settings.kafka_bootstrap_servers, settings.state_topic)
+    published = await highwaters(settings.kafka, settings.state_topic)
     assert any(published.values()), "the killed feeds had published nothing to interrupt"
 
     process = start_projector_process(settings, log_file)

@@ -7,9 +7,10 @@ import logging
 from dataclasses import replace
 
 import pytest
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin import NewTopic
 
 from services.config import Settings
+from services.kafka_clients import new_admin
 from services.topic import (
     WeakTopicError,
     check_topics,
@@ -27,14 +28,14 @@ pytestmark = pytest.mark.integration
 async def test_topic_has_the_configured_partitions_and_a_mismatch_is_reported(
     settings: Settings, caplog: pytest.LogCaptureFixture
 ) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
+    admin = new_admin(settings.kafka)
     await admin.start()
     try:
         (topic,) = await admin.describe_topics([settings.topic])
     finally:
         await admin.close()
     assert len(topic["partitions"]) == settings.topic_partitions
-    marks = await highwaters(settings.kafka_bootstrap_servers, settings.topic)
+    marks = await highwaters(settings.kafka, settings.topic)
     assert marks == dict.fromkeys(range(settings.topic_partitions), 0)
 
     with caplog.at_level(logging.WARNING, logger="services.topic"):
@@ -48,7 +49,7 @@ async def test_the_ledgers_topics_are_created_with_the_settings_they_are_checked
 ) -> None:
     """The embedded broker keeps and reports the configs a topic was created with, though it
     enforces none of them (no retention, no compaction, one broker)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
+    admin = new_admin(settings.kafka)
     await admin.start()
     try:
         required = required_configs(settings)
@@ -64,7 +65,7 @@ async def test_the_ledgers_topics_are_created_with_the_settings_they_are_checked
 
 
 async def _create(settings: Settings, name: str, configs: dict[str, str]) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
+    admin = new_admin(settings.kafka)
     await admin.start()
     try:
         await admin.create_topics([NewTopic(name, 2, 1, topic_configs=configs)])
@@ -103,7 +104,7 @@ async def test_a_topic_made_without_the_ledgers_configs_has_kafkas_default_reten
         )
     bare = replace(settings, topic=f"{settings.topic}.bare")
     await _create(bare, bare.topic, {})
-    admin = AIOKafkaAdminClient(bootstrap_servers=bare.kafka_bootstrap_servers)
+    admin = new_admin(bare.kafka)
     await admin.start()
     try:
         found = await check_topics(admin, bare)

@@ -11,9 +11,11 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import TopicPartition
 
 from services.config import Settings
+from services.kafka_access import KafkaAccess
+from services.kafka_clients import new_consumer, new_producer
 from services.topic import highwaters
 
 
@@ -27,10 +29,10 @@ class Seen:
     timestamp: int
 
 
-async def all_records(bootstrap_servers: str, topic: str, timeout_s: float = 60) -> list[Seen]:
+async def all_records(kafka: KafkaAccess, topic: str, timeout_s: float = 60) -> list[Seen]:
     """Every record of every partition up to its high-water mark, in (partition, offset) order."""
-    marks = await highwaters(bootstrap_servers, topic)
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers, enable_auto_commit=False)
+    marks = await highwaters(kafka, topic)
+    consumer = new_consumer(kafka, enable_auto_commit=False)
     await consumer.start()
     found: list[Seen] = []
     try:
@@ -63,12 +65,12 @@ async def all_records(bootstrap_servers: str, topic: str, timeout_s: float = 60)
 
 
 async def produce_raw(
-    bootstrap_servers: str,
+    kafka: KafkaAccess,
     topic: str,
     records: Sequence[tuple[int, bytes | None, bytes | None, list[tuple[str, bytes | None]]]],
 ) -> None:
     """(partition, key, value, headers) records, exactly as given, acks awaited."""
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap_servers, acks="all")
+    producer = new_producer(kafka, acks="all")
     await producer.start()
     try:
         futures = []
