@@ -187,9 +187,16 @@ def run_api(settings: Settings) -> int:
     import uvicorn
 
     from services.api.app import create_app
+    from services.api.public_listener import listener_sockets
 
-    uvicorn.run(create_app(settings), **api_server_options(settings))
-    return 0
+    if not settings.public_port:
+        uvicorn.run(create_app(settings), **api_server_options(settings))
+        return 0
+    # one process, one app, two sockets: the app tells them apart by the port a request
+    # arrived on (services/api/public_listener.py)
+    server = uvicorn.Server(uvicorn.Config(create_app(settings), **api_server_options(settings)))
+    server.run(sockets=listener_sockets(settings))
+    return 0 if server.started else 3
 
 
 def api_server_options(settings: Settings) -> dict[str, Any]:
