@@ -195,7 +195,8 @@ def randomness_problem(secret: str) -> str | None:
         return f"carries at most {bits:.0f} random bits ({len(secret)} characters)"
     period = shortest_period(secret)
     if period <= len(secret) // 2:
-        return f"repeats a block of {period} characters"
+        block = "one character" if period == 1 else f"a block of {period} characters"
+        return f"repeats {block}"
     run = longest_run(secret)
     if run > MAX_RUN:
         return f"has a run of {run} repeated or consecutive characters"

@@ -75,6 +75,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         env, session = environment_with_session(env)
         if session is not None:
             print(f"consent-ledger: using the servers of the running `up` ({session})")
+    if getattr(args, "port", None):
+        env["LEDGER_PORT"] = str(args.port)  # checked with the rest (LEDGER_PUBLIC_PORT differs)
     try:
         settings = Settings.from_env(env)
         load_catalogue(settings.catalogue_file)  # refuse a broken catalogue before starting
@@ -82,8 +84,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"consent-ledger: {exc}", file=sys.stderr)
         return 2
     configure_logging(settings.log_level, settings.log_format)
-    if getattr(args, "port", None):
-        settings = Settings.from_env({**settings.as_environment(), "LEDGER_PORT": str(args.port)})
     if args.command == "up":
         from services.restore import RestoreError
         from services.up import run_up

@@ -300,7 +300,7 @@ RANDOM_DIGITS = "739201846583920174650218374650192837465019283746501928374610293
         ("a" * 32, "at most 128 random bits"),  # the review's example
         ("short", "at most 30 random bits"),
         # long enough, but plainly not random
-        ("a" * 64, "repeats a block of 1 characters"),
+        ("a" * 64, "it repeats one character"),
         (f"cl_ops_{HEX_64}", "its secret repeats a block of 16 characters"),
         ("correcthorsebatterystaple" * 2, "repeats a block of 25 characters"),
         ("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopq", "a run of 26 repeated or consecutive"),
