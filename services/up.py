@@ -85,7 +85,9 @@ def run_up(settings: Settings) -> int:
                 start_new_session=True,
                 preexec_fn=die_with_parent,
             )
-        if not _wait_ready(settings, admin.key, list(children.values()), lambda: stopping):
+        # with a valid key, a 503 says why (without one, /readyz answers only the status)
+        key = admin.key if registered.row.revoked_at is None else None
+        if not _wait_ready(settings, key, list(children.values()), lambda: stopping):
             return 0 if stopping else 1
         _print_banner(settings, postgres, kafka, restored, generated, admin, registered)
         while not stopping:
@@ -174,13 +176,13 @@ async def _prepare(settings: Settings, admin: AdminKey) -> tuple[int, Registered
 
 def _wait_ready(
     settings: Settings,
-    key: str,
+    key: str | None,
     children: list[subprocess.Popen[bytes]],
     stopped: Callable[[], bool],
 ) -> bool:
     url = f"http://{settings.host}:{settings.port}/readyz"
-    # with a key, a 503 says why (without one, /readyz answers only the status)
-    ask = urllib.request.Request(url, headers={"Authorization": f"Bearer {key}"})
+    headers = {"Authorization": f"Bearer {key}"} if key else {}
+    ask = urllib.request.Request(url, headers=headers)
     deadline = time.monotonic() + 120
     why = ""
     while time.monotonic() < deadline:
