@@ -5,6 +5,9 @@ A request's key check must not cost a database round trip, so each API process k
 key row in memory (`KeyCache`). It reloads them when `keys create` or `keys revoke` NOTIFYs,
 and every LEDGER_API_KEY_REFRESH_S / 2 seconds in case a notification is lost. A copy older
 than LEDGER_API_KEY_REFRESH_S is not trusted (503), so a revoked key never works longer.
+
+A row stored as plain SHA-256 (before the hash key existed, migration 0014) is rewritten to
+the keyed hash on its key's next successful use: the key itself is needed to compute it.
 """
 
 from __future__ import annotations
@@ -13,20 +16,28 @@ import asyncio
 import contextlib
 import logging
 import time
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
 from typing import Any, Final
 
 import asyncpg
 
 from services.api_keys import (
     ADMIN,
+    FROM_ADMIN_VARIABLE,
+    FROM_COMMAND,
+    KEYED,
+    LEGACY,
     Caller,
     KeyRow,
-    authenticate,
+    bearer_key,
+    forgotten_admin_keys,
     key_hash,
     key_id,
     new_key,
     ordered,
+    stored_hash,
+    verify_key,
 )
 
 log = logging.getLogger(__name__)
@@ -35,11 +46,18 @@ NOTIFY_CHANNEL: Final = "consent_ledger_api_keys"
 #: the name of the key registered from LEDGER_ADMIN_KEY
 ADMIN_KEY_NAME: Final = "LEDGER_ADMIN_KEY"
 
-_COLUMNS: Final = "key_id, name, scopes, key_hash, created_at, revoked_at"
+_COLUMNS: Final = "key_id, name, scopes, key_hash, created_at, revoked_at, hash_kind, origin"
 SELECT_ALL: Final = f"SELECT {_COLUMNS} FROM api_keys ORDER BY created_at, key_id"
 INSERT: Final = f"""
-INSERT INTO api_keys (key_id, name, scopes, key_hash) VALUES ($1, $2, $3, $4)
+INSERT INTO api_keys (key_id, name, scopes, key_hash, hash_kind, origin)
+VALUES ($1, $2, $3, $4, '{KEYED}', $5)
 ON CONFLICT (key_id) DO NOTHING
+RETURNING {_COLUMNS}
+"""
+#: a legacy row to the keyed hash; only while it still holds the legacy hash of the same key
+UPGRADE: Final = f"""
+UPDATE api_keys SET key_hash = $2, hash_kind = '{KEYED}'
+WHERE key_id = $1 AND hash_kind = '{LEGACY}' AND key_hash = $3
 RETURNING {_COLUMNS}
 """
 REVOKE: Final = f"""
@@ -64,6 +82,8 @@ def row_of(record: asyncpg.Record) -> KeyRow:
         bytes(record["key_hash"]),
         record["created_at"],
         record["revoked_at"],
+        record["hash_kind"],
+        record["origin"],
     )
 
 
@@ -72,13 +92,14 @@ async def _notify(conn: asyncpg.Connection, kid: str) -> None:
 
 
 async def create_key(
-    conn: asyncpg.Connection, name: str, scopes: frozenset[str]
+    conn: asyncpg.Connection, name: str, scopes: frozenset[str], hash_key: bytes
 ) -> tuple[str, KeyRow]:
-    """A new key and its row; the key itself is stored nowhere, only its hash."""
+    """A new key and its row; the key itself is stored nowhere, only its keyed hash."""
     while True:
         kid, key = new_key()
+        digest = key_hash(key, hash_key)
         async with conn.transaction():
-            found = await conn.fetchrow(INSERT, kid, name, ordered(scopes), key_hash(key))
+            found = await conn.fetchrow(INSERT, kid, name, ordered(scopes), digest, FROM_COMMAND)
             if found is not None:
                 await _notify(conn, kid)
                 return key, row_of(found)
@@ -103,32 +124,65 @@ class Registered:
     created: bool
 
 
+async def upgrade_hash(
+    conn: asyncpg.Connection | asyncpg.Pool, row: KeyRow, key: str, hash_key: bytes
+) -> KeyRow | None:
+    """Rewrite a legacy (SHA-256) row to the keyed hash of `key`, which must be its key; the
+    row as stored now, or None when another process upgraded it first."""
+    found = await conn.fetchrow(UPGRADE, row.key_id, key_hash(key, hash_key), row.key_hash)
+    if found is None:
+        return None
+    await conn.execute("SELECT pg_notify($1, $2)", NOTIFY_CHANNEL, row.key_id)
+    return row_of(found)
+
+
 async def register_admin_key(
-    conn: asyncpg.Connection | asyncpg.Pool, key: str, name: str = ADMIN_KEY_NAME
+    conn: asyncpg.Connection | asyncpg.Pool,
+    key: str,
+    hash_key: bytes,
+    name: str = ADMIN_KEY_NAME,
+    origin: str = FROM_ADMIN_VARIABLE,
 ) -> Registered:
-    """Store `key` as an admin key unless it is stored already (idempotent). A revoked key
-    stays revoked: revocation is final, a new LEDGER_ADMIN_KEY replaces it. KeyConflict when
-    its id is stored with another key."""
+    """Store `key` as an admin key unless it is stored already (idempotent; a legacy row of it
+    gets the keyed hash). A revoked key stays revoked: revocation is final, a new
+    LEDGER_ADMIN_KEY replaces it. KeyConflict when its id is stored with another key."""
     kid = key_id(key)
-    digest = key_hash(key)
-    found = await conn.fetchrow(INSERT, kid, name, [ADMIN], digest)
+    found = await conn.fetchrow(INSERT, kid, name, [ADMIN], key_hash(key, hash_key), origin)
     if found is not None:
         await conn.execute("SELECT pg_notify($1, $2)", NOTIFY_CHANNEL, kid)
         return Registered(row_of(found), True)
     stored = await conn.fetchrow(f"SELECT {_COLUMNS} FROM api_keys WHERE key_id = $1", kid)
     assert stored is not None
     row = row_of(stored)
-    if row.key_hash != digest:
+    if row.key_hash != stored_hash(row, key, hash_key):
         raise KeyConflict(f"key id {kid} is already stored with another key; choose another id")
+    if row.hash_kind == LEGACY:
+        row = await upgrade_hash(conn, row, key, hash_key) or row
     return Registered(row, False)
+
+
+def warn_forgotten_admin_keys(rows: Iterable[KeyRow], admin_key: str) -> list[str]:
+    """Log a WARNING naming each valid key registered from an earlier LEDGER_ADMIN_KEY (not
+    the current one, `admin_key`, empty when unset); returns their ids."""
+    forgotten = forgotten_admin_keys(rows, key_id(admin_key) if admin_key else None)
+    for kid in forgotten:
+        log.warning(
+            "API key %s was registered from an earlier LEDGER_ADMIN_KEY and still works:"
+            " changing or unsetting the variable does not revoke it; revoke it with"
+            " `consent-ledger keys revoke %s` once nothing uses it",
+            kid,
+            kid,
+        )
+    return forgotten
 
 
 class KeyCache:
     """Every key row, in memory, reloaded on NOTIFY and on an interval."""
 
-    def __init__(self, pool: asyncpg.Pool, max_age_s: float) -> None:
+    def __init__(self, pool: asyncpg.Pool, max_age_s: float, hash_key: bytes) -> None:
         self.pool = pool
         self.max_age_s = max_age_s
+        self.hash_key = hash_key
         self.rows: dict[str, KeyRow] = {}
         self.loaded_at = float("-inf")
         self._listener: asyncpg.Connection | None = None
@@ -179,7 +233,28 @@ class KeyCache:
             await self._reload_quietly()
 
     def authenticate(self, header: str | None) -> Caller:
-        """KeyRefused for a bad key; KeysUnavailable when the copy is too old to trust."""
+        """KeyRefused for a bad key; KeysUnavailable when the copy is too old to trust. A
+        legacy row that matched is upgraded beside the request (no round trip in it)."""
         if time.monotonic() - self.loaded_at > self.max_age_s:
             raise KeysUnavailable("the API keys could not be reloaded from the database")
-        return authenticate(header, self.rows)
+        key = bearer_key(header)
+        row = verify_key(key, self.rows, self.hash_key)
+        if row.hash_kind == LEGACY:
+            self._upgrade_soon(row, key)
+        return Caller(row.key_id, row.name, row.scopes)
+
+    def _upgrade_soon(self, row: KeyRow, key: str) -> None:
+        """Keep the keyed hash in memory now (the next use does not upgrade again) and store
+        it; a failed store is retried on a later use, once a reload brings the row back."""
+        self.rows[row.key_id] = replace(row, key_hash=key_hash(key, self.hash_key), hash_kind=KEYED)
+        task = asyncio.create_task(self._store_upgrade(row, key))
+        self._reloads.add(task)
+        task.add_done_callback(self._reloads.discard)
+
+    async def _store_upgrade(self, row: KeyRow, key: str) -> None:
+        try:
+            if await upgrade_hash(self.pool, row, key, self.hash_key) is not None:
+                log.info("API key %s: stored hash upgraded to HMAC-SHA-256", row.key_id)
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
+            why = type(exc).__name__
+            log.warning("could not upgrade the hash of API key %s: %s", row.key_id, why)

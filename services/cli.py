@@ -77,6 +77,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         env, session = environment_with_session(env)
         if session is not None:
             print(f"consent-ledger: using the servers of the running `up` ({session})")
+    if getattr(args, "port", None):
+        env["LEDGER_PORT"] = str(args.port)  # checked with the rest (LEDGER_PUBLIC_PORT differs)
     try:
         settings = Settings.from_env(env)
         load_catalogue(settings.catalogue_file)  # refuse a broken catalogue before starting
@@ -86,8 +88,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     configure_logging(settings.log_level, settings.log_format)
     for warning in settings.kafka.warnings(remote=settings.kafka_is_remote):
         log.warning("%s", warning)
-    if getattr(args, "port", None):
-        settings = Settings.from_env({**settings.as_environment(), "LEDGER_PORT": str(args.port)})
     if args.command == "up":
         from services.restore import RestoreError
         from services.stack import EmbeddedServersMissing
@@ -192,9 +192,16 @@ def run_api(settings: Settings) -> int:
     import uvicorn
 
     from services.api.app import create_app
+    from services.api.public_listener import listener_sockets
 
-    uvicorn.run(create_app(settings), **api_server_options(settings))
-    return 0
+    if not settings.public_port:
+        uvicorn.run(create_app(settings), **api_server_options(settings))
+        return 0
+    # one process, one app, two sockets: the app tells them apart by the port a request
+    # arrived on (services/api/public_listener.py)
+    server = uvicorn.Server(uvicorn.Config(create_app(settings), **api_server_options(settings)))
+    server.run(sockets=listener_sockets(settings))
+    return 0 if server.started else 3
 
 
 def api_server_options(settings: Settings) -> dict[str, Any]:

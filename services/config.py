@@ -39,6 +39,8 @@ class SettingsError(ValueError):
 class Settings:
     host: str
     port: int
+    public_port: int
+    public_host: str
     kafka_bootstrap_servers: str
     kafka_security_protocol: str
     kafka_sasl_mechanism: str
@@ -81,6 +83,7 @@ class Settings:
     api_key_refresh_s: int
     metrics_public: bool
     public_rate_per_min: int
+    failed_key_rate_per_min: int
     forwarded_allow_ips: str
     master_keys: str = field(repr=False)
     blind_index_key: str = field(repr=False)
@@ -156,6 +159,8 @@ class Settings:
             )
         if len(self.controller_contact) > 200:
             raise SettingsError("LEDGER_CONTROLLER_CONTACT must be at most 200 characters")
+        if self.public_port == self.port:
+            raise SettingsError("LEDGER_PUBLIC_PORT must differ from LEDGER_PORT (or be 0)")
         if self.admin_key:
             problem = admin_key_problem(self.admin_key)
             if problem:

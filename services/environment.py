@@ -11,6 +11,17 @@ from typing import Final
 ENVIRONMENT: Final[dict[str, tuple[str, str, str]]] = {
     "LEDGER_HOST": ("host", "127.0.0.1", "address the HTTP API binds to"),
     "LEDGER_PORT": ("port", "8000", "port of the HTTP API"),
+    "LEDGER_PUBLIC_PORT": (
+        "public_port",
+        "0",
+        "port of a second listener of the same API that serves only the unsubscribe and"
+        " preference pages (`/u/`, `/p/`) and `/healthz`, for the internet; 0 is none",
+    ),
+    "LEDGER_PUBLIC_HOST": (
+        "public_host",
+        "127.0.0.1",
+        "address the public-pages listener (LEDGER_PUBLIC_PORT) binds to",
+    ),
     "KAFKA_BOOTSTRAP_SERVERS": (
         "kafka_bootstrap_servers",
         "",
@@ -227,8 +238,9 @@ ENVIRONMENT: Final[dict[str, tuple[str, str, str]]] = {
     "LEDGER_ADMIN_KEY": (
         "admin_key",
         "",
-        "API key registered with the admin scope when the API starts (at least 32 characters);"
-        " `up` makes one in LEDGER_DATA_DIR/admin.key when this is empty",
+        "API key registered with the admin scope when the API starts (at least 256 random"
+        " bits, e.g. `cl_ops_` and 64 hex digits); `up` makes one in LEDGER_DATA_DIR/admin.key"
+        " when this is empty",
     ),
     "LEDGER_API_KEY_REFRESH_S": (
         "api_key_refresh_s",
@@ -244,6 +256,12 @@ ENVIRONMENT: Final[dict[str, tuple[str, str, str]]] = {
         "public_rate_per_min",
         "300",
         "requests per minute one client address may make to the /u/ and /p/ pages; 0 is no limit",
+    ),
+    "LEDGER_FAILED_KEY_RATE_PER_MIN": (
+        "failed_key_rate_per_min",
+        "30",
+        "refused API keys per minute one client address may send before it gets 429 without"
+        " its keys being checked; 0 is no limit",
     ),
     "LEDGER_FORWARDED_ALLOW_IPS": (
         "forwarded_allow_ips",
@@ -261,6 +279,7 @@ ENVIRONMENT: Final[dict[str, tuple[str, str, str]]] = {
 #: the smallest and largest value a whole-number setting may take
 WHOLE_NUMBER_RANGES: Final[dict[str, tuple[int, int]]] = {
     "LEDGER_PORT": (1, 65535),
+    "LEDGER_PUBLIC_PORT": (0, 65535),
     "LEDGER_TOPIC_PARTITIONS": (1, 10000),
     "LEDGER_TOPIC_REPLICATION": (1, 32),
     "LEDGER_TOPIC_MIN_INSYNC_REPLICAS": (1, 32),
@@ -274,4 +293,5 @@ WHOLE_NUMBER_RANGES: Final[dict[str, tuple[int, int]]] = {
     "LEDGER_LINK_TTL_DAYS": (1, 3650),
     "LEDGER_API_KEY_REFRESH_S": (1, 3600),
     "LEDGER_PUBLIC_RATE_PER_MIN": (0, 1_000_000),
+    "LEDGER_FAILED_KEY_RATE_PER_MIN": (0, 1_000_000),
 }

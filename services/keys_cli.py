@@ -1,8 +1,9 @@
 """`consent-ledger keys create|list|revoke`: the HTTP API's keys.
 
-Needs only DATABASE_URL; beside a running `consent-ledger up` it finds that in the session
-file, like `import`. A new key is printed once and stored only as a hash; running APIs learn
-of a new or revoked key at once (NOTIFY), at the latest after LEDGER_API_KEY_REFRESH_S.
+Needs DATABASE_URL (and for `create` the secrets, for LEDGER_API_KEY_HASH_KEY); beside a
+running `consent-ledger up` it finds both in the session file, like `import`. A new key is
+printed once and stored only as a keyed hash; running APIs learn of a new or revoked key at
+once (NOTIFY), at the latest after LEDGER_API_KEY_REFRESH_S.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import asyncpg
 from services.api_key_store import create_key, list_keys, revoke_key
 from services.api_keys import SCOPES, KeyRow, name_problem, ordered
 from services.config import Settings
+from services.secrets import SecretsError
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -65,6 +67,11 @@ async def run_keys(settings: Settings, args: argparse.Namespace) -> int:
         if problem:
             print(f"consent-ledger keys create: --name {problem}", file=sys.stderr)
             return 2
+        try:
+            settings.secrets()  # the key's hash is keyed with LEDGER_API_KEY_HASH_KEY
+        except SecretsError as exc:
+            print(f"consent-ledger keys create: {exc}", file=sys.stderr)
+            return 2
     conn = await asyncpg.connect(settings.database_url)
     try:
         return await _run(conn, settings, args)
@@ -83,7 +90,8 @@ async def _run(conn: asyncpg.Connection, settings: Settings, args: argparse.Name
         print(table(await list_keys(conn)))
         return 0
     if args.action == "create":
-        key, row = await create_key(conn, args.name, frozenset(args.scope))
+        hash_key = settings.secrets().api_key_hash_key
+        key, row = await create_key(conn, args.name, frozenset(args.scope), hash_key)
         print(f"created key {row.key_id} ({row.name}) with scopes {', '.join(ordered(row.scopes))}")
         print("the key (shown this once; the ledger keeps only its hash):")
         print(key)

@@ -5,14 +5,13 @@ Decisions ask `verdict()` on every request. A fresh verdict is kept for CACHE_S,
 projector keeps up a decision pays no extra query (the guard may then notice staleness up to
 CACHE_S late); any other verdict is read again on the next request, so decisions resume as soon
 as the projector has caught up. Requests that find no fresh verdict while a read is under way
-share that read instead of starting their own: when the cache runs out under load, dozens of
-concurrent decisions would otherwise each read the reports (two statements apiece). A shared
-read started at most one round trip before the request, well inside CACHE_S.
+share that read instead of starting their own (services/shared_read.py): when the cache runs
+out under load, dozens of concurrent decisions would otherwise each read the reports (two
+statements apiece).
 """
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,6 +22,7 @@ import asyncpg
 from projections import dead_letters, projector_health
 from projections.freshness import PartitionFreshness, Verdict, assess
 from projections.log_loss import LogLoss
+from services.shared_read import SharedRead
 
 CACHE_S: Final = 1.0
 
@@ -32,6 +32,10 @@ class HealthSnapshot:
     partitions: list[PartitionFreshness]
     stops: list[LogLoss]
     verdict: Verdict
+
+
+def _keep_fresh(verdict: Verdict) -> float:
+    return CACHE_S if verdict.fresh else 0.0
 
 
 class ProjectionHealth:
@@ -48,10 +52,7 @@ class ProjectionHealth:
         self.partition_count = partition_count
         self.max_staleness_s = max_staleness_ms / 1000
         self.clock = clock
-        self._fresh_until = -1.0
-        self._fresh: Verdict | None = None
-        #: the read of the reports under way, shared by the requests that wait for it
-        self._reading: asyncio.Future[HealthSnapshot] | None = None
+        self._verdicts = SharedRead(self._read_verdict, _keep_fresh, clock)
 
     @property
     def guarding(self) -> bool:
@@ -63,25 +64,15 @@ class ProjectionHealth:
         partitions = await projector_health.load(self.pool, self.topic)
         stops = await projector_health.load_stops(self.pool, self.topic)
         verdict = assess(partitions, stops, self.partition_count, self.max_staleness_s)
-        if verdict.fresh:
-            self._fresh, self._fresh_until = verdict, self.clock() + CACHE_S
         return HealthSnapshot(partitions, stops, verdict)
+
+    async def _read_verdict(self) -> Verdict:
+        return (await self.snapshot()).verdict
 
     async def verdict(self) -> Verdict:
         """Whether decisions may be answered now; a fresh verdict is cached for CACHE_S, and
         concurrent requests without one share a single read."""
-        if self._fresh is not None and self.clock() < self._fresh_until:
-            return self._fresh
-        if self._reading is None:
-            self._reading = asyncio.ensure_future(self.snapshot())
-            self._reading.add_done_callback(self._read_done)
-        # shielded: a caller that goes away does not cancel the read the others wait for
-        return (await asyncio.shield(self._reading)).verdict
-
-    def _read_done(self, reading: asyncio.Future[HealthSnapshot]) -> None:
-        self._reading = None
-        if not reading.cancelled():
-            reading.exception()  # retrieved: each waiter has raised it already
+        return await self._verdicts.get()
 
     async def dead_letters(self) -> tuple[int, int]:
         """(dead letters ever, not yet published)."""

@@ -1,7 +1,8 @@
 """The connection details of a running `consent-ledger up`, for commands run beside it.
 
-`up` writes LEDGER_DATA_DIR/session.env while it runs (servers, topic, the secrets file, the
-producer setting; never a key itself) and removes it on stop. Operator commands such as
+`up` writes LEDGER_DATA_DIR/session.env (mode 0600) while it runs (servers, topic, the secrets
+file, the producer setting; never a key itself, but the embedded PostgreSQL's URL carries its
+password) and removes it on stop. Operator commands such as
 `import` read it when neither KAFKA_BOOTSTRAP_SERVERS nor DATABASE_URL is set, so that they
 work against `make up` with no set-up; variables set in the environment still win.
 """

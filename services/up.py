@@ -30,7 +30,7 @@ import asyncpg
 from projections import offsets
 from projections.migrate import migrate
 from services.api_key_store import ADMIN_KEY_NAME, KeyConflict, Registered, register_admin_key
-from services.api_keys import admin_key_problem, new_key
+from services.api_keys import FROM_ADMIN_VARIABLE, FROM_DEV_KEY, admin_key_problem, new_key
 from services.config import Settings
 from services.log_format import without_password
 from services.restore import restore_if_log_empty
@@ -85,7 +85,9 @@ def run_up(settings: Settings) -> int:
                 start_new_session=True,
                 preexec_fn=die_with_parent,
             )
-        if not _wait_ready(settings, list(children.values()), lambda: stopping):
+        # with a valid key, a 503 says why (without one, /readyz answers only the status)
+        key = admin.key if registered.row.revoked_at is None else None
+        if not _wait_ready(settings, key, list(children.values()), lambda: stopping):
             return 0 if stopping else 1
         _print_banner(settings, postgres, kafka, restored, generated, admin, registered)
         while not stopping:
@@ -164,16 +166,23 @@ async def _prepare(settings: Settings, admin: AdminKey) -> tuple[int, Registered
     conn = await asyncpg.connect(settings.database_url)
     try:
         await migrate(conn)
-        registered = await register_admin_key(conn, admin.key, admin.name)
+        origin = FROM_DEV_KEY if admin.file else FROM_ADMIN_VARIABLE
+        hash_key = settings.secrets().api_key_hash_key
+        registered = await register_admin_key(conn, admin.key, hash_key, admin.name, origin)
         return await restore_if_log_empty(settings, conn), registered
     finally:
         await conn.close()
 
 
 def _wait_ready(
-    settings: Settings, children: list[subprocess.Popen[bytes]], stopped: Callable[[], bool]
+    settings: Settings,
+    key: str | None,
+    children: list[subprocess.Popen[bytes]],
+    stopped: Callable[[], bool],
 ) -> bool:
     url = f"http://{settings.host}:{settings.port}/readyz"
+    headers = {"Authorization": f"Bearer {key}"} if key else {}
+    ask = urllib.request.Request(url, headers=headers)
     deadline = time.monotonic() + 120
     why = ""
     while time.monotonic() < deadline:
@@ -183,7 +192,7 @@ def _wait_ready(
             print("consent-ledger: a child process exited during start-up", file=sys.stderr)
             return False
         try:
-            with urllib.request.urlopen(url, timeout=1) as response:
+            with urllib.request.urlopen(ask, timeout=1) as response:
                 if response.status == 200:
                     return True
         except urllib.error.HTTPError as refused:  # e.g. the projector stopped by a loss
@@ -257,12 +266,26 @@ def _print_banner(
     registered: Registered,
 ) -> None:
     api = f"http://{settings.host}:{settings.port}"
-    broker = "embedded Tansu, log in memory" if kafka else "external"
-    database = f"embedded, data in {postgres.data_dir}" if postgres else "external"
+    broker = (
+        "embedded Tansu, log in memory, NO authentication: anyone on this machine can write to it"
+        if kafka
+        else "external"
+    )
+    database = (
+        f"embedded, data in {postgres.data_dir}, password in {postgres.password_file},"
+        " socket in the data directory"
+        if postgres
+        else "external"
+    )
     lines = [
-        "consent ledger is up",
+        "consent ledger is up" + (" (development only)" if postgres or kafka else ""),
         f"  API         {api}   (try {api}/openapi.json; the other routes need the admin key:"
         f' curl -H "Authorization: Bearer $LEDGER_KEY" {api}/v1/purposes)',
+    ]
+    if settings.public_port:
+        public = f"http://{settings.public_host}:{settings.public_port}"
+        lines.append(f"  Public      {public}   (only the /u/ and /p/ pages and /healthz)")
+    lines += [
         f"  Kafka       {settings.kafka_bootstrap_servers}   ({broker}; topic {settings.topic})",
         f"  PostgreSQL  {without_password(settings.database_url)}   ({database})",
     ]
@@ -272,6 +295,11 @@ def _print_banner(
     lines.append(_admin_line(admin, registered))
     if restored:
         lines.append(f"  restored {restored} events to the empty broker from the journal")
+    if postgres or kafka:
+        lines.append(
+            "Development only: the embedded servers are for one developer's machine, not for"
+            " production (see the README: Running against external servers)."
+        )
     lines.append("Press Ctrl-C to stop.")
     print("\n".join(lines), flush=True)
 

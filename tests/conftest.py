@@ -4,6 +4,7 @@ per test, and the API and projector running against them."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import functools
 import time
@@ -35,6 +36,9 @@ TEST_SECRETS: dict[str, str] = {
     "LEDGER_WRITER_KEYS": f"w1:{new_key()}",
     "LEDGER_API_KEY_HASH_KEY": new_key(),
 }
+
+#: the key API key hashes are computed under (LEDGER_API_KEY_HASH_KEY), as bytes
+HASH_KEY: bytes = base64.urlsafe_b64decode(TEST_SECRETS["LEDGER_API_KEY_HASH_KEY"] + "=")
 
 #: the admin API key every test API is started with (LEDGER_ADMIN_KEY) and every test client sends
 TEST_ADMIN_KEY: str = f"cl_testadmin_{new_key()}"

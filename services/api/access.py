@@ -22,7 +22,7 @@ from services.api import (
     verify,
 )
 from services.api.commands import COMMANDS
-from services.api_keys import ADMIN, AUDIT, DECIDE, RECORD
+from services.api_keys import ADMIN, AUDIT, DECIDE, NOTICES, RECORD, REQUESTS
 from services.web import audit
 
 #: no key: health, the OpenAPI document, the receipt-verifying public keys
@@ -31,7 +31,20 @@ PUBLIC: Final = "public"
 TOKEN_PAGE: Final = "token-page"
 #: any valid key, whatever its scopes: reference data that names no subject
 ANY_KEY: Final = "any-key"
-ACCESS_LEVELS: Final = (PUBLIC, TOKEN_PAGE, ANY_KEY, DECIDE, RECORD, AUDIT, ADMIN)
+#: no key needed, but a valid key (any scope) is checked and sees more: /readyz's details
+KEY_OPTIONAL: Final = "key-optional"
+ACCESS_LEVELS: Final = (
+    PUBLIC,
+    TOKEN_PAGE,
+    KEY_OPTIONAL,
+    ANY_KEY,
+    DECIDE,
+    RECORD,
+    NOTICES,
+    REQUESTS,
+    AUDIT,
+    ADMIN,
+)
 
 METRICS_PATH: Final = "/metrics"
 SUBJECT: Final = "/v1/subjects/{subject_id}"
@@ -42,9 +55,9 @@ ROUTE_ACCESS: Final[Mapping[tuple[str, str], str]] = {
     ("POST", f"{SUBJECT}/identifiers"): RECORD,
     ("DELETE", f"{SUBJECT}/identifiers"): RECORD,
     ("POST", "/v1/unsubscribe-links"): RECORD,
-    ("POST", "/v1/notices"): RECORD,
+    ("POST", "/v1/notices"): NOTICES,
     ("POST", requests.PATH): RECORD,
-    **{("POST", f"{requests.ITEM_PATH}/{step}"): RECORD for step in requests.STEP_NAMES},
+    **{("POST", f"{requests.ITEM_PATH}/{step}"): REQUESTS for step in requests.STEP_NAMES},
     ("GET", "/v1/decision"): DECIDE,
     ("POST", "/v1/decisions/batch"): DECIDE,
     ("GET", suppressions.PATH): DECIDE,
@@ -68,7 +81,7 @@ ROUTE_ACCESS: Final[Mapping[tuple[str, str], str]] = {
     ("GET", "/p/{token}"): TOKEN_PAGE,
     ("POST", "/p/{token}"): TOKEN_PAGE,
     ("GET", "/healthz"): PUBLIC,
-    ("GET", "/readyz"): PUBLIC,
+    ("GET", "/readyz"): KEY_OPTIONAL,
     ("GET", "/openapi.json"): PUBLIC,
     ("GET", receipts.JWKS_PATH): PUBLIC,
 }

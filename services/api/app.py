@@ -23,6 +23,7 @@ from services.api import (
     identifiers,
     notices,
     read,
+    readiness,
     receipts,
     requests,
     suppressions,
@@ -35,8 +36,9 @@ from services.api.metrics import metrics_endpoint
 from services.api.observation import ObservedStarlette
 from services.api.openapi import openapi_document
 from services.api.problems import ProblemError, instance_of, problem_handler, unavailable
+from services.api.public_listener import public_listener_middleware
 from services.api.write import command_endpoint
-from services.api_key_store import KeyCache, register_admin_key
+from services.api_key_store import KeyCache, register_admin_key, warn_forgotten_admin_keys
 from services.bootstrap import Ledger, close_ledger, open_ledger
 from services.config import Settings
 from services.web import audit
@@ -99,7 +101,7 @@ def routes() -> list[Route]:
         Route("/v1/purposes", read.purposes, methods=["GET"]),
         Route(suppressions.PATH, suppressions.suppressions, methods=["GET"]),
         Route("/healthz", read.healthz, methods=["GET"]),
-        Route("/readyz", read.readyz, methods=["GET"]),
+        Route("/readyz", readiness.readyz, methods=["GET"]),
         Route("/openapi.json", _openapi, methods=["GET"]),
         Route("/v1/unsubscribe-links", unsubscribe.create_links, methods=["POST"]),
         Route("/u/{token}", pages.unsubscribe, methods=["GET", "POST"]),
@@ -135,13 +137,15 @@ def create_app(settings: Settings, open_fn: LedgerFactory = open_ledger) -> Star
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         app.state.ledger = ledger = await open_fn(settings)
-        keys = KeyCache(ledger.pool, settings.api_key_refresh_s)
+        hash_key = ledger.secrets.api_key_hash_key
+        keys = KeyCache(ledger.pool, settings.api_key_refresh_s, hash_key)
         try:
             if settings.admin_key:
-                registered = await register_admin_key(ledger.pool, settings.admin_key)
+                registered = await register_admin_key(ledger.pool, settings.admin_key, hash_key)
                 if registered.row.revoked_at is not None:
                     log.warning("LEDGER_ADMIN_KEY (key %s) is revoked", registered.row.key_id)
             await keys.start(settings.database_url)
+            warn_forgotten_admin_keys(keys.rows.values(), settings.admin_key)
             app.state.api_keys = keys
             # what start-up made lives as long as the process: the collector stops scanning it
             gc.freeze()
@@ -152,6 +156,7 @@ def create_app(settings: Settings, open_fn: LedgerFactory = open_ledger) -> Star
 
     return ObservedStarlette(
         routes=protect(routes(), settings),
+        middleware=public_listener_middleware(settings),
         lifespan=lifespan,
         exception_handlers={
             ProblemError: problem_handler,

@@ -4,11 +4,14 @@ rate limit (services/api/access.py says which).
 The check wraps each route's endpoint, so it runs after routing (it knows the route template)
 and before the handler reads anything. It costs no database round trip: keys come from the
 in-memory KeyCache. 401 for a missing or bad key, 403 for a missing scope, 429 over the
-public pages' limit; each an application/problem+json with the headers RFC 6750 asks for.
+public pages' limit; each an application/problem+json with the headers RFC 6750 asks for. A
+refused key is logged (route and client address, never the key) and counted per address:
+past LEDGER_FAILED_KEY_RATE_PER_MIN the address gets 429 before its keys are looked at.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable
 
@@ -16,12 +19,15 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from services.api.access import ANY_KEY, PUBLIC, TOKEN_PAGE, required_access
+from services.api.access import ANY_KEY, KEY_OPTIONAL, PUBLIC, TOKEN_PAGE, required_access
 from services.api.problems import ProblemError, unavailable
 from services.api_key_store import KeyCache, KeysUnavailable
 from services.api_keys import KeyRefused, permits
 from services.config import Settings
+from services.failed_keys import FailedKeyLimit
 from services.rate_limit import RateLimiter, retry_after
+
+log = logging.getLogger(__name__)
 
 Endpoint = Callable[[Request], Awaitable[Response]]
 REALM = 'Bearer realm="consent-ledger"'
@@ -57,7 +63,30 @@ def _too_many(seconds: int) -> ProblemError:
     )
 
 
-def _guard(endpoint: Endpoint, path: str, settings: Settings, limiter: RateLimiter) -> Endpoint:
+def _too_many_refused(seconds: int) -> ProblemError:
+    return ProblemError(
+        429,
+        "Too many requests",
+        f"too many refused API keys from this address; retry in {seconds} s",
+        headers={"Retry-After": str(seconds)},
+        kind="too-many-requests",
+    )
+
+
+def _refused(method: str, path: str, address: str, exc: KeyRefused) -> None:
+    """The WARNING of a refused key: route template, client address and why; the key id only
+    when it names a stored key, never anything of the presented secret."""
+    named = f" (key {exc.key_id})" if exc.key_id else ""
+    log.warning("API key refused on %s %s from %s%s: %s", method, path, address, named, exc.reason)
+
+
+def _guard(
+    endpoint: Endpoint,
+    path: str,
+    settings: Settings,
+    limiter: RateLimiter,
+    failures: FailedKeyLimit,
+) -> Endpoint:
     async def guarded(request: Request) -> Response:
         needed = required_access(
             request.method,
@@ -73,14 +102,26 @@ def _guard(endpoint: Endpoint, path: str, settings: Settings, limiter: RateLimit
             if wait:
                 raise _too_many(retry_after(wait))
             return await endpoint(request)
+        header = request.headers.get("authorization")
+        if needed == KEY_OPTIONAL and header is None:
+            request.state.caller = None
+            return await endpoint(request)
         keys: KeyCache = request.app.state.api_keys
+        address = request.client.host if request.client else ""
+        blocked = failures.wait(address, time.monotonic())
+        if blocked:
+            raise _too_many_refused(retry_after(blocked))
         try:
-            caller = keys.authenticate(request.headers.get("authorization"))
+            caller = keys.authenticate(header)
         except KeyRefused as exc:
+            _refused(request.method, path, address, exc)
+            blocked = failures.failed(address, time.monotonic())
+            if blocked:
+                raise _too_many_refused(retry_after(blocked)) from None
             raise _unauthorized(exc.reason) from None
         except KeysUnavailable as exc:
             raise unavailable(str(exc), 2) from None
-        if needed != ANY_KEY and not permits(caller.scopes, needed):
+        if needed not in (ANY_KEY, KEY_OPTIONAL) and not permits(caller.scopes, needed):
             raise _forbidden(needed)
         request.state.caller = caller
         return await endpoint(request)
@@ -92,11 +133,12 @@ def protect(routes: Iterable[Route], settings: Settings) -> list[Route]:
     """The routes with their endpoints behind the check; UnclassifiedRoute (at start-up) for a
     route with no access row."""
     limiter = RateLimiter(settings.public_rate_per_min)
+    failures = FailedKeyLimit(RateLimiter(settings.failed_key_rate_per_min))
     out = []
     for route in routes:
         methods = sorted(route.methods or ())
         for method in methods:
             required_access(method, route.path)  # refuses an unclassified route now
-        guarded = _guard(route.endpoint, route.path, settings, limiter)
+        guarded = _guard(route.endpoint, route.path, settings, limiter, failures)
         out.append(Route(route.path, guarded, methods=methods, name=route.name))
     return out

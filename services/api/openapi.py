@@ -7,8 +7,10 @@ accepts gives each choice field its accepted values. A body's null is a field no
 
 Every operation then gets its answers (services/api/openapi_responses.py) and the errors every
 route can give: a problem document for any 4xx, 401 and 403 where a key is needed, 503 where
-the database or the broker is behind the answer, 429 on the rate-limited public pages. An HTML
-page answers its errors with an HTML page.
+the database or the broker is behind the answer, 429 on the rate-limited public pages and
+wherever a key is checked (too many refused keys). An HTML page answers its errors with an
+HTML page. Its security requirements come from services/api/access.py ROUTE_ACCESS: the scope
+a route needs is the role its `bearerAuth` requirement names, or `admin`, which implies all.
 """
 
 from __future__ import annotations
@@ -33,6 +35,8 @@ from services.api import (
     suppressions,
     verify,
 )
+from services.api.access import ANY_KEY, KEY_OPTIONAL, ROUTE_ACCESS, TOKEN_PAGE
+from services.api.access import PUBLIC as NO_KEY
 from services.api.body import Fields
 from services.api.commands import COMMANDS, Builder, Context
 from services.api.openapi_responses import (
@@ -45,6 +49,7 @@ from services.api.openapi_responses import (
 )
 from services.api.problems import PROBLEM_JSON, ProblemError
 from services.api.unsubscribe import OPENAPI_PATHS
+from services.api_keys import ADMIN
 from services.catalogue import Catalogue
 from services.history_formats import FORMATS
 from services.web import audit
@@ -272,12 +277,14 @@ def openapi_document(catalogue: Catalogue) -> dict[str, Any]:
     }
 
 
-#: routes anyone may call, without a key
+#: routes anyone may call, without a key (/readyz: a key shows its details)
 PUBLIC: Final = frozenset(
     {"/healthz", "/readyz", "/openapi.json", receipts.JWKS_PATH, "/u/{token}", "/p/{token}"}
 )
 #: the public pages, rate limited per client
 RATE_LIMITED: Final = frozenset({"/u/{token}", "/p/{token}"})
+#: access levels that never look at a key
+PUBLIC_LEVELS: Final = frozenset({NO_KEY, TOKEN_PAGE})
 #: routes that answer from memory, never from the database or the broker
 NEVER_UNAVAILABLE: Final = frozenset({"/healthz", "/openapi.json", receipts.JWKS_PATH})
 #: an answer the ledger itself may give as a page or a problem (an HTML route's 401, 403, 429)
@@ -306,6 +313,19 @@ def _null_when_optional(schema: dict[str, Any], done: set[int]) -> None:
             schema["properties"][name] = {"anyOf": [inner, {"type": "null"}]}
 
 
+def security(method: str, path: str) -> list[dict[str, list[str]]]:
+    """The operation's security requirements (alternatives) from ROUTE_ACCESS: none, an
+    optional key, any key, or a key with the route's scope or admin."""
+    level = ROUTE_ACCESS[(method.upper(), path)]
+    if level == KEY_OPTIONAL:
+        return [{}, {"bearerAuth": []}]
+    if level in PUBLIC_LEVELS:
+        return []
+    if level == ANY_KEY:
+        return [{"bearerAuth": []}]
+    return [{"bearerAuth": [level]}] + ([{"bearerAuth": [ADMIN]}] if level != ADMIN else [])
+
+
 def _complete(documented: dict[str, Any]) -> dict[str, Any]:
     """The paths with each operation's answers (ANSWERS), the errors every route can give and
     nullable optional body fields; a copy, so the modules' own OPENAPI_PATHS stay as they
@@ -315,7 +335,8 @@ def _complete(documented: dict[str, Any]) -> dict[str, Any]:
         paths[path][method]["responses"].update(copy.deepcopy(answers))
     nullable: set[int] = set()
     for path, operations in paths.items():
-        for op in operations.values():
+        for method, op in operations.items():
+            op["security"] = security(method, path)
             for media in op.get("requestBody", {}).get("content", {}).values():
                 _null_when_optional(media.get("schema", {}), nullable)
             responses: dict[str, Any] = op["responses"]
@@ -332,9 +353,11 @@ def _complete(documented: dict[str, Any]) -> dict[str, Any]:
             either = _PAGE_OR_PROBLEM if page else PROBLEM
             if path in RATE_LIMITED:
                 responses["429"] = {**either, "description": "too many requests; see Retry-After"}
-            if path in PUBLIC:
-                op["security"] = []
-            else:
+            if op["security"]:
                 responses["401"] = {**either, "description": "no key, or not a valid one"}
+            if path not in PUBLIC:
                 responses["403"] = {**either, "description": "the key lacks the route's scope"}
+            if op["security"] and path not in RATE_LIMITED:
+                too_many = "too many refused API keys from this address; see Retry-After"
+                responses["429"] = {**either, "description": too_many}
     return paths

@@ -235,14 +235,25 @@ ANSWERS: Final[dict[tuple[str, str], dict[str, Any]]] = {
     },
     ("get", "/readyz"): {
         "200": json_answer(
-            "the database and the event topic are reachable; projected positions by partition",
+            "the database and the event topic are reachable and the projection is current;"
+            " with a valid key (any scope) also the projected positions by partition and the"
+            " projector's health",
             obj(
+                {"status": {"const": "ready"}},
                 {
-                    "status": {"const": "ready"},
                     "projected": {"type": "object", "additionalProperties": INTEGER},
-                }
+                    "projector": {"type": "object"},
+                },
             ),
-        )
+        ),
+        "503": {
+            "description": "not ready: without a key only the status, with one a problem"
+            " saying why",
+            "content": {
+                **PROBLEM["content"],
+                JSON: {"schema": obj({"status": {"const": "not-ready"}})},
+            },
+        },
     },
     ("get", "/openapi.json"): {"200": json_answer("this document", {"type": "object"})},
     ("post", "/v1/unsubscribe-links"): {

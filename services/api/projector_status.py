@@ -1,5 +1,5 @@
 """The projector's health in HTTP answers: the staleness guard of the decision endpoints and
-the `projector` member of GET /readyz.
+the `projector` member of GET /readyz (services/api/readiness.py).
 
 Decisions fail closed: while the projector is stopped by loss detection or the projection is
 behind the log by more than LEDGER_MAX_STALENESS_MS, they answer 503 rather than let a send go
@@ -63,20 +63,16 @@ def projector_json(snapshot: HealthSnapshot, dead_letters: tuple[int, int]) -> d
     }
 
 
-async def readiness(ledger: Ledger) -> tuple[dict[str, Any], JSONResponse | None]:
-    """The `projector` member of /readyz, and the 503 answer when the projector makes the
-    ledger unready: stopped by a loss, or (with the guard on) too far behind."""
-    snapshot = await ledger.health.snapshot()
-    body = projector_json(snapshot, await ledger.health.dead_letters())
-    if snapshot.stops or (ledger.health.guarding and not snapshot.verdict.fresh):
-        problem = {
-            "type": f"urn:consent-ledger:problem:{STALE_KIND}",
-            "title": STALE_TITLE,
-            "status": 503,
-            "detail": snapshot.verdict.reason,
-            "instance": "/readyz",
-            "projector": body,
-        }
-        headers = {"Retry-After": str(RETRY_AFTER_S)}
-        return body, JSONResponse(problem, 503, headers=headers, media_type=PROBLEM_JSON)
-    return body, None
+def stale_answer(projector: dict[str, Any], reason: str) -> JSONResponse:
+    """/readyz's 503 for a caller with a key, when the projector makes the ledger unready:
+    stopped by a loss, or (with the guard on) too far behind."""
+    problem = {
+        "type": f"urn:consent-ledger:problem:{STALE_KIND}",
+        "title": STALE_TITLE,
+        "status": 503,
+        "detail": reason,
+        "instance": "/readyz",
+        "projector": projector,
+    }
+    headers = {"Retry-After": str(RETRY_AFTER_S)}
+    return JSONResponse(problem, 503, headers=headers, media_type=PROBLEM_JSON)

@@ -1,4 +1,5 @@
-"""Query endpoints: decisions, a subject's state and history, the catalogue, health."""
+"""Query endpoints: decisions, a subject's state and history, the catalogue, health
+(readiness: services/api/readiness.py)."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from services.api.access_log import record_read
 from services.api.body import Fields, query_fields
 from services.api.identifiers import UnknownIdentifier, subject_from_query
 from services.api.problems import ProblemError, field_error, invalid, unavailable
-from services.api.projector_status import readiness, require_fresh
+from services.api.projector_status import require_fresh
 from services.bootstrap import Ledger
 from services.catalogue import Catalogue, Purpose
 from services.decisions import Decision, decide, unknown_subject
@@ -300,24 +301,3 @@ async def purposes(request: Request) -> JSONResponse:
 
 async def healthz(request: Request) -> JSONResponse:
     return JSONResponse({"status": "ok"})
-
-
-async def readyz(request: Request) -> JSONResponse:
-    ledger = _ledger(request)
-    try:
-        await ledger.pool.fetchval("SELECT 1", timeout=2)
-    except Exception as exc:
-        raise unavailable(f"database not reachable: {type(exc).__name__}") from None
-    if not ledger.publisher.producer.client.cluster.partitions_for_topic(ledger.settings.topic):
-        raise unavailable("event topic not known to the producer yet")
-    positions = await ledger.progress.refresh()
-    projector, not_ready = await readiness(ledger)
-    if not_ready is not None:
-        return not_ready
-    return JSONResponse(
-        {
-            "status": "ready",
-            "projected": {str(k): v for k, v in positions.items()},
-            "projector": projector,
-        }
-    )

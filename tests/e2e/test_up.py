@@ -13,6 +13,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import asyncpg
 import httpx
@@ -124,18 +125,51 @@ async def command(client: httpx.AsyncClient, subject: str, path: str, body: dict
     return response.json()
 
 
+def session_database_url(data_dir: Path) -> str:
+    """The DATABASE_URL a running `up` wrote for the commands run beside it."""
+    session = (data_dir / "session.env").read_text().splitlines()
+    [url] = [line.split("=", 1)[1] for line in session if line.startswith("DATABASE_URL=")]
+    return url
+
+
 async def test_up_serves_a_scenario_stops_cleanly_and_restarts_with_everything(
     stack: Stack,
 ) -> None:
+    public_port = free_port()
+    stack.env["LEDGER_PUBLIC_PORT"] = str(public_port)
     stack.start()
     await stack.ready()
     admin_key = stack.data_dir / "admin.key"
     assert admin_key.stat().st_mode & 0o777 == 0o600
     headers = stack.admin_headers()
     key = headers["Authorization"].removeprefix("Bearer ")
-    assert f"  Admin key   {key}\n" in stack.log.read_text()  # shown on the start that made it
+    banner = stack.log.read_text()
+    assert f"  Admin key   {key}\n" in banner  # shown on the start that made it
+    # the banner says what the embedded servers are: for development only
+    assert "consent ledger is up (development only)" in banner
+    assert "NO authentication: anyone on this machine can write" in banner
+    password_file = stack.data_dir / "pg.password"
+    assert f"password in {password_file}" in banner
+    assert password_file.stat().st_mode & 0o777 == 0o600
+    # the embedded PostgreSQL refuses a connection without the password
+    database_url = session_database_url(stack.data_dir)
+    assert urlsplit(database_url).password == password_file.read_text().strip()
+    assert urlsplit(database_url).query == f"host={stack.data_dir / 'pg'}"
+    with pytest.raises(asyncpg.InvalidPasswordError):
+        await asyncpg.connect(database_url.replace(password_file.read_text().strip(), ""))
+    conn = await asyncpg.connect(database_url)
+    await conn.close()
+    # the public listener serves the pages' routes only
+    assert f"  Public      http://127.0.0.1:{public_port}" in banner
+    async with httpx.AsyncClient(
+        base_url=f"http://127.0.0.1:{public_port}", timeout=30, headers=headers
+    ) as public:
+        assert (await public.get("/healthz")).status_code == 200
+        assert (await public.get("/v1/purposes")).status_code == 404
+        assert (await public.get("/readyz")).status_code == 404
     async with httpx.AsyncClient(base_url=stack.url, timeout=30) as anonymous:
         assert (await anonymous.get("/v1/purposes")).status_code == 401
+        assert (await anonymous.get("/readyz")).json() == {"status": "ready"}
     async with httpx.AsyncClient(base_url=stack.url, timeout=30, headers=headers) as client:
         purposes = (await client.get("/v1/purposes")).json()["purposes"]
         assert "newsletter" in [p["id"] for p in purposes]
@@ -315,6 +349,7 @@ async def test_up_uses_the_servers_it_is_given(real_servers: Servers, tmp_path: 
         await stack.ready()
         banner = stack.log.read_text()
         assert "(external; topic" in banner and "(external)" in banner
+        assert "development only" not in banner.lower()  # no embedded server runs
         assert not (tmp_path / "pg").exists()
         assert "  Admin key   LEDGER_ADMIN_KEY (key id testadmin)" in banner
         assert not (tmp_path / "admin.key").exists()

@@ -11,7 +11,7 @@ import httpx
 
 from services.api_key_store import create_key
 from services.config import Settings
-from tests.conftest import wait_until
+from tests.conftest import HASH_KEY, wait_until
 
 PROBLEM = "application/problem+json"
 
@@ -41,7 +41,7 @@ async def made_key(
     """A new key with `scopes`, once the running API accepts it: (key id, key)."""
     conn = await asyncpg.connect(settings.database_url)
     try:
-        key, row = await create_key(conn, name, frozenset(scopes))
+        key, row = await create_key(conn, name, frozenset(scopes), HASH_KEY)
     finally:
         await conn.close()
 

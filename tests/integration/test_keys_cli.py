@@ -16,7 +16,8 @@ import pytest
 from services.api_key_store import KeyConflict, register_admin_key, revoke_key
 from services.api_keys import key_hash, key_id
 from services.config import Settings
-from tests.conftest import TEST_ADMIN_KEY, wait_until
+from services.secrets import new_key
+from tests.conftest import HASH_KEY, TEST_ADMIN_KEY, wait_until
 from tests.integration.access_support import accepted, client_of
 
 pytestmark = pytest.mark.integration
@@ -45,13 +46,16 @@ async def test_create_list_and_revoke_a_key(
     kid = key_id(key)
     assert re.fullmatch(rf"cl_{kid}_[A-Za-z0-9_-]{{43}}", key)
     assert f"created key {kid} (crm) with scopes decide, record" in made.stdout
-    row = await db.fetchrow("SELECT name, scopes, key_hash FROM api_keys WHERE key_id = $1", kid)
+    row = await db.fetchrow(
+        "SELECT name, scopes, key_hash, hash_kind, origin FROM api_keys WHERE key_id = $1", kid
+    )
     assert row is not None
     assert (row["name"], row["scopes"], bytes(row["key_hash"])) == (
         "crm",
         ["decide", "record"],
-        key_hash(key),
+        key_hash(key, HASH_KEY),
     )
+    assert (row["hash_kind"], row["origin"]) == ("hmac-sha256", "keys create")
 
     async def works() -> bool:
         return await accepted(api, key)
@@ -69,7 +73,10 @@ async def test_create_list_and_revoke_a_key(
     [mine] = [line.split() for line in lines if line.startswith(kid)]
     assert mine[:3] == [kid, "crm", "decide,record"] and mine[-1] == "-"
     assert any(line.startswith("testadmin ") for line in lines)  # LEDGER_ADMIN_KEY's row
-    assert key.split("_")[-1] not in listed.stdout and key_hash(key).hex() not in listed.stdout
+    assert (
+        key.split("_", 2)[2] not in listed.stdout
+        and key_hash(key, HASH_KEY).hex() not in listed.stdout
+    )
 
     revoked = await keys_cli(settings, "revoke", kid)
     assert revoked.returncode == 0, revoked.stderr
@@ -103,15 +110,29 @@ async def test_refused_key_commands(
 async def test_the_admin_key_is_registered_once_and_stays_revoked(
     settings: Settings, db: asyncpg.Connection
 ) -> None:
-    first = await register_admin_key(db, TEST_ADMIN_KEY)
+    first = await register_admin_key(db, TEST_ADMIN_KEY, HASH_KEY)
     assert first.created and first.row.scopes == {"admin"} and first.row.key_id == "testadmin"
-    second = await register_admin_key(db, TEST_ADMIN_KEY)
+    second = await register_admin_key(db, TEST_ADMIN_KEY, HASH_KEY)
     assert not second.created and second.row == first.row
     assert await db.fetchval("SELECT count(*) FROM api_keys") == 1
     with pytest.raises(KeyConflict, match="testadmin"):
-        await register_admin_key(db, "cl_testadmin_" + "B" * 43)
+        await register_admin_key(db, "cl_testadmin_" + new_key(), HASH_KEY)
     assert await revoke_key(db, "testadmin") is not None
-    again = await register_admin_key(db, TEST_ADMIN_KEY)
+    again = await register_admin_key(db, TEST_ADMIN_KEY, HASH_KEY)
     assert not again.created and again.row.revoked_at is not None
-    chosen = await register_admin_key(db, "a-hand-chosen-admin-key-of-forty-chars--")
+    chosen = await register_admin_key(db, new_key(), HASH_KEY)
     assert chosen.created and chosen.row.key_id.startswith("h-")
+    assert chosen.row.origin == "LEDGER_ADMIN_KEY"
+
+
+async def test_create_accepts_the_notices_and_requests_scopes(
+    settings: Settings, db: asyncpg.Connection
+) -> None:
+    made = await keys_cli(
+        settings, "create", "--scope", "notices", "--scope", "requests", "--name", "dpo"
+    )
+    assert made.returncode == 0, made.stderr
+    assert "with scopes notices, requests" in made.stdout
+    kid = key_id(made.stdout.strip().splitlines()[-1])
+    scopes = await db.fetchval("SELECT scopes FROM api_keys WHERE key_id = $1", kid)
+    assert scopes == ["notices", "requests"]

@@ -11,6 +11,7 @@ from starlette.routing import Route
 from services.api.access import (
     ACCESS_LEVELS,
     ANY_KEY,
+    KEY_OPTIONAL,
     PUBLIC,
     ROUTE_ACCESS,
     TOKEN_PAGE,
@@ -19,7 +20,7 @@ from services.api.access import (
 )
 from services.api.app import routes
 from services.api.guard import protect
-from services.api_keys import ADMIN, AUDIT, DECIDE, RECORD
+from services.api_keys import ADMIN, AUDIT, DECIDE, NOTICES, RECORD, REQUESTS
 from services.config import Settings
 
 ROUTES = [
@@ -53,9 +54,14 @@ def test_the_table_names_only_routes_that_exist() -> None:
         ("POST", "/v1/subjects/{subject_id}/identifiers", (), RECORD),
         ("DELETE", "/v1/subjects/{subject_id}/identifiers", (), RECORD),
         ("POST", "/v1/unsubscribe-links", (), RECORD),
-        ("POST", "/v1/notices", (), RECORD),
+        # publishing a notice can outdate every consent: its own scope, not the forms' one
+        ("POST", "/v1/notices", (), NOTICES),
+        # receiving a request is intake (forms, the CRM); handling it is the privacy team's
         ("POST", "/v1/requests", (), RECORD),
-        ("POST", "/v1/requests/{request_id}/complete", (), RECORD),
+        ("POST", "/v1/requests/{request_id}/verify", (), REQUESTS),
+        ("POST", "/v1/requests/{request_id}/extend", (), REQUESTS),
+        ("POST", "/v1/requests/{request_id}/complete", (), REQUESTS),
+        ("POST", "/v1/requests/{request_id}/refuse", (), REQUESTS),
         ("GET", "/v1/requests", (), AUDIT),
         ("GET", "/v1/requests/{request_id}", (), AUDIT),
         ("GET", "/v1/subjects/{subject_id}/consent", (), AUDIT),
@@ -74,7 +80,7 @@ def test_the_table_names_only_routes_that_exist() -> None:
         ("GET", "/u/{token}", (), TOKEN_PAGE),
         ("POST", "/p/{token}", (), TOKEN_PAGE),
         ("GET", "/healthz", (), PUBLIC),
-        ("GET", "/readyz", (), PUBLIC),
+        ("GET", "/readyz", (), KEY_OPTIONAL),
         ("GET", "/openapi.json", (), PUBLIC),
         ("GET", "/.well-known/jwks.json", (), PUBLIC),
     ],
@@ -115,3 +121,11 @@ def test_the_app_does_not_start_with_an_unclassified_route() -> None:
     extra = Route("/v1/leak", leak, methods=["GET"])
     with pytest.raises(UnclassifiedRoute):
         protect([*routes(), extra], Settings.from_env({}))
+
+
+def test_record_no_longer_publishes_notices_or_handles_requests() -> None:
+    """Security review M4: a form's `record` key cannot outdate every consent or close a
+    rights request."""
+    recorded = {route for route, level in ROUTE_ACCESS.items() if level == RECORD}
+    assert ("POST", "/v1/notices") not in recorded
+    assert not any(path.startswith("/v1/requests/{request_id}/") for _, path in recorded)

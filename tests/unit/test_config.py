@@ -52,6 +52,11 @@ def test_round_trip_through_child_process_environment() -> None:
         ({"LEDGER_LINK_TTL_DAYS": "0"}, "LEDGER_LINK_TTL_DAYS"),
         ({"LEDGER_ADMIN_KEY": "admin"}, "LEDGER_ADMIN_KEY"),
         ({"LEDGER_ADMIN_KEY": "an admin key with spaces in it, long"}, "LEDGER_ADMIN_KEY"),
+        ({"LEDGER_ADMIN_KEY": "a" * 32}, "LEDGER_ADMIN_KEY"),  # long enough before, not random
+        ({"LEDGER_ADMIN_KEY": "cl_ops_" + "0123456789abcdef" * 4}, "LEDGER_ADMIN_KEY"),
+        ({"LEDGER_PUBLIC_PORT": "8000"}, "LEDGER_PUBLIC_PORT"),  # the API's own port
+        ({"LEDGER_PUBLIC_PORT": "65536"}, "LEDGER_PUBLIC_PORT"),
+        ({"LEDGER_FAILED_KEY_RATE_PER_MIN": "-1"}, "LEDGER_FAILED_KEY_RATE_PER_MIN"),
         ({"LEDGER_API_KEY_REFRESH_S": "0"}, "LEDGER_API_KEY_REFRESH_S"),
         ({"LEDGER_PUBLIC_RATE_PER_MIN": "-1"}, "LEDGER_PUBLIC_RATE_PER_MIN"),
         ({"LEDGER_METRICS_PUBLIC": "maybe"}, "LEDGER_METRICS_PUBLIC"),
@@ -102,6 +107,6 @@ def test_up_port_moves_the_links_too() -> None:
 
 
 def test_the_admin_key_is_never_in_the_settings_repr() -> None:
-    key = "cl_ops_" + "0123456789abcdef" * 4
+    key = "cl_ops_" + "3f9c2a7be41d0865c7f1a93e2b5d6048f0a1c3e5b7d9f2a4c6e8b0d2f4a6c8e0"
     settings = Settings.from_env({"LEDGER_ADMIN_KEY": key})
     assert settings.admin_key == key and key not in repr(settings)

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from services.api.access import ROUTE_ACCESS
 from services.api.app import routes
 from services.api.openapi import NEVER_UNAVAILABLE, PUBLIC, RATE_LIMITED, openapi_document
 from services.catalogue import load_catalogue
@@ -47,13 +48,38 @@ def test_a_bearer_key_is_required_unless_an_operation_says_otherwise() -> None:
 @pytest.mark.parametrize(("method", "path", "op"), OPERATIONS, ids=IDS)
 def test_operation_states_who_may_call_it(method: str, path: str, op: dict[str, Any]) -> None:
     responses = op["responses"]
-    if path in PUBLIC:
+    level = ROUTE_ACCESS[(method.upper(), path)]
+    if path == "/readyz":  # no key needed; a key, checked, shows the details
+        assert op["security"] == [{}, {"bearerAuth": []}]
+        assert "401" in responses and "403" not in responses
+    elif path in PUBLIC:
         assert op["security"] == []
         assert "401" not in responses and "403" not in responses
     else:
-        assert "security" not in op  # the document's: a bearer key
+        expected = (
+            [{"bearerAuth": []}]
+            if level == "any-key"
+            else [{"bearerAuth": [level]}, {"bearerAuth": ["admin"]}]
+            if level != "admin"
+            else [{"bearerAuth": ["admin"]}]
+        )
+        assert op["security"] == expected
         for status in ("401", "403"):
             assert "application/problem+json" in responses[status]["content"]
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "scope"),
+    [
+        ("post", "/v1/notices", "notices"),
+        ("post", "/v1/requests/{request_id}/complete", "requests"),
+        ("post", "/v1/requests/{request_id}/refuse", "requests"),
+        ("post", "/v1/requests", "record"),
+        ("post", "/v1/subjects/{subject_id}/erasure", "admin"),
+    ],
+)
+def test_the_security_requirement_names_the_scope(method: str, path: str, scope: str) -> None:
+    assert {"bearerAuth": [scope]} in DOCUMENT["paths"][path][method]["security"]
 
 
 @pytest.mark.parametrize(("method", "path", "op"), OPERATIONS, ids=IDS)
@@ -63,11 +89,14 @@ def test_operation_states_its_errors_and_their_media_types(
     responses = op["responses"]
     assert "4XX" in responses
     assert ("503" in responses) == (path not in NEVER_UNAVAILABLE)
-    assert ("429" in responses) == (path in RATE_LIMITED)
+    # the pages' rate limit, or the limit of refused keys wherever a key is checked
+    assert ("429" in responses) == (path in RATE_LIMITED or bool(op["security"]))
     page = "text/html" in responses["200"]["content"] if "200" in responses else False
     for status, answer in responses.items():
         assert answer["content"], f"{status} states no media type"
-        if status[0] in "45" and status not in ("401", "403", "429"):
+        if (path, status) == ("/readyz", "503"):  # without a key: only {"status"}
+            assert list(answer["content"]) == ["application/problem+json", "application/json"]
+        elif status[0] in "45" and status not in ("401", "403", "429"):
             expected = "text/html" if page else "application/problem+json"
             assert list(answer["content"]) == [expected], status
 

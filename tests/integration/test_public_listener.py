@@ -1,0 +1,98 @@
+"""The public-pages listener (security review L5) against a real API serving two sockets the
+way `consent-ledger api` does: LEDGER_PUBLIC_PORT answers the unsubscribe and preference pages
+and /healthz, and 404 to everything else, even with the admin key; LEDGER_PORT serves it all."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+
+from services.api.app import create_app
+from services.api.public_listener import listener_sockets
+from services.config import Settings
+from services.stack import free_port
+from tests.conftest import ADMIN_HEADERS, make_settings, running_projector
+from tests.integration.served_api import served
+from tests.integration.unsubscribe_support import ONE_CLICK, issue, new_subject, path_of
+from tests.servers import Servers
+
+pytestmark = pytest.mark.integration
+
+#: what the public port must not serve: the keyed API, the auditor's page, readiness details,
+#: the OpenAPI document, metrics (public or not), the receipt keys, unknown paths
+NOT_PUBLIC = [
+    ("GET", "/v1/purposes"),
+    ("GET", "/v1/decision?subject_id=x&purpose=newsletter&channel=email"),
+    ("POST", "/v1/subjects/pl-1/consents"),
+    ("GET", "/audit/subjects/pl-1"),
+    ("GET", "/v1/access-log?subject_id=pl-1"),
+    ("GET", "/readyz"),
+    ("GET", "/openapi.json"),
+    ("GET", "/metrics"),
+    ("GET", "/.well-known/jwks.json"),
+    ("GET", "/"),
+    ("GET", "/u/"),
+    ("GET", "/u/a/b"),
+]
+
+
+@pytest.fixture(scope="module")
+async def listeners(
+    real_servers: Servers,
+) -> AsyncIterator[tuple[httpx.AsyncClient, httpx.AsyncClient]]:
+    """(a client of LEDGER_PORT with the admin key, one of LEDGER_PUBLIC_PORT with it too)."""
+    settings: Settings = await make_settings(
+        real_servers,
+        LEDGER_PORT=str(free_port()),
+        LEDGER_PUBLIC_PORT=str(free_port()),
+        LEDGER_PUBLIC_HOST="127.0.0.1",
+        LEDGER_METRICS_PUBLIC="true",
+    )
+    sockets = listener_sockets(settings)
+    async with (
+        running_projector(settings),
+        served(create_app(settings), settings, sockets),
+        httpx.AsyncClient(
+            base_url=f"http://127.0.0.1:{settings.port}", headers=ADMIN_HEADERS, timeout=30
+        ) as internal,
+        httpx.AsyncClient(
+            base_url=f"http://127.0.0.1:{settings.public_port}", headers=ADMIN_HEADERS, timeout=30
+        ) as public,
+    ):
+        yield internal, public
+
+
+async def test_the_public_port_serves_the_pages(
+    listeners: tuple[httpx.AsyncClient, httpx.AsyncClient],
+) -> None:
+    internal, public = listeners
+    links = await issue(internal, subject_id=new_subject(), purpose="newsletter", channel="email")
+    for url in (links["url"], links["preferences_url"]):
+        page = await public.get(path_of(url))
+        assert page.status_code == 200 and "text/html" in page.headers["content-type"], url
+    done = await public.post(path_of(links["url"]), data=ONE_CLICK)
+    assert done.status_code == 200, done.text
+    assert (await public.get("/healthz")).json() == {"status": "ok"}
+    unknown = await public.get("/u/not-a-token")  # the page's own 404, as on the API port
+    assert unknown.status_code == 404 and "text/html" in unknown.headers["content-type"]
+
+
+@pytest.mark.parametrize(("method", "path"), NOT_PUBLIC)
+async def test_the_public_port_answers_404_to_everything_else(
+    listeners: tuple[httpx.AsyncClient, httpx.AsyncClient], method: str, path: str
+) -> None:
+    internal, public = listeners
+    refused = await public.request(method, path, json={"purpose": "newsletter"})
+    assert refused.status_code == 404, refused.text
+    assert refused.headers["content-type"] == "application/problem+json"
+    assert refused.json()["title"] == "Not found"
+    assert refused.json()["detail"] == "Not Found"  # as for a path no route matches
+    # the same request on the API port reaches its route (whatever the route answers)
+    if path not in ("/", "/u/", "/u/a/b"):
+        there = await internal.request(method, path, json={"purpose": "newsletter"})
+        unmatched = there.headers["content-type"] == "application/problem+json" and (
+            there.json().get("detail") == "Not Found"
+        )
+        assert not unmatched, path
