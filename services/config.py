@@ -61,6 +61,7 @@ class Settings:
     catalogue_path: str
     public_url: str
     link_ttl_days: int
+    preference_link_ttl_days: int
     controller_name: str
     jurisdiction: str
     controller_contact: str
@@ -170,6 +171,19 @@ class Settings:
             return self.public_url.rstrip("/")
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"http://{host}:{self.port}"
+
+    @property
+    def public_url_problem(self) -> str | None:
+        """Why links cannot be issued (None: they can): LEDGER_PUBLIC_URL is empty and the API
+        listens on an address people cannot reach as a link, such as the image's 0.0.0.0."""
+        if self.public_url or is_loopback(self.host):
+            return None
+        return (
+            f"LEDGER_PUBLIC_URL is not set and the API listens on {self.host}, so links would"
+            f" point at {self.public_base_url}, which no recipient can reach (and one-click"
+            " unsubscribe needs https, RFC 8058): set LEDGER_PUBLIC_URL to the https base URL"
+            " of the public pages"
+        )
 
     @property
     def catalogue_file(self) -> Path:

@@ -117,7 +117,13 @@ ENVIRONMENT: Final[dict[str, tuple[str, str, str]]] = {
     "LEDGER_LINK_TTL_DAYS": (
         "link_ttl_days",
         "730",
-        "how long an unsubscribe or preference link stays valid",
+        "how long an unsubscribe link stays valid",
+    ),
+    "LEDGER_PREFERENCE_LINK_TTL_DAYS": (
+        "preference_link_ttl_days",
+        "90",
+        "how long a preference link stays valid (it can grant consent); also caps links"
+        " issued before, by their issue time",
     ),
     "LEDGER_CONTROLLER_NAME": (
         "controller_name",
@@ -224,6 +230,7 @@ WHOLE_NUMBER_RANGES: Final[dict[str, tuple[int, int]]] = {
     "LEDGER_CHECKPOINT_INTERVAL_S": (1, 86_400),
     "LEDGER_MAX_STALENESS_MS": (0, 86_400_000),
     "LEDGER_LINK_TTL_DAYS": (1, 3650),
+    "LEDGER_PREFERENCE_LINK_TTL_DAYS": (1, 365),
     "LEDGER_API_KEY_REFRESH_S": (1, 3600),
     "LEDGER_PUBLIC_RATE_PER_MIN": (0, 1_000_000),
 }

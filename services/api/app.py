@@ -135,6 +135,8 @@ def create_app(settings: Settings, open_fn: LedgerFactory = open_ledger) -> Star
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         app.state.ledger = ledger = await open_fn(settings)
+        if settings.public_url_problem:
+            log.warning("POST /v1/unsubscribe-links is refused: %s", settings.public_url_problem)
         keys = KeyCache(ledger.pool, settings.api_key_refresh_s)
         try:
             if settings.admin_key:
