@@ -72,6 +72,7 @@ class Settings:
     api_key_refresh_s: int
     metrics_public: bool
     public_rate_per_min: int
+    preference_saves_per_min: int
     forwarded_allow_ips: str
     master_keys: str = field(repr=False)
     blind_index_key: str = field(repr=False)

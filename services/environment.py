@@ -201,7 +201,13 @@ ENVIRONMENT: Final[dict[str, tuple[str, str, str]]] = {
     "LEDGER_PUBLIC_RATE_PER_MIN": (
         "public_rate_per_min",
         "300",
-        "requests per minute one client address may make to the /u/ and /p/ pages; 0 is no limit",
+        "requests per minute one client address (an IPv6 /64) may make to the /u/ and /p/"
+        " pages, one-click unsubscribes excepted; 0 is no limit",
+    ),
+    "LEDGER_PREFERENCE_SAVES_PER_MIN": (
+        "preference_saves_per_min",
+        "5",
+        "preference-page saves (POST /p/) per minute for one subject; 0 is no limit",
     ),
     "LEDGER_FORWARDED_ALLOW_IPS": (
         "forwarded_allow_ips",
@@ -233,4 +239,5 @@ WHOLE_NUMBER_RANGES: Final[dict[str, tuple[int, int]]] = {
     "LEDGER_PREFERENCE_LINK_TTL_DAYS": (1, 365),
     "LEDGER_API_KEY_REFRESH_S": (1, 3600),
     "LEDGER_PUBLIC_RATE_PER_MIN": (0, 1_000_000),
+    "LEDGER_PREFERENCE_SAVES_PER_MIN": (0, 1000),
 }

@@ -4,7 +4,8 @@ rate limit (services/api/access.py says which).
 The check wraps each route's endpoint, so it runs after routing (it knows the route template)
 and before the handler reads anything. It costs no database round trip: keys come from the
 in-memory KeyCache. 401 for a missing or bad key, 403 for a missing scope, 429 over the
-public pages' limit; each an application/problem+json with the headers RFC 6750 asks for.
+public pages' limit (services/web/page_limits.py); each an application/problem+json with the
+headers RFC 6750 asks for, but the pages' 429, which is an HTML page like the pages.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from services.api.problems import ProblemError, unavailable
 from services.api_key_store import KeyCache, KeysUnavailable
 from services.api_keys import KeyRefused, permits
 from services.config import Settings
-from services.rate_limit import RateLimiter, retry_after
+from services.web.page_limits import PageLimits
 
 Endpoint = Callable[[Request], Awaitable[Response]]
 REALM = 'Bearer realm="consent-ledger"'
@@ -57,7 +58,7 @@ def _too_many(seconds: int) -> ProblemError:
     )
 
 
-def _guard(endpoint: Endpoint, path: str, settings: Settings, limiter: RateLimiter) -> Endpoint:
+def _guard(endpoint: Endpoint, path: str, settings: Settings, limits: PageLimits) -> Endpoint:
     async def guarded(request: Request) -> Response:
         needed = required_access(
             request.method,
@@ -68,11 +69,8 @@ def _guard(endpoint: Endpoint, path: str, settings: Settings, limiter: RateLimit
         if needed == PUBLIC:
             return await endpoint(request)
         if needed == TOKEN_PAGE:
-            address = request.client.host if request.client else ""
-            wait = limiter.take(address, time.monotonic())
-            if wait:
-                raise _too_many(retry_after(wait))
-            return await endpoint(request)
+            refused = limits.refuse(request, path, time.monotonic())
+            return refused or await endpoint(request)
         keys: KeyCache = request.app.state.api_keys
         try:
             caller = keys.authenticate(request.headers.get("authorization"))
@@ -91,12 +89,12 @@ def _guard(endpoint: Endpoint, path: str, settings: Settings, limiter: RateLimit
 def protect(routes: Iterable[Route], settings: Settings) -> list[Route]:
     """The routes with their endpoints behind the check; UnclassifiedRoute (at start-up) for a
     route with no access row."""
-    limiter = RateLimiter(settings.public_rate_per_min)
+    limits = PageLimits.from_settings(settings)
     out = []
     for route in routes:
         methods = sorted(route.methods or ())
         for method in methods:
             required_access(method, route.path)  # refuses an unclassified route now
-        guarded = _guard(route.endpoint, route.path, settings, limiter)
+        guarded = _guard(route.endpoint, route.path, settings, limits)
         out.append(Route(route.path, guarded, methods=methods, name=route.name))
     return out

@@ -7,7 +7,8 @@ gets the same 404 page, whatever the cause (an unsubscribe token at /p/ or a pre
 at /u/ included, an expired or a revoked one: projections/link_revocations.py); the log line
 says which, without the token. The /u/ pages, reached from the List-Unsubscribe URL, never
 hand out a preference token. What the preference page records names its link as the actor
-(services/web/preferences.py `link_actor`).
+(services/web/preferences.py `link_actor`). Over the rate limits (services/web/page_limits.py)
+the answer is a page too.
 """
 
 from __future__ import annotations
@@ -110,6 +111,17 @@ def _bad_form(status: int = 400) -> PageError:
 
 def _html(html: str, status: int = 200, headers: dict[str, str] | None = None) -> HTMLResponse:
     return HTMLResponse(html, status, headers={**HEADERS, **(headers or {})})
+
+
+def too_many_requests(ledger: Ledger, seconds: int) -> HTMLResponse:
+    """The pages' 429 (services/web/page_limits.py): a page like the others, with their
+    headers and Retry-After, never a JSON problem."""
+    html = pages.error_page(
+        controller=ledger.settings.controller_name,
+        heading="Please wait a moment",
+        message=f"There were too many requests. Nothing was changed. Try again in {seconds} s.",
+    )
+    return _html(html, 429, {"Retry-After": str(seconds)})
 
 
 Endpoint = Callable[[Request], Awaitable[Response]]
