@@ -77,13 +77,13 @@ async def test_one_click_posts_beyond_the_per_address_limit_all_record_their_wit
         answer = await issue(limited_api, subject_id=subject, purpose="newsletter", channel="email")
         recipients.append((subject, token, path_of(answer["url"])))
     async with client_of(limited_api) as anonymous:
-        answers = [
+        posted = [
             await anonymous.post(url, data=ONE_CLICK, headers=provider) for *_, url in recipients
         ]
-        assert [a.status_code for a in answers] == [200] * len(recipients)
-        for (subject, _, _), answer in zip(recipients, answers, strict=True):
+        assert [p.status_code for p in posted] == [200] * len(recipients)
+        for (subject, _, _), done in zip(recipients, posted, strict=True):
             denied = await decision(
-                limited_api, subject, "newsletter", "email", answer.headers["ledger-token"]
+                limited_api, subject, "newsletter", "email", done.headers["ledger-token"]
             )
             assert (denied["allowed"], denied["reason"]) == (False, "consent_withdrawn")
         # the provider's address has spent nothing: its pages still answer
