@@ -39,6 +39,7 @@ TABLES: Final[Mapping[str, str]] = MappingProxyType(
         "suppressed_identifiers": REBUILT,
         "notices": REBUILT,
         "rights_requests": REBUILT,
+        "link_revocations": REBUILT,
         "rejected_records": REBUILT,
         "duplicate_records": REBUILT,
         "projector_offsets": REBUILT,

@@ -35,6 +35,7 @@ from projections import (
     feed_outbox,
     identifiers,
     journal,
+    link_revocations,
     log_digest,
     metrics,
     notices,
@@ -132,6 +133,7 @@ async def apply_batch(
         # after the identifier rows: erasures suppress what the subject held then
         suppressed = await erasure.apply(conn, fresh)
         await requests.apply(conn, fresh)
+        await link_revocations.apply(conn, fresh)
         await feed_outbox.enqueue(
             conn,
             [

@@ -32,6 +32,7 @@ RIGHTS_REQUEST_IDENTITY_VERIFIED: Final = "RightsRequestIdentityVerified"
 RIGHTS_REQUEST_EXTENDED: Final = "RightsRequestExtended"
 RIGHTS_REQUEST_COMPLETED: Final = "RightsRequestCompleted"
 RIGHTS_REQUEST_REFUSED: Final = "RightsRequestRefused"
+LINKS_REVOKED: Final = "LinksRevoked"
 
 EVENT_TYPES: Final = (
     CONSENT_GRANTED,
@@ -53,6 +54,7 @@ EVENT_TYPES: Final = (
     RIGHTS_REQUEST_EXTENDED,
     RIGHTS_REQUEST_COMPLETED,
     RIGHTS_REQUEST_REFUSED,
+    LINKS_REVOKED,
 )
 #: the events of a rights request (Art. 12(3)), all carrying its `request_id`
 RIGHTS_REQUEST_EVENTS: Final = (

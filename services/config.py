@@ -73,6 +73,7 @@ class Settings:
     catalogue_path: str
     public_url: str
     link_ttl_days: int
+    preference_link_ttl_days: int
     controller_name: str
     jurisdiction: str
     controller_contact: str
@@ -84,6 +85,7 @@ class Settings:
     metrics_public: bool
     public_rate_per_min: int
     failed_key_rate_per_min: int
+    preference_saves_per_min: int
     forwarded_allow_ips: str
     master_keys: str = field(repr=False)
     blind_index_key: str = field(repr=False)
@@ -201,6 +203,19 @@ class Settings:
     def kafka_is_remote(self) -> bool:
         """True when a bootstrap server is not a loopback address."""
         return not all(is_loopback(host) for host in self.kafka.hosts)
+
+    @property
+    def public_url_problem(self) -> str | None:
+        """Why links cannot be issued (None: they can): LEDGER_PUBLIC_URL is empty and the API
+        listens on an address people cannot reach as a link, such as the image's 0.0.0.0."""
+        if self.public_url or is_loopback(self.host):
+            return None
+        return (
+            f"LEDGER_PUBLIC_URL is not set and the API listens on {self.host}, so links would"
+            f" point at {self.public_base_url}, which no recipient can reach (and one-click"
+            " unsubscribe needs https, RFC 8058): set LEDGER_PUBLIC_URL to the https base URL"
+            " of the public pages"
+        )
 
     @property
     def catalogue_file(self) -> Path:

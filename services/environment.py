@@ -176,7 +176,13 @@ ENVIRONMENT: Final[dict[str, tuple[str, str, str]]] = {
     "LEDGER_LINK_TTL_DAYS": (
         "link_ttl_days",
         "730",
-        "how long an unsubscribe or preference link stays valid",
+        "how long an unsubscribe link stays valid",
+    ),
+    "LEDGER_PREFERENCE_LINK_TTL_DAYS": (
+        "preference_link_ttl_days",
+        "90",
+        "how long a preference link stays valid (it can grant consent); also caps links"
+        " issued before, by their issue time",
     ),
     "LEDGER_CONTROLLER_NAME": (
         "controller_name",
@@ -255,7 +261,13 @@ ENVIRONMENT: Final[dict[str, tuple[str, str, str]]] = {
     "LEDGER_PUBLIC_RATE_PER_MIN": (
         "public_rate_per_min",
         "300",
-        "requests per minute one client address may make to the /u/ and /p/ pages; 0 is no limit",
+        "requests per minute one client address (an IPv6 /64) may make to the /u/ and /p/"
+        " pages, one-click unsubscribes excepted; 0 is no limit",
+    ),
+    "LEDGER_PREFERENCE_SAVES_PER_MIN": (
+        "preference_saves_per_min",
+        "5",
+        "preference-page saves (POST /p/) per minute for one subject; 0 is no limit",
     ),
     "LEDGER_FAILED_KEY_RATE_PER_MIN": (
         "failed_key_rate_per_min",
@@ -291,7 +303,9 @@ WHOLE_NUMBER_RANGES: Final[dict[str, tuple[int, int]]] = {
     "LEDGER_CHECKPOINT_INTERVAL_S": (1, 86_400),
     "LEDGER_MAX_STALENESS_MS": (0, 86_400_000),
     "LEDGER_LINK_TTL_DAYS": (1, 3650),
+    "LEDGER_PREFERENCE_LINK_TTL_DAYS": (1, 365),
     "LEDGER_API_KEY_REFRESH_S": (1, 3600),
     "LEDGER_PUBLIC_RATE_PER_MIN": (0, 1_000_000),
     "LEDGER_FAILED_KEY_RATE_PER_MIN": (0, 1_000_000),
+    "LEDGER_PREFERENCE_SAVES_PER_MIN": (0, 1000),
 }

@@ -1,18 +1,44 @@
-"""A token bucket per client address, in memory, for the public /u/ and /p/ pages.
+"""A token bucket per key (a client's network, a link, a subject), in memory, for the public
+/u/ and /p/ pages (services/web/page_limits.py says which key each request spends from).
 
-Pure: the clock is an argument. Each address may spend `per_minute` requests at once and gets
+Pure: the clock is an argument. Each key may spend `per_minute` requests at once and gets
 them back at `per_minute` a minute. The limit is per API process (several processes each
 allow as much), and a restart forgets it: it guards against floods, not careful abuse.
+
+A client is keyed by `client_key`: an IPv4 address as it is, an IPv6 address by its /64 (one
+subscriber's allocation: an address anywhere in it spends from one bucket), an IPv4-mapped IPv6
+address as the IPv4 address it maps.
+
+Memory is bounded: past `max_buckets`, the buckets that have refilled are forgotten (which
+changes no answer), then the fullest ones. A flood of new keys therefore never makes the
+limiter forget the keys it is holding back: a new key's bucket is nearly full, a throttled
+one nearly empty, and the fullest go first.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import math
 from dataclasses import dataclass, field
 from typing import Final
 
 #: buckets kept before the full ones are forgotten (a full bucket is a fresh one)
 MAX_BUCKETS: Final = 100_000
+#: the prefix length an IPv6 client is keyed by
+IPV6_PREFIX: Final = 64
+
+
+def client_key(host: str) -> str:
+    """The bucket key of a client address; a host that is not an IP address keys itself."""
+    try:
+        address = ipaddress.ip_address(host.split("%", 1)[0])
+    except ValueError:
+        return host
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        return str(ipaddress.IPv6Network((address, IPV6_PREFIX), strict=False))
+    return str(address)
 
 
 @dataclass(slots=True)
@@ -36,8 +62,8 @@ class RateLimiter:
         return min(float(self.per_minute), bucket.tokens + refill)
 
     def take(self, address: str, now: float) -> float:
-        """Spend one request of `address` at `now` (seconds); returns 0 when allowed, else
-        the seconds until one is available again (nothing is spent)."""
+        """Spend one request of `address` (any key) at `now` (seconds); returns 0 when
+        allowed, else the seconds until one is available again (nothing is spent)."""
         if not self.enabled:
             return 0.0
         bucket = self._buckets.get(address)
@@ -52,13 +78,16 @@ class RateLimiter:
 
     def _forget_full(self, now: float) -> None:
         """Drop the buckets that have refilled: forgetting one changes no answer. If every
-        bucket is still spending, the oldest half goes (memory stays bounded under a flood)."""
-        full = [a for a, b in self._buckets.items() if self._level(b, now) >= self.per_minute]
-        for address in full:
-            del self._buckets[address]
+        bucket is still spending, the fullest half goes (ties: the least recently used):
+        forgetting a bucket gives its key what it lacks of a full one, least for the fullest,
+        so the keys held back stay held back while memory stays bounded under a flood."""
+        levels = {a: self._level(b, now) for a, b in self._buckets.items()}
+        for address, level in levels.items():
+            if level >= self.per_minute:
+                del self._buckets[address]
         if len(self._buckets) >= self.max_buckets:
-            oldest = sorted(self._buckets, key=lambda a: self._buckets[a].at)
-            for address in oldest[: len(oldest) // 2 + 1]:
+            fullest = sorted(self._buckets, key=lambda a: (-levels[a], self._buckets[a].at))
+            for address in fullest[: len(fullest) // 2 + 1]:
                 del self._buckets[address]
 
     def __len__(self) -> int:

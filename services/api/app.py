@@ -137,6 +137,8 @@ def create_app(settings: Settings, open_fn: LedgerFactory = open_ledger) -> Star
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         app.state.ledger = ledger = await open_fn(settings)
+        if settings.public_url_problem:
+            log.warning("POST /v1/unsubscribe-links is refused: %s", settings.public_url_problem)
         hash_key = ledger.secrets.api_key_hash_key
         keys = KeyCache(ledger.pool, settings.api_key_refresh_s, hash_key)
         try:

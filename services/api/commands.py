@@ -256,6 +256,14 @@ def end_relationship(f: Fields, ctx: Context) -> list[Event]:
     return [common.event(ev.RELATIONSHIP_ENDED, data)]
 
 
+def revoke_links(f: Fields, ctx: Context) -> list[Event]:
+    """Revoke the subject's preference links issued so far (its unsubscribe links stay)."""
+    common = Common(f, ctx)
+    reason = f.text("reason", max_len=500, free_text=True)
+    f.finish()
+    return [common.event(ev.LINKS_REVOKED, {"reason": reason})]
+
+
 #: path under /v1/subjects/{subject_id}/ -> builder
 COMMANDS: Final[dict[str, Builder]] = {
     "consents": grant_consent,
@@ -267,4 +275,5 @@ COMMANDS: Final[dict[str, Builder]] = {
     "restrictions/lift": lift_restriction,
     "relationships": record_relationship,
     "relationships/end": end_relationship,
+    "links/revoke": revoke_links,
 }

@@ -4,9 +4,10 @@ rate limit (services/api/access.py says which).
 The check wraps each route's endpoint, so it runs after routing (it knows the route template)
 and before the handler reads anything. It costs no database round trip: keys come from the
 in-memory KeyCache. 401 for a missing or bad key, 403 for a missing scope, 429 over the
-public pages' limit; each an application/problem+json with the headers RFC 6750 asks for. A
-refused key is logged (route and client address, never the key) and counted per address:
-past LEDGER_FAILED_KEY_RATE_PER_MIN the address gets 429 before its keys are looked at.
+public pages' limit (services/web/page_limits.py); each an application/problem+json with the
+headers RFC 6750 asks for, but the pages' 429, which is an HTML page like the pages. A refused
+key is logged (route and client address, never the key) and counted per client (an IPv6 /64):
+past LEDGER_FAILED_KEY_RATE_PER_MIN the client gets 429 before its keys are looked at.
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ from services.api_key_store import KeyCache, KeysUnavailable
 from services.api_keys import KeyRefused, permits
 from services.config import Settings
 from services.failed_keys import FailedKeyLimit
-from services.rate_limit import RateLimiter, retry_after
+from services.rate_limit import RateLimiter, client_key, retry_after
+from services.web.page_limits import PageLimits
 
 log = logging.getLogger(__name__)
 
@@ -53,16 +55,6 @@ def _forbidden(scope: str) -> ProblemError:
     )
 
 
-def _too_many(seconds: int) -> ProblemError:
-    return ProblemError(
-        429,
-        "Too many requests",
-        f"too many requests from this address; retry in {seconds} s",
-        headers={"Retry-After": str(seconds)},
-        kind="too-many-requests",
-    )
-
-
 def _too_many_refused(seconds: int) -> ProblemError:
     return ProblemError(
         429,
@@ -84,7 +76,7 @@ def _guard(
     endpoint: Endpoint,
     path: str,
     settings: Settings,
-    limiter: RateLimiter,
+    limits: PageLimits,
     failures: FailedKeyLimit,
 ) -> Endpoint:
     async def guarded(request: Request) -> Response:
@@ -97,24 +89,22 @@ def _guard(
         if needed == PUBLIC:
             return await endpoint(request)
         if needed == TOKEN_PAGE:
-            address = request.client.host if request.client else ""
-            wait = limiter.take(address, time.monotonic())
-            if wait:
-                raise _too_many(retry_after(wait))
-            return await endpoint(request)
+            refused = limits.refuse(request, path, time.monotonic())
+            return refused or await endpoint(request)
         header = request.headers.get("authorization")
         if needed == KEY_OPTIONAL and header is None:
             request.state.caller = None
             return await endpoint(request)
         keys: KeyCache = request.app.state.api_keys
-        address = request.client.host if request.client else ""
+        host = request.client.host if request.client else ""
+        address = client_key(host)
         blocked = failures.wait(address, time.monotonic())
         if blocked:
             raise _too_many_refused(retry_after(blocked))
         try:
             caller = keys.authenticate(header)
         except KeyRefused as exc:
-            _refused(request.method, path, address, exc)
+            _refused(request.method, path, host, exc)
             blocked = failures.failed(address, time.monotonic())
             if blocked:
                 raise _too_many_refused(retry_after(blocked)) from None
@@ -132,13 +122,13 @@ def _guard(
 def protect(routes: Iterable[Route], settings: Settings) -> list[Route]:
     """The routes with their endpoints behind the check; UnclassifiedRoute (at start-up) for a
     route with no access row."""
-    limiter = RateLimiter(settings.public_rate_per_min)
+    limits = PageLimits.from_settings(settings)
     failures = FailedKeyLimit(RateLimiter(settings.failed_key_rate_per_min))
     out = []
     for route in routes:
         methods = sorted(route.methods or ())
         for method in methods:
             required_access(method, route.path)  # refuses an unclassified route now
-        guarded = _guard(route.endpoint, route.path, settings, limiter, failures)
+        guarded = _guard(route.endpoint, route.path, settings, limits, failures)
         out.append(Route(route.path, guarded, methods=methods, name=route.name))
     return out

@@ -1,7 +1,10 @@
 """POST /v1/unsubscribe-links: the URLs and header values a mailing puts in each message.
 
 Nothing is stored: each link is a sealed token (services/links.py) that names the subject, the
-purpose, the channel and the campaign. A sender asks once per recipient and message kind.
+purpose, the channel, the campaign, its own random id and, when asked for by e-mail or phone,
+a prefix of that address's blind index (so unlinking the address revokes the preference link).
+A sender asks once per recipient and message kind. Links are refused while LEDGER_PUBLIC_URL
+is unset on a host people cannot reach (the image's 0.0.0.0): they would not work.
 
 The two URLs carry tokens of different kinds. `url` (/u/, also the List-Unsubscribe header)
 can only withdraw and object; `preferences_url` (/p/) opens the page that may also grant, so it
@@ -11,6 +14,7 @@ do not expose the way they expose the header.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
@@ -20,10 +24,11 @@ from starlette.responses import JSONResponse
 from schemas.events import rfc3339
 from services import links
 from services.api.body import Fields, read_json_object
-from services.api.identifiers import UnknownIdentifier, subject_from_query
+from services.api.identifiers import LOOKUP_PARAMETERS, UnknownIdentifier, subject_from_query
 from services.api.problems import ProblemError, field_error
 from services.bootstrap import Ledger
 from services.config import Settings
+from services.identities import blind_index, normalise
 from services.web.preferences import marketing_purposes
 
 ONE_CLICK: Final = "List-Unsubscribe=One-Click"
@@ -35,9 +40,31 @@ def link_urls(settings: Settings, unsubscribe: str, preferences: str) -> tuple[s
     return f"{base}/u/{unsubscribe}", f"{base}/p/{preferences}"
 
 
+def link_lifetimes(settings: Settings) -> dict[links.LinkKind, timedelta]:
+    """How long each kind of link stays valid: a preference link, which can grant, far less."""
+    return {
+        links.UNSUBSCRIBE: timedelta(days=settings.link_ttl_days),
+        links.PREFERENCES: timedelta(days=settings.preference_link_ttl_days),
+    }
+
+
+def _address(ledger: Ledger, body: Mapping[str, Any]) -> bytes | None:
+    """The blind index of the e-mail address or phone number the links are asked for (None:
+    asked by subject id); the links seal a prefix of it, so unlinking it can revoke them."""
+    for name, kind in LOOKUP_PARAMETERS.items():
+        value = body.get(name)
+        if isinstance(value, str):
+            return blind_index(ledger.secrets.blind_index_key, kind, normalise(kind, value))
+    return None
+
+
 async def create_links(request: Request) -> JSONResponse:
     ledger: Ledger = request.app.state.ledger
-    f = Fields(await read_json_object(request))
+    problem = ledger.settings.public_url_problem
+    if problem:
+        raise ProblemError(503, "Public URL not set", problem, kind="public-url-not-set")
+    body = await read_json_object(request)
+    f = Fields(body)
     dm = {p.id: p for p in marketing_purposes(ledger.catalogue)}
     pid = f.choice("purpose", dm, required=True)
     purpose = dm.get(pid) if pid else None
@@ -61,6 +88,9 @@ async def create_links(request: Request) -> JSONResponse:
     f.finish()
     assert purpose is not None and channel is not None
     now = datetime.now(UTC)
+    address = _address(ledger, body)
+    lifetimes = link_lifetimes(ledger.settings)
+    ids = {kind: links.new_link_id() for kind in lifetimes}
     unsubscribe_token, preferences_token = (
         links.issue(
             ledger.secrets.links,
@@ -70,18 +100,22 @@ async def create_links(request: Request) -> JSONResponse:
             channel=channel,
             campaign_id=campaign_id,
             now=now,
-            ttl=timedelta(days=ledger.settings.link_ttl_days),
+            ttl=lifetimes[kind],
+            link_id=ids[kind],
+            address=address,
         )
         for kind in (links.UNSUBSCRIBE, links.PREFERENCES)
     )
     url, preferences_url = link_urls(ledger.settings, unsubscribe_token, preferences_token)
-    expires = now.replace(microsecond=0) + timedelta(days=ledger.settings.link_ttl_days)
+    expires = {kind: now.replace(microsecond=0) + ttl for kind, ttl in lifetimes.items()}
     return JSONResponse(
         {
             "url": url,
             "preferences_url": preferences_url,
             "headers": {"List-Unsubscribe": f"<{url}>", "List-Unsubscribe-Post": ONE_CLICK},
-            "expires_at": rfc3339(expires),
+            "expires_at": rfc3339(expires[links.UNSUBSCRIBE]),
+            "preferences_expires_at": rfc3339(expires[links.PREFERENCES]),
+            "link_ids": {kind: link_id.hex() for kind, link_id in ids.items()},
         }
     )
 
@@ -116,9 +150,12 @@ OPENAPI_PATHS: Final[dict[str, Any]] = {
             "responses": {
                 "200": {
                     "description": "url (/u/, for List-Unsubscribe), preferences_url (/p/, for"
-                    " the message body only: it can grant), headers, expires_at"
+                    " the message body only: it can grant), headers, expires_at (of url),"
+                    " preferences_expires_at, link_ids (the id of each link, which the events"
+                    " recorded through it name)"
                 },
                 "4XX": {"description": "problem details (RFC 9457)"},
+                "503": {"description": "LEDGER_PUBLIC_URL is not set on a non-loopback host"},
             },
         }
     },

@@ -43,8 +43,12 @@ from services.web.pages import Choice, PurposeGroup
 ALL_DIRECT_MARKETING: Final = "all_direct_marketing"
 #: the hidden field that carries the digest of the choices the page showed
 SHOWN_FIELD: Final = "shown"
-#: the collection point of what the preference page records: this, ":", the link's fingerprint
-PREFERENCE_PAGE: Final = "preference_page"
+#: the collection point of what the preference page records: this, ":", the link's id
+PREFERENCE_LINK: Final = "preference_link"
+#: the actor id of what the preference page records: this, ":", the link's id
+LINK_ACTOR: Final = "link"
+#: the actor of what the unsubscribe page records
+SUBJECT: Final = Actor(type="subject")
 _DIGEST_RE: Final = re.compile(r"[0-9a-f]{64}")
 _CHOICE_KINDS: Final = frozenset({CONSENT, RELATIONSHIP})
 _OBJECTION_KEY: Final = (DM_OBJECTION, ALL, ALL)
@@ -161,10 +165,6 @@ def changes(current: Choices, wanted: Choices, purposes: Sequence[Purpose]) -> l
     return out
 
 
-#: evidence of a lift the subject made themselves on the preference page
-LIFT_EVIDENCE: Final = "the subject unticked 'stop all direct marketing' on the preference page"
-
-
 @dataclass(frozen=True, slots=True)
 class Pending:
     """A change an unsubscribe still has to record, and the fact it overrides (None: none)."""
@@ -198,17 +198,25 @@ def unsubscribe_changes(
     return todo, done
 
 
-def link_fingerprint(token: str) -> str:
-    """What names a link in the events it records without being able to use it: the first 16
-    hex digits of the SHA-256 of its token. Whoever keeps the links a mailing sent can tell
-    which one it was; nobody can rebuild the link from it."""
-    return hashlib.sha256(token.encode("ascii")).hexdigest()[:16]
+def preference_source(system: str, link_id: str) -> Source:
+    """The source of what the preference page records: the link's id is in the collection
+    point, so every grant made there is traceable to the message that carried it."""
+    return Source("preference_center", system, f"{PREFERENCE_LINK}:{link_id}")
 
 
-def preference_source(system: str, token: str) -> Source:
-    """The source of what the preference page records: the link's fingerprint is in the
-    collection point, so every grant made there is traceable to the message that carried it."""
-    return Source("preference_center", system, f"{PREFERENCE_PAGE}:{link_fingerprint(token)}")
+def link_actor(link_id: str) -> Actor:
+    """Who the preference page records as acting: the subject as far as the ledger can tell,
+    which is whoever opened the subject's link `link_id` (the id says so; a forwarded message
+    hands the link to someone else). Proof of consent (Art. 7(1)) rests on that link having
+    gone to the subject's own address only."""
+    return Actor(type="subject", id=f"{LINK_ACTOR}:{link_id}")
+
+
+def lift_evidence(actor: Actor) -> str:
+    """The evidence of a lift made on the preference page: what was done, and through which
+    link."""
+    through = f" opened with {actor.id}" if actor.id else ""
+    return f"'stop all direct marketing' was unticked on the preference page{through}"
 
 
 def link_key(token: str, change: Change) -> str:
@@ -234,9 +242,11 @@ def to_events(
     now: datetime,
     source: Source,
     campaign_id: str | None,
+    actor: Actor = SUBJECT,
 ) -> list[Event]:
-    """The events for `todo`, expressed by the subject; withdrawals and objections name the
-    campaign whose message carried the link."""
+    """The events for `todo`, expressed by `actor` (the subject, or on the preference page
+    whoever held its link: `link_actor`); withdrawals and objections name the campaign whose
+    message carried the link."""
 
     def data(change: Change) -> dict[str, Any]:
         match change.type:
@@ -252,7 +262,7 @@ def to_events(
             case ev.DIRECT_MARKETING_OBJECTED:
                 return {"channel": change.channel, "campaign_id": campaign_id}
             case ev.DIRECT_MARKETING_OBJECTION_LIFTED:
-                return {"channel": change.channel, "evidence": LIFT_EVIDENCE}
+                return {"channel": change.channel, "evidence": lift_evidence(actor)}
         raise ValueError(f"no event for {change.type}")
 
     return [
@@ -263,7 +273,7 @@ def to_events(
             occurred_at=now,
             recorded_at=now,
             source=source,
-            actor=Actor(type="subject"),
+            actor=actor,
             data=data(c),
         )
         for c in todo

@@ -4,8 +4,11 @@ People reach them from a message, so they answer HTML, set no cookies, never red
 never cached or sent on as a referrer. GET changes nothing; POST records what the person asked
 for, once (services/web/preferences.py computes what is still to record). Every unusable link
 gets the same 404 page, whatever the cause (an unsubscribe token at /p/ or a preference token
-at /u/ included); the log line says which, without the token. The /u/ pages, reached from the
-List-Unsubscribe URL, never hand out a preference token.
+at /u/ included, an expired or a revoked one: projections/link_revocations.py); the log line
+says which, without the token. The /u/ pages, reached from the List-Unsubscribe URL, never
+hand out a preference token. What the preference page records names its link as the actor
+(services/web/preferences.py `link_actor`). Over the rate limits (services/web/page_limits.py)
+the answer is a page too.
 """
 
 from __future__ import annotations
@@ -21,12 +24,13 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
-from projections import notices, subject_state
+from projections import link_revocations, notices, subject_state
 from projections.state import Fact, FactKey
-from schemas.events import Source, subject_id_problem
+from schemas.events import Actor, Source, subject_id_problem
 from services import idempotency, links
 from services.api.body import whole_number
 from services.api.problems import ProblemError
+from services.api.unsubscribe import link_lifetimes
 from services.api.write import append
 from services.bootstrap import Ledger
 from services.catalogue import Purpose
@@ -36,6 +40,7 @@ from services.tokens import TokenError, decode_token, encode_token
 from services.web import pages
 from services.web.preferences import (
     ALL_DIRECT_MARKETING,
+    SUBJECT,
     Change,
     Choices,
     FormError,
@@ -44,6 +49,7 @@ from services.web.preferences import (
     current_choices,
     episode_key,
     groups,
+    link_actor,
     link_key,
     marketing_purposes,
     parse_form,
@@ -107,6 +113,17 @@ def _html(html: str, status: int = 200, headers: dict[str, str] | None = None) -
     return HTMLResponse(html, status, headers={**HEADERS, **(headers or {})})
 
 
+def too_many_requests(ledger: Ledger, seconds: int) -> HTMLResponse:
+    """The pages' 429 (services/web/page_limits.py): a page like the others, with their
+    headers and Retry-After, never a JSON problem."""
+    html = pages.error_page(
+        controller=ledger.settings.controller_name,
+        heading="Please wait a moment",
+        message=f"There were too many requests. Nothing was changed. Try again in {seconds} s.",
+    )
+    return _html(html, 429, {"Retry-After": str(seconds)})
+
+
 Endpoint = Callable[[Request], Awaitable[Response]]
 
 
@@ -140,19 +157,36 @@ def html_errors(endpoint: Endpoint) -> Endpoint:
     return wrapped
 
 
-def _open(ledger: Ledger, request: Request, kind: LinkKind) -> LinkClaims:
+def open_link(ledger: Ledger, token: str, kind: LinkKind) -> LinkClaims:
+    """The claims of a link of `kind` within its lifetime (a preference link's is also capped
+    by LEDGER_PREFERENCE_LINK_TTL_DAYS from its issue, whenever it was sealed), else LinkError.
+    Pure but for the clock: revocations are checked by `_open`."""
+    max_age = link_lifetimes(ledger.settings)[PREFERENCES] if kind == PREFERENCES else None
+    return links.open_token(
+        ledger.secrets.links, token, datetime.now(UTC), kind=kind, max_age=max_age
+    )
+
+
+async def _open(ledger: Ledger, request: Request, kind: LinkKind) -> LinkClaims:
+    """The claims of the request's link, or the invalid-link page: a revoked link gets the
+    same page as an altered one, and nothing is recorded."""
     token = request.path_params["token"]
+    where = request.url.path[:3]
     try:
-        claims = links.open_token(ledger.secrets.links, token, datetime.now(UTC), kind=kind)
+        claims = open_link(ledger, token, kind)
     except LinkError as exc:
-        log.info("refused a link on %s: %s", request.url.path[:3], exc.why)
+        log.info("refused a link on %s: %s", where, exc.why)
         raise _bad_link() from None
     purpose = ledger.catalogue.get(claims.purpose) if claims.purpose else None
     usable = subject_id_problem(claims.subject_id) is None
     if kind == UNSUBSCRIBE:
         usable = usable and _marketing_channel(purpose, claims.channel)
     if not usable:
-        log.info("refused a link on %s: purpose or channel no longer offered", request.url.path[:3])
+        log.info("refused a link on %s: purpose or channel no longer offered", where)
+        raise _bad_link()
+    revocations = await link_revocations.load(ledger.pool, claims.subject_id)
+    if link_revocations.is_revoked(kind, claims.address, claims.issued_at, revocations):
+        log.info("refused a link on %s: revoked", where)
         raise _bad_link()
     return claims
 
@@ -186,7 +220,12 @@ async def _form(request: Request) -> list[tuple[str, str]]:
 
 
 async def _record(
-    ledger: Ledger, claims: LinkClaims, key: str, todo: list[Change], source: Source
+    ledger: Ledger,
+    claims: LinkClaims,
+    key: str,
+    todo: list[Change],
+    source: Source,
+    actor: Actor = SUBJECT,
 ) -> tuple[int, int]:
     """Append the events for `todo` once per key; where the last one landed."""
     events = to_events(
@@ -195,6 +234,7 @@ async def _record(
         now=datetime.now(UTC),
         source=source,
         campaign_id=claims.campaign_id,
+        actor=actor,
     )
     digest = idempotency.request_digest(source.method, claims.subject_id, {"key": key})
     _, positions, _ = await append(
@@ -214,7 +254,7 @@ def _ledger_token(position: tuple[int, int]) -> str:
 async def unsubscribe(request: Request) -> Response:
     """GET shows the question; POST (RFC 8058 one-click, or the page's button) records it."""
     ledger: Ledger = request.app.state.ledger
-    claims = _open(ledger, request, UNSUBSCRIBE)
+    claims = await _open(ledger, request, UNSUBSCRIBE)
     token = request.path_params["token"]
     purpose = ledger.catalogue.get(claims.purpose or "")
     assert purpose is not None and claims.channel is not None
@@ -253,7 +293,7 @@ async def preferences(request: Request) -> Response:
     """GET shows every marketing choice; POST records what the form changed, nothing else,
     and only if the choices are still those the page showed."""
     ledger: Ledger = request.app.state.ledger
-    claims = _open(ledger, request, PREFERENCES)
+    claims = await _open(ledger, request, PREFERENCES)
     token = request.path_params["token"]
     if request.method != "POST":
         await _wait_after(ledger, request.query_params.get("after"))
@@ -275,9 +315,10 @@ async def preferences(request: Request) -> Response:
     if form.shown != choices_digest(current):
         log.info("refused a preference form: filled in on a page that is out of date")
         return _preferences_html(ledger, current, alert=STALE_PAGE, status=409)
-    source = preference_source(SYSTEM, token)
+    source = preference_source(SYSTEM, claims.link_id)
     key = request_key(source.method, token, state, todo)
-    ledger_token = _ledger_token(await _record(ledger, claims, key, todo, source))
+    actor = link_actor(claims.link_id)
+    ledger_token = _ledger_token(await _record(ledger, claims, key, todo, source, actor))
     return _preferences_html(
         ledger, form.wanted, saved=SAVED, headers={"Ledger-Token": ledger_token}
     )

@@ -58,6 +58,7 @@ def random_event(rng: random.Random, subject: str, at: datetime) -> Event:
         },
         # erasures suppress those shared indexes for whoever links them
         ev.SUBJECT_ERASED: {"ground": "objection", "request_id": None},
+        ev.LINKS_REVOKED: {"reason": None},
         # each subject's own few requests, so a request's events share a partition
         **{
             kind: {"request_id": request_id, **extra}
@@ -215,6 +216,9 @@ async def snapshot(conn: asyncpg.Connection) -> dict[str, list[Any]]:
         ],
         "requests": [
             tuple(r) for r in await conn.fetch("SELECT * FROM rights_requests ORDER BY 1")
+        ],
+        "link_revocations": [
+            tuple(r) for r in await conn.fetch("SELECT * FROM link_revocations ORDER BY 1, 2, 3")
         ],
     }
 

@@ -25,16 +25,20 @@ pytestmark = pytest.mark.integration
 async def test_the_public_pages_take_an_unsubscribe_but_no_new_choice(
     api: httpx.AsyncClient,
 ) -> None:
+    """The links issued before the erasure are revoked (tests/integration/
+    test_link_revocation.py); one issued after it unsubscribes, but its preference page
+    cannot grant: nothing is recorded but the withdrawal."""
     granted = await api.post(
         "/v1/subjects/er-page/consents", json={"purpose": "newsletter", "channel": "email"}
     )
+    erased = await api.post("/v1/subjects/er-page/erasure", json={"ground": "consent_withdrawn"})
+    assert granted.status_code == erased.status_code == 201
+    await settled(api, "er-page", erased.json()["token"])
     links = await api.post(
         "/v1/unsubscribe-links",
         json={"subject_id": "er-page", "purpose": "newsletter", "channel": "email"},
     )
-    erased = await api.post("/v1/subjects/er-page/erasure", json={"ground": "consent_withdrawn"})
-    assert granted.status_code == erased.status_code == 201 and links.status_code == 200
-    await settled(api, "er-page", erased.json()["token"])
+    assert links.status_code == 200, links.text
     preferences = urlsplit(links.json()["preferences_url"]).path
     ticked = await api.post(preferences, data={"choice": ["marketing_partners.sms"]})
     # refused (as out of date, since the form carries no digest of a page shown, or as erased):

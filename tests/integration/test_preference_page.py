@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import re
 from typing import Any
 
@@ -52,13 +51,17 @@ async def test_the_list_unsubscribe_url_can_never_grant(module_api: httpx.AsyncC
 async def test_preference_page_grants_name_the_link_and_keep_the_campaign(
     module_api: httpx.AsyncClient,
 ) -> None:
+    """A grant made through a preference link says so, and which link, in its event, its
+    history and both receipt formats (security review finding M3): the ledger knows the link
+    was used, not who used it."""
     subject = new_subject()
     granted = await grant(module_api, subject, "newsletter", "email")
     answer = await issue(
         module_api, subject_id=subject, purpose="newsletter", channel="email", campaign_id="c11"
     )
+    link_id = answer["link_ids"]["preferences"]
+    assert re.fullmatch(r"[0-9a-f]{32}", link_id) and link_id != answer["link_ids"]["unsubscribe"]
     path = path_of(answer["preferences_url"])
-    fingerprint = hashlib.sha256(path.removeprefix("/p/").encode()).hexdigest()[:16]
     page = await module_api.get(path, params={"after": granted})
     saved = await module_api.post(
         path, data={"shown": shown(page), "choice": "profiling.web", "object": []}
@@ -66,11 +69,44 @@ async def test_preference_page_grants_name_the_link_and_keep_the_campaign(
     assert saved.status_code == 200, saved.text
     events = (await history(module_api, subject, saved.headers["ledger-token"]))[1:]
     assert [e["type"] for e in events] == ["ConsentWithdrawn", "ConsentGranted"]
-    assert {e["payload"]["source"]["collection_point"] for e in events} == {
-        f"preference_page:{fingerprint}"
-    }
-    assert {e["payload"]["actor"]["type"] for e in events} == {"subject"}
+    for event in events:
+        assert event["payload"]["source"] == {
+            "method": "preference_center",
+            "system": "consent-ledger",
+            "collection_point": f"preference_link:{link_id}",
+        }
+        assert event["payload"]["actor"] == {"type": "subject", "id": f"link:{link_id}"}
     assert events[0]["payload"]["campaign_id"] == "c11"
+    receipt = await module_api.get(f"/v1/receipts/{events[1]['event_id']}")
+    assert receipt.status_code == 200, receipt.text
+    iso = receipt.json()["receipt"]
+    assert iso["expressed_by"] == {"type": "subject", "id": f"link:{link_id}"}
+    assert iso["collection_method"]["collection_point"] == f"preference_link:{link_id}"
+    kantara = await module_api.get(f"/v1/receipts/{events[1]['event_id']}?format=kantara")
+    assert link_id in kantara.json()["receipt"]["collectionMethod"]
+    csv = await module_api.get(f"/v1/subjects/{subject}/history", params={"format": "csv"})
+    assert csv.status_code == 200 and f"link:{link_id}" in csv.text
+
+
+async def test_a_lift_through_the_preference_page_names_the_link(
+    module_api: httpx.AsyncClient,
+) -> None:
+    subject = new_subject()
+    objected = await module_api.post(
+        f"/v1/subjects/{subject}/objections", json={"kind": "direct_marketing", "method": "support"}
+    )
+    assert objected.status_code == 201, objected.text
+    answer = await issue(module_api, subject_id=subject, purpose="newsletter", channel="email")
+    link_id = answer["link_ids"]["preferences"]
+    path = path_of(answer["preferences_url"])
+    page = await module_api.get(path, params={"after": objected.json()["token"]})
+    assert 'value="all_direct_marketing" checked' in page.text
+    saved = await module_api.post(path, data={"shown": shown(page), "choice": "newsletter.email"})
+    assert saved.status_code == 200, saved.text
+    events = (await history(module_api, subject, saved.headers["ledger-token"]))[1:]
+    assert [e["type"] for e in events] == ["DirectMarketingObjectionLifted", "ConsentGranted"]
+    assert {e["payload"]["actor"]["id"] for e in events} == {f"link:{link_id}"}
+    assert f"link:{link_id}" in events[0]["payload"]["evidence"]
 
 
 @pytest.mark.parametrize(

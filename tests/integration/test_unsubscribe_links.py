@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -13,7 +14,7 @@ from hypothesis import strategies as st
 
 from services import links
 from services.config import Settings
-from tests.conftest import wait_until
+from tests.conftest import make_settings, running_api, wait_until
 from tests.integration.unsubscribe_support import (
     ONE_CLICK,
     decision,
@@ -24,6 +25,7 @@ from tests.integration.unsubscribe_support import (
     new_subject,
     path_of,
 )
+from tests.servers import Servers
 
 pytestmark = pytest.mark.integration
 
@@ -34,7 +36,14 @@ async def test_link_answer_has_the_url_and_the_two_header_values(
     subject = new_subject()
     before = datetime.now(UTC)
     answer = await issue(module_api, subject_id=subject, purpose="newsletter", channel="email")
-    assert set(answer) == {"url", "preferences_url", "headers", "expires_at"}
+    assert set(answer) == {
+        "url",
+        "preferences_url",
+        "headers",
+        "expires_at",
+        "preferences_expires_at",
+        "link_ids",
+    }
     url, preferences_url = answer["url"], answer["preferences_url"]
     assert url.startswith(module_settings.public_base_url + "/u/")
     assert preferences_url.startswith(module_settings.public_base_url + "/p/")
@@ -45,6 +54,17 @@ async def test_link_answer_has_the_url_and_the_two_header_values(
     }
     expires = datetime.fromisoformat(answer["expires_at"])
     assert expires - before >= timedelta(days=module_settings.link_ttl_days) - timedelta(seconds=1)
+    # a preference link, which can grant, lives LEDGER_PREFERENCE_LINK_TTL_DAYS (90) only
+    ends = datetime.fromisoformat(answer["preferences_expires_at"]) - before
+    assert timedelta(days=90) - timedelta(seconds=1) <= ends <= timedelta(days=90)
+    keys = module_settings.secrets().links
+    for kind, link in ((links.UNSUBSCRIBE, url), (links.PREFERENCES, preferences_url)):
+        token = path_of(link)[3:]
+        claims = links.open_token(keys, token, datetime.now(UTC), kind=kind)
+        assert claims.link_id == answer["link_ids"][kind]
+        assert claims.expires_at == datetime.fromisoformat(
+            answer["expires_at" if kind == links.UNSUBSCRIBE else "preferences_expires_at"]
+        )
     assert subject not in url
 
 
@@ -289,3 +309,45 @@ async def test_any_campaign_id_gives_a_link_or_a_422(
     assert response.status_code in (200, 422), (campaign_id, response.text)
     if response.status_code == 422:
         assert [e["field"] for e in response.json()["errors"]] == ["campaign_id"]
+
+
+@pytest.mark.parametrize(
+    ("overrides", "issued"),
+    [
+        ({"LEDGER_HOST": "0.0.0.0"}, False),
+        ({"LEDGER_HOST": "consent.internal"}, False),
+        ({"LEDGER_HOST": "0.0.0.0", "LEDGER_PUBLIC_URL": "https://consent.example.com"}, True),
+        ({"LEDGER_HOST": "localhost"}, True),
+    ],
+    ids=["image-host", "host-name", "public-url-set", "loopback"],
+)
+async def test_links_are_refused_without_a_public_url_on_a_host_nobody_reaches(
+    real_servers: Servers,
+    caplog: pytest.LogCaptureFixture,
+    overrides: dict[str, str],
+    issued: bool,
+) -> None:
+    """Security review finding L6: with LEDGER_PUBLIC_URL unset, links would point at
+    http://0.0.0.0:8000 (plain http, unreachable) and one-click unsubscribes would silently
+    fail; the route refuses and the API says so when it starts."""
+    settings = await make_settings(real_servers, **overrides)
+    with caplog.at_level(logging.WARNING, logger="services.api.app"):
+        async with running_api(settings) as api:
+            response = await api.post(
+                "/v1/unsubscribe-links",
+                json={"subject_id": "s-l6", "purpose": "newsletter", "channel": "email"},
+            )
+    warned = [r.getMessage() for r in caplog.records if "LEDGER_PUBLIC_URL" in r.getMessage()]
+    if issued:
+        assert response.status_code == 200, response.text
+        assert response.json()["url"].startswith(settings.public_base_url + "/u/")
+        assert warned == []
+        return
+    assert response.status_code == 503, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    problem = response.json()
+    assert problem["type"] == "urn:consent-ledger:problem:public-url-not-set"
+    assert (
+        "LEDGER_PUBLIC_URL" in problem["detail"] and overrides["LEDGER_HOST"] in problem["detail"]
+    )
+    assert len(warned) == 1 and "POST /v1/unsubscribe-links is refused" in warned[0]

@@ -49,6 +49,17 @@ RESTRICTED = Event(
     data={"ground": "accuracy_contested", "purposes": ["analytics", "profiling"]},
 )
 
+REVOKED = Event(
+    type=events.LINKS_REVOKED,
+    event_id=UUID("5e1f0c2a-9b8d-4e7f-a6c5-b4d3e2f1a0b9"),
+    subject_id="sub-0004",
+    occurred_at=at(2026, 12, 8, 10, 15),
+    recorded_at=at(2026, 12, 8, 10, 15, 0, 250),
+    source=Source("support", "helpdesk", None),
+    actor=Actor("staff", "agent-17"),
+    data={"reason": "preference link forwarded to a colleague"},
+)
+
 
 def event_fields(event: Event) -> dict[str, Any]:
     return {name: getattr(event, name) for name in Event.__dataclass_fields__}

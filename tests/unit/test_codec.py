@@ -26,7 +26,14 @@ from schemas.codec import (
     kafka_headers,
 )
 from schemas.events import Actor, Event, Source
-from tests.unit.codec_samples import CODEC, GRANTED, RESTRICTED, WITHDRAWN, event_fields
+from tests.unit.codec_samples import (
+    CODEC,
+    GRANTED,
+    RESTRICTED,
+    REVOKED,
+    WITHDRAWN,
+    event_fields,
+)
 
 SCHEMA_FILES = sorted(DEFAULT_SCHEMA_DIR.glob("*.avsc"))
 
@@ -52,10 +59,18 @@ GOLDEN_RESTRICTED = (
     " 12616e616c79746963731270726f66696c696e6700"
 )
 
+GOLDEN_REVOKED = (
+    "c301 d3ebdf18452cf04c"  # magic, fingerprint
+    " 4835653166306332612d396238642d346537662d613663352d623464336532663161306239107375622d3030"
+    " 303480c4e3d69387b106f4c7e3d69387b10608021068656c706465736b000202106167656e742d3137000250"
+    " 707265666572656e6365206c696e6b20666f7277617264656420746f206120636f6c6c6561677565"
+)
+
 GOLDEN = [
     pytest.param(GRANTED, GOLDEN_GRANTED, id="ConsentGranted"),
     pytest.param(WITHDRAWN, GOLDEN_WITHDRAWN, id="ConsentWithdrawn"),
     pytest.param(RESTRICTED, GOLDEN_RESTRICTED, id="ProcessingRestricted"),
+    pytest.param(REVOKED, GOLDEN_REVOKED, id="LinksRevoked"),
 ]
 
 
@@ -296,6 +311,7 @@ DATA: dict[str, st.SearchStrategy[dict[str, Any]]] = {
     events.RIGHTS_REQUEST_REFUSED: st.fixed_dictionaries(
         {"request_id": st.uuids(), "reason": texts}
     ),
+    events.LINKS_REVOKED: st.fixed_dictionaries({"reason": optional_texts}),
     events.NOTICE_PUBLISHED: st.fixed_dictionaries(
         {
             "version": texts,

@@ -20,10 +20,12 @@ from services.links import (
     LinkError,
     LinkKind,
     field_problem,
+    fingerprint,
     issue,
     open_token,
 )
 from services.secrets import KeyRing
+from tests.link_tokens import version2_token
 
 NOW = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
 TTL = timedelta(days=730)
@@ -70,7 +72,7 @@ def unsubscribe(keys: KeyRing, text: str, now: datetime = NOW) -> str:
     purpose=optional_text,
     channel=optional_text,
     campaign=optional_text,
-    seconds=st.integers(0, 10**8),
+    seconds=st.floats(0, 10**8, allow_nan=False),
 )
 def test_round_trip(
     kind: LinkKind,
@@ -78,7 +80,7 @@ def test_round_trip(
     purpose: str | None,
     channel: str | None,
     campaign: str | None,
-    seconds: int,
+    seconds: float,
 ) -> None:
     now = NOW + timedelta(seconds=seconds)
     text = issue(
@@ -99,9 +101,10 @@ def test_round_trip(
         channel,
         campaign,
     )
-    assert claims.issued_at == now.replace(microsecond=0)
+    assert claims.issued_at == now  # to the microsecond: a revocation is exact
     assert claims.expires_at == (now + TTL).replace(microsecond=0)
     assert claims.kid == "l1"
+    assert claims.version == 3 and claims.address is None and len(claims.link_id) == 32
 
 
 @given(st.data())
@@ -145,12 +148,13 @@ def raw_plus(text: str, extra: int) -> str:
         ("x" * 2000, "malformed"),
         ("AQJsMQ", "malformed"),
         (b64(bytes((1, 2)) + b"zz" + bytes(40)), "unknown_key"),
-        (b64(bytes((3, 2)) + b"l1" + bytes(40)), "malformed"),
+        (b64(bytes((4, 2)) + b"l1" + bytes(40)), "malformed"),
+        (b64(bytes((3, 2)) + b"l1" + bytes(40)), "tampered"),
         (b64(bytes((2, 2)) + b"l1" + bytes(40)), "tampered"),
         (b64(bytes((1, 2)) + b"l1" + bytes(40)), "tampered"),
     ],
     ids=["empty", "spaces", "padding", "too-long", "short", "unknown-kid", "version", "forged",
-         "forged-v1"],
+         "forged-v2", "forged-v1"],
 )  # fmt: skip
 def test_refusals_say_nothing_but_log_why(text: str, why: str) -> None:
     with pytest.raises(LinkError) as caught:
@@ -220,9 +224,10 @@ def test_two_links_for_the_same_choice_differ() -> None:
     assert token() != token()
 
 
-def test_the_nonce_is_the_only_randomness() -> None:
-    nonce = bytes(12)
-    assert token(nonce=nonce) == token(nonce=nonce)
+def test_the_nonce_and_the_link_id_are_the_only_randomness() -> None:
+    nonce, link_id = bytes(12), bytes(16)
+    assert token(nonce=nonce, link_id=link_id) == token(nonce=nonce, link_id=link_id)
+    assert token(nonce=nonce) != token(nonce=nonce)  # a new link id each time
 
 
 @pytest.mark.parametrize(
@@ -236,6 +241,8 @@ def test_the_nonce_is_the_only_randomness() -> None:
         {"ttl": timedelta(0)},
         {"now": datetime(2026, 3, 1)},
         {"nonce": b"short"},
+        {"link_id": bytes(15)},
+        {"address": bytes(7)},
     ],
     ids=[
         "empty-subject",
@@ -246,6 +253,8 @@ def test_the_nonce_is_the_only_randomness() -> None:
         "no-ttl",
         "naive-time",
         "nonce",
+        "short-link-id",
+        "short-address",
     ],
 )
 def test_issue_refuses_what_it_cannot_seal(overrides: dict[str, object]) -> None:
@@ -311,3 +320,72 @@ def test_a_legacy_token_still_unsubscribes_but_never_opens_the_preference_page()
     with pytest.raises(LinkError) as expired:
         open_token(K1, old, NOW + TTL, kind=UNSUBSCRIBE)
     assert expired.value.why == "expired"
+
+
+# --- link ids, addresses and lifetimes (security review finding M3) -----------------------------
+
+
+@given(kind=kinds, link_id=st.binary(min_size=16, max_size=16), index=st.binary(min_size=32))
+def test_the_link_id_and_address_are_sealed_not_shown(
+    kind: LinkKind, link_id: bytes, index: bytes
+) -> None:
+    """A link carries its id and the blind-index prefix of the address it went to, and shows
+    neither: the prefix only the ledger can read, the id only the events say."""
+    text = token(kind=kind, link_id=link_id, address=index)
+    claims = open_token(K1, text, NOW, kind=kind)
+    assert (claims.link_id, claims.address) == (link_id.hex(), index[:8])
+    assert link_id not in raw(text) and index[:8] not in raw(text)
+
+
+PREFERENCE_TTL = timedelta(days=90)
+
+
+@pytest.mark.parametrize(
+    ("kind", "age", "opens"),
+    [
+        (PREFERENCES, timedelta(0), True),
+        (PREFERENCES, PREFERENCE_TTL - timedelta(seconds=1), True),
+        (PREFERENCES, PREFERENCE_TTL, False),
+        (PREFERENCES, timedelta(days=729), False),
+        # an unsubscribe link keeps its sealed lifetime: no max_age is passed for it
+        (UNSUBSCRIBE, timedelta(days=729), True),
+        (UNSUBSCRIBE, TTL, False),
+    ],
+    ids=["new", "last-second", "preference-lifetime", "sealed-lifetime-left", "unsubscribe",
+         "unsubscribe-expired"],
+)  # fmt: skip
+def test_a_version_2_link_sealed_for_two_years_opens_only_within_the_preference_lifetime(
+    kind: LinkKind, age: timedelta, opens: bool
+) -> None:
+    old = version2_token(K1, kind, subject_id="sub-2", issued=NOW, ttl=TTL)
+    max_age = PREFERENCE_TTL if kind == PREFERENCES else None
+    if not opens:
+        with pytest.raises(LinkError) as caught:
+            open_token(K1, old, NOW + age, kind=kind, max_age=max_age)
+        assert caught.value.why == "expired"
+        return
+    claims = open_token(K1, old, NOW + age, kind=kind, max_age=max_age)
+    # a version 2 link is named by its fingerprint, as its events were before link ids
+    assert (claims.version, claims.link_id, claims.address) == (2, fingerprint(old), None)
+    assert claims.issued_at == NOW
+
+
+@given(
+    ttl_days=st.integers(1, 3650),
+    max_days=st.none() | st.integers(1, 365),
+    age=st.timedeltas(min_value=timedelta(0), max_value=timedelta(days=4000)),
+    kind=kinds,
+)
+def test_a_link_opens_exactly_while_younger_than_both_lifetimes(
+    ttl_days: int, max_days: int | None, age: timedelta, kind: LinkKind
+) -> None:
+    ttl = timedelta(days=ttl_days)
+    max_age = timedelta(days=max_days) if max_days is not None else None
+    text = token(kind=kind, ttl=ttl)
+    limit = min(ttl, max_age) if max_age is not None else ttl
+    if age < limit:
+        assert open_token(K1, text, NOW + age, kind=kind, max_age=max_age).kind == kind
+    else:
+        with pytest.raises(LinkError) as caught:
+            open_token(K1, text, NOW + age, kind=kind, max_age=max_age)
+        assert caught.value.why == "expired"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -11,11 +10,10 @@ import pytest
 from projections.state import ALL, CONSENT, DM_OBJECTION, RELATIONSHIP, Fact, FactKey
 from schemas import events as ev
 from schemas.codec import default_codec
-from schemas.events import Source
+from schemas.events import Actor, Source
 from services.web import pages
 from services.web.preferences import (
     ALL_DIRECT_MARKETING,
-    LIFT_EVIDENCE,
     Change,
     Choices,
     Form,
@@ -25,7 +23,8 @@ from services.web.preferences import (
     current_choices,
     episode_key,
     groups,
-    link_fingerprint,
+    lift_evidence,
+    link_actor,
     link_key,
     marketing_purposes,
     parse_form,
@@ -311,13 +310,19 @@ def test_episode_key(
     assert key == (f"{first}:{GRANT_NL.event_id}" if new_episode else first)
 
 
-def test_preference_page_events_name_the_link_by_its_fingerprint() -> None:
-    token = "AgJsMQ-some_token"
-    fingerprint = hashlib.sha256(token.encode()).hexdigest()[:16]
-    assert link_fingerprint(token) == fingerprint
-    assert preference_source("consent-ledger", token) == Source(
-        "preference_center", "consent-ledger", f"preference_page:{fingerprint}"
+@pytest.mark.parametrize(
+    "link_id",
+    ["0123456789abcdef0123456789abcdef", "89abcdef01234567"],
+    ids=["link-id", "fingerprint-of-a-version-2-link"],
+)
+def test_preference_page_events_name_the_link_in_source_and_actor(link_id: str) -> None:
+    """What the preference page records says it came through a link, and which one: the
+    collection point and the actor id both name it (security review finding M3)."""
+    assert preference_source("consent-ledger", link_id) == Source(
+        "preference_center", "consent-ledger", f"preference_link:{link_id}"
     )
+    assert link_actor(link_id) == Actor("subject", f"link:{link_id}")
+    assert link_id in lift_evidence(link_actor(link_id))
 
 
 def test_link_keys_differ_by_token_and_change() -> None:
@@ -335,15 +340,36 @@ def test_events_carry_the_source_the_subject_and_the_campaign() -> None:
     ]
     events = to_events(todo, subject_id="s1", now=NOW, source=source, campaign_id="c1")
     assert [e.type for e in events] == [c.type for c in todo]
-    assert {(e.subject_id, e.source, e.actor.type, e.occurred_at) for e in events} == {
-        ("s1", source, "subject", NOW)
+    assert {(e.subject_id, e.source, e.actor, e.occurred_at) for e in events} == {
+        ("s1", source, Actor("subject"), NOW)
     }
     assert [dict(e.data) for e in events] == [
         {"purpose": "newsletter", "channel": "email", "reason": None, "campaign_id": "c1"},
         {"channel": None, "campaign_id": "c1"},
         {"purpose": "profiling", "channel": "web", "expires_at": None},
-        {"channel": None, "evidence": LIFT_EVIDENCE},
+        {"channel": None, "evidence": lift_evidence(Actor("subject"))},
     ]
+    codec = default_codec()
+    assert [codec.decode(codec.encode(e)) for e in events] == events
+
+
+def test_events_through_a_preference_link_name_the_link_as_actor() -> None:
+    link_id = "00112233445566778899aabbccddeeff"
+    source = preference_source("consent-ledger", link_id)
+    todo = [Change(ev.DIRECT_MARKETING_OBJECTION_LIFTED), Change(ev.CONSENT_GRANTED, "ads", "sms")]
+    events = to_events(
+        todo,
+        subject_id="s1",
+        now=NOW,
+        source=source,
+        campaign_id=None,
+        actor=link_actor(link_id),
+    )
+    assert {(e.source, e.actor) for e in events} == {(source, Actor("subject", f"link:{link_id}"))}
+    assert events[0].data["evidence"] == (
+        "'stop all direct marketing' was unticked on the preference page opened with"
+        f" link:{link_id}"
+    )
     codec = default_codec()
     assert [codec.decode(codec.encode(e)) for e in events] == events
 

@@ -1,0 +1,150 @@
+"""The public pages' rate limits against the real API, projector, broker and PostgreSQL
+(security review findings L1, L9): one-click unsubscribes beyond the per-address limit all
+record their withdrawal, IPv6 clients are limited per /64, preference saves per subject, and
+the 429 is an HTML page with the pages' headers."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+
+from services.config import Settings
+from services.web.routes import HEADERS
+from tests.conftest import make_settings, running_api, running_projector
+from tests.integration.access_support import client_of
+from tests.integration.unsubscribe_support import (
+    ONE_CLICK,
+    decision,
+    grant,
+    history,
+    issue,
+    new_subject,
+    path_of,
+    shown,
+)
+from tests.servers import Servers
+
+pytestmark = pytest.mark.integration
+
+PER_ADDRESS = 3
+SAVES = 2
+
+
+@pytest.fixture(scope="module")
+async def limited_settings(real_servers: Servers) -> Settings:
+    return await make_settings(
+        real_servers,
+        LEDGER_PUBLIC_RATE_PER_MIN=str(PER_ADDRESS),
+        LEDGER_PREFERENCE_SAVES_PER_MIN=str(SAVES),
+    )
+
+
+@pytest.fixture(scope="module")
+async def limited_api(limited_settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    async with running_projector(limited_settings), running_api(limited_settings) as client:
+        yield client
+
+
+def client(address: str) -> dict[str, str]:
+    """Headers of a request from `address` (named by the trusted loopback proxy)."""
+    return {"X-Forwarded-For": address}
+
+
+def check_page_429(response: httpx.Response) -> None:
+    assert response.status_code == 429, response.text
+    assert response.headers["content-type"].startswith("text/html")
+    for name, value in HEADERS.items():
+        assert response.headers[name] == value, name
+    assert 1 <= int(response.headers["retry-after"]) <= 60
+    assert "<h1>Please wait a moment</h1>" in response.text
+    assert "Nothing was changed" in response.text
+    assert "ledger-token" not in response.headers
+
+
+async def test_one_click_posts_beyond_the_per_address_limit_all_record_their_withdrawal(
+    limited_api: httpx.AsyncClient,
+) -> None:
+    """A mailbox provider posts the one-click unsubscribes of many recipients from one
+    address: far more than that address's limit, and every one is recorded."""
+    provider = client("2001:db8:f00d:1::25")
+    recipients = []
+    for _ in range(4 * PER_ADDRESS):
+        subject = new_subject()
+        token = await grant(limited_api, subject, "newsletter", "email")
+        answer = await issue(limited_api, subject_id=subject, purpose="newsletter", channel="email")
+        recipients.append((subject, token, path_of(answer["url"])))
+    async with client_of(limited_api) as anonymous:
+        posted = [
+            await anonymous.post(url, data=ONE_CLICK, headers=provider) for *_, url in recipients
+        ]
+        assert [p.status_code for p in posted] == [200] * len(recipients)
+        for (subject, _, _), done in zip(recipients, posted, strict=True):
+            denied = await decision(
+                limited_api, subject, "newsletter", "email", done.headers["ledger-token"]
+            )
+            assert (denied["allowed"], denied["reason"]) == (False, "consent_withdrawn")
+        # the provider's address has spent nothing: its pages still answer
+        page = await anonymous.get(recipients[0][2], headers=provider)
+        assert page.status_code == 200
+        # an invalid link is not exempt: it spends from the address like any request
+        bad = [
+            (await anonymous.post("/u/AwJsMQnotatoken", data=ONE_CLICK, headers=provider))
+            for _ in range(PER_ADDRESS)
+        ]
+        assert [b.status_code for b in bad] == [404] * (PER_ADDRESS - 1) + [429]
+
+
+async def test_the_429_is_the_pages_html_and_an_ipv6_client_is_limited_per_64(
+    limited_api: httpx.AsyncClient,
+) -> None:
+    prefix = f"2001:db8:{uuid.uuid4().int % 0xFFFF:x}:7"
+    async with client_of(limited_api) as anonymous:
+        walk = [
+            await anonymous.get("/u/no-token", headers=client(f"{prefix}::{host:x}"))
+            for host in range(1, PER_ADDRESS + 2)
+        ]
+        assert [w.status_code for w in walk] == [404] * PER_ADDRESS + [429]
+        check_page_429(walk[-1])
+        limited = await anonymous.post("/p/no-token", headers=client(f"{prefix}:ffff::1"))
+        check_page_429(limited)
+        neighbour = await anonymous.get("/u/no-token", headers=client(f"{prefix[:-1]}8::1"))
+        assert neighbour.status_code == 404
+    # the API routes are not limited
+    purposes = [(await limited_api.get("/v1/purposes")).status_code for _ in range(5)]
+    assert purposes == [200] * 5
+
+
+async def test_preference_saves_are_limited_per_subject(limited_api: httpx.AsyncClient) -> None:
+    """Two saves a minute for one subject, from any address and any of its links; the third
+    is the 429 page and records nothing."""
+    subject = new_subject()
+    token = await grant(limited_api, subject, "newsletter", "email")
+    answers = [
+        await issue(limited_api, subject_id=subject, purpose="newsletter", channel="email")
+        for _ in range(SAVES + 1)
+    ]
+    choices = [["newsletter.email", "profiling.web"], ["newsletter.email"], ["profiling.web"]]
+    saved = []
+    async with client_of(limited_api) as anonymous:
+        for n, (answer, choice) in enumerate(zip(answers, choices, strict=True)):
+            address = client(f"198.51.100.{n + 1}")
+            path = path_of(answer["preferences_url"])
+            page = await anonymous.get(path, params={"after": token}, headers=address)
+            assert page.status_code == 200, page.text
+            response = await anonymous.post(
+                path, data={"shown": shown(page), "choice": choice}, headers=address
+            )
+            saved.append(response)
+            if response.status_code == 200:
+                token = response.headers["ledger-token"]
+    assert [s.status_code for s in saved] == [200] * SAVES + [429]
+    check_page_429(saved[-1])
+    events = await history(limited_api, subject, token)
+    assert [(e["type"], e["payload"]["purpose"]) for e in events] == [
+        ("ConsentGranted", "newsletter"),
+        ("ConsentGranted", "profiling"),
+        ("ConsentWithdrawn", "profiling"),
+    ]
