@@ -22,6 +22,7 @@ from aiokafka import AIOKafkaProducer
 
 from schemas.codec import default_codec, headers_for
 from schemas.events import Event, Source
+from schemas.record_mac import EVENTS, RecordMacs
 from services.partitioning import partition_for
 
 #: bump when the mix or the file layout changes, so old caches are not reused
@@ -203,10 +204,17 @@ def read_records(path: Path) -> Iterator[dict[str, Any]]:
 
 
 async def produce(
-    dataset: Dataset, bootstrap: str, topic: str, *, idempotence: bool, chunk: int = 20_000
+    dataset: Dataset,
+    bootstrap: str,
+    topic: str,
+    macs: RecordMacs,
+    *,
+    idempotence: bool,
+    chunk: int = 20_000,
 ) -> int:
     """Write the cached records to `topic`, each to its recorded partition, in file order (so
-    every subject's events stay in order); returns how many were acknowledged."""
+    every subject's events stay in order), MACed as the ledger writes them (the writer keys
+    of the run); returns how many were acknowledged."""
     producer = AIOKafkaProducer(
         bootstrap_servers=bootstrap,
         acks="all",
@@ -220,7 +228,12 @@ async def produce(
     try:
         pending = []
         for rec in read_records(dataset.path):
-            headers = headers_for(rec["event_type"], uuid.UUID(rec["event_id"]))
+            headers = macs.seal(
+                EVENTS,
+                rec["key"],
+                rec["value"],
+                headers_for(rec["event_type"], uuid.UUID(rec["event_id"])),
+            )
             pending.append(
                 await producer.send(
                     topic,
