@@ -6,7 +6,12 @@ leaves the tables equal to a clean replay of the log up to the stored offsets, a
 run continues from exactly there. Events are deduplicated by event id (a retried command may
 put the same event in the log twice). The same transaction chains each new journal entry onto
 its subject's hash chain and folds every record into its partition's checkpoint digest, and
-queues undecodable records for the dead-letter topic.
+queues refused records for the dead-letter topic.
+
+Before a record is decoded, its MAC header is checked (schemas/record_mac.py): a record
+without a valid MAC at or above its partition's cut-off (projections/mac_cutoffs.py) is
+refused as `unauthenticated-record`, so a record produced straight to the topic by anyone
+without a writer key is never journaled, chained, folded into state or receipted.
 
 Between batches, about once a second, the projector reports each partition's position and the
 log's high-water mark (projections/projector_health.py). It never resets a position the log
@@ -19,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Protocol
@@ -36,17 +41,19 @@ from projections import (
     identifiers,
     journal,
     log_digest,
+    mac_cutoffs,
     metrics,
     notices,
     offsets,
     requests,
     subject_state,
 )
-from projections.dead_letters import DeadLetter
+from projections.dead_letters import UNAUTHENTICATED, UNDECODABLE, DeadLetter
 from projections.projector_monitor import ProjectorMonitor
 from projections.state import facts_for
 from schemas.codec import CodecError, EventCodec
 from schemas.events import NOTICE_PUBLISHED
+from schemas.record_mac import EVENTS, Header, RecordMacs, Verdict, encode_headers, mac_text
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +72,8 @@ class LogRecord(Protocol):
     def key(self) -> bytes | None: ...
     @property
     def value(self) -> bytes | None: ...
+    @property
+    def headers(self) -> Sequence[Header]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +84,16 @@ class Record:
     offset: int
     key: bytes | None
     value: bytes | None
+    headers: Sequence[Header] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """A record the batch refuses: the detail for people, the reason for machines."""
+
+    record: LogRecord
+    error: str
+    reason: str
 
 
 @dataclass(slots=True)
@@ -86,10 +105,15 @@ class BatchResult:
 
 
 async def apply_batch(
-    conn: asyncpg.Connection, codec: EventCodec, topic: str, records: Sequence[LogRecord]
+    conn: asyncpg.Connection,
+    codec: EventCodec,
+    topic: str,
+    records: Sequence[LogRecord],
+    macs: RecordMacs,
 ) -> BatchResult:
     """Apply records in one transaction: journal (with its hash chain), state, rejects (and
-    their dead letters), checkpoint digests, the batch's metrics and offsets together."""
+    their dead letters), checkpoint digests, the batch's metrics and offsets together. Only
+    records with a valid MAC (`macs`), or below their partition's MAC cut-off, are decoded."""
     started = time.perf_counter()
     result = BatchResult()
     firsts: dict[int, int] = {}
@@ -107,7 +131,13 @@ async def apply_batch(
             (r for r in records if r.offset >= digests[r.partition].next_offset),
             key=lambda r: (r.partition, r.offset),
         )
-        candidates, rejects = _decode(codec, pending)
+        verdicts = [macs.verify(EVENTS, r.key, r.value, r.headers) for r in pending]
+        cutoffs = (
+            await mac_cutoffs.load(conn, topic)
+            if any(v is not Verdict.VALID for v in verdicts)
+            else {}
+        )
+        candidates, rejects = _decode(codec, pending, verdicts, cutoffs)
         fresh, repeats = await chain_store.link_new(conn, candidates)
         try:
             await journal.insert(conn, fresh)
@@ -147,7 +177,7 @@ async def apply_batch(
         if rejects:
             await _reject(conn, topic, rejects)
         await log_digest.keep_duplicates(
-            conn, topic, [(p, o, e.event_id, v) for e, p, o, v in repeats]
+            conn, topic, [(p, o, e.event_id, v, mac) for e, p, o, v, mac in repeats]
         )
         await log_digest.store(
             conn,
@@ -180,40 +210,74 @@ class ConcurrentApplyError(Exception):
 
 
 def _decode(
-    codec: EventCodec, records: Sequence[LogRecord]
-) -> tuple[list[chain_store.Candidate], list[tuple[LogRecord, str]]]:
+    codec: EventCodec,
+    records: Sequence[LogRecord],
+    verdicts: Sequence[Verdict],
+    cutoffs: Mapping[int, int],
+) -> tuple[list[chain_store.Candidate], list[Refusal]]:
+    """Refuse what has no valid MAC where one is required, then decode the rest."""
     candidates: list[chain_store.Candidate] = []
-    rejects: list[tuple[LogRecord, str]] = []
-    for rec in records:
+    rejects: list[Refusal] = []
+    for rec, verdict in zip(records, verdicts, strict=True):
+        mac: str | None = None
+        if verdict is Verdict.VALID:
+            mac = mac_text(rec.headers)
+        elif mac_cutoffs.requires_mac(cutoffs, rec.partition, rec.offset):
+            rejects.append(Refusal(rec, f"{UNAUTHENTICATED}: {verdict.value}", UNAUTHENTICATED))
+            continue
         try:
             if rec.value is None:
                 raise CodecError("record has no value")
             event = codec.decode(rec.value)
         except CodecError as exc:
-            rejects.append((rec, str(exc)))
+            rejects.append(Refusal(rec, str(exc), UNDECODABLE))
             continue
-        candidates.append((event, rec.partition, rec.offset, rec.value))
+        candidates.append((event, rec.partition, rec.offset, rec.value, mac))
     return candidates, rejects
 
 
-async def _reject(
-    conn: asyncpg.Connection, topic: str, rejects: list[tuple[LogRecord, str]]
-) -> None:
-    for rec, error in rejects:
+async def _reject(conn: asyncpg.Connection, topic: str, rejects: list[Refusal]) -> None:
+    for x in rejects:
         log.error(
-            "undecodable record kept in rejected_records and queued for the dead-letter topic:"
+            "%s kept in rejected_records and queued for the dead-letter topic:"
             " partition=%d offset=%d: %s",
-            rec.partition,
-            rec.offset,
-            error,
+            x.reason,
+            x.record.partition,
+            x.record.offset,
+            x.error,
         )
     await conn.executemany(
         "INSERT INTO rejected_records (topic, log_partition, log_offset, error, record_key,"
-        " record_value) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
-        [(topic, r.partition, r.offset, e, r.key, r.value) for r, e in rejects],
+        " record_value, reason, record_headers) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+        " ON CONFLICT DO NOTHING",
+        [
+            (
+                topic,
+                x.record.partition,
+                x.record.offset,
+                x.error,
+                x.record.key,
+                x.record.value,
+                x.reason,
+                encode_headers(x.record.headers),
+            )
+            for x in rejects
+        ],
     )
     await dead_letters.enqueue(
-        conn, [DeadLetter(topic, r.partition, r.offset, e, r.key, r.value) for r, e in rejects]
+        conn,
+        [
+            DeadLetter(
+                topic,
+                x.record.partition,
+                x.record.offset,
+                x.error,
+                x.record.key,
+                x.record.value,
+                x.reason,
+            )
+            for x in rejects
+        ],
     )
 
 
@@ -250,12 +314,15 @@ class Projector:
         topic: str,
         group_id: str,
         codec: EventCodec,
+        macs: RecordMacs,
         batch_size: int = 2000,
         session_timeout_ms: int = 10000,
         fetch_wait_ms: int = 50,
     ) -> None:
         self.topic = topic
         self.codec = codec
+        #: the writer keys: a record without a valid MAC is refused (see the module docstring)
+        self.macs = macs
         self.batch_size = batch_size
         self.database_url = database_url
         self.consumer = AIOKafkaConsumer(
@@ -355,7 +422,7 @@ class Projector:
             records: list[LogRecord] = [m for msgs in fetched.values() for m in msgs]
             if not records:
                 return None
-            result = await apply_batch(self.conn, self.codec, self.topic, records)
+            result = await apply_batch(self.conn, self.codec, self.topic, records, self.macs)
             self.monitor.applied(result.positions)
         self.applied += result.applied
         return result

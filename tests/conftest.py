@@ -19,6 +19,7 @@ from projections.runner import Projector
 from schemas.codec import default_codec
 from services.api.app import create_app
 from services.config import Settings
+from services.record_producer import writer_macs
 from services.secrets import new_key
 from services.stack import free_port
 from services.topic import ensure_topic
@@ -113,6 +114,7 @@ def new_projector(settings: Settings, group: str | None = None) -> Projector:
         topic=settings.topic,
         group_id=group or settings.projector_group,
         codec=default_codec(),
+        macs=writer_macs(settings.writer_key_ring()),
         batch_size=settings.projector_batch,
         session_timeout_ms=settings.kafka_session_timeout_ms,
         fetch_wait_ms=settings.projector_fetch_wait_ms,
