@@ -24,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Protocol
@@ -35,7 +35,6 @@ from aiokafka.errors import KafkaError, NoOffsetForPartitionError, OffsetOutOfRa
 
 from projections import (
     chain_store,
-    dead_letters,
     erasure,
     feed_outbox,
     identifiers,
@@ -45,15 +44,15 @@ from projections import (
     metrics,
     notices,
     offsets,
+    refusals,
     requests,
     subject_state,
 )
-from projections.dead_letters import UNAUTHENTICATED, UNDECODABLE, DeadLetter
 from projections.projector_monitor import ProjectorMonitor
 from projections.state import facts_for
-from schemas.codec import CodecError, EventCodec
+from schemas.codec import EventCodec
 from schemas.events import NOTICE_PUBLISHED
-from schemas.record_mac import EVENTS, Header, RecordMacs, Verdict, encode_headers, mac_text
+from schemas.record_mac import EVENTS, Header, RecordMacs, Verdict
 
 log = logging.getLogger(__name__)
 
@@ -85,15 +84,6 @@ class Record:
     key: bytes | None
     value: bytes | None
     headers: Sequence[Header] = ()
-
-
-@dataclass(frozen=True, slots=True)
-class Refusal:
-    """A record the batch refuses: the detail for people, the reason for machines."""
-
-    record: LogRecord
-    error: str
-    reason: str
 
 
 @dataclass(slots=True)
@@ -137,7 +127,7 @@ async def apply_batch(
             if any(v is not Verdict.VALID for v in verdicts)
             else {}
         )
-        candidates, rejects = _decode(codec, pending, verdicts, cutoffs)
+        candidates, rejects = refusals.screen(codec, pending, verdicts, cutoffs)
         fresh, repeats = await chain_store.link_new(conn, candidates)
         try:
             await journal.insert(conn, fresh)
@@ -175,7 +165,7 @@ async def apply_batch(
             ],
         )
         if rejects:
-            await _reject(conn, topic, rejects)
+            await refusals.keep(conn, topic, rejects)
         await log_digest.keep_duplicates(
             conn, topic, [(p, o, e.event_id, v, mac) for e, p, o, v, mac in repeats]
         )
@@ -207,78 +197,6 @@ async def apply_batch(
 class ConcurrentApplyError(Exception):
     """Another projector journaled an event of this batch meanwhile: the batch's hash chain
     was computed without it, so the transaction is rolled back and the batch read again."""
-
-
-def _decode(
-    codec: EventCodec,
-    records: Sequence[LogRecord],
-    verdicts: Sequence[Verdict],
-    cutoffs: Mapping[int, int],
-) -> tuple[list[chain_store.Candidate], list[Refusal]]:
-    """Refuse what has no valid MAC where one is required, then decode the rest."""
-    candidates: list[chain_store.Candidate] = []
-    rejects: list[Refusal] = []
-    for rec, verdict in zip(records, verdicts, strict=True):
-        mac: str | None = None
-        if verdict is Verdict.VALID:
-            mac = mac_text(rec.headers)
-        elif mac_cutoffs.requires_mac(cutoffs, rec.partition, rec.offset):
-            rejects.append(Refusal(rec, f"{UNAUTHENTICATED}: {verdict.value}", UNAUTHENTICATED))
-            continue
-        try:
-            if rec.value is None:
-                raise CodecError("record has no value")
-            event = codec.decode(rec.value)
-        except CodecError as exc:
-            rejects.append(Refusal(rec, str(exc), UNDECODABLE))
-            continue
-        candidates.append((event, rec.partition, rec.offset, rec.value, mac))
-    return candidates, rejects
-
-
-async def _reject(conn: asyncpg.Connection, topic: str, rejects: list[Refusal]) -> None:
-    for x in rejects:
-        log.error(
-            "%s kept in rejected_records and queued for the dead-letter topic:"
-            " partition=%d offset=%d: %s",
-            x.reason,
-            x.record.partition,
-            x.record.offset,
-            x.error,
-        )
-    await conn.executemany(
-        "INSERT INTO rejected_records (topic, log_partition, log_offset, error, record_key,"
-        " record_value, reason, record_headers) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
-        " ON CONFLICT DO NOTHING",
-        [
-            (
-                topic,
-                x.record.partition,
-                x.record.offset,
-                x.error,
-                x.record.key,
-                x.record.value,
-                x.reason,
-                encode_headers(x.record.headers),
-            )
-            for x in rejects
-        ],
-    )
-    await dead_letters.enqueue(
-        conn,
-        [
-            DeadLetter(
-                topic,
-                x.record.partition,
-                x.record.offset,
-                x.error,
-                x.record.key,
-                x.record.value,
-                x.reason,
-            )
-            for x in rejects
-        ],
-    )
 
 
 class _SeekToStoredOffsets(ConsumerRebalanceListener):  # type: ignore[misc]

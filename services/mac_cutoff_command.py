@@ -174,8 +174,9 @@ def report(outcome: CutoffOutcome) -> str:
     if outcome.refused_below:
         lines.append(
             f"{outcome.refused_below:,} record(s) below these offsets were refused as"
-            f" {UNAUTHENTICATED} before the cut-offs existed: run `consent-ledger rebuild` to"
-            " apply them"
+            f" {UNAUTHENTICATED}: `consent-ledger rebuild` applies them. Check first that they"
+            " are the log written before record MACs (SELECT * FROM rejected_records WHERE"
+            f" reason = '{UNAUTHENTICATED}'), not forgeries"
         )
     return "\n".join(lines)
 

@@ -12,20 +12,20 @@ from typing import Any
 
 import asyncpg
 import httpx
-from aiokafka import AIOKafkaProducer
 
 from schemas import events as ev
 from schemas.codec import default_codec, kafka_headers
 from schemas.events import Event, Source
 from schemas.record_mac import DEAD_LETTERS, EVENTS, Header, RecordMacs
 from services.config import Settings
+from services.publisher import make_producer
 from services.secrets import new_key, parse_key_ring
 from tests.writer_macs import TEST_MACS
 
 QUESTION = {"purpose": "newsletter", "channel": "email"}
 
 #: how a forger makes the headers of a consent: (key, value, routing headers) -> headers
-Forge = Callable[[bytes, bytes, list[Header]], list[Header]]
+Forge = Callable[[bytes, bytes, Sequence[Header]], list[Header]]
 
 
 def _ring(text: str) -> RecordMacs:
@@ -38,7 +38,7 @@ OTHER_W1 = _ring(f"w1:{new_key()}")
 UNKNOWN_KID = _ring(f"w9:{new_key()}")
 
 FORGERS: dict[str, Forge] = {
-    "no MAC": lambda key, value, headers: headers,
+    "no MAC": lambda key, value, headers: list(headers),
     "a MAC under another key": lambda key, value, headers: OTHER_W1.seal(
         EVENTS, key, value, headers
     ),
@@ -82,7 +82,11 @@ async def produce_consents(
     """A `ConsentGranted` per subject straight to the event topic, keyed and with the routing
     headers as the ledger writes them, the headers made by `forge`."""
     codec = default_codec()
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers, acks="all")
+    producer = make_producer(
+        settings.kafka_bootstrap_servers,
+        idempotence=settings.kafka_idempotence,
+        timeout_ms=settings.produce_timeout_ms,
+    )
     await producer.start()
     out: list[Produced] = []
     try:

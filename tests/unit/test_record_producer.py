@@ -83,7 +83,7 @@ class FakeBatch:
 @pytest.mark.parametrize("role", ROLES)
 async def test_a_new_record_carries_the_mac_of_its_role(role: str) -> None:
     fake = FakeProducer()
-    producer = RecordProducer(fake, MACS)  # type: ignore[arg-type]
+    producer = RecordProducer(fake, MACS)
     headers = [("event_type", b"ConsentGranted")]
     await producer.produce("topic-x", role, key=b"k", value=b"v", headers=headers, partition=2)
     (sent,) = fake.sent
@@ -105,7 +105,7 @@ async def test_a_record_produced_again_keeps_its_headers_exactly() -> None:
     stale = [*forged, (MAC_HEADER, b"v1:w9:" + b"A" * 43)]
     for headers in (forged, stale):
         await produce_as_written(
-            fake,  # type: ignore[arg-type]
+            fake,
             "t",
             key=b"k",
             value=b"v",
@@ -119,7 +119,7 @@ async def test_a_record_produced_again_keeps_its_headers_exactly() -> None:
 
 async def test_a_record_with_neither_key_nor_value_goes_in_a_batch_of_its_own() -> None:
     fake = FakeProducer()
-    producer = RecordProducer(fake, MACS)  # type: ignore[arg-type]
+    producer = RecordProducer(fake, MACS)
     await producer.produce("t", EVENTS, key=None, value=None, partition=3)
     ((records, topic, partition),) = fake.batches
     assert (topic, partition, fake.sent) == ("t", 3, [])
