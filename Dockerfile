@@ -35,8 +35,11 @@ RUN groupadd --system --gid 10001 ledger \
         --shell /usr/sbin/nologin ledger
 
 COPY --from=build /opt/venv /opt/venv
-# Mount point of the secrets volume: a new named volume takes this owner, so init can write it.
-RUN mkdir -p /run/ledger && chown 10001:10001 /run/ledger && chmod 700 /run/ledger
+# Mount points of the secrets volumes (all secrets; the writer keys alone, for the projector):
+# a new named volume takes this owner, so init can write it.
+RUN mkdir -p /run/ledger && chown 10001:10001 /run/ledger && chmod 700 /run/ledger \
+ && mkdir -p /run/ledger-writer && chown 10001:10001 /run/ledger-writer \
+ && chmod 700 /run/ledger-writer
 
 WORKDIR /app
 USER 10001:10001

@@ -1,6 +1,7 @@
 """How many recipients per second POST /v1/decisions/batch answers, against running servers.
 
-    LEDGER_KEY=$(cat .ledger/admin.key) .venv/bin/python bench/batch_probe.py \\
+    LEDGER_KEY=$(cat .ledger/admin.key) LEDGER_SECRETS_FILE=.ledger/secrets.toml \\
+        .venv/bin/python bench/batch_probe.py \\
         --url http://127.0.0.1:8000 --seed-bootstrap 127.0.0.1:<broker port> \\
         [--topic consent.events] [--recipients 100000]
 
@@ -30,9 +31,11 @@ import httpx
 
 from schemas.codec import default_codec, kafka_headers
 from schemas.events import Event
+from schemas.record_mac import EVENTS
 from services.config import Settings
 from services.kafka_access import KafkaAccess
 from services.kafka_clients import new_producer
+from services.record_producer import writer_macs
 from services.tokens import encode_token
 
 TARGET = 100_000  # recipients per second, the issue's aim
@@ -63,8 +66,11 @@ def history(rnd: random.Random) -> list[tuple[str, dict[str, Any]]]:
 
 
 async def seed(kafka: KafkaAccess, topic: str, count: int) -> list[str]:
-    """Write the histories; returns min_tokens for the end of every partition written."""
+    """Write the histories, MACed under the ledger's writer keys (LEDGER_SECRETS_FILE or
+    LEDGER_WRITER_KEYS, as the running ledger has them); returns min_tokens for the end of
+    every partition written."""
     rnd, codec, now = random.Random(1), default_codec(), datetime.now(UTC)
+    macs = writer_macs(Settings.from_env().writer_key_ring())
     producer = new_producer(kafka, acks="all", linger_ms=5)
     await producer.start()
     try:
@@ -72,12 +78,13 @@ async def seed(kafka: KafkaAccess, topic: str, count: int) -> list[str]:
         for n in range(count):
             for kind, data in history(rnd):
                 event = Event(kind, uuid.uuid4(), f"bench-{n}", now, now, data=data)
+                key, value = event.subject_id.encode(), codec.encode(event)
                 futures.append(
                     await producer.send(
                         topic,
-                        key=event.subject_id.encode(),
-                        value=codec.encode(event),
-                        headers=kafka_headers(event),
+                        key=key,
+                        value=value,
+                        headers=macs.seal(EVENTS, key, value, kafka_headers(event)),
                     )
                 )
         ends: dict[int, int] = {}

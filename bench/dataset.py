@@ -21,6 +21,7 @@ import fastavro
 
 from schemas.codec import default_codec, headers_for
 from schemas.events import Event, Source
+from schemas.record_mac import EVENTS, RecordMacs
 from services.kafka_access import KafkaAccess
 from services.kafka_clients import new_producer
 from services.partitioning import partition_for
@@ -204,10 +205,17 @@ def read_records(path: Path) -> Iterator[dict[str, Any]]:
 
 
 async def produce(
-    dataset: Dataset, kafka: KafkaAccess, topic: str, *, idempotence: bool, chunk: int = 20_000
+    dataset: Dataset,
+    kafka: KafkaAccess,
+    topic: str,
+    macs: RecordMacs,
+    *,
+    idempotence: bool,
+    chunk: int = 20_000,
 ) -> int:
     """Write the cached records to `topic`, each to its recorded partition, in file order (so
-    every subject's events stay in order); returns how many were acknowledged."""
+    every subject's events stay in order), MACed as the ledger writes them (the writer keys
+    of the run); returns how many were acknowledged."""
     producer = new_producer(
         kafka,
         acks="all",
@@ -221,7 +229,12 @@ async def produce(
     try:
         pending = []
         for rec in read_records(dataset.path):
-            headers = headers_for(rec["event_type"], uuid.UUID(rec["event_id"]))
+            headers = macs.seal(
+                EVENTS,
+                rec["key"],
+                rec["value"],
+                headers_for(rec["event_type"], uuid.UUID(rec["event_id"])),
+            )
             pending.append(
                 await producer.send(
                     topic,

@@ -26,6 +26,7 @@ from bench.sizes import Sizes
 from bench.wrk import Load, WrkResult, run_wrk
 from projections import offsets
 from services.config import Settings
+from services.record_producer import writer_macs
 from services.topic import ensure_topic, highwaters
 
 #: the HTTP scenarios `--profile` samples (the server process, during their last run); the
@@ -108,7 +109,11 @@ async def run_suite(
         if opts.replays:
             say(f"producing the dataset into {env['LEDGER_TOPIC']}")
             await dataset.produce(
-                data, found.kafka, env["LEDGER_TOPIC"], idempotence=found.idempotence
+                data,
+                found.kafka,
+                env["LEDGER_TOPIC"],
+                writer_macs(Settings.from_env(env).writer_key_ring()),
+                idempotence=found.idempotence,
             )
             await _log_baselines(opts, stage, data, collected)
             await _replays(opts, stage, data, collected, profiles)

@@ -80,8 +80,8 @@ async def all_entries(conn: asyncpg.Connection) -> AsyncIterator[JournalEntry]:
         yield entry_from_row(row)
 
 
-#: a decoded record the batch may journal: (event, partition, offset, value)
-Candidate = tuple[Event, int, int, bytes]
+#: a decoded record the batch may journal: (event, partition, offset, value, MAC header or None)
+Candidate = tuple[Event, int, int, bytes, str | None]
 
 
 async def link_new(
@@ -96,14 +96,14 @@ async def link_new(
     rows: list[JournalRow] = []
     repeats: list[Candidate] = []
     for candidate in candidates:
-        event, partition, offset, value = candidate
+        event, partition, offset, value, mac = candidate
         if event.event_id in journaled:
             repeats.append(candidate)
             continue
         journaled.add(event.event_id)
         head = subject_link(heads.get(event.subject_id, GENESIS), value)
         heads[event.subject_id] = head
-        rows.append(JournalRow(event, partition, offset, value, head))
+        rows.append(JournalRow(event, partition, offset, value, head, mac))
     return rows, repeats
 
 

@@ -1,10 +1,11 @@
-"""Dead letters (table `dead_letter_outbox`): undecodable records of the event topic, queued in
-the batch transaction that keeps them in `rejected_records` and published on the dead-letter
-topic by services/dead_letter_feed.py.
+"""Dead letters (table `dead_letter_outbox`): records of the event topic the projector refused
+(undecodable, or without a valid MAC), queued in the batch transaction that keeps them in
+`rejected_records` and published on the dead-letter topic by services/dead_letter_feed.py.
 
 A record goes out with its original key and value bytes and headers naming where it came from
-and why it was refused. The row is marked published only after the broker's acknowledgement,
-so a crash never loses a dead letter; it may publish one twice (at least once).
+and why it was refused (`reason`, one of REASONS, and the `error` detail). The row is marked
+published only after the broker's acknowledgement, so a crash never loses a dead letter; it
+may publish one twice (at least once).
 """
 
 from __future__ import annotations
@@ -21,13 +22,23 @@ SOURCE_TOPIC: Final = "source_topic"
 SOURCE_PARTITION: Final = "source_partition"
 SOURCE_OFFSET: Final = "source_offset"
 ERROR: Final = "error"
+REASON: Final = "reason"
+
+#: why a record was refused: the `reason` header and the column of rejected_records
+#: the codec cannot read it (no value, unknown schema, corrupt body)
+UNDECODABLE: Final = "undecodable-record"
+#: at or above its partition's MAC cut-off without a valid MAC (schemas/record_mac.py)
+UNAUTHENTICATED: Final = "unauthenticated-record"
+#: a placeholder `restore-log` wrote where the database held no record
+RESTORE_PLACEHOLDER: Final = "restore-placeholder"
+REASONS: Final = (UNDECODABLE, UNAUTHENTICATED, RESTORE_PLACEHOLDER)
 #: errors are short codec messages; a bound keeps a header from growing without limit
 MAX_ERROR_BYTES: Final = 2000
 
 
 @dataclass(frozen=True, slots=True)
 class DeadLetter:
-    """One undecodable record and where it was in the event topic."""
+    """One refused record, where it was in the event topic, and why."""
 
     topic: str
     partition: int
@@ -35,6 +46,7 @@ class DeadLetter:
     error: str
     key: bytes | None
     value: bytes | None
+    reason: str
 
 
 def headers(letter: DeadLetter) -> list[tuple[str, bytes]]:
@@ -43,13 +55,15 @@ def headers(letter: DeadLetter) -> list[tuple[str, bytes]]:
         (SOURCE_PARTITION, str(letter.partition).encode("ascii")),
         (SOURCE_OFFSET, str(letter.offset).encode("ascii")),
         (ERROR, letter.error.encode("utf-8")[:MAX_ERROR_BYTES]),
+        (REASON, letter.reason.encode("ascii")),
     ]
 
 
 def from_record(
     key: bytes | None, value: bytes | None, record_headers: Sequence[tuple[str, bytes]]
 ) -> DeadLetter:
-    """A record read from the dead-letter topic, back as the letter it carries."""
+    """A record read from the dead-letter topic, back as the letter it carries (a letter
+    published before reasons existed was undecodable)."""
     found = {name: raw.decode("utf-8", "replace") for name, raw in record_headers}
     return DeadLetter(
         found[SOURCE_TOPIC],
@@ -58,12 +72,14 @@ def from_record(
         found[ERROR],
         key,
         value,
+        found.get(REASON, UNDECODABLE),
     )
 
 
 ENQUEUE = """
-INSERT INTO dead_letter_outbox (topic, log_partition, log_offset, error, record_key, record_value)
-SELECT $1, * FROM unnest($2::int[], $3::bigint[], $4::text[], $5::bytea[], $6::bytea[])
+INSERT INTO dead_letter_outbox (topic, log_partition, log_offset, error, record_key, record_value,
+                                reason)
+SELECT $1, * FROM unnest($2::int[], $3::bigint[], $4::text[], $5::bytea[], $6::bytea[], $7::text[])
 ON CONFLICT DO NOTHING
 """
 
@@ -79,6 +95,7 @@ async def enqueue(conn: asyncpg.Connection, letters: Sequence[DeadLetter]) -> No
             [x.error for x in letters],
             [x.key for x in letters],
             [x.value for x in letters],
+            [x.reason for x in letters],
         )
 
 
@@ -99,7 +116,7 @@ FROM (
     FOR UPDATE SKIP LOCKED
 ) AS c
 WHERE o.topic = c.topic AND o.log_partition = c.log_partition AND o.log_offset = c.log_offset
-RETURNING o.log_partition, o.log_offset, o.error, o.record_key, o.record_value,
+RETURNING o.log_partition, o.log_offset, o.error, o.record_key, o.record_value, o.reason,
           o.claimed_until
 """
 
@@ -116,6 +133,7 @@ async def claim(conn: asyncpg.Connection, topic: str, limit: int, lease_s: float
                 r["error"],
                 None if r["record_key"] is None else bytes(r["record_key"]),
                 None if r["record_value"] is None else bytes(r["record_value"]),
+                r["reason"],
             ),
             r["claimed_until"],
         )

@@ -1,6 +1,7 @@
 """The journal projection: every event once, with its log position, queryable by subject.
 
-It keeps the record's original bytes too, so the log can be restored from it exactly.
+It keeps the record's original bytes and MAC header too, so the log can be restored from it
+exactly.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ class JournalRow:
     value: bytes
     #: the subject chain's hash of this entry (projections/hash_chain.py)
     chain_hash: bytes
+    #: the record's MAC header (schemas/record_mac.py), None if it had no valid one
+    mac: str | None
 
 
 def event_payload(event: Event) -> dict[str, Any]:
@@ -81,6 +84,7 @@ COLUMNS = (
     "payload",
     "record_value",
     "chain_hash",
+    "record_mac",
 )
 
 
@@ -109,6 +113,7 @@ async def insert(conn: asyncpg.Connection, rows: Sequence[JournalRow]) -> None:
                     payload_json(r.event),
                     r.value,
                     r.chain_hash,
+                    r.mac,
                 )
                 for r in rows
             ],

@@ -107,16 +107,20 @@ async def store(
 
 
 DUPLICATES = """
-INSERT INTO duplicate_records (topic, log_partition, log_offset, event_id, record_value)
-SELECT $1, * FROM unnest($2::int[], $3::bigint[], $4::uuid[], $5::bytea[])
+INSERT INTO duplicate_records (topic, log_partition, log_offset, event_id, record_value,
+                               record_mac)
+SELECT $1, * FROM unnest($2::int[], $3::bigint[], $4::uuid[], $5::bytea[], $6::text[])
 ON CONFLICT DO NOTHING
 """
 
 
 async def keep_duplicates(
-    conn: asyncpg.Connection, topic: str, records: Sequence[tuple[int, int, object, bytes]]
+    conn: asyncpg.Connection,
+    topic: str,
+    records: Sequence[tuple[int, int, object, bytes, str | None]],
 ) -> None:
-    """Keep the records skipped as repeats of a journaled event: (partition, offset, id, value)."""
+    """Keep the records skipped as repeats of a journaled event: (partition, offset, id, value,
+    MAC header)."""
     if records:
         await conn.execute(
             DUPLICATES,
@@ -125,6 +129,7 @@ async def keep_duplicates(
             [r[1] for r in records],
             [r[2] for r in records],
             [r[3] for r in records],
+            [r[4] for r in records],
         )
 
 

@@ -60,6 +60,8 @@ TABLES: Final[Mapping[str, str]] = MappingProxyType(
         # the projector's own reports, written beside its batches, never by one
         "projector_partitions": KEPT,
         "projector_stops": KEPT,
+        # an operator's record of where MACs start; a replay of the same log applies the same
+        "record_mac_cutoffs": KEPT,
     }
 )
 

@@ -6,7 +6,12 @@ leaves the tables equal to a clean replay of the log up to the stored offsets, a
 run continues from exactly there. Events are deduplicated by event id (a retried command may
 put the same event in the log twice). The same transaction chains each new journal entry onto
 its subject's hash chain and folds every record into its partition's checkpoint digest, and
-queues undecodable records for the dead-letter topic.
+queues refused records for the dead-letter topic.
+
+Before a record is decoded, its MAC header is checked (schemas/record_mac.py): a record
+without a valid MAC at or above its partition's cut-off (projections/mac_cutoffs.py) is
+refused as `unauthenticated-record`, so a record produced straight to the topic by anyone
+without a writer key is never journaled, chained, folded into state or receipted.
 
 Between batches, about once a second, the projector reports each partition's position and the
 log's high-water mark (projections/projector_health.py). It never resets a position the log
@@ -30,24 +35,25 @@ from aiokafka.errors import KafkaError, NoOffsetForPartitionError, OffsetOutOfRa
 
 from projections import (
     chain_store,
-    dead_letters,
     erasure,
     feed_outbox,
     identifiers,
     journal,
     link_revocations,
     log_digest,
+    mac_cutoffs,
     metrics,
     notices,
     offsets,
+    refusals,
     requests,
     subject_state,
 )
-from projections.dead_letters import DeadLetter
 from projections.projector_monitor import ProjectorMonitor
 from projections.state import facts_for
-from schemas.codec import CodecError, EventCodec
+from schemas.codec import EventCodec
 from schemas.events import NOTICE_PUBLISHED
+from schemas.record_mac import EVENTS, Header, RecordMacs, Verdict
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +72,8 @@ class LogRecord(Protocol):
     def key(self) -> bytes | None: ...
     @property
     def value(self) -> bytes | None: ...
+    @property
+    def headers(self) -> Sequence[Header]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +84,7 @@ class Record:
     offset: int
     key: bytes | None
     value: bytes | None
+    headers: Sequence[Header] = ()
 
 
 @dataclass(slots=True)
@@ -87,10 +96,15 @@ class BatchResult:
 
 
 async def apply_batch(
-    conn: asyncpg.Connection, codec: EventCodec, topic: str, records: Sequence[LogRecord]
+    conn: asyncpg.Connection,
+    codec: EventCodec,
+    topic: str,
+    records: Sequence[LogRecord],
+    macs: RecordMacs,
 ) -> BatchResult:
     """Apply records in one transaction: journal (with its hash chain), state, rejects (and
-    their dead letters), checkpoint digests, the batch's metrics and offsets together."""
+    their dead letters), checkpoint digests, the batch's metrics and offsets together. Only
+    records with a valid MAC (`macs`), or below their partition's MAC cut-off, are decoded."""
     started = time.perf_counter()
     result = BatchResult()
     firsts: dict[int, int] = {}
@@ -108,7 +122,13 @@ async def apply_batch(
             (r for r in records if r.offset >= digests[r.partition].next_offset),
             key=lambda r: (r.partition, r.offset),
         )
-        candidates, rejects = _decode(codec, pending)
+        verdicts = [macs.verify(EVENTS, r.key, r.value, r.headers) for r in pending]
+        cutoffs = (
+            await mac_cutoffs.load(conn, topic)
+            if any(v is not Verdict.VALID for v in verdicts)
+            else {}
+        )
+        candidates, rejects = refusals.screen(codec, pending, verdicts, cutoffs)
         fresh, repeats = await chain_store.link_new(conn, candidates)
         try:
             await journal.insert(conn, fresh)
@@ -147,9 +167,9 @@ async def apply_batch(
             ],
         )
         if rejects:
-            await _reject(conn, topic, rejects)
+            await refusals.keep(conn, topic, rejects)
         await log_digest.keep_duplicates(
-            conn, topic, [(p, o, e.event_id, v) for e, p, o, v in repeats]
+            conn, topic, [(p, o, e.event_id, v, mac) for e, p, o, v, mac in repeats]
         )
         await log_digest.store(
             conn,
@@ -179,44 +199,6 @@ async def apply_batch(
 class ConcurrentApplyError(Exception):
     """Another projector journaled an event of this batch meanwhile: the batch's hash chain
     was computed without it, so the transaction is rolled back and the batch read again."""
-
-
-def _decode(
-    codec: EventCodec, records: Sequence[LogRecord]
-) -> tuple[list[chain_store.Candidate], list[tuple[LogRecord, str]]]:
-    candidates: list[chain_store.Candidate] = []
-    rejects: list[tuple[LogRecord, str]] = []
-    for rec in records:
-        try:
-            if rec.value is None:
-                raise CodecError("record has no value")
-            event = codec.decode(rec.value)
-        except CodecError as exc:
-            rejects.append((rec, str(exc)))
-            continue
-        candidates.append((event, rec.partition, rec.offset, rec.value))
-    return candidates, rejects
-
-
-async def _reject(
-    conn: asyncpg.Connection, topic: str, rejects: list[tuple[LogRecord, str]]
-) -> None:
-    for rec, error in rejects:
-        log.error(
-            "undecodable record kept in rejected_records and queued for the dead-letter topic:"
-            " partition=%d offset=%d: %s",
-            rec.partition,
-            rec.offset,
-            error,
-        )
-    await conn.executemany(
-        "INSERT INTO rejected_records (topic, log_partition, log_offset, error, record_key,"
-        " record_value) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
-        [(topic, r.partition, r.offset, e, r.key, r.value) for r, e in rejects],
-    )
-    await dead_letters.enqueue(
-        conn, [DeadLetter(topic, r.partition, r.offset, e, r.key, r.value) for r, e in rejects]
-    )
 
 
 class _SeekToStoredOffsets(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -260,12 +242,15 @@ class Projector:
         topic: str,
         group_id: str,
         codec: EventCodec,
+        macs: RecordMacs,
         batch_size: int = 2000,
         session_timeout_ms: int = 10000,
         fetch_wait_ms: int = 50,
     ) -> None:
         self.topic = topic
         self.codec = codec
+        #: the writer keys: a record without a valid MAC is refused (see the module docstring)
+        self.macs = macs
         self.batch_size = batch_size
         self.database_url = database_url
         self.consumer = new_consumer(
@@ -364,7 +349,7 @@ class Projector:
             records: list[LogRecord] = [m for msgs in fetched.values() for m in msgs]
             if not records:
                 return None
-            result = await apply_batch(self.conn, self.codec, self.topic, records)
+            result = await apply_batch(self.conn, self.codec, self.topic, records, self.macs)
             self.monitor.applied(result.positions)
         self.applied += result.applied
         return result

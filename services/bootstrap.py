@@ -19,6 +19,7 @@ from services.notice_cache import NoticeCache
 from services.progress import ProjectionProgress
 from services.projection_health import ProjectionHealth
 from services.publisher import Publisher, make_producer
+from services.record_producer import writer_macs
 from services.secrets import Secrets
 
 
@@ -66,7 +67,12 @@ async def open_ledger(settings: Settings) -> Ledger:
     )
     try:
         await producer.start()
-        publisher = Publisher(producer, settings.topic, settings.produce_timeout_ms / 1000)
+        publisher = Publisher(
+            producer,
+            settings.topic,
+            settings.produce_timeout_ms / 1000,
+            writer_macs(secrets.writers),
+        )
         partitions = await publisher.partition_count()
         progress = ProjectionProgress(pool, settings.topic)
         await progress.start(settings.database_url)

@@ -18,13 +18,14 @@ import logging
 from typing import Final
 
 import asyncpg
-from aiokafka import AIOKafkaProducer
 
 from projections import log_digest
 from projections.log_digest import Cut
 from schemas.checkpoint_codec import LogCheckpoint, checkpoint_headers, encode_checkpoint
+from schemas.record_mac import CHECKPOINTS
 from services.config import Settings
 from services.outbox_publishing import TRANSIENT, connected, keep_running
+from services.record_producer import RecordProducer
 
 log = logging.getLogger(__name__)
 
@@ -79,9 +80,7 @@ class Checkpointer:
         async with connected(self.settings) as (conn, producer):
             await self.step(conn, producer, every=True)
 
-    async def step(
-        self, conn: asyncpg.Connection, producer: AIOKafkaProducer, *, every: bool
-    ) -> int:
+    async def step(self, conn: asyncpg.Connection, producer: RecordProducer, *, every: bool) -> int:
         """Cut the due (or, with `every`, all non-empty) ranges, then publish everything queued;
         returns how many checkpoints were published."""
         cut = await log_digest.cut(conn, self.settings.topic, self.interval_s, every=every)
@@ -92,7 +91,7 @@ class Checkpointer:
             total += sent
         return total
 
-    async def publish_batch(self, conn: asyncpg.Connection, producer: AIOKafkaProducer) -> int:
+    async def publish_batch(self, conn: asyncpg.Connection, producer: RecordProducer) -> int:
         async with conn.transaction():
             claimed = await log_digest.claim(conn, self.batch_size)
             if not claimed:
@@ -106,11 +105,12 @@ class Checkpointer:
         self.published += len(claimed)
         return len(claimed)
 
-    async def _send(self, producer: AIOKafkaProducer, checkpoints: list[LogCheckpoint]) -> None:
+    async def _send(self, producer: RecordProducer, checkpoints: list[LogCheckpoint]) -> None:
         headers = checkpoint_headers()
         futures = [
-            await producer.send(
+            await producer.produce(
                 self.settings.checkpoints_topic,
+                CHECKPOINTS,
                 key=c.key,
                 value=encode_checkpoint(c),
                 headers=headers,

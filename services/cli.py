@@ -34,11 +34,14 @@ from services.secrets import (
     complete_secrets_file,
     ensure_secrets_file,
     generate_secrets_file,
+    write_writer_keys_file,
 )
 from services.session import environment_with_session
 from services.topic import WeakTopicError, ensure_topic
 
 COMMANDS: Final = ("up", "api", "projector", "init", "secrets", "rewrap-keys", *OPERATOR_COMMANDS)
+#: commands that MAC or check event records with the writer keys (LEDGER_WRITER_KEYS)
+WRITER_KEY_COMMANDS: Final = ("projector", "restore-log", "rebuild")
 
 log = logging.getLogger("consent_ledger")
 
@@ -58,6 +61,12 @@ def _parser() -> argparse.ArgumentParser:
         "--generate-secrets",
         action="store_true",
         help="write a fresh LEDGER_SECRETS_FILE first if that file does not exist yet",
+    )
+    init.add_argument(
+        "--writer-keys-file",
+        metavar="PATH",
+        help="also write (or refresh) a secrets file holding only the writer keys, for"
+        " the projector (mode 0600)",
     )
     secrets = sub.add_parser("secrets", help="generate a secrets file (keys for identities, links)")
     secrets.add_argument("action", choices=["generate"])
@@ -116,6 +125,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         except SecretsError as exc:
             print(f"consent-ledger {args.command}: {exc}", file=sys.stderr)
             return 2
+    if args.command == "init" and args.writer_keys_file:
+        try:
+            write_writer_keys_file(Path(args.writer_keys_file), settings.writer_key_ring())
+        except (SecretsError, OSError) as exc:
+            print(f"consent-ledger init --writer-keys-file: {exc}", file=sys.stderr)
+            return 2
+        log.info("wrote the writer keys to %s", args.writer_keys_file)
     required = required_servers(args)
     missing = [
         name
@@ -128,6 +144,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if missing:
         print(f"consent-ledger {args.command}: set {' and '.join(missing)}", file=sys.stderr)
         return 2
+    if args.command in WRITER_KEY_COMMANDS and not getattr(args, "drop_previous", False):
+        try:  # they MAC or check records, and need no other secret
+            settings.writer_key_ring()
+        except SecretsError as exc:
+            print(f"consent-ledger {args.command}: {exc}", file=sys.stderr)
+            return 2
     if args.command == "api":
         return run_api(settings)
     if args.command == "projector":
@@ -228,6 +250,7 @@ async def run_projector(settings: Settings) -> int:
     from schemas.codec import default_codec
     from services.checkpointer import Checkpointer
     from services.dead_letter_feed import DeadLetterFeed
+    from services.record_producer import writer_macs
     from services.state_feed import StateFeed
 
     stop = asyncio.Event()
@@ -240,6 +263,7 @@ async def run_projector(settings: Settings) -> int:
         topic=settings.topic,
         group_id=settings.projector_group,
         codec=default_codec(),
+        macs=writer_macs(settings.writer_key_ring()),
         batch_size=settings.projector_batch,
         session_timeout_ms=settings.kafka_session_timeout_ms,
         fetch_wait_ms=settings.projector_fetch_wait_ms,

@@ -20,7 +20,14 @@ from services.environment import ENVIRONMENT as ENVIRONMENT
 from services.environment import WHOLE_NUMBER_RANGES
 from services.kafka_access import KafkaAccess
 from services.log_format import FORMATS as LOG_FORMATS
-from services.secrets import SECRET_VARIABLES, Secrets, load_secrets
+from services.secrets import (
+    SECRET_VARIABLES,
+    WRITER_KEYS,
+    KeyRing,
+    Secrets,
+    load_secrets,
+    load_writer_keys,
+)
 
 SECRETS_FILE: Final = "LEDGER_SECRETS_FILE"
 
@@ -180,6 +187,12 @@ class Settings:
         """The key rings and keys, parsed; raises SecretsError naming what is missing."""
         return load_secrets(
             {var: getattr(self, ENVIRONMENT[var][0]) for var in (*SECRET_VARIABLES, SECRETS_FILE)}
+        )
+
+    def writer_key_ring(self) -> KeyRing:
+        """Only the writer keys (record MACs); raises SecretsError when they are missing."""
+        return load_writer_keys(
+            {var: getattr(self, ENVIRONMENT[var][0]) for var in (WRITER_KEYS, SECRETS_FILE)}
         )
 
     @property

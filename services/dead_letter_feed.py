@@ -17,13 +17,14 @@ from collections.abc import Sequence
 from typing import Final
 
 import asyncpg
-from aiokafka import AIOKafkaProducer
 
 from projections import dead_letters
 from projections.dead_letters import Claim
 from projections.runner import NOTIFY_CHANNEL
+from schemas.record_mac import DEAD_LETTERS
 from services.config import Settings
 from services.outbox_publishing import TRANSIENT, Wakeup, connected, keep_running
+from services.record_producer import RecordProducer
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +53,7 @@ class DeadLetterFeed:
                 if not await self.publish_batch(conn, producer):
                     await self._wake.idle(stop)
 
-    async def publish_batch(self, conn: asyncpg.Connection, producer: AIOKafkaProducer) -> int:
+    async def publish_batch(self, conn: asyncpg.Connection, producer: RecordProducer) -> int:
         """Claim, publish and mark one batch of letters; returns how many."""
         topic = self.settings.topic
         claims = await dead_letters.claim(conn, topic, self.batch_size, self.lease_s)
@@ -70,12 +71,13 @@ class DeadLetterFeed:
         return len(sent)
 
     async def _send(
-        self, producer: AIOKafkaProducer, claims: Sequence[Claim]
+        self, producer: RecordProducer, claims: Sequence[Claim]
     ) -> list[tuple[dead_letters.DeadLetter, int, int]]:
         async def send_all() -> list[tuple[dead_letters.DeadLetter, int, int]]:
             futures = [
-                await producer.send(
+                await producer.produce(
                     self.settings.dead_letter_topic,
+                    DEAD_LETTERS,
                     key=c.letter.key,
                     value=c.letter.value,
                     headers=dead_letters.headers(c.letter),

@@ -1,6 +1,7 @@
 """Producing records back into an empty topic, each to the partition it names, in order.
 
-Used by `restore` (from a backup file) and `restore-log` (from the database). Every
+Used by `restore` (from a backup file) and `restore-log` (from the database). Each record keeps
+the headers it is given, its MAC or the lack of one included (services/record_producer.py). Every
 acknowledgement is checked: the n-th record sent to a partition must land at offset n. Any
 other offset means someone else wrote to the topic meanwhile, or a retry without an
 idempotent producer wrote a record twice; the restore then stops instead of reporting
@@ -14,6 +15,8 @@ from collections.abc import Sequence
 from typing import Any, Final
 
 from aiokafka import AIOKafkaProducer
+
+from services.record_producer import produce_as_written
 
 #: records sent before their acknowledgements are awaited
 CHUNK: Final = 2000
@@ -44,21 +47,15 @@ class OrderedWriter:
         """Queue one record; returns how many were acknowledged now (a chunk at a time)."""
         expected = self._queued.get(partition, 0)
         self._queued[partition] = expected + 1
-        if key is None and value is None:
-            # send() refuses a record with neither; a batch of its own carries it, in order
-            batch = self.producer.create_batch()
-            batch.append(key=None, value=None, timestamp=timestamp_ms, headers=list(headers))
-            batch.close()
-            future = await self.producer.send_batch(batch, self.topic, partition=partition)
-        else:
-            future = await self.producer.send(
-                self.topic,
-                value=value,
-                key=key,
-                partition=partition,
-                timestamp_ms=timestamp_ms,
-                headers=list(headers),
-            )
+        future = await produce_as_written(
+            self.producer,
+            self.topic,
+            key=key,
+            value=value,
+            headers=headers,
+            partition=partition,
+            timestamp_ms=timestamp_ms,
+        )
         self._pending.append((partition, expected, future))
         if len(self._pending) >= self.chunk:
             return await self.flush()

@@ -1,7 +1,8 @@
 """The operator commands beside a running ledger: import, verify, checkpoint-verify, retention,
-keys, resume-projector, backup, restore, restore-log and rebuild. Each command's work lives in
-its own module; this one only declares their arguments, which servers they need, and calls
-them. With no servers set they use those of a running `consent-ledger up` (SESSION_COMMANDS).
+keys, resume-projector, backup, restore, restore-log, rebuild and require-record-macs. Each
+command's work lives in its own module; this one only declares their arguments, which servers
+they need, and calls them. With no servers set they use those of a running `consent-ledger up`
+(SESSION_COMMANDS).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Final, TypeAlias
 from services.config import Settings
 from services.keys_cli import add_parser as add_keys_parser
 from services.keys_cli import run_keys
+from services.mac_cutoff_command import add_parser as add_cutoff_parser
 
 if TYPE_CHECKING:
     from services.checkpoint_verify import Options as CheckpointOptions
@@ -24,6 +26,7 @@ OPERATOR_COMMANDS: Final = (
     *("import", "verify", "checkpoint-verify", "retention", "keys", "resume-projector"),
     *BACKUP_COMMANDS,
     "rebuild",
+    "require-record-macs",
 )
 #: operator commands that, with no servers set, use those of a running `consent-ledger up`
 SESSION_COMMANDS: Final = ("rewrap-keys", *OPERATOR_COMMANDS)
@@ -47,6 +50,7 @@ def add_operator_parsers(sub: Subparsers) -> None:
     )
     _backup_parsers(sub)
     _rebuild_parser(sub)
+    add_cutoff_parser(sub)
 
 
 def operator_command(
@@ -95,6 +99,10 @@ def operator_command(
             args.file, tuple(args.only), args.create_topic, not args.no_progress
         )
         return run_restore(settings, wanted)
+    if args.command == "require-record-macs":
+        from services.mac_cutoff_command import options_from, run_require_record_macs
+
+        return run_require_record_macs(settings, options_from(args))
     if args.command == "restore-log":
         from services.restore import run_restore_log
 

@@ -1,7 +1,8 @@
 """What the projector's three publishers share (the state feed, the checkpoints, the dead
 letters): each drains an outbox the batch transactions fill, over its own database connection
-and producer, and a broker or database failure ends only the session, which is started again
-with back-off, so the projector keeps applying meanwhile.
+and producer (which MACs every record: services/record_producer.py), and a broker or database
+failure ends only the session, which is started again with back-off, so the projector keeps
+applying meanwhile.
 """
 
 from __future__ import annotations
@@ -13,11 +14,11 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, Final
 
 import asyncpg
-from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
 from services.config import Settings
 from services.publisher import make_producer
+from services.record_producer import RecordProducer, writer_macs
 
 log = logging.getLogger(__name__)
 
@@ -55,8 +56,10 @@ async def keep_running(
 @contextlib.asynccontextmanager
 async def connected(
     settings: Settings,
-) -> AsyncIterator[tuple[asyncpg.Connection, AIOKafkaProducer]]:
-    """A database connection and a started producer (acks=all), both closed on the way out."""
+) -> AsyncIterator[tuple[asyncpg.Connection, RecordProducer]]:
+    """A database connection and a started producer (acks=all) that MACs every record under
+    the writer keys, both closed on the way out."""
+    macs = writer_macs(settings.writer_key_ring())
     conn = await asyncpg.connect(settings.database_url)
     producer = make_producer(
         settings.kafka,
@@ -65,7 +68,7 @@ async def connected(
     )
     try:
         await producer.start()
-        yield conn, producer
+        yield conn, RecordProducer(producer, macs)
     finally:
         with contextlib.suppress(Exception):
             await producer.stop()

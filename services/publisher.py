@@ -1,4 +1,5 @@
-"""Appending events to the log: keyed by subject, acks=all, answered only after the ack."""
+"""Appending events to the log: keyed by subject, acks=all, answered only after the ack; each
+record MACed under the current writer key (services/record_producer.py)."""
 
 from __future__ import annotations
 
@@ -10,9 +11,11 @@ from aiokafka.errors import KafkaError
 
 from schemas.codec import kafka_headers
 from schemas.events import Event
+from schemas.record_mac import EVENTS, RecordMacs
 from services.kafka_access import KafkaAccess
 from services.kafka_clients import new_producer
 from services.partitioning import partition_for
+from services.record_producer import RecordProducer
 
 
 class BrokerUnavailable(Exception):
@@ -30,8 +33,11 @@ def make_producer(kafka: KafkaAccess, *, idempotence: bool, timeout_ms: int) -> 
 
 
 class Publisher:
-    def __init__(self, producer: AIOKafkaProducer, topic: str, timeout_s: float) -> None:
+    def __init__(
+        self, producer: AIOKafkaProducer, topic: str, timeout_s: float, macs: RecordMacs
+    ) -> None:
         self.producer = producer
+        self.records = RecordProducer(producer, macs)
         self.topic = topic
         self.timeout_s = timeout_s
         #: the event topic's partitions, once known (`partition_count`): events are then sent
@@ -49,8 +55,9 @@ class Publisher:
 
     async def _send(self, records: Sequence[tuple[Event, bytes]]) -> list[tuple[int, int]]:
         futures = [
-            await self.producer.send(
+            await self.records.produce(
                 self.topic,
+                EVENTS,
                 key=event.subject_id.encode("utf-8"),
                 value=value,
                 headers=kafka_headers(event),
@@ -67,13 +74,13 @@ class Publisher:
         return [(m.partition, m.offset) for m in metadata]
 
     async def publish_record(
-        self, topic: str, key: bytes, value: bytes, headers: list[tuple[str, bytes]]
+        self, topic: str, role: str, key: bytes, value: bytes, headers: list[tuple[str, bytes]]
     ) -> tuple[int, int]:
-        """Send one already-encoded record to another topic (e.g. contact-check evidence) and
-        wait for its ack, under the same timeout; returns its (partition, offset)."""
+        """Send one already-encoded record of `role` to another topic (e.g. contact-check
+        evidence) and wait for its ack, under the same timeout; returns its (partition, offset)."""
 
         async def send() -> tuple[int, int]:
-            future = await self.producer.send(topic, key=key, value=value, headers=headers)
+            future = await self.records.produce(topic, role, key=key, value=value, headers=headers)
             metadata = await future
             return metadata.partition, metadata.offset
 

@@ -78,6 +78,7 @@ from projections.runner import apply_batch
 from schemas.codec import EventCodec, default_codec
 from services.config import Settings
 from services.rebuild_reader import CappedReader
+from services.record_producer import writer_macs
 
 log = logging.getLogger(__name__)
 
@@ -179,6 +180,7 @@ class _Switcher:
         self.live = live
         self.incoming = incoming
         self.codec: EventCodec = default_codec()
+        self.macs = writer_macs(settings.writer_key_ring())
         self.batch = settings.projector_batch
         self.reader = CappedReader(
             settings.kafka,
@@ -238,7 +240,7 @@ class _Switcher:
             caps = await stored_offsets(self.conn, self.live, self.topic)
             records = await self.reader.read(caps, timeout_ms=200)
             if records:
-                await apply_batch(replay, self.codec, self.topic, records)
+                await apply_batch(replay, self.codec, self.topic, records, self.macs)
             elif self.reader.waiting(caps):
                 await asyncio.sleep(IDLE_S)
             positions = self.reader.positions
@@ -304,7 +306,7 @@ class _Switcher:
                 raise SwitchNotNow("the last records before the live offsets did not arrive")
             records = await self.reader.read(caps, timeout_ms=200)
             if records:
-                await apply_batch(replay, self.codec, self.topic, records)
+                await apply_batch(replay, self.codec, self.topic, records, self.macs)
 
 
 async def drop_previous(settings: Settings) -> list[str]:

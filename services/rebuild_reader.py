@@ -87,7 +87,9 @@ class CappedReader:
             *active, timeout_ms=timeout_ms, max_records=self.batch_size
         )
         records = [
-            Record(m.partition, m.offset, m.key, m.value) for msgs in fetched.values() for m in msgs
+            Record(m.partition, m.offset, m.key, m.value, m.headers)
+            for msgs in fetched.values()
+            for m in msgs
         ]
         kept, beyond = split_at_caps(records, caps)
         for record in kept:

@@ -2,9 +2,10 @@
 does when the embedded broker (which keeps its log in memory only) comes back empty.
 
 The journal, `duplicate_records` and `rejected_records` hold every record the projector
-applied, with its partition and offset. They are produced again, in offset order, each to its
-partition, with a placeholder wherever the database holds no record (services/restore_plan.py),
-so every record lands at its original offset. The projections, stored offsets, consistency
+applied, with its partition and offset and its MAC header. They are produced again, in offset
+order, each to its partition, with a placeholder (MACed now, as the ledger writes it) wherever
+the database holds no record (services/restore_plan.py), so every record lands at its
+original offset and verifies as it did. The projections, stored offsets, consistency
 tokens and subject hash chains therefore stay true, and the stored offsets equal the new
 high-water marks. Checkpoint digests go on unchanged for partitions restored exactly; a
 partition that got placeholders starts its digest again over the restored records.
@@ -28,16 +29,20 @@ from aiokafka.errors import KafkaError
 from rich.progress import Progress
 
 from projections import log_digest, offsets
+from projections.dead_letters import RESTORE_PLACEHOLDER
 from projections.hash_chain import GENESIS
 from projections.log_digest import PartitionDigest
-from services.backup_format import count_mismatches
+from schemas.record_mac import EVENTS, encode_headers
+from services.backup_format import Headers, count_mismatches
 from services.config import Settings
 from services.log_writer import OffsetMismatch, OrderedWriter
 from services.publisher import make_producer
+from services.record_producer import writer_macs
 from services.record_progress import record_progress
 from services.restore_plan import (
     PLACEHOLDER,
     PLACEHOLDER_ERROR,
+    PLACEHOLDER_HEADERS,
     PLACEHOLDER_KEY,
     GapFiller,
     OutRecord,
@@ -52,19 +57,20 @@ log = logging.getLogger(__name__)
 #: every stored record of the topic in log order; at one offset the journal's row comes first
 STORED_RECORDS = """
 SELECT log_partition, log_offset, subject_id, record_key, record_value, event_type, event_id,
-       recorded_at, source
+       recorded_at, record_mac, record_headers, source
 FROM (
     SELECT log_partition, log_offset, subject_id, NULL::bytea AS record_key, record_value,
-           event_type, event_id, recorded_at, 0 AS rank, 'journal' AS source
+           event_type, event_id, recorded_at, record_mac, NULL::bytea AS record_headers,
+           0 AS rank, 'journal' AS source
     FROM journal
     UNION ALL
     SELECT d.log_partition, d.log_offset, j.subject_id, NULL, d.record_value, j.event_type,
-           d.event_id, j.recorded_at, 1, 'duplicate'
+           d.event_id, j.recorded_at, d.record_mac, NULL, 1, 'duplicate'
     FROM duplicate_records d LEFT JOIN journal j ON j.event_id = d.event_id
     WHERE d.topic = $1
     UNION ALL
-    SELECT log_partition, log_offset, NULL, record_key, record_value, NULL, NULL, NULL, 2,
-           'rejected'
+    SELECT log_partition, log_offset, NULL, record_key, record_value, NULL, NULL, NULL, NULL,
+           record_headers, 2, 'rejected'
     FROM rejected_records WHERE topic = $1
 ) AS r
 ORDER BY log_partition, log_offset, rank
@@ -88,6 +94,7 @@ TOPIC_TABLES = (
     "checkpoint_outbox",
     "duplicate_records",
     "rejected_records",
+    "record_mac_cutoffs",
 )
 
 
@@ -191,6 +198,9 @@ async def restore_log(
     agree, in one transaction that blocks projector batches and retention meanwhile."""
     source = source_topic or settings.topic
     result = RestoreLogResult(settings.topic)
+    # placeholders are records the ledger writes now: MACed like any other (all the same)
+    macs = writer_macs(settings.writer_key_ring())
+    sealed = tuple(macs.seal(EVENTS, PLACEHOLDER_KEY, None, PLACEHOLDER_HEADERS))
     async with conn.transaction():
         await conn.execute("LOCK TABLE checkpoint_state IN EXCLUSIVE MODE")
         held = await conn.fetch(HELD, source)
@@ -209,7 +219,7 @@ async def restore_log(
         )
         await producer.start()
         producing = _Producing(OrderedWriter(producer, settings.topic), gaps)
-        filler = GapFiller(ends)
+        filler = GapFiller(ends, sealed)
 
         def advance(n: int) -> None:
             if progress is not None and task is not None:
@@ -220,7 +230,7 @@ async def restore_log(
                 advance(await producing.emit(filler.feed(stored_record(row))))
             advance(await producing.emit(filler.finish()))
             advance(await producing.finish())
-        except OffsetMismatch as exc:
+        except (OffsetMismatch, ValueError) as exc:
             raise RestoreFailed(str(exc)) from None
         finally:
             await producer.stop()
@@ -229,7 +239,7 @@ async def restore_log(
         if wrong:
             p, planned, found = wrong[0]
             raise RestoreFailed(f"partition {p}: {planned} records restored, the topic has {found}")
-        await _update_database(conn, settings.topic, source, ends, producing)
+        await _update_database(conn, settings.topic, source, ends, producing, sealed)
     result.sources, result.ends = producing.sources, ends
     result.restarted = sorted(producing.digests)
     return result
@@ -241,14 +251,19 @@ async def _update_database(
     source: str,
     ends: dict[int, int],
     producing: _Producing,
+    placeholder_headers: Headers,
 ) -> None:
     if source != topic:
         for table in TOPIC_TABLES:
             await conn.execute(f"UPDATE {table} SET topic = $1 WHERE topic = $2", topic, source)
+    stored = encode_headers(placeholder_headers)
     await conn.executemany(
         "INSERT INTO rejected_records (topic, log_partition, log_offset, error, record_key,"
-        " record_value) VALUES ($1, $2, $3, $4, $5, NULL)",
-        [(topic, p, o, PLACEHOLDER_ERROR, PLACEHOLDER_KEY) for p, o in producing.placeholders],
+        " record_value, reason, record_headers) VALUES ($1, $2, $3, $4, $5, NULL, $6, $7)",
+        [
+            (topic, p, o, PLACEHOLDER_ERROR, PLACEHOLDER_KEY, RESTORE_PLACEHOLDER, stored)
+            for p, o in producing.placeholders
+        ],
     )
     await offsets.store(conn, topic, ends)
     await log_digest.restart(conn, topic, producing.digests.values())

@@ -9,6 +9,11 @@ no value, header `restore_placeholder`) keeps that offset taken, so every later 
 its original offset: stored positions, consistency tokens, acknowledged positions and
 checkpoints of unaffected ranges stay true. The projector would reject such a record as
 undecodable, so the restore keeps it in `rejected_records` as the projector would have.
+
+Records keep their MAC header (schemas/record_mac.py) as the database stored it: a journaled
+event or repeat gets its `ledger_mac` back beside the headers that follow from its columns, a
+rejected record all the headers it had. A placeholder is a record the ledger writes now, so
+it carries a MAC of its own (`GapFiller`'s headers, sealed by the caller).
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from datetime import datetime
 from typing import Any, Final, Protocol
 
 from schemas.codec import headers_for
+from schemas.record_mac import MAC_HEADER, decode_headers
 from services.backup_format import Headers
 
 JOURNAL: Final = "journal"
@@ -51,10 +57,8 @@ class OutRecord:
 PLACEHOLDER_KEY: Final = b""
 
 
-def placeholder(partition: int, offset: int) -> OutRecord:
-    return OutRecord(
-        partition, offset, PLACEHOLDER_KEY, None, PLACEHOLDER_HEADERS, None, PLACEHOLDER
-    )
+def placeholder(partition: int, offset: int, headers: Headers = PLACEHOLDER_HEADERS) -> OutRecord:
+    return OutRecord(partition, offset, PLACEHOLDER_KEY, None, headers, None, PLACEHOLDER)
 
 
 def epoch_ms(at: datetime) -> int:
@@ -70,28 +74,36 @@ class Row(Protocol):
 def stored_record(row: Row) -> OutRecord:
     """A row of the stored records (restore.py STORED_RECORDS) as the record to produce.
 
-    An event, first or repeated, gets what the API gave it: the subject id as key and the
-    event_type and event_id headers; its timestamp is the event's recorded_at (the original
-    timestamp is not stored, and the API sends an event as it records it). An undecodable
-    record gets its stored key and value, without headers (not stored) and with the time of
-    the restore."""
+    An event, first or repeated, gets what the API gave it: the subject id as key, the
+    event_type and event_id headers and its stored MAC header; its timestamp is the event's
+    recorded_at (the original timestamp is not stored, and the API sends an event as it
+    records it). A rejected record gets its stored key, value and headers (none when kept
+    before headers were stored) and the time of the restore. ValueError for stored headers
+    that do not read back."""
     partition, offset, value = row["log_partition"], row["log_offset"], row["record_value"]
     value = None if value is None else bytes(value)
     source = row["source"]
     if source == REJECTED:
-        key = row["record_key"]
+        key, stored = row["record_key"], row["record_headers"]
+        headers = () if stored is None else decode_headers(bytes(stored))
         return OutRecord(
-            partition, offset, None if key is None else bytes(key), value, (), None, source
+            partition, offset, None if key is None else bytes(key), value, headers, None, source
         )
-    if row["subject_id"] is None:  # a repeat whose first occurrence is no longer journaled
-        headers: Headers = (("event_id", str(row["event_id"]).encode("utf-8")),)
+    if row["subject_id"] is None:
+        # a repeat whose first occurrence is no longer journaled: its key and type are gone,
+        # so its MAC could not verify and is left out
+        headers = (("event_id", str(row["event_id"]).encode("utf-8")),)
         return OutRecord(partition, offset, None, value, headers, None, source)
+    mac = row["record_mac"]
     return OutRecord(
         partition,
         offset,
         row["subject_id"].encode("utf-8"),
         value,
-        tuple(headers_for(row["event_type"], row["event_id"])),
+        (
+            *headers_for(row["event_type"], row["event_id"]),
+            *(() if mac is None else ((MAC_HEADER, mac.encode("ascii")),)),
+        ),
         epoch_ms(row["recorded_at"]),
         source,
     )
@@ -117,10 +129,14 @@ class GapFiller:
     """Feed the stored records in (partition, offset) order; get back what to produce, with a
     placeholder at every offset the database lacks, up to each partition's end.
 
-    At an offset held twice only the first fed counts (feed the journal's row first)."""
+    At an offset held twice only the first fed counts (feed the journal's row first). Every
+    placeholder gets `placeholder_headers`."""
 
-    def __init__(self, ends: Mapping[int, int]) -> None:
+    def __init__(
+        self, ends: Mapping[int, int], placeholder_headers: Headers = PLACEHOLDER_HEADERS
+    ) -> None:
         self.ends = dict(sorted(ends.items()))
+        self.placeholder_headers = placeholder_headers
         self._next: dict[int, int] = {}
         self._current = -1
 
@@ -135,7 +151,7 @@ class GapFiller:
         start = self._next.get(p, 0)
         if record.offset < start:
             return out  # the same offset again, or out of order: the first one fed stands
-        out += [placeholder(p, o) for o in range(start, record.offset)]
+        out += [placeholder(p, o, self.placeholder_headers) for o in range(start, record.offset)]
         out.append(record)
         self._next[p] = record.offset + 1
         return out
@@ -150,6 +166,6 @@ class GapFiller:
             if p >= partition:
                 break
             start = self._next.get(p, 0)
-            out += [placeholder(p, o) for o in range(start, end)]
+            out += [placeholder(p, o, self.placeholder_headers) for o in range(start, end)]
             self._next[p] = max(start, end)
         return out

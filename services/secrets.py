@@ -37,6 +37,8 @@ SECRET_VARIABLES: Final = {
     "LEDGER_API_KEY_HASH_KEY": "api_key_hash_key",
 }
 
+WRITER_KEYS: Final = "LEDGER_WRITER_KEYS"
+
 #: file keys introduced after the first secrets files were written, with the key id of the
 #: first key of a ring (None: a single key): `up` and `init --generate-secrets` add a fresh
 #: one to a file that lacks it (nothing used it yet)
@@ -158,6 +160,48 @@ def load_secrets(env: Mapping[str, str] | None = None) -> Secrets:
         writers=parse_key_ring("LEDGER_WRITER_KEYS", values["LEDGER_WRITER_KEYS"]),
         api_key_hash_key=_key("LEDGER_API_KEY_HASH_KEY", values["LEDGER_API_KEY_HASH_KEY"]),
     )
+
+
+def load_writer_keys(env: Mapping[str, str] | None = None) -> KeyRing:
+    """Only the writer keys, from the environment or LEDGER_SECRETS_FILE: a process that MACs
+    and checks records but holds no personal data (the projector) needs no other secret, so
+    its secrets file may hold only `writer_keys` (`writer_keys_file`)."""
+    source = os.environ if env is None else env
+    value = source.get(WRITER_KEYS, "").strip()
+    if not value and source.get("LEDGER_SECRETS_FILE", "").strip():
+        value = _from_file(Path(source["LEDGER_SECRETS_FILE"].strip())).get(WRITER_KEYS, "")
+    if not value:
+        raise SecretsError(
+            f"set {WRITER_KEYS} or LEDGER_SECRETS_FILE (a file with writer_keys is enough)"
+        )
+    return parse_key_ring(WRITER_KEYS, value)
+
+
+def writer_keys_file(ring: KeyRing) -> str:
+    """A secrets file holding only the writer keys (TOML), for the projector."""
+    keys = ", ".join(
+        f'"{kid}:{base64.urlsafe_b64encode(key).decode("ascii").rstrip("=")}"'
+        for kid, key in ring.keys.items()
+    )
+    return (
+        "# consent-ledger writer keys only (the MACs on Kafka records), written by\n"
+        "# `consent-ledger init --writer-keys-file`: never commit this file.\n"
+        f"writer_keys = [{keys}]\n"
+    )
+
+
+def write_writer_keys_file(path: Path, ring: KeyRing) -> None:
+    """Write (or replace, atomically) `writer_keys_file` at `path`, mode 0600."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.{random.token_hex(4)}")
+    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            out.write(writer_keys_file(ring))
+        os.replace(partial, path)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
 
 
 def generate_secrets_file() -> str:

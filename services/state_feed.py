@@ -17,15 +17,16 @@ from datetime import UTC, datetime
 from typing import Final
 
 import asyncpg
-from aiokafka import AIOKafkaProducer
 
 from projections import feed_outbox, notices
 from projections.feed_outbox import Claim
 from projections.runner import NOTIFY_CHANNEL
 from schemas.feeds import SCHEMA_HEADER, SUBJECT_STATE, encode_subject_state
+from schemas.record_mac import STATE
 from services.catalogue import Catalogue
 from services.config import Settings
 from services.outbox_publishing import TRANSIENT, Wakeup, connected, keep_running
+from services.record_producer import RecordProducer
 from services.state_summary import is_erased, subject_state_record
 from services.topic import highwaters
 
@@ -96,7 +97,7 @@ class StateFeed:
             )
         return queued
 
-    async def publish_batch(self, conn: asyncpg.Connection, producer: AIOKafkaProducer) -> int:
+    async def publish_batch(self, conn: asyncpg.Connection, producer: RecordProducer) -> int:
         """Claim, load, publish and settle one batch of queued subjects; returns how many."""
         claims = await feed_outbox.claim(conn, self.batch_size, self.lease_s)
         if not claims:
@@ -112,7 +113,7 @@ class StateFeed:
         return len(claims)
 
     async def _publish(
-        self, conn: asyncpg.Connection, producer: AIOKafkaProducer, claims: Sequence[Claim]
+        self, conn: asyncpg.Connection, producer: RecordProducer, claims: Sequence[Claim]
     ) -> None:
         loaded = await feed_outbox.load(conn, self.settings.topic, claims)
         published = await notices.load(conn)
@@ -141,8 +142,9 @@ class StateFeed:
 
         async def send_all() -> None:
             futures = [
-                await producer.send(
+                await producer.produce(
                     self.settings.state_topic,
+                    STATE,
                     key=subject_id.encode("utf-8"),
                     value=value,
                     headers=headers if value is not None else [],

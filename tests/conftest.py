@@ -22,6 +22,7 @@ from schemas.codec import default_codec
 from services import kafka_clients
 from services.api.app import create_app
 from services.config import Settings
+from services.record_producer import writer_macs
 from services.secrets import new_key
 from services.stack import free_port
 from services.topic import ensure_topic
@@ -120,6 +121,7 @@ def new_projector(settings: Settings, group: str | None = None) -> Projector:
         topic=settings.topic,
         group_id=group or settings.projector_group,
         codec=default_codec(),
+        macs=writer_macs(settings.writer_key_ring()),
         batch_size=settings.projector_batch,
         session_timeout_ms=settings.kafka_session_timeout_ms,
         fetch_wait_ms=settings.projector_fetch_wait_ms,

@@ -20,6 +20,7 @@ from starlette.responses import JSONResponse
 from projections.batch_snapshot import read_snapshot
 from schemas.check_codec import check_headers, encode_check
 from schemas.events import rfc3339
+from schemas.record_mac import CHECKS
 from services import contact_checks as checks
 from services.api import api_metrics
 from services.api.batch_request import MAX_BODY, MAX_TOKENS, BatchRequest, parse_batch
@@ -155,7 +156,11 @@ async def _record(
     topic = ledger.settings.checks_topic
     try:
         partition, offset = await ledger.publisher.publish_record(
-            topic, ask.campaign_id.encode("utf-8"), encode_check(check), check_headers(check)
+            topic,
+            CHECKS,
+            ask.campaign_id.encode("utf-8"),
+            encode_check(check),
+            check_headers(check),
         )
     except BrokerUnavailable:
         raise unavailable(

@@ -14,6 +14,7 @@ from schemas.codec import default_codec, kafka_headers
 from schemas.events import Event, Source
 from services.config import Settings
 from services.kafka_clients import new_producer
+from tests.writer_macs import sealed
 
 
 def simple_event(rng: random.Random, subject: str, at: datetime) -> Event:
@@ -44,17 +45,23 @@ async def produce_events(
             subject = f"subj-{rng.randrange(subjects)}"
             event = simple_event(rng, subject, start + timedelta(seconds=i))
             for _ in range(2 if rng.random() < 0.02 else 1):
+                value = codec.encode(event)
                 futures.append(
                     await producer.send(
                         settings.topic,
-                        codec.encode(event),
+                        value,
                         key=subject.encode(),
-                        headers=kafka_headers(event),
+                        headers=sealed(subject.encode(), value, kafka_headers(event)),
                     )
                 )
                 sent += 1
-        for i in range(garbage):
-            futures.append(await producer.send(settings.topic, b"\x00garbage%d" % i, key=b"poison"))
+        for i in range(garbage):  # written by the ledger (MACed), but undecodable
+            poison = b"\x00garbage%d" % i
+            futures.append(
+                await producer.send(
+                    settings.topic, poison, key=b"poison", headers=sealed(b"poison", poison)
+                )
+            )
             sent += 1
         await asyncio.gather(*futures)
     finally:

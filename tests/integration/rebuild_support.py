@@ -13,6 +13,7 @@ import httpx
 from services.config import Settings
 from services.kafka_clients import new_producer
 from tests.integration.replay import produce_log
+from tests.writer_macs import sealed
 
 #: decision questions the traffic asks
 QUESTION = {"purpose": "newsletter", "channel": "email"}
@@ -25,7 +26,12 @@ async def produce_full_log(settings: Settings, count: int, seed: int) -> int:
     producer = new_producer(settings.kafka, acks="all")
     await producer.start()
     try:
-        await producer.send_and_wait(settings.topic, b"\x00not avro", key=b"rb-poison")
+        await producer.send_and_wait(
+            settings.topic,
+            b"\x00not avro",
+            key=b"rb-poison",
+            headers=sealed(b"rb-poison", b"\x00not avro"),
+        )
     finally:
         await producer.stop()
     return (

@@ -27,6 +27,7 @@ from services.kafka_clients import new_producer
 from services.topic import highwaters
 from tests.conftest import make_settings, new_projector, wait_until
 from tests.servers import Servers
+from tests.writer_macs import sealed
 
 PURPOSES = ("newsletter", "marketing_own", "research", "customer_relationship")
 
@@ -106,12 +107,13 @@ async def produce_log(settings: Settings, count: int, subjects: int, seed: int) 
             )
             copies = 2 if rng.random() < 0.02 else 1
             for _ in range(copies):
+                key, value = event.subject_id.encode(), codec.encode(event)
                 futures.append(
                     await producer.send(
                         settings.topic,
-                        codec.encode(event),
-                        key=event.subject_id.encode(),
-                        headers=kafka_headers(event),
+                        value,
+                        key=key,
+                        headers=sealed(key, value, kafka_headers(event)),
                     )
                 )
                 sent += 1
@@ -132,11 +134,12 @@ async def produce_to_partition(
     try:
         for i in range(count):
             event = random_event(rng, f"{prefix}-{i}", datetime.now(UTC))
+            value = codec.encode(event)
             await producer.send_and_wait(
                 settings.topic,
-                codec.encode(event),
+                value,
                 partition=partition,
-                headers=kafka_headers(event),
+                headers=sealed(None, value, kafka_headers(event)),
             )
     finally:
         await producer.stop()
@@ -162,7 +165,7 @@ async def snapshot(conn: asyncpg.Connection) -> dict[str, list[Any]]:
             tuple(r)
             for r in await conn.fetch(
                 "SELECT event_id, subject_id, event_type, log_partition, log_offset, payload,"
-                " record_value, chain_hash FROM journal ORDER BY event_id"
+                " record_value, chain_hash, record_mac FROM journal ORDER BY event_id"
             )
         ],
         "notices": [tuple(r) for r in await conn.fetch("SELECT * FROM notices ORDER BY version")],
@@ -196,7 +199,7 @@ async def snapshot(conn: asyncpg.Connection) -> dict[str, list[Any]]:
         "duplicates": [
             tuple(r)
             for r in await conn.fetch(
-                "SELECT topic, log_partition, log_offset, event_id, record_value"
+                "SELECT topic, log_partition, log_offset, event_id, record_value, record_mac"
                 " FROM duplicate_records ORDER BY log_partition, log_offset"
             )
         ],

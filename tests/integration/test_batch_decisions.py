@@ -29,6 +29,7 @@ from services.tokens import decode_snapshot_token, decode_token, encode_token
 from tests.conftest import make_settings, running_api, running_projector
 from tests.servers import Servers
 from tests.unit import event_log as el
+from tests.writer_macs import sealed
 
 pytestmark = pytest.mark.integration
 
@@ -81,11 +82,12 @@ async def seed(settings: Settings) -> tuple[History, dict[int, int]]:
             subject = f"b-{n}"
             for kind, data in random_specs(rnd, now):
                 event = Event(kind, uuid.uuid4(), subject, now, now, data=data)
+                value = codec.encode(event)
                 future = await producer.send(
                     settings.topic,
                     key=subject.encode(),
-                    value=codec.encode(event),
-                    headers=kafka_headers(event),
+                    value=value,
+                    headers=sealed(subject.encode(), value, kafka_headers(event)),
                 )
                 pending.append((event, future))
         history: History = {f"b-{n}": [] for n in range(SUBJECTS)}

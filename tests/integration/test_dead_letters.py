@@ -19,6 +19,7 @@ from services.kafka_clients import new_consumer, new_producer
 from services.topic import highwaters
 from tests.conftest import running_api, running_projector, wait_until
 from tests.integration.replay import answers_decisions, caught_up, produce_log
+from tests.writer_macs import sealed
 
 pytestmark = pytest.mark.integration
 
@@ -71,9 +72,13 @@ async def test_undecodable_records_are_dead_lettered_and_the_projector_goes_on(
     producer = new_producer(settings.kafka, acks="all")
     await producer.start()
     try:
-        garbage = await producer.send_and_wait(settings.topic, b"\x00garbage", key=b"poison-1")
-        await producer.send_and_wait(settings.topic, UNKNOWN_FINGERPRINT, key=b"poison-1")
-        await producer.send_and_wait(settings.topic, None, key=b"poison-1")
+        # written by a ledger (MACed) that knows schemas this one does not, or by a bug
+        first, *_ = [
+            await producer.send_and_wait(
+                settings.topic, value, key=b"poison-1", headers=sealed(b"poison-1", value)
+            )
+            for value in (b"\x00garbage", UNKNOWN_FINGERPRINT, None)
+        ]
     finally:
         await producer.stop()
     sent = await produce_log(settings, count=20, subjects=3, seed=5)
@@ -97,19 +102,22 @@ async def test_undecodable_records_are_dead_lettered_and_the_projector_goes_on(
     journaled = await db.fetchval("SELECT count(*) FROM journal")
     assert journaled == sent == 20  # the records after the poison were applied
     letters = await read_dead_letters(settings)
-    p, first = garbage.partition, garbage.offset
+    p, at = first.partition, first.offset
     assert [(x.topic, x.partition, x.offset, x.key) for _, _, x in letters] == [
-        (settings.topic, p, first + n, b"poison-1") for n in range(3)
+        (settings.topic, p, at + n, b"poison-1") for n in range(3)
     ]
+    assert [x.reason for _, _, x in letters] == [dead_letters.UNDECODABLE] * 3
     assert [x.value for _, _, x in letters] == [b"\x00garbage", UNKNOWN_FINGERPRINT, None]
     errors = [x.error for _, _, x in letters]
     assert "magic" in errors[0] and "fingerprint" in errors[1] and "no value" in errors[2]
     # each letter is kept, in the same words, where it was rejected
     kept = await db.fetch(
-        "SELECT log_offset, error FROM rejected_records WHERE topic = $1 ORDER BY log_offset",
+        "SELECT log_offset, error, reason FROM rejected_records WHERE topic = $1"
+        " ORDER BY log_offset",
         settings.topic,
     )
     assert [r["error"] for r in kept] == errors
+    assert {r["reason"] for r in kept} == {dead_letters.UNDECODABLE}
     # the outbox names where each letter went
     rows = await db.fetch(
         "SELECT dead_letter_partition, dead_letter_offset FROM dead_letter_outbox"

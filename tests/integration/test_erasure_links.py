@@ -67,6 +67,7 @@ async def test_a_link_that_raced_the_erasure_is_suppressed_and_forgotten(
 
     from schemas.codec import kafka_headers
     from schemas.events import Event, Source
+    from tests.writer_macs import sealed
 
     erased = await api.post("/v1/subjects/er-race/erasure", json={"ground": "consent_withdrawn"})
     assert erased.status_code == 201, erased.text
@@ -85,11 +86,12 @@ async def test_a_link_that_raced_the_erasure_is_suppressed_and_forgotten(
     producer = new_producer(settings.kafka, acks="all")
     await producer.start()
     try:
+        value = default_codec().encode(late)
         await producer.send_and_wait(
             settings.topic,
-            default_codec().encode(late),
+            value,
             key=b"er-race",
-            headers=kafka_headers(late),
+            headers=sealed(b"er-race", value, kafka_headers(late)),
         )
     finally:
         await producer.stop()
@@ -129,8 +131,9 @@ async def test_links_and_erasures_project_the_same_however_the_batches_fall(
     same, and an address is suppressed only if the subject held it at or after the erasure."""
     import uuid
 
-    from projections.runner import Record, apply_batch
+    from projections.runner import apply_batch
     from schemas.events import Event, Source
+    from tests.writer_macs import TEST_MACS, sealed_record
 
     codec = default_codec()
     at = datetime(2026, 1, 1, tzinfo=UTC)
@@ -150,14 +153,14 @@ async def test_links_and_erasures_project_the_same_however_the_batches_fall(
         ),
     }
     values = [made[step]() for step in order]
-    log = [Record(0, offset, b"er-batch", value) for offset, value in enumerate(values)]
+    log = [sealed_record(0, offset, b"er-batch", value) for offset, value in enumerate(values)]
     results = []
     for batches in ([log], [[r] for r in log]):
         settings = await make_settings(real_servers)
         conn = await asyncpg.connect(settings.database_url)
         try:
             for batch in batches:
-                await apply_batch(conn, codec, settings.topic, batch)
+                await apply_batch(conn, codec, settings.topic, batch, TEST_MACS)
             rows = await conn.fetch(
                 "SELECT identifier_type, blind_index, subject_id, linked, log_offset"
                 " FROM identifiers ORDER BY blind_index"

@@ -31,6 +31,7 @@ from tests.conftest import make_settings, running_projector, wait_until
 from tests.integration.chain_log import produce_events, simple_event
 from tests.integration.replay import caught_up, snapshot
 from tests.servers import Servers, with_database
+from tests.writer_macs import TEST_MACS, sealed_record
 
 pytestmark = pytest.mark.integration
 
@@ -290,7 +291,9 @@ def in_memory_log(count: int, seed: int) -> list[Record]:
         event = simple_event(rng, subject, start + timedelta(seconds=i))
         for _ in range(2 if rng.random() < 0.05 else 1):
             out.append(
-                Record(partition, next_offset[partition], subject.encode(), codec.encode(event))
+                sealed_record(
+                    partition, next_offset[partition], subject.encode(), codec.encode(event)
+                )
             )
             next_offset[partition] += 1
     return out
@@ -308,8 +311,8 @@ async def test_two_projectors_applying_one_partition_at_once_take_turns(
     a = await asyncpg.connect(together.database_url)
     b = await asyncpg.connect(together.database_url)
     try:
-        await apply_batch(conn, codec, alone.topic, log)
-        await apply_batch(a, codec, alone.topic, log[:100])
+        await apply_batch(conn, codec, alone.topic, log, TEST_MACS)
+        await apply_batch(a, codec, alone.topic, log[:100], TEST_MACS)
         # each round, both start where the stored offsets stand and stop at different places
         for end_a, end_b in ((120, 160), (230, 200), (10**6, 10**6)):
             stored = await offsets.load(a, alone.topic)
@@ -318,8 +321,8 @@ async def test_two_projectors_applying_one_partition_at_once_take_turns(
                 return [r for r in log if stored.get(r.partition, 0) <= r.offset < end]
 
             await asyncio.gather(
-                apply_batch(a, codec, alone.topic, batch(end_a)),
-                apply_batch(b, codec, alone.topic, batch(end_b)),
+                apply_batch(a, codec, alone.topic, batch(end_a), TEST_MACS),
+                apply_batch(b, codec, alone.topic, batch(end_b), TEST_MACS),
             )
         assert await snapshot(a) == await snapshot(conn)
         assert (await snapshot(a))["digests"]

@@ -16,6 +16,7 @@ from services.catalogue import load_catalogue
 from services.config import Settings
 from services.kafka_clients import new_producer
 from tests.conftest import wait_until
+from tests.writer_macs import sealed
 
 pytestmark = pytest.mark.integration
 
@@ -75,7 +76,10 @@ async def test_a_lost_first_answer_is_completed_by_the_retry_with_the_same_event
     await producer.start()
     try:
         await producer.send_and_wait(
-            settings.topic, value, key=b"idem-4", headers=kafka_headers(event)
+            settings.topic,
+            value,
+            key=b"idem-4",
+            headers=sealed(b"idem-4", value, kafka_headers(event)),
         )
     finally:
         await producer.stop()

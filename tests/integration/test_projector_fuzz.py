@@ -14,6 +14,7 @@ from projections.runner import Record, apply_batch
 from schemas.events import Event
 from tests.unit.codec_fuzz import damaged_values, decodes, valid_values
 from tests.unit.codec_samples import CODEC
+from tests.writer_macs import TEST_MACS, sealed_record
 
 pytestmark = pytest.mark.integration
 
@@ -33,7 +34,7 @@ def _records(entries: list[tuple[int, bytes | None]]) -> list[Record]:
     next_offset = dict.fromkeys(range(PARTITIONS), 7)
     records = []
     for partition, value in entries:
-        records.append(Record(partition, next_offset[partition], b"fuzz", value))
+        records.append(sealed_record(partition, next_offset[partition], b"fuzz", value))
         next_offset[partition] += 1
     return records
 
@@ -62,7 +63,7 @@ async def test_a_batch_of_valid_and_damaged_records_is_applied_rejected_and_pass
 async def _check(
     db: asyncpg.Connection, records: list[Record], decoded: dict[tuple[int, int], Event | None]
 ) -> None:
-    result = await apply_batch(db, CODEC, TOPIC, records)
+    result = await apply_batch(db, CODEC, TOPIC, records, TEST_MACS)
 
     refused = [r for r in records if decoded[r.partition, r.offset] is None]
     rejected = await db.fetch(

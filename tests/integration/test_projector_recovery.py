@@ -109,13 +109,21 @@ async def test_an_undecodable_record_is_kept_and_the_projector_goes_on(
 ) -> None:
 
     from tests.conftest import running_projector
+    from tests.writer_macs import sealed
 
     producer = new_producer(settings.kafka, acks="all")
     await producer.start()
     try:
-        bad = await producer.send_and_wait(settings.topic, b"\x00garbage", key=b"poison-1")
+        bad = await producer.send_and_wait(
+            settings.topic,
+            b"\x00garbage",
+            key=b"poison-1",
+            headers=sealed(b"poison-1", b"\x00garbage"),
+        )
         unknown = b"\xc3\x01" + b"\xff" * 8 + b"\x00"
-        await producer.send_and_wait(settings.topic, unknown, key=b"poison-1")
+        await producer.send_and_wait(
+            settings.topic, unknown, key=b"poison-1", headers=sealed(b"poison-1", unknown)
+        )
     finally:
         await producer.stop()
     await produce_log(settings, count=20, subjects=3, seed=5)

@@ -13,9 +13,11 @@ import asyncpg
 import pytest
 
 from projections import log_digest, offsets
+from projections.dead_letters import RESTORE_PLACEHOLDER
 from projections.hash_chain import GENESIS, records_digest
 from projections.runner import Record, apply_batch
 from schemas.codec import default_codec
+from schemas.record_mac import EVENTS, Verdict, decode_headers
 from services.config import Settings
 from services.restore import RestoreRefused, restore_if_log_empty, restore_log
 from services.restore_plan import PLACEHOLDER_ERROR, PLACEHOLDER_HEADERS, PLACEHOLDER_KEY
@@ -25,6 +27,7 @@ from tests.integration.chain_log import produce_events
 from tests.integration.replay import caught_up, clean_replay, produce_log, snapshot
 from tests.integration.topic_records import Seen, all_records, produce_raw, run_cli
 from tests.servers import Servers
+from tests.writer_macs import TEST_MACS, sealed
 
 pytestmark = pytest.mark.integration
 
@@ -116,19 +119,27 @@ async def test_offsets_the_database_no_longer_holds_get_placeholders(
     assert [position(s) for s in restored] == [position(s) for s in original]
     for was, now in zip(original, restored, strict=True):
         if position(was) in purged:
-            assert (now.key, now.value, now.headers) == (PLACEHOLDER_KEY, None, PLACEHOLDER_HEADERS)
+            # a record the ledger writes now: MACed, so a replay finds it undecodable, not forged
+            assert (now.key, now.value) == (PLACEHOLDER_KEY, None)
+            assert now.headers == tuple(sealed(PLACEHOLDER_KEY, None, PLACEHOLDER_HEADERS))
         else:
-            assert (now.key, now.value) == (was.key, was.value)
+            # every other record keeps its MAC header as the ledger first wrote it
+            assert (now.key, now.value, now.headers) == (was.key, was.value, was.headers)
+        assert TEST_MACS.verify(EVENTS, now.key, now.value, now.headers) is Verdict.VALID
     marks = await highwaters(target.kafka, target.topic)
     assert await offsets.load(db, target.topic) == {p: n for p, n in marks.items() if n}
     kept = await db.fetch(
-        "SELECT log_partition, log_offset, error, record_key, record_value FROM rejected_records"
-        " WHERE topic = $1 AND error = $2",
+        "SELECT log_partition, log_offset, error, record_key, record_value, reason,"
+        " record_headers FROM rejected_records WHERE topic = $1 AND error = $2",
         target.topic,
         PLACEHOLDER_ERROR,
     )
     assert {(r["log_partition"], r["log_offset"]) for r in kept} == purged
     assert {(bytes(r["record_key"]), r["record_value"]) for r in kept} == {(PLACEHOLDER_KEY, None)}
+    assert {r["reason"] for r in kept} == {RESTORE_PLACEHOLDER}
+    assert {decode_headers(r["record_headers"]) for r in kept} == {
+        tuple(sealed(PLACEHOLDER_KEY, None, PLACEHOLDER_HEADERS))
+    }
 
     # the partition with placeholders starts its digest again over the restored log; the
     # others keep theirs, which the restored records still match
@@ -155,8 +166,8 @@ async def test_up_restores_an_empty_topic_the_database_knows(
     await produce_events(settings, count=90, subjects=9, seed=51, garbage=1)
     original = await all_records(settings.kafka, settings.topic)
     target = await lost(settings)
-    records = [Record(s.partition, s.offset, s.key, s.value) for s in original]
-    await apply_batch(db, default_codec(), target.topic, records)
+    records = [Record(s.partition, s.offset, s.key, s.value, s.headers) for s in original]
+    await apply_batch(db, default_codec(), target.topic, records, TEST_MACS)
     await db.execute(
         "INSERT INTO idempotency_keys (idempotency_key, request_digest, event_ids, record_values,"
         " subject_id, ack_partitions, ack_offsets) VALUES ($1, '', '{}', '{}', 'subj-1', '{0}',"
@@ -166,8 +177,8 @@ async def test_up_restores_an_empty_topic_the_database_knows(
 
     assert await restore_if_log_empty(target, db) == len(original)
     restored = await all_records(target.kafka, target.topic)
-    assert [(position(s), s.key, s.value) for s in restored] == [
-        (position(s), s.key, s.value) for s in original
+    assert [(position(s), s.key, s.value, s.headers) for s in restored] == [
+        (position(s), s.key, s.value, s.headers) for s in original
     ]
     # acknowledged positions are forgotten: a retry looks in the journal
     forgotten = "SELECT count(*) FROM idempotency_keys WHERE ack_offsets IS NOT NULL"

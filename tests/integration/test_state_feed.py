@@ -34,6 +34,7 @@ from services.tokens import decode_token
 from services.topic import highwaters
 from tests.conftest import running_api, running_projector, wait_until
 from tests.integration.replay import caught_up, start_projector_process, state_by_subject
+from tests.writer_macs import sealed
 
 pytestmark = pytest.mark.integration
 
@@ -206,7 +207,10 @@ async def produce_log(settings: Settings, count: int, subjects: int, seed: int) 
                 value, key = codec.encode(event), event.subject_id.encode()
                 futures.append(
                     await producer.send(
-                        settings.topic, value, key=key, headers=kafka_headers(event)
+                        settings.topic,
+                        value,
+                        key=key,
+                        headers=sealed(key, value, kafka_headers(event)),
                     )
                 )
         await asyncio.gather(*futures)

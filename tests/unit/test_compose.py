@@ -323,8 +323,53 @@ def test_init_writes_the_secrets_the_api_reads(services: dict[str, dict[str, Any
     mount = str(Path(path).parent)
     assert f"ledger-secrets:{mount}" in init["volumes"]
     assert f"ledger-secrets:{mount}:ro" in api["volumes"]
-    assert "volumes" not in services["projector"]  # the projector needs no secret
+    # the projector never sees the master, blind-index, link or receipt keys
+    assert not [v for v in services["projector"]["volumes"] if v.startswith("ledger-secrets:")]
     assert f"mkdir -p {mount} && chown 10001:10001 {mount}" in DOCKERFILE.read_text()
+
+
+def writer_keys_mount(init: dict[str, Any], projector: dict[str, Any]) -> tuple[str, str]:
+    """Where init writes the writer keys and the projector reads them: (volume, path)."""
+    cli = pytest.importorskip("services.cli")
+    args = cli._parser().parse_args(as_argv(init["command"])[1:])
+    path = str(args.writer_keys_file)
+    assert projector["environment"]["LEDGER_SECRETS_FILE"] == path
+    mount = str(Path(path).parent)
+    (read,) = projector["volumes"]
+    volume, _, rest = read.partition(":")
+    assert rest == f"{mount}:ro"
+    assert f"{volume}:{mount}" in init["volumes"]
+    return volume, path
+
+
+def test_the_projector_gets_only_the_writer_keys(
+    services: dict[str, dict[str, Any]], tmp_path: Path
+) -> None:
+    """It checks every event's MAC and MACs what it writes: init copies the writer keys, and
+    nothing else, into a volume of their own that the projector mounts read-only."""
+    volume, path = writer_keys_mount(services["init"], services["projector"])
+    assert volume != "ledger-secrets"
+    assert not [v for v in services["api"]["volumes"] if v.startswith(f"{volume}:")]
+    assert f"mkdir -p {Path(path).parent} && chown 10001:10001" in DOCKERFILE.read_text()
+    # the file init writes there is enough for the projector, and holds nothing more
+    from services.config import Settings
+    from services.secrets import (
+        SecretsError,
+        ensure_secrets_file,
+        load_secrets,
+        write_writer_keys_file,
+    )
+
+    everything = tmp_path / "secrets.toml"
+    ensure_secrets_file(everything)
+    written = tmp_path / Path(path).name
+    write_writer_keys_file(written, load_secrets({"LEDGER_SECRETS_FILE": str(everything)}).writers)
+    projector = Settings.from_env(
+        {**environment(services["projector"]), "LEDGER_SECRETS_FILE": str(written)}
+    )
+    assert projector.writer_key_ring().current_id == "w1"
+    with pytest.raises(SecretsError):
+        projector.secrets()
 
 
 def test_script_is_the_cli() -> None:

@@ -29,6 +29,7 @@ from tests.unit.test_compose import (
     image_and_tag,
     listeners,
     published_ports,
+    writer_keys_mount,
 )
 
 PROFILE = "ha"
@@ -446,6 +447,13 @@ def test_api_produces_idempotently_on_its_own_port(services: dict[str, dict[str,
 def test_init_writes_the_secrets_the_api_reads(services: dict[str, dict[str, Any]]) -> None:
     path = env(services, "init-ha")["LEDGER_SECRETS_FILE"]
     assert env(services, "api-ha")["LEDGER_SECRETS_FILE"] == path
-    (written,) = services["init-ha"]["volumes"]
+    written = [v for v in services["init-ha"]["volumes"] if v.endswith(":/run/ledger")]
     (read,) = services["api-ha"]["volumes"]
-    assert read == f"{written}:ro" and written.endswith(":/run/ledger")
+    assert [read] == [f"{v}:ro" for v in written]
+
+
+def test_the_projector_gets_only_the_writer_keys(services: dict[str, dict[str, Any]]) -> None:
+    volume, _ = writer_keys_mount(services["init-ha"], services["projector-ha"])
+    secrets = str(services["init-ha"]["volumes"][0]).split(":")[0]
+    assert volume not in (secrets, "ledger-writer-keys")
+    assert not [v for v in services["projector-ha"]["volumes"] if v.startswith(f"{secrets}:")]

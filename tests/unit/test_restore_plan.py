@@ -11,7 +11,16 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from schemas.codec import headers_for
+from schemas.codec import headers_for, kafka_headers
+from schemas.events import Event
+from schemas.record_mac import (
+    EVENTS,
+    MAC_HEADER,
+    RecordMacs,
+    Verdict,
+    encode_headers,
+    mac_text,
+)
 from services.restore_plan import (
     DUPLICATE,
     JOURNAL,
@@ -133,6 +142,8 @@ def row(source: str, **fields: Any) -> dict[str, Any]:
         "event_type": None,
         "event_id": None,
         "recorded_at": None,
+        "record_mac": None,
+        "record_headers": None,
         "source": source,
         **fields,
     }
@@ -140,6 +151,7 @@ def row(source: str, **fields: Any) -> dict[str, Any]:
 
 EVENT = {"subject_id": "cust-1", "event_type": "ConsentGranted", "event_id": EVENT_ID}
 EVENT_HEADERS = tuple(headers_for("ConsentGranted", EVENT_ID))
+MAC = "v1:w1:" + "A" * 43
 MS = 1772357400123
 
 
@@ -165,9 +177,64 @@ MS = 1772357400123
             OutRecord(2, 7, b"poison", b"\x00garbage", (), None, REJECTED),
         ),
         (row(REJECTED, record_value=None), OutRecord(2, 7, None, None, (), None, REJECTED)),
+        # the MAC header each record had comes back with it
+        (
+            row(JOURNAL, **EVENT, recorded_at=RECORDED, record_mac=MAC),
+            OutRecord(
+                2, 7, b"cust-1", b"value", (*EVENT_HEADERS, (MAC_HEADER, MAC.encode())), MS, JOURNAL
+            ),
+        ),
+        (
+            row(DUPLICATE, **EVENT, recorded_at=RECORDED, record_mac=MAC),
+            OutRecord(
+                2,
+                7,
+                b"cust-1",
+                b"value",
+                (*EVENT_HEADERS, (MAC_HEADER, MAC.encode())),
+                MS,
+                DUPLICATE,
+            ),
+        ),
+        (
+            row(
+                REJECTED,
+                record_key=b"poison",
+                record_headers=encode_headers([("x", None), (MAC_HEADER, MAC.encode())]),
+            ),
+            OutRecord(
+                2, 7, b"poison", b"value", (("x", None), (MAC_HEADER, MAC.encode())), None, REJECTED
+            ),
+        ),
     ],
 )
 def test_stored_rows_become_the_records_the_api_sent(
     found: dict[str, Any], expected: OutRecord
 ) -> None:
     assert stored_record(found) == expected
+
+
+def test_a_restored_event_verifies_under_the_mac_it_was_written_with() -> None:
+    """The API MACs an event over its key and headers (services/publisher.py); the record
+    restore-log rebuilds from the journal's columns must be the same bytes, or the MAC it gets
+    back would not verify."""
+    macs = RecordMacs({"w1": bytes(range(32))}, "w1")
+    at = datetime(2026, 3, 1, 9, 30, tzinfo=UTC)
+    event = Event("ConsentGranted", EVENT_ID, "cust-1", at, at, data={"purpose": "p"})
+    key, value = event.subject_id.encode("utf-8"), b"\xc3\x01value"
+    written = macs.seal(EVENTS, key, value, kafka_headers(event))
+    stored = row(JOURNAL, **EVENT, recorded_at=at, record_value=value, record_mac=mac_text(written))
+    again = stored_record(stored)
+    assert (again.key, again.headers) == (key, tuple(written))
+    assert macs.verify(EVENTS, again.key, again.value, again.headers) is Verdict.VALID
+
+
+def test_placeholders_get_the_headers_given() -> None:
+    sealed = (*PLACEHOLDER_HEADERS, (MAC_HEADER, MAC.encode()))
+    filler = GapFiller({0: 2}, sealed)
+    assert [r.headers for r in filler.finish()] == [sealed, sealed]
+
+
+def test_stored_headers_that_do_not_read_back_refuse_the_restore() -> None:
+    with pytest.raises(ValueError, match="stored header"):
+        stored_record(row(REJECTED, record_headers=b"\x00\x00\x00\x01"))

@@ -15,8 +15,10 @@ from services.secrets import (
     ensure_secrets_file,
     generate_secrets_file,
     load_secrets,
+    load_writer_keys,
     new_key,
     parse_key_ring,
+    write_writer_keys_file,
 )
 
 K1, K2, K3 = new_key(), new_key(), new_key()
@@ -170,3 +172,47 @@ def test_a_secrets_file_others_can_read_is_warned_about(
         load_secrets({"LEDGER_SECRETS_FILE": str(path)})
     assert "readable by other users" in caplog.text
     assert "644" in caplog.text
+
+
+# --- the writer keys alone (the projector's secrets) -------------------------------------------
+
+
+def test_the_writer_keys_load_alone_from_the_environment() -> None:
+    ring = load_writer_keys({"LEDGER_WRITER_KEYS": f"w2:{K1},w1:{K2}"})
+    assert (ring.current_id, list(ring.keys)) == ("w2", ["w2", "w1"])
+
+
+def test_a_file_holding_only_the_writer_keys_is_enough(tmp_path: Path) -> None:
+    ring = parse_key_ring("LEDGER_WRITER_KEYS", f"w2:{K1},w1:{K2}")
+    path = tmp_path / "writer" / "keys.toml"
+    write_writer_keys_file(path, ring)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert load_writer_keys({"LEDGER_SECRETS_FILE": str(path)}) == ring
+    assert "master_keys" not in path.read_text()
+    # the whole set is refused from that file: nothing else is in it
+    with pytest.raises(SecretsError, match="LEDGER_MASTER_KEYS"):
+        load_secrets({"LEDGER_SECRETS_FILE": str(path)})
+    # refreshed in place (rotation): the new ring replaces the old, nothing is left beside it
+    rotated = parse_key_ring("LEDGER_WRITER_KEYS", f"w3:{K3},w2:{K1}")
+    write_writer_keys_file(path, rotated)
+    assert load_writer_keys({"LEDGER_SECRETS_FILE": str(path)}) == rotated
+    assert [p.name for p in path.parent.iterdir()] == ["keys.toml"]
+
+
+def test_the_writer_keys_come_from_a_full_secrets_file_too(tmp_path: Path) -> None:
+    path = tmp_path / "secrets.toml"
+    ensure_secrets_file(path)
+    assert load_writer_keys({"LEDGER_SECRETS_FILE": str(path)}).current_id == "w1"
+    assert (
+        Settings.from_env({"LEDGER_SECRETS_FILE": str(path)}).writer_key_ring().current_id == "w1"
+    )
+
+
+def test_missing_writer_keys_are_named(tmp_path: Path) -> None:
+    with pytest.raises(SecretsError, match="LEDGER_WRITER_KEYS"):
+        load_writer_keys({})
+    other = tmp_path / "other.toml"
+    other.write_text(f'blind_index_key = "{K1}"\n')
+    other.chmod(0o600)
+    with pytest.raises(SecretsError, match="LEDGER_WRITER_KEYS"):
+        load_writer_keys({"LEDGER_SECRETS_FILE": str(other)})
