@@ -115,7 +115,7 @@ async def require_record_macs(
     topic = settings.topic
     if options.at is not None and len(dict(options.at)) != len(options.at):
         raise ValueError("--at names a partition twice")
-    ends = await highwaters(settings.kafka_bootstrap_servers, topic)
+    ends = await highwaters(settings.kafka, topic)
     proposed = dict(ends) if options.at is None else dict(options.at)
     unknown = sorted(set(proposed) - set(ends))
     if unknown:

@@ -83,7 +83,7 @@ async def produce_consents(
     headers as the ledger writes them, the headers made by `forge`."""
     codec = default_codec()
     producer = make_producer(
-        settings.kafka_bootstrap_servers,
+        settings.kafka,
         idempotence=settings.kafka_idempotence,
         timeout_ms=settings.produce_timeout_ms,
     )

@@ -60,7 +60,7 @@ async def test_an_old_log_is_refused_until_the_cutoff_then_a_rebuild_applies_it(
         (r.partition, r.offset): UNAUTHENTICATED for r in old
     }
 
-    ends = await highwaters(settings.kafka_bootstrap_servers, settings.topic)
+    ends = await highwaters(settings.kafka, settings.topic)
     done = run_cli(settings, "require-record-macs", "--yes")
     assert done.returncode == 0, done.stdout + done.stderr
     assert await mac_cutoffs.load(db, settings.topic) == ends
@@ -136,10 +136,10 @@ async def test_the_cutoff_never_moves_forward_unless_forced(
     settings: Settings, db: asyncpg.Connection
 ) -> None:
     await produce_consents(settings, [f"first-{n}" for n in range(12)], UNMACED)
-    first = await highwaters(settings.kafka_bootstrap_servers, settings.topic)
+    first = await highwaters(settings.kafka, settings.topic)
     assert run_cli(settings, "require-record-macs", "--yes").returncode == 0
     await produce_consents(settings, [f"later-{n}" for n in range(12)], UNMACED)
-    later = await highwaters(settings.kafka_bootstrap_servers, settings.topic)
+    later = await highwaters(settings.kafka, settings.topic)
     moved = [p for p in later if later[p] > first[p] > 0]
     assert moved, (first, later)
     p = moved[0]

@@ -82,7 +82,7 @@ async def test_a_forged_consent_is_dead_lettered_and_never_applied(
     assert error.startswith(f"{UNAUTHENTICATED}: ")
 
     # the dead letter says why, machine-readably, and is itself MACed for the dead-letter topic
-    (raw,) = await all_records(settings.kafka_bootstrap_servers, settings.dead_letter_topic)
+    (raw,) = await all_records(settings.kafka, settings.dead_letter_topic)
     letter = dead_letters.from_record(raw.key, raw.value, [(k, v or b"") for k, v in raw.headers])
     assert (letter.reason, letter.partition, letter.offset) == (
         UNAUTHENTICATED,
@@ -110,7 +110,7 @@ async def test_rotated_writer_keys_keep_every_record_valid(
         for n, granted in enumerate(before + after):
             assert (await decide(api, f"rot-{n}", granted["token"]))["allowed"] is True
     assert await refusals(db, settings.topic) == {}
-    records = await all_records(settings.kafka_bootstrap_servers, settings.topic)
+    records = await all_records(settings.kafka, settings.topic)
     kids = [(dict(r.headers)[MAC_HEADER] or b"").split(b":")[1] for r in records]
     assert sorted(kids) == [b"w1"] * 3 + [b"w2"] * 3
 
@@ -135,7 +135,7 @@ async def test_backup_and_restore_keep_the_mac_and_the_restored_log_applies(
     async with running_projector(settings), running_api(settings) as api:
         granted = [await grant(api, f"bk-{n}") for n in range(4)]
     (forged,) = await produce_consents(settings, ["bk-forged"], FORGERS["no MAC"])
-    original = await all_records(settings.kafka_bootstrap_servers, settings.topic)
+    original = await all_records(settings.kafka, settings.topic)
     path = tmp_path / "ledger.avro"
     done = run_cli(settings, "backup", str(path), "--no-progress")
     assert done.returncode == 0, done.stdout + done.stderr
@@ -143,7 +143,7 @@ async def test_backup_and_restore_keep_the_mac_and_the_restored_log_applies(
     fresh = await make_settings(real_servers)
     done = run_cli(fresh, "restore", str(path), "--no-progress")
     assert done.returncode == 0, done.stdout + done.stderr
-    restored = await all_records(fresh.kafka_bootstrap_servers, fresh.topic)
+    restored = await all_records(fresh.kafka, fresh.topic)
     assert [(r.partition, r.offset, r.headers) for r in restored] == [
         (r.partition, r.offset, r.headers) for r in original
     ]
@@ -172,7 +172,7 @@ async def test_restore_log_keeps_each_records_mac_and_a_replay_applies_the_same(
             await grant(api, f"rl-{n % 3}")  # repeats of a subject
         (forged,) = await produce_consents(settings, ["rl-forged"], FORGERS["no MAC"])
         await wait_until(lambda: caught_up(settings, db), 60, "the projector to catch up")
-    original = await all_records(settings.kafka_bootstrap_servers, settings.topic)
+    original = await all_records(settings.kafka, settings.topic)
     stored = await db.fetch("SELECT record_mac FROM journal")
     assert len(stored) == 6 and all(r["record_mac"].startswith("v1:w1:") for r in stored)
 
@@ -180,7 +180,7 @@ async def test_restore_log_keeps_each_records_mac_and_a_replay_applies_the_same(
     await ensure_topic(lost)
     result = await restore_log(lost, db, source_topic=settings.topic)
     assert result.records == len(original)
-    restored = await all_records(lost.kafka_bootstrap_servers, lost.topic)
+    restored = await all_records(lost.kafka, lost.topic)
     # every record comes back with the headers it had: genuine MACs, and no MAC on the forgery
     assert [(r.partition, r.offset, r.key, r.value, r.headers) for r in restored] == [
         (r.partition, r.offset, r.key, r.value, r.headers) for r in original
