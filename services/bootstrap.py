@@ -11,6 +11,7 @@ import asyncpg
 
 from projections import erasure, subject_state
 from schemas.codec import EventCodec, default_codec
+from services import idempotency
 from services.catalogue import Catalogue, load_catalogue
 from services.coalescer import Coalescer
 from services.config import Settings
@@ -65,6 +66,9 @@ async def open_ledger(settings: Settings) -> Ledger:
         timeout_ms=settings.produce_timeout_ms,
     )
     try:
+        # before any request: a retry of a request claimed before migration 0016 finds its key
+        async with pool.acquire() as conn:
+            await idempotency.hash_legacy_keys(conn, secrets.blind_index_key)
         await producer.start()
         publisher = Publisher(producer, settings.topic, settings.produce_timeout_ms / 1000)
         partitions = await publisher.partition_count()
