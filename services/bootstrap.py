@@ -6,6 +6,7 @@ import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import partial
+from typing import cast
 
 import asyncpg
 
@@ -67,7 +68,8 @@ async def open_ledger(settings: Settings) -> Ledger:
     )
     try:
         # before any request: a retry of a request claimed before migration 0016 finds its key
-        async with pool.acquire() as conn:
+        async with pool.acquire() as proxy:
+            conn = cast(asyncpg.Connection, proxy)  # the pool's proxy is a connection to the stubs
             await idempotency.hash_legacy_keys(conn, secrets.blind_index_key)
         await producer.start()
         publisher = Publisher(producer, settings.topic, settings.produce_timeout_ms / 1000)

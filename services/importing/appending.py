@@ -36,7 +36,7 @@ async def append_many(ledger: Ledger, items: Sequence[Appendable]) -> list[bool]
     then a later call with the same keys completes the job."""
     values = [[ledger.codec.encode(e) for e in item.events] for item in items]
     # the key is stored only as its keyed hash, as the API stores it
-    stored = [idempotency.key_hash(ledger.secrets.blind_index_key, item.key) for item in items]
+    hashes = [idempotency.key_hash(ledger.secrets.blind_index_key, item.key) for item in items]
     async with ledger.pool.acquire() as conn, conn.transaction():
         # one commit for the batch; `claim` only calls fetchrow, which a connection has too
         store = cast(asyncpg.Pool, conn)
@@ -44,7 +44,7 @@ async def append_many(ledger: Ledger, items: Sequence[Appendable]) -> list[bool]
             await idempotency.claim(
                 store, hashed, item.digest, item.subject_id, [e.event_id for e in item.events], v
             )
-            for item, hashed, v in zip(items, stored, values, strict=True)
+            for item, hashed, v in zip(items, hashes, values, strict=True)
         ]
     unacked = [i for c in claims if not c.first and c.acked is None for i in c.event_ids]
     projected = await idempotency.projected_positions(ledger.pool, unacked) if unacked else {}
@@ -60,7 +60,7 @@ async def append_many(ledger: Ledger, items: Sequence[Appendable]) -> list[bool]
     acks, at = [], 0
     for n, batch in sends:
         taken, at = positions[at : at + len(batch)], at + len(batch)
-        acks.append((stored[n], [p for p, _ in taken], [o for _, o in taken]))
+        acks.append((hashes[n], [p for p, _ in taken], [o for _, o in taken]))
     if acks:
         async with ledger.pool.acquire() as conn, conn.transaction():
             await conn.executemany(idempotency.RECORD_ACK, acks)
