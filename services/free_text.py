@@ -5,7 +5,8 @@ rights request's `reference`, ...), so a phone number typed there would outlive 
 erasure. The rule, applied after Unicode NFKC (full-width digits and signs count):
 
 1. Dates (2026-01-31, 31.1.2026, 01/31/2026), year ranges (2025-2026) and clock times (12:00,
-   12.30, 12:00:00.123+02:00) are set aside first: they are not numbers to dial.
+   12:00:00.123+02:00, and 12.30 where no other digits come right before it) are set aside
+   first: they are not numbers to dial.
 2. What remains is cut into runs of digits, spaces and `+ ( ) - . /` (and Unicode dashes).
 3. A run is left alone when it is glued to a word: a letter, `_` or `#` right before it with
    the run starting with a digit, `-` or `/` (INC-20260131-0042, #1234567, ABC1234567), or a
@@ -18,7 +19,8 @@ erasure. The rule, applied after Unicode NFKC (full-width digits and signs count
    groups (+358 40 123 4567, (040) 123 4567, 040-1234567, 555-123-4567).
 
 Known misses: a two-group number without `0`, `+` or `(` (555 1234567), a number glued to a
-word (tel0401234567). Known refusals of harmless text: three or more space-separated numbers
+word (tel0401234567), a number whose groups read as a date, a year range or a time
+(040 2025 - 2026). Known refusals of harmless text: three or more space-separated numbers
 with 7 or more digits in all (101 102 103 4), amounts written with spaces (1 234 567), IPv4
 addresses (personal data too). Separate such numbers with commas.
 
@@ -44,13 +46,16 @@ _HOUR: Final = r"(?:2[0-3]|[01]?\d)"
 #: dates, year ranges and clock times: every branch has a bounded length, so each start
 #: position costs a bounded number of steps
 _CALENDAR: Final = re.compile(
-    r"(?<!\d)(?:"
+    # a date or time stands on its own: not inside 000-2000-2000, a chain of digit groups
+    r"(?<!\d)(?<!\d[-./])(?:"
     rf"{_YEAR}([-./]){_MONTH}\1{_DAY}"
     rf"|{_DAY}([-./]){_MONTH}\2{_YEAR}"
     rf"|{_MONTH}/{_DAY}/{_YEAR}"
     rf"|{_YEAR} ?[-/\u2013] ?{_YEAR}"
-    rf"|{_HOUR}[:.][0-5]\d(?::[0-5]\d(?:[.,]\d{{1,9}})?)?(?:Z|[+-]{_HOUR}(?::?[0-5]\d)?)?"
-    r")(?!\d)"
+    rf"|{_HOUR}:[0-5]\d(?::[0-5]\d(?:[.,]\d{{1,9}})?)?(?:Z|[+-]{_HOUR}(?::?[0-5]\d)?)?"
+    r")(?!\d)(?![-./]\d)"
+    # 12.30 as a time only on its own: not in 040.12.34.567, nor after "(040) " or "040 - "
+    rf"|(?<![\d.])(?<![\d)\-] ){_HOUR}\.[0-5]\d(?![\d.])"
 )
 _RUN: Final = re.compile(r"[\d+()./ \-\u2010-\u2015\u2212]+")
 _DIGITS: Final = re.compile(r"\d+")
