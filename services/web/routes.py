@@ -60,6 +60,8 @@ HEADERS: Final = {
     "Referrer-Policy": "no-referrer",
     "X-Content-Type-Options": "nosniff",
     "X-Robots-Tag": "noindex, nofollow",
+    # CSP frame-ancestors covers current browsers; older ones only know this
+    "X-Frame-Options": "DENY",
     "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline';"
     " form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
 }
