@@ -117,8 +117,9 @@ class RequestObservation:
 
 
 class ObservedStarlette(Starlette):
-    """Starlette with RequestObservation and NoStoreOnApi outside its error middleware (user
-    middleware would sit inside it and miss the 500 answers), and no trailing-slash redirects:
+    """Starlette with NoStoreOnApi and RequestObservation outside its error middleware (user
+    middleware would sit inside it and miss the 500 answers; NoStoreOnApi outermost, so an
+    answer the observation gives itself is no-store too), and no trailing-slash redirects:
     `/u/<token>/` is a 404 like any unknown path, never a 307 to a URL built from the Host
     header that skips the route's checks."""
 
@@ -127,4 +128,4 @@ class ObservedStarlette(Starlette):
         self.router.redirect_slashes = False
 
     def build_middleware_stack(self) -> ASGIApp:
-        return RequestObservation(NoStoreOnApi(super().build_middleware_stack()))
+        return NoStoreOnApi(RequestObservation(super().build_middleware_stack()))

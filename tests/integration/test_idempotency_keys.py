@@ -21,6 +21,7 @@ from services import idempotency
 from services.api.body import Fields
 from services.api.commands import Context, grant_consent
 from services.catalogue import load_catalogue
+from services.cli import run_init
 from services.config import Settings
 from services.importing import formats
 from services.importing.run import ImportOptions, run_import
@@ -205,3 +206,17 @@ async def test_the_importer_stores_its_keys_hashed_too(
         before = await highwaters(settings.kafka_bootstrap_servers, settings.topic)
         assert await run_import(settings, options) == 0  # found again by the hash: sends nothing
         assert await highwaters(settings.kafka_bootstrap_servers, settings.topic) == before
+
+
+async def test_init_hashes_keys_kept_in_clear_when_it_has_the_secrets(
+    settings: Settings, db: asyncpg.Connection
+) -> None:
+    await db.execute(
+        "INSERT INTO idempotency_keys (idempotency_key, request_digest, event_ids,"
+        " record_values, subject_id) VALUES ('crm-7', '', '{}', '{}', 's')"
+    )
+    assert await run_init(settings) == 0
+    (row,) = await db.fetch("SELECT idempotency_key, key_hash FROM idempotency_keys")
+    assert row["idempotency_key"] is None
+    secret = settings.secrets().blind_index_key
+    assert bytes(row["key_hash"]) == idempotency.key_hash(secret, "crm-7")
