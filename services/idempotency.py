@@ -191,5 +191,5 @@ async def hash_legacy_keys(conn: asyncpg.Connection, blind_index_key: bytes) -> 
     finally:
         await conn.execute("SELECT pg_advisory_unlock($1)", _LEGACY_LOCK)
     if hashed:
-        log.info("stored %d idempotency keys kept in clear before as their keyed hash", hashed)
+        log.info("replaced %d idempotency keys stored in clear by their keyed hash", hashed)
     return hashed
