@@ -109,7 +109,7 @@ CLAIM = """
 UPDATE dead_letter_outbox o SET claimed_until = now() + make_interval(secs => $3)
 FROM (
     SELECT topic, log_partition, log_offset FROM dead_letter_outbox
-    WHERE topic = $1 AND published_at IS NULL
+    WHERE topic = $1 AND published_at IS NULL AND purged_at IS NULL
       AND (claimed_until IS NULL OR claimed_until < now())
     ORDER BY queued_at, log_partition, log_offset
     LIMIT $2
@@ -183,15 +183,17 @@ async def release(conn: asyncpg.Connection, topic: str, claims: Sequence[Claim])
     )
 
 
+#: every dead letter ever queued, purged ones included (their outbox rows stay, without the
+#: record: services/dead_letter_retention.py), so the total never goes down
 COUNTS = """
-SELECT (SELECT count(*) FROM rejected_records WHERE topic = $1) AS total,
-       (SELECT count(*) FROM dead_letter_outbox WHERE topic = $1 AND published_at IS NULL)
-           AS unpublished
+SELECT (SELECT count(*) FROM dead_letter_outbox WHERE topic = $1) AS total,
+       (SELECT count(*) FROM dead_letter_outbox
+        WHERE topic = $1 AND published_at IS NULL AND purged_at IS NULL) AS unpublished
 """
 
 
 async def counts(conn: asyncpg.Connection | asyncpg.Pool, topic: str) -> tuple[int, int]:
-    """(dead letters ever, those not yet acknowledged by the dead-letter topic)."""
+    """(dead letters ever, those not yet acknowledged by the dead-letter topic and not purged)."""
     row = await conn.fetchrow(COUNTS, topic)
     assert row is not None
     return int(row["total"]), int(row["unpublished"])

@@ -183,8 +183,8 @@ def projector_text(
         *_gauge(
             "ledger_dead_letters_total",
             "counter",
-            "Undecodable records of the event topic kept in rejected_records and sent to the"
-            " dead-letter topic.",
+            "Undecodable records of the event topic queued for the dead-letter topic, ever"
+            " (those purged after LEDGER_DEAD_LETTER_RETENTION_DAYS included).",
             [("", total)],
         ),
         *_gauge(

@@ -6,11 +6,13 @@ import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import partial
+from typing import cast
 
 import asyncpg
 
 from projections import erasure, subject_state
 from schemas.codec import EventCodec, default_codec
+from services import idempotency
 from services.catalogue import Catalogue, load_catalogue
 from services.coalescer import Coalescer
 from services.config import Settings
@@ -66,6 +68,10 @@ async def open_ledger(settings: Settings) -> Ledger:
         timeout_ms=settings.produce_timeout_ms,
     )
     try:
+        # before any request: a retry of a request claimed before migration 0016 finds its key
+        async with pool.acquire() as proxy:
+            conn = cast(asyncpg.Connection, proxy)  # the pool's proxy is a connection to the stubs
+            await idempotency.hash_legacy_keys(conn, secrets.blind_index_key)
         await producer.start()
         publisher = Publisher(
             producer,

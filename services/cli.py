@@ -18,6 +18,7 @@ from typing import Any, Final
 import asyncpg
 
 from projections.migrate import migrate
+from services import idempotency
 from services.catalogue import CatalogueError, load_catalogue
 from services.config import Settings, SettingsError
 from services.kafka_clients import new_consumer
@@ -203,11 +204,22 @@ async def run_init(settings: Settings) -> int:
     conn = await asyncpg.connect(settings.database_url)
     try:
         applied = await migrate(conn)
+        await _hash_legacy_keys(settings, conn)
     finally:
         await conn.close()
     log.info("topic %s %s", settings.topic, "created" if created else "exists")
     log.info("migrations applied: %s", ", ".join(applied) or "none (up to date)")
     return 0
+
+
+async def _hash_legacy_keys(settings: Settings, conn: asyncpg.Connection) -> None:
+    """Idempotency keys kept in clear before migration 0016 become their keyed hash now when
+    `init` has the secrets; without them the API and the importer do it when they start."""
+    try:
+        secrets = settings.secrets()
+    except SecretsError:
+        return
+    await idempotency.hash_legacy_keys(conn, secrets.blind_index_key)
 
 
 def run_api(settings: Settings) -> int:

@@ -64,6 +64,7 @@ class Settings:
     checks_topic: str
     checkpoints_topic: str
     dead_letter_topic: str
+    dead_letter_retention_days: int
     checkpoint_interval_s: int
     topic_partitions: int
     topic_replication: int

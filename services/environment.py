@@ -102,6 +102,12 @@ ENVIRONMENT: Final[dict[str, tuple[str, str, str]]] = {
         "topic the projector publishes undecodable event records to, with their source position"
         " and error in headers, 1 partition",
     ),
+    "LEDGER_DEAD_LETTER_RETENTION_DAYS": (
+        "dead_letter_retention_days",
+        "30",
+        "days an undecodable record is kept as a dead letter: `retention` purges older ones from"
+        " PostgreSQL, and the dead-letter topic is created with this retention.ms",
+    ),
     "LEDGER_CHECKPOINT_INTERVAL_S": (
         "checkpoint_interval_s",
         "60",
@@ -304,6 +310,7 @@ WHOLE_NUMBER_RANGES: Final[dict[str, tuple[int, int]]] = {
     "LEDGER_MAX_STALENESS_MS": (0, 86_400_000),
     "LEDGER_LINK_TTL_DAYS": (1, 3650),
     "LEDGER_PREFERENCE_LINK_TTL_DAYS": (1, 365),
+    "LEDGER_DEAD_LETTER_RETENTION_DAYS": (1, 3650),
     "LEDGER_API_KEY_REFRESH_S": (1, 3600),
     "LEDGER_PUBLIC_RATE_PER_MIN": (0, 1_000_000),
     "LEDGER_FAILED_KEY_RATE_PER_MIN": (0, 1_000_000),

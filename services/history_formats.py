@@ -6,7 +6,8 @@ Each encoder turns pages of journal rows into bytes: `head()`, then `page(rows)`
 - json: `{"subject_id", "events": [...]}`, each entry the /events entry plus `occurred_at` and
   `recorded_at`; bytes fields base64, as in the journal's payload.
 - csv: one row per event, the common fields flattened into columns (CSV_COLUMNS) and the
-  type-specific fields as one JSON object in `data`.
+  type-specific fields as one JSON object in `data`. A cell a spreadsheet would take for a
+  formula gets a leading `'` (`spreadsheet_safe`): the fields come from API clients.
 - avro: every record a `ledger.history.HistoryEntry` (log position, event type, and the event
   as a union of the event types' writer schemas), so any Avro tool reads it with the schema in
   the file's header.
@@ -97,8 +98,21 @@ class JsonHistory:
         return b"]}"
 
 
+#: what makes a spreadsheet read a cell as a formula (OWASP's CSV injection list: = + - @,
+#: tab and carriage return) and the full-width forms some spreadsheets take for them
+FORMULA_STARTS: Final = frozenset("=+-@\t\r\uff1d\uff0b\uff0d\uff20")
+
+
+def spreadsheet_safe(cell: str) -> str:
+    """`cell` as a spreadsheet shows it as text: with a leading `'` when it starts like a
+    formula (`=HYPERLINK(...)` in a source system stays text). Strip one leading `'` from such
+    a cell to get the stored value back."""
+    return "'" + cell if cell[:1] in FORMULA_STARTS else cell
+
+
 def csv_row(row: HistoryRow) -> list[str]:
-    """One CSV row: common fields flattened, null as the empty field, the rest as JSON."""
+    """One CSV row: common fields flattened, null as the empty field, the rest as JSON; every
+    cell spreadsheet-safe."""
     payload = row.payload
     source = payload.get("source") or {}
     actor = payload.get("actor") or {}
@@ -119,7 +133,7 @@ def csv_row(row: HistoryRow) -> list[str]:
         payload.get("notice_version"),
         _dumps(data),
     ]
-    return ["" if v is None else str(v) for v in values]
+    return ["" if v is None else spreadsheet_safe(str(v)) for v in values]
 
 
 class CsvHistory:

@@ -3,18 +3,44 @@
 The first request stores the exact records it is about to send; a retry re-sends those bytes
 (same event ids, which the projector deduplicates) or, when they are already projected, just
 answers from the journal. The same key with another body is refused.
+
+The key itself is never stored: a client may have put an address in it, and the row lives
+until the subject's proof period ends. The table holds `key_hash`, HMAC-SHA-256 of the key
+under a key derived from the blind-index key with its own label (`key_hash`), so it can be
+found again but not read, nor searched for a guessed address without the secret. Rows written
+before migration 0016 held the key in clear (`idempotency_key`); `hash_legacy_keys` replaces
+it by its hash when an API or import process opens the ledger, before it takes requests.
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 from uuid import UUID
 
 import asyncpg
+
+log = logging.getLogger(__name__)
+
+#: what the hashing key is derived with from the blind-index key: no other use of that key
+#: (a blind index is `type:value`, a derived subject id has its own label) has this input
+HASH_KEY_LABEL: Final = b"consent-ledger idempotency-key hash v1"
+#: legacy rows hashed per transaction
+LEGACY_BATCH: Final = 5000
+_LEGACY_LOCK: Final = 0x1ED6E6  # any constant shared by every ledger process
+
+
+def key_hash(blind_index_key: bytes, key: str) -> bytes:
+    """What the table stores for an idempotency key: HMAC-SHA-256 of the key under
+    HMAC-SHA-256(blind-index key, HASH_KEY_LABEL). The blind-index key never rotates, so a
+    retry years later still finds its row."""
+    hashing_key = hmac.new(blind_index_key, HASH_KEY_LABEL, hashlib.sha256).digest()
+    return hmac.new(hashing_key, key.encode("utf-8"), hashlib.sha256).digest()
 
 
 def request_digest(route: str, subject_id: str, body: dict[str, Any]) -> bytes:
@@ -33,29 +59,28 @@ class Claim:
 
 CLAIM = """
 WITH ins AS (
-    INSERT INTO idempotency_keys (idempotency_key, request_digest, event_ids, record_values,
-                                  subject_id)
+    INSERT INTO idempotency_keys (key_hash, request_digest, event_ids, record_values, subject_id)
     VALUES ($1, $2, $3, $4, $5)
-    ON CONFLICT (idempotency_key) DO NOTHING
+    ON CONFLICT (key_hash) DO NOTHING
     RETURNING request_digest, event_ids, record_values, ack_partitions, ack_offsets, true AS first
 )
 SELECT * FROM ins
 UNION ALL
 SELECT request_digest, event_ids, record_values, ack_partitions, ack_offsets, false
 FROM idempotency_keys
-WHERE idempotency_key = $1 AND NOT EXISTS (SELECT 1 FROM ins)
+WHERE key_hash = $1 AND NOT EXISTS (SELECT 1 FROM ins)
 """
 
 
 async def claim(
     pool: asyncpg.Pool,
-    key: str,
+    key: bytes,
     digest: bytes,
     subject_id: str,
     event_ids: Sequence[UUID],
     values: Sequence[bytes],
 ) -> Claim:
-    """Store this request under `key`, or return what an earlier request stored."""
+    """Store this request under `key` (a key_hash), or return what an earlier request stored."""
     row = await pool.fetchrow(CLAIM, key, digest, list(event_ids), list(values), subject_id)
     assert row is not None
     return Claim(
@@ -69,11 +94,15 @@ async def claim(
     )
 
 
-async def record_ack(pool: asyncpg.Pool, key: str, positions: Sequence[tuple[int, int]]) -> None:
+RECORD_ACK: Final = (
+    "UPDATE idempotency_keys SET ack_partitions = $2, ack_offsets = $3 WHERE key_hash = $1"
+)
+
+
+async def record_ack(pool: asyncpg.Pool, key: bytes, positions: Sequence[tuple[int, int]]) -> None:
     """Remember where the broker put the records, so a retry answers without re-sending."""
     await pool.execute(
-        "UPDATE idempotency_keys SET ack_partitions = $2, ack_offsets = $3"
-        " WHERE idempotency_key = $1",
+        RECORD_ACK,
         key,
         [p for p, _ in positions],
         [o for _, o in positions],
@@ -90,11 +119,10 @@ async def projected_positions(
     return {r["event_id"]: (r["log_partition"], r["log_offset"]) for r in rows}
 
 
-async def logged_position(pool: asyncpg.Pool, key: str) -> tuple[int, int] | None:
+async def logged_position(pool: asyncpg.Pool, key: bytes) -> tuple[int, int] | None:
     """Where the last record claimed under `key` landed; None if unclaimed or not known yet."""
     row = await pool.fetchrow(
-        "SELECT event_ids, ack_partitions, ack_offsets FROM idempotency_keys"
-        " WHERE idempotency_key = $1",
+        "SELECT event_ids, ack_partitions, ack_offsets FROM idempotency_keys WHERE key_hash = $1",
         key,
     )
     if row is None:
@@ -105,10 +133,63 @@ async def logged_position(pool: asyncpg.Pool, key: str) -> tuple[int, int] | Non
     return max(known.values()) if len(known) == len(row["event_ids"]) else None
 
 
-async def is_claimed(pool: asyncpg.Pool, key: str) -> bool:
+async def is_claimed(pool: asyncpg.Pool, key: bytes) -> bool:
     """Whether a request already stored records under `key` (a retry must replay them)."""
     return bool(
         await pool.fetchval(
-            "SELECT EXISTS (SELECT 1 FROM idempotency_keys WHERE idempotency_key = $1)", key
+            "SELECT EXISTS (SELECT 1 FROM idempotency_keys WHERE key_hash = $1)", key
         )
     )
+
+
+LEGACY_ROWS: Final = """
+SELECT idempotency_key FROM idempotency_keys WHERE key_hash IS NULL
+ORDER BY idempotency_key LIMIT $1
+"""
+#: a key claimed in clear (by a process of the earlier version) and hashed (by this one)
+#: keeps its hashed claim, which later retries find
+DROP_CLAIMED_TWICE: Final = """
+DELETE FROM idempotency_keys k USING unnest($1::text[], $2::bytea[]) AS x(raw, hash)
+WHERE k.idempotency_key = x.raw AND k.key_hash IS NULL
+  AND EXISTS (SELECT 1 FROM idempotency_keys h WHERE h.key_hash = x.hash)
+"""
+HASH_LEGACY: Final = """
+UPDATE idempotency_keys k SET key_hash = x.hash, idempotency_key = NULL
+FROM unnest($1::text[], $2::bytea[]) AS x(raw, hash)
+WHERE k.idempotency_key = x.raw AND k.key_hash IS NULL
+"""
+
+
+async def hash_legacy_keys(conn: asyncpg.Connection, blind_index_key: bytes) -> int:
+    """Replace every key stored in clear (rows from before migration 0016) by its key_hash;
+    returns how many. Processes that start together take turns on an advisory lock, and the
+    later ones find nothing left to do; a process stopped half-way leaves whole batches done,
+    and the next start goes on. Run it before serving: a retry of an old request must find
+    its row by the hash."""
+    if not await conn.fetchval(
+        "SELECT EXISTS (SELECT 1 FROM idempotency_keys WHERE key_hash IS NULL)"
+    ):
+        return 0
+    hashed = 0
+    await conn.execute("SELECT pg_advisory_lock($1)", _LEGACY_LOCK)
+    try:
+        while True:
+            async with conn.transaction():
+                raws = [r["idempotency_key"] for r in await conn.fetch(LEGACY_ROWS, LEGACY_BATCH)]
+                if not raws:
+                    break
+                hashes = [key_hash(blind_index_key, raw) for raw in raws]
+                dropped = await conn.execute(DROP_CLAIMED_TWICE, raws, hashes)
+                if dropped != "DELETE 0":
+                    log.warning(
+                        "%s idempotency key(s) were claimed both in clear and hashed (a process"
+                        " of the earlier version ran beside this one): kept the hashed claims",
+                        dropped.split()[-1],
+                    )
+                await conn.execute(HASH_LEGACY, raws, hashes)
+            hashed += len(raws)
+    finally:
+        await conn.execute("SELECT pg_advisory_unlock($1)", _LEGACY_LOCK)
+    if hashed:
+        log.info("replaced %d idempotency keys stored in clear by their keyed hash", hashed)
+    return hashed

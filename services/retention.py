@@ -12,6 +12,9 @@ A subject's entries go all at once, so its hash chain stays verifiable: nothing 
 entry recorded later starts a new chain. The purge holds the subject's partition lock (the
 row of `checkpoint_state` every projector batch takes first), so no batch chains onto an entry
 while it is deleted.
+
+The same job purges dead letters older than LEDGER_DEAD_LETTER_RETENTION_DAYS
+(services/dead_letter_retention.py).
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ import asyncpg
 from schemas import events as ev
 from services.catalogue import Catalogue, load_catalogue
 from services.config import Settings
+from services.dead_letter_retention import cutoff, purge_dead_letters
 
 log = logging.getLogger(__name__)
 
@@ -168,10 +172,11 @@ async def purge_due(
 async def run_retention(settings: Settings, *, dry_run: bool = False) -> int:
     catalogue = load_catalogue(settings.catalogue_file)
     conn = await asyncpg.connect(settings.database_url)
+    now = datetime.now(UTC)
     try:
-        outcome = await purge_due(
-            conn, settings.topic, catalogue, datetime.now(UTC), dry_run=dry_run
-        )
+        outcome = await purge_due(conn, settings.topic, catalogue, now, dry_run=dry_run)
+        before = cutoff(now, settings.dead_letter_retention_days)
+        letters = await purge_dead_letters(conn, settings.topic, before, dry_run=dry_run)
     finally:
         await conn.close()
     verb = "would purge" if dry_run else "purged"
@@ -183,4 +188,9 @@ async def run_retention(settings: Settings, *, dry_run: bool = False) -> int:
     if outcome.waiting:
         subject, until = min(outcome.waiting, key=lambda w: w[1])
         print(f"retention: next proof period ends {until.isoformat()} ({subject})")
+    print(
+        f"retention: {verb} {letters.rejected} rejected record(s) and {letters.letters} dead"
+        f" letter(s) rejected before {letters.before.isoformat()}"
+        f" (LEDGER_DEAD_LETTER_RETENTION_DAYS={settings.dead_letter_retention_days})"
+    )
     return 0

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from typing import Final
 
 from aiokafka import TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -39,6 +40,20 @@ def topic_configs(settings: Settings) -> dict[str, str]:
     }
 
 
+def dead_letter_topic_configs(settings: Settings) -> dict[str, str]:
+    """Like the event topic, but records expire after LEDGER_DEAD_LETTER_RETENTION_DAYS: a
+    dead letter is a foreign record that may carry personal data erasure cannot reach."""
+    days_ms = settings.dead_letter_retention_days * 86_400_000
+    return {**topic_configs(settings), "retention.ms": str(days_ms)}
+
+
+#: what a dead-letter topic kept for another period than the setting costs
+DEAD_LETTER_RETENTION_COST: Final = (
+    "dead letters (foreign records that may hold personal data) are not kept for"
+    " LEDGER_DEAD_LETTER_RETENTION_DAYS: set the topic's retention.ms to it"
+)
+
+
 def state_topic_configs(settings: Settings) -> dict[str, str]:
     """Compaction: the state feed keeps the latest record per subject, not the history."""
     return {
@@ -59,7 +74,7 @@ def required_configs(settings: Settings) -> dict[str, dict[str, str]]:
         settings.state_topic: state_topic_configs(settings),
         settings.checks_topic: topic_configs(settings),
         settings.checkpoints_topic: topic_configs(settings),
-        settings.dead_letter_topic: topic_configs(settings),
+        settings.dead_letter_topic: dead_letter_topic_configs(settings),
     }
 
 
@@ -101,13 +116,17 @@ async def check_topics(admin: AIOKafkaAdminClient, settings: Settings) -> list[s
     """Log each way a ledger topic is weaker than required; raise WeakTopicError for any with
     LEDGER_TOPIC_CHECK=refuse. Returns the weaknesses found."""
     required = required_configs(settings)
+    costs = {settings.dead_letter_topic: {"retention.ms": DEAD_LETTER_RETENTION_COST}}
     try:
         described = await describe(admin, list(required))
         found = [
             weakness
             for topic in described
             for weakness in topic_weaknesses(
-                topic, required[topic.name], settings.topic_replication
+                topic,
+                required[topic.name],
+                settings.topic_replication,
+                costs.get(topic.name, {}),
             )
         ]
     except KafkaError as exc:
@@ -143,8 +162,9 @@ DEAD_LETTER_TOPIC_PARTITIONS = 1
 
 
 def _side_topics(settings: Settings) -> list[tuple[NewTopic, str]]:
-    """The state feed (compacted), and the contact-check, checkpoint and dead-letter topics
-    (kept forever like the events, never compacted)."""
+    """The state feed (compacted), the contact-check and checkpoint topics (kept forever like
+    the events, never compacted) and the dead-letter topic (never compacted, kept for
+    LEDGER_DEAD_LETTER_RETENTION_DAYS)."""
     replication = settings.topic_replication
     return [
         (
@@ -179,7 +199,7 @@ def _side_topics(settings: Settings) -> list[tuple[NewTopic, str]]:
                 settings.dead_letter_topic,
                 DEAD_LETTER_TOPIC_PARTITIONS,
                 replication,
-                topic_configs=topic_configs(settings),
+                topic_configs=dead_letter_topic_configs(settings),
             ),
             "dead-letter topic",
         ),

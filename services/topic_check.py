@@ -69,10 +69,14 @@ RULES: Final[dict[str, tuple[Callable[[str, str], bool], str]]] = {
 
 
 def topic_weaknesses(
-    topic: DescribedTopic, required: Mapping[str, str], replication: int
+    topic: DescribedTopic,
+    required: Mapping[str, str],
+    replication: int,
+    costs: Mapping[str, str] | None = None,
 ) -> list[str]:
     """Each way `topic` is weaker than `required` configs and `replication` replicas, in words
-    an operator can act on; empty when it keeps them all."""
+    an operator can act on; empty when it keeps them all. `costs` says, per config, what a
+    wrong value costs on this topic where that differs from RULES."""
     found = []
     if topic.replicas < replication:
         found.append(
@@ -82,6 +86,7 @@ def topic_weaknesses(
         )
     for name, wanted in required.items():
         keeps, cost = RULES.get(name, (_equal, "the ledger relies on this value"))
+        cost = (costs or {}).get(name, cost)
         actual = topic.configs.get(name)
         if actual is None:
             found.append(

@@ -9,8 +9,10 @@ requirements.
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping
+from types import MappingProxyType
 from typing import Final
 
+from schemas.events import BY_IDENTIFIER
 from services.api import (
     access_log,
     erasure,
@@ -49,8 +51,20 @@ ACCESS_LEVELS: Final = (
 METRICS_PATH: Final = "/metrics"
 SUBJECT: Final = "/v1/subjects/{subject_id}"
 
+#: the subject routes that take `by-identifier` in place of a subject id
+SUBJECT_VIEWS: Final = ("consent", "events", "history", "export", "verify")
+#: GET route template -> the path of its POST twin, which takes the same fields as a JSON body
+#: so an e-mail address or phone number stays out of the URL (services/api/lookups.py)
+POST_TWINS: Final[Mapping[str, str]] = MappingProxyType(
+    {
+        "/v1/decision": "/v1/decision",
+        **{f"{SUBJECT}/{view}": f"/v1/subjects/{BY_IDENTIFIER}/{view}" for view in SUBJECT_VIEWS},
+        audit.PATH: audit.PATH.replace("{subject_id}", BY_IDENTIFIER),
+    }
+)
+
 #: (method, route template) -> access level (a scope, or one of the three above)
-ROUTE_ACCESS: Final[Mapping[tuple[str, str], str]] = {
+_DECLARED: Final[Mapping[tuple[str, str], str]] = {
     **{("POST", f"{SUBJECT}/{path}"): RECORD for path in COMMANDS},
     ("POST", f"{SUBJECT}/identifiers"): RECORD,
     ("DELETE", f"{SUBJECT}/identifiers"): RECORD,
@@ -85,9 +99,14 @@ ROUTE_ACCESS: Final[Mapping[tuple[str, str], str]] = {
     ("GET", "/openapi.json"): PUBLIC,
     ("GET", receipts.JWKS_PATH): PUBLIC,
 }
+#: every route's level: the declared ones, and each POST twin at its GET route's level
+ROUTE_ACCESS: Final[Mapping[tuple[str, str], str]] = {
+    **_DECLARED,
+    **{("POST", twin): _DECLARED[("GET", get)] for get, twin in POST_TWINS.items()},
+}
 
 #: routes whose `at=` (an as-of read: what the ledger knew then) needs the audit scope
-AS_OF_ROUTES: Final = frozenset({("GET", "/v1/decision")})
+AS_OF_ROUTES: Final = frozenset({("GET", "/v1/decision"), ("POST", "/v1/decision")})
 
 
 class UnclassifiedRoute(LookupError):
@@ -98,7 +117,8 @@ def required_access(
     method: str, path: str, query: Collection[str] = (), *, metrics_public: bool = False
 ) -> str:
     """The access level a request needs: `path` is the route template, `query` the names of
-    its query parameters. HEAD is GET's; /metrics is public when LEDGER_METRICS_PUBLIC is on."""
+    its query parameters (of a POST twin, its body's fields). HEAD is GET's; /metrics is public
+    when LEDGER_METRICS_PUBLIC is on."""
     verb = "GET" if method == "HEAD" else method
     try:
         level = ROUTE_ACCESS[(verb, path)]

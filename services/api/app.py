@@ -30,6 +30,7 @@ from services.api import (
     unsubscribe,
     verify,
 )
+from services.api.access import POST_TWINS
 from services.api.commands import COMMANDS
 from services.api.guard import protect
 from services.api.metrics import metrics_endpoint
@@ -122,6 +123,13 @@ def routes() -> list[Route]:
         Route(receipts.JWKS_PATH, receipts.jwks, methods=["GET"]),
         Route(audit.PATH, audit.subject, methods=["GET"]),
         Route(access_log.PATH, access_log.access_log, methods=["GET"]),
+    ]
+    # each lookup route's POST twin runs the GET route's handler (services/api/lookups.py)
+    lookups = {
+        r.path: r.endpoint for r in out if r.path in POST_TWINS and "GET" in (r.methods or ())
+    }
+    out += [
+        Route(POST_TWINS[path], endpoint, methods=["POST"]) for path, endpoint in lookups.items()
     ]
     return out
 

@@ -17,6 +17,7 @@ from starlette.requests import Request
 from schemas.event_limits import EARLIEST, LATEST
 from schemas.events import EMAIL_LIKE_RE, subject_id_problem
 from services.api.problems import ProblemError, field_error, invalid
+from services.free_text import contains_phone_number
 
 MAX_BODY: Final = 64 * 1024
 
@@ -99,6 +100,18 @@ def _unstorable(text: str) -> str | None:
     return None
 
 
+def _phone_problem(text: str) -> str | None:
+    """Why free text cannot carry `text` for holding a phone number (services/free_text.py
+    says what counts as one), or None."""
+    if contains_phone_number(text):
+        return (
+            "must not contain a phone number (7 or more digits written with spaces or"
+            " + ( ) - . /); dates, times and ids such as INC-20260131-0042 are accepted:"
+            " events carry no personal data"
+        )
+    return None
+
+
 def query_fields(request: Request) -> Fields:
     """The query string as Fields; a parameter given twice is refused, never silently merged
     (which of two `email=` values to answer for is not ours to guess)."""
@@ -154,6 +167,9 @@ class Fields:
             return None
         if free_text and EMAIL_LIKE_RE.search(value):
             self.error(name, "must not contain an e-mail address: events carry no personal data")
+            return None
+        if free_text and (problem := _phone_problem(value)):
+            self.error(name, problem)
             return None
         return value
 

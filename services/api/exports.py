@@ -23,7 +23,7 @@ from projections.state import Fact, FactKey
 from schemas.events import CONSENT_GRANTED
 from services import access_export
 from services.api.access_log import record_read
-from services.api.body import query_fields
+from services.api.lookups import lookup_fields
 from services.api.read import _ledger, _path_subject, _wait_for_token, consent_json
 from services.bootstrap import Ledger
 from services.history_formats import FORMATS, MEDIA_TYPES, encoder, entry_json
@@ -45,7 +45,7 @@ def _filename(kind: str, subject_id: str, extension: str) -> str:
 async def history(request: Request) -> StreamingResponse:
     """GET /v1/subjects/{subject_id}/history?format=json|csv|avro: every event, in log order."""
     ledger = _ledger(request)
-    f = query_fields(request)
+    f = await lookup_fields(request)
     fmt = f.choice("format", FORMATS, default="json") or "json"
     await _wait_for_token(ledger, f)
     subject_id = await _path_subject(ledger, request, f)
@@ -90,7 +90,7 @@ async def _read_all(
 async def export(request: Request) -> JSONResponse:
     """GET /v1/subjects/{subject_id}/export: the GDPR Art. 15 and 20 answer as one document."""
     ledger = _ledger(request)
-    f = query_fields(request)
+    f = await lookup_fields(request)
     await _wait_for_token(ledger, f)
     subject_id = await _path_subject(ledger, request, f)
     f.finish()

@@ -115,7 +115,9 @@ async def unlink(request: Request) -> JSONResponse:
         "identifiers/unlink", subject_id, {**body, "value": index.hex()}
     )
     # a retry of an unlink that was recorded replays it; anything else must find the link
-    replay = key is not None and await idempotency.is_claimed(ledger.pool, key)
+    replay = key is not None and await idempotency.is_claimed(
+        ledger.pool, idempotency.key_hash(ledger.secrets.blind_index_key, key)
+    )
     if not replay and await _subject_for(ledger, kind, index) != subject_id:
         raise ProblemError(
             404,

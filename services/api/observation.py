@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Final
+from typing import Any, Final
 
 from starlette.applications import Starlette
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from services.api import api_metrics
+from services.api.no_store import NoStoreOnApi
 from services.request_context import (
     HEADER,
     REQUEST_ID,
@@ -116,8 +117,15 @@ class RequestObservation:
 
 
 class ObservedStarlette(Starlette):
-    """Starlette with RequestObservation outside its error middleware (user middleware would
-    sit inside it and miss the 500 answers)."""
+    """Starlette with NoStoreOnApi and RequestObservation outside its error middleware (user
+    middleware would sit inside it and miss the 500 answers; NoStoreOnApi outermost, so an
+    answer the observation gives itself is no-store too), and no trailing-slash redirects:
+    `/u/<token>/` is a 404 like any unknown path, never a 307 to a URL built from the Host
+    header that skips the route's checks."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.router.redirect_slashes = False
 
     def build_middleware_stack(self) -> ASGIApp:
-        return RequestObservation(super().build_middleware_stack())
+        return NoStoreOnApi(RequestObservation(super().build_middleware_stack()))

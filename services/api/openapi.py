@@ -35,10 +35,11 @@ from services.api import (
     suppressions,
     verify,
 )
-from services.api.access import ANY_KEY, KEY_OPTIONAL, ROUTE_ACCESS, TOKEN_PAGE
+from services.api.access import ANY_KEY, KEY_OPTIONAL, POST_TWINS, ROUTE_ACCESS, TOKEN_PAGE
 from services.api.access import PUBLIC as NO_KEY
 from services.api.body import Fields
 from services.api.commands import COMMANDS, Builder, Context
+from services.api.lookups import twin_operation
 from services.api.openapi_responses import (
     ANSWERS,
     CREATED,
@@ -264,10 +265,13 @@ def openapi_document(catalogue: Catalogue) -> dict[str, Any]:
     paths.update(audit.OPENAPI_PATHS)
     paths.update(access_log.OPENAPI_PATHS)
     paths.update(_rights_paths(catalogue))
+    completed = _complete(paths)
+    for get, twin in POST_TWINS.items():
+        completed.setdefault(twin, {})["post"] = twin_operation(completed[get]["get"], get)
     return {
         "openapi": "3.1.0",
         "info": {"title": "Consent ledger", "version": "1"},
-        "paths": _complete(paths),
+        "paths": completed,
         "components": {
             "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer"}},
             "schemas": {"Problem": PROBLEM_SCHEMA},

@@ -172,10 +172,19 @@ ANSWERS: Final[dict[tuple[str, str], dict[str, Any]]] = {
     },
     ("get", "/v1/decision"): {
         "200": json_answer(
-            "the decision; subject_id is null for an identifier linked to nobody",
+            "the decision; subject_id is null for an identifier linked to nobody. An email or"
+            " phone lookup by a key without the audit scope leaves out subject_id and evidence",
             obj(
-                {"subject_id": NULLABLE_STRING, "purpose": STRING, "channel": STRING, **_DECISION},
-                _AS_OF_OR_TOKEN,
+                {
+                    "purpose": STRING,
+                    "channel": STRING,
+                    **{k: v for k, v in _DECISION.items() if k != "evidence"},
+                },
+                {
+                    "subject_id": NULLABLE_STRING,
+                    "evidence": _DECISION["evidence"],
+                    **_AS_OF_OR_TOKEN,
+                },
             ),
         )
     },

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Final
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -17,10 +17,12 @@ from projections.state import ALL, Fact, FactKey, covering
 from schemas.events import CONSENT_GRANTED, rfc3339
 from services.api import api_metrics, as_of
 from services.api.access_log import record_read
-from services.api.body import Fields, query_fields
-from services.api.identifiers import UnknownIdentifier, subject_from_query
+from services.api.body import Fields
+from services.api.identifiers import LOOKUP_PARAMETERS, UnknownIdentifier, subject_from_query
+from services.api.lookups import lookup_fields, path_subject
 from services.api.problems import ProblemError, field_error, invalid, unavailable
 from services.api.projector_status import require_fresh
+from services.api_keys import AUDIT, permits
 from services.bootstrap import Ledger
 from services.catalogue import Catalogue, Purpose
 from services.decisions import Decision, decide, unknown_subject
@@ -61,7 +63,7 @@ async def _path_subject(
     """The path's subject id, or the subject `by-identifier` finds (as of `at`, when given);
     404 when it finds none."""
     try:
-        return await subject_from_query(ledger, f, request.path_params["subject_id"], at=at)
+        return await subject_from_query(ledger, f, path_subject(request), at=at)
     except UnknownIdentifier as exc:
         raise ProblemError(
             404,
@@ -93,7 +95,7 @@ def _decision_json(decision: Decision) -> dict[str, Any]:
 
 async def decision(request: Request) -> JSONResponse:
     ledger = _ledger(request)
-    f = query_fields(request)
+    f = await lookup_fields(request)
     pid = f.choice("purpose", ledger.catalogue.ids, required=True)
     purpose = ledger.catalogue.get(pid) if pid else None
     channel = f.choice("channel", purpose.channels if purpose else (), required=True)
@@ -127,31 +129,56 @@ async def decision(request: Request) -> JSONResponse:
                 **as_of.stamp(known, at),
             }
         )
+    hidden = _pseudonym_hidden(request, f)
     if subject_id is None:
         unknown = unknown_subject(purpose)
         api_metrics.count_decision(api_metrics.SINGLE, unknown.reason, unknown.allowed)
         return JSONResponse(
-            {
-                "subject_id": None,
-                "purpose": purpose.id,
-                "channel": channel,
-                **_decision_json(unknown),
-                "token": None,
-            }
+            _shown(
+                {
+                    "subject_id": None,
+                    "purpose": purpose.id,
+                    "channel": channel,
+                    **_decision_json(unknown),
+                    "token": None,
+                },
+                hidden,
+            )
         )
     facts, token, published = await _state(ledger, subject_id)
     made = decide(facts, purpose, channel, datetime.now(UTC), published)
     api_metrics.count_decision(api_metrics.SINGLE, made.reason, made.allowed)
     answer = _decision_json(made)
     return JSONResponse(
-        {
-            "subject_id": subject_id,
-            "purpose": purpose.id,
-            "channel": channel,
-            **answer,
-            "token": token,
-        }
+        _shown(
+            {
+                "subject_id": subject_id,
+                "purpose": purpose.id,
+                "channel": channel,
+                **answer,
+                "token": token,
+            },
+            hidden,
+        )
     )
+
+
+#: what a decision by e-mail or phone leaves out for a key without the audit scope
+HIDDEN_FROM_DECIDE: Final = ("subject_id", "evidence")
+
+
+def _pseudonym_hidden(request: Request, f: Fields) -> bool:
+    """Whether this decision answers an `email=` / `phone=` lookup for a key without the audit
+    (or admin) scope. Such a key (a marketing tool's) learns the decision, not the subject id
+    the address resolves to, nor the evidence event ids, which name the subject's events: live
+    decisions are not access-logged, so it must not become an address-to-id resolver."""
+    caller = getattr(request.state, "caller", None)
+    by_identifier = any(f.data.get(name) is not None for name in LOOKUP_PARAMETERS)
+    return by_identifier and not (caller is not None and permits(caller.scopes, AUDIT))
+
+
+def _shown(body: dict[str, Any], hidden: bool) -> dict[str, Any]:
+    return {k: v for k, v in body.items() if k not in HIDDEN_FROM_DECIDE} if hidden else body
 
 
 def _scope(fact: Fact) -> dict[str, str | None]:
@@ -248,7 +275,7 @@ def consent_json(
 
 async def consent_state(request: Request) -> JSONResponse:
     ledger = _ledger(request)
-    f = query_fields(request)
+    f = await lookup_fields(request)
     at = as_of.at_param(f)
     await _wait_for_token(ledger, f)
     subject_id = await _path_subject(ledger, request, f, at)
@@ -265,7 +292,7 @@ async def consent_state(request: Request) -> JSONResponse:
 
 async def subject_events(request: Request) -> Response:
     ledger = _ledger(request)
-    f = query_fields(request)
+    f = await lookup_fields(request)
     await _wait_for_token(ledger, f)
     subject_id = await _path_subject(ledger, request, f)
     limit = _int(f, "limit", 1000, 1, 10000)

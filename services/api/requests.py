@@ -121,10 +121,8 @@ def step_endpoint(step: str) -> Any:
 
 
 async def _claimed(ledger: Ledger, key: str) -> bool:
-    claimed: bool = await ledger.pool.fetchval(
-        "SELECT EXISTS (SELECT 1 FROM idempotency_keys WHERE idempotency_key = $1)", key
-    )
-    return claimed
+    stored = idempotency.key_hash(ledger.secrets.blind_index_key, key)
+    return await idempotency.is_claimed(ledger.pool, stored)
 
 
 async def show_request(request: Request) -> JSONResponse:

@@ -13,7 +13,7 @@ from projections import chain_store
 from projections.chain_verify import BREAK_REASONS
 from schemas.codec import default_codec
 from services.api.access_log import record_read
-from services.api.body import query_fields
+from services.api.lookups import lookup_fields
 from services.api.read import _path_subject, _wait_for_token
 from services.bootstrap import Ledger
 
@@ -23,7 +23,7 @@ PATH: Final = "/v1/subjects/{subject_id}/verify"
 async def verify_subject(request: Request) -> JSONResponse:
     """Verify the subject's hash chain; `first_broken` names the first entry that fails."""
     ledger: Ledger = request.app.state.ledger
-    f = query_fields(request)
+    f = await lookup_fields(request)
     await _wait_for_token(ledger, f)
     subject_id = await _path_subject(ledger, request, f)
     f.finish()

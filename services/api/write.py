@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import re
 from datetime import UTC, datetime
 from typing import Any, Final
 
@@ -20,19 +19,20 @@ from services.api.problems import ProblemError, field_error, invalid, unavailabl
 from services.bootstrap import Ledger
 from services.erasure import refuse_if_erased
 from services.publisher import BrokerUnavailable
+from services.request_context import opaque_id_problem
 from services.tokens import encode_token
 
-_KEY_RE: Final = re.compile(r"[\x21-\x7e]{1,200}")
+MAX_KEY_LENGTH: Final = 200
 
 Positions = list[tuple[int, int]]
 
 
 def idempotency_key(request: Request) -> str | None:
+    """The request's Idempotency-Key, held to the X-Request-Id rule (services/request_context.py):
+    an e-mail address or a phone number as a key is refused (400), never stored."""
     key = request.headers.get("idempotency-key")
-    if key is not None and not _KEY_RE.fullmatch(key):
-        raise invalid(
-            [field_error("Idempotency-Key", "must be 1-200 visible ASCII characters")], 400
-        )
+    if key is not None and (problem := opaque_id_problem(key, MAX_KEY_LENGTH)):
+        raise invalid([field_error("Idempotency-Key", problem)], 400)
     return key
 
 
@@ -53,9 +53,10 @@ async def append(
     await refuse_if_erased(ledger, subject_id, events)
     values = [ledger.codec.encode(e) for e in events]
     replayed = False
+    stored = idempotency.key_hash(ledger.secrets.blind_index_key, key) if key is not None else b""
     if key is not None:
         ids = [e.event_id for e in events]
-        claim = await idempotency.claim(ledger.pool, key, digest, subject_id, ids, values)
+        claim = await idempotency.claim(ledger.pool, stored, digest, subject_id, ids, values)
         if not claim.digest_matches:
             raise ProblemError(
                 422,
@@ -86,7 +87,7 @@ async def append(
     if key is not None:
         # the events are in the log: a failure to note it only costs a retry a re-send
         with contextlib.suppress(OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
-            await idempotency.record_ack(ledger.pool, key, positions)
+            await idempotency.record_ack(ledger.pool, stored, positions)
     return events, positions, replayed
 
 

@@ -11,17 +11,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Final, cast
+from typing import cast
 
 import asyncpg
 
 from schemas.events import Event
 from services import idempotency
 from services.bootstrap import Ledger
-
-RECORD_ACK: Final = (
-    "UPDATE idempotency_keys SET ack_partitions = $2, ack_offsets = $3 WHERE idempotency_key = $1"
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,14 +35,16 @@ async def append_many(ledger: Ledger, items: Sequence[Appendable]) -> list[bool]
     claim of its key existed (a replay). Raises BrokerUnavailable when acks do not come;
     then a later call with the same keys completes the job."""
     values = [[ledger.codec.encode(e) for e in item.events] for item in items]
+    # the key is stored only as its keyed hash, as the API stores it
+    hashes = [idempotency.key_hash(ledger.secrets.blind_index_key, item.key) for item in items]
     async with ledger.pool.acquire() as conn, conn.transaction():
         # one commit for the batch; `claim` only calls fetchrow, which a connection has too
         store = cast(asyncpg.Pool, conn)
         claims = [
             await idempotency.claim(
-                store, item.key, item.digest, item.subject_id, [e.event_id for e in item.events], v
+                store, hashed, item.digest, item.subject_id, [e.event_id for e in item.events], v
             )
-            for item, v in zip(items, values, strict=True)
+            for item, hashed, v in zip(items, hashes, values, strict=True)
         ]
     unacked = [i for c in claims if not c.first and c.acked is None for i in c.event_ids]
     projected = await idempotency.projected_positions(ledger.pool, unacked) if unacked else {}
@@ -62,8 +60,8 @@ async def append_many(ledger: Ledger, items: Sequence[Appendable]) -> list[bool]
     acks, at = [], 0
     for n, batch in sends:
         taken, at = positions[at : at + len(batch)], at + len(batch)
-        acks.append((items[n].key, [p for p, _ in taken], [o for _, o in taken]))
+        acks.append((hashes[n], [p for p, _ in taken], [o for _, o in taken]))
     if acks:
         async with ledger.pool.acquire() as conn, conn.transaction():
-            await conn.executemany(RECORD_ACK, acks)
+            await conn.executemany(idempotency.RECORD_ACK, acks)
     return [not claim.first for claim in claims]

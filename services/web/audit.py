@@ -35,7 +35,7 @@ from schemas.codec import CodecError, EventCodec
 from schemas.events import Event
 from services import decision_history
 from services.api.access_log import record_read
-from services.api.body import query_fields
+from services.api.lookups import lookup_fields
 from services.api.problems import ProblemError
 from services.api.read import _path_subject, _wait_for_token
 from services.bootstrap import Ledger
@@ -202,7 +202,7 @@ def audit_errors(endpoint: Endpoint) -> Endpoint:
 async def subject(request: Request) -> Response:
     """The auditor's page of one subject; 404 when the ledger knows nothing of it."""
     ledger: Ledger = request.app.state.ledger
-    f = query_fields(request)
+    f = await lookup_fields(request)
     await _wait_for_token(ledger, f)
     subject_id = await _path_subject(ledger, request, f)
     f.finish()

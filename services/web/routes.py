@@ -66,6 +66,8 @@ HEADERS: Final = {
     "Referrer-Policy": "no-referrer",
     "X-Content-Type-Options": "nosniff",
     "X-Robots-Tag": "noindex, nofollow",
+    # CSP frame-ancestors covers current browsers; older ones only know this
+    "X-Frame-Options": "DENY",
     "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline';"
     " form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
 }
@@ -277,7 +279,8 @@ async def unsubscribe(request: Request) -> Response:
     source = Source("unsubscribe_link", SYSTEM, "list_unsubscribe")
     for pending in todo:
         first = link_key(token, pending.change)
-        earlier = await idempotency.logged_position(ledger.pool, first)
+        stored = idempotency.key_hash(ledger.secrets.blind_index_key, first)
+        earlier = await idempotency.logged_position(ledger.pool, stored)
         key = episode_key(first, earlier, pending.overrides)
         positions.append(await _record(ledger, claims, key, [pending.change], source))
     ledger_token = _ledger_token(max(positions))

@@ -46,7 +46,8 @@ async def kept_rows(conn: asyncpg.Connection) -> dict[str, list[tuple[Any, ...]]
             tuple(r) for r in await conn.fetch("SELECT * FROM subject_keys ORDER BY 1")
         ],
         "idempotency_keys": [
-            tuple(r) for r in await conn.fetch("SELECT * FROM idempotency_keys ORDER BY 1")
+            tuple(r)
+            for r in await conn.fetch("SELECT * FROM idempotency_keys ORDER BY key_hash, 1")
         ],
         "metric_histograms": [
             tuple(r) for r in await conn.fetch("SELECT * FROM metric_histograms ORDER BY 1, 2")

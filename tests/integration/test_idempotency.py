@@ -66,9 +66,8 @@ async def test_a_lost_first_answer_is_completed_by_the_retry_with_the_same_event
     digest = idempotency.request_digest("consents", "idem-4", dict(BODY))
     pool = await asyncpg.create_pool(settings.database_url, min_size=1, max_size=1)
     try:
-        claim = await idempotency.claim(
-            pool, "order-4", digest, "idem-4", [event.event_id], [value]
-        )
+        stored = idempotency.key_hash(settings.secrets().blind_index_key, "order-4")
+        claim = await idempotency.claim(pool, stored, digest, "idem-4", [event.event_id], [value])
         assert claim.first
     finally:
         await pool.close()

@@ -6,7 +6,13 @@ from __future__ import annotations
 import pytest
 
 from services.config import Settings, SettingsError
-from services.topic import required_configs, state_topic_configs, topic_configs
+from services.topic import (
+    DEAD_LETTER_RETENTION_COST,
+    dead_letter_topic_configs,
+    required_configs,
+    state_topic_configs,
+    topic_configs,
+)
 from services.topic_check import DescribedTopic, topic_weaknesses
 
 PRODUCTION = Settings.from_env(
@@ -42,9 +48,29 @@ def test_every_ledger_topic_is_checked_and_only_the_state_topic_is_compacted() -
     }
     compacted = [name for name, c in required.items() if c["cleanup.policy"] != "delete"]
     assert compacted == [PRODUCTION.state_topic]
-    # the checks, checkpoint and dead-letter topics are evidence: kept forever like the events
-    evidence = (PRODUCTION.checks_topic, PRODUCTION.checkpoints_topic, PRODUCTION.dead_letter_topic)
+    # the checks and checkpoint topics are evidence: kept forever like the events
+    evidence = (PRODUCTION.checks_topic, PRODUCTION.checkpoints_topic)
     assert all(required[name] == EVENTS for name in evidence)
+    # dead letters (foreign records) are kept for LEDGER_DEAD_LETTER_RETENTION_DAYS only
+    thirty_days = str(30 * 86_400_000)
+    assert required[PRODUCTION.dead_letter_topic] == {**EVENTS, "retention.ms": thirty_days}
+
+
+@pytest.mark.parametrize("days", [1, 30, 3650])
+def test_the_dead_letter_topic_keeps_records_for_the_setting(days: int) -> None:
+    settings = Settings.from_env({"LEDGER_DEAD_LETTER_RETENTION_DAYS": str(days)})
+    assert dead_letter_topic_configs(settings)["retention.ms"] == str(days * 86_400_000)
+
+
+def test_a_dead_letter_topic_kept_forever_is_named_with_what_that_costs() -> None:
+    required = dead_letter_topic_configs(PRODUCTION)
+    kept_forever = DescribedTopic("consent.deadletter", EVENTS, 3)
+    costs = {"retention.ms": DEAD_LETTER_RETENTION_COST}
+    (found,) = topic_weaknesses(kept_forever, required, 3, costs)
+    assert found == (
+        f"topic consent.deadletter: retention.ms=-1, required {required['retention.ms']}:"
+        f" {DEAD_LETTER_RETENTION_COST}"
+    )
 
 
 # (id, what the broker reports, required configs, words each weakness must contain)

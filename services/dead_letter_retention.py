@@ -1,0 +1,77 @@
+"""Dead letters are kept for LEDGER_DEAD_LETTER_RETENTION_DAYS, then purged by `consent-ledger
+retention`.
+
+A dead letter is a record of the event topic the codec could not read: something a foreign or
+broken producer wrote, which may hold personal data in any form and under no subject's key, so
+erasure cannot reach it. After the retention period:
+
+- its `rejected_records` row is deleted. `restore-log` then finds no record at that offset and
+  writes a placeholder, as for an erased subject's purged journal entry: the records after it
+  keep their offsets, and the partition's checkpoint digest starts again;
+- its `dead_letter_outbox` row keeps the position, when it was queued and where it was
+  published, but loses the record's key, value and error text (`purged_at` is set). The count
+  of dead letters ever seen (`/readyz`, `ledger_dead_letters_total`) comes from these rows, so
+  it never goes down. A letter purged before it was published is never published;
+- on the dead-letter topic, the broker deletes it once it is older than the topic's
+  `retention.ms` (set from the same setting when the ledger creates the topic).
+
+The purge runs in one transaction that takes `checkpoint_state` in ROW SHARE mode: a
+`restore-log` (which locks that table EXCLUSIVE while it reads the stored records) waits for
+it, or it for the restore, and projector batches are not held up.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Final
+
+import asyncpg
+
+#: the error text a purged outbox row keeps in place of the codec's message
+PURGED_ERROR: Final = "purged after the dead-letter retention period"
+
+COUNT_DUE: Final = """
+SELECT (SELECT count(*) FROM rejected_records WHERE topic = $1 AND rejected_at < $2) AS rejected,
+       (SELECT count(*) FROM dead_letter_outbox
+        WHERE topic = $1 AND queued_at < $2 AND purged_at IS NULL) AS letters
+"""
+PURGE_REJECTED: Final = "DELETE FROM rejected_records WHERE topic = $1 AND rejected_at < $2"
+PURGE_LETTERS: Final = """
+UPDATE dead_letter_outbox
+SET record_key = NULL, record_value = NULL, error = $3, purged_at = now(), claimed_until = NULL
+WHERE topic = $1 AND queued_at < $2 AND purged_at IS NULL
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetterPurge:
+    """What one run purged (or, dry, would purge): rows of each table, and the cut-off."""
+
+    rejected: int
+    letters: int
+    before: datetime
+
+
+def cutoff(now: datetime, days: int) -> datetime:
+    """Records rejected before this instant are due."""
+    return now - timedelta(days=days)
+
+
+def _count(status: str) -> int:
+    return int(status.rsplit(" ", 1)[-1])
+
+
+async def purge_dead_letters(
+    conn: asyncpg.Connection, topic: str, before: datetime, *, dry_run: bool
+) -> DeadLetterPurge:
+    """Purge the dead letters of `topic` rejected before `before` (module docstring)."""
+    if dry_run:
+        row = await conn.fetchrow(COUNT_DUE, topic, before)
+        assert row is not None
+        return DeadLetterPurge(int(row["rejected"]), int(row["letters"]), before)
+    async with conn.transaction():
+        await conn.execute("LOCK TABLE checkpoint_state IN ROW SHARE MODE")
+        rejected = _count(await conn.execute(PURGE_REJECTED, topic, before))
+        letters = _count(await conn.execute(PURGE_LETTERS, topic, before, PURGED_ERROR))
+    return DeadLetterPurge(rejected, letters, before)
