@@ -12,11 +12,11 @@ from dataclasses import replace
 
 import asyncpg
 import pytest
-from aiokafka.admin import AIOKafkaAdminClient
 
 from projections import dead_letters
 from services.config import Settings
 from services.dead_letter_retention import PURGED_ERROR
+from services.kafka_clients import new_admin
 from services.restore import restore_log
 from services.restore_plan import PLACEHOLDER_HEADERS, PLACEHOLDER_KEY
 from services.retention import run_retention
@@ -37,7 +37,7 @@ async def _rejected(settings: Settings, db: asyncpg.Connection) -> list[tuple[in
     garbage: list[tuple[int, bytes | None, bytes | None, list[tuple[str, bytes | None]]]] = [
         (0, b"poison", b"\x00garbage-%d" % n, []) for n in range(4)
     ]
-    await produce_raw(settings.kafka_bootstrap_servers, settings.topic, garbage)
+    await produce_raw(settings.kafka, settings.topic, garbage)
     await produce_log(settings, count=20, subjects=3, seed=7)
     async with running_projector(settings):
         await wait_until(lambda: caught_up(settings, db), 60, "the projector to pass the poison")
@@ -104,7 +104,7 @@ async def test_old_dead_letters_are_purged_and_young_ones_kept(
 
         await wait_until(published, 60, "the kept dead letters to be published")
     assert feed.published == 2
-    on_topic = await all_records(settings.kafka_bootstrap_servers, settings.dead_letter_topic)
+    on_topic = await all_records(settings.kafka, settings.dead_letter_topic)
     assert sorted(s.value or b"" for s in on_topic) == [b"\x00garbage-2", b"\x00garbage-3"]
 
 
@@ -112,7 +112,7 @@ async def test_restore_log_writes_placeholders_where_dead_letters_were_purged(
     settings: Settings, db: asyncpg.Connection
 ) -> None:
     positions = await _rejected(settings, db)
-    original = await all_records(settings.kafka_bootstrap_servers, settings.topic)
+    original = await all_records(settings.kafka, settings.topic)
     assert await run_retention(settings) == 0
 
     target = replace(settings, topic=f"{settings.topic}.restored")
@@ -120,7 +120,7 @@ async def test_restore_log_writes_placeholders_where_dead_letters_were_purged(
     result = await restore_log(target, db, source_topic=settings.topic)
     assert result.sources["placeholder"] == 2 and result.sources["rejected"] == 2
     assert result.restarted == [0]  # the partition's checkpoint digest starts again
-    restored = await all_records(target.kafka_bootstrap_servers, target.topic)
+    restored = await all_records(target.kafka, target.topic)
     assert [(s.partition, s.offset) for s in restored] == [
         (s.partition, s.offset) for s in original
     ]
@@ -149,7 +149,7 @@ async def test_the_dead_letter_topic_is_created_with_the_retention_setting(
         dead_letter_retention_days=7,
     )
     await ensure_topic(shorter)
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
+    admin = new_admin(settings.kafka)
     await admin.start()
     try:
         described = {

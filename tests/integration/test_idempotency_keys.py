@@ -13,7 +13,6 @@ from pathlib import Path
 import asyncpg
 import httpx
 import pytest
-from aiokafka import AIOKafkaProducer
 
 from projections.migrate import migrate, migration_files
 from schemas.codec import default_codec, kafka_headers
@@ -25,9 +24,11 @@ from services.cli import run_init
 from services.config import Settings
 from services.importing import formats
 from services.importing.run import ImportOptions, run_import
+from services.kafka_clients import new_producer
 from services.topic import highwaters
 from tests.conftest import make_settings, running_api, running_projector
 from tests.servers import Servers
+from tests.writer_macs import sealed
 
 pytestmark = pytest.mark.integration
 
@@ -55,13 +56,13 @@ async def test_a_key_that_could_be_personal_data_is_refused_and_nothing_is_recor
 ) -> None:
     subject = f"idem-refused-{uuid.uuid4().hex[:8]}"
     headers = {"Idempotency-Key": key}
-    before = await highwaters(module_settings.kafka_bootstrap_servers, module_settings.topic)
+    before = await highwaters(module_settings.kafka, module_settings.topic)
     refused = await module_api.post(f"/v1/subjects/{subject}/consents", json=BODY, headers=headers)
     assert refused.status_code == 400, refused.text
     assert refused.headers["content-type"] == "application/problem+json"
     (error,) = refused.json()["errors"]
     assert error["field"] == "Idempotency-Key"
-    after = await highwaters(module_settings.kafka_bootstrap_servers, module_settings.topic)
+    after = await highwaters(module_settings.kafka, module_settings.topic)
     assert after == before
     conn = await asyncpg.connect(module_settings.database_url)
     try:
@@ -133,11 +134,15 @@ async def test_a_key_stored_in_clear_before_the_upgrade_is_still_honoured(
             [value],
             "idem-legacy",
         )
-        producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers)
+        producer = new_producer(settings.kafka)
         await producer.start()
         try:
+            # written by the ledger before the upgrade: MACed as every ledger record is
             await producer.send_and_wait(
-                settings.topic, value, key=b"idem-legacy", headers=kafka_headers(event)
+                settings.topic,
+                value,
+                key=b"idem-legacy",
+                headers=sealed(b"idem-legacy", value, kafka_headers(event)),
             )
         finally:
             await producer.stop()
@@ -160,9 +165,10 @@ async def test_a_key_stored_in_clear_before_the_upgrade_is_still_honoured(
             assert await events_of(api, "idem-legacy", retry.json()["token"]) == [
                 str(event.event_id)
             ]
-            assert sum(
-                (await highwaters(settings.kafka_bootstrap_servers, settings.topic)).values()
-            ) in (1, 2)  # the replay may re-send the same bytes; the projector keeps one
+            assert sum((await highwaters(settings.kafka, settings.topic)).values()) in (
+                1,
+                2,
+            )  # the replay may re-send the same bytes; the projector keeps one
     finally:
         await conn.close()
 
@@ -201,9 +207,9 @@ async def test_the_importer_stores_its_keys_hashed_too(
         assert await run_import(settings, options) == 0
         rows = await db.fetch("SELECT idempotency_key, key_hash FROM idempotency_keys")
         assert rows and all(r["idempotency_key"] is None and r["key_hash"] for r in rows)
-        before = await highwaters(settings.kafka_bootstrap_servers, settings.topic)
+        before = await highwaters(settings.kafka, settings.topic)
         assert await run_import(settings, options) == 0  # found again by the hash: sends nothing
-        assert await highwaters(settings.kafka_bootstrap_servers, settings.topic) == before
+        assert await highwaters(settings.kafka, settings.topic) == before
 
 
 async def test_init_hashes_keys_kept_in_clear_when_it_has_the_secrets(
