@@ -13,6 +13,7 @@ import asyncpg
 import httpx
 import pytest
 import uvicorn
+from hypothesis import settings as hypothesis_settings
 
 from projections.migrate import migrate
 from projections.runner import Projector
@@ -22,7 +23,12 @@ from services.config import Settings
 from services.secrets import new_key
 from services.stack import free_port
 from services.topic import ensure_topic
+from tests.properties import REPEATABLE, register_profiles
 from tests.servers import Servers, servers, with_database
+
+# derandomized unless `--hypothesis-profile fuzz` (`make fuzz`) chooses otherwise
+register_profiles()
+hypothesis_settings.load_profile(REPEATABLE)
 
 #: fresh keys per test session: tests never depend on a secret checked in anywhere
 TEST_SECRETS: dict[str, str] = {
