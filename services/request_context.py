@@ -25,7 +25,7 @@ REQUEST_ID: ContextVar[str | None] = ContextVar("request_id", default=None)
 
 def usable_request_id(value: str | None) -> bool:
     """Whether a caller's X-Request-Id may be kept (see the module docstring)."""
-    if value is None or not _VISIBLE.fullmatch(value) or "@" in value:
+    if value is None or len(value) > MAX_LENGTH or not _VISIBLE.fullmatch(value) or "@" in value:
         return False
     return not (_PHONE_LIKE.fullmatch(value) and sum(c.isdigit() for c in value) >= 6)
 

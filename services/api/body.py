@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections import Counter
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any, Final
@@ -75,8 +76,14 @@ RFC3339_RE: Final = re.compile(
 )
 
 
+#: longest RFC 3339 text taken (35 characters hold nanoseconds and an offset)
+MAX_TIME_TEXT: Final = 64
+
+
 def parse_time(value: str) -> datetime | None:
     """An RFC 3339 instant with an explicit offset, as UTC; None if it is not one."""
+    if len(value) > MAX_TIME_TEXT:
+        return None
     text = value.strip()
     if not RFC3339_RE.fullmatch(text):
         return None
@@ -103,8 +110,8 @@ def query_fields(request: Request) -> Fields:
     """The query string as Fields; a parameter given twice is refused, never silently merged
     (which of two `email=` values to answer for is not ours to guess)."""
     items = request.query_params.multi_items()
-    names = [name for name, _ in items]
-    repeated = sorted({name for name in names if names.count(name) > 1})
+    counts = Counter(name for name, _ in items)
+    repeated = sorted(name for name, count in counts.items() if count > 1)
     if repeated:
         raise invalid([field_error(name, "is given more than once") for name in repeated])
     return Fields(dict(items))
