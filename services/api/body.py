@@ -17,6 +17,7 @@ from starlette.requests import Request
 
 from schemas.event_limits import EARLIEST, LATEST
 from schemas.events import EMAIL_LIKE_RE, subject_id_problem
+from services.api import json_body
 from services.api.problems import ProblemError, field_error, invalid
 
 MAX_BODY: Final = 64 * 1024
@@ -44,10 +45,16 @@ async def read_json_object(request: Request, max_bytes: int = MAX_BODY) -> dict[
         chunks.append(chunk)
     raw = b"".join(chunks)
     try:
-        data = json.loads(raw) if raw else {}
+        data = await json_body.decode(raw) if raw else {}
+    except RecursionError:
+        raise _malformed("the body nests arrays and objects too deeply") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ProblemError(
-            400, "Malformed JSON", f"the body is not valid JSON: {exc}", kind="malformed-json"
+        raise _malformed(f"the body is not valid JSON: {exc}") from None
+    except json_body.TooManyContainers as exc:
+        raise _malformed(str(exc)) from None
+    except ValueError:  # int() past its digit limit, or non-ASCII digits
+        raise _malformed(
+            "the body holds a number that is not JSON or has more than 4300 digits"
         ) from None
     if not isinstance(data, dict):
         raise invalid([field_error("(body)", "must be a JSON object")], status=400)
@@ -62,6 +69,10 @@ def whole_number(text: str) -> int | None:
         return None
     digits = text.lstrip("0") or "0"
     return int(digits) if len(digits) <= 18 else None
+
+
+def _malformed(detail: str) -> ProblemError:
+    return ProblemError(400, "Malformed JSON", detail, kind="malformed-json")
 
 
 def _too_large(max_bytes: int) -> ProblemError:
