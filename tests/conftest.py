@@ -151,6 +151,7 @@ async def running_api(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
         log_level="warning",
         access_log=False,
         forwarded_allow_ips=settings.forwarded_allow_ips,
+        limit_concurrency=settings.api_concurrency_limit,
     )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
