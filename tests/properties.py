@@ -23,14 +23,14 @@ DEFAULT_EXAMPLES: Final = 100
 
 def register_profiles() -> None:
     # a deadline or a "too slow" health check fails a test on a busy machine, not a bug
-    untimed = {"deadline": None, "suppress_health_check": [HealthCheck.too_slow]}
-    settings.register_profile(REPEATABLE, derandomize=True, database=None, **untimed)
+    untimed = settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    settings.register_profile(REPEATABLE, untimed, derandomize=True, database=None)
     settings.register_profile(
         FUZZ,
+        untimed,
         max_examples=DEFAULT_EXAMPLES * FUZZ_FACTOR,
         derandomize=False,
         print_blob=True,
-        **untimed,
     )
 
 
