@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: up test unit faults clean bench wrk lock
+.PHONY: up test unit fuzz faults clean bench wrk lock
 
 # `make bench BENCH_SCALE=1 BENCH_RUNS=5 BENCH_ARGS="--profile"`: see README, Benchmarks
 BENCH_SCALE ?= 0.1
@@ -37,6 +37,11 @@ test: $(STAMP)
 
 unit: $(STAMP)
 	$(BIN)/pytest tests/unit
+
+# every hypothesis property (hypothesis marks them `hypothesis`), with fresh random examples
+# and ten times as many as `make test` draws (tests/properties.py)
+fuzz: $(STAMP)
+	$(BIN)/pytest -m hypothesis --hypothesis-profile fuzz
 
 bench: $(STAMP) wrk
 	$(BIN)/python -m bench.run --scale $(BENCH_SCALE) --runs $(BENCH_RUNS) $(BENCH_ARGS)

@@ -104,8 +104,11 @@ REQUEST_KINDS: Final = (
     "portability",
 )
 
-SUBJECT_ID_RE: Final = re.compile(r"[A-Za-z0-9._:-]{1,128}")
-EMAIL_LIKE_RE: Final = re.compile(r"[^\s@<>]+@[^\s@<>]+\.[^\s@<>]+")
+MAX_SUBJECT_ID: Final = 128
+SUBJECT_ID_RE: Final = re.compile(rf"[A-Za-z0-9._:-]{{1,{MAX_SUBJECT_ID}}}")
+#: free text holding an e-mail address, `x@y.z`: the match starts one character before an
+#: `@`, so a search costs one pass (`[^@]+@...` rescanned a long word from each of its starts)
+EMAIL_LIKE_RE: Final = re.compile(r"[^\s@<>]@[^\s@<>]+\.[^\s@<>]")
 
 
 def rfc3339(moment: datetime) -> str:
@@ -124,16 +127,21 @@ def notice_key(version: str) -> str:
 
 #: path segment that stands for "the subject found by the `email=` or `phone=` query"
 BY_IDENTIFIER: Final = "by-identifier"
+_SUBJECT_ID_FORM: Final = f"must be 1-{MAX_SUBJECT_ID} characters from letters, digits and . _ : -"
 
 
 def subject_id_problem(value: str) -> str | None:
-    """Why `value` is not a pseudonymous subject id, or None when it is one."""
-    if "@" in value or EMAIL_LIKE_RE.search(value):
+    """Why `value` is not a pseudonymous subject id, or None when it is one. The length is
+    checked first and every later test is linear, so a huge value costs no more than its
+    length (an id's alphabet has no `@`: the e-mail test is only there for its message)."""
+    if not 1 <= len(value) <= MAX_SUBJECT_ID:
+        return f"is {len(value)} characters long; {_SUBJECT_ID_FORM}"
+    if "@" in value:
         return "looks like an e-mail address; send the pseudonymous subject id instead"
+    if not SUBJECT_ID_RE.fullmatch(value):
+        return _SUBJECT_ID_FORM
     if value == BY_IDENTIFIER:
         return f"{BY_IDENTIFIER!r} is reserved for lookups by email= or phone="
-    if not SUBJECT_ID_RE.fullmatch(value):
-        return "must be 1-128 characters from letters, digits and . _ : -"
     return None
 
 

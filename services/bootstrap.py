@@ -16,6 +16,7 @@ from services import idempotency
 from services.catalogue import Catalogue, load_catalogue
 from services.coalescer import Coalescer
 from services.config import Settings
+from services.db_pool import open_pool
 from services.keystore import DataKeys
 from services.notice_cache import NoticeCache
 from services.progress import ProjectionProgress
@@ -59,8 +60,13 @@ async def _erased(pool: asyncpg.Pool, subject_ids: Sequence[str]) -> dict[str, b
 async def open_ledger(settings: Settings) -> Ledger:
     catalogue = load_catalogue(settings.catalogue_file)
     secrets = settings.secrets()
-    pool = await asyncpg.create_pool(
-        settings.database_url, min_size=2, max_size=10, reset=_keep_session
+    pool = await open_pool(
+        settings.database_url,
+        min_size=2,
+        max_size=10,
+        acquire_timeout_ms=settings.db_acquire_timeout_ms,
+        statement_timeout_ms=settings.db_statement_timeout_ms,
+        reset=_keep_session,
     )
     producer = make_producer(
         settings.kafka,

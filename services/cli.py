@@ -253,6 +253,7 @@ def api_server_options(settings: Settings) -> dict[str, Any]:
         "log_config": None,
         "log_level": settings.log_level,
         "forwarded_allow_ips": settings.forwarded_allow_ips,
+        "limit_concurrency": settings.api_concurrency_limit,
         "timeout_graceful_shutdown": 5,
     }
 

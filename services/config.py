@@ -73,6 +73,9 @@ class Settings:
     kafka_idempotence: bool
     produce_timeout_ms: int
     read_wait_ms: int
+    api_concurrency_limit: int
+    db_acquire_timeout_ms: int
+    db_statement_timeout_ms: int
     projector_group: str
     kafka_session_timeout_ms: int
     projector_batch: int

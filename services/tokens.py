@@ -14,6 +14,8 @@ from typing import Final
 
 _SHAPE: Final = re.compile(r"c1\.(\d{1,6})\.(\d{1,19})")
 _SNAPSHOT_SHAPE: Final = re.compile(r"s1((?:\.\d{1,19}){1,10000})")
+#: a token's longest base64url text: `c1.` and 6 and 19 digits take 40 characters
+MAX_TOKEN: Final = 40
 
 
 class TokenError(ValueError):
@@ -26,6 +28,8 @@ def encode_token(partition: int, position: int) -> str:
 
 
 def decode_token(token: str) -> tuple[int, int]:
+    if len(token) > MAX_TOKEN:
+        raise TokenError("not a consistency token issued by this ledger")
     try:
         raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode("ascii")
     except (ValueError, UnicodeDecodeError):

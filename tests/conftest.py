@@ -15,6 +15,7 @@ import asyncpg
 import httpx
 import pytest
 import uvicorn
+from hypothesis import settings as hypothesis_settings
 
 from projections.migrate import migrate
 from projections.runner import Projector
@@ -26,7 +27,12 @@ from services.record_producer import writer_macs
 from services.secrets import new_key
 from services.stack import free_port
 from services.topic import ensure_topic
+from tests.properties import REPEATABLE, register_profiles
 from tests.servers import Servers, servers, with_database
+
+# derandomized unless `--hypothesis-profile fuzz` (`make fuzz`) chooses otherwise
+register_profiles()
+hypothesis_settings.load_profile(REPEATABLE)
 
 #: fresh keys per test session: tests never depend on a secret checked in anywhere
 TEST_SECRETS: dict[str, str] = {
@@ -154,6 +160,7 @@ async def running_api(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
         log_level="warning",
         access_log=False,
         forwarded_allow_ips=settings.forwarded_allow_ips,
+        limit_concurrency=settings.api_concurrency_limit,
     )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())

@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Final
 
-from schemas.events import BY_IDENTIFIER, SUBJECT_ID_RE, subject_id_problem
+from schemas.events import BY_IDENTIFIER, MAX_SUBJECT_ID, SUBJECT_ID_RE, subject_id_problem
 from services.api.body import Fields
 from services.api.problems import field_error
 from services.batch_decisions import MAX_RECIPIENTS
@@ -49,7 +49,8 @@ def all_subject_ids(values: list[Any]) -> bool:
     except TypeError:
         return False
     return (
-        joined.count("\n") == len(values) - 1
+        len(joined) <= len(values) * (MAX_SUBJECT_ID + 1)
+        and joined.count("\n") == len(values) - 1
         and _SUBJECT_IDS_RE.fullmatch(joined) is not None
         and BY_IDENTIFIER not in values
     )
@@ -59,7 +60,10 @@ def is_subject_id(value: object) -> bool:
     """`subject_id_problem(value) is None`, at a fraction of the cost: the id pattern has no
     `@`, so nothing it matches looks like an e-mail address (a unit test holds them equal)."""
     return (
-        isinstance(value, str) and bool(SUBJECT_ID_RE.fullmatch(value)) and value != BY_IDENTIFIER
+        isinstance(value, str)
+        and len(value) <= MAX_SUBJECT_ID
+        and bool(SUBJECT_ID_RE.fullmatch(value))
+        and value != BY_IDENTIFIER
     )
 
 

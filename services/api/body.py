@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections import Counter
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any, Final
@@ -16,6 +17,7 @@ from starlette.requests import Request
 
 from schemas.event_limits import EARLIEST, LATEST
 from schemas.events import EMAIL_LIKE_RE, subject_id_problem
+from services.api import json_body
 from services.api.problems import ProblemError, field_error, invalid
 from services.free_text import contains_phone_number
 
@@ -44,10 +46,16 @@ async def read_json_object(request: Request, max_bytes: int = MAX_BODY) -> dict[
         chunks.append(chunk)
     raw = b"".join(chunks)
     try:
-        data = json.loads(raw) if raw else {}
+        data = await json_body.decode(raw) if raw else {}
+    except RecursionError:
+        raise _malformed("the body nests arrays and objects too deeply") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ProblemError(
-            400, "Malformed JSON", f"the body is not valid JSON: {exc}", kind="malformed-json"
+        raise _malformed(f"the body is not valid JSON: {exc}") from None
+    except json_body.TooManyContainers as exc:
+        raise _malformed(str(exc)) from None
+    except ValueError:  # int() past its digit limit, or non-ASCII digits
+        raise _malformed(
+            "the body holds a number that is not JSON or has more than 4300 digits"
         ) from None
     if not isinstance(data, dict):
         raise invalid([field_error("(body)", "must be a JSON object")], status=400)
@@ -64,6 +72,10 @@ def whole_number(text: str) -> int | None:
     return int(digits) if len(digits) <= 18 else None
 
 
+def _malformed(detail: str) -> ProblemError:
+    return ProblemError(400, "Malformed JSON", detail, kind="malformed-json")
+
+
 def _too_large(max_bytes: int) -> ProblemError:
     return ProblemError(
         413, "Payload too large", f"the body exceeds {max_bytes} bytes", kind="payload-too-large"
@@ -76,8 +88,14 @@ RFC3339_RE: Final = re.compile(
 )
 
 
+#: longest RFC 3339 text taken (35 characters hold nanoseconds and an offset)
+MAX_TIME_TEXT: Final = 64
+
+
 def parse_time(value: str) -> datetime | None:
     """An RFC 3339 instant with an explicit offset, as UTC; None if it is not one."""
+    if len(value) > MAX_TIME_TEXT:
+        return None
     text = value.strip()
     if not RFC3339_RE.fullmatch(text):
         return None
@@ -116,8 +134,8 @@ def query_fields(request: Request) -> Fields:
     """The query string as Fields; a parameter given twice is refused, never silently merged
     (which of two `email=` values to answer for is not ours to guess)."""
     items = request.query_params.multi_items()
-    names = [name for name, _ in items]
-    repeated = sorted({name for name in names if names.count(name) > 1})
+    counts = Counter(name for name, _ in items)
+    repeated = sorted(name for name, count in counts.items() if count > 1)
     if repeated:
         raise invalid([field_error(name, "is given more than once") for name in repeated])
     return Fields(dict(items))

@@ -57,12 +57,16 @@ def build_notice(f: Fields, ctx: Context) -> Event:
     """The NoticePublished event of a POST body (pure); every bad field named at once."""
     common = Common(f, ctx)
     version = f.raw("version", required=True)
-    if version is not None and not (isinstance(version, str) and VERSION_RE.fullmatch(version)):
+    if version is not None and not (
+        isinstance(version, str) and len(version) <= 64 and VERSION_RE.fullmatch(version)
+    ):
         f.error("version", "must be 1-64 characters from letters, digits and . _ : -")
         version = None
     effective_from = f.instant("effective_from", required=True)
     digest = f.raw("text_sha256", required=True)
-    if digest is not None and not (isinstance(digest, str) and SHA256_RE.fullmatch(digest)):
+    if digest is not None and not (
+        isinstance(digest, str) and len(digest) == 64 and SHA256_RE.fullmatch(digest)
+    ):
         f.error("text_sha256", "must be the SHA-256 of the notice text as 64 hex digits")
         digest = None
     url = f.text("url", required=True, max_len=MAX_URL)

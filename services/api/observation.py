@@ -3,9 +3,12 @@ and one access-log line.
 
 A pure ASGI middleware (no per-request objects beyond a closure; the decision endpoint is
 latency critical). It wraps the whole application, outside Starlette's error middleware, so a
-500 answer is counted, logged and carries its X-Request-Id too. The access line names the
-route template, never the concrete path or the query string: a decision query carries e-mail
-addresses (`?email=`) and the public pages carry link tokens in their path.
+500 answer is counted, logged and carries its X-Request-Id too. It also answers a request whose
+path, query string or headers are over the limits (services/api/request_limits.py) itself,
+before routing and before the key check, with the same request id, metric and access line.
+The access line names the route template, never the concrete path or the query string: a
+decision query carries e-mail addresses (`?email=`) and the public pages carry link tokens in
+their path.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from typing import Any, Final
 from starlette.applications import Starlette
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from services.api import api_metrics
+from services.api import api_metrics, request_limits
 from services.api.no_store import NoStoreOnApi
 from services.request_context import (
     HEADER,
@@ -85,7 +88,11 @@ class RequestObservation:
             await send(message)
 
         try:
-            await self.app(scope, receive, observed_send)
+            refused = request_limits.refusal(scope)
+            if refused is None:
+                await self.app(scope, receive, observed_send)
+            else:
+                await refused.response()(scope, receive, observed_send)
         finally:
             seconds = time.perf_counter() - started
             self._observe(scope, status, seconds)

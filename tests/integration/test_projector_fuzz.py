@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from projections.runner import Record, apply_batch
 from schemas.events import Event
+from tests.properties import examples
 from tests.unit.codec_fuzz import damaged_values, decodes, valid_values
 from tests.unit.codec_samples import CODEC
 from tests.writer_macs import TEST_MACS, sealed_record
@@ -40,9 +41,8 @@ def _records(entries: list[tuple[int, bytes | None]]) -> list[Record]:
 
 
 @settings(
-    max_examples=80,
+    max_examples=examples(80),
     deadline=None,
-    derandomize=True,
     database=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )

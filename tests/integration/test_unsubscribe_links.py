@@ -25,6 +25,7 @@ from tests.integration.unsubscribe_support import (
     new_subject,
     path_of,
 )
+from tests.properties import examples
 from tests.servers import Servers
 
 pytestmark = pytest.mark.integration
@@ -285,7 +286,7 @@ CAMPAIGN_IDS = st.one_of(
 
 
 @settings(
-    max_examples=100,
+    max_examples=examples(100),
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture],
 )

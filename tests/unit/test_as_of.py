@@ -25,6 +25,7 @@ from projections.state import ALL, ERASURE, SUPPRESSION, Fact, Position, fold
 from schemas import events as ev
 from schemas.events import Event
 from services.decisions import decide
+from tests.properties import examples
 from tests.unit.event_log import CATALOGUE, T0, Spec, event, grant, logs, withdraw
 
 P = pytest.param
@@ -121,7 +122,7 @@ def test_position_is_the_last_event_folded_in_log_order(
     assert (known.position, known.events, known.at) == (position, count, t(minute))
 
 
-@settings(max_examples=200, deadline=None, database=None)
+@settings(max_examples=examples(200), deadline=None, database=None)
 @given(logs, st.integers(0, 12), st.randoms(use_true_random=False))
 def test_as_of_is_the_fold_of_the_events_recorded_by_then(
     events: list[tuple[Event, Position]], minute: int, shuffle: random.Random

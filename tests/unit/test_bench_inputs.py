@@ -18,6 +18,7 @@ from bench.wrk import parse_report
 from projections.state import fold
 from projections.subject_state import COLUMNS
 from schemas.codec import default_codec
+from tests.properties import examples
 
 WRK_LINE = (
     'WRK_JSON {"requests":2342,"duration_us":2000000,"bytes":823924,"errors_connect":1,'
@@ -80,7 +81,7 @@ def test_memory_halves_split_the_samples_at_half_the_events() -> None:
     assert memory_halves([], 1_000) == (0.0, 0.0)
 
 
-@settings(max_examples=50, deadline=None)
+@settings(max_examples=examples(50), deadline=None)
 @given(st.integers(min_value=0, max_value=2**32))
 def test_every_generated_history_encodes_decodes_and_folds(seed: int) -> None:
     codec = default_codec()

@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from services.coalescer import Coalescer
+from tests.properties import examples
 
 
 class Backend:
@@ -47,7 +48,7 @@ async def turns_until(condition: Callable[[], bool], turns: int = 100) -> None:
     raise AssertionError("the condition did not hold within the loop turns allowed")
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=examples(60), deadline=None)
 @given(
     keys=st.lists(st.integers(0, 40), min_size=1, max_size=120),
     max_batch=st.integers(1, 16),

@@ -26,6 +26,7 @@ from schemas.codec import (
     kafka_headers,
 )
 from schemas.events import Actor, Event, Source
+from tests.properties import examples
 from tests.unit.codec_samples import (
     CODEC,
     GRANTED,
@@ -348,7 +349,7 @@ def test_property_strategies_cover_every_event_type() -> None:
     assert set(DATA) == set(events.EVENT_TYPES)
 
 
-@settings(max_examples=300, deadline=None, database=None)
+@settings(max_examples=examples(300), deadline=None, database=None)
 @given(any_event())
 def test_decode_inverts_encode(event: Event) -> None:
     value = CODEC.encode(event)

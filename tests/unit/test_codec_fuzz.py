@@ -19,13 +19,14 @@ from schemas.check_codec import decode_check, encode_check
 from schemas.checkpoint_codec import decode_checkpoint, encode_checkpoint
 from schemas.codec import HEADER_SIZE, MAGIC, CodecError
 from schemas.feeds import decode_subject_state, encode_subject_state
+from tests.properties import examples
 from tests.unit.codec_fuzz import beyond_limits, damaged_values, decodes
 from tests.unit.codec_samples import CODEC, GRANTED, RESTRICTED, at
 from tests.unit.test_check_codec import check
 from tests.unit.test_checkpoints import checkpoint
 from tests.unit.test_state_summary import RECORD
 
-FUZZ = settings(max_examples=400, deadline=None, derandomize=True, database=None)
+FUZZ = settings(max_examples=examples(400), deadline=None, database=None)
 
 
 @FUZZ
@@ -122,7 +123,7 @@ def _damaged(draw: st.DrawFn, valid: bytes) -> bytes:
 @pytest.mark.parametrize(
     ("decode", "valid"), [pytest.param(d, v, id=n) for n, d, v in SIDE_DECODERS]
 )
-@settings(max_examples=150, deadline=None, derandomize=True, database=None)
+@settings(max_examples=examples(150), deadline=None, database=None)
 @given(data=st.data())
 def test_side_topic_decoders_raise_only_codec_errors(
     decode: Callable[[bytes], object], valid: bytes, data: st.DataObject

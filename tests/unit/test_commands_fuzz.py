@@ -12,6 +12,7 @@ from schemas.codec import default_codec
 from services.api import commands as c
 from services.api.body import Fields
 from services.api.problems import ProblemError
+from tests.properties import examples
 from tests.unit.event_log import CATALOGUE, NOW
 
 CTX = c.Context("crm:42", NOW, CATALOGUE)
@@ -49,7 +50,7 @@ bodies = st.dictionaries(
 )
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=examples(400), deadline=None)
 @given(builder=st.sampled_from(list(c.COMMANDS.values())), body=bodies)
 def test_a_body_becomes_encodable_events_or_a_problem_naming_fields(
     builder: c.Builder, body: dict[str, Any]

@@ -60,6 +60,9 @@ def test_round_trip_through_child_process_environment() -> None:
         ({"LEDGER_API_KEY_REFRESH_S": "0"}, "LEDGER_API_KEY_REFRESH_S"),
         ({"LEDGER_PUBLIC_RATE_PER_MIN": "-1"}, "LEDGER_PUBLIC_RATE_PER_MIN"),
         ({"LEDGER_METRICS_PUBLIC": "maybe"}, "LEDGER_METRICS_PUBLIC"),
+        ({"LEDGER_API_CONCURRENCY_LIMIT": "0"}, "LEDGER_API_CONCURRENCY_LIMIT"),
+        ({"LEDGER_DB_ACQUIRE_TIMEOUT_MS": "0"}, "LEDGER_DB_ACQUIRE_TIMEOUT_MS"),
+        ({"LEDGER_DB_STATEMENT_TIMEOUT_MS": "-1"}, "LEDGER_DB_STATEMENT_TIMEOUT_MS"),
     ],
     ids=lambda v: str(v),
 )

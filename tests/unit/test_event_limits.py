@@ -13,6 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from schemas.event_limits import EARLIEST, INT_RANGES, LATEST, limit_problem
+from tests.properties import examples
 
 
 def _reference_leaves(value: Any, path: str) -> Iterator[tuple[str, Any]]:
@@ -82,7 +83,7 @@ TREES = st.recursive(
 RECORDS = st.dictionaries(KEYS, TREES, max_size=5)
 
 
-@settings(max_examples=600, deadline=None, derandomize=True, database=None)
+@settings(max_examples=examples(600), deadline=None, database=None)
 @given(record=RECORDS)
 def test_the_check_agrees_with_a_plain_walk_of_every_leaf(record: dict[str, Any]) -> None:
     assert limit_problem("Ev", record) == reference_problem("Ev", record)

@@ -31,6 +31,7 @@ from services.history_formats import (
     JsonHistory,
     history_schema,
 )
+from tests.properties import examples
 from tests.unit.test_codec import any_event
 
 CODEC = default_codec()
@@ -193,7 +194,7 @@ def test_a_named_type_that_differs_between_event_types_gets_its_own_name() -> No
     fastavro.parse_schema(schema)
 
 
-@settings(max_examples=100, deadline=None, database=None)
+@settings(max_examples=examples(100), deadline=None, database=None)
 @given(st.lists(any_event(), max_size=8))
 def test_every_event_of_every_type_survives_the_avro_file(events: list[Event]) -> None:
     rows = [row(e, i) for i, e in enumerate(events)]

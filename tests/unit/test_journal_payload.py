@@ -9,6 +9,7 @@ from hypothesis import given, settings
 
 from projections.journal import event_payload, payload_json
 from schemas.events import Event
+from tests.properties import examples
 from tests.unit.codec_samples import CODEC
 from tests.unit.test_codec import any_event
 
@@ -17,7 +18,7 @@ def _reference(event: Event) -> str:
     return json.dumps(event_payload(event), separators=(",", ":"))
 
 
-@settings(max_examples=300, deadline=None, database=None)
+@settings(max_examples=examples(300), deadline=None, database=None)
 @given(any_event())
 def test_payload_text_equals_the_json_of_event_payload(event: Event) -> None:
     assert payload_json(event) == _reference(event)

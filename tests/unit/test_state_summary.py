@@ -30,6 +30,7 @@ from services.state_summary import (
     marketing_purposes,
     subject_state_record,
 )
+from tests.properties import examples
 from tests.unit.event_log import (
     CATALOGUE,
     NOW,
@@ -147,7 +148,7 @@ def _entries_one_by_one(state: dict[FactKey, Fact], now: datetime, notices: Noti
     return out
 
 
-@settings(max_examples=300, deadline=None, database=None)
+@settings(max_examples=examples(300), deadline=None, database=None)
 @given(subject_states(), published_sets, instants)
 def test_channels_answered_alike_are_the_answers_one_by_one(
     state: dict[FactKey, Fact], notices: Notices, now: datetime
@@ -155,7 +156,7 @@ def test_channels_answered_alike_are_the_answers_one_by_one(
     assert entries(state, CATALOGUE, now, notices) == _entries_one_by_one(state, now, notices)
 
 
-@settings(max_examples=200, deadline=None, database=None)
+@settings(max_examples=examples(200), deadline=None, database=None)
 @given(grant_logs, published_sets, instants)
 def test_grants_under_notices_are_answered_alike_one_by_one(
     items: list[tuple[str | None, Spec]], notices: Notices, now: datetime
@@ -279,7 +280,7 @@ feed_entries = st.fixed_dictionaries(
 )
 
 
-@settings(max_examples=300, deadline=None, database=None)
+@settings(max_examples=examples(300), deadline=None, database=None)
 @given(
     st.text(min_size=1, max_size=80),
     st.integers(0, 2**31 - 1),

@@ -1,0 +1,90 @@
+"""JSON request bodies decoded at a bounded cost to the event loop.
+
+A body of at most ON_LOOP_MAX bytes (64 KiB, the cap of every route but the batch check) is
+decoded on the loop by the C decoder, which takes a few milliseconds at most. A larger one (the
+batch check takes up to 16 MiB) is decoded in a worker thread by the standard library's
+pure-Python scanner: the C decoder never releases the GIL, so in a thread it would still stall
+the loop for the whole decode (over a second for 16 MiB of `[[],[],...]`), while Python code
+hands the GIL over every few milliseconds. A large body may hold at most MAX_CONTAINERS arrays
+and objects: millions of small containers are what makes a decode slow, and the collector's
+passes over them stall every thread. The batch check's body has three.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable
+from json.scanner import py_make_scanner  # type: ignore[attr-defined]
+from typing import Any, Final
+
+#: bodies up to this size are decoded on the event loop
+ON_LOOP_MAX: Final = 64 * 1024
+#: arrays and objects a body over ON_LOOP_MAX may hold
+MAX_CONTAINERS: Final = 1000
+
+
+class TooManyContainers(ValueError):
+    """A large body holds more arrays and objects than MAX_CONTAINERS."""
+
+
+class _CountingDecoder(json.JSONDecoder):
+    """json.JSONDecoder on the pure-Python scanner, counting the arrays and objects it makes."""
+
+    # set by json.JSONDecoder.__init__, read by the scanner; typeshed does not declare them
+    parse_object: Callable[..., Any]
+    parse_array: Callable[..., Any]
+    scan_once: Callable[[str, int], tuple[Any, int]]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.containers = 0
+        plain_object, plain_array = self.parse_object, self.parse_array
+
+        def parse_object(*args: Any) -> Any:
+            self._count()
+            return plain_object(*args)
+
+        def parse_array(*args: Any) -> Any:
+            self._count()
+            return plain_array(*args)
+
+        self.parse_object, self.parse_array = parse_object, parse_array
+        self.parse_int, self.parse_float = _ascii_number(int), _ascii_number(float)
+        self.scan_once = py_make_scanner(self)
+
+    def _count(self) -> None:
+        self.containers += 1
+        if self.containers > MAX_CONTAINERS:
+            raise TooManyContainers(
+                f"a body over {ON_LOOP_MAX} bytes may hold at most {MAX_CONTAINERS} arrays and"
+                " objects"
+            )
+
+
+def _ascii_number(convert: Callable[[str], Any]) -> Callable[[str], Any]:
+    """The Python scanner's number pattern takes any Unicode digit after the first (`1٣`),
+    which JSON and the C decoder do not."""
+
+    def number(text: str) -> Any:
+        if not text.isascii():
+            raise ValueError(f"{text!r} is not a JSON number")
+        return convert(text)
+
+    return number
+
+
+def decode_large(raw: bytes) -> Any:
+    """`json.loads(raw)` as the pure-Python scanner does it, counting containers (for a
+    worker thread); raises what json.loads raises, or TooManyContainers."""
+    text = raw.decode(json.detect_encoding(raw), "surrogatepass")
+    return _CountingDecoder().decode(text)
+
+
+async def decode(raw: bytes) -> Any:
+    """The body's JSON value: decoded on the loop when small, in a worker thread when large.
+    Raises ValueError (syntax, encoding, a number over int()'s digit limit, too many
+    containers) or RecursionError (nesting deeper than the interpreter's recursion limit)."""
+    if len(raw) <= ON_LOOP_MAX:
+        return json.loads(raw)
+    return await asyncio.to_thread(decode_large, raw)
