@@ -1,6 +1,7 @@
 """Link tokens: the opaque part of an unsubscribe or preference URL (pure; the clock is passed).
 
-A token is AES-256-GCM sealed, so it is unforgeable and shows nothing of what it carries. Its
+A token is sealed with an AEAD (AES-256-GCM-SIV), so it is unforgeable and shows nothing of what
+it carries. Its
 clear prefix is a version byte and the id of the key that sealed it, both bound as associated
 data; a key ring of several keys therefore opens old links while the first key seals new ones,
 and a key is retired once the links it sealed have expired.
@@ -11,7 +12,8 @@ token opens only /u/ (it can withdraw and object, never grant), a preference tok
 is forwarded to, so it must never open the page that grants consent. The kind is not in the
 clear: both kinds look alike, and one presented as the other fails like a tampered token.
 
-    token = base64url(version | len(kid) | kid | nonce[12] | AES-GCM(payload) + tag[16])
+    token = base64url(version | len(kid) | kid | nonce[12] | AEAD(payload) + tag[16])
+    AEAD = AES-256-GCM-SIV (version 3), AES-256-GCM (versions 1 and 2)
     payload (v3) = kind u8 | issued_at u64 (microseconds) | expires_at u32 (seconds)
                    | link_id[16] | address (1 length byte + 0 or 8 bytes)
                    | subject_id | purpose | channel | campaign_id
@@ -32,7 +34,13 @@ version, a token opens only until its sealed expiry and, when the caller passes 
 only that long after it was issued: a preference link sealed for two years by an older
 release stops working once the preference lifetime has passed.
 
-Nonces are random (96 bits): with one key, far fewer than 2**32 links are sealed before it rotates.
+Nonces are random (96 bits). A key seals every link for as long as it is current, and a large
+sender mails millions of links a day: past about 2**32 links, a repeated random nonce grows
+likely, and under AES-GCM one repeat gives away the authentication key, so links could be
+forged. Version 3 therefore seals with AES-GCM-SIV, which is built for random nonces (RFC
+8452): a repeated nonce reveals only whether two links carried the same payload, which a random
+link id makes never, and forges nothing. Older versions were sealed with AES-GCM and are opened
+with it.
 """
 
 from __future__ import annotations
@@ -48,7 +56,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Final, Literal
 
 from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM, AESGCMSIV
 
 from services.secrets import KeyRing
 
@@ -165,7 +173,7 @@ def issue(
     nonce = os.urandom(NONCE_BYTES) if nonce is None else nonce
     if len(nonce) != NONCE_BYTES:
         raise ValueError(f"nonce must be {NONCE_BYTES} bytes")
-    sealed = AESGCM(keys.current).encrypt(nonce, payload, _associated(kind, header))
+    sealed = AESGCMSIV(keys.current).encrypt(nonce, payload, _associated(kind, header))
     return _b64(header + nonce + sealed)
 
 
@@ -196,15 +204,16 @@ def open_token(
         raise LinkError("unknown_key")
     nonce, sealed = raw[body : body + NONCE_BYTES], raw[body + NONCE_BYTES :]
     header = raw[:body]
+    cipher = AESGCMSIV(key) if raw[0] == VERSION else AESGCM(key)
     if raw[0] == LEGACY_VERSION:
-        payload = _decrypt(key, nonce, sealed, _DOMAIN + header)
+        payload = _decrypt(cipher, nonce, sealed, _DOMAIN + header)
         claims = _claims(bytes((_KIND_BYTES[UNSUBSCRIBE],)) + payload, kid, token, LEGACY_VERSION)
     else:
         try:
-            payload = _decrypt(key, nonce, sealed, _associated(kind, header))
+            payload = _decrypt(cipher, nonce, sealed, _associated(kind, header))
         except LinkError:
             other = PREFERENCES if kind == UNSUBSCRIBE else UNSUBSCRIBE
-            _decrypt(key, nonce, sealed, _associated(other, header))  # "tampered" if not
+            _decrypt(cipher, nonce, sealed, _associated(other, header))  # "tampered" if not
             raise LinkError("wrong_kind") from None
         claims = _claims(payload, kid, token, raw[0])
     if claims.kind != kind:
@@ -214,9 +223,9 @@ def open_token(
     return claims
 
 
-def _decrypt(key: bytes, nonce: bytes, sealed: bytes, associated: bytes) -> bytes:
+def _decrypt(cipher: AESGCM | AESGCMSIV, nonce: bytes, sealed: bytes, associated: bytes) -> bytes:
     try:
-        return AESGCM(key).decrypt(nonce, sealed, associated)
+        return cipher.decrypt(nonce, sealed, associated)
     except InvalidTag:
         raise LinkError("tampered") from None
 

@@ -9,7 +9,8 @@ import struct
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM, AESGCMSIV
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -389,3 +390,40 @@ def test_a_link_opens_exactly_while_younger_than_both_lifetimes(
         with pytest.raises(LinkError) as caught:
             open_token(K1, text, NOW + age, kind=kind, max_age=max_age)
         assert caught.value.why == "expired"
+
+
+# --- the AEAD of new links (security review finding L11) ------------------------------------
+
+
+@pytest.mark.parametrize("kind", [UNSUBSCRIBE, PREFERENCES])
+def test_new_links_are_sealed_with_aes_gcm_siv(kind: LinkKind) -> None:
+    """Random 96-bit nonces under one long-lived key: AES-GCM-SIV gives nothing away when one
+    repeats (RFC 8452), where a repeated AES-GCM nonce leaks the authentication key."""
+    data = raw(token(kind=kind))
+    kid_len = data[1]
+    header, nonce, sealed = (
+        data[: 2 + kid_len],
+        data[2 + kid_len : 14 + kid_len],
+        data[14 + kid_len :],
+    )
+    associated = b"consent-ledger/link/" + kind.encode() + header
+    assert AESGCMSIV(K1.current).decrypt(nonce, sealed, associated)
+    with pytest.raises(InvalidTag):
+        AESGCM(K1.current).decrypt(nonce, sealed, associated)
+
+
+def test_a_version_2_token_relabelled_as_version_3_does_not_open() -> None:
+    old = raw(version2_token(K1, PREFERENCES, subject_id="sub-2", issued=NOW, ttl=TTL))
+    with pytest.raises(LinkError) as caught:
+        open_token(K1, b64(bytes((3,)) + old[1:]), NOW, kind=PREFERENCES)
+    assert caught.value.why == "tampered"
+
+
+def test_one_nonce_reused_for_two_links_still_opens_each_and_seals_them_apart() -> None:
+    nonce = bytes(12)
+    first, second = token(nonce=nonce), token(nonce=nonce)
+    assert raw(first)[14:] != raw(second)[14:]  # a fresh link id: different ciphertexts
+    assert (
+        open_token(K1, first, NOW, kind=UNSUBSCRIBE).link_id
+        != open_token(K1, second, NOW, kind=UNSUBSCRIBE).link_id
+    )
