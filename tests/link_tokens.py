@@ -1,17 +1,51 @@
-"""Link tokens as releases before link ids sealed them (version 2), for the tests that check
-how such links open now."""
+"""Link tokens for the tests: as this release seals them (`token`, with fixed keys and clock),
+and as releases before link ids sealed them (version 2), to check how such links open now."""
 
 from __future__ import annotations
 
 import base64
 import os
 import struct
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from hypothesis import strategies as st
 
-from services.links import UNSUBSCRIBE, LinkKind
+from services.links import PREFERENCES, UNSUBSCRIBE, LinkKind, issue
 from services.secrets import KeyRing
+
+NOW = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
+TTL = timedelta(days=730)
+K1 = KeyRing({"l1": bytes(range(32))}, "l1")
+K2 = KeyRing({"l2": bytes(range(1, 33))}, "l2")
+ROTATED = KeyRing({"l2": K2.keys["l2"], "l1": K1.keys["l1"]}, "l2")
+
+subject_ids = st.from_regex(r"[A-Za-z0-9._:-]{1,128}", fullmatch=True)
+optional_text = st.none() | st.text(st.characters(codec="utf-8"), min_size=1, max_size=60)
+kinds = st.sampled_from([UNSUBSCRIBE, PREFERENCES])
+OTHER: dict[LinkKind, LinkKind] = {UNSUBSCRIBE: PREFERENCES, PREFERENCES: UNSUBSCRIBE}
+
+
+def token(**overrides: object) -> str:
+    fields: dict[str, object] = {
+        "kind": UNSUBSCRIBE,
+        "subject_id": "sub-123",
+        "purpose": "newsletter",
+        "channel": "email",
+        "campaign_id": "spring-2026",
+        "now": NOW,
+        "ttl": TTL,
+    }
+    fields.update(overrides)
+    return issue(K1, **fields)  # type: ignore[arg-type]
+
+
+def raw(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).decode().rstrip("=")
 
 
 def version2_token(

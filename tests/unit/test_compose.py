@@ -1,136 +1,40 @@
-"""docker-compose.yml and the Dockerfile against the code, so names, ports and topics agree."""
+"""docker-compose.yml against the code, so names, ports, topics and secrets agree."""
 
 from __future__ import annotations
 
-import fnmatch
-import json
-import re
-import shlex
-import tomllib
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Final
+from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-import yaml
 
 from services.config import ENVIRONMENT
-
-ROOT = Path(__file__).resolve().parents[2]
-COMPOSE = ROOT / "docker-compose.yml"
-DOCKERFILE = ROOT / "Dockerfile"
-DOCKERIGNORE = ROOT / ".dockerignore"
-PYPROJECT = ROOT / "pyproject.toml"
-
-LEDGER = ("init", "api", "projector")
-ALL_SERVICES = ("kafka", "postgres", *LEDGER)
-SCRIPT = "consent-ledger"
-PINNED_TAG = re.compile(r"^\d+\.\d+(\.\d+)?(-[a-z0-9.-]+)?$")
-
-
-def default(var: str) -> str:
-    return ENVIRONMENT[var][1]
+from tests.unit.compose_files import (
+    ALL_SERVICES,
+    COMPOSE,
+    DOCKERFILE,
+    LEDGER,
+    PINNED_TAG,
+    ROOT,
+    SCRIPT,
+    as_argv,
+    compose_services,
+    default,
+    depends_on,
+    environment,
+    healthcheck_text,
+    image_and_tag,
+    instructions,
+    listeners,
+    published_ports,
+    pyproject,
+    writer_keys_mount,
+)
 
 
 @pytest.fixture(scope="module")
 def services() -> dict[str, dict[str, Any]]:
-    doc = yaml.safe_load(COMPOSE.read_text(encoding="utf-8"))
-    assert isinstance(doc, dict), "docker-compose.yml is not a mapping"
-    found = doc.get("services")
-    assert isinstance(found, dict), "docker-compose.yml has no services mapping"
-    return found
-
-
-def environment(service: dict[str, Any]) -> dict[str, str]:
-    raw = service.get("environment") or {}
-    if isinstance(raw, list):
-        raw = dict(item.split("=", 1) if "=" in item else (item, "") for item in raw)
-    return {str(key): "" if value is None else str(value) for key, value in raw.items()}
-
-
-def depends_on(service: dict[str, Any]) -> dict[str, str]:
-    raw = service.get("depends_on") or {}
-    if isinstance(raw, list):
-        return dict.fromkeys(raw, "service_started")
-    return {name: spec.get("condition", "service_started") for name, spec in raw.items()}
-
-
-def as_argv(value: str | list[str]) -> list[str]:
-    return shlex.split(value) if isinstance(value, str) else [str(part) for part in value]
-
-
-def healthcheck_text(service: dict[str, Any]) -> str:
-    check = service.get("healthcheck") or {}
-    if check.get("disable"):
-        return ""
-    test = as_argv(check.get("test") or [])
-    return " ".join(test[1:] if test[:1] in (["CMD"], ["CMD-SHELL"]) else test)
-
-
-#: `@sha256:` and 64 hex digits: an image pinned by digest, which a re-pushed tag cannot change
-DIGEST: Final = re.compile(r"@sha256:[0-9a-f]{64}$")
-
-
-def image_and_tag(image: str) -> tuple[str, str]:
-    name = image.split("@", 1)[0]
-    repo, _, tag = name.rpartition(":") if ":" in name.rsplit("/", 1)[-1] else (name, "", "")
-    return repo, tag
-
-
-def listeners(value: str) -> dict[str, tuple[str, int]]:
-    """`NAME://host:port,...` as {NAME: (host, port)}."""
-    out = {}
-    for entry in filter(None, (part.strip() for part in value.split(","))):
-        name, _, address = entry.partition("://")
-        host, _, port = address.rpartition(":")
-        out[name] = (host, int(port))
-    return out
-
-
-def published_ports(service: dict[str, Any]) -> Iterator[tuple[str, int]]:
-    """(published, target) for each entry of `ports`, short or long syntax."""
-    for entry in service.get("ports") or []:
-        if isinstance(entry, dict):
-            yield str(entry.get("published", "")), int(entry["target"])
-        else:
-            parts = str(entry).split("/", 1)[0].split(":")
-            yield (parts[-2] if len(parts) > 1 else ""), int(parts[-1])
-
-
-def instructions() -> list[tuple[str, str]]:
-    """The Dockerfile as (INSTRUCTION, arguments), continuation lines joined."""
-    joined: list[str] = []
-    pending = ""
-    for line in DOCKERFILE.read_text(encoding="utf-8").splitlines():
-        stripped = line.strip()
-        if not stripped or stripped.startswith("#"):
-            continue
-        if stripped.endswith("\\"):
-            pending += stripped[:-1] + " "
-            continue
-        joined.append(pending + stripped)
-        pending = ""
-    out = []
-    for line in joined:
-        keyword, _, args = line.partition(" ")
-        out.append((keyword.upper(), args.strip()))
-    return out
-
-
-def copied() -> set[str]:
-    """What the Dockerfile copies from the build context (not from other stages)."""
-    return {
-        word.rstrip("/")
-        for keyword, args in instructions()
-        if keyword == "COPY" and "--from" not in args
-        for word in args.split()[:-1]
-        if not word.startswith("--")
-    }
-
-
-def pyproject() -> dict[str, Any]:
-    return tomllib.loads(PYPROJECT.read_text(encoding="utf-8"))
+    return compose_services()
 
 
 # --- the services and their images ---------------------------------------------------------
@@ -328,20 +232,6 @@ def test_init_writes_the_secrets_the_api_reads(services: dict[str, dict[str, Any
     assert f"mkdir -p {mount} && chown 10001:10001 {mount}" in DOCKERFILE.read_text()
 
 
-def writer_keys_mount(init: dict[str, Any], projector: dict[str, Any]) -> tuple[str, str]:
-    """Where init writes the writer keys and the projector reads them: (volume, path)."""
-    cli = pytest.importorskip("services.cli")
-    args = cli._parser().parse_args(as_argv(init["command"])[1:])
-    path = str(args.writer_keys_file)
-    assert projector["environment"]["LEDGER_SECRETS_FILE"] == path
-    mount = str(Path(path).parent)
-    (read,) = projector["volumes"]
-    volume, _, rest = read.partition(":")
-    assert rest == f"{mount}:ro"
-    assert f"{volume}:{mount}" in init["volumes"]
-    return volume, path
-
-
 def test_the_projector_gets_only_the_writer_keys(
     services: dict[str, dict[str, Any]], tmp_path: Path
 ) -> None:
@@ -380,83 +270,3 @@ def test_script_is_the_cli() -> None:
 def test_subcommand_exists_in_the_cli(name: str) -> None:
     cli = pytest.importorskip("services.cli")
     assert name in cli.COMMANDS
-
-
-# --- the image -------------------------------------------------------------------------------
-
-
-def test_base_images_are_pinned_python() -> None:
-    stages: set[str] = set()
-    minimum = pyproject()["project"]["requires-python"].removeprefix(">=")
-    for keyword, args in instructions():
-        if keyword != "FROM":
-            continue
-        words = [word for word in args.split() if not word.startswith("--")]
-        if words[0] in stages:
-            continue
-        repo, tag = image_and_tag(words[0])
-        assert repo == "python"
-        assert re.fullmatch(rf"{re.escape(minimum)}\.\d+-slim(-[a-z]+)?", tag), tag
-        if len(words) == 3 and words[1].upper() == "AS":
-            stages.add(words[2])
-
-
-def test_image_installs_the_project() -> None:
-    setuptools = pyproject()["tool"]["setuptools"]
-    packages = [pattern.rstrip("*") for pattern in setuptools["packages"]["find"]["include"]]
-    needed = {"pyproject.toml", pyproject()["project"]["readme"], *packages}
-    assert needed <= copied()
-    assert sorted(path for path in needed if not (ROOT / path).exists()) == []
-    runs = [args for keyword, args in instructions() if keyword == "RUN"]
-    # the dependencies come from the hashed lock; the project itself adds none of its own
-    assert any(re.search(r"\bpip install\b.*\s\.$", args) for args in runs)
-    project = [args for args in runs if re.search(r"\bpip install\b.*\s\.$", args)]
-    assert all("--no-deps" in args and "--no-build-isolation" in args for args in project)
-
-
-def test_image_installs_its_dependencies_from_the_lock_with_hash_checking() -> None:
-    runs = [args for keyword, args in instructions() if keyword == "RUN"]
-    locked = [args for args in runs if "-r requirements.lock" in args]
-    assert locked, "the Dockerfile never installs requirements.lock"
-    assert all("--require-hashes" in args and "--only-binary :all:" in args for args in locked)
-    assert "requirements.lock" in copied()
-    # every pip install that is not the lock's installs nothing but the project
-    for args in runs:
-        if "pip install" in args and args not in locked:
-            assert "--no-deps" in args, args
-
-
-def test_base_images_are_pinned_by_digest() -> None:
-    for keyword, args in instructions():
-        if keyword == "FROM":
-            image = args.split()[0]
-            assert DIGEST.search(image), f"FROM {image} is not pinned by digest"
-
-
-@pytest.mark.parametrize("name", ["kafka", "postgres"])
-def test_compose_images_are_pinned_by_digest(
-    services: dict[str, dict[str, Any]], name: str
-) -> None:
-    assert DIGEST.search(services[name]["image"]), services[name]["image"]
-
-
-def test_image_keeps_what_it_copies() -> None:
-    patterns = [
-        line.strip().rstrip("/")
-        for line in DOCKERIGNORE.read_text(encoding="utf-8").splitlines()
-        if line.strip() and not line.startswith(("#", "!"))
-    ]
-    for path in sorted(copied()):
-        assert [p for p in patterns if fnmatch.fnmatch(path, p)] == [], path
-    assert {".git", ".venv", "tests"} <= set(patterns)
-
-
-def test_image_runs_as_non_root() -> None:
-    users = [args for keyword, args in instructions() if keyword == "USER"]
-    assert users, "the Dockerfile never leaves root"
-    assert users[-1].split(":")[0] not in ("root", "0")
-
-
-def test_image_defaults_to_the_api() -> None:
-    commands = [args for keyword, args in instructions() if keyword == "CMD"]
-    assert json.loads(commands[-1]) == [SCRIPT, "api"]
