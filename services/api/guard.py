@@ -133,10 +133,9 @@ def _guard(
     return guarded
 
 
-def protect(routes: Iterable[Route], settings: Settings) -> list[Route]:
+def protect(routes: Iterable[Route], settings: Settings, limits: PageLimits) -> list[Route]:
     """The routes with their endpoints behind the check; UnclassifiedRoute (at start-up) for a
     route with no access row."""
-    limits = PageLimits.from_settings(settings)
     failures = FailedKeyLimit(RateLimiter(settings.failed_key_rate_per_min))
     out = []
     for route in routes:
