@@ -218,6 +218,13 @@ def admin_key_problem(key: str) -> str | None:
     return None
 
 
+def unguessable(key: str) -> bool:
+    """Whether a key carries at least MIN_ADMIN_KEY_BITS random bits, as every key `keys
+    create` makes does: guessing one online is hopeless, so a limit on refused keys has nothing
+    to hold it back from."""
+    return admin_key_problem(key) is None
+
+
 def name_problem(name: str) -> str | None:
     if not _NAME_RE.fullmatch(name):
         return "must be 1-64 letters, digits, spaces and . _ : - (starting with a letter or digit)"

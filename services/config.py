@@ -200,13 +200,22 @@ class Settings:
         )
 
     @property
+    def pages_address(self) -> tuple[str, int]:
+        """Where this process serves /u/ and /p/: the public-pages listener when there is one
+        (LEDGER_PUBLIC_HOST:LEDGER_PUBLIC_PORT), else the API's own address."""
+        if self.public_port:
+            return self.public_host, self.public_port
+        return self.host, self.port
+
+    @property
     def public_base_url(self) -> str:
         """Where people reach /u/ and /p/, without a trailing slash: LEDGER_PUBLIC_URL, or
-        when that is empty the API's own address (for local use)."""
+        when that is empty the address the pages are served on (for local use)."""
         if self.public_url:
             return self.public_url.rstrip("/")
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}"
+        host, port = self.pages_address
+        shown = f"[{host}]" if ":" in host else host
+        return f"http://{shown}:{port}"
 
     @property
     def kafka(self) -> KafkaAccess:
@@ -223,12 +232,14 @@ class Settings:
 
     @property
     def public_url_problem(self) -> str | None:
-        """Why links cannot be issued (None: they can): LEDGER_PUBLIC_URL is empty and the API
-        listens on an address people cannot reach as a link, such as the image's 0.0.0.0."""
-        if self.public_url or is_loopback(self.host):
+        """Why links cannot be issued (None: they can): LEDGER_PUBLIC_URL is empty and the pages
+        are served on an address people cannot reach as a link, such as the image's 0.0.0.0 or
+        the public-pages listener's own bind address."""
+        host, _ = self.pages_address
+        if self.public_url or is_loopback(host):
             return None
         return (
-            f"LEDGER_PUBLIC_URL is not set and the API listens on {self.host}, so links would"
+            f"LEDGER_PUBLIC_URL is not set and the pages are served on {host}, so links would"
             f" point at {self.public_base_url}, which no recipient can reach (and one-click"
             " unsubscribe needs https, RFC 8058): set LEDGER_PUBLIC_URL to the https base URL"
             " of the public pages"

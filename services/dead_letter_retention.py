@@ -1,13 +1,16 @@
 """Dead letters are kept for LEDGER_DEAD_LETTER_RETENTION_DAYS, then purged by `consent-ledger
 retention`.
 
-A dead letter is a record of the event topic the codec could not read: something a foreign or
-broken producer wrote, which may hold personal data in any form and under no subject's key, so
-erasure cannot reach it. After the retention period:
+A dead letter is a record of the event topic the projector refused (the codec could not read
+it, or its MAC was missing or wrong): something a foreign or broken producer wrote, which may
+hold personal data in any form and under no subject's key, so erasure cannot reach it. After
+the retention period:
 
 - its `rejected_records` row is deleted. `restore-log` then finds no record at that offset and
   writes a placeholder, as for an erased subject's purged journal entry: the records after it
-  keep their offsets, and the partition's checkpoint digest starts again;
+  keep their offsets, and the partition's checkpoint digest starts again. A rebuild replays
+  the log, which still holds the record, and so writes its row again: the next run deletes it
+  again, whatever its age, because its outbox row says it was purged;
 - its `dead_letter_outbox` row keeps the position, when it was queued and where it was
   published, but loses the record's key, value and error text (`purged_at` is set). The count
   of dead letters ever seen (`/readyz`, `ledger_dead_letters_total`) comes from these rows, so
@@ -31,12 +34,19 @@ import asyncpg
 #: the error text a purged outbox row keeps in place of the codec's message
 PURGED_ERROR: Final = "purged after the dead-letter retention period"
 
-COUNT_DUE: Final = """
-SELECT (SELECT count(*) FROM rejected_records WHERE topic = $1 AND rejected_at < $2) AS rejected,
+#: a rejected record is due when it is old, or was purged before (a rebuild wrote it again)
+DUE_REJECTED: Final = """
+rejected_records r WHERE r.topic = $1 AND (r.rejected_at < $2 OR EXISTS (
+    SELECT 1 FROM dead_letter_outbox o
+    WHERE o.topic = r.topic AND o.log_partition = r.log_partition
+      AND o.log_offset = r.log_offset AND o.purged_at IS NOT NULL))
+"""
+COUNT_DUE: Final = f"""
+SELECT (SELECT count(*) FROM {DUE_REJECTED}) AS rejected,
        (SELECT count(*) FROM dead_letter_outbox
         WHERE topic = $1 AND queued_at < $2 AND purged_at IS NULL) AS letters
 """
-PURGE_REJECTED: Final = "DELETE FROM rejected_records WHERE topic = $1 AND rejected_at < $2"
+PURGE_REJECTED: Final = f"DELETE FROM {DUE_REJECTED}"
 PURGE_LETTERS: Final = """
 UPDATE dead_letter_outbox
 SET record_key = NULL, record_value = NULL, error = $3, purged_at = now(), claimed_until = NULL

@@ -295,8 +295,8 @@ ENVIRONMENT: Final[dict[str, tuple[str, str, str]]] = {
     "LEDGER_FAILED_KEY_RATE_PER_MIN": (
         "failed_key_rate_per_min",
         "30",
-        "refused API keys per minute one client address may send before it gets 429 without"
-        " its keys being checked; 0 is no limit",
+        "refused API keys per minute one client address may send before it gets 429 for every"
+        " key but a generated one (256 random bits); 0 is no limit",
     ),
     "LEDGER_FORWARDED_ALLOW_IPS": (
         "forwarded_allow_ips",

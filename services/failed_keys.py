@@ -1,10 +1,11 @@
-"""Failed API-key attempts per client address: past a limit, the address is refused (429)
-before any key it sends is checked, so keys cannot be guessed online at speed.
+"""Failed API-key attempts per client address: past a limit, the address gets 429 for every key
+it sends, right or wrong, so keys cannot be guessed online at speed (services/api/guard.py lets
+a key with 256 random bits through, which no one guesses).
 
 Pure: the clock is an argument. Each failure spends one request of the address's bucket in a
 services/rate_limit.py RateLimiter (LEDGER_FAILED_KEY_RATE_PER_MIN at once, refilled at that
 rate a minute). The failure that finds the bucket empty blocks the address until one request
-is back; while blocked, nothing is spent and no key is looked at. A valid key is never counted.
+is back; while blocked, nothing is spent. A valid key is never counted.
 Like the pages' limit, it is per API process and forgotten on restart.
 """
 

@@ -171,7 +171,11 @@ async def hash_legacy_keys(conn: asyncpg.Connection, blind_index_key: bytes) -> 
     ):
         return 0
     hashed = 0
-    await conn.execute("SELECT pg_advisory_lock($1)", _LEGACY_LOCK)
+    async with conn.transaction():
+        # the API pool's statement timeout must not cut the wait for another process that is
+        # hashing a large table: LOCAL, so the connection keeps its timeout afterwards
+        await conn.execute("SET LOCAL statement_timeout = 0")
+        await conn.execute("SELECT pg_advisory_lock($1)", _LEGACY_LOCK)  # held past the commit
     try:
         while True:
             async with conn.transaction():

@@ -44,6 +44,7 @@ from services.bootstrap import Ledger, close_ledger, open_ledger
 from services.config import Settings
 from services.web import audit
 from services.web import routes as pages
+from services.web.page_limits import PageLimits
 
 log = logging.getLogger(__name__)
 
@@ -164,8 +165,9 @@ def create_app(settings: Settings, open_fn: LedgerFactory = open_ledger) -> Star
             await keys.close()
             await close_ledger(ledger)
 
-    return ObservedStarlette(
-        routes=protect(routes(), settings),
+    page_limits = PageLimits.from_settings(settings)
+    app = ObservedStarlette(
+        routes=protect(routes(), settings, page_limits),
         middleware=public_listener_middleware(settings),
         lifespan=lifespan,
         exception_handlers={
@@ -182,3 +184,7 @@ def create_app(settings: Settings, open_fn: LedgerFactory = open_ledger) -> Star
             Exception: _server_error,
         },
     )
+    # the pages' buckets: the guard spends the address and link ones, the preference page
+    # the subject's (services/web/page_limits.py)
+    app.state.page_limits = page_limits
+    return app

@@ -18,7 +18,7 @@ from starlette.requests import Request
 from schemas.event_limits import EARLIEST, LATEST
 from schemas.events import EMAIL_LIKE_RE, subject_id_problem
 from services.api import json_body
-from services.api.problems import ProblemError, field_error, invalid
+from services.api.problems import ProblemError, field_error, invalid, unavailable
 from services.free_text import contains_phone_number
 
 MAX_BODY: Final = 64 * 1024
@@ -37,6 +37,20 @@ async def read_json_object(request: Request, max_bytes: int = MAX_BODY) -> dict[
     declared = whole_number(request.headers.get("content-length", ""))
     if declared is not None and declared > max_bytes:
         raise _too_large(max_bytes)
+    small = declared is not None and declared <= json_body.ON_LOOP_MAX
+    if small or max_bytes <= json_body.ON_LOOP_MAX:
+        return _object(await _read_and_decode(request, max_bytes))
+    try:  # a large body (or one of unknown length where large ones are taken): a slot first
+        json_body.LARGE_BODIES.take()
+    except json_body.NoSlotFree as exc:
+        raise unavailable(f"{exc}; retry in a second", 1) from None
+    try:
+        return _object(await _read_and_decode(request, max_bytes))
+    finally:
+        json_body.LARGE_BODIES.give_back()
+
+
+async def _read_and_decode(request: Request, max_bytes: int) -> Any:
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.stream():
@@ -46,7 +60,7 @@ async def read_json_object(request: Request, max_bytes: int = MAX_BODY) -> dict[
         chunks.append(chunk)
     raw = b"".join(chunks)
     try:
-        data = await json_body.decode(raw) if raw else {}
+        return await json_body.decode(raw) if raw else {}
     except RecursionError:
         raise _malformed("the body nests arrays and objects too deeply") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
@@ -57,6 +71,9 @@ async def read_json_object(request: Request, max_bytes: int = MAX_BODY) -> dict[
         raise _malformed(
             "the body holds a number that is not JSON or has more than 4300 digits"
         ) from None
+
+
+def _object(data: Any) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise invalid([field_error("(body)", "must be a JSON object")], status=400)
     return data

@@ -7,7 +7,9 @@ in-memory KeyCache. 401 for a missing or bad key, 403 for a missing scope, 429 o
 public pages' limit (services/web/page_limits.py); each an application/problem+json with the
 headers RFC 6750 asks for, but the pages' 429, which is an HTML page like the pages. A refused
 key is logged (route and client address, never the key) and counted per client (an IPv6 /64):
-past LEDGER_FAILED_KEY_RATE_PER_MIN the client gets 429 before its keys are looked at.
+past LEDGER_FAILED_KEY_RATE_PER_MIN the client gets 429 for every key but one with 256 random
+bits (every generated key), which no one can guess, so a client sharing an address (NAT, a
+proxy) with someone guessing is not locked out.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from starlette.routing import Route
 from services.api.access import ANY_KEY, KEY_OPTIONAL, PUBLIC, TOKEN_PAGE, required_access
 from services.api.problems import ProblemError, unavailable
 from services.api_key_store import KeyCache, KeysUnavailable
-from services.api_keys import KeyRefused, permits
+from services.api_keys import KeyRefused, bearer_key, permits, unguessable
 from services.config import Settings
 from services.failed_keys import FailedKeyLimit
 from services.rate_limit import RateLimiter, client_key, retry_after
@@ -99,11 +101,11 @@ def _guard(
         host = request.client.host if request.client else ""
         address = client_key(host)
         blocked = failures.wait(address, time.monotonic())
-        if blocked:
-            raise _too_many_refused(retry_after(blocked))
         try:
             caller = keys.authenticate(header)
         except KeyRefused as exc:
+            if blocked:  # not counted, nor logged again: the address is held back already
+                raise _too_many_refused(retry_after(blocked)) from None
             _refused(request.method, path, host, exc)
             blocked = failures.failed(address, time.monotonic())
             if blocked:
@@ -111,6 +113,10 @@ def _guard(
             raise _unauthorized(exc.reason) from None
         except KeysUnavailable as exc:
             raise unavailable(str(exc), 2) from None
+        if blocked and not unguessable(bearer_key(header)):
+            # a held-back address learns nothing about a key that could be guessed: right or
+            # wrong, the answer is the same 429
+            raise _too_many_refused(retry_after(blocked))
         if needed not in (ANY_KEY, KEY_OPTIONAL) and not permits(caller.scopes, needed):
             # a POST twin may ask in its body for what another scope gives (`at`: audit); its
             # handler checks the body's own level first (services/api/lookups.py)
@@ -127,10 +133,9 @@ def _guard(
     return guarded
 
 
-def protect(routes: Iterable[Route], settings: Settings) -> list[Route]:
+def protect(routes: Iterable[Route], settings: Settings, limits: PageLimits) -> list[Route]:
     """The routes with their endpoints behind the check; UnclassifiedRoute (at start-up) for a
     route with no access row."""
-    limits = PageLimits.from_settings(settings)
     failures = FailedKeyLimit(RateLimiter(settings.failed_key_rate_per_min))
     out = []
     for route in routes:

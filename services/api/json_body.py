@@ -8,6 +8,12 @@ the loop for the whole decode (over a second for 16 MiB of `[[],[],...]`), while
 hands the GIL over every few milliseconds. A large body may hold at most MAX_CONTAINERS arrays
 and objects: millions of small containers are what makes a decode slow, and the collector's
 passes over them stall every thread. The batch check's body has three.
+
+Even so, each decode in a thread takes its share of the GIL and up to 16 MiB of memory twice
+over (the bytes and what they decode to): several at once slow the loop down and add up. So
+an API process reads and decodes at most LARGE_AT_ONCE large bodies at a time; a request that
+finds no slot free is answered 503 with Retry-After at once (`LargeBodySlots`), before its body
+is read.
 """
 
 from __future__ import annotations
@@ -22,6 +28,36 @@ from typing import Any, Final
 ON_LOOP_MAX: Final = 64 * 1024
 #: arrays and objects a body over ON_LOOP_MAX may hold
 MAX_CONTAINERS: Final = 1000
+
+
+#: large bodies one API process reads and decodes at once
+LARGE_AT_ONCE: Final = 2
+
+
+class NoSlotFree(Exception):
+    """LARGE_AT_ONCE large bodies are being read already: answer 503 and let the client retry."""
+
+
+class LargeBodySlots:
+    """Who may read and decode a large body now: at most `size` at once, the rest refused at
+    once rather than queued (a queue of 16 MiB bodies is memory the process does not have).
+    One event loop's bookkeeping: no lock is needed between an await and the next."""
+
+    def __init__(self, size: int = LARGE_AT_ONCE) -> None:
+        self.size = size
+        self.taken = 0
+
+    def take(self) -> None:
+        if self.taken >= self.size:
+            raise NoSlotFree(f"{self.size} large request bodies are being read already")
+        self.taken += 1
+
+    def give_back(self) -> None:
+        self.taken -= 1
+
+
+#: the process's slots (every app of a process shares its one event loop's bookkeeping)
+LARGE_BODIES: Final = LargeBodySlots()
 
 
 class TooManyContainers(ValueError):

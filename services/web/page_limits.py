@@ -11,9 +11,12 @@ Three kinds of token bucket (services/rate_limit.py), in the memory of each API 
   spends here (it cannot be forged, and each opens a bucket of its own), and the POST is
   idempotent (a repeat records nothing), so the exemption gives nobody a way to write more
   than one withdrawal per link, and an invalid link still spends from its address's bucket;
-- per subject, LEDGER_PREFERENCE_SAVES_PER_MIN a minute: a POST to /p/ with a valid preference
-  link, on top of its address's bucket. Each save appends events to a log kept for ever, so
-  whoever holds a link (their own will do) cannot toggle a box hundreds of times a minute.
+- per subject, LEDGER_PREFERENCE_SAVES_PER_MIN a minute: a save on /p/ that would record a
+  change, on top of its address's bucket. Each save appends events to a log kept for ever, so
+  whoever holds a link (their own will do) cannot toggle a box hundreds of times a minute. The
+  page spends it (`save_wait`) once the link has opened, revocation included, and the form is
+  known to change something: a revoked link, a stale page or a save that changes nothing
+  costs the person nothing, so whoever holds a leaked, revoked link cannot use up their saves.
 
 Over a limit the answer is the pages' own 429 page, with Retry-After.
 """
@@ -29,7 +32,7 @@ from starlette.responses import Response
 
 from services.bootstrap import Ledger
 from services.config import Settings
-from services.links import PREFERENCES, UNSUBSCRIBE, LinkClaims, LinkError, LinkKind
+from services.links import UNSUBSCRIBE, LinkClaims, LinkError, LinkKind
 from services.rate_limit import RateLimiter, client_key, retry_after
 from services.web.routes import open_link, too_many_requests
 
@@ -60,16 +63,17 @@ class PageLimits:
     def wait(
         self, method: str, route: str, token: str, client: str, now: float, open_link: Opener
     ) -> float:
-        """Seconds until the request may be served (0: now); spends from its buckets."""
+        """Seconds until the request may be served (0: now); spends from its buckets (the
+        per-subject one is the preference page's to spend: `save_wait`)."""
         if method == "POST" and route == UNSUBSCRIBE_ROUTE:
             claims = _valid(open_link, token, UNSUBSCRIBE)
             if claims is not None:
                 return self.per_link.take(claims.link_id, now)
-        waited = self.per_address.take(client_key(client), now)
-        if waited or method != "POST" or route != PREFERENCES_ROUTE:
-            return waited
-        claims = _valid(open_link, token, PREFERENCES)
-        return self.per_subject.take(claims.subject_id, now) if claims is not None else 0.0
+        return self.per_address.take(client_key(client), now)
+
+    def save_wait(self, subject_id: str, now: float) -> float:
+        """Seconds until a save that changes the subject's choices may be recorded (0: now)."""
+        return self.per_subject.take(subject_id, now)
 
     def refuse(self, request: Request, route: str, now: float) -> Response | None:
         """The 429 page when the request is over a limit, else None."""

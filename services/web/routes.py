@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Final
@@ -36,6 +37,7 @@ from services.bootstrap import Ledger
 from services.catalogue import Purpose
 from services.links import PREFERENCES, UNSUBSCRIBE, LinkClaims, LinkError, LinkKind
 from services.partitioning import partition_for
+from services.rate_limit import retry_after
 from services.tokens import TokenError, decode_token, encode_token
 from services.web import pages
 from services.web.preferences import (
@@ -296,10 +298,11 @@ async def preferences(request: Request) -> Response:
     """GET shows every marketing choice; POST records what the form changed, nothing else,
     and only if the choices are still those the page showed."""
     ledger: Ledger = request.app.state.ledger
+    if request.method != "POST":  # first: a revocation made a moment ago counts too
+        await _wait_after(ledger, request.query_params.get("after"))
     claims = await _open(ledger, request, PREFERENCES)
     token = request.path_params["token"]
     if request.method != "POST":
-        await _wait_after(ledger, request.query_params.get("after"))
         state = await _state(ledger, claims.subject_id)
         return _preferences_html(
             ledger,
@@ -318,6 +321,10 @@ async def preferences(request: Request) -> Response:
     if form.shown != choices_digest(current):
         log.info("refused a preference form: filled in on a page that is out of date")
         return _preferences_html(ledger, current, alert=STALE_PAGE, status=409)
+    waited = request.app.state.page_limits.save_wait(claims.subject_id, time.monotonic())
+    if waited:
+        log.info("refused a preference form: over the subject's saves a minute")
+        return too_many_requests(ledger, retry_after(waited))
     source = preference_source(SYSTEM, claims.link_id)
     key = request_key(source.method, token, state, todo)
     actor = link_actor(claims.link_id)

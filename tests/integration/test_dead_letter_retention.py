@@ -25,6 +25,7 @@ from tests.conftest import running_projector, wait_until
 from tests.integration.replay import caught_up, produce_log
 from tests.integration.test_dead_letters import running_dead_letter_feed
 from tests.integration.topic_records import all_records, produce_raw
+from tests.writer_macs import sealed
 
 pytestmark = pytest.mark.integration
 
@@ -108,6 +109,27 @@ async def test_old_dead_letters_are_purged_and_young_ones_kept(
     assert sorted(s.value or b"" for s in on_topic) == [b"\x00garbage-2", b"\x00garbage-3"]
 
 
+async def test_a_purged_dead_letter_a_rebuild_wrote_again_is_purged_again(
+    settings: Settings, db: asyncpg.Connection, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A rebuild replays the log, which keeps every record, and writes the rejected rows of
+    purged dead letters again with a fresh rejected_at: the next run deletes them at once."""
+    positions = await _rejected(settings, db)
+    old = positions[:2]
+    assert await run_retention(settings) == 0
+    capsys.readouterr()
+    await db.executemany(  # what the replay of a rebuild writes for the two purged letters
+        "INSERT INTO rejected_records (topic, log_partition, log_offset, error, record_key,"
+        " record_value, reason) VALUES ($1, $2, $3, 'no MAC header', 'poison', 'again',"
+        " 'unauthenticated-record')",
+        [(settings.topic, p, o) for p, o in old],
+    )
+    assert await run_retention(settings) == 0
+    assert "purged 2 rejected record(s) and 0 dead letter(s)" in capsys.readouterr().out
+    kept = await db.fetch("SELECT log_partition, log_offset FROM rejected_records")
+    assert sorted((r[0], r[1]) for r in kept) == positions[2:]
+
+
 async def test_restore_log_writes_placeholders_where_dead_letters_were_purged(
     settings: Settings, db: asyncpg.Connection
 ) -> None:
@@ -128,7 +150,8 @@ async def test_restore_log_writes_placeholders_where_dead_letters_were_purged(
     for where in positions[:2]:
         placeholder = by_position[where]
         assert placeholder.key == PLACEHOLDER_KEY and placeholder.value is None
-        assert placeholder.headers == PLACEHOLDER_HEADERS
+        # a record the ledger writes now: MACed like every other
+        assert placeholder.headers == tuple(sealed(PLACEHOLDER_KEY, None, PLACEHOLDER_HEADERS))
     assert [by_position[where].value for where in positions[2:]] == [
         b"\x00garbage-2",
         b"\x00garbage-3",

@@ -100,7 +100,8 @@ async def test_undecodable_records_are_dead_lettered_and_the_projector_goes_on(
     assert feed.published == 3
 
     journaled = await db.fetchval("SELECT count(*) FROM journal")
-    assert journaled == sent == 20  # the records after the poison were applied
+    # the records after the poison were applied: 20 events, a retried one sent twice at most
+    assert journaled == 20 <= sent
     letters = await read_dead_letters(settings)
     p, at = first.partition, first.offset
     assert [(x.topic, x.partition, x.offset, x.key) for _, _, x in letters] == [

@@ -26,7 +26,7 @@ from services.importing import formats
 from services.importing.run import ImportOptions, run_import
 from services.kafka_clients import new_producer
 from services.topic import highwaters
-from tests.conftest import make_settings, running_api, running_projector
+from tests.conftest import make_settings, running_api, running_projector, wait_until
 from tests.servers import Servers
 from tests.writer_macs import sealed
 
@@ -196,6 +196,45 @@ async def test_processes_hashing_together_hash_every_key_once(settings: Settings
     finally:
         for conn in conns:
             await conn.close()
+
+
+async def test_a_process_waits_for_another_hashing_whatever_its_statement_timeout(
+    settings: Settings,
+) -> None:
+    """The API pool's connections run with LEDGER_DB_STATEMENT_TIMEOUT_MS: waiting for a
+    process that hashes a large table must not be cancelled by it (a start-up crash loop)."""
+    holder = await asyncpg.connect(settings.database_url)
+    waiter = await asyncpg.connect(
+        settings.database_url, server_settings={"statement_timeout": "200"}
+    )
+    try:
+        await holder.execute(
+            "INSERT INTO idempotency_keys (idempotency_key, request_digest, event_ids,"
+            " record_values, subject_id) VALUES ('crm-8', '', '{}', '{}', 's')"
+        )
+        await holder.execute("SELECT pg_advisory_lock($1)", idempotency._LEGACY_LOCK)
+        secret = settings.secrets().blind_index_key
+        hashing = asyncio.create_task(idempotency.hash_legacy_keys(waiter, secret))
+        waiter_pid = waiter.get_server_pid()
+
+        async def waited_past_its_timeout() -> bool:
+            return hashing.done() or bool(
+                await holder.fetchval(
+                    "SELECT EXISTS (SELECT 1 FROM pg_locks l JOIN pg_stat_activity a USING (pid)"
+                    " WHERE l.locktype = 'advisory' AND NOT l.granted AND l.pid = $1"
+                    " AND now() - a.query_start > interval '400 milliseconds')",
+                    waiter_pid,
+                )
+            )
+
+        await wait_until(waited_past_its_timeout, 10, "the lock wait to outlast the timeout")
+        assert not hashing.done(), hashing.exception()
+        await holder.execute("SELECT pg_advisory_unlock($1)", idempotency._LEGACY_LOCK)
+        assert await asyncio.wait_for(hashing, 10) == 1
+        assert await waiter.fetchval("SHOW statement_timeout") == "200ms"  # kept afterwards
+    finally:
+        await holder.close()
+        await waiter.close()
 
 
 async def test_the_importer_stores_its_keys_hashed_too(

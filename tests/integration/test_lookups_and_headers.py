@@ -209,8 +209,11 @@ async def test_every_v1_answer_is_no_store(world: World) -> None:
         await world.api.post(
             f"/v1/subjects/{world.subject}/withdrawals", json={"purpose": "research"}
         ),
+        # answered by the request limits before anything else: no-store is outside them
+        await world.api.get("/v1/decision", params={"subject_id": "a" * 9000}),  # 414
+        await world.api.get("/v1/purposes", headers={"x-filler": "v" * 17_000}),  # 431
     ]
-    assert [a.status_code for a in answers] == [200, 422, 404, 401, 422, 200, 201]
+    assert [a.status_code for a in answers] == [200, 422, 404, 401, 422, 200, 201, 414, 431]
     for answer in answers:
         assert answer.headers.get_list("cache-control") == ["no-store"], answer.request.url
 

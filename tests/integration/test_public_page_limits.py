@@ -148,3 +148,45 @@ async def test_preference_saves_are_limited_per_subject(limited_api: httpx.Async
         ("ConsentGranted", "profiling"),
         ("ConsentWithdrawn", "profiling"),
     ]
+
+
+async def test_a_revoked_link_cannot_use_up_the_subjects_saves(
+    limited_api: httpx.AsyncClient,
+) -> None:
+    """Whoever holds a leaked link that support revoked gets the invalid-link page however
+    often they post, and the person's own saves through a new link are still recorded."""
+    subject = new_subject()
+    token = await grant(limited_api, subject, "newsletter", "email")
+    leaked = await issue(limited_api, subject_id=subject, purpose="newsletter", channel="email")
+    async with client_of(limited_api) as anonymous:
+        page = await anonymous.get(
+            path_of(leaked["preferences_url"]),
+            params={"after": token},
+            headers=client("192.0.2.71"),
+        )
+        form = {"shown": shown(page), "choice": ["newsletter.email", "profiling.web"]}
+        revoked = await limited_api.post(f"/v1/subjects/{subject}/links/revoke", json={})
+        assert revoked.status_code == 201, revoked.text
+        token = revoked.json()["token"]
+        # once the revocation is projected (a GET waits for it), the leaked link is dead
+        gone = await anonymous.get(
+            path_of(leaked["preferences_url"]),
+            params={"after": token},
+            headers=client("192.0.2.72"),
+        )
+        assert gone.status_code == 404, gone.text
+        for n in range(SAVES + 2):
+            refused = await anonymous.post(
+                path_of(leaked["preferences_url"]), data=form, headers=client(f"203.0.113.{n + 1}")
+            )
+            assert refused.status_code == 404, refused.text
+        fresh = await issue(limited_api, subject_id=subject, purpose="newsletter", channel="email")
+        path = path_of(fresh["preferences_url"])
+        mine = client("192.0.2.73")  # the person, from an address of their own
+        page = await anonymous.get(path, params={"after": token}, headers=mine)
+        saved = await anonymous.post(
+            path,
+            data={"shown": shown(page), "choice": ["newsletter.email", "profiling.web"]},
+            headers=mine,
+        )
+        assert saved.status_code == 200, saved.text

@@ -95,11 +95,47 @@ def test_public_urls_that_are_https_or_loopback_are_accepted(url: str) -> None:
         ({"LEDGER_PORT": "8123"}, "http://127.0.0.1:8123"),
         ({"LEDGER_HOST": "::1", "LEDGER_PORT": "8123"}, "http://[::1]:8123"),
         ({"LEDGER_PORT": "8123", "LEDGER_PUBLIC_URL": "https://c.example"}, "https://c.example"),
+        ({"LEDGER_PUBLIC_PORT": "8090"}, "http://127.0.0.1:8090"),
+        (
+            {"LEDGER_PUBLIC_PORT": "8090", "LEDGER_PUBLIC_HOST": "::1", "LEDGER_PORT": "8123"},
+            "http://[::1]:8090",
+        ),
     ],
-    ids=["default", "port", "ipv6-host", "explicit"],
+    ids=["default", "port", "ipv6-host", "explicit", "public-listener", "public-listener-ipv6"],
 )
 def test_an_empty_public_url_is_the_api_address(env: dict[str, str], base: str) -> None:
     assert Settings.from_env(env).public_base_url == base
+
+
+@pytest.mark.parametrize(
+    ("env", "refused"),
+    [
+        ({}, False),
+        ({"LEDGER_HOST": "0.0.0.0"}, True),
+        ({"LEDGER_HOST": "0.0.0.0", "LEDGER_PUBLIC_URL": "https://c.example"}, False),
+        # the pages face the internet on the public listener: links must name its public URL
+        ({"LEDGER_PUBLIC_PORT": "8090", "LEDGER_PUBLIC_HOST": "0.0.0.0"}, True),
+        ({"LEDGER_PUBLIC_PORT": "8090", "LEDGER_PUBLIC_HOST": "::"}, True),
+        (
+            {
+                "LEDGER_PUBLIC_PORT": "8090",
+                "LEDGER_PUBLIC_HOST": "0.0.0.0",
+                "LEDGER_PUBLIC_URL": "https://c.example",
+            },
+            False,
+        ),
+        ({"LEDGER_HOST": "0.0.0.0", "LEDGER_PUBLIC_PORT": "8090"}, False),  # pages on loopback
+    ],
+    ids=["local", "all-interfaces", "explicit", "listener", "listener-ipv6", "listener-explicit",
+         "listener-on-loopback"],
+)  # fmt: skip
+def test_links_need_a_public_url_where_the_pages_face_others(
+    env: dict[str, str], refused: bool
+) -> None:
+    problem = Settings.from_env(env).public_url_problem
+    assert (problem is not None) is refused
+    if problem:
+        assert "LEDGER_PUBLIC_URL" in problem
 
 
 def test_up_port_moves_the_links_too() -> None:

@@ -4,6 +4,7 @@ gives."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
 import threading
@@ -110,3 +111,61 @@ async def test_a_large_body_within_the_limits_is_read() -> None:
     raw = json.dumps(body).encode()
     assert len(raw) > ON_LOOP_MAX
     assert await read_json_object(request(raw), BATCH_BODY) == body
+
+
+def test_slots_are_taken_and_given_back() -> None:
+    slots = json_body.LargeBodySlots(2)
+    slots.take()
+    slots.take()
+    with pytest.raises(json_body.NoSlotFree):
+        slots.take()
+    slots.give_back()
+    slots.take()
+    assert slots.taken == 2
+
+
+def held_request(
+    body: bytes, release: asyncio.Event, *, length: bool = True, asked: asyncio.Event | None = None
+) -> Request:
+    """A request whose body arrives only once `release` is set: a large read held open;
+    `asked` is set when the body is first asked for."""
+
+    async def receive() -> Message:
+        if asked is not None:
+            asked.set()
+        await release.wait()
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    headers = [(b"content-type", b"application/json")]
+    if length:
+        headers.append((b"content-length", str(len(body)).encode()))
+    return Request({"type": "http", "method": "POST", "headers": headers}, receive)
+
+
+async def test_past_two_large_bodies_at_once_a_third_is_a_503_at_once() -> None:
+    """Each large decode takes its share of the GIL and up to 16 MiB twice over: the third is
+    turned away before its body is read, while small bodies are read as ever."""
+    large = json.dumps({"subjects": ["crm:1"] * 20_000}).encode()
+    assert len(large) > ON_LOOP_MAX
+    release = asyncio.Event()
+    asked = [asyncio.Event() for _ in range(json_body.LARGE_AT_ONCE)]
+    held = [
+        asyncio.create_task(read_json_object(held_request(large, release, asked=a), BATCH_BODY))
+        for a in asked
+    ]
+    for started in asked:  # each held read has its slot and waits for its body
+        await started.wait()
+    never = asyncio.Event()  # the refused request's body is never even asked for
+    for length in (True, False):
+        with pytest.raises(ProblemError) as caught:  # at once: never waiting for a slot
+            refused = read_json_object(held_request(large, never, length=length), BATCH_BODY)
+            await asyncio.wait_for(refused, 10)
+        assert caught.value.status == 503 and caught.value.headers["Retry-After"] == "1"
+    given = asyncio.Event()
+    given.set()
+    small = held_request(b'{"subjects": ["crm:2"]}', given)  # its length says it is small
+    assert await read_json_object(small, BATCH_BODY) == {"subjects": ["crm:2"]}
+    release.set()
+    assert [len((await task)["subjects"]) for task in held] == [20_000, 20_000]
+    assert json_body.LARGE_BODIES.taken == 0
+    assert await read_json_object(request(large), BATCH_BODY)

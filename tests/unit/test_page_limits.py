@@ -89,16 +89,20 @@ def test_an_address_spends_from_its_networks_bucket(first: str, second: str) -> 
 
 def test_saves_are_limited_per_subject_whatever_the_link_or_address() -> None:
     page = limits(per_address=100, saves=2)
-
-    def save(link: str, client: str, subject: str = "s1") -> float:
-        return page.wait(
-            "POST", PREFERENCES_ROUTE, f"preferences/{subject}/{link}", client, 0.0, opener
-        )
-
-    assert save("l1", "192.0.2.1") == 0 and save("l2", "198.51.100.7") == 0
-    assert save("l3", "203.0.113.9") == pytest.approx(30.0)  # 2 a minute: one back per 30 s
-    assert save("l1", "192.0.2.1", subject="s2") == 0
+    assert page.save_wait("s1", 0.0) == 0 and page.save_wait("s1", 0.0) == 0
+    assert page.save_wait("s1", 0.0) == pytest.approx(30.0)  # 2 a minute: one back per 30 s
+    assert page.save_wait("s2", 0.0) == 0
     assert page.wait("GET", PREFERENCES_ROUTE, "preferences/s1/l1", "192.0.2.1", 0.0, opener) == 0
+
+
+def test_reaching_the_page_spends_nothing_of_the_subjects_saves() -> None:
+    """The page spends the subject's bucket only for a save it will record (after the link's
+    revocation check): posting a revoked or stale form costs the person nothing."""
+    page = limits(per_address=100, saves=1)
+    for n in range(20):
+        token = f"preferences/s1/l{n}"
+        assert page.wait("POST", PREFERENCES_ROUTE, token, "192.0.2.1", 0.0, opener) == 0
+    assert page.save_wait("s1", 0.0) == 0
 
 
 @given(st.lists(st.integers(0, 50), max_size=200))
@@ -114,4 +118,5 @@ def test_zero_turns_the_address_and_save_limits_off() -> None:
     page = limits(per_address=0, saves=0)
     for _ in range(100):
         assert page.wait("POST", PREFERENCES_ROUTE, "preferences/s/l", PROVIDER, 0.0, opener) == 0
+        assert page.save_wait("s", 0.0) == 0
         assert page.wait("GET", UNSUBSCRIBE_ROUTE, "x", PROVIDER, 0.0, opener) == 0
