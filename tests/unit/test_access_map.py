@@ -22,6 +22,7 @@ from services.api.app import routes
 from services.api.guard import protect
 from services.api_keys import ADMIN, AUDIT, DECIDE, NOTICES, RECORD, REQUESTS
 from services.config import Settings
+from services.web.page_limits import PageLimits
 
 ROUTES = [
     (method, route.path)
@@ -120,7 +121,8 @@ def test_the_app_does_not_start_with_an_unclassified_route() -> None:
 
     extra = Route("/v1/leak", leak, methods=["GET"])
     with pytest.raises(UnclassifiedRoute):
-        protect([*routes(), extra], Settings.from_env({}))
+        settings = Settings.from_env({})
+        protect([*routes(), extra], settings, PageLimits.from_settings(settings))
 
 
 def test_record_no_longer_publishes_notices_or_handles_requests() -> None:
