@@ -43,6 +43,9 @@ class PartitionFreshness:
     position: int
     highwater: int | None
     behind_s: float | None
+    #: the writer key ids its projector checks MACs with (None: it did not say, an earlier
+    #: version)
+    writer_key_ids: tuple[str, ...] | None = None
 
     @property
     def lag(self) -> int | None:
