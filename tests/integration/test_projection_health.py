@@ -27,7 +27,7 @@ class CountedHealth(ProjectionHealth):
     """The real guard, counting its reads of the reports and able to hold one back."""
 
     def __init__(self, pool: asyncpg.Pool, topic: str) -> None:
-        super().__init__(pool, topic, PARTITIONS, max_staleness_ms=30_000)
+        super().__init__(pool, topic, PARTITIONS, 30_000, TEST_MACS.current_id)
         self.reads = 0
         #: set once a read has begun
         self.reading = asyncio.Event()
