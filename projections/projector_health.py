@@ -1,6 +1,10 @@
 """The projector's operational tables (`projector_partitions`, `projector_stops`): written by
 the projector between batches, never inside one, and read by the staleness guard, /readyz and
 /metrics. They describe the projector, not the log, so a clean replay need not reproduce them.
+
+Each partition's row also names the writer keys its owner checks record MACs with: the API
+refuses to write, and to decide, while the owner of a partition does not know the key it MACs
+with (projections/freshness.py), since the owner would dead-letter what it writes.
 """
 
 from __future__ import annotations
@@ -28,19 +32,26 @@ class PartitionReport:
 # The database's clock for both instants; a later report never moves caught_up_at back.
 REPORT = """
 INSERT INTO projector_partitions AS p
-    (topic, log_partition, position, highwater, caught_up_at, updated_at)
-SELECT $1, x.p, x.pos, x.hw, now() - make_interval(secs => x.age), now()
+    (topic, log_partition, position, highwater, caught_up_at, updated_at, writer_key_ids)
+SELECT $1, x.p, x.pos, x.hw, now() - make_interval(secs => x.age), now(), $6::text[]
 FROM unnest($2::int[], $3::bigint[], $4::bigint[], $5::float8[]) AS x(p, pos, hw, age)
 ORDER BY x.p
 ON CONFLICT (topic, log_partition) DO UPDATE SET
     position = EXCLUDED.position,
     highwater = EXCLUDED.highwater,
     caught_up_at = GREATEST(p.caught_up_at, EXCLUDED.caught_up_at),
-    updated_at = now()
+    updated_at = now(),
+    writer_key_ids = EXCLUDED.writer_key_ids
 """
 
 
-async def report(conn: asyncpg.Connection, topic: str, reports: Sequence[PartitionReport]) -> None:
+async def report(
+    conn: asyncpg.Connection,
+    topic: str,
+    reports: Sequence[PartitionReport],
+    writer_key_ids: Sequence[str],
+) -> None:
+    """Report the partitions a projector owns, and the writer keys it checks MACs with."""
     if reports:
         await conn.execute(
             REPORT,
@@ -49,21 +60,47 @@ async def report(conn: asyncpg.Connection, topic: str, reports: Sequence[Partiti
             [r.position for r in reports],
             [r.highwater for r in reports],
             [r.caught_up_age_s for r in reports],
+            list(writer_key_ids),
         )
+
+
+async def report_writer_keys(
+    conn: asyncpg.Connection, topic: str, partitions: Sequence[int], writer_key_ids: Sequence[str]
+) -> None:
+    """On assignment, before applying anything: the new owner's writer keys replace the previous
+    owner's at once, so the API does not trust them a report interval longer (a partition not
+    reported yet has no row, and the guard refuses it anyway)."""
+    await conn.execute(
+        "UPDATE projector_partitions SET writer_key_ids = $3::text[]"
+        " WHERE topic = $1 AND log_partition = ANY($2::int[])",
+        topic,
+        list(partitions),
+        list(writer_key_ids),
+    )
 
 
 LOAD = """
 SELECT log_partition, position, highwater,
-       extract(epoch FROM now() - caught_up_at)::float8 AS behind_s
+       extract(epoch FROM now() - caught_up_at)::float8 AS behind_s, writer_key_ids
 FROM projector_partitions WHERE topic = $1 ORDER BY log_partition
 """
+
+
+def _keys(ids: list[str] | None) -> tuple[str, ...] | None:
+    return None if ids is None else tuple(ids)
 
 
 async def load(conn: asyncpg.Connection | asyncpg.Pool, topic: str) -> list[PartitionFreshness]:
     """Every reported partition, with how far behind it is by the database's clock now."""
     rows = await conn.fetch(LOAD, topic)
     return [
-        PartitionFreshness(r["log_partition"], r["position"], r["highwater"], r["behind_s"])
+        PartitionFreshness(
+            r["log_partition"],
+            r["position"],
+            r["highwater"],
+            r["behind_s"],
+            _keys(r["writer_key_ids"]),
+        )
         for r in rows
     ]
 

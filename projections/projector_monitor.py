@@ -13,6 +13,9 @@ change on a multi-broker cluster, the new leader's fetch responses can briefly c
 high-water mark than the old leader's (KAFKA-2334). Until the regression has persisted for
 LOSS_CONFIRM_S the projector applies nothing and reads again from the stored offsets; the
 broker's own OffsetOutOfRange answer and a stored offset below the log start stop at once.
+
+Its reports, and each new assignment before anything of it is applied, name the writer keys
+the projector checks MACs with, so the API can refuse to write what it would dead-letter.
 """
 
 from __future__ import annotations
@@ -44,9 +47,13 @@ ADVICE: Final = (
 
 
 class ProjectorMonitor:
-    def __init__(self, consumer: AIOKafkaConsumer, topic: str) -> None:
+    def __init__(
+        self, consumer: AIOKafkaConsumer, topic: str, *, writer_key_ids: Sequence[str]
+    ) -> None:
         self.consumer = consumer
         self.topic = topic
+        #: the writer keys this projector checks MACs with, reported with its partitions
+        self.writer_key_ids = tuple(writer_key_ids)
         self.watch = PartitionWatch()
         #: non-empty while the topic's projectors are stopped by loss detection
         self.stops: list[LogLoss] = []
@@ -72,6 +79,9 @@ class ProjectorMonitor:
             {tp.partition: int(offset) for tp, offset in starts.items()},
         )
         self.reported_all = False
+        await projector_health.report_writer_keys(
+            conn, self.topic, [tp.partition for tp in assigned], self.writer_key_ids
+        )
         if losses:
             await self.stop(conn, losses)
             return
@@ -168,7 +178,7 @@ class ProjectorMonitor:
                 tp.partition, self.consumer.highwater(tp), self.consumer.last_poll_timestamp(tp)
             )
         reports = self.watch.reports(int(time.time() * 1000), stopped=bool(self.stops))
-        await projector_health.report(conn, self.topic, reports)
+        await projector_health.report(conn, self.topic, reports, self.writer_key_ids)
         if assignment and (self.stops or all(r.highwater is not None for r in reports)):
             self.reported_all = True
         return cleared

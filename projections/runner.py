@@ -13,10 +13,10 @@ without a valid MAC at or above its partition's cut-off (projections/mac_cutoffs
 refused as `unauthenticated-record`, so a record produced straight to the topic by anyone
 without a writer key is never journaled, chained, folded into state or receipted.
 
-Between batches, about once a second, the projector reports each partition's position and the
-log's high-water mark (projections/projector_health.py). It never resets a position the log
-cannot serve: it stops applying and records why (projections/log_loss.py), until an operator
-clears the stop.
+Between batches, about once a second, the projector reports each partition's position, the
+log's high-water mark and the writer keys it checks MACs with (projections/projector_health.py).
+It never resets a position the log cannot serve: it stops applying and records why
+(projections/log_loss.py), until an operator clears the stop.
 """
 
 from __future__ import annotations
@@ -264,7 +264,7 @@ class Projector:
             # some brokers answer a waiting fetch only when this runs out, even if data arrived
             fetch_max_wait_ms=fetch_wait_ms,
         )
-        self.monitor = ProjectorMonitor(self.consumer, topic)
+        self.monitor = ProjectorMonitor(self.consumer, topic, writer_key_ids=macs.key_ids)
         self.conn: asyncpg.Connection | None = None
         #: one statement at a time on `conn`: the rebalance listener runs beside the loop
         self.db_lock = asyncio.Lock()

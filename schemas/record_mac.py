@@ -124,6 +124,11 @@ class RecordMacs:
     def __repr__(self) -> str:
         return f"RecordMacs(ids={list(self._started)}, current={self.current_id!r})"
 
+    @property
+    def key_ids(self) -> tuple[str, ...]:
+        """The ids of the ring's keys, in its order: what `verify` accepts (never the keys)."""
+        return tuple(self._started)
+
     def _mac(
         self,
         kid: str,

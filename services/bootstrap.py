@@ -102,7 +102,9 @@ async def open_ledger(settings: Settings) -> Ledger:
         partitions,
         secrets,
         DataKeys(pool, secrets.master),
-        ProjectionHealth(pool, settings.topic, partitions, settings.max_staleness_ms),
+        ProjectionHealth(
+            pool, settings.topic, partitions, settings.max_staleness_ms, secrets.writers.current_id
+        ),
         NoticeCache(pool),
         Coalescer(partial(subject_state.load_many, pool, settings.topic)),
         Coalescer(partial(_erased, pool)),

@@ -32,7 +32,7 @@ from services.api import api_metrics
 from services.api.body import Fields, query_fields, read_json_object
 from services.api.commands import Common, Context
 from services.api.problems import ProblemError, field_error, unavailable
-from services.api.projector_status import require_fresh
+from services.api.projector_status import require_fresh, require_verifiable_writes
 from services.api.read import _wait_for_token
 from services.api.whole_numbers import whole_number_field
 from services.bootstrap import Ledger
@@ -153,6 +153,7 @@ async def publish(request: Request) -> JSONResponse:
         answer = _settled(stored, asked, created=False)  # 409 when the content differs
         api_metrics.count_commands([event], replayed=True)
         return answer
+    await require_verifiable_writes(ledger)
     try:
         [(partition, offset)] = await ledger.publisher.publish(
             [(event, ledger.codec.encode(event))]

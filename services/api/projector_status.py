@@ -5,6 +5,11 @@ Decisions fail closed: while the projector is stopped by loss detection or the p
 behind the log by more than LEDGER_MAX_STALENESS_MS, they answer 503 rather than let a send go
 out on state that may miss a withdrawal. Dead letters do not make the ledger unready: the
 projector has moved past them and keeps going; /readyz reports their count.
+
+While a reporting projector does not know the writer key this API MACs with, it would
+dead-letter every record the API writes: decisions and /readyz then fail as above, and
+commands answer 503 before anything is written, rather than acknowledge what would never be
+applied.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from services.projection_health import HealthSnapshot
 STALE_KIND: Final = "projection-stale"
 STALE_TITLE: Final = "Projection not current"
 RETRY_AFTER_S: Final = 5
+WRITER_KEY_KIND: Final = "writer-key-unknown"
 
 
 async def require_fresh(ledger: Ledger) -> None:
@@ -35,6 +41,20 @@ async def require_fresh(ledger: Ledger) -> None:
             f" {verdict.reason}; do not send, retry later",
             headers={"Retry-After": str(RETRY_AFTER_S)},
             kind=STALE_KIND,
+        )
+
+
+async def require_verifiable_writes(ledger: Ledger) -> None:
+    """Raise a 503 problem, before a command writes anything, while a projector would
+    dead-letter what this API writes: an acknowledged command would never be applied."""
+    refused = (await ledger.health.writes_verdict()).writes_refused
+    if refused is not None:
+        raise ProblemError(
+            503,
+            "Writer key unknown to the projector",
+            f"nothing was recorded: {refused}; then retry",
+            headers={"Retry-After": str(RETRY_AFTER_S)},
+            kind=WRITER_KEY_KIND,
         )
 
 
@@ -54,6 +74,7 @@ def projector_json(snapshot: HealthSnapshot, dead_letters: tuple[int, int]) -> d
                 "highwater": p.highwater,
                 "lag": p.lag,
                 "behind_s": _seconds(p.behind_s),
+                "writer_key_ids": None if p.writer_key_ids is None else list(p.writer_key_ids),
             }
             for p in snapshot.partitions
         },
@@ -65,7 +86,8 @@ def projector_json(snapshot: HealthSnapshot, dead_letters: tuple[int, int]) -> d
 
 def stale_answer(projector: dict[str, Any], reason: str) -> JSONResponse:
     """/readyz's 503 for a caller with a key, when the projector makes the ledger unready:
-    stopped by a loss, or (with the guard on) too far behind."""
+    stopped by a loss, unable to check this API's writer key, or (with the guard on) too far
+    behind."""
     problem = {
         "type": f"urn:consent-ledger:problem:{STALE_KIND}",
         "title": STALE_TITLE,

@@ -58,7 +58,8 @@ async def read_readiness(ledger: Ledger) -> Readiness:
     except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
         return Readiness(False, f"database not reachable: {type(exc).__name__}")
     projected = {str(k): v for k, v in positions.items()}
-    if snapshot.stops or (ledger.health.guarding and not snapshot.verdict.fresh):
+    # with the guard off, only a stop or an unknown writer key makes a verdict not fresh
+    if not snapshot.verdict.fresh:
         return Readiness(False, snapshot.verdict.reason, projected, projector)
     return Readiness(True, None, projected, projector)
 

@@ -16,6 +16,7 @@ from services.api import api_metrics
 from services.api.body import Fields, check_subject_id, read_json_object
 from services.api.commands import Builder, Context
 from services.api.problems import ProblemError, field_error, invalid, unavailable
+from services.api.projector_status import require_verifiable_writes
 from services.bootstrap import Ledger
 from services.erasure import refuse_if_erased
 from services.publisher import BrokerUnavailable
@@ -48,8 +49,10 @@ async def append(
     (a retry's are the first request's), their positions and whether this was a replay.
 
     `digest` identifies the request for the key; it must not be a plain hash of personal data.
-    An event that would reopen processing of an erased subject is refused (409).
+    An event that would reopen processing of an erased subject is refused (409), and every
+    event while a projector would dead-letter it (503, services/api/projector_status.py).
     """
+    await require_verifiable_writes(ledger)  # before anything is claimed or sent
     await refuse_if_erased(ledger, subject_id, events)
     values = [ledger.codec.encode(e) for e in events]
     replayed = False

@@ -50,7 +50,8 @@ _DATABASE_ERRORS: Final = (OSError, asyncpg.PostgresError, asyncpg.InterfaceErro
 
 
 class ImportStopped(Exception):
-    """The log or the database failed; rows not yet acknowledged are recorded by a re-run."""
+    """The log or the database failed, or a projector would dead-letter what the import writes;
+    rows not yet acknowledged are recorded by a re-run."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,6 +164,10 @@ class Recorder:
         """Each row with its outcome: RECORDED, ALREADY, SUPERSEDED or SUPPRESSED."""
         self.now = datetime.now(UTC)  # recorded_at: when this batch is accepted
         try:
+            # as the API's commands: nothing is sent that a projector would dead-letter
+            refused = (await self.ledger.health.writes_verdict()).writes_refused
+            if refused is not None:
+                raise ImportStopped(refused)
             return await self._record(rows)
         except _DATABASE_ERRORS as exc:
             raise ImportStopped(f"the database failed ({type(exc).__name__})") from exc

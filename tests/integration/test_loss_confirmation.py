@@ -14,6 +14,7 @@ from projections import projector_health, projector_monitor
 from projections.log_loss import AHEAD_OF_LOG
 from projections.projector_monitor import LOSS_CONFIRM_S, ProjectorMonitor
 from services.config import Settings
+from tests.writer_macs import TEST_MACS
 
 pytestmark = pytest.mark.integration
 
@@ -53,7 +54,7 @@ def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
 
 def watching(settings: Settings, highwater: int) -> tuple[ProjectorMonitor, OnePartitionConsumer]:
     consumer = OnePartitionConsumer(settings.topic, highwater)
-    monitor = ProjectorMonitor(consumer, settings.topic)
+    monitor = ProjectorMonitor(consumer, settings.topic, writer_key_ids=TEST_MACS.key_ids)
     assert monitor.watch.assign([0], {0: 100}, {0: 0}) == []
     return monitor, consumer
 

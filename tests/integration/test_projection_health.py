@@ -15,6 +15,7 @@ from projections.freshness import Verdict
 from projections.projector_health import PartitionReport
 from services.config import Settings
 from services.projection_health import HealthSnapshot, ProjectionHealth
+from tests.writer_macs import TEST_MACS
 
 pytestmark = pytest.mark.integration
 
@@ -26,7 +27,7 @@ class CountedHealth(ProjectionHealth):
     """The real guard, counting its reads of the reports and able to hold one back."""
 
     def __init__(self, pool: asyncpg.Pool, topic: str) -> None:
-        super().__init__(pool, topic, PARTITIONS, max_staleness_ms=30_000)
+        super().__init__(pool, topic, PARTITIONS, 30_000, TEST_MACS.current_id)
         self.reads = 0
         #: set once a read has begun
         self.reading = asyncio.Event()
@@ -55,7 +56,7 @@ async def pool(settings: Settings) -> AsyncIterator[asyncpg.Pool]:
 
 async def caught_up(db: asyncpg.Connection, topic: str) -> None:
     reports = [PartitionReport(p, 10, 10, 0.0) for p in range(PARTITIONS)]
-    await projector_health.report(db, topic, reports)
+    await projector_health.report(db, topic, reports, TEST_MACS.key_ids)
 
 
 async def test_concurrent_requests_without_a_fresh_verdict_share_one_read(

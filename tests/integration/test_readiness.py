@@ -38,6 +38,7 @@ class CountedHealth(ProjectionHealth):
             ledger.settings.topic,
             ledger.partitions,
             ledger.settings.max_staleness_ms,
+            ledger.secrets.writers.current_id,
             clock=lambda: self.now,
         )
         self.reads = 0

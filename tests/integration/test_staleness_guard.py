@@ -16,6 +16,7 @@ from services.kafka_clients import new_consumer
 from tests.conftest import make_settings, running_api, running_projector, wait_until
 from tests.integration.replay import produce_to_partition
 from tests.servers import Servers
+from tests.writer_macs import TEST_MACS
 
 pytestmark = pytest.mark.integration
 
@@ -117,7 +118,7 @@ async def test_lag_is_the_high_water_mark_minus_the_position(
         tps = [TopicPartition(settings.topic, p) for p in range(settings.topic_partitions)]
         consumer.assign(tps)
         await consumer.seek_to_beginning(*tps)
-        monitor = ProjectorMonitor(consumer, settings.topic)
+        monitor = ProjectorMonitor(consumer, settings.topic, writer_key_ids=TEST_MACS.key_ids)
         await monitor.assigned(db, tps, {})
 
         async def fetched() -> bool:

@@ -60,7 +60,7 @@ def test_moving_forward_never_loses_a_caught_up_instant(
 def part(
     partition: int, behind_s: float | None, position: int = 5, hw: int = 5
 ) -> PartitionFreshness:
-    return PartitionFreshness(partition, position, hw, behind_s)
+    return PartitionFreshness(partition, position, hw, behind_s, ("w1",))
 
 
 LOSS = LogLoss(1, AHEAD_OF_LOG, 9, 0, 2)
@@ -89,7 +89,7 @@ def test_assess(
     fresh: bool,
     reason: str | None,
 ) -> None:
-    verdict = assess(partitions, stops, 2, limit)
+    verdict = assess(partitions, stops, 2, limit, "w1")
     assert verdict.fresh is fresh
     if reason is None:
         assert verdict.reason is None
@@ -108,7 +108,7 @@ def test_fresh_exactly_when_every_partition_is_within_the_limit(
     behind: list[float | None], limit: float
 ) -> None:
     partitions = [part(p, b) for p, b in enumerate(behind)]
-    verdict = assess(partitions, [], 3, limit)
+    verdict = assess(partitions, [], 3, limit, "w1")
     assert verdict.fresh == all(b is not None and b <= limit for b in behind)
     assert verdict == Verdict(verdict.fresh, verdict.reason, staleness(partitions))
     assert math.isinf(verdict.staleness_s) == any(b is None for b in behind)
