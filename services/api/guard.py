@@ -99,15 +99,15 @@ def _guard(
             return await endpoint(request)
         keys: KeyCache = request.app.state.api_keys
         host = request.client.host if request.client else ""
-        address = client_key(host)
-        blocked = failures.wait(address, time.monotonic())
+        # a client's key (its /64) costs a few microseconds: only while someone is held back
+        blocked = failures.wait(client_key(host), time.monotonic()) if len(failures) else 0.0
         try:
             caller = keys.authenticate(header)
         except KeyRefused as exc:
             if blocked:  # not counted, nor logged again: the address is held back already
                 raise _too_many_refused(retry_after(blocked)) from None
             _refused(request.method, path, host, exc)
-            blocked = failures.failed(address, time.monotonic())
+            blocked = failures.failed(client_key(host), time.monotonic())
             if blocked:
                 raise _too_many_refused(retry_after(blocked)) from None
             raise _unauthorized(exc.reason) from None
