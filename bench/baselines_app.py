@@ -1,5 +1,5 @@
 """The HTTP baselines: the least a Starlette endpoint can do for each kind of ledger request,
-served by uvicorn with the same options as `consent-ledger api` (services/cli.py `run_api`:
+served by uvicorn with the same options as `consent-ledger api` (services/cli/main.py `run_api`:
 uvloop, httptools, no access log, one process) against the same servers.
 
     B-http   GET  /b/http                 a constant JSON answer
@@ -29,7 +29,7 @@ from starlette.routing import Route
 from schemas.codec import default_codec, kafka_headers
 from schemas.events import Event
 from services.config import Settings
-from services.publisher import make_producer
+from services.ledger.publisher import make_producer
 
 READ = (
     "SELECT kind, scope_a, scope_b, event_type, event_id FROM subject_facts WHERE subject_id = $1"

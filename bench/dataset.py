@@ -22,9 +22,9 @@ import fastavro
 from schemas.codec import default_codec, headers_for
 from schemas.events import Event, Source
 from schemas.record_mac import EVENTS, RecordMacs
-from services.kafka_access import KafkaAccess
-from services.kafka_clients import new_producer
-from services.partitioning import partition_for
+from services.ledger.kafka_access import KafkaAccess
+from services.ledger.kafka_clients import new_producer
+from services.ledger.partitioning import partition_for
 
 #: bump when the mix or the file layout changes, so old caches are not reused
 VERSION: Final = 2

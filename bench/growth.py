@@ -19,7 +19,7 @@ from bench.dataset import VERSION, subject_events
 from bench.processes import database_exists, fresh_database, with_database
 from projections.state import fold
 from projections.subject_state import COLUMNS, row_of
-from services.partitioning import partition_for
+from services.ledger.partitioning import partition_for
 
 SUBJECT_PREFIX = "g"
 

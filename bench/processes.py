@@ -24,10 +24,10 @@ from aiokafka.admin import NewTopic
 
 from projections.migrate import migrate
 from services.config import Settings
-from services.kafka_access import KafkaAccess
-from services.kafka_clients import new_admin
-from services.secrets import new_key
-from services.stack import EmbeddedKafka, EmbeddedPostgres, die_with_parent, free_port
+from services.identity.secrets import new_key
+from services.ledger.kafka_access import KafkaAccess
+from services.ledger.kafka_clients import new_admin
+from services.stack.embedded import EmbeddedKafka, EmbeddedPostgres, die_with_parent, free_port
 
 
 @dataclass(frozen=True, slots=True)
@@ -270,7 +270,7 @@ class Child:
 def start_api(env: Mapping[str, str], log_dir: Path, name: str = "api") -> Child:
     port = free_port()
     child = Child(
-        name, ["-m", "services.cli", "api"], {**env, "LEDGER_PORT": str(port)}, log_dir, port
+        name, ["-m", "services.cli.main", "api"], {**env, "LEDGER_PORT": str(port)}, log_dir, port
     )
     # /healthz, not /readyz: before a replay no projector has reported yet, and the staleness
     # guard keeps /readyz at 503 until one has
@@ -281,7 +281,7 @@ def start_api(env: Mapping[str, str], log_dir: Path, name: str = "api") -> Child
 def start_projector(env: Mapping[str, str], log_dir: Path, group: str) -> Child:
     return Child(
         "projector",
-        ["-m", "services.cli", "projector"],
+        ["-m", "services.cli.main", "projector"],
         {**env, "LEDGER_PROJECTOR_GROUP": group},
         log_dir,
     )

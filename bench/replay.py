@@ -19,8 +19,8 @@ from aiokafka import TopicPartition
 
 from bench.dataset import CopyRow
 from bench.processes import Child
-from services.kafka_access import KafkaAccess
-from services.kafka_clients import new_consumer
+from services.ledger.kafka_access import KafkaAccess
+from services.ledger.kafka_clients import new_consumer
 
 #: how often the replay's progress and the projector's memory are read
 SAMPLE_S = 0.25

@@ -26,8 +26,8 @@ from bench.sizes import Sizes
 from bench.wrk import Load, WrkResult, run_wrk
 from projections import offsets
 from services.config import Settings
-from services.record_producer import writer_macs
-from services.topic import ensure_topic, highwaters
+from services.ledger.record_producer import writer_macs
+from services.ledger.topic import ensure_topic, highwaters
 
 #: the HTTP scenarios `--profile` samples (the server process, during their last run); the
 #: baselines too, so a profile of ours can be read against what the baseline spends

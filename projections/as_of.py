@@ -44,7 +44,7 @@ class Suppression:
 
 @dataclass(frozen=True, slots=True)
 class PurgedProof:
-    """An erased subject whose records the retention job purged (services/retention.py): only
+    """An erased subject whose records the retention job purged (services/proof/retention.py): only
     the erasure fact is left, so what the ledger knew before the erasure is gone by design."""
 
     erased_at: datetime

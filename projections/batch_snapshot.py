@@ -7,7 +7,7 @@ type, outcome, whether its `until` has passed and, for a grant, whether a materi
 change outdated it (`STALE`: judged by an instant before the purpose's cutoff, see
 projections/notices.py). A mailing list has a handful of distinct patterns, so PostgreSQL
 computes each recipient's pattern and groups the recipients by it, and the caller decides
-once per pattern (services/batch_decisions.py).
+once per pattern (services/rules/batch.py).
 
 `pattern_of` is the same encoding in Python: the tests hold the SQL to it. Within a pattern
 no two facts share a log position: one event sets several facts only for several purposes
@@ -54,7 +54,7 @@ _LONG_AGO: Final = datetime.min.replace(tzinfo=UTC)
 
 @dataclass(frozen=True, slots=True)
 class Relevance:
-    """The scopes of each kind of fact that `services.decisions.decide` can read for one
+    """The scopes of each kind of fact that `services.rules.decisions.decide` can read for one
     (purpose, channel) question; an empty tuple means the rules never read that kind."""
 
     restriction_b: tuple[str, ...]

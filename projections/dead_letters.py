@@ -1,6 +1,6 @@
 """Dead letters (table `dead_letter_outbox`): records of the event topic the projector refused
 (undecodable, or without a valid MAC), queued in the batch transaction that keeps them in
-`rejected_records` and published on the dead-letter topic by services/dead_letter_feed.py.
+`rejected_records` and published on the dead-letter topic by services/projector/dead_letter_feed.py.
 
 A record goes out with its original key and value bytes and headers naming where it came from
 and why it was refused (`reason`, one of REASONS, and the `error` detail). The row is marked
@@ -184,7 +184,7 @@ async def release(conn: asyncpg.Connection, topic: str, claims: Sequence[Claim])
 
 
 #: every dead letter ever queued, purged ones included (their outbox rows stay, without the
-#: record: services/dead_letter_retention.py), so the total never goes down
+#: record: services/proof/dead_letter_retention.py), so the total never goes down
 COUNTS = """
 SELECT (SELECT count(*) FROM dead_letter_outbox WHERE topic = $1) AS total,
        (SELECT count(*) FROM dead_letter_outbox

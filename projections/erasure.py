@@ -13,7 +13,7 @@ Applying a SubjectErased, in the batch's transaction and in log order:
 
 The journal keeps the subject's records as they are: they are byte for byte the records of
 the log, which nobody can change either, and their identifier ciphertexts are unreadable
-without the key. The retention job purges them after the proof period (services/retention.py).
+without the key. The retention job purges them after the proof period (services/proof/retention.py).
 
 A subject that holds a suppressed identifier gets a `suppression` fact (scope: identifier
 type), recomputed from the identifier rows whenever its links change or an erasure suppresses

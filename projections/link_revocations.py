@@ -1,8 +1,8 @@
 """Link revocations (table `link_revocations`): which of a subject's links no longer open.
 
-A link (services/links.py) is sealed with its subject, its kind, the instant it was issued and
-the first bytes of the blind index of the address it was issued for (none when it was issued
-by subject id). Three events revoke the links issued up to their `recorded_at`:
+A link (services/identity/links.py) is sealed with its subject, its kind, the instant it was issued
+and the first bytes of the blind index of the address it was issued for (none when it was issued by
+subject id). Three events revoke the links issued up to their `recorded_at`:
 
 - `LinksRevoked` (POST /v1/subjects/{subject_id}/links/revoke): every preference link;
 - `SubjectErased`: every link of both kinds. The subject's addresses are suppressed and its
@@ -33,7 +33,7 @@ from projections.journal import JournalRow
 from schemas import events as ev
 from schemas.events import Event
 
-#: the link kinds (services/links.py LinkKind)
+#: the link kinds (services/identity/links.py LinkKind)
 UNSUBSCRIBE: Final = "unsubscribe"
 PREFERENCES: Final = "preferences"
 #: the address of a row that covers every link of its kind

@@ -1,6 +1,6 @@
 """Checkpoint digests of the event topic (tables `checkpoint_state`, `checkpoint_outbox`,
 `duplicate_records`): the running digest per partition, kept in each batch's transaction, and
-the checkpoints cut from it for the checkpointer to publish (services/checkpointer.py).
+the checkpoints cut from it for the checkpointer to publish (services/projector/checkpointer.py).
 
 The digest is defined in projections/hash_chain.py. It continues across checkpoints, so the
 running digest of a partition after offset n is the same however often checkpoints were cut.
@@ -250,8 +250,8 @@ async def restart(
     conn: asyncpg.Connection, topic: str, restored: Iterable[PartitionDigest]
 ) -> None:
     """After a restore re-produced these partitions with records the old log did not have
-    (services/restore.py): their open ranges and queued checkpoints described the old log,
-    so they go, and each digest starts again over the restored records (in the caller's
+    (services/operations/restore_log.py): their open ranges and queued checkpoints described the
+    old log, so they go, and each digest starts again over the restored records (in the caller's
     transaction). Other partitions keep theirs."""
     states = list(restored)
     partitions = [s.partition for s in states]

@@ -6,7 +6,7 @@ folds subjects folds notices too, the journal keeps them (restore covers them) a
 token waits for them like for any event. The first event of a version in log order wins: every
 event of one version is on one partition.
 
-The rule (services/decisions.py applies it, per purpose): a grant is *judged by* the
+The rule (services/rules/decisions.py applies it, per purpose): a grant is *judged by* the
 `effective_from` of the notice version it names when the ledger has that version, and by its
 own `occurred_at` otherwise (no version, or one never published). It is outdated at `now` by a
 material notice covering the purpose whose `effective_from` is later than that instant and not

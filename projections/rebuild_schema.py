@@ -1,5 +1,5 @@
-"""The SQL of `consent-ledger rebuild` (services/rebuild.py): fresh copies of the live tables in
-a schema of their own, what the switch carries over from the live tables, and the switch.
+"""The SQL of `consent-ledger rebuild` (services/operations/rebuild.py): fresh copies of the live
+tables in a schema of their own, what the switch carries over from the live tables, and the switch.
 
 A copy is `CREATE TABLE ... (LIKE live INCLUDING ALL EXCLUDING INDEXES)` (columns in the same
 order, defaults, checks, not-null constraints, identity, comments), then the live table's
@@ -208,7 +208,8 @@ async def stored_offsets(conn: asyncpg.Connection, schema: str, topic: str) -> d
     return {r["log_partition"]: r["next_offset"] for r in rows}
 
 
-#: tables with rows per subject that the retention job deletes or keeps (services/retention.py)
+#: tables with rows per subject that the retention job deletes or keeps
+#: (services/proof/retention.py)
 _SUBJECT_TABLES: Final = ("journal", "subject_facts", "identifiers", "rights_requests", "erasures")
 
 

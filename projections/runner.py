@@ -225,8 +225,8 @@ _RECOVERABLE = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, KafkaErr
 
 class ConsumerFactory(Protocol):
     """Builds the projector's consumer from its options (aiokafka keyword arguments) with the
-    brokers and credentials the caller holds: services/kafka_clients.py `new_consumer` bound to
-    the settings (projections/ never imports services/)."""
+    brokers and credentials the caller holds: services/ledger/kafka_clients.py `new_consumer`
+    bound to the settings (projections/ never imports services/)."""
 
     def __call__(self, **options: object) -> AIOKafkaConsumer: ...
 

@@ -116,7 +116,7 @@ def fact_from_row(row: asyncpg.Record) -> Fact:
 
 
 #: Subjects' facts, the projected position of each one's partition and the number of notices
-#: applied, in one statement and so from one snapshot (services/notice_cache.py); $1 subject
+#: applied, in one statement and so from one snapshot (services/reads/notice_cache.py); $1 subject
 #: ids, $2 their partitions, $3 the topic. Every subject yields at least one row, so a subject
 #: with no facts still gets its position.
 LOAD_MANY = """

@@ -12,18 +12,18 @@ import asyncpg
 
 from projections import erasure, subject_state
 from schemas.codec import EventCodec, default_codec
-from services import idempotency
-from services.catalogue import Catalogue, load_catalogue
-from services.coalescer import Coalescer
 from services.config import Settings
 from services.db_pool import open_pool
-from services.keystore import DataKeys
-from services.notice_cache import NoticeCache
-from services.progress import ProjectionProgress
-from services.projection_health import ProjectionHealth
-from services.publisher import Publisher, make_producer
-from services.record_producer import writer_macs
-from services.secrets import Secrets
+from services.identity.keystore import DataKeys
+from services.identity.secrets import Secrets
+from services.ledger import idempotency
+from services.ledger.publisher import Publisher, make_producer
+from services.ledger.record_producer import writer_macs
+from services.reads.coalescer import Coalescer
+from services.reads.notice_cache import NoticeCache
+from services.reads.progress import ProjectionProgress
+from services.reads.projection_health import ProjectionHealth
+from services.rules.catalogue import Catalogue, load_catalogue
 
 
 @dataclass(slots=True)
@@ -41,7 +41,7 @@ class Ledger:
     data_keys: DataKeys
     health: ProjectionHealth
     notices: NoticeCache
-    #: concurrent decisions' state reads, one statement per batch (services/coalescer.py)
+    #: concurrent decisions' state reads, one statement per batch (services/reads/coalescer.py)
     states: Coalescer[tuple[str, int], subject_state.Loaded]
     #: concurrent commands' "is this subject erased?" checks, one statement per batch
     erased: Coalescer[str, bool]

@@ -15,12 +15,10 @@ from pathlib import Path
 from typing import Final, get_type_hints
 from urllib.parse import urlsplit
 
-from services.api_keys import admin_key_problem
 from services.environment import ENVIRONMENT as ENVIRONMENT
 from services.environment import WHOLE_NUMBER_RANGES
-from services.kafka_access import KafkaAccess
-from services.log_format import FORMATS as LOG_FORMATS
-from services.secrets import (
+from services.identity.api_keys import admin_key_problem
+from services.identity.secrets import (
     SECRET_VARIABLES,
     WRITER_KEYS,
     KeyRing,
@@ -28,6 +26,8 @@ from services.secrets import (
     load_secrets,
     load_writer_keys,
 )
+from services.ledger.kafka_access import KafkaAccess
+from services.telemetry.logs import FORMATS as LOG_FORMATS
 
 SECRETS_FILE: Final = "LEDGER_SECRETS_FILE"
 
@@ -220,7 +220,7 @@ class Settings:
     @property
     def kafka(self) -> KafkaAccess:
         """How this process reaches and authenticates to the brokers: what every Kafka client
-        is built from (services/kafka_clients.py)."""
+        is built from (services/ledger/kafka_clients.py)."""
         return KafkaAccess(
             **{f.name: getattr(self, f"kafka_{f.name}") for f in fields(KafkaAccess)}
         )
@@ -249,7 +249,7 @@ class Settings:
     def catalogue_file(self) -> Path:
         if self.catalogue_path:
             return Path(self.catalogue_path)
-        return Path(__file__).with_name("purposes.toml")
+        return Path(__file__).parent / "rules" / "purposes.toml"
 
     def as_environment(self) -> dict[str, str]:
         """The settings as environment variables, for starting child processes."""

@@ -188,7 +188,7 @@ ENVIRONMENT: Final[dict[str, tuple[str, str, str]]] = {
     "LEDGER_CATALOGUE": (
         "catalogue_path",
         "",
-        "purpose catalogue (TOML); empty uses the bundled services/purposes.toml",
+        "purpose catalogue (TOML); empty uses the bundled services/rules/purposes.toml",
     ),
     "LEDGER_PUBLIC_URL": (
         "public_url",

@@ -20,13 +20,13 @@ from hypothesis import settings as hypothesis_settings
 from projections.migrate import migrate
 from projections.runner import Projector
 from schemas.codec import default_codec
-from services import kafka_clients
 from services.api.app import create_app
 from services.config import Settings
-from services.record_producer import writer_macs
-from services.secrets import new_key
-from services.stack import free_port
-from services.topic import ensure_topic
+from services.identity.secrets import new_key
+from services.ledger import kafka_clients
+from services.ledger.record_producer import writer_macs
+from services.ledger.topic import ensure_topic
+from services.stack.embedded import free_port
 from tests.properties import REPEATABLE, register_profiles
 from tests.servers import Servers, servers, with_database
 

@@ -11,8 +11,8 @@ from datetime import UTC, datetime, timedelta
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from hypothesis import strategies as st
 
-from services.links import PREFERENCES, UNSUBSCRIBE, LinkKind, issue
-from services.secrets import KeyRing
+from services.identity.links import PREFERENCES, UNSUBSCRIBE, LinkKind, issue
+from services.identity.secrets import KeyRing
 
 NOW = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
 TTL = timedelta(days=730)

@@ -7,8 +7,8 @@ from collections.abc import Sequence
 
 from projections.runner import Record
 from schemas.record_mac import EVENTS, Header, RecordMacs
-from services.record_producer import writer_macs
-from services.secrets import parse_key_ring
+from services.identity.secrets import parse_key_ring
+from services.ledger.record_producer import writer_macs
 from tests.conftest import TEST_SECRETS
 
 TEST_MACS: RecordMacs = writer_macs(

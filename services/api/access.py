@@ -24,7 +24,7 @@ from services.api import (
     verify,
 )
 from services.api.commands import COMMANDS
-from services.api_keys import ADMIN, AUDIT, DECIDE, NOTICES, RECORD, REQUESTS
+from services.identity.api_keys import ADMIN, AUDIT, DECIDE, NOTICES, RECORD, REQUESTS
 from services.web import audit
 
 #: no key: health, the OpenAPI document, the receipt-verifying public keys

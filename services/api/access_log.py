@@ -21,11 +21,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from schemas.events import rfc3339
-from services.api.body import query_fields
-from services.api.problems import instance_of, unavailable
-from services.api.whole_numbers import whole_number_field
-from services.api_keys import Caller
 from services.bootstrap import Ledger
+from services.http.body import query_fields
+from services.http.problems import instance_of, unavailable
+from services.http.whole_numbers import whole_number_field
+from services.identity.api_keys import Caller
 
 log = logging.getLogger(__name__)
 

@@ -15,8 +15,8 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Final
 
 from schemas.events import Event
-from services.batch_decisions import BatchResult
-from services.metric_registry import Registry
+from services.rules.batch import BatchResult
+from services.telemetry.metric_registry import Registry
 
 REQUEST_SECONDS: Final = "ledger_http_request_duration_seconds"
 DECISIONS: Final = "ledger_decisions_total"

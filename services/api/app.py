@@ -36,12 +36,12 @@ from services.api.guard import protect
 from services.api.metrics import metrics_endpoint
 from services.api.observation import ObservedStarlette
 from services.api.openapi import openapi_document
-from services.api.problems import ProblemError, instance_of, problem_handler, unavailable
 from services.api.public_listener import public_listener_middleware
 from services.api.write import command_endpoint
-from services.api_key_store import KeyCache, register_admin_key, warn_forgotten_admin_keys
 from services.bootstrap import Ledger, close_ledger, open_ledger
 from services.config import Settings
+from services.http.problems import ProblemError, instance_of, problem_handler, unavailable
+from services.identity.api_key_store import KeyCache, register_admin_key, warn_forgotten_admin_keys
 from services.web import audit
 from services.web import routes as pages
 from services.web.page_limits import PageLimits

@@ -13,9 +13,9 @@ from typing import Any
 from projections import as_of
 from projections.as_of import KnownAt, ProofPurged
 from schemas.events import rfc3339
-from services.api.body import Fields
-from services.api.problems import ProblemError, field_error
 from services.bootstrap import Ledger
+from services.http.body import Fields
+from services.http.problems import ProblemError, field_error
 
 
 def at_param(f: Fields) -> datetime | None:

@@ -21,13 +21,16 @@ from projections.batch_snapshot import read_snapshot
 from schemas.check_codec import check_headers, encode_check
 from schemas.events import rfc3339
 from schemas.record_mac import CHECKS
-from services import contact_checks as checks
 from services.api import api_metrics
 from services.api.batch_request import MAX_BODY, MAX_TOKENS, BatchRequest, parse_batch
-from services.api.body import read_json_object
-from services.api.problems import field_error, invalid, unavailable
 from services.api.projector_status import require_fresh
-from services.batch_decisions import (
+from services.bootstrap import Ledger
+from services.http.body import read_json_object
+from services.http.problems import field_error, invalid, unavailable
+from services.ledger.publisher import BrokerUnavailable
+from services.ledger.tokens import TokenError, encode_snapshot_token, token_positions
+from services.proof import contact_checks as checks
+from services.rules.batch import (
     MAX_RECIPIENTS,
     BatchResult,
     email_indexes,
@@ -37,10 +40,7 @@ from services.batch_decisions import (
     relevance,
     verdicts,
 )
-from services.bootstrap import Ledger
-from services.decisions import decide
-from services.publisher import BrokerUnavailable
-from services.tokens import TokenError, encode_snapshot_token, token_positions
+from services.rules.decisions import decide
 
 
 async def _wait_for_tokens(ledger: Ledger, tokens: list[str]) -> None:

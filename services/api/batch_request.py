@@ -13,10 +13,10 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from schemas.events import BY_IDENTIFIER, MAX_SUBJECT_ID, SUBJECT_ID_RE, subject_id_problem
-from services.api.body import Fields
-from services.api.problems import field_error
-from services.batch_decisions import MAX_RECIPIENTS
-from services.catalogue import Catalogue, Purpose
+from services.http.body import Fields
+from services.http.problems import field_error
+from services.rules.batch import MAX_RECIPIENTS
+from services.rules.catalogue import Catalogue, Purpose
 
 #: 100,000 addresses of up to 160 characters; the other routes keep 64 KiB
 MAX_BODY: Final = 16 * 1024 * 1024

@@ -14,8 +14,8 @@ from typing import Any, Final
 
 from schemas import events as ev
 from schemas.events import CHANNELS, METHODS, Actor, Event, Source
-from services.api.body import Fields
-from services.catalogue import Catalogue, Purpose
+from services.http.body import Fields
+from services.rules.catalogue import Catalogue, Purpose
 
 #: how far ahead of the ledger's clock an occurred_at may be (clock skew of the caller)
 MAX_CLOCK_SKEW: Final = timedelta(minutes=5)

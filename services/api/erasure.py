@@ -30,13 +30,13 @@ from starlette.responses import JSONResponse
 from projections import requests as rights
 from schemas import events as ev
 from schemas.events import Event
-from services import idempotency
-from services.api.body import Fields, check_subject_id, query_fields, read_json_object
 from services.api.commands import Common, Context
-from services.api.problems import ProblemError, field_error, unavailable
 from services.api.requests import wait_for_token
 from services.api.write import append, created, idempotency_key
 from services.bootstrap import Ledger
+from services.http.body import Fields, check_subject_id, query_fields, read_json_object
+from services.http.problems import ProblemError, field_error, unavailable
+from services.ledger import idempotency
 
 ROUTE: Final = "erasure"
 PATH: Final = "/v1/subjects/{subject_id}/erasure"

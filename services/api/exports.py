@@ -21,15 +21,15 @@ from projections.history_pages import HistoryRow
 from projections.notices import NO_NOTICES, Notices
 from projections.state import Fact, FactKey
 from schemas.events import CONSENT_GRANTED
-from services import access_export
 from services.api.access_log import record_read
 from services.api.lookups import lookup_fields
 from services.api.read import _ledger, _path_subject, _wait_for_token, consent_json
 from services.bootstrap import Ledger
-from services.history_formats import FORMATS, MEDIA_TYPES, encoder, entry_json
-from services.identities import IdentifierError, decrypt_identifier
-from services.partitioning import partition_for
-from services.tokens import encode_token
+from services.identity.identities import IdentifierError, decrypt_identifier
+from services.ledger.partitioning import partition_for
+from services.ledger.tokens import encode_token
+from services.proof import access_export
+from services.proof.history_formats import FORMATS, MEDIA_TYPES, encoder, entry_json
 
 log = logging.getLogger(__name__)
 

@@ -23,12 +23,12 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from services.api.access import ANY_KEY, KEY_OPTIONAL, PUBLIC, TOKEN_PAGE, required_access
-from services.api.problems import ProblemError, unavailable
-from services.api_key_store import KeyCache, KeysUnavailable
-from services.api_keys import KeyRefused, bearer_key, permits, unguessable
 from services.config import Settings
-from services.failed_keys import FailedKeyLimit
-from services.rate_limit import RateLimiter, client_key, retry_after
+from services.http.failed_keys import FailedKeyLimit
+from services.http.problems import ProblemError, unavailable
+from services.http.rate_limit import RateLimiter, client_key, retry_after
+from services.identity.api_key_store import KeyCache, KeysUnavailable
+from services.identity.api_keys import KeyRefused, bearer_key, permits, unguessable
 from services.web.page_limits import PageLimits
 
 log = logging.getLogger(__name__)

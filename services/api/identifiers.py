@@ -16,20 +16,20 @@ from starlette.responses import JSONResponse
 from projections import as_of, erasure, identifiers
 from schemas import events as ev
 from schemas.events import BY_IDENTIFIER, IDENTIFIER_TYPES, rfc3339
-from services import idempotency
-from services.api.body import Fields, check_subject_id, read_json_object
 from services.api.commands import Common, Context
-from services.api.problems import ProblemError, field_error, invalid
 from services.api.write import append, created, idempotency_key
 from services.bootstrap import Ledger
-from services.erasure import erased_problem
-from services.identities import (
+from services.http.body import Fields, check_subject_id, read_json_object
+from services.http.problems import ProblemError, field_error, invalid
+from services.identity.identities import (
     IdentifierError,
     blind_index,
     encrypt_identifier,
     normalise,
 )
-from services.keystore import KeyShredded
+from services.identity.keystore import KeyShredded
+from services.ledger import idempotency
+from services.rules.erasure import erased_problem
 
 #: query parameter -> identifier type, for finding a subject by a contact identifier
 LOOKUP_PARAMETERS: Final = {"email": "email", "phone": "phone"}

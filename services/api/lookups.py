@@ -19,8 +19,8 @@ from typing import Any
 from starlette.requests import Request
 
 from schemas.events import BY_IDENTIFIER
-from services.api.body import Fields, query_fields, read_json_object
-from services.api.problems import field_error, invalid
+from services.http.body import Fields, query_fields, read_json_object
+from services.http.problems import field_error, invalid
 
 
 def path_subject(request: Request) -> str:

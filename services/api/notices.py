@@ -29,17 +29,17 @@ from projections.subject_state import fact_from_row
 from schemas import events as ev
 from schemas.events import Event, notice_key, rfc3339
 from services.api import api_metrics
-from services.api.body import Fields, query_fields, read_json_object
 from services.api.commands import Common, Context
-from services.api.problems import ProblemError, field_error, unavailable
 from services.api.projector_status import require_fresh, require_verifiable_writes
 from services.api.read import _wait_for_token
-from services.api.whole_numbers import whole_number_field
 from services.bootstrap import Ledger
-from services.catalogue import Catalogue, Purpose
-from services.decisions import decide
-from services.publisher import BrokerUnavailable
-from services.tokens import encode_token
+from services.http.body import Fields, query_fields, read_json_object
+from services.http.problems import ProblemError, field_error, unavailable
+from services.http.whole_numbers import whole_number_field
+from services.ledger.publisher import BrokerUnavailable
+from services.ledger.tokens import encode_token
+from services.rules.catalogue import Catalogue, Purpose
+from services.rules.decisions import decide
 
 VERSION_RE: Final = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 SHA256_RE: Final = re.compile(r"[0-9a-fA-F]{64}")

@@ -4,7 +4,7 @@ and one access-log line.
 A pure ASGI middleware (no per-request objects beyond a closure; the decision endpoint is
 latency critical). It wraps the whole application, outside Starlette's error middleware, so a
 500 answer is counted, logged and carries its X-Request-Id too. It also answers a request whose
-path, query string or headers are over the limits (services/api/request_limits.py) itself,
+path, query string or headers are over the limits (services/http/request_limits.py) itself,
 before routing and before the key check, with the same request id, metric and access line.
 The access line names the route template, never the concrete path or the query string: a
 decision query carries e-mail addresses (`?email=`) and the public pages carry link tokens in
@@ -20,9 +20,10 @@ from typing import Any, Final
 from starlette.applications import Starlette
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from services.api import api_metrics, request_limits
+from services.api import api_metrics
 from services.api.no_store import NoStoreOnApi
-from services.request_context import (
+from services.http import request_limits
+from services.telemetry.request_context import (
     HEADER,
     REQUEST_ID,
     install_record_factory,

@@ -3,7 +3,7 @@
 Each builder is run once on an empty body: the fields it reads are the body's properties and
 the ones it reports as missing are the required ones; a second run with a value no choice
 accepts gives each choice field its accepted values. A body's null is a field not given
-(services/api/body.py), so every optional property of a body also takes null.
+(services/http/body.py), so every optional property of a body also takes null.
 
 Every operation then gets its answers (services/api/openapi_responses.py) and the errors every
 route can give: a problem document for any 4xx, 401 and 403 where a key is needed, 503 where
@@ -37,7 +37,6 @@ from services.api import (
 )
 from services.api.access import ANY_KEY, KEY_OPTIONAL, POST_TWINS, ROUTE_ACCESS, TOKEN_PAGE
 from services.api.access import PUBLIC as NO_KEY
-from services.api.body import Fields
 from services.api.commands import COMMANDS, Builder, Context
 from services.api.lookups import twin_operation
 from services.api.openapi_responses import (
@@ -48,11 +47,12 @@ from services.api.openapi_responses import (
     PROBLEM,
     PROBLEM_SCHEMA,
 )
-from services.api.problems import PROBLEM_JSON, ProblemError
 from services.api.unsubscribe import OPENAPI_PATHS
-from services.api_keys import ADMIN
-from services.catalogue import Catalogue
-from services.history_formats import FORMATS
+from services.http.body import Fields
+from services.http.problems import PROBLEM_JSON, ProblemError
+from services.identity.api_keys import ADMIN
+from services.proof.history_formats import FORMATS
+from services.rules.catalogue import Catalogue
 from services.web import audit
 
 _SHARED: dict[str, Any] = {

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from typing import Any, Final
 
-from services.api.problems import PROBLEM_JSON
-from services.history_formats import MEDIA_TYPES
+from services.http.problems import PROBLEM_JSON
+from services.proof.history_formats import MEDIA_TYPES
 
 JSON: Final = "application/json"
 HTML: Final = "text/html"

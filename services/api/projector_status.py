@@ -19,9 +19,9 @@ from typing import Any, Final
 
 from starlette.responses import JSONResponse
 
-from services.api.problems import PROBLEM_JSON, ProblemError
 from services.bootstrap import Ledger
-from services.projection_health import HealthSnapshot
+from services.http.problems import PROBLEM_JSON, ProblemError
+from services.reads.projection_health import HealthSnapshot
 
 STALE_KIND: Final = "projection-stale"
 STALE_TITLE: Final = "Projection not current"

@@ -22,8 +22,8 @@ from starlette.routing import compile_path
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from services.api.access import ROUTE_ACCESS, TOKEN_PAGE
-from services.api.problems import ProblemError
 from services.config import Settings
+from services.http.problems import ProblemError
 
 log = logging.getLogger(__name__)
 

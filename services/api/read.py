@@ -17,17 +17,17 @@ from projections.state import ALL, Fact, FactKey, covering
 from schemas.events import CONSENT_GRANTED, rfc3339
 from services.api import api_metrics, as_of
 from services.api.access_log import record_read
-from services.api.body import Fields
 from services.api.identifiers import LOOKUP_PARAMETERS, UnknownIdentifier, subject_from_query
 from services.api.lookups import lookup_fields, path_subject
-from services.api.problems import ProblemError, field_error, invalid, unavailable
 from services.api.projector_status import require_fresh
-from services.api_keys import AUDIT, permits
 from services.bootstrap import Ledger
-from services.catalogue import Catalogue, Purpose
-from services.decisions import Decision, decide, unknown_subject
-from services.partitioning import partition_for
-from services.tokens import TokenError, decode_token, encode_token
+from services.http.body import Fields
+from services.http.problems import ProblemError, field_error, invalid, unavailable
+from services.identity.api_keys import AUDIT, permits
+from services.ledger.partitioning import partition_for
+from services.ledger.tokens import TokenError, decode_token, encode_token
+from services.rules.catalogue import Catalogue, Purpose
+from services.rules.decisions import Decision, decide, unknown_subject
 
 
 def _ledger(request: Request) -> Ledger:

@@ -4,7 +4,7 @@ callers and at most SNAPSHOT_S old.
 A snapshot costs five statements (the database answers, the projected positions, the
 projector's reports and stops, the dead-letter counts); an unauthenticated flood of /readyz
 would otherwise hold the pool's connections, so every caller gets the kept snapshot and those
-that find none share one read (services/shared_read.py). A database failure is a snapshot too
+that find none share one read (services/reads/shared_read.py). A database failure is a snapshot too
 (not ready), kept as long.
 
 Without a key the answer is only `{"status": "ready"}` (200) or `{"status": "not-ready"}`
@@ -24,10 +24,10 @@ import asyncpg
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from services.api.problems import unavailable
 from services.api.projector_status import RETRY_AFTER_S, projector_json, stale_answer
 from services.bootstrap import Ledger
-from services.shared_read import SharedRead
+from services.http.problems import unavailable
+from services.reads.shared_read import SharedRead
 
 #: how long one snapshot answers every caller
 SNAPSHOT_S: Final = 1.0

@@ -1,8 +1,8 @@
 """GET /v1/receipts/{event_id}: a signed consent receipt for a grant or withdrawal, and
 GET /.well-known/jwks.json: the public keys that verify it.
 
-The receipt is built from the journal's copy of the event (services/receipts.py) and signed
-as a compact JWS with the current receipt key (services/receipt_signing.py). An unknown event
+The receipt is built from the journal's copy of the event (services/proof/receipts.py) and signed
+as a compact JWS with the current receipt key (services/proof/receipt_signing.py). An unknown event
 id is a 404; an event that is no grant or withdrawal is a 422 naming `event_id`.
 """
 
@@ -16,12 +16,12 @@ from starlette.responses import JSONResponse
 
 from projections import notices
 from schemas.events import Event
-from services import receipt_signing, receipts
 from services.api.access_log import record_read
-from services.api.body import Fields
-from services.api.problems import ProblemError, field_error, invalid
 from services.api.read import _wait_for_token
 from services.bootstrap import Ledger
+from services.http.body import Fields
+from services.http.problems import ProblemError, field_error, invalid
+from services.proof import receipt_signing, receipts
 
 JWKS_PATH: Final = "/.well-known/jwks.json"
 

@@ -17,9 +17,9 @@ from projections.periods import MAX_EXTENSION_MONTHS
 from projections.requests import OPEN, RightsRequest
 from schemas import events as ev
 from schemas.events import Event, rfc3339
-from services.api.body import Fields
 from services.api.commands import Common, Context
-from services.api.problems import ProblemError
+from services.http.body import Fields
+from services.http.problems import ProblemError
 
 MAX_TEXT: Final = 1000
 

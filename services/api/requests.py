@@ -19,16 +19,16 @@ from starlette.responses import JSONResponse
 from projections import requests as rights
 from projections.periods import due_on
 from projections.requests import RightsRequest
-from services import idempotency
 from services.api.access_log import record_read, record_reads
-from services.api.body import Fields, query_fields, read_json_object
 from services.api.commands import Context
-from services.api.problems import ProblemError, field_error, invalid, unavailable
 from services.api.request_commands import STEPS, conflict, receive, request_json
-from services.api.whole_numbers import whole_number_field
 from services.api.write import append, created, idempotency_key
 from services.bootstrap import Ledger
-from services.tokens import TokenError, decode_token
+from services.http.body import Fields, query_fields, read_json_object
+from services.http.problems import ProblemError, field_error, invalid, unavailable
+from services.http.whole_numbers import whole_number_field
+from services.ledger import idempotency
+from services.ledger.tokens import TokenError, decode_token
 
 PATH: Final = "/v1/requests"
 ITEM_PATH: Final = "/v1/requests/{request_id}"

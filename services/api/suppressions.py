@@ -1,7 +1,7 @@
 """GET /v1/suppressions: a channel's do-not-contact list, by blind index, paged.
 
 For tools that keep their own list of addresses: each entry is an identifier linked to a
-subject that must not get direct marketing on the channel (services/suppression.py says why).
+subject that must not get direct marketing on the channel (services/rules/suppression.py says why).
 Only linked identifiers are listed for a subject's choices: an unlinked address is no longer
 the subject's, and the subject's choices do not follow it. Erasure adds address-level entries
 (reason `erased`, projections/erasure.py) that outlive the subject and any link: they are
@@ -25,11 +25,11 @@ from projections import erasure
 from projections.state import Fact, FactKey
 from projections.subject_state import fact_from_row
 from schemas.events import CHANNELS, rfc3339
-from services.api.body import Fields, query_fields
 from services.api.projector_status import require_fresh
-from services.api.whole_numbers import whole_number_field
 from services.bootstrap import Ledger
-from services.suppression import (
+from services.http.body import Fields, query_fields
+from services.http.whole_numbers import whole_number_field
+from services.rules.suppression import (
     CHANNEL_IDENTIFIERS,
     Suppression,
     suppression,

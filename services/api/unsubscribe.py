@@ -1,10 +1,10 @@
 """POST /v1/unsubscribe-links: the URLs and header values a mailing puts in each message.
 
-Nothing is stored: each link is a sealed token (services/links.py) that names the subject, the
-purpose, the channel, the campaign, its own random id and, when asked for by e-mail or phone,
-a prefix of that address's blind index (so unlinking the address revokes the preference link).
-A sender asks once per recipient and message kind. Links are refused while LEDGER_PUBLIC_URL
-is unset on a host people cannot reach (the image's 0.0.0.0): they would not work.
+Nothing is stored: each link is a sealed token (services/identity/links.py) that names the subject,
+the purpose, the channel, the campaign, its own random id and, when asked for by e-mail or phone, a
+prefix of that address's blind index (so unlinking the address revokes the preference link). A
+sender asks once per recipient and message kind. Links are refused while LEDGER_PUBLIC_URL is unset
+on a host people cannot reach (the image's 0.0.0.0): they would not work.
 
 The two URLs carry tokens of different kinds. `url` (/u/, also the List-Unsubscribe header)
 can only withdraw and object; `preferences_url` (/p/) opens the page that may also grant, so it
@@ -22,13 +22,13 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from schemas.events import rfc3339
-from services import links
-from services.api.body import Fields, read_json_object
 from services.api.identifiers import LOOKUP_PARAMETERS, UnknownIdentifier, subject_from_query
-from services.api.problems import ProblemError, field_error
 from services.bootstrap import Ledger
 from services.config import Settings
-from services.identities import blind_index, normalise
+from services.http.body import Fields, read_json_object
+from services.http.problems import ProblemError, field_error
+from services.identity import links
+from services.identity.identities import blind_index, normalise
 from services.web.preferences import marketing_purposes
 
 ONE_CLICK: Final = "List-Unsubscribe=One-Click"

@@ -11,17 +11,17 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from schemas.events import Event, rfc3339
-from services import idempotency
 from services.api import api_metrics
-from services.api.body import Fields, check_subject_id, read_json_object
 from services.api.commands import Builder, Context
-from services.api.problems import ProblemError, field_error, invalid, unavailable
 from services.api.projector_status import require_verifiable_writes
 from services.bootstrap import Ledger
-from services.erasure import refuse_if_erased
-from services.publisher import BrokerUnavailable
-from services.request_context import opaque_id_problem
-from services.tokens import encode_token
+from services.http.body import Fields, check_subject_id, read_json_object
+from services.http.problems import ProblemError, field_error, invalid, unavailable
+from services.ledger import idempotency
+from services.ledger.publisher import BrokerUnavailable
+from services.ledger.tokens import encode_token
+from services.rules.erasure import refuse_if_erased
+from services.telemetry.request_context import opaque_id_problem
 
 MAX_KEY_LENGTH: Final = 200
 
@@ -29,8 +29,9 @@ Positions = list[tuple[int, int]]
 
 
 def idempotency_key(request: Request) -> str | None:
-    """The request's Idempotency-Key, held to the X-Request-Id rule (services/request_context.py):
-    an e-mail address or a phone number as a key is refused (400), never stored."""
+    """The request's Idempotency-Key, held to the X-Request-Id rule
+    (services/telemetry/request_context.py): an e-mail address or a phone number as a key is
+    refused (400), never stored."""
     key = request.headers.get("idempotency-key")
     if key is not None and (problem := opaque_id_problem(key, MAX_KEY_LENGTH)):
         raise invalid([field_error("Idempotency-Key", problem)], 400)

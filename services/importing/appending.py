@@ -16,8 +16,8 @@ from typing import cast
 import asyncpg
 
 from schemas.events import Event
-from services import idempotency
 from services.bootstrap import Ledger
+from services.ledger import idempotency
 
 
 @dataclass(frozen=True, slots=True)

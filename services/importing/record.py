@@ -25,12 +25,12 @@ from projections import erasure, identifiers
 from projections.state import ALL, CONSENT, DM_OBJECTION
 from schemas import events as ev
 from schemas.events import Actor, Event, Source, rfc3339
-from services import idempotency
 from services.bootstrap import Ledger
-from services.identities import EMAIL, blind_index, derived_subject_id, encrypt_identifier
+from services.identity.identities import EMAIL, blind_index, derived_subject_id, encrypt_identifier
 from services.importing.appending import Appendable, append_many
 from services.importing.formats import BLOCKLISTED, SUBSCRIBED, UNSUBSCRIBED, ImportRow
-from services.publisher import BrokerUnavailable
+from services.ledger import idempotency
+from services.ledger.publisher import BrokerUnavailable
 
 ROUTE: Final = "import"
 RECORDED: Final = "recorded"

@@ -32,9 +32,8 @@ from rich.progress import (
 from rich.text import Text
 
 from services.bootstrap import Ledger, close_ledger, open_ledger
-from services.catalogue import Catalogue, CatalogueError, load_catalogue
 from services.config import Settings
-from services.identities import normalise_email
+from services.identity.identities import normalise_email
 from services.importing.formats import HeaderError, ImportRow, RowProblem, read
 from services.importing.record import (
     ALREADY,
@@ -47,6 +46,7 @@ from services.importing.record import (
     Recorder,
     Target,
 )
+from services.rules.catalogue import Catalogue, CatalogueError, load_catalogue
 
 #: rows per batch: looked up in one query each, then appended concurrently (acks awaited)
 BATCH: Final = 500

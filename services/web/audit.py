@@ -1,7 +1,7 @@
 """GET /audit/subjects/{subject_id}: the auditor's page of one subject.
 
 One server-rendered page (no script) with the subject's timeline, its decision per purpose
-and channel over time (services/decision_history.py, drawn by services/web/audit_chart.py),
+and channel over time (services/proof/decision_history.py, drawn by services/web/audit_chart.py),
 the verification of its hash chain (projections/chain_verify.py) and links to the exports.
 Everything is read in one read-only snapshot, so the chain verified is the timeline shown.
 
@@ -33,12 +33,12 @@ from projections.subject_state import fact_from_row
 from schemas import events as ev
 from schemas.codec import CodecError, EventCodec
 from schemas.events import Event
-from services import decision_history
 from services.api.access_log import record_read
 from services.api.lookups import lookup_fields
-from services.api.problems import ProblemError
 from services.api.read import _path_subject, _wait_for_token
 from services.bootstrap import Ledger
+from services.http.problems import ProblemError
+from services.proof import decision_history
 from services.web import audit_chart, audit_view
 from services.web.routes import _DEPENDENCY_ERRORS, HEADERS, Endpoint, PageError
 

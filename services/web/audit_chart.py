@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Final
 
 from schemas.events import rfc3339
-from services.decision_history import Band
+from services.proof.decision_history import Band
 from services.web.pages import channel_phrase
 
 WIDTH: Final = 1000

@@ -21,9 +21,9 @@ from jinja2 import Environment, PackageLoader, StrictUndefined
 from projections.chain_verify import Break, JournalEntry
 from schemas import events as ev
 from schemas.events import rfc3339
-from services import receipts
-from services.decision_history import Band
-from services.history_formats import FORMATS
+from services.proof import receipts
+from services.proof.decision_history import Band
+from services.proof.history_formats import FORMATS
 from services.web.audit_chart import Chart, band_label
 from services.web.pages import LANG
 

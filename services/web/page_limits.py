@@ -1,6 +1,6 @@
 """The public pages' rate limits: which bucket a request to /u/ or /p/ spends from.
 
-Three kinds of token bucket (services/rate_limit.py), in the memory of each API process:
+Three kinds of token bucket (services/http/rate_limit.py), in the memory of each API process:
 
 - per client network (an IPv4 address, an IPv6 /64): every request to /u/ and /p/,
   LEDGER_PUBLIC_RATE_PER_MIN a minute, except a POST to /u/ with a valid unsubscribe link;
@@ -32,8 +32,8 @@ from starlette.responses import Response
 
 from services.bootstrap import Ledger
 from services.config import Settings
-from services.links import UNSUBSCRIBE, LinkClaims, LinkError, LinkKind
-from services.rate_limit import RateLimiter, client_key, retry_after
+from services.http.rate_limit import RateLimiter, client_key, retry_after
+from services.identity.links import UNSUBSCRIBE, LinkClaims, LinkError, LinkKind
 from services.web.routes import open_link, too_many_requests
 
 #: one-click POSTs a minute for one unsubscribe link (a provider posts once, a person clicks

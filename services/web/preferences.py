@@ -35,8 +35,8 @@ from projections.state import (
 )
 from schemas import events as ev
 from schemas.events import Actor, Event, Source
-from services.catalogue import Catalogue, Purpose
-from services.decisions import decide
+from services.rules.catalogue import Catalogue, Purpose
+from services.rules.decisions import decide
 from services.web.pages import Choice, PurposeGroup
 
 #: the form value of the "stop all direct marketing" box (and of the unsubscribe page's option)

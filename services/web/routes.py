@@ -28,17 +28,18 @@ from starlette.responses import HTMLResponse, Response
 from projections import link_revocations, notices, subject_state
 from projections.state import Fact, FactKey
 from schemas.events import Actor, Source, subject_id_problem
-from services import idempotency, links
-from services.api.body import whole_number
-from services.api.problems import ProblemError
 from services.api.unsubscribe import link_lifetimes
 from services.api.write import append
 from services.bootstrap import Ledger
-from services.catalogue import Purpose
-from services.links import PREFERENCES, UNSUBSCRIBE, LinkClaims, LinkError, LinkKind
-from services.partitioning import partition_for
-from services.rate_limit import retry_after
-from services.tokens import TokenError, decode_token, encode_token
+from services.http.body import whole_number
+from services.http.problems import ProblemError
+from services.http.rate_limit import retry_after
+from services.identity import links
+from services.identity.links import PREFERENCES, UNSUBSCRIBE, LinkClaims, LinkError, LinkKind
+from services.ledger import idempotency
+from services.ledger.partitioning import partition_for
+from services.ledger.tokens import TokenError, decode_token, encode_token
+from services.rules.catalogue import Purpose
 from services.web import pages
 from services.web.preferences import (
     ALL_DIRECT_MARKETING,

@@ -19,7 +19,7 @@ import asyncpg
 import httpx
 import pytest
 
-from services.stack import free_port
+from services.stack.embedded import free_port
 from tests.conftest import ADMIN_HEADERS, TEST_ADMIN_KEY, make_settings, wait_until
 from tests.servers import Servers
 
@@ -50,7 +50,7 @@ class Stack:
         }
         with open(self.log, "ab") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "services.cli", "up"],
+                [sys.executable, "-m", "services.cli.main", "up"],
                 env=env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -220,7 +220,7 @@ async def test_up_serves_a_scenario_stops_cleanly_and_restarts_with_everything(
             [
                 sys.executable,
                 "-m",
-                "services.cli",
+                "services.cli.main",
                 "import",
                 str(SAMPLES / "generic.csv"),
                 "--purpose",
@@ -253,7 +253,7 @@ async def test_up_serves_a_scenario_stops_cleanly_and_restarts_with_everything(
         assert (chain["events"], chain["valid"]) == (2, True)
         verified = await asyncio.to_thread(
             subprocess.run,
-            [sys.executable, "-m", "services.cli", "verify"],
+            [sys.executable, "-m", "services.cli.main", "verify"],
             env={
                 **{k: v for k, v in os.environ.items() if k not in SERVER_VARIABLES},
                 "LEDGER_DATA_DIR": str(stack.data_dir),
@@ -271,7 +271,7 @@ async def test_up_serves_a_scenario_stops_cleanly_and_restarts_with_everything(
             [
                 sys.executable,
                 "-m",
-                "services.cli",
+                "services.cli.main",
                 "keys",
                 "create",
                 "--scope",

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import httpx
 
-from services.stack import die_with_parent, free_port
+from services.stack.embedded import die_with_parent, free_port
 from tests.conftest import wait_until
 
 BUCKET = "ledger-faults"

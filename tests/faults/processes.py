@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 
 from services.config import Settings
-from services.stack import die_with_parent, free_port
+from services.stack.embedded import die_with_parent, free_port
 from tests.conftest import ADMIN_HEADERS, TEST_ADMIN_KEY, wait_until
 
 
@@ -44,7 +44,7 @@ class LedgerProcess:
         self._log_mark = self.log.stat().st_size if self.log.exists() else 0
         with open(self.log, "ab") as out:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "services.cli", self.role],
+                [sys.executable, "-m", "services.cli.main", self.role],
                 env=env,
                 stdout=out,
                 stderr=subprocess.STDOUT,

@@ -9,8 +9,8 @@ from collections.abc import AsyncIterator
 import asyncpg
 import httpx
 
-from services.api_key_store import create_key
 from services.config import Settings
+from services.identity.api_key_store import create_key
 from tests.conftest import HASH_KEY, wait_until
 
 PROBLEM = "application/problem+json"

@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 
 from schemas.events import rfc3339
-from services.tokens import decode_token
+from services.ledger.tokens import decode_token
 
 MICRO = timedelta(microseconds=1)
 COMMON = ("event_id", "subject_id", "occurred_at", "recorded_at", "source", "actor")

@@ -13,7 +13,7 @@ from schemas import events as ev
 from schemas.codec import default_codec, kafka_headers
 from schemas.events import Event, Source
 from services.config import Settings
-from services.kafka_clients import new_producer
+from services.ledger.kafka_clients import new_producer
 from tests.writer_macs import sealed
 
 

@@ -10,8 +10,8 @@ from aiokafka import TopicPartition
 
 from services.config import Settings
 from services.importing.run import ImportOptions, run_import
-from services.kafka_clients import new_consumer
-from services.topic import highwaters
+from services.ledger.kafka_clients import new_consumer
+from services.ledger.topic import highwaters
 
 ADDRESS = "Ada.Erased@Example.com"
 

@@ -11,7 +11,7 @@ import asyncpg
 import httpx
 
 from services.config import Settings
-from services.kafka_clients import new_producer
+from services.ledger.kafka_clients import new_producer
 from tests.integration.replay import produce_log
 from tests.writer_macs import sealed
 

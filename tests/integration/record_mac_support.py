@@ -18,8 +18,8 @@ from schemas.codec import default_codec, kafka_headers
 from schemas.events import Event, Source
 from schemas.record_mac import DEAD_LETTERS, EVENTS, Header, RecordMacs
 from services.config import Settings
-from services.publisher import make_producer
-from services.secrets import new_key, parse_key_ring
+from services.identity.secrets import new_key, parse_key_ring
+from services.ledger.publisher import make_producer
 from tests.writer_macs import TEST_MACS
 
 QUESTION = {"purpose": "newsletter", "channel": "email"}

@@ -23,8 +23,8 @@ from schemas import events as ev
 from schemas.codec import default_codec, kafka_headers
 from schemas.events import Event, Source
 from services.config import Settings
-from services.kafka_clients import new_producer
-from services.topic import highwaters
+from services.ledger.kafka_clients import new_producer
+from services.ledger.topic import highwaters
 from tests.conftest import make_settings, new_projector, wait_until
 from tests.servers import Servers
 from tests.writer_macs import sealed
@@ -276,7 +276,7 @@ def start_projector_process(settings: Settings, log_path: str) -> subprocess.Pop
     env = {**os.environ, **settings.as_environment()}
     with open(log_path, "ab") as log:
         return subprocess.Popen(
-            [sys.executable, "-m", "services.cli", "projector"],
+            [sys.executable, "-m", "services.cli.main", "projector"],
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,

@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 import uvicorn
 from starlette.applications import Starlette
 
-from services.cli import api_server_options
+from services.cli.main import api_server_options
 from services.config import Settings
 from tests.conftest import wait_until
 

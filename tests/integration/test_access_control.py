@@ -13,9 +13,9 @@ import asyncpg
 import httpx
 import pytest
 
-from services.api_key_store import revoke_key
-from services.api_keys import ADMIN, AUDIT, DECIDE, RECORD
 from services.config import Settings
+from services.identity.api_key_store import revoke_key
+from services.identity.api_keys import ADMIN, AUDIT, DECIDE, RECORD
 from tests.conftest import make_settings, running_api, running_projector, wait_until
 from tests.integration.access_support import PROBLEM, accepted, bearer, client_of, made_key
 from tests.servers import Servers

@@ -11,8 +11,8 @@ import asyncpg
 import httpx
 import pytest
 
-from services.api_keys import AUDIT, DECIDE
 from services.config import Settings
+from services.identity.api_keys import AUDIT, DECIDE
 from tests.integration.access_support import PROBLEM, client_of, made_key
 
 pytestmark = pytest.mark.integration

@@ -9,9 +9,9 @@ import httpx
 import pytest
 
 from schemas.events import rfc3339
-from services.catalogue import load_catalogue
 from services.config import Settings
-from services.retention import purge_due
+from services.proof.retention import purge_due
+from services.rules.catalogue import load_catalogue
 from tests.integration.as_of_support import MICRO, decision_at, position, post, projected, recorded
 
 pytestmark = pytest.mark.integration

@@ -14,9 +14,9 @@ from avro.datafile import DataFileReader
 from avro.io import DatumReader
 from fastavro import parse_schema, reader, writer
 
-from services.backup_format import META_TOPICS, PARSED_SCHEMA, SCHEMA
 from services.config import Settings
-from services.topic import highwaters, partition_count
+from services.ledger.topic import highwaters, partition_count
+from services.operations.backup_format import META_TOPICS, PARSED_SCHEMA, SCHEMA
 from tests.conftest import make_settings
 from tests.integration.chain_log import produce_events
 from tests.integration.topic_records import Seen, all_records, produce_raw, run_cli

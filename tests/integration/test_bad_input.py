@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from services.config import Settings
-from services.topic import highwaters
+from services.ledger.topic import highwaters
 
 pytestmark = pytest.mark.integration
 

@@ -19,13 +19,13 @@ from projections.state import Position, fold
 from schemas.check_codec import ContactCheck, decode_check
 from schemas.codec import default_codec, kafka_headers
 from schemas.events import Event
-from services.api.body import parse_time
-from services.catalogue import Purpose
 from services.config import Settings
-from services.decisions import decide
-from services.identities import blind_index, normalise_email
-from services.kafka_clients import new_consumer, new_producer
-from services.tokens import decode_snapshot_token, decode_token, encode_token
+from services.http.body import parse_time
+from services.identity.identities import blind_index, normalise_email
+from services.ledger.kafka_clients import new_consumer, new_producer
+from services.ledger.tokens import decode_snapshot_token, decode_token, encode_token
+from services.rules.catalogue import Purpose
+from services.rules.decisions import decide
 from tests.conftest import make_settings, running_api, running_projector
 from tests.servers import Servers
 from tests.unit import event_log as el

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from services.stack import EmbeddedKafka
+from services.stack.embedded import EmbeddedKafka
 from tests.conftest import make_settings, running_api
 from tests.servers import Servers
 

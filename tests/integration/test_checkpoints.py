@@ -19,11 +19,11 @@ import asyncpg
 import pytest
 
 from schemas.checkpoint_codec import LogCheckpoint
-from services.checkpoint_check import OK, by_partition, link_findings
-from services.checkpoint_verify import check_from_journal, check_from_topic, read_topic
-from services.checkpointer import Checkpointer
 from services.config import Settings
-from services.topic import highwaters
+from services.ledger.topic import highwaters
+from services.projector.checkpointer import Checkpointer
+from services.proof.checkpoint_check import OK, by_partition, link_findings
+from services.proof.checkpoint_verify import check_from_journal, check_from_topic, read_topic
 from tests.conftest import make_settings, running_projector, wait_until
 from tests.integration.chain_log import produce_events
 from tests.integration.replay import caught_up, clean_replay, snapshot, start_projector_process
@@ -45,7 +45,7 @@ def readme_script() -> Callable[[str, dict[str, Any]], Awaitable[bool]]:
 def run_cli(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, **settings.as_environment()}
     return subprocess.run(
-        [sys.executable, "-m", "services.cli", *args],
+        [sys.executable, "-m", "services.cli.main", *args],
         env=env,
         capture_output=True,
         text=True,

@@ -10,8 +10,8 @@ import pytest
 
 from schemas.codec import default_codec
 from services.config import Settings
-from services.kafka_clients import new_consumer
-from services.tokens import encode_token
+from services.ledger.kafka_clients import new_consumer
+from services.ledger.tokens import encode_token
 
 pytestmark = pytest.mark.integration
 
@@ -197,7 +197,7 @@ async def test_read_your_writes_waits_and_a_future_token_is_503(
 
 
 async def test_concurrent_decisions_answer_each_as_a_lone_one_would(api: httpx.AsyncClient) -> None:
-    """Decisions asked together share statements (services/coalescer.py); each answer must
+    """Decisions asked together share statements (services/reads/coalescer.py); each answer must
     still be its own subject's, with its own partition's token."""
     tokens = {}
     for n in range(12):

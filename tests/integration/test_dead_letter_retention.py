@@ -15,12 +15,12 @@ import pytest
 
 from projections import dead_letters
 from services.config import Settings
-from services.dead_letter_retention import PURGED_ERROR
-from services.kafka_clients import new_admin
-from services.restore import restore_log
-from services.restore_plan import PLACEHOLDER_HEADERS, PLACEHOLDER_KEY
-from services.retention import run_retention
-from services.topic import describe, ensure_topic
+from services.ledger.kafka_clients import new_admin
+from services.ledger.topic import describe, ensure_topic
+from services.operations.restore_log import restore_log
+from services.operations.restore_plan import PLACEHOLDER_HEADERS, PLACEHOLDER_KEY
+from services.proof.dead_letter_retention import PURGED_ERROR
+from services.proof.retention import run_retention
 from tests.conftest import running_projector, wait_until
 from tests.integration.replay import caught_up, produce_log
 from tests.integration.test_dead_letters import running_dead_letter_feed

@@ -14,9 +14,9 @@ from aiokafka import TopicPartition
 from projections import dead_letters
 from projections.dead_letters import DeadLetter
 from services.config import Settings
-from services.dead_letter_feed import DeadLetterFeed
-from services.kafka_clients import new_consumer, new_producer
-from services.topic import highwaters
+from services.ledger.kafka_clients import new_consumer, new_producer
+from services.ledger.topic import highwaters
+from services.projector.dead_letter_feed import DeadLetterFeed
 from tests.conftest import running_api, running_projector, wait_until
 from tests.integration.replay import answers_decisions, caught_up, produce_log
 from tests.writer_macs import sealed

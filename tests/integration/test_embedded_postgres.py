@@ -16,7 +16,7 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 import pytest
 
-from services.stack import SOCKET_NAME, EmbeddedPostgres, EmbeddedPostgresError, trusts
+from services.stack.embedded import SOCKET_NAME, EmbeddedPostgres, EmbeddedPostgresError, trusts
 
 pytestmark = pytest.mark.integration
 

@@ -12,12 +12,12 @@ import pytest
 
 from schemas import events as ev
 from schemas.codec import default_codec
-from services.catalogue import load_catalogue
 from services.config import Settings
-from services.identities import IdentifierError, blind_index, decrypt_identifier, normalise
-from services.keystore import DataKeys
-from services.retention import purge_due, run_retention
-from services.topic import highwaters
+from services.identity.identities import IdentifierError, blind_index, decrypt_identifier, normalise
+from services.identity.keystore import DataKeys
+from services.ledger.topic import highwaters
+from services.proof.retention import purge_due, run_retention
+from services.rules.catalogue import load_catalogue
 from tests.conftest import wait_until
 from tests.integration.erasure_support import (
     ADDRESS,

@@ -13,8 +13,8 @@ import pytest
 from schemas import events as ev
 from schemas.codec import default_codec
 from services.config import Settings
-from services.identities import blind_index
-from services.kafka_clients import new_producer
+from services.identity.identities import blind_index
+from services.ledger.kafka_clients import new_producer
 from tests.conftest import make_settings, wait_until
 from tests.integration.erasure_support import decide_email, settled
 from tests.servers import Servers

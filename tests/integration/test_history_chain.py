@@ -25,8 +25,8 @@ from projections.migrate import migration_files
 from projections.runner import Record, apply_batch
 from schemas.codec import default_codec
 from services.config import Settings
-from services.restore import restore_log
-from services.topic import ensure_topic
+from services.ledger.topic import ensure_topic
+from services.operations.restore_log import restore_log
 from tests.conftest import make_settings, running_projector, wait_until
 from tests.integration.chain_log import produce_events, simple_event
 from tests.integration.replay import caught_up, snapshot
@@ -63,7 +63,7 @@ async def verify(api: httpx.AsyncClient, subject: str, **params: str) -> dict[st
 def run_cli(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, **settings.as_environment()}
     return subprocess.run(
-        [sys.executable, "-m", "services.cli", *args],
+        [sys.executable, "-m", "services.cli.main", *args],
         env=env,
         capture_output=True,
         text=True,

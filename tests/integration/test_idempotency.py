@@ -9,12 +9,12 @@ import httpx
 import pytest
 
 from schemas.codec import default_codec, kafka_headers
-from services import idempotency
-from services.api.body import Fields
 from services.api.commands import Context, grant_consent
-from services.catalogue import load_catalogue
 from services.config import Settings
-from services.kafka_clients import new_producer
+from services.http.body import Fields
+from services.ledger import idempotency
+from services.ledger.kafka_clients import new_producer
+from services.rules.catalogue import load_catalogue
 from tests.conftest import wait_until
 from tests.writer_macs import sealed
 

@@ -16,16 +16,16 @@ import pytest
 
 from projections.migrate import migrate, migration_files
 from schemas.codec import default_codec, kafka_headers
-from services import idempotency
-from services.api.body import Fields
 from services.api.commands import Context, grant_consent
-from services.catalogue import load_catalogue
-from services.cli import run_init
+from services.cli.main import run_init
 from services.config import Settings
+from services.http.body import Fields
 from services.importing import formats
 from services.importing.run import ImportOptions, run_import
-from services.kafka_clients import new_producer
-from services.topic import highwaters
+from services.ledger import idempotency
+from services.ledger.kafka_clients import new_producer
+from services.ledger.topic import highwaters
+from services.rules.catalogue import load_catalogue
 from tests.conftest import make_settings, running_api, running_projector, wait_until
 from tests.servers import Servers
 from tests.writer_macs import sealed

@@ -12,9 +12,9 @@ import pytest
 
 from projections import identifiers
 from services.config import Settings
-from services.identities import blind_index, decrypt_identifier
-from services.keystore import DataKeys, rewrap
-from services.secrets import new_key, parse_key_ring
+from services.identity.identities import blind_index, decrypt_identifier
+from services.identity.keystore import DataKeys, rewrap
+from services.identity.secrets import new_key, parse_key_ring
 from tests.conftest import wait_until
 from tests.integration.test_commands_to_decisions import read_topic
 
@@ -263,7 +263,7 @@ async def test_a_repeated_query_parameter_is_refused(api: httpx.AsyncClient) -> 
 async def test_a_token_for_a_partition_the_topic_lacks_is_bad_input(
     api: httpx.AsyncClient,
 ) -> None:
-    from services.tokens import encode_token
+    from services.ledger.tokens import encode_token
 
     params = {"subject_id": "c", "purpose": "newsletter", "channel": "email"}
     response = await api.get("/v1/decision", params={**params, "min_token": encode_token(9999, 1)})

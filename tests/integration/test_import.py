@@ -16,13 +16,13 @@ import pytest
 from aiokafka import TopicPartition
 
 from services.bootstrap import close_ledger, open_ledger
-from services.catalogue import load_catalogue
 from services.config import Settings
 from services.importing import formats
 from services.importing.run import ImportOptions, import_file, prepare, run_import
-from services.kafka_clients import new_consumer
-from services.stack import EmbeddedKafka
-from services.topic import highwaters
+from services.ledger.kafka_clients import new_consumer
+from services.ledger.topic import highwaters
+from services.rules.catalogue import load_catalogue
+from services.stack.embedded import EmbeddedKafka
 from tests.conftest import make_settings, running_api, running_projector, wait_until
 from tests.servers import Servers
 

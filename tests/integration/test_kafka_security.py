@@ -1,5 +1,5 @@
 """The KAFKA_* security settings against real sockets: the ledger's clients, built by
-services/kafka_clients.py, administer, produce and consume over SASL (SCRAM-SHA-256,
+services/ledger/kafka_clients.py, administer, produce and consume over SASL (SCRAM-SHA-256,
 SCRAM-SHA-512, PLAIN), TLS with a client certificate, and SASL over TLS; wrong credentials,
 an untrusted CA and a missing client certificate are refused; a consent reaches its decision
 with the API and the projector each logged in as its own principal.
@@ -26,9 +26,9 @@ import pytest
 from aiokafka.errors import KafkaError
 
 from services.config import Settings
-from services.publisher import make_producer
-from services.stack import EmbeddedKafka, free_port
-from services.topic import ensure_topic, highwaters, partition_count
+from services.ledger.publisher import make_producer
+from services.ledger.topic import ensure_topic, highwaters, partition_count
+from services.stack.embedded import EmbeddedKafka, free_port
 from tests.conftest import make_settings, running_api, running_projector
 from tests.integration.topic_records import all_records
 from tests.kafka_front import KafkaFront
@@ -242,7 +242,7 @@ async def test_a_consent_reaches_its_decision_with_each_process_its_own_principa
         backup = tmp_path / "ledger.avro"
         done = await asyncio.to_thread(
             subprocess.run,
-            [sys.executable, "-m", "services.cli", "backup", str(backup), "--no-progress"],
+            [sys.executable, "-m", "services.cli.main", "backup", str(backup), "--no-progress"],
             env={**os.environ, **operator.as_environment()},
             capture_output=True,
             text=True,

@@ -14,10 +14,10 @@ import httpx
 import pytest
 
 from projections.migrate import migrate, migration_files
-from services.api_key_store import NOTIFY_CHANNEL
-from services.api_keys import ADMIN, DECIDE, key_hash, key_id, new_key
 from services.config import Settings
-from services.secrets import new_key as new_secret
+from services.identity.api_key_store import NOTIFY_CHANNEL
+from services.identity.api_keys import ADMIN, DECIDE, key_hash, key_id, new_key
+from services.identity.secrets import new_key as new_secret
 from tests.conftest import HASH_KEY, TEST_ADMIN_KEY, make_settings, running_api, wait_until
 from tests.integration.access_support import PROBLEM, bearer, client_of, made_key
 from tests.servers import Servers
@@ -158,7 +158,7 @@ async def test_legacy_sha256_rows_keep_working_and_are_upgraded(
             assert found is not None
             return found["hash_kind"], bytes(found["key_hash"])
 
-        caplog.set_level(logging.WARNING, logger="services.api_key_store")
+        caplog.set_level(logging.WARNING, logger="services.identity.api_key_store")
         async with running_api(settings) as api:
             # LEDGER_ADMIN_KEY is upgraded when the API registers it at start
             assert await stored("testadmin") == ("hmac-sha256", key_hash(TEST_ADMIN_KEY, HASH_KEY))

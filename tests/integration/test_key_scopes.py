@@ -11,8 +11,8 @@ from typing import Any
 import httpx
 import pytest
 
-from services.api_keys import NOTICES, RECORD, REQUESTS
 from services.config import Settings
+from services.identity.api_keys import NOTICES, RECORD, REQUESTS
 from tests.integration.access_support import PROBLEM, client_of, made_key
 
 pytestmark = pytest.mark.integration

@@ -13,10 +13,10 @@ import asyncpg
 import httpx
 import pytest
 
-from services.api_key_store import KeyConflict, register_admin_key, revoke_key
-from services.api_keys import key_hash, key_id
 from services.config import Settings
-from services.secrets import new_key
+from services.identity.api_key_store import KeyConflict, register_admin_key, revoke_key
+from services.identity.api_keys import key_hash, key_id
+from services.identity.secrets import new_key
 from tests.conftest import HASH_KEY, TEST_ADMIN_KEY, wait_until
 from tests.integration.access_support import accepted, client_of
 
@@ -27,7 +27,7 @@ async def keys_cli(settings: Settings, *args: str) -> subprocess.CompletedProces
     env = {**os.environ, **settings.as_environment()}
     return await asyncio.to_thread(
         subprocess.run,
-        [sys.executable, "-m", "services.cli", "keys", *args],
+        [sys.executable, "-m", "services.cli.main", "keys", *args],
         env=env,
         capture_output=True,
         text=True,

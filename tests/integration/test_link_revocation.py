@@ -11,8 +11,8 @@ from typing import Any
 import httpx
 import pytest
 
-from services import links
 from services.config import Settings
+from services.identity import links
 from tests.integration.unsubscribe_support import (
     ONE_CLICK,
     grant,

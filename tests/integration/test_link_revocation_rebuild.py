@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from services.config import Settings
-from services.rebuild import RebuildOptions, rebuild
+from services.operations.rebuild import RebuildOptions, rebuild
 from tests.conftest import running_api, running_projector, wait_until
 from tests.integration.rebuild_support import produce_full_log
 from tests.integration.replay import answers_decisions, caught_up, clean_replay, snapshot

@@ -30,11 +30,11 @@ import pytest
 import uvicorn
 
 from services.api.app import create_app
-from services.cli import api_server_options
+from services.cli.main import api_server_options
 from services.config import Settings
-from services.log_format import JsonFormatter
-from services.secrets import new_key
-from services.stack import free_port
+from services.identity.secrets import new_key
+from services.stack.embedded import free_port
+from services.telemetry.logs import JsonFormatter
 from tests.conftest import (
     ADMIN_HEADERS,
     TEST_ADMIN_KEY,
@@ -265,7 +265,9 @@ async def test_no_identifier_key_or_link_token_reaches_a_log_line(
 def _start_api(env: dict[str, str], stderr: Path) -> subprocess.Popen[bytes]:
     with stderr.open("wb") as err:
         return subprocess.Popen(
-            [sys.executable, "-m", "services.cli", "api"], env={**os.environ, **env}, stderr=err
+            [sys.executable, "-m", "services.cli.main", "api"],
+            env={**os.environ, **env},
+            stderr=err,
         )
 
 

@@ -17,8 +17,8 @@ import httpx
 import pytest
 
 from schemas.events import rfc3339
-from services.api_keys import AUDIT, DECIDE
 from services.config import Settings
+from services.identity.api_keys import AUDIT, DECIDE
 from tests.integration.access_support import bearer, made_key
 from tests.integration.unsubscribe_support import issue, path_of
 

@@ -17,11 +17,11 @@ from aiokafka.admin import RecordsToDelete
 from projections import offsets, projector_health
 from projections.log_loss import AHEAD_OF_LOG, BEFORE_LOG_START
 from services.config import Settings
-from services.kafka_clients import new_admin
-from services.partitioning import partition_for
-from services.projector_resume import run_resume_projector
-from services.restore import restore_if_log_empty
-from services.topic import ensure_topic, highwaters
+from services.ledger.kafka_clients import new_admin
+from services.ledger.partitioning import partition_for
+from services.ledger.topic import ensure_topic, highwaters
+from services.operations.projector_resume import run_resume_projector
+from services.operations.restore_log import restore_if_log_empty
 from tests.conftest import running_api, running_projector, wait_until
 from tests.integration.replay import produce_to_partition
 from tests.servers import Servers

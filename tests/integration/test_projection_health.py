@@ -14,7 +14,7 @@ from projections import projector_health
 from projections.freshness import Verdict
 from projections.projector_health import PartitionReport
 from services.config import Settings
-from services.projection_health import HealthSnapshot, ProjectionHealth
+from services.reads.projection_health import HealthSnapshot, ProjectionHealth
 from tests.writer_macs import TEST_MACS
 
 pytestmark = pytest.mark.integration

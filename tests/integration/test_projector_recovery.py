@@ -12,7 +12,7 @@ import asyncpg
 import pytest
 
 from services.config import Settings
-from services.kafka_clients import new_producer
+from services.ledger.kafka_clients import new_producer
 from tests.conftest import wait_until
 from tests.integration.replay import (
     caught_up,

@@ -12,7 +12,7 @@ import pytest
 from services.api.app import create_app
 from services.api.public_listener import listener_sockets
 from services.config import Settings
-from services.stack import free_port
+from services.stack.embedded import free_port
 from tests.conftest import ADMIN_HEADERS, make_settings, running_projector
 from tests.integration.served_api import served
 from tests.integration.unsubscribe_support import ONE_CLICK, issue, new_subject, path_of

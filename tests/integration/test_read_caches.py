@@ -18,10 +18,10 @@ from projections import notices, offsets, subject_state
 from projections.notices import Notice
 from projections.runner import NOTIFY_CHANNEL
 from projections.state import Fact
-from services.coalescer import Coalescer
 from services.config import Settings
-from services.notice_cache import REFRESH_S, NoticeCache
-from services.progress import ProjectionProgress
+from services.reads.coalescer import Coalescer
+from services.reads.notice_cache import REFRESH_S, NoticeCache
+from services.reads.progress import ProjectionProgress
 
 pytestmark = pytest.mark.integration
 

@@ -14,11 +14,11 @@ import pytest
 
 from services.api.app import create_app
 from services.api.readiness import SNAPSHOT_S
-from services.api_keys import DECIDE
 from services.bootstrap import Ledger, open_ledger
 from services.config import Settings
-from services.projection_health import HealthSnapshot, ProjectionHealth
-from services.stack import free_port
+from services.identity.api_keys import DECIDE
+from services.reads.projection_health import HealthSnapshot, ProjectionHealth
+from services.stack.embedded import free_port
 from tests.conftest import make_settings, running_api, running_projector, wait_until
 from tests.integration.access_support import bearer, made_key
 from tests.integration.served_api import served

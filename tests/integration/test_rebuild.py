@@ -18,10 +18,10 @@ import pytest
 
 from projections.rebuild_schema import RebuildError
 from projections.rebuild_tables import PREVIOUS_PREFIX, REBUILD_SCHEMA, qualified
-from services.catalogue import load_catalogue
 from services.config import Settings
-from services.rebuild import RebuildOptions, rebuild
-from services.retention import purge_due
+from services.operations.rebuild import RebuildOptions, rebuild
+from services.proof.retention import purge_due
+from services.rules.catalogue import load_catalogue
 from tests.conftest import make_settings, running_api, running_projector, wait_until
 from tests.integration.rebuild_support import (
     QUESTION,
@@ -239,7 +239,7 @@ async def run_cli(settings: Settings, *argv: str) -> tuple[int, str]:
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "services.cli",
+        "services.cli.main",
         *argv,
         env={**os.environ, **settings.as_environment()},
         stdout=asyncio.subprocess.PIPE,

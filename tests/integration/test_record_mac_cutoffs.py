@@ -17,9 +17,9 @@ import pytest
 from projections import mac_cutoffs
 from projections.dead_letters import UNAUTHENTICATED
 from services.config import Settings
-from services.mac_cutoff_command import CutoffOptions, require_record_macs
-from services.rebuild import RebuildOptions, rebuild
-from services.topic import highwaters
+from services.ledger.topic import highwaters
+from services.operations.rebuild import RebuildOptions, rebuild
+from services.operations.require_record_macs import CutoffOptions, require_record_macs
 from tests.conftest import make_settings, running_api, running_projector, wait_until
 from tests.integration.record_mac_support import (
     FORGERS,
@@ -123,7 +123,7 @@ async def test_after_losing_the_database_the_printed_cutoffs_are_recorded_again(
 
 def cli_without_terminal(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "services.cli", *args],
+        [sys.executable, "-m", "services.cli.main", *args],
         env={**os.environ, **settings.as_environment()},
         stdin=subprocess.DEVNULL,
         capture_output=True,

@@ -15,9 +15,9 @@ from projections import dead_letters
 from projections.dead_letters import UNAUTHENTICATED
 from schemas.record_mac import DEAD_LETTERS, EVENTS, MAC_HEADER, Verdict
 from services.config import Settings
-from services.restore import restore_log
-from services.secrets import new_key
-from services.topic import ensure_topic
+from services.identity.secrets import new_key
+from services.ledger.topic import ensure_topic
+from services.operations.restore_log import restore_log
 from tests.conftest import TEST_SECRETS, make_settings, running_api, running_projector, wait_until
 from tests.integration.record_mac_support import (
     FORGERS,

@@ -19,9 +19,9 @@ from projections.runner import Record, apply_batch
 from schemas.codec import default_codec
 from schemas.record_mac import EVENTS, Verdict, decode_headers
 from services.config import Settings
-from services.restore import RestoreRefused, restore_if_log_empty, restore_log
-from services.restore_plan import PLACEHOLDER_ERROR, PLACEHOLDER_HEADERS, PLACEHOLDER_KEY
-from services.topic import ensure_topic, highwaters
+from services.ledger.topic import ensure_topic, highwaters
+from services.operations.restore_log import RestoreRefused, restore_if_log_empty, restore_log
+from services.operations.restore_plan import PLACEHOLDER_ERROR, PLACEHOLDER_HEADERS, PLACEHOLDER_KEY
 from tests.conftest import make_settings, running_projector, wait_until
 from tests.integration.chain_log import produce_events
 from tests.integration.replay import caught_up, clean_replay, produce_log, snapshot

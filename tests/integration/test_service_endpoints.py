@@ -6,8 +6,8 @@ import httpx
 import pytest
 
 from services.api.app import routes
-from services.catalogue import load_catalogue
 from services.config import Settings
+from services.rules.catalogue import load_catalogue
 
 pytestmark = pytest.mark.integration
 

@@ -12,7 +12,7 @@ from aiokafka import TopicPartition
 
 from projections.projector_monitor import ProjectorMonitor
 from services.config import Settings
-from services.kafka_clients import new_consumer
+from services.ledger.kafka_clients import new_consumer
 from tests.conftest import make_settings, running_api, running_projector, wait_until
 from tests.integration.replay import produce_to_partition
 from tests.servers import Servers

@@ -24,14 +24,14 @@ from schemas import events as ev
 from schemas.codec import default_codec, kafka_headers
 from schemas.events import Event, Source
 from schemas.feeds import SCHEMA_HEADER, decode_subject_state
-from services.catalogue import load_catalogue
 from services.config import Settings
-from services.kafka_clients import new_admin, new_consumer, new_producer
-from services.partitioning import partition_for
-from services.state_feed import StateFeed
-from services.state_summary import entries
-from services.tokens import decode_token
-from services.topic import highwaters
+from services.ledger.kafka_clients import new_admin, new_consumer, new_producer
+from services.ledger.partitioning import partition_for
+from services.ledger.tokens import decode_token
+from services.ledger.topic import highwaters
+from services.projector.state_feed import StateFeed
+from services.rules.catalogue import load_catalogue
+from services.rules.state_summary import entries
 from tests.conftest import running_api, running_projector, wait_until
 from tests.integration.replay import caught_up, start_projector_process, state_by_subject
 from tests.writer_macs import sealed

@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from services.config import Settings
-from services.identities import blind_index, normalise
+from services.identity.identities import blind_index, normalise
 
 pytestmark = pytest.mark.integration
 

@@ -10,8 +10,8 @@ import pytest
 from aiokafka.admin import NewTopic
 
 from services.config import Settings
-from services.kafka_clients import new_admin
-from services.topic import (
+from services.ledger.kafka_clients import new_admin
+from services.ledger.topic import (
     WeakTopicError,
     check_topics,
     describe,
@@ -38,7 +38,7 @@ async def test_topic_has_the_configured_partitions_and_a_mismatch_is_reported(
     marks = await highwaters(settings.kafka, settings.topic)
     assert marks == dict.fromkeys(range(settings.topic_partitions), 0)
 
-    with caplog.at_level(logging.WARNING, logger="services.topic"):
+    with caplog.at_level(logging.WARNING, logger="services.ledger.topic"):
         created = await ensure_topic(replace(settings, topic_partitions=12))
     assert created is False
     assert "has 4 partitions, LEDGER_TOPIC_PARTITIONS says 12" in caplog.text
@@ -82,7 +82,7 @@ async def test_a_weaker_existing_event_topic_is_reported_and_refused_when_asked(
         weak.topic,
         {**topic_configs(weak), "retention.ms": "604800000", "cleanup.policy": "compact"},
     )
-    with caplog.at_level(logging.WARNING, logger="services.topic"):
+    with caplog.at_level(logging.WARNING, logger="services.ledger.topic"):
         assert await ensure_topic(weak) is False
     assert f"topic {weak.topic}: retention.ms=604800000, required -1" in caplog.text
     assert f"topic {weak.topic}: cleanup.policy=compact, required delete" in caplog.text

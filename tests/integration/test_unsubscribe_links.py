@@ -12,8 +12,8 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from services import links
 from services.config import Settings
+from services.identity import links
 from tests.conftest import make_settings, running_api, wait_until
 from tests.integration.unsubscribe_support import (
     ONE_CLICK,

@@ -22,12 +22,12 @@ from projections.projector_health import PartitionReport
 from projections.projector_monitor import ProjectorMonitor
 from schemas.record_mac import EVENTS
 from services.config import Settings
+from services.identity.secrets import new_key
 from services.importing import formats
 from services.importing.run import ImportOptions, run_import
-from services.kafka_clients import new_consumer
-from services.projection_health import CACHE_S, HealthSnapshot, ProjectionHealth
-from services.secrets import new_key
-from services.topic import highwaters
+from services.ledger.kafka_clients import new_consumer
+from services.ledger.topic import highwaters
+from services.reads.projection_health import CACHE_S, HealthSnapshot, ProjectionHealth
 from tests.conftest import TEST_SECRETS, running_api, running_projector, wait_until
 from tests.integration.record_mac_support import FORGERS, QUESTION, _ring, produce_consents
 from tests.integration.replay import caught_up

@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from aiokafka import TopicPartition
 
 from services.config import Settings
-from services.kafka_access import KafkaAccess
-from services.kafka_clients import new_consumer, new_producer
-from services.topic import highwaters
+from services.ledger.kafka_access import KafkaAccess
+from services.ledger.kafka_clients import new_consumer, new_producer
+from services.ledger.topic import highwaters
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,7 +92,7 @@ async def produce_raw(
 def run_cli(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, **settings.as_environment()}
     return subprocess.run(
-        [sys.executable, "-m", "services.cli", *args],
+        [sys.executable, "-m", "services.cli.main", *args],
         env=env,
         capture_output=True,
         text=True,

@@ -133,7 +133,7 @@ def pyproject() -> dict[str, Any]:
 
 def writer_keys_mount(init: dict[str, Any], projector: dict[str, Any]) -> tuple[str, str]:
     """Where init writes the writer keys and the projector reads them: (volume, path)."""
-    cli = pytest.importorskip("services.cli")
+    cli = pytest.importorskip("services.cli.main")
     args = cli._parser().parse_args(as_argv(init["command"])[1:])
     path = str(args.writer_keys_file)
     assert projector["environment"]["LEDGER_SECRETS_FILE"] == path

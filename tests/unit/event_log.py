@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from projections.state import Position
 from schemas import events as ev
 from schemas.events import CHANNELS, Event
-from services import catalogue as cat
+from services.rules import catalogue as cat
 
 CATALOGUE = cat.load_catalogue(Path(cat.__file__).parent / "purposes.toml")
 PURPOSE_IDS = CATALOGUE.ids

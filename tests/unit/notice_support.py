@@ -11,7 +11,7 @@ from projections.notices import Notice
 from projections.state import Position
 from schemas import events as ev
 from schemas.events import Event
-from services.catalogue import Purpose
+from services.rules.catalogue import Purpose
 from tests.unit.event_log import (
     CATALOGUE,
 )

@@ -5,10 +5,10 @@ from __future__ import annotations
 from html.parser import HTMLParser
 from pathlib import Path
 
-from services.catalogue import load_catalogue
+from services.rules.catalogue import load_catalogue
 
 ROOT = Path(__file__).resolve().parents[2]
-CATALOGUE = load_catalogue(ROOT / "services" / "purposes.toml")
+CATALOGUE = load_catalogue(ROOT / "services" / "rules" / "purposes.toml")
 
 
 class Page(HTMLParser):

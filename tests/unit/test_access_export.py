@@ -11,7 +11,7 @@ import pytest
 
 from schemas import events as ev
 from schemas.events import Event
-from services.access_export import export_document, identities
+from services.proof.access_export import export_document, identities
 from tests.unit.event_log import CATALOGUE, event
 
 P = pytest.param

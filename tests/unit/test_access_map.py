@@ -20,8 +20,8 @@ from services.api.access import (
 )
 from services.api.app import routes
 from services.api.guard import protect
-from services.api_keys import ADMIN, AUDIT, DECIDE, NOTICES, RECORD, REQUESTS
 from services.config import Settings
+from services.identity.api_keys import ADMIN, AUDIT, DECIDE, NOTICES, RECORD, REQUESTS
 from services.web.page_limits import PageLimits
 
 ROUTES = [

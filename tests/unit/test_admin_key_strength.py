@@ -12,13 +12,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from services.api_keys import (
+from services.identity.api_keys import (
     admin_key_problem,
     longest_run,
     secret_bits,
     shortest_period,
 )
-from services.secrets import new_key as new_secret
+from services.identity.secrets import new_key as new_secret
 
 HEX_64 = "0123456789abcdef" * 4
 RANDOM_HEX = "3f9c2a7be41d0865c7f1a93e2b5d6048f0a1c3e5b7d9f2a4c6e8b0d2f4a6c8e0"

@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from services.api_keys import (
+from services.identity.api_keys import (
     ADMIN,
     AUDIT,
     DECIDE,
@@ -44,7 +44,7 @@ from services.api_keys import (
     parse_scopes,
     permits,
 )
-from services.secrets import new_key as new_secret
+from services.identity.secrets import new_key as new_secret
 
 IDS = st.text(string.ascii_letters + string.digits, min_size=1, max_size=40)
 SECRETS = st.text(string.ascii_letters + string.digits + "_-", min_size=1, max_size=80)

@@ -10,7 +10,7 @@ import pytest
 from schemas import events as ev
 from schemas.events import Event, Source
 from services.api import api_metrics
-from services.batch_decisions import BatchResult
+from services.rules.batch import BatchResult
 
 NOW = datetime(2026, 3, 1, tzinfo=UTC)
 

@@ -24,7 +24,7 @@ from projections.notices import Notice
 from projections.state import ALL, ERASURE, SUPPRESSION, Fact, Position, fold
 from schemas import events as ev
 from schemas.events import Event
-from services.decisions import decide
+from services.rules.decisions import decide
 from tests.properties import examples
 from tests.unit.event_log import CATALOGUE, T0, Spec, event, grant, logs, withdraw
 

@@ -21,7 +21,7 @@ from projections.state import Position
 from schemas import events as ev
 from schemas.codec import default_codec
 from schemas.events import Actor, Event, Source
-from services.decision_history import bands
+from services.proof.decision_history import bands
 from services.web import audit_chart, audit_view
 from tests.unit.event_log import CATALOGUE, T0, dm_object, event, grant, withdraw
 

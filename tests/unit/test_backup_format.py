@@ -16,7 +16,7 @@ from fastavro.write import Writer
 from hypothesis import given
 from hypothesis import strategies as st
 
-from services.backup_format import (
+from services.operations.backup_format import (
     CODEC,
     META_CREATED_AT,
     META_FORMAT,

@@ -16,8 +16,17 @@ from projections.batch_snapshot import facts_of, pattern_of
 from projections.state import Fact, FactKey, Position, fold
 from schemas.events import Event, subject_id_problem
 from services.api.batch_request import LISTED, all_subject_ids, is_subject_id, parse_batch
-from services.api.problems import ProblemError
-from services.batch_decisions import (
+from services.http.problems import ProblemError
+from services.identity.identities import blind_index, normalise_email
+from services.ledger.tokens import (
+    TokenError,
+    decode_snapshot_token,
+    decode_token,
+    encode_snapshot_token,
+    encode_token,
+    token_positions,
+)
+from services.rules.batch import (
     MAX_RECIPIENTS,
     BatchResult,
     email_indexes,
@@ -26,17 +35,8 @@ from services.batch_decisions import (
     relevance,
     verdicts,
 )
-from services.catalogue import Purpose
-from services.decisions import decide
-from services.identities import blind_index, normalise_email
-from services.tokens import (
-    TokenError,
-    decode_snapshot_token,
-    decode_token,
-    encode_snapshot_token,
-    encode_token,
-    token_positions,
-)
+from services.rules.catalogue import Purpose
+from services.rules.decisions import decide
 from tests.unit.event_log import (
     CATALOGUE,
     NOW,

@@ -28,15 +28,15 @@ from starlette.requests import Request
 from schemas import events
 from schemas.events import BY_IDENTIFIER, EMAIL_LIKE_RE, SUBJECT_ID_RE, subject_id_problem
 from services.api.batch_request import parse_batch
-from services.api.body import Fields, check_subject_id, parse_time, query_fields
 from services.api.commands import Context
 from services.api.notices import MAX_URL, build_notice
-from services.api.problems import ProblemError
-from services.api_keys import KeyRefused, bearer_key
-from services.identities import IdentifierError, normalise_email, normalise_phone
-from services.log_format import MAX_LOGGED, JsonFormatter, mask_emails
-from services.request_context import request_id_for
-from services.tokens import TokenError, decode_snapshot_token, decode_token, token_positions
+from services.http.body import Fields, check_subject_id, parse_time, query_fields
+from services.http.problems import ProblemError
+from services.identity.api_keys import KeyRefused, bearer_key
+from services.identity.identities import IdentifierError, normalise_email, normalise_phone
+from services.ledger.tokens import TokenError, decode_snapshot_token, decode_token, token_positions
+from services.telemetry.logs import MAX_LOGGED, JsonFormatter, mask_emails
+from services.telemetry.request_context import request_id_for
 from tests.unit.event_log import CATALOGUE, NOW
 
 P = pytest.param

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from services.catalogue import CatalogueError, load_catalogue
 from services.config import Settings
+from services.rules.catalogue import CatalogueError, load_catalogue
 
 DEFAULT = load_catalogue(Settings.from_env({}).catalogue_file)
 

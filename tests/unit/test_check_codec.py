@@ -21,14 +21,14 @@ from schemas.check_codec import (
     schema_name,
 )
 from schemas.codec import MAGIC, CodecError, schema_fingerprint
-from services.contact_checks import (
+from services.identity.identities import blind_index
+from services.proof.contact_checks import (
     email_keys,
     emails_digest,
     recipients_digest,
     subject_keys,
     subjects_digest,
 )
-from services.identities import blind_index
 
 SCHEMA = CHECK_SCHEMA_DIR / "ContactCheckPerformed.v1.avsc"
 KEY = bytes(range(32))

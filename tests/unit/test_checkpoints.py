@@ -22,7 +22,7 @@ from schemas.checkpoint_codec import (
     schema_name,
 )
 from schemas.codec import MAGIC, CodecError, schema_fingerprint
-from services.checkpoint_check import (
+from services.proof.checkpoint_check import (
     CHAIN_BROKEN,
     COUNT_MISMATCH,
     DIGEST_MISMATCH,

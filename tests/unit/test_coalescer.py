@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from services.coalescer import Coalescer
+from services.reads.coalescer import Coalescer
 from tests.properties import examples
 
 

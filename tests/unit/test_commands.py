@@ -10,8 +10,8 @@ import pytest
 from schemas import events as ev
 from schemas.events import Actor, Source
 from services.api import commands as c
-from services.api.body import Fields, check_subject_id, parse_time
-from services.api.problems import ProblemError
+from services.http.body import Fields, check_subject_id, parse_time
+from services.http.problems import ProblemError
 from tests.unit.event_log import CATALOGUE, NOW
 
 CTX = c.Context("crm:42", NOW, CATALOGUE)

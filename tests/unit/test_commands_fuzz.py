@@ -10,8 +10,8 @@ from hypothesis import strategies as st
 
 from schemas.codec import default_codec
 from services.api import commands as c
-from services.api.body import Fields
-from services.api.problems import ProblemError
+from services.http.body import Fields
+from services.http.problems import ProblemError
 from tests.properties import examples
 from tests.unit.event_log import CATALOGUE, NOW
 

@@ -243,7 +243,7 @@ def test_the_projector_gets_only_the_writer_keys(
     assert f"mkdir -p {Path(path).parent} && chown 10001:10001" in DOCKERFILE.read_text()
     # the file init writes there is enough for the projector, and holds nothing more
     from services.config import Settings
-    from services.secrets import (
+    from services.identity.secrets import (
         SecretsError,
         ensure_secrets_file,
         load_secrets,
@@ -263,10 +263,10 @@ def test_the_projector_gets_only_the_writer_keys(
 
 
 def test_script_is_the_cli() -> None:
-    assert pyproject()["project"]["scripts"][SCRIPT] == "services.cli:main"
+    assert pyproject()["project"]["scripts"][SCRIPT] == "services.cli.main:main"
 
 
 @pytest.mark.parametrize("name", LEDGER)
 def test_subcommand_exists_in_the_cli(name: str) -> None:
-    cli = pytest.importorskip("services.cli")
+    cli = pytest.importorskip("services.cli.main")
     assert name in cli.COMMANDS

@@ -139,7 +139,8 @@ def test_links_need_a_public_url_where_the_pages_face_others(
 
 
 def test_up_port_moves_the_links_too() -> None:
-    """`up --port` rebuilds the settings with LEDGER_PORT (services/cli.py) and the links follow."""
+    """`up --port` rebuilds the settings with LEDGER_PORT (services/cli/main.py) and the links
+    follow."""
     settings = Settings.from_env({})
     moved = Settings.from_env({**settings.as_environment(), "LEDGER_PORT": "8123"})
     assert moved.public_base_url == "http://127.0.0.1:8123"

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from schemas import events as ev
 from schemas.events import Actor, Event, Source
-from services.history_formats import FORMULA_STARTS, CsvHistory, csv_row, spreadsheet_safe
+from services.proof.history_formats import FORMULA_STARTS, CsvHistory, csv_row, spreadsheet_safe
 from tests.unit.test_history_formats import row
 
 AT = datetime(2026, 1, 31, 12, tzinfo=UTC)

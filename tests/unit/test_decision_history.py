@@ -16,8 +16,8 @@ from projections.notices import Notice
 from projections.state import ALL, ERASURE, Fact, Position
 from schemas import events as ev
 from schemas.events import Event
-from services.decision_history import Band, bands, instants, outcome_at, recorded_subsets
-from services.decisions import decide
+from services.proof.decision_history import Band, bands, instants, outcome_at, recorded_subsets
+from services.rules.decisions import decide
 from tests.properties import examples
 from tests.unit.event_log import (
     CATALOGUE,

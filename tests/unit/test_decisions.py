@@ -12,8 +12,8 @@ from hypothesis import strategies as st
 from projections.state import DM_OBJECTION, Position, covering, fold
 from schemas import events as ev
 from schemas.events import CHANNELS, Event
-from services.catalogue import Purpose
-from services.decisions import REASONS, Decision, decide, unknown_subject
+from services.rules.catalogue import Purpose
+from services.rules.decisions import REASONS, Decision, decide, unknown_subject
 from tests.unit.event_log import (
     CATALOGUE,
     NOW,

@@ -7,7 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from services.stack import MAX_SOCKET_PATH, PASSWORD_HBA, SOCKET_NAME, socket_path_problem, trusts
+from services.stack.embedded import (
+    MAX_SOCKET_PATH,
+    PASSWORD_HBA,
+    SOCKET_NAME,
+    socket_path_problem,
+    trusts,
+)
 
 
 @pytest.mark.parametrize(

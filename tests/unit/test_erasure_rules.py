@@ -16,11 +16,11 @@ from hypothesis import strategies as st
 from projections.state import ERASURE, SUPPRESSION, Fact, FactKey, Position, fold
 from schemas import events as ev
 from schemas.events import CHANNELS, Event
-from services.catalogue import Catalogue, CatalogueError, Purpose, load_catalogue
-from services.decisions import Decision, decide
-from services.erasure import reopens
-from services.retention import proof_until, purposes_of
-from services.state_summary import entries, is_erased
+from services.proof.retention import proof_until, purposes_of
+from services.rules.catalogue import Catalogue, CatalogueError, Purpose, load_catalogue
+from services.rules.decisions import Decision, decide
+from services.rules.erasure import reopens
+from services.rules.state_summary import entries, is_erased
 from tests.unit.event_log import (
     CATALOGUE,
     NOW,

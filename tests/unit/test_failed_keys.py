@@ -7,8 +7,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from services.failed_keys import FailedKeyLimit
-from services.rate_limit import RateLimiter
+from services.http.failed_keys import FailedKeyLimit
+from services.http.rate_limit import RateLimiter
 
 
 def limit(per_minute: int, max_blocked: int = 100) -> FailedKeyLimit:

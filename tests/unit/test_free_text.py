@@ -1,4 +1,4 @@
-"""Phone numbers in free text (services/free_text.py): what is refused, what passes, and that
+"""Phone numbers in free text (services/rules/free_text.py): what is refused, what passes, and that
 the check is linear and runs only on text of a bounded length."""
 
 from __future__ import annotations
@@ -11,9 +11,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from services import free_text
-from services.api.body import Fields
-from services.free_text import contains_phone_number
+from services.http.body import Fields
+from services.rules import free_text
+from services.rules.free_text import contains_phone_number
 
 
 @pytest.mark.parametrize(
@@ -109,7 +109,7 @@ _PROSE = st.text(alphabet="abcdefghijklmnopqrstuvwxyz ,", max_size=40)
 def phone_numbers(draw: st.DrawFn) -> str:
     """A Finnish or international number in one of the ways people write it. Its groups start
     with 6-9, so none reads as a date, a year or a time: those are set aside on purpose, and
-    a number made of them is a documented miss (services/free_text.py)."""
+    a number made of them is a documented miss (services/rules/free_text.py)."""
     sizes = draw(_GROUPED)
     digits = [
         draw(st.sampled_from("6789"))
@@ -224,7 +224,7 @@ def test_the_length_is_checked_before_any_phone_check(monkeypatch: pytest.Monkey
     def never(text: str) -> bool:
         raise AssertionError("the phone check ran on text over the limit")
 
-    monkeypatch.setattr("services.api.body.contains_phone_number", never)
+    monkeypatch.setattr("services.http.body.contains_phone_number", never)
     f = Fields({"reason": "0" * 10_000})
     assert f.text("reason", max_len=500, free_text=True) is None
     assert f.errors[0]["detail"] == "must be 1-500 characters"

@@ -23,7 +23,7 @@ from projections.journal import event_payload
 from schemas import events as ev
 from schemas.codec import default_codec
 from schemas.events import Actor, Event, Source
-from services.history_formats import (
+from services.proof.history_formats import (
     CSV_COLUMNS,
     HISTORY_RECORD,
     AvroHistory,

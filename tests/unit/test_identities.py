@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from services.identities import (
+from services.identity.identities import (
     IdentifierError,
     blind_index,
     decrypt_identifier,
@@ -18,7 +18,7 @@ from services.identities import (
     normalise_email,
     normalise_phone,
 )
-from services.secrets import KEY_BYTES
+from services.identity.secrets import KEY_BYTES
 
 KEY = bytes(range(KEY_BYTES))
 

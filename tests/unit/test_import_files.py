@@ -14,8 +14,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from services import identities
-from services.identities import normalise_email
+from services.identity import identities
+from services.identity.identities import normalise_email
 from services.importing import formats
 from services.importing.formats import (
     BLOCKLISTED,

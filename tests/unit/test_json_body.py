@@ -16,11 +16,11 @@ from hypothesis import strategies as st
 from starlette.requests import Request
 from starlette.types import Message
 
-from services.api import json_body
 from services.api.batch_request import MAX_BODY as BATCH_BODY
-from services.api.body import read_json_object
-from services.api.json_body import MAX_CONTAINERS, ON_LOOP_MAX, TooManyContainers, decode_large
-from services.api.problems import ProblemError
+from services.http import json_body
+from services.http.body import read_json_object
+from services.http.json_body import MAX_CONTAINERS, ON_LOOP_MAX, TooManyContainers, decode_large
+from services.http.problems import ProblemError
 
 P = pytest.param
 

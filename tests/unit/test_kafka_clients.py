@@ -1,4 +1,4 @@
-"""One factory builds every Kafka client (services/kafka_clients.py): the source is parsed to
+"""One factory builds every Kafka client (services/ledger/kafka_clients.py): the source is parsed to
 hold that no other module constructs an aiokafka client, and the options it adds are checked
 for each security protocol."""
 
@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 
-from services.kafka_access import KafkaAccess
-from services.kafka_clients import (
+from services.ledger.kafka_access import KafkaAccess
+from services.ledger.kafka_clients import (
     KafkaAccessError,
     connection_options,
     new_admin,
@@ -24,7 +24,7 @@ from services.kafka_clients import (
 from tests.throwaway_pki import Pki, make_pki
 
 ROOT = Path(__file__).resolve().parents[2]
-FACTORY = ROOT / "services" / "kafka_clients.py"
+FACTORY = ROOT / "services" / "ledger" / "kafka_clients.py"
 SCANNED = ("services", "projections", "bench", "tests")
 CLIENT_CLASSES = frozenset(
     {"AIOKafkaProducer", "AIOKafkaConsumer", "AIOKafkaAdminClient", "AIOKafkaClient"}
@@ -97,7 +97,7 @@ def test_only_the_factory_builds_kafka_clients() -> None:
         for path in sorted((ROOT / top).rglob("*.py"))
         if path != FACTORY and (found := client_constructions(path.read_text(encoding="utf-8")))
     }
-    assert elsewhere == {}, "build Kafka clients with services.kafka_clients, not by hand"
+    assert elsewhere == {}, "build Kafka clients with services.ledger.kafka_clients, not by hand"
     built = {line.split(": ")[1] for line in client_constructions(FACTORY.read_text("utf-8"))}
     assert built == {"AIOKafkaProducer(...)", "AIOKafkaConsumer(...)", "AIOKafkaAdminClient(...)"}
 

@@ -11,7 +11,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM, AESGCMSIV
 from hypothesis import given
 from hypothesis import strategies as st
 
-from services.links import (
+from services.identity.links import (
     PREFERENCES,
     UNSUBSCRIBE,
     LinkError,

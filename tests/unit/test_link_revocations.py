@@ -27,7 +27,7 @@ from projections.link_revocations import (
 )
 from schemas import events as ev
 from schemas.events import Event
-from services import links
+from services.identity import links
 
 T0 = datetime(2026, 12, 1, 12, tzinfo=UTC)
 HOME = bytes(range(32))

@@ -12,7 +12,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from hypothesis import given
 from hypothesis import strategies as st
 
-from services.links import (
+from services.identity.links import (
     GENERIC,
     PREFERENCES,
     UNSUBSCRIBE,
@@ -22,7 +22,7 @@ from services.links import (
     issue,
     open_token,
 )
-from services.secrets import KeyRing
+from services.identity.secrets import KeyRing
 from tests.link_tokens import (
     K1,
     K2,

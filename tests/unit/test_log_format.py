@@ -11,7 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from services.log_format import (
+from services.telemetry.logs import (
     MASK,
     JsonFormatter,
     TextFormatter,
@@ -21,7 +21,7 @@ from services.log_format import (
     timestamp,
     without_password,
 )
-from services.request_context import REQUEST_ID, install_record_factory
+from services.telemetry.request_context import REQUEST_ID, install_record_factory
 
 
 def record(

@@ -19,7 +19,7 @@ from projections.mac_cutoffs import (
     plan,
     requires_mac,
 )
-from services.mac_cutoff_command import again_command, describe, parse_at
+from services.operations.require_record_macs import again_command, describe, parse_at
 
 
 @pytest.mark.parametrize(

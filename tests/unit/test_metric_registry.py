@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from services.metric_registry import (
+from services.telemetry.metric_registry import (
     Counter,
     Histogram,
     MetricError,

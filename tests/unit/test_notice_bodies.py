@@ -13,11 +13,11 @@ from projections.notices import NO_NOTICES, notice_from_event
 from schemas import events as ev
 from schemas.codec import default_codec
 from schemas.events import Actor, Event, Source
-from services.api.body import Fields
 from services.api.commands import Context
 from services.api.notices import build_notice, conflicts
-from services.api.problems import ProblemError
-from services.catalogue import CatalogueError, load_catalogue
+from services.http.body import Fields
+from services.http.problems import ProblemError
+from services.rules.catalogue import CatalogueError, load_catalogue
 from tests.unit.event_log import (
     CATALOGUE,
     NOW,

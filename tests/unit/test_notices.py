@@ -16,9 +16,9 @@ from projections.notices import Notice, Notices
 from projections.state import Fact, FactKey, Position, fold
 from schemas.events import Event
 from services.api.notices import outdated_entry
-from services.batch_decisions import evaluate_subjects, reconsent_purpose, relevance, verdicts
-from services.decisions import decide
-from services.state_summary import entries
+from services.rules.batch import evaluate_subjects, reconsent_purpose, relevance, verdicts
+from services.rules.decisions import decide
+from services.rules.state_summary import entries
 from tests.unit.event_log import (
     CATALOGUE,
     NOW,

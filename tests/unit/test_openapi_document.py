@@ -10,10 +10,10 @@ import pytest
 from services.api.access import ROUTE_ACCESS
 from services.api.app import routes
 from services.api.openapi import NEVER_UNAVAILABLE, PUBLIC, RATE_LIMITED, openapi_document
-from services.catalogue import load_catalogue
+from services.rules.catalogue import load_catalogue
 
 ROOT = Path(__file__).resolve().parents[2]
-DOCUMENT = openapi_document(load_catalogue(ROOT / "services" / "purposes.toml"))
+DOCUMENT = openapi_document(load_catalogue(ROOT / "services" / "rules" / "purposes.toml"))
 OPERATIONS = [
     (method, path, op) for path, ops in DOCUMENT["paths"].items() for method, op in ops.items()
 ]
@@ -126,4 +126,6 @@ def test_the_document_leaves_the_modules_own_paths_unchanged() -> None:
     from services.api.unsubscribe import OPENAPI_PATHS
 
     assert "content" not in OPENAPI_PATHS["/u/{token}"]["get"]["responses"]["4XX"]
-    assert openapi_document(load_catalogue(ROOT / "services" / "purposes.toml")) == DOCUMENT
+    assert (
+        openapi_document(load_catalogue(ROOT / "services" / "rules" / "purposes.toml")) == DOCUMENT
+    )

@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from services.links import LinkClaims, LinkError, LinkKind
-from services.rate_limit import RateLimiter
+from services.http.rate_limit import RateLimiter
+from services.identity.links import LinkClaims, LinkError, LinkKind
 from services.web.page_limits import (
     ONE_CLICK_PER_MIN,
     PREFERENCES_ROUTE,

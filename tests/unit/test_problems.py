@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from services.api.body import Fields, whole_number
-from services.api.problems import ProblemError, field_error
+from services.http.body import Fields, whole_number
+from services.http.problems import ProblemError, field_error
 
 
 @pytest.mark.parametrize(

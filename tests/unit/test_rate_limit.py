@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from services.rate_limit import RateLimiter, client_key, retry_after
+from services.http.rate_limit import RateLimiter, client_key, retry_after
 
 
 def test_a_burst_of_the_minutes_allowance_then_a_wait() -> None:

@@ -8,13 +8,13 @@ import pytest
 
 from schemas.events import EVENT_TYPES
 from services.api.app import routes
-from services.catalogue import load_catalogue
 from services.config import ENVIRONMENT
-from services.decisions import REASONS
+from services.rules.catalogue import load_catalogue
+from services.rules.decisions import REASONS
 
 ROOT = Path(__file__).resolve().parents[2]
 README = ROOT / "README.md"
-PURPOSE_IDS = load_catalogue(ROOT / "services" / "purposes.toml").ids
+PURPOSE_IDS = load_catalogue(ROOT / "services" / "rules" / "purposes.toml").ids
 ROUTES = [
     (method, route.path)
     for route in routes()

@@ -33,9 +33,10 @@ from projections.rebuild_tables import (
     unclassified,
 )
 from projections.runner import Record
-from services import cli, operator_cli
-from services.rebuild import Outcome
-from services.rebuild_command import summary
+from services.cli import main as cli
+from services.cli import operator_commands as operator_cli
+from services.cli.rebuild_command import summary
+from services.operations.rebuild import Outcome
 
 CREATE_TABLE = re.compile(
     r"\bCREATE\s+TABLE\s+(?:IF\s+NOT\s+EXISTS\s+)?((?:\"[^\"]+\"|\w+)(?:\.(?:\"[^\"]+\"|\w+))?)",

@@ -17,15 +17,15 @@ from joserfc.jwk import KeySet
 from projections.notices import Notice
 from schemas import events as ev
 from schemas.events import Actor, Event, Source
-from services import receipt_signing as signing
-from services.receipts import (
+from services.identity.secrets import KeyRing, new_key, parse_key_ring
+from services.proof import receipt_signing as signing
+from services.proof.receipts import (
     FORMATS,
     Issuer,
     NoReceipt,
     build,
     iso_duration,
 )
-from services.secrets import KeyRing, new_key, parse_key_ring
 from tests.unit.event_log import CATALOGUE, NOW
 
 ISSUER = Issuer("Example Oy", "https://example.com/privacy/contact", "FI")

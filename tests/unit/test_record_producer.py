@@ -1,4 +1,4 @@
-"""Every record the ledger produces goes through services/record_producer.py: new records get
+"""Every record the ledger produces goes through services/ledger/record_producer.py: new records get
 the MAC header of their role, records produced again keep their headers exactly."""
 
 from __future__ import annotations
@@ -11,13 +11,13 @@ from typing import Any
 import pytest
 
 from schemas.record_mac import CHECKS, EVENTS, MAC_HEADER, ROLES, RecordMacs, Verdict
-from services.record_producer import RecordProducer, produce_as_written, writer_macs
-from services.secrets import parse_key_ring
+from services.identity.secrets import parse_key_ring
+from services.ledger.record_producer import RecordProducer, produce_as_written, writer_macs
 
 ROOT = Path(__file__).resolve().parents[2]
 #: methods of aiokafka's producer that put a record on a topic
 SENDING = {"send", "send_and_wait", "send_batch", "create_batch"}
-THE_ONE_PLACE = ROOT / "services" / "record_producer.py"
+THE_ONE_PLACE = ROOT / "services" / "ledger" / "record_producer.py"
 MACS = RecordMacs({"w1": bytes(32)}, "w1")
 
 
@@ -40,7 +40,7 @@ def test_no_record_is_produced_anywhere_else() -> None:
         if path != THE_ONE_PLACE
         for call in sending_calls(path)
     ]
-    assert found == [], "produce through services/record_producer.py, which MACs the record"
+    assert found == [], "produce through services/ledger/record_producer.py, which MACs the record"
     assert sending_calls(THE_ONE_PLACE)  # the check looks for the right thing
 
 

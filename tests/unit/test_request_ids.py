@@ -17,7 +17,7 @@ from services.api.observation import (
     route_label,
     status_class,
 )
-from services.request_context import (
+from services.telemetry.request_context import (
     MAX_LENGTH,
     REQUEST_ID,
     current_request_id,

@@ -13,7 +13,7 @@ from starlette.types import Message, Receive, Scope, Send
 
 from services.api import api_metrics
 from services.api.observation import UNMATCHED, RequestObservation
-from services.api.request_limits import (
+from services.http.request_limits import (
     MAX_HEADERS,
     MAX_PATH,
     MAX_QUERY,

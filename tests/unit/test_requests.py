@@ -22,10 +22,10 @@ from projections.requests import (
 )
 from schemas import events as ev
 from schemas.events import Event
-from services.api.body import Fields
 from services.api.commands import Context
-from services.api.problems import ProblemError
 from services.api.request_commands import STEPS, conflict, receive, request_json
+from services.http.body import Fields
+from services.http.problems import ProblemError
 from tests.unit.event_log import CATALOGUE
 
 

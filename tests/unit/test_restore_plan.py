@@ -21,7 +21,7 @@ from schemas.record_mac import (
     encode_headers,
     mac_text,
 )
-from services.restore_plan import (
+from services.operations.restore_plan import (
     DUPLICATE,
     JOURNAL,
     PLACEHOLDER,
@@ -215,7 +215,7 @@ def test_stored_rows_become_the_records_the_api_sent(
 
 
 def test_a_restored_event_verifies_under_the_mac_it_was_written_with() -> None:
-    """The API MACs an event over its key and headers (services/publisher.py); the record
+    """The API MACs an event over its key and headers (services/ledger/publisher.py); the record
     restore-log rebuilds from the journal's columns must be the same bytes, or the MAC it gets
     back would not verify."""
     macs = RecordMacs({"w1": bytes(range(32))}, "w1")

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from services import keystore
 from services.config import Settings
-from services.secrets import (
+from services.identity import keystore
+from services.identity.secrets import (
     SecretsError,
     complete_secrets_file,
     ensure_secrets_file,
@@ -112,7 +112,7 @@ def test_data_keys_unwrap_only_with_their_master_key_and_subject() -> None:
 def test_the_cli_writes_a_secrets_file_once(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from services.cli import main
+    from services.cli.main import main
 
     path = tmp_path / "s.toml"
     assert main(["secrets", "generate", "--file", str(path)]) == 0
@@ -164,11 +164,11 @@ def test_a_secrets_file_others_can_read_is_warned_about(
 ) -> None:
     path = tmp_path / "secrets.toml"
     assert ensure_secrets_file(path)
-    with caplog.at_level("WARNING", logger="services.secrets"):
+    with caplog.at_level("WARNING", logger="services.identity.secrets"):
         load_secrets({"LEDGER_SECRETS_FILE": str(path)})
     assert not caplog.records
     path.chmod(0o644)
-    with caplog.at_level("WARNING", logger="services.secrets"):
+    with caplog.at_level("WARNING", logger="services.identity.secrets"):
         load_secrets({"LEDGER_SECRETS_FILE": str(path)})
     assert "readable by other users" in caplog.text
     assert "644" in caplog.text

@@ -8,7 +8,7 @@ import asyncio
 
 import pytest
 
-from services.shared_read import SharedRead
+from services.reads.shared_read import SharedRead
 
 
 class Source:

@@ -1,4 +1,5 @@
-"""The state feed's summary (services/state_summary.py) and its Avro record (schemas/feeds.py)."""
+"""The state feed's summary (services/rules/state_summary.py) and its Avro record
+(schemas/feeds.py)."""
 
 from __future__ import annotations
 
@@ -22,8 +23,8 @@ from schemas.feeds import (
     encode_subject_state,
     subject_state_fingerprint,
 )
-from services.decisions import decide
-from services.state_summary import (
+from services.rules.decisions import decide
+from services.rules.state_summary import (
     Entry,
     allowed_until,
     entries,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from services.config import Settings, SettingsError
-from services.topic import state_topic_configs, topic_configs
+from services.ledger.topic import state_topic_configs, topic_configs
 
 
 def test_the_state_topic_defaults_to_consent_state() -> None:

@@ -14,7 +14,7 @@ from packaging.markers import default_environment
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-from services.stack import EmbeddedKafka, EmbeddedPostgres, EmbeddedServersMissing
+from services.stack.embedded import EmbeddedKafka, EmbeddedPostgres, EmbeddedServersMissing
 
 ROOT = Path(__file__).resolve().parents[2]
 LOCK = ROOT / "requirements.lock"
@@ -111,7 +111,7 @@ def test_without_the_embedded_extra_up_says_what_to_install(
 def test_up_without_the_embedded_extra_exits_with_the_hint(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from services.cli import main
+    from services.cli.main import main
 
     for name in ("KAFKA_BOOTSTRAP_SERVERS", "DATABASE_URL", "LEDGER_SECRETS_FILE"):
         monkeypatch.delenv(name, raising=False)

@@ -1,4 +1,5 @@
-"""The do-not-contact rule (services/suppression.py): a table and properties against decide()."""
+"""The do-not-contact rule (services/rules/suppression.py): a table and properties against
+decide()."""
 
 from __future__ import annotations
 
@@ -8,8 +9,8 @@ from hypothesis import strategies as st
 
 from projections.state import Position, fold
 from schemas.events import Event
-from services.decisions import decide
-from services.suppression import (
+from services.rules.decisions import decide
+from services.rules.suppression import (
     CHANNEL_IDENTIFIERS,
     REASONS,
     suppression,

@@ -9,8 +9,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from schemas.events import SUBJECT_ID_RE
-from services.partitioning import partition_for
-from services.tokens import TokenError, decode_token, encode_token
+from services.ledger.partitioning import partition_for
+from services.ledger.tokens import TokenError, decode_token, encode_token
 
 
 @given(st.integers(0, 999_999), st.integers(0, 2**62))

@@ -6,14 +6,14 @@ from __future__ import annotations
 import pytest
 
 from services.config import Settings, SettingsError
-from services.topic import (
+from services.ledger.topic import (
     DEAD_LETTER_RETENTION_COST,
     dead_letter_topic_configs,
     required_configs,
     state_topic_configs,
     topic_configs,
 )
-from services.topic_check import DescribedTopic, topic_weaknesses
+from services.ledger.topic_check import DescribedTopic, topic_weaknesses
 
 PRODUCTION = Settings.from_env(
     {

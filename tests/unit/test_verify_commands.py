@@ -10,9 +10,15 @@ import pytest
 
 from projections.chain_verify import HASH_MISMATCH, Break, SubjectVerifier
 from schemas.codec import default_codec
-from services import cli, operator_cli
-from services.checkpoint_verify import CheckpointInputError, Options, read_file, required_servers
-from services.verify import LISTED, Summary, report
+from services.cli import main as cli
+from services.cli import operator_commands as operator_cli
+from services.proof.checkpoint_verify import (
+    CheckpointInputError,
+    Options,
+    read_file,
+    required_servers,
+)
+from services.proof.verify_chains import LISTED, Summary, report
 
 
 @pytest.mark.parametrize(

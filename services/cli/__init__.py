@@ -1,0 +1,1 @@
+"""The `consent-ledger` command: argument parsing and dispatch only."""

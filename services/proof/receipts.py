@@ -1,0 +1,285 @@
+"""Consent receipts: a grant or withdrawal as a consent record (pure; signing is elsewhere).
+
+Two shapes of the same facts:
+
+- `iso27560`: the information of a consent record in ISO/IEC TS 27560:2023 (record id, schema
+  version, subject, notice and its language, purposes with their lawful basis, personal data
+  categories, controller, collection method, event time, validity, who expressed it, consent
+  type, state, withdrawal method, recipients, jurisdiction), with W3C DPV terms (`dpv:`, and
+  `pd:` for personal data) for purposes, lawful bases, consent types and states.
+- `kantara`: the Kantara Initiative Consent Receipt Specification v1.1 (KI-CR-v1.1.0).
+
+A receipt names the subject by its pseudonymous id only, never an address. It is built from
+the event, the catalogue, the notice the event names (None when the ledger has no such
+version) and the issuer's settings, and holds no clock reading, so asking again gives the same
+receipt; the receipt id is the event id.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any, Final
+
+from projections.notices import Notice
+from schemas import events as ev
+from schemas.events import Event, rfc3339
+from services.rules.catalogue import Catalogue, Purpose
+
+FORMATS: Final = ("iso27560", "kantara")
+#: the event types a receipt exists for
+RECEIPT_TYPES: Final = (ev.CONSENT_GRANTED, ev.CONSENT_WITHDRAWN)
+ISO_SCHEMA_VERSION: Final = "ISO/IEC TS 27560:2023"
+KANTARA_VERSION: Final = "KI-CR-v1.1.0"
+VOCABULARIES: Final = {"dpv": "https://w3id.org/dpv#", "pd": "https://w3id.org/dpv/pd#"}
+
+#: lawful basis -> DPV legal basis
+DPV_BASES: Final = {
+    "consent": "dpv:Consent",
+    "legitimate_interest": "dpv:LegitimateInterest",
+    "contract": "dpv:Contract",
+    "legal_obligation": "dpv:LegalObligation",
+}
+#: channel -> the DPV personal data it needs
+DPV_PERSONAL_DATA: Final = {
+    "email": "pd:EmailAddress",
+    "sms": "pd:TelephoneNumber",
+    "phone": "pd:TelephoneNumber",
+    "post": "pd:PhysicalAddress",
+    "web": "pd:BrowsingBehavior",
+}
+#: channel -> Kantara PII category
+KANTARA_PII: Final = {
+    "email": "2 - Contact",
+    "sms": "2 - Contact",
+    "phone": "2 - Contact",
+    "post": "2 - Contact",
+    "web": "5 - Network/Service",
+}
+#: DPV purpose of the catalogue -> Kantara purpose category (Core Function otherwise)
+KANTARA_PURPOSES: Final = {
+    "CustomerRelationshipManagement": "1 - Core Function",
+    "CommunicationForCustomerCare": "1 - Core Function",
+    "ServiceProvision": "2 - Contracted Service",
+    "PersonalisedAdvertising": "5 - Personalize Experience",
+    "DirectMarketing": "6 - Marketing",
+    "TargetedAdvertising": "6 - Marketing",
+    "LegalCompliance": "12 - Legally Required Data Retention",
+    "ResearchAndDevelopment": "16 - Improve Performance",
+    "ServiceOptimisation": "16 - Improve Performance",
+}
+#: collection method -> how a receipt describes it
+METHOD_TEXT: Final = {
+    "form": "web form",
+    "double_opt_in": "web form confirmed by double opt-in",
+    "unsubscribe_link": "unsubscribe link",
+    "preference_center": "preference centre",
+    "support": "customer support",
+    "import": "imported from an earlier system",
+    "api": "recorded through the ledger's API",
+}
+WITHDRAW_ANY_TIME: Final = (
+    "at any time, as easily as it was given (GDPR Art. 7(3)): the unsubscribe link or the"
+    " preference page in every message, or the controller's privacy contact"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Issuer:
+    """The controller, as the receipts name it (settings LEDGER_CONTROLLER_NAME,
+    LEDGER_CONTROLLER_CONTACT, LEDGER_JURISDICTION)."""
+
+    name: str
+    contact: str
+    jurisdiction: str
+
+
+class NoReceipt(ValueError):
+    """The event is not a grant or a withdrawal; a receipt exists for those only."""
+
+
+def purposes_of(event: Event, catalogue: Catalogue) -> list[Purpose]:
+    """The purposes the event is about: its purpose, or (a withdrawal of every purpose) every
+    purpose consent can be given for, on the event's channel if it names one. A purpose no
+    longer in the catalogue is named by id."""
+    pid = event.data.get("purpose")
+    if pid is None:
+        channel = event.data.get("channel")
+        return [
+            p
+            for p in catalogue.purposes.values()
+            if p.basis in ("consent", "legitimate_interest")
+            and (channel is None or channel in p.channels)
+        ]
+    found = catalogue.get(pid)
+    return [found if found is not None else Purpose(pid, pid, "consent", False, ())]
+
+
+def channels_of(event: Event, purpose: Purpose) -> list[str]:
+    channel = event.data.get("channel")
+    return [channel] if channel is not None else list(purpose.channels)
+
+
+def build(
+    event: Event,
+    fmt: str,
+    *,
+    catalogue: Catalogue,
+    notice: Notice | None,
+    issuer: Issuer,
+    public_key: str,
+) -> dict[str, Any]:
+    """The receipt of `event` in `fmt`; `public_key` is the signing key's JWK `x` (Kantara's
+    publicKey)."""
+    if event.type not in RECEIPT_TYPES:
+        raise NoReceipt(f"{event.type} is not a consent event")
+    if fmt == "kantara":
+        return kantara(event, catalogue=catalogue, notice=notice, issuer=issuer, key=public_key)
+    if fmt == "iso27560":
+        return iso27560(event, catalogue=catalogue, notice=notice, issuer=issuer)
+    raise ValueError(f"format {fmt!r}; accepted: {', '.join(FORMATS)}")
+
+
+def iso27560(
+    event: Event, *, catalogue: Catalogue, notice: Notice | None, issuer: Issuer
+) -> dict[str, Any]:
+    granted = event.type == ev.CONSENT_GRANTED
+    purposes = purposes_of(event, catalogue)
+    entries = [_iso_purpose(event, p) for p in purposes]
+    expires = event.data.get("expires_at") if granted else None
+    return {
+        "schema_version": ISO_SCHEMA_VERSION,
+        "record_id": str(event.event_id),
+        "vocabularies": dict(VOCABULARIES),
+        "subject_id": event.subject_id,
+        "controller": {"name": issuer.name, "contact": issuer.contact or None},
+        "jurisdiction": issuer.jurisdiction,
+        "notice": _iso_notice(event.notice_version, notice),
+        "purposes": entries,
+        "personal_data_categories": _unique(c for e in entries for c in e["personal_data"]),
+        "collection_method": {
+            "method": event.source.method,
+            "description": METHOD_TEXT.get(event.source.method, event.source.method),
+            "system": event.source.system,
+            "collection_point": event.source.collection_point,
+        },
+        "event": {"id": str(event.event_id), "type": event.type},
+        "event_time": rfc3339(event.occurred_at),
+        "recorded_at": rfc3339(event.recorded_at),
+        "validity": {
+            "until": rfc3339(expires) if expires else None,
+            "duration": iso_duration(expires - event.occurred_at) if expires else None,
+        },
+        "expressed_by": {"type": event.actor.type, "id": event.actor.id},
+        "consent_type": "dpv:ExpressedConsent",
+        "state": "dpv:ConsentGiven" if granted else "dpv:ConsentWithdrawn",
+        "withdrawal_method": WITHDRAW_ANY_TIME if granted else event.source.method,
+        "withdrawal_reason": None if granted else event.data.get("reason"),
+        "recipients": _unique(r for e in entries for r in e["recipients"]),
+    }
+
+
+def _iso_purpose(event: Event, purpose: Purpose) -> dict[str, Any]:
+    channels = channels_of(event, purpose)
+    return {
+        "id": purpose.id,
+        "title": purpose.title,
+        "dpv": f"dpv:{purpose.dpv}" if purpose.dpv else "dpv:Purpose",
+        "legal_basis": DPV_BASES[purpose.basis],
+        "channels": channels,
+        "personal_data": _unique(DPV_PERSONAL_DATA[c] for c in channels),
+        "recipients": list(purpose.recipients),
+        "retention": purpose.retention or None,
+    }
+
+
+def _iso_notice(version: str | None, notice: Notice | None) -> dict[str, Any]:
+    return {
+        "version": version,
+        "language": notice.language if notice else None,
+        "url": notice.url if notice else None,
+        "text_sha256": notice.text_sha256 if notice else None,
+        "effective_from": rfc3339(notice.effective_from) if notice else None,
+    }
+
+
+def kantara(
+    event: Event, *, catalogue: Catalogue, notice: Notice | None, issuer: Issuer, key: str
+) -> dict[str, Any]:
+    controller: dict[str, Any] = {
+        "piiController": issuer.name,
+        "contact": issuer.contact or issuer.name,
+        "address": {"addressCountry": issuer.jurisdiction},
+    }
+    if "@" in issuer.contact:
+        controller["email"] = issuer.contact
+    elif issuer.contact.startswith(("https://", "http://")):
+        controller["piiControllerUrl"] = issuer.contact
+    method = METHOD_TEXT.get(event.source.method, event.source.method)
+    if event.source.collection_point:
+        method = f"{method} ({event.source.collection_point})"
+    return {
+        "version": KANTARA_VERSION,
+        "jurisdiction": issuer.jurisdiction,
+        "consentTimestamp": int(event.occurred_at.timestamp()),
+        "collectionMethod": method,
+        "consentReceiptID": str(event.event_id),
+        "publicKey": key,
+        "language": (notice.language if notice else None) or "und",
+        "piiPrincipalId": event.subject_id,
+        "piiControllers": [controller],
+        "policyUrl": notice.url if notice else None,
+        "services": [
+            {"service": p.title, "purposes": [_kantara_purpose(event, p)]}
+            for p in purposes_of(event, catalogue)
+        ],
+        "sensitive": False,
+        "spiCat": [],
+    }
+
+
+def _kantara_purpose(event: Event, purpose: Purpose) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "purpose": purpose.title,
+        "purposeCategory": [KANTARA_PURPOSES.get(purpose.dpv, "1 - Core Function")],
+        "consentType": "EXPLICIT",
+        "piiCategory": _unique(KANTARA_PII[c] for c in channels_of(event, purpose)),
+        "primaryPurpose": True,
+        "termination": _termination(event),
+        "thirdPartyDisclosure": bool(purpose.recipients),
+    }
+    if purpose.recipients:
+        out["thirdPartyName"] = "; ".join(purpose.recipients)
+    return out
+
+
+def _termination(event: Event) -> str:
+    if event.type == ev.CONSENT_WITHDRAWN:
+        return f"withdrawn {rfc3339(event.occurred_at)}"
+    expires = event.data.get("expires_at")
+    if expires is not None:
+        return f"{rfc3339(expires)}, or when withdrawn"
+    return "when withdrawn"
+
+
+def iso_duration(span: timedelta) -> str:
+    """An ISO 8601 duration in days and time (P30DT12H); PT0S for nothing."""
+    seconds = max(0, int(span.total_seconds()))
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    date = f"{days}D" if days else ""
+    time = "".join(f"{n}{u}" for n, u in ((hours, "H"), (minutes, "M"), (secs, "S")) if n)
+    if not date and not time:
+        return "PT0S"
+    return f"P{date}" + (f"T{time}" if time else "")
+
+
+def _unique(items: Any) -> list[Any]:
+    return list(dict.fromkeys(items))
+
+
+def answer(receipt: Mapping[str, Any], fmt: str, jws: str, kid: str) -> dict[str, Any]:
+    """The HTTP answer: the receipt, its compact JWS and the key id to verify it with."""
+    return {"format": fmt, "receipt": dict(receipt), "jws": jws, "kid": kid}

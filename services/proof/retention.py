@@ -1,0 +1,196 @@
+"""`consent-ledger retention`: purge erased subjects' proof once its retention period ends.
+
+After an erasure the projections keep, as proof that consent was given or withdrawn and how
+(GDPR Art. 7(1), 17(3)(e)), the subject's journal entries and consent facts. They are kept for
+the longest `proof_retention` (services/rules/purposes.toml) of the purposes those events concern,
+counted from the erasure. Then this job deletes them: journal entries, facts (all but the
+erasure fact), rights requests, idempotency records and duplicate records of the subject.
+What stays is the erasure record (`erasures`), the erasure fact (decisions keep answering
+`erased`), the key tombstone and the address suppression entries.
+
+A subject's entries go all at once, so its hash chain stays verifiable: nothing is left, or an
+entry recorded later starts a new chain. The purge holds the subject's partition lock (the
+row of `checkpoint_state` every projector batch takes first), so no batch chains onto an entry
+while it is deleted.
+
+The same job purges dead letters older than LEDGER_DEAD_LETTER_RETENTION_DAYS
+(services/proof/dead_letter_retention.py).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Final
+
+import asyncpg
+
+from schemas import events as ev
+from services.config import Settings
+from services.proof.dead_letter_retention import cutoff, purge_dead_letters
+from services.rules.catalogue import Catalogue, load_catalogue
+
+log = logging.getLogger(__name__)
+
+#: events whose purposes are named by `purpose` (null: every purpose)
+_ONE_PURPOSE: Final = frozenset(
+    {
+        ev.CONSENT_GRANTED,
+        ev.CONSENT_WITHDRAWN,
+        ev.PROCESSING_OBJECTED,
+        ev.PROCESSING_OBJECTION_RESOLVED,
+    }
+)
+#: events whose purposes are named by `purposes` (empty: every purpose)
+_LISTED_PURPOSES: Final = frozenset(
+    {
+        ev.PROCESSING_RESTRICTED,
+        ev.RESTRICTION_LIFTED,
+        ev.RELATIONSHIP_RECORDED,
+        ev.RELATIONSHIP_ENDED,
+    }
+)
+_DIRECT_MARKETING: Final = frozenset(
+    {ev.DIRECT_MARKETING_OBJECTED, ev.DIRECT_MARKETING_OBJECTION_LIFTED}
+)
+
+
+def purposes_of(event_type: str, payload: Mapping[str, Any], catalogue: Catalogue) -> set[str]:
+    """The purposes an event is proof for. Identifier events and the erasure itself prove no
+    consent; rights requests count for every purpose (they prove a request was answered)."""
+    everything = set(catalogue.ids)
+    if event_type in _ONE_PURPOSE:
+        return {payload["purpose"]} if payload.get("purpose") else everything
+    if event_type in _LISTED_PURPOSES:
+        return set(payload.get("purposes") or ()) or everything
+    if event_type in _DIRECT_MARKETING:
+        return {p.id for p in catalogue.purposes.values() if p.direct_marketing}
+    if event_type in ev.RIGHTS_REQUEST_EVENTS:
+        return everything
+    return set()
+
+
+def proof_until(
+    erased_at: datetime, events: Iterable[tuple[str, Mapping[str, Any]]], catalogue: Catalogue
+) -> datetime:
+    """When an erased subject's proof may go: the erasure plus the longest proof retention of
+    the purposes its events concern (a purpose no longer in the catalogue counts as the
+    longest of all). With no such event, at the erasure."""
+    concerned: set[str] = set()
+    for event_type, payload in events:
+        concerned |= purposes_of(event_type, payload, catalogue)
+    ends = [p.proof_period().after(erased_at) for p in catalogue.purposes.values()]
+    known = [
+        catalogue.purposes[pid].proof_period().after(erased_at)
+        for pid in concerned
+        if pid in catalogue.purposes
+    ]
+    if concerned - set(catalogue.ids):
+        known.append(max(ends))
+    return max(known, default=erased_at)
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    checked: int
+    purged: list[tuple[str, int]]
+    #: (subject, when) of the subjects whose proof is still kept
+    waiting: list[tuple[str, datetime]]
+
+
+CANDIDATES = """
+SELECT e.subject_id, e.erased_at FROM erasures e
+WHERE EXISTS (SELECT 1 FROM journal j WHERE j.subject_id = e.subject_id)
+ORDER BY e.erased_at, e.subject_id
+"""
+EVENTS = """
+SELECT event_type, payload::text AS payload, log_partition FROM journal
+WHERE subject_id = $1 ORDER BY log_partition, log_offset
+"""
+LOCK_PARTITIONS = """
+SELECT log_partition FROM checkpoint_state
+WHERE topic = $1 AND log_partition = ANY($2::int[]) ORDER BY log_partition FOR UPDATE
+"""
+PURGE = (
+    "DELETE FROM duplicate_records WHERE event_id IN"
+    " (SELECT event_id FROM journal WHERE subject_id = $1)",
+    "DELETE FROM subject_facts WHERE subject_id = $1 AND kind <> 'erasure'",
+    "DELETE FROM rights_requests WHERE subject_id = $1",
+    "DELETE FROM idempotency_keys WHERE subject_id = $1",
+)
+FORGET_JOURNAL = "DELETE FROM journal WHERE subject_id = $1"
+RECORD = """
+UPDATE erasures SET purged_at = now(), purged_events = coalesce(purged_events, 0) + $2,
+                    chain_head = $3
+WHERE subject_id = $1
+"""
+
+
+async def purge_due(
+    conn: asyncpg.Connection, topic: str, catalogue: Catalogue, now: datetime, *, dry_run: bool
+) -> Outcome:
+    """Purge every erased subject whose proof period has ended (one transaction each)."""
+    purged: list[tuple[str, int]] = []
+    waiting: list[tuple[str, datetime]] = []
+    candidates = await conn.fetch(CANDIDATES)
+    for candidate in candidates:
+        subject = candidate["subject_id"]
+        rows = await conn.fetch(EVENTS, subject)
+        until = proof_until(
+            candidate["erased_at"],
+            ((r["event_type"], json.loads(r["payload"])) for r in rows),
+            catalogue,
+        )
+        if until > now:
+            waiting.append((subject, until))
+            continue
+        if dry_run:
+            purged.append((subject, len(rows)))
+            continue
+        async with conn.transaction():
+            partitions = sorted({r["log_partition"] for r in rows})
+            await conn.fetch(LOCK_PARTITIONS, topic, partitions)
+            # read again under the lock: a batch may have added an entry meanwhile
+            head = await conn.fetchval(
+                "SELECT chain_hash FROM journal WHERE subject_id = $1"
+                " ORDER BY log_partition DESC, log_offset DESC LIMIT 1",
+                subject,
+            )
+            for statement in PURGE:
+                await conn.execute(statement, subject)
+            status = await conn.execute(FORGET_JOURNAL, subject)
+            count = int(status.rsplit(" ", 1)[-1])
+            await conn.execute(RECORD, subject, count, head)
+        log.info("purged the proof of erased subject %s: %d journal entries", subject, count)
+        purged.append((subject, count))
+    return Outcome(len(candidates), purged, waiting)
+
+
+async def run_retention(settings: Settings, *, dry_run: bool = False) -> int:
+    catalogue = load_catalogue(settings.catalogue_file)
+    conn = await asyncpg.connect(settings.database_url)
+    now = datetime.now(UTC)
+    try:
+        outcome = await purge_due(conn, settings.topic, catalogue, now, dry_run=dry_run)
+        before = cutoff(now, settings.dead_letter_retention_days)
+        letters = await purge_dead_letters(conn, settings.topic, before, dry_run=dry_run)
+    finally:
+        await conn.close()
+    verb = "would purge" if dry_run else "purged"
+    events = sum(n for _, n in outcome.purged)
+    print(
+        f"retention: {outcome.checked} erased subject(s) with proof kept;"
+        f" {verb} {len(outcome.purged)} ({events} journal entries)"
+    )
+    if outcome.waiting:
+        subject, until = min(outcome.waiting, key=lambda w: w[1])
+        print(f"retention: next proof period ends {until.isoformat()} ({subject})")
+    print(
+        f"retention: {verb} {letters.rejected} rejected record(s) and {letters.letters} dead"
+        f" letter(s) rejected before {letters.before.isoformat()}"
+        f" (LEDGER_DEAD_LETTER_RETENTION_DAYS={settings.dead_letter_retention_days})"
+    )
+    return 0
