@@ -4,9 +4,9 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: up test unit fuzz faults clean bench wrk lock
+.PHONY: up test unit fuzz faults clean bench wrk lock docs
 
-# `make bench BENCH_SCALE=1 BENCH_RUNS=5 BENCH_ARGS="--profile"`: see README, Benchmarks
+# `make bench BENCH_SCALE=1 BENCH_RUNS=5 BENCH_ARGS="--profile"`: see docs/developers/benchmarks.md
 BENCH_SCALE ?= 0.1
 BENCH_RUNS  ?= 3
 BENCH_ARGS  ?=
@@ -33,7 +33,12 @@ test: $(STAMP)
 	$(BIN)/ruff check services schemas projections tests bench
 	$(BIN)/ruff format --check services schemas projections tests bench
 	$(BIN)/mypy
+	$(BIN)/mkdocs build --strict
 	$(BIN)/pytest
+
+# the documentation site (mkdocs.yml) into build/docs; strict: a broken page, link or anchor fails
+docs: $(STAMP)
+	$(BIN)/mkdocs build --strict
 
 unit: $(STAMP)
 	$(BIN)/pytest tests/unit
@@ -71,4 +76,4 @@ lock: $(STAMP)
 	  --output-file requirements.lock
 
 clean:
-	rm -rf $(VENV) .ledger .mypy_cache .pytest_cache .ruff_cache
+	rm -rf $(VENV) .ledger .mypy_cache .pytest_cache .ruff_cache build/docs

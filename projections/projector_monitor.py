@@ -41,7 +41,7 @@ LOSS_CONFIRM_S: Final = 10.0
 #: how often a stopped projector repeats its ERROR line
 ALARM_INTERVAL_S: Final = 30.0
 ADVICE: Final = (
-    "not applying anything until an operator clears the stop (README: Loss detection;"
+    "not applying anything until an operator clears the stop (docs/operators/projector-health.md;"
     " `consent-ledger resume-projector`)"
 )
 

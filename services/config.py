@@ -1,7 +1,7 @@
 """Settings: every knob the ledger reads from the environment, with its default, in one place.
 
-`ENVIRONMENT` lists the variables by name so the README and the docker-compose check can be
-tested against the code instead of drifting from it.
+`ENVIRONMENT` lists the variables by name so the settings page (docs/operators/settings.md)
+and the docker-compose check can be tested against the code instead of drifting from it.
 """
 
 from __future__ import annotations

@@ -1,6 +1,7 @@
 """Every environment variable the ledger reads: its Settings attribute, its default and what it
 does, and the range of each whole-number one. services/config.py turns them into Settings; the
-README's settings table and the docker-compose check are tested against this table.
+settings table of docs/operators/settings.md and the docker-compose check are tested against
+this table.
 """
 
 from __future__ import annotations

@@ -96,7 +96,7 @@ def _recipients(f: Fields) -> tuple[str, list[str]] | None:
             for i, v in enumerate(value)
             if not is_subject_id(v)
         ]
-    else:  # an address that does not normalise is denied, not refused: see the README
+    else:  # an address that does not normalise is denied, not refused (batch-checks.md)
         bad = [(i, "must be a string") for i, v in enumerate(value) if not isinstance(v, str)]
     if bad:
         _bad_entries(f, name, [(i, d or "is invalid") for i, d in bad])

@@ -1,8 +1,8 @@
 """The decision rules: may we contact this subject, for this purpose, on this channel, now?
 
 A pure function of the subject's projected state, the purpose's catalogue entry, the channel
-and the clock. The precedence is the README's decision table; every answer names the events
-that justify it.
+and the clock. The precedence is the table of docs/integrators/decisions.md; every answer
+names the events that justify it.
 """
 
 from __future__ import annotations

@@ -303,7 +303,7 @@ def _print_banner(
     if postgres or kafka:
         lines.append(
             "Development only: the embedded servers are for one developer's machine, not for"
-            " production (see the README: Running against external servers)."
+            " production (see docs/operators/running.md)."
         )
     lines.append("Press Ctrl-C to stop.")
     print("\n".join(lines), flush=True)

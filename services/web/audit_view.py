@@ -43,7 +43,7 @@ COMMON_KEYS: Final = frozenset(
 #: bytes fields (base64 in the payload): never shown
 HIDDEN_FIELDS: Final = frozenset({"blind_index", "ciphertext"})
 IDENTIFIER_WORDS: Final = {"email": "e-mail address", "phone": "phone number"}
-#: what a null (or empty list) means for a field, as the README's events table says
+#: what a null (or empty list) means for a field, as docs/integrators/events.md says
 NULL_MEANING: Final = {
     "purpose": "every purpose",
     "channel": "all channels",
@@ -83,7 +83,7 @@ class TimelineRow:
     offset: int
     occurred_at: str
     recorded_at: str
-    #: occurred before an event already recorded (counts from recorded_at, README)
+    #: occurred before an event already recorded (counts from recorded_at: docs/auditors/as-of.md)
     late: bool
     method: str
     system: str

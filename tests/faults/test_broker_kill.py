@@ -7,7 +7,7 @@ its disks. This proves: every command the API acknowledged is in the log under t
 of its answer and no others (a retry never mints new ids); a command whose client gave up is in
 the log entirely or not at all; nothing is in the log that no client sent; and every projection
 equals a clean replay of the log. It does not prove anything about the memory-only broker of
-`consent-ledger up`, whose log a kill loses (see the README).
+`consent-ledger up`, whose log a kill loses (see docs/operators/running.md).
 """
 
 from __future__ import annotations

@@ -32,12 +32,13 @@ from tests.servers import Servers
 pytestmark = pytest.mark.integration
 
 
-def readme_script() -> Callable[[str, dict[str, Any]], Awaitable[bool]]:
-    """`holds` from the README's script for auditors, run as written there."""
-    text = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+def auditors_script() -> Callable[[str, dict[str, Any]], Awaitable[bool]]:
+    """`holds` from the auditors' script (docs/auditors/tamper-evidence.md), run as written."""
+    page = Path(__file__).resolve().parents[2] / "docs" / "auditors" / "tamper-evidence.md"
+    text = page.read_text(encoding="utf-8")
     block = text.split("<!-- checkpoint-script -->\n```python\n", 1)[1].split("```", 1)[0]
     scope: dict[str, Any] = {}
-    exec(compile(block, "README.md", "exec"), scope)
+    exec(compile(block, "tamper-evidence.md", "exec"), scope)
     holds: Callable[[str, dict[str, Any]], Awaitable[bool]] = scope["holds"]
     return holds
 
@@ -123,8 +124,8 @@ async def published_and_recomputed(
     assert done.returncode == 0, done.stdout + done.stderr
     lines = kept.read_text().splitlines()
     assert len(lines) >= sum(len(c) for c in partitions.values())
-    # the README's script, which uses none of the ledger's code, agrees
-    holds = readme_script()
+    # the auditors' script, which uses none of the ledger's code, agrees
+    holds = auditors_script()
     bootstrap = settings.kafka_bootstrap_servers
     for line in lines:
         assert await holds(bootstrap, json.loads(line)), line

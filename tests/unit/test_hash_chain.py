@@ -25,7 +25,8 @@ values = st.lists(st.binary(max_size=40), min_size=1, max_size=12)
 
 
 def by_definition(chain: list[bytes]) -> bytes:
-    """README: h_n = SHA-256(h_{n-1} || u64be(len(v_n)) || v_n), h_0 = 32 zero bytes."""
+    """As docs/auditors/tamper-evidence.md defines it:
+    h_n = SHA-256(h_{n-1} || u64be(len(v_n)) || v_n), h_0 = 32 zero bytes."""
     head = b"\x00" * 32
     for value in chain:
         head = hashlib.sha256(head + struct.pack(">Q", len(value)) + value).digest()
