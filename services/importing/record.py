@@ -30,7 +30,7 @@ from services.identity.identities import EMAIL, blind_index, derived_subject_id,
 from services.importing.appending import Appendable, append_many
 from services.importing.formats import BLOCKLISTED, SUBSCRIBED, UNSUBSCRIBED, ImportRow
 from services.ledger import idempotency
-from services.ledger.publisher import BrokerUnavailable
+from services.ledger.errors import BrokerUnavailable
 
 ROUTE: Final = "import"
 RECORDED: Final = "recorded"
