@@ -40,8 +40,10 @@ from services.api.public_listener import public_listener_middleware
 from services.api.write import command_endpoint
 from services.bootstrap import Ledger, close_ledger, open_ledger
 from services.config import Settings
+from services.http.ledger_problems import ledger_problem
 from services.http.problems import ProblemError, instance_of, problem_handler, unavailable
 from services.identity.api_key_store import KeyCache, register_admin_key, warn_forgotten_admin_keys
+from services.ledger.errors import LedgerError
 from services.web import audit
 from services.web import routes as pages
 from services.web.page_limits import PageLimits
@@ -76,6 +78,12 @@ async def _server_error(request: Request, exc: Exception) -> Response:
 
 async def _codec_error(request: Request, exc: Exception) -> Response:
     problem = ProblemError(422, "Unencodable event", str(exc), kind="unencodable-event")
+    return problem.response(instance_of(request))
+
+
+async def _ledger_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, LedgerError)
+    problem = ledger_problem(exc, keyed="idempotency-key" in request.headers)
     return problem.response(instance_of(request))
 
 
@@ -174,6 +182,7 @@ def create_app(settings: Settings, open_fn: LedgerFactory = open_ledger) -> Star
             ProblemError: problem_handler,
             HTTPException: _http_problem,
             CodecError: _codec_error,
+            LedgerError: _ledger_error,
             asyncpg.PostgresConnectionError: _dependency_down,
             asyncpg.InterfaceError: _dependency_down,
             asyncpg.exceptions.CannotConnectNowError: _dependency_down,

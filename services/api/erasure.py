@@ -32,7 +32,7 @@ from schemas import events as ev
 from schemas.events import Event
 from services.api.commands import Common, Context
 from services.api.requests import wait_for_token
-from services.api.write import append, created, idempotency_key
+from services.api.write import append_request, created, idempotency_key
 from services.bootstrap import Ledger
 from services.http.body import Fields, check_subject_id, query_fields, read_json_object
 from services.http.problems import ProblemError, field_error, unavailable
@@ -96,9 +96,7 @@ async def erase(request: Request) -> JSONResponse:
     if request_id is not None:
         await _check_request(ledger, request_id, subject_id)
     digest = idempotency.request_digest(ROUTE, subject_id, body)
-    logged, positions, replayed = await append(
-        ledger, events, key=key, digest=digest, subject_id=subject_id
-    )
+    appended = await append_request(ledger, events, key=key, digest=digest, subject_id=subject_id)
     try:
         await ledger.data_keys.shred(subject_id)
     except _DATABASE_ERRORS:
@@ -108,4 +106,4 @@ async def erase(request: Request) -> JSONResponse:
             f" destroys it when it applies the erasure); {retry}",
             2,
         ) from None
-    return created(logged, positions, replayed, {"data_key": "shredded"})
+    return created(appended, {"data_key": "shredded"})

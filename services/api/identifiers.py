@@ -17,7 +17,7 @@ from projections import as_of, erasure, identifiers
 from schemas import events as ev
 from schemas.events import BY_IDENTIFIER, IDENTIFIER_TYPES, rfc3339
 from services.api.commands import Common, Context
-from services.api.write import append, created, idempotency_key
+from services.api.write import append_request, created, idempotency_key
 from services.bootstrap import Ledger
 from services.http.body import Fields, check_subject_id, read_json_object
 from services.http.problems import ProblemError, field_error, invalid
@@ -29,7 +29,7 @@ from services.identity.identities import (
 )
 from services.identity.keystore import KeyShredded
 from services.ledger import idempotency
-from services.rules.erasure import erased_problem
+from services.ledger.errors import SubjectErased
 
 #: query parameter -> identifier type, for finding a subject by a contact identifier
 LOOKUP_PARAMETERS: Final = {"email": "email", "phone": "phone"}
@@ -80,7 +80,7 @@ async def link(request: Request) -> JSONResponse:
     try:
         data_key = await ledger.data_keys.for_subject(subject_id)
     except KeyShredded:
-        raise erased_problem() from None
+        raise SubjectErased() from None
     event = common.event(
         ev.IDENTIFIER_LINKED,
         {
@@ -90,13 +90,11 @@ async def link(request: Request) -> JSONResponse:
         },
     )
     digest = idempotency.request_digest("identifiers", subject_id, {**body, "value": index.hex()})
-    logged, positions, replayed = await append(
-        ledger, [event], key=key, digest=digest, subject_id=subject_id
-    )
+    appended = await append_request(ledger, [event], key=key, digest=digest, subject_id=subject_id)
     # an address an erased subject held stays suppressed: say so at once
     entry = (await erasure.suppressed(ledger.pool, kind, [index])).get(index)
     extra = {"suppressed": {"reason": entry[0], "since": rfc3339(entry[1])}} if entry else None
-    return created(logged, positions, replayed, extra)
+    return created(appended, extra)
 
 
 async def unlink(request: Request) -> JSONResponse:
@@ -127,10 +125,8 @@ async def unlink(request: Request) -> JSONResponse:
             kind="identifier-not-linked",
         )
     event = common.event(ev.IDENTIFIER_UNLINKED, {"identifier_type": kind, "blind_index": index})
-    logged, positions, replayed = await append(
-        ledger, [event], key=key, digest=digest, subject_id=subject_id
-    )
-    return created(logged, positions, replayed)
+    appended = await append_request(ledger, [event], key=key, digest=digest, subject_id=subject_id)
+    return created(appended)
 
 
 class UnknownIdentifier(Exception):

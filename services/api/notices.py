@@ -30,13 +30,14 @@ from schemas import events as ev
 from schemas.events import Event, notice_key, rfc3339
 from services.api import api_metrics
 from services.api.commands import Common, Context
-from services.api.projector_status import require_fresh, require_verifiable_writes
+from services.api.projector_status import require_fresh
 from services.api.read import _wait_for_token
+from services.api.write import append_request
 from services.bootstrap import Ledger
 from services.http.body import Fields, query_fields, read_json_object
 from services.http.problems import ProblemError, field_error, unavailable
 from services.http.whole_numbers import whole_number_field
-from services.ledger.publisher import BrokerUnavailable
+from services.ledger.errors import BrokerUnavailable
 from services.ledger.tokens import encode_token
 from services.rules.catalogue import Catalogue, Purpose
 from services.rules.decisions import decide
@@ -153,16 +154,16 @@ async def publish(request: Request) -> JSONResponse:
         answer = _settled(stored, asked, created=False)  # 409 when the content differs
         api_metrics.count_commands([event], replayed=True)
         return answer
-    await require_verifiable_writes(ledger)
     try:
-        [(partition, offset)] = await ledger.publisher.publish(
-            [(event, ledger.codec.encode(event))]
+        # no Idempotency-Key: the content-derived event id makes a retry the same event
+        appended = await append_request(
+            ledger, [event], key=None, digest=b"", subject_id=event.subject_id
         )
     except BrokerUnavailable:
         raise unavailable(
             "the event log did not acknowledge in time; nothing is confirmed: retry", 2
         ) from None
-    api_metrics.count_commands([event], replayed=False)
+    [(partition, offset)] = appended.positions
     wait_s = ledger.settings.read_wait_ms / 1000
     if not await ledger.progress.wait_for(partition, offset + 1, wait_s):
         raise unavailable(

@@ -8,8 +8,8 @@ projector has moved past them and keeps going; /readyz reports their count.
 
 While a reporting projector does not know the writer key this API MACs with, it would
 dead-letter every record the API writes: decisions and /readyz then fail as above, and
-commands answer 503 before anything is written, rather than acknowledge what would never be
-applied.
+commands answer 503 before anything is written (services/ledger/append.py), rather than
+acknowledge what would never be applied.
 """
 
 from __future__ import annotations
@@ -26,7 +26,6 @@ from services.reads.projection_health import HealthSnapshot
 STALE_KIND: Final = "projection-stale"
 STALE_TITLE: Final = "Projection not current"
 RETRY_AFTER_S: Final = 5
-WRITER_KEY_KIND: Final = "writer-key-unknown"
 
 
 async def require_fresh(ledger: Ledger) -> None:
@@ -41,20 +40,6 @@ async def require_fresh(ledger: Ledger) -> None:
             f" {verdict.reason}; do not send, retry later",
             headers={"Retry-After": str(RETRY_AFTER_S)},
             kind=STALE_KIND,
-        )
-
-
-async def require_verifiable_writes(ledger: Ledger) -> None:
-    """Raise a 503 problem, before a command writes anything, while a projector would
-    dead-letter what this API writes: an acknowledged command would never be applied."""
-    refused = (await ledger.health.writes_verdict()).writes_refused
-    if refused is not None:
-        raise ProblemError(
-            503,
-            "Writer key unknown to the projector",
-            f"nothing was recorded: {refused}; then retry",
-            headers={"Retry-After": str(RETRY_AFTER_S)},
-            kind=WRITER_KEY_KIND,
         )
 
 

@@ -22,7 +22,7 @@ from projections.requests import RightsRequest
 from services.api.access_log import record_read, record_reads
 from services.api.commands import Context
 from services.api.request_commands import STEPS, conflict, receive, request_json
-from services.api.write import append, created, idempotency_key
+from services.api.write import append_request, created, idempotency_key
 from services.bootstrap import Ledger
 from services.http.body import Fields, query_fields, read_json_object
 from services.http.problems import ProblemError, field_error, invalid, unavailable
@@ -84,15 +84,13 @@ async def receive_request(request: Request) -> JSONResponse:
     subject_id = f.subject_id() or ""
     events = receive(f, Context(subject_id, datetime.now(UTC), ledger.catalogue))
     digest = idempotency.request_digest("requests", subject_id, body)
-    logged, positions, replayed = await append(
-        ledger, events, key=key, digest=digest, subject_id=subject_id
-    )
-    received = logged[-1]
+    appended = await append_request(ledger, events, key=key, digest=digest, subject_id=subject_id)
+    received = appended.events[-1]
     extra = {
         "request_id": str(received.data["request_id"]),
         "due_on": due_on(received.occurred_at).isoformat(),
     }
-    return created(logged, positions, replayed, extra)
+    return created(appended, extra)
 
 
 def step_endpoint(step: str) -> Any:
@@ -111,10 +109,10 @@ def step_endpoint(step: str) -> Any:
         if why is not None and (key is None or not await _claimed(ledger, key)):
             raise why
         digest = idempotency.request_digest(f"requests/{step}", str(found.request_id), body)
-        logged, positions, replayed = await append(
+        appended = await append_request(
             ledger, events, key=key, digest=digest, subject_id=found.subject_id
         )
-        return created(logged, positions, replayed, {"request_id": str(found.request_id)})
+        return created(appended, {"request_id": str(found.request_id)})
 
     endpoint.__name__ = f"request_{step}"
     return endpoint

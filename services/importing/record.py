@@ -27,10 +27,10 @@ from schemas import events as ev
 from schemas.events import Actor, Event, Source, rfc3339
 from services.bootstrap import Ledger
 from services.identity.identities import EMAIL, blind_index, derived_subject_id, encrypt_identifier
-from services.importing.appending import Appendable, append_many
 from services.importing.formats import BLOCKLISTED, SUBSCRIBED, UNSUBSCRIBED, ImportRow
 from services.ledger import idempotency
-from services.ledger.publisher import BrokerUnavailable
+from services.ledger.append import Keyed, append_many, refuse_unverifiable_writes
+from services.ledger.errors import BrokerUnavailable, WriterKeyUnknown
 
 ROUTE: Final = "import"
 RECORDED: Final = "recorded"
@@ -164,11 +164,11 @@ class Recorder:
         """Each row with its outcome: RECORDED, ALREADY, SUPERSEDED or SUPPRESSED."""
         self.now = datetime.now(UTC)  # recorded_at: when this batch is accepted
         try:
-            # as the API's commands: nothing is sent that a projector would dead-letter
-            refused = (await self.ledger.health.writes_verdict()).writes_refused
-            if refused is not None:
-                raise ImportStopped(refused)
+            # before any key is minted; `append_many` asks again before it claims or sends
+            await refuse_unverifiable_writes(self.ledger.health)
             return await self._record(rows)
+        except WriterKeyUnknown as exc:
+            raise ImportStopped(exc.reason) from exc
         except _DATABASE_ERRORS as exc:
             raise ImportStopped(f"the database failed ({type(exc).__name__})") from exc
         except BrokerUnavailable as exc:
@@ -196,7 +196,7 @@ class Recorder:
         refused |= {e for e in unlinked if subject[e] not in keys}
         later = await self._later_facts(set(subject.values()))
         outcomes: list[tuple[ImportRow, str]] = []
-        todo: list[tuple[ImportRow, Appendable]] = []
+        todo: list[tuple[ImportRow, Keyed]] = []
         # a subject's rows in the order of their times, so the log order matches
         for row in sorted(rows, key=lambda r: (subject[r.email], event_time(r), r.line)):
             sid, idx = subject[row.email], index[row.email]
@@ -218,8 +218,15 @@ class Recorder:
             content = row_content(self.target, idx, row)
             # the digest leaves the subject out: a re-run must match even if the lookup changed
             digest = idempotency.request_digest(ROUTE, "", content)
-            todo.append((row, Appendable(row_key(content), digest, sid, events)))
-        replayed = await append_many(self.ledger, [item for _, item in todo])
+            todo.append((row, Keyed(row_key(content), digest, sid, events)))
+        replayed = await append_many(
+            [item for _, item in todo],
+            codec=self.ledger.codec,
+            pool=self.ledger.pool,
+            publisher=self.ledger.publisher,
+            health=self.ledger.health,
+            hash_key=self.key,
+        )
         for (row, _), again in zip(todo, replayed, strict=True):
             outcomes.append((row, ALREADY if again else RECORDED))
         return outcomes

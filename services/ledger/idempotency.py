@@ -20,7 +20,7 @@ import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, cast
 from uuid import UUID
 
 import asyncpg
@@ -73,7 +73,7 @@ WHERE key_hash = $1 AND NOT EXISTS (SELECT 1 FROM ins)
 
 
 async def claim(
-    pool: asyncpg.Pool,
+    pool: asyncpg.Connection | asyncpg.Pool,
     key: bytes,
     digest: bytes,
     subject_id: str,
@@ -94,19 +94,47 @@ async def claim(
     )
 
 
+@dataclass(frozen=True, slots=True)
+class Claimant:
+    """What one request stores under its key: `key` is its key_hash."""
+
+    key: bytes
+    digest: bytes
+    subject_id: str
+    event_ids: list[UUID]
+    values: list[bytes]
+
+
+async def claim_all(pool: asyncpg.Pool, claimants: Sequence[Claimant]) -> list[Claim]:
+    """`claim` for each, in order: one statement for one, one transaction (one commit) for
+    many."""
+    if len(claimants) == 1:
+        [one] = claimants
+        return [await claim(pool, one.key, one.digest, one.subject_id, one.event_ids, one.values)]
+    async with pool.acquire() as proxy, proxy.transaction():
+        conn = cast(asyncpg.Connection, proxy)  # the pool's proxy is a connection to the stubs
+        return [
+            await claim(conn, c.key, c.digest, c.subject_id, c.event_ids, c.values)
+            for c in claimants
+        ]
+
+
 RECORD_ACK: Final = (
     "UPDATE idempotency_keys SET ack_partitions = $2, ack_offsets = $3 WHERE key_hash = $1"
 )
 
 
-async def record_ack(pool: asyncpg.Pool, key: bytes, positions: Sequence[tuple[int, int]]) -> None:
-    """Remember where the broker put the records, so a retry answers without re-sending."""
-    await pool.execute(
-        RECORD_ACK,
-        key,
-        [p for p, _ in positions],
-        [o for _, o in positions],
-    )
+async def record_acks(
+    pool: asyncpg.Pool, acks: Sequence[tuple[bytes, Sequence[tuple[int, int]]]]
+) -> None:
+    """Remember where the broker put each key's records (key_hash, positions), so a retry
+    answers without re-sending: one statement for one key, one transaction for many."""
+    rows = [(key, [p for p, _ in at], [o for _, o in at]) for key, at in acks]
+    if len(rows) == 1:
+        await pool.execute(RECORD_ACK, *rows[0])
+        return
+    async with pool.acquire() as conn, conn.transaction():
+        await conn.executemany(RECORD_ACK, rows)
 
 
 async def projected_positions(

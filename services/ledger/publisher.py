@@ -12,14 +12,11 @@ from aiokafka.errors import KafkaError
 from schemas.codec import kafka_headers
 from schemas.events import Event
 from schemas.record_mac import EVENTS, RecordMacs
+from services.ledger.errors import BrokerUnavailable
 from services.ledger.kafka_access import KafkaAccess
 from services.ledger.kafka_clients import new_producer
 from services.ledger.partitioning import partition_for
 from services.ledger.record_producer import RecordProducer
-
-
-class BrokerUnavailable(Exception):
-    """The broker did not acknowledge in time; the events may or may not be in the log."""
 
 
 def make_producer(kafka: KafkaAccess, *, idempotence: bool, timeout_ms: int) -> AIOKafkaProducer:

@@ -29,14 +29,16 @@ from projections import link_revocations, notices, subject_state
 from projections.state import Fact, FactKey
 from schemas.events import Actor, Source, subject_id_problem
 from services.api.unsubscribe import link_lifetimes
-from services.api.write import append
+from services.api.write import append_request
 from services.bootstrap import Ledger
 from services.http.body import whole_number
+from services.http.ledger_problems import ledger_problem
 from services.http.problems import ProblemError
 from services.http.rate_limit import retry_after
 from services.identity import links
 from services.identity.links import PREFERENCES, UNSUBSCRIBE, LinkClaims, LinkError, LinkKind
 from services.ledger import idempotency
+from services.ledger.errors import LedgerError
 from services.ledger.partitioning import partition_for
 from services.ledger.tokens import TokenError, decode_token, encode_token
 from services.rules.catalogue import Purpose
@@ -142,10 +144,12 @@ def html_errors(endpoint: Endpoint) -> Endpoint:
             return await endpoint(request)
         except PageError as exc:
             error = exc
-        except ProblemError as exc:
-            heading = "Please try again" if exc.status == 503 else "This request failed"
+        except (ProblemError, LedgerError) as exc:
+            # every page's key is derived from its link: a retry repeats it
+            problem = exc if isinstance(exc, ProblemError) else ledger_problem(exc, keyed=True)
+            heading = "Please try again" if problem.status == 503 else "This request failed"
             message = "Nothing was changed. Retry in a few seconds."
-            error = PageError(exc.status, heading, message, exc.headers)
+            error = PageError(problem.status, heading, message, problem.headers)
         except _DEPENDENCY_ERRORS as exc:
             log.warning("page unavailable: %s", type(exc).__name__)
             error = PageError(503, "Please try again", "Nothing was changed. Retry in a minute.")
@@ -242,10 +246,10 @@ async def _record(
         actor=actor,
     )
     digest = idempotency.request_digest(source.method, claims.subject_id, {"key": key})
-    _, positions, _ = await append(
+    appended = await append_request(
         ledger, events, key=key, digest=digest, subject_id=claims.subject_id
     )
-    return positions[-1]
+    return appended.positions[-1]
 
 
 def _ledger_token(position: tuple[int, int]) -> str:
