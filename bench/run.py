@@ -1,5 +1,6 @@
 """`make bench`: run every scenario and baseline several times and print the table; write it
-as JSON and Markdown under bench/results/ (and the py-spy summaries with --profile).
+as JSON and Markdown under bench/results/ (and the py-spy summaries with --profile), and as
+the latest run of bench/RESULTS.md, the record kept in the repository.
 
     .venv/bin/python -m bench.run [--scale 0.1] [--runs 3] [--duration 10] [--profile]
 
@@ -14,15 +15,18 @@ import asyncio
 import json
 import os
 import platform
+import shlex
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from bench.processes import servers
 from bench.profile import Profile, render
 from bench.report import Collected, measurements
+from bench.results_file import Run, write_results_file
 from bench.sizes import sizes_for
 from bench.suite import Options, run_suite, say
 from bench.table import evaluate, misses, render_markdown, render_text, to_json
@@ -71,6 +75,12 @@ def parse_options(argv: list[str] | None = None) -> Options:
     )
     parser.add_argument("--data-dir", type=Path, default=ROOT / ".ledger" / "bench")
     parser.add_argument("--results-dir", type=Path, default=ROOT / "bench" / "results")
+    parser.add_argument(
+        "--results-file",
+        type=Path,
+        default=ROOT / "bench" / "RESULTS.md",
+        help="the record of runs kept in the repository, rewritten after a complete run",
+    )
     args = parser.parse_args(argv)
     if args.runs < 1 or args.replay_runs < 1:
         parser.error("--runs and --replay-runs must be at least 1")
@@ -91,6 +101,7 @@ def parse_options(argv: list[str] | None = None) -> Options:
         replays=args.only in ("all", "replay"),
         data_dir=args.data_dir.resolve(),
         results_dir=args.results_dir.resolve(),
+        results_file=args.results_file.resolve(),
         e2e_rate=args.e2e_rate,
     )
 
@@ -123,6 +134,23 @@ def machine(opts: Options, server_kind: str) -> dict[str, Any]:
     }
 
 
+def code_version() -> str:
+    """The commit measured, and whether the checkout differs from it (RESULTS.md aside)."""
+
+    def git(*args: str) -> str:
+        try:
+            done = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True)
+        except OSError:  # no git: the code is not named
+            return ""
+        return done.stdout.strip() if done.returncode == 0 else ""
+
+    commit = git("rev-parse", "--short", "HEAD")
+    if not commit:
+        return "unknown"
+    changed = git("status", "--porcelain", "--untracked-files=no", "--", ".", ":!bench/RESULTS.md")
+    return f"{commit} (modified)" if changed else commit
+
+
 def header(info: dict[str, Any]) -> str:
     load = ", ".join(f"{x:.1f}" for x in info["load_average_at_start"])
     return (
@@ -149,6 +177,8 @@ def write_results(
 
 def main(argv: list[str] | None = None) -> int:
     opts = parse_options(argv)
+    started = datetime.now(UTC)
+    command = shlex.join(["python", "-m", "bench.run", *(sys.argv[1:] if argv is None else argv)])
     try:
         wrk_binary()
     except WrkMissing as exc:
@@ -184,7 +214,11 @@ def main(argv: list[str] | None = None) -> int:
         say(f"wrote {path}")
     if failure is not None:
         say(f"the run stopped early; the table has what was measured before: {failure!r}")
+        say(f"{opts.results_file} keeps the last complete run")
         raise failure
+    run = Run(started, command, code_version(), header(info))
+    write_results_file(opts.results_file, run, outcomes)
+    say(f"wrote {opts.results_file}")
     return 0
 
 

@@ -57,6 +57,8 @@ class Options:
     replays: bool
     data_dir: Path
     results_dir: Path
+    #: bench/RESULTS.md, rewritten after a complete run
+    results_file: Path
     e2e_rate: int
 
 

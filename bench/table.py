@@ -174,7 +174,7 @@ def render_text(outcomes: Sequence[Outcome]) -> str:
     return "\n".join(lines)
 
 
-def _md_cell(text: str) -> str:
+def md_cell(text: str) -> str:
     return text.replace("|", "\\|")
 
 
@@ -183,7 +183,7 @@ def render_markdown(outcomes: Sequence[Outcome]) -> str:
         "| " + " | ".join(COLUMNS) + " |",
         "|" + "|".join(" --- " for _ in COLUMNS) + "|",
     ]
-    lines += ["| " + " | ".join(_md_cell(c) for c in cells(o)) + " |" for o in outcomes]
+    lines += ["| " + " | ".join(md_cell(c) for c in cells(o)) + " |" for o in outcomes]
     notes = [
         f"- {o.measurement.scenario}, {o.measurement.figure}: {o.measurement.note}"
         for o in outcomes

@@ -1,14 +1,7 @@
-"""What the ledger knew at an instant: a subject's state folded from the events it had recorded.
+"""What the ledger knew at an instant: a subject's state folded from the events it had recorded
+by then (by `recorded_at`, never `occurred_at`).
 
-An event counts from its `recorded_at` (when the ledger accepted it), never from its
-`occurred_at` (when the source says it happened): a late event, recorded today about last
-month, did not change what the ledger knew last month. The events that count are then folded
-in log order, exactly like the live projection, so a late event cannot overrule a decision the
-log already holds after it, neither live nor as of any instant.
-
-Two inputs of a decision come from outside the subject's own events, and count the same way:
-the privacy notices published by then, and the suppression of an identifier the subject held
-then because another subject who held it had been erased by then (projections/erasure.py).
+Design: docs/developers/design/proof.md
 """
 
 from __future__ import annotations

@@ -1,17 +1,7 @@
-"""One consistent read of the projections for a batch question (purpose, channel, now).
+"""One consistent read of the projections for a batch question (purpose, channel, now), grouped
+by fact pattern so the caller decides once per pattern, not once per recipient.
 
-A batch check must not cost a round trip per recipient, nor a `decide()` per recipient: for a
-fixed question, a subject's answer depends only on its *fact pattern*, the facts that can
-matter to the question (`Relevance`) in log order, each reduced to its kind, scope, event
-type, outcome, whether its `until` has passed and, for a grant, whether a material notice
-change outdated it (`STALE`: judged by an instant before the purpose's cutoff, see
-projections/notices.py). A mailing list has a handful of distinct patterns, so PostgreSQL
-computes each recipient's pattern and groups the recipients by it, and the caller decides
-once per pattern (services/rules/batch.py).
-
-`pattern_of` is the same encoding in Python: the tests hold the SQL to it. Within a pattern
-no two facts share a log position: one event sets several facts only for several purposes
-(restrictions, relationships), and the relevance filter keeps at most one of them.
+Design: docs/developers/design/reads.md
 """
 
 from __future__ import annotations

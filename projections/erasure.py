@@ -1,26 +1,7 @@
 """Erasure in the projections (tables `erasures`, `suppressed_identifiers`, the tombstones of
 `subject_keys`, the `suppression` facts of `subject_facts`).
 
-Applying a SubjectErased, in the batch's transaction and in log order:
-
-1. every identifier the subject held (linked before the erasure) becomes a suppression entry
-   (blind index, type, reason `erased`, date), then the subject's identifier rows (blind index
-   and ciphertext) are deleted;
-2. the subject's data key is shredded (a tombstone row replaces it), as the API already did
-   after the broker's acknowledgement: the key is gone whichever of the two runs first, and a
-   database restored from an older backup loses it again as the projector catches up;
-3. the erasure fact (projections/state.py) makes every decision but legal obligations `erased`.
-
-The journal keeps the subject's records as they are: they are byte for byte the records of
-the log, which nobody can change either, and their identifier ciphertexts are unreadable
-without the key. The retention job purges them after the proof period (services/proof/retention.py).
-
-A subject that holds a suppressed identifier gets a `suppression` fact (scope: identifier
-type), recomputed from the identifier rows whenever its links change or an erasure suppresses
-an identifier it holds. It depends only on the identifier and suppression tables, so any
-order of applying the partitions ends in the same facts; the earliest erasure of an
-identifier is its entry. Batches that erase or link take turns on an advisory lock for the
-rest of their transaction, so two projectors never each miss the other's half.
+Design: docs/developers/design/erasure.md
 """
 
 from __future__ import annotations

@@ -1,19 +1,6 @@
 """How fresh the projection is, and the staleness guard's rule.
 
-A partition is *caught up as of* instant T when the projection holds every record its log held
-at T. The projector learns the log's size from the high-water mark of each fetch response and
-the instant of that response; once its position reaches a high-water mark, it is caught up as
-of that response. A partition is *behind* by now - (the latest such instant): a projector that
-keeps up refreshes it about once a second; one that lags, hangs or has died lets it grow. So a
-projector that stops reporting (its heartbeat) makes the projection stale by the same measure.
-
-Each report also names the writer keys the projector checks record MACs with. A record the API
-MACs with a key the owner of its partition does not know is dead-lettered, not applied, and
-the log moves on: an acknowledged withdrawal would never reach the projection. So while a
-reporting projector does not know the API's current writer key, decisions and commands are
-refused, with the guard's time limit or without. The rule reads only what the ledger's own
-projectors wrote to PostgreSQL, never the records in the log: a record under a key id nobody
-knows, which anyone can produce, changes nothing here.
+Design: docs/developers/design/projector-health.md
 """
 
 from __future__ import annotations

@@ -1,22 +1,7 @@
-"""The two hash chains of the tamper-evident history, as pure functions (README "Verifying the
-history" gives the same definitions for auditors).
+"""The two hash chains of the tamper-evident history (the subject chain and the checkpoint
+digest), as pure functions.
 
-The subject chain links a subject's journal entries in its log order (partition, offset):
-
-    h_0 = 32 zero bytes
-    h_n = SHA-256(h_{n-1} || u64be(len(v_n)) || v_n)
-
-where v_n is the n-th event's Kafka record value exactly as stored (Avro single-object
-encoding: C3 01, the schema fingerprint, the body). An event logged twice is chained once, at
-its first occurrence.
-
-The checkpoint digest links every record of one partition of the event topic in offset order,
-duplicates and undecodable records included, and continues across checkpoints:
-
-    d = SHA-256(d || u64be(offset) || u64be(len(v)) || v)      (a record without a value:
-    d = SHA-256(d || u64be(offset) || u64be(2^64 - 1))           length 2^64-1, no bytes)
-
-starting from the previous checkpoint's digest (32 zero bytes for a partition's first).
+Design: docs/developers/design/hash-chains.md
 """
 
 from __future__ import annotations

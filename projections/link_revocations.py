@@ -1,22 +1,6 @@
 """Link revocations (table `link_revocations`): which of a subject's links no longer open.
 
-A link (services/identity/links.py) is sealed with its subject, its kind, the instant it was issued
-and the first bytes of the blind index of the address it was issued for (none when it was issued by
-subject id). Three events revoke the links issued up to their `recorded_at`:
-
-- `LinksRevoked` (POST /v1/subjects/{subject_id}/links/revoke): every preference link;
-- `SubjectErased`: every link of both kinds. The subject's addresses are suppressed and its
-  decisions answer `erased`, so an unsubscribe link has nothing left to withdraw;
-- `IdentifierUnlinked`: the preference links issued for that address, and those issued by
-  subject id (the ledger cannot tell which address they went to).
-
-Unsubscribe links are otherwise never revoked: they can only withdraw and object, and a person
-who still receives mail must be able to stop it with any message they hold (Art. 7(3), 21(3)).
-
-A row per (subject, kind, address) keeps the latest such instant, the address being `*` (every
-address), empty (links issued by subject id) or the address prefix in hex. The fold is a
-maximum, so every order and batching of the events gives the same rows, and a rebuild equals
-a clean replay; a row that the every-address row of its kind covers is dropped.
+Design: docs/developers/design/links.md
 """
 
 from __future__ import annotations

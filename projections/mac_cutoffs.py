@@ -1,15 +1,7 @@
-"""Where each partition starts requiring record MACs (table `record_mac_cutoffs`).
+"""Where each partition starts requiring record MACs (table `record_mac_cutoffs`), so a log
+written before records were MACed is accepted once, by an operator.
 
-A log written before the ledger MACed its records is accepted once, by an operator
-(`consent-ledger require-record-macs`): the command records, per partition, the offset from
-which every record must carry a valid MAC (the partition's end when it runs). Records below
-it are applied as before, without a MAC; at or above it, and in every partition of a topic
-with no row (a new deployment), a record without a valid MAC is refused. Nothing is MACed
-after the fact.
-
-A recorded cut-off is never moved forward unless forced: that would accept, without a MAC,
-records written after it, forgeries included. Moving one back (requiring MACs from an earlier
-offset) is stricter and needs explicit offsets.
+Design: docs/developers/design/record-macs.md
 """
 
 from __future__ import annotations

@@ -1,17 +1,7 @@
-"""Metrics the projector observes, kept as histograms in PostgreSQL and shown on GET /metrics.
+"""Metrics the projector observes, kept as histograms in PostgreSQL (in the transaction that
+applies each batch, so each counts once) and shown on GET /metrics.
 
-How long an unsubscribe took to reach the state decisions read: a
-withdrawal or objection made through an unsubscribe link is recorded by the API
-(`recorded_at`); once its batch commits, every decision denies. The projector observes
-applied_at - recorded_at in the transaction that applies the batch, so the count goes up exactly
-once per event. The two instants come from the API's and the projector's clocks; rebuilding the
-projections from the log observes the rebuild's delay.
-
-The size of each applied batch and the time it took, observed in the batch's transaction just
-before its offsets are stored (the commit itself is not timed), so each batch counts once.
-
-The projector's health (`projector_text`): lag and staleness per partition, loss detection and
-dead letters, read from its operational tables at scrape time.
+Design: docs/developers/design/projector.md
 """
 
 from __future__ import annotations

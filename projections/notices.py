@@ -1,16 +1,7 @@
 """Privacy notices: the `notices` projection, and the pure rule of when a material change
 outdates a consent.
 
-A NoticePublished event is keyed `notice/<version>` on the event topic, so the projector that
-folds subjects folds notices too, the journal keeps them (restore covers them) and a command's
-token waits for them like for any event. The first event of a version in log order wins: every
-event of one version is on one partition.
-
-The rule (services/rules/decisions.py applies it, per purpose): a grant is *judged by* the
-`effective_from` of the notice version it names when the ledger has that version, and by its
-own `occurred_at` otherwise (no version, or one never published). It is outdated at `now` by a
-material notice covering the purpose whose `effective_from` is later than that instant and not
-later than `now`. Notices that take effect at the same instant do not outdate each other.
+Design: docs/developers/design/notices.md
 """
 
 from __future__ import annotations

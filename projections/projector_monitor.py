@@ -1,21 +1,6 @@
 """The projector's watch over its log: loss detection and health reports, between batches.
 
-On assignment it compares the stored offsets with the log start offsets
-(`consumer.beginning_offsets`); after each fetch, the positions with the fetch responses'
-high-water marks (`consumer.highwater`, never `end_offsets()`, which some brokers answer
-wrongly); and it turns the broker's OffsetOutOfRange into the same finding. A finding is
-recorded in `projector_stops` and every projector of the topic pauses all its partitions. It
-logs an ERROR line at once and every ALARM_INTERVAL_S while stopped, and resumes only once an
-operator has deleted the stop (`consent-ledger resume-projector`), checking the log again first.
-
-A high-water mark below the position is confirmed before it stops anything: after a leader
-change on a multi-broker cluster, the new leader's fetch responses can briefly carry a lower
-high-water mark than the old leader's (KAFKA-2334). Until the regression has persisted for
-LOSS_CONFIRM_S the projector applies nothing and reads again from the stored offsets; the
-broker's own OffsetOutOfRange answer and a stored offset below the log start stop at once.
-
-Its reports, and each new assignment before anything of it is applied, name the writer keys
-the projector checks MACs with, so the API can refuse to write what it would dead-letter.
+Design: docs/developers/design/projector.md
 """
 
 from __future__ import annotations

@@ -1,20 +1,7 @@
 """Which tables `consent-ledger rebuild` replaces, the schemas it works in, and the arithmetic of
 its positions. Pure: the SQL is in projections/rebuild_schema.py.
 
-Every table of the ledger is of one of three kinds, and `TABLES` is the one place that says
-which (tests/unit/test_rebuild_tables.py fails for a table a migration creates that is not in
-it, and the rebuild refuses to start while the database holds one):
-
-- REBUILT: derived from the log. The rebuild replays the topic into fresh copies and switches
-  them in; the live ones are kept aside for rollback.
-- REPLAYED: written by every projector batch, but the live table stays. The replay writes a
-  copy of its own, which is compared or thrown away: the running checkpoint digests continue
-  the chain already published on the checkpoint topic (the replay's copy only proves the
-  rebuild read the same records), and the histograms measure how long the live projector
-  took, where a replay would measure its own delay.
-- KEPT: operational, not derivable from the log: never replaced, never written by the replay
-  (but for shredding a data key again, which is harmless). A table that a projector batch
-  writes must not be KEPT unless writing it twice is harmless.
+Design: docs/developers/design/rebuild.md
 """
 
 from __future__ import annotations

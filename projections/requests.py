@@ -1,16 +1,6 @@
 """Rights requests (table `rights_requests`): each request is the fold of its events.
 
-A request's events are all on its subject's key, so they arrive in log order. The fold is
-pure (`apply`); a batch loads the rows its requests touch, folds the batch's events in log
-order and writes the rows back, in the batch's transaction. The journal applies each event
-once, so no position needs to be kept here.
-
-Rules of the fold (the API refuses what would break them; a log that still holds such events
-is folded the same way on every replay):
-- the first RightsRequestReceived opens the request; an event for an unknown request is
-  ignored;
-- once completed or refused, a request stays so: later events change nothing;
-- extensions add up to at most two months (Art. 12(3)); the first verification counts.
+Design: docs/developers/design/rights-requests.md
 """
 
 from __future__ import annotations

@@ -1,22 +1,7 @@
-"""The projector: consume the event topic and apply it to PostgreSQL in batches.
+"""The projector: consume the event topic and apply it to PostgreSQL in batches, each batch's
+rows and offsets in one transaction, so a crash anywhere leaves a clean replay's tables.
 
-Each batch's journal rows, state rows and consumed offsets commit in one transaction; on
-partition assignment the consumer seeks to the stored offsets. A crash anywhere therefore
-leaves the tables equal to a clean replay of the log up to the stored offsets, and the next
-run continues from exactly there. Events are deduplicated by event id (a retried command may
-put the same event in the log twice). The same transaction chains each new journal entry onto
-its subject's hash chain and folds every record into its partition's checkpoint digest, and
-queues refused records for the dead-letter topic.
-
-Before a record is decoded, its MAC header is checked (schemas/record_mac.py): a record
-without a valid MAC at or above its partition's cut-off (projections/mac_cutoffs.py) is
-refused as `unauthenticated-record`, so a record produced straight to the topic by anyone
-without a writer key is never journaled, chained, folded into state or receipted.
-
-Between batches, about once a second, the projector reports each partition's position, the
-log's high-water mark and the writer keys it checks MACs with (projections/projector_health.py).
-It never resets a position the log cannot serve: it stops applying and records why
-(projections/log_loss.py), until an operator clears the stop.
+Design: docs/developers/design/projector.md
 """
 
 from __future__ import annotations

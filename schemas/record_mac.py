@@ -1,25 +1,7 @@
 """The MAC header on every record the ledger produces (pure): who wrote a record, checked by
-the projector before it decodes one, so a record produced straight to the topic by anyone
-without a writer key is never applied.
+the projector before it decodes one, so a record produced without a writer key is never applied.
 
-The header `ledger_mac` is `v1:<key id>:<MAC>`, ASCII: the format version, the id of the
-writer key (LEDGER_WRITER_KEYS) and the 32-byte HMAC-SHA-256 in unpadded base64url (43
-characters). The MAC is computed over one byte string made of, each length-prefixed (4 bytes
-big-endian, -1 for null) so no two different records share an input:
-
-- a domain tag (`consent-ledger record MAC v1`): the writer keys MAC nothing else this way;
-- the record's role (events, checks, state, checkpoints, dead-letters): a record the ledger
-  wrote to one topic does not verify on another. A dead letter carries a refused record's key
-  and value under the ledger's MAC; copied back to the event topic it is still refused;
-- the key and the value (null and empty differ);
-- every other header, name and value, in order: `event_type` and `event_id`, on which
-  consumers route, cannot be changed under a genuine MAC.
-
-The topic name, partition, offset and timestamp are not covered. The broker assigns the offset
-after the MAC is computed, and `restore`, `restore-log` and a move to a topic of another name
-produce the records again; the partition follows from the key. A genuine record copied to
-another offset is therefore still genuine: the projector skips an event it holds by its
-event_id, so such a replay changes nothing.
+Design: docs/developers/design/record-macs.md
 """
 
 from __future__ import annotations

@@ -1,19 +1,7 @@
-"""POST /v1/subjects/{subject_id}/erasure: erase a subject by crypto-shredding (Art. 17).
+"""POST /v1/subjects/{subject_id}/erasure: erase a subject by crypto-shredding (Art. 17), in
+the order that makes a failure safe to retry: the event acknowledged first, then the key destroyed.
 
-The order is what makes a failure safe to retry:
-
-1. SubjectErased goes to the log and the broker acknowledges it (503 otherwise: nothing is
-   confirmed, retry with the same Idempotency-Key);
-2. only then is the subject's data key destroyed (projections/erasure.py `shred`).
-
-A crash or a database failure between the two leaves the event in the log and the key in
-place: the answer is a 503, a retry with the same key re-sends nothing and destroys the key,
-and the projector destroys it anyway when it applies the SubjectErased (it also suppresses
-the subject's identifiers and purges them from the projections). The key is never destroyed
-for an erasure the log does not hold.
-
-`?min_token=` waits for the projection first, so an erasure can name a rights request
-received a moment ago (`request_id`).
+Design: docs/developers/design/erasure.md
 """
 
 from __future__ import annotations

@@ -1,15 +1,7 @@
 """Every route behind its access check: a key with the route's scope, or the public pages'
-rate limit (services/api/access.py says which).
+rate limit, checked before the handler reads anything and without a database round trip.
 
-The check wraps each route's endpoint, so it runs after routing (it knows the route template)
-and before the handler reads anything. It costs no database round trip: keys come from the
-in-memory KeyCache. 401 for a missing or bad key, 403 for a missing scope, 429 over the
-public pages' limit (services/web/page_limits.py); each an application/problem+json with the
-headers RFC 6750 asks for, but the pages' 429, which is an HTML page like the pages. A refused
-key is logged (route and client address, never the key) and counted per client (an IPv6 /64):
-past LEDGER_FAILED_KEY_RATE_PER_MIN the client gets 429 for every key but one with 256 random
-bits (every generated key), which no one can guess, so a client sharing an address (NAT, a
-proxy) with someone guessing is not locked out.
+Design: docs/developers/design/http-layer.md
 """
 
 from __future__ import annotations

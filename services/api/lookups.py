@@ -1,15 +1,7 @@
-"""Identifier lookups in a POST body, so an e-mail address or phone number stays out of URLs.
+"""Identifier lookups in a POST body, so an e-mail address or phone number stays out of URLs
+(and out of the request lines that proxies log).
 
-Every GET route that finds its subject by `email=` or `phone=` has a POST twin (POST_TWINS in
-services/api/access.py) that takes the same fields as a JSON object, each value a string as in
-the query string: `POST /v1/decision` for the decision, `POST /v1/subjects/by-identifier/<view>`
-and `POST /audit/subjects/by-identifier` for the subject routes. Reverse proxies, load
-balancers and WAFs log request lines in full, and erasure cannot reach their logs; they do not
-log bodies. The twin runs the GET route's own handler, needs the same scope
-(services/api/access.py) and is documented from the GET operation (services/api/openapi.py),
-so the two cannot drift apart.
-
-The twin takes no query string: a parameter there would put the address back in the URL.
+Design: docs/developers/design/identities.md
 """
 
 from __future__ import annotations

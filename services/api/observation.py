@@ -1,14 +1,7 @@
 """Every HTTP request, observed once: its request id, its latency on the per-route histogram
-and one access-log line.
+and one access-log line that names the route template, never the path or the query.
 
-A pure ASGI middleware (no per-request objects beyond a closure; the decision endpoint is
-latency critical). It wraps the whole application, outside Starlette's error middleware, so a
-500 answer is counted, logged and carries its X-Request-Id too. It also answers a request whose
-path, query string or headers are over the limits (services/http/request_limits.py) itself,
-before routing and before the key check, with the same request id, metric and access line.
-The access line names the route template, never the concrete path or the query string: a
-decision query carries e-mail addresses (`?email=`) and the public pages carry link tokens in
-their path.
+Design: docs/developers/design/http-layer.md
 """
 
 from __future__ import annotations

@@ -1,16 +1,6 @@
 """The OpenAPI document, derived from the command builders so it cannot drift from them.
 
-Each builder is run once on an empty body: the fields it reads are the body's properties and
-the ones it reports as missing are the required ones; a second run with a value no choice
-accepts gives each choice field its accepted values. A body's null is a field not given
-(services/http/body.py), so every optional property of a body also takes null.
-
-Every operation then gets its answers (services/api/openapi_responses.py) and the errors every
-route can give: a problem document for any 4xx, 401 and 403 where a key is needed, 503 where
-the database or the broker is behind the answer, 429 on the rate-limited public pages and
-wherever a key is checked (too many refused keys). An HTML page answers its errors with an
-HTML page. Its security requirements come from services/api/access.py ROUTE_ACCESS: the scope
-a route needs is the role its `bearerAuth` requirement names, or `admin`, which implies all.
+Design: docs/developers/design/http-layer.md
 """
 
 from __future__ import annotations

@@ -1,15 +1,7 @@
 """The projector's health in HTTP answers: the staleness guard of the decision endpoints and
-the `projector` member of GET /readyz (services/api/readiness.py).
+the `projector` member of GET /readyz; decisions fail closed on state that may miss a withdrawal.
 
-Decisions fail closed: while the projector is stopped by loss detection or the projection is
-behind the log by more than LEDGER_MAX_STALENESS_MS, they answer 503 rather than let a send go
-out on state that may miss a withdrawal. Dead letters do not make the ledger unready: the
-projector has moved past them and keeps going; /readyz reports their count.
-
-While a reporting projector does not know the writer key this API MACs with, it would
-dead-letter every record the API writes: decisions and /readyz then fail as above, and
-commands answer 503 before anything is written (services/ledger/append.py), rather than
-acknowledge what would never be applied.
+Design: docs/developers/design/projector-health.md
 """
 
 from __future__ import annotations

@@ -1,17 +1,7 @@
 """GET /readyz: whether this API process can serve, from one snapshot shared by concurrent
-callers and at most SNAPSHOT_S old.
+callers and at most SNAPSHOT_S old, so a flood of probes cannot hold the pool.
 
-A snapshot costs five statements (the database answers, the projected positions, the
-projector's reports and stops, the dead-letter counts); an unauthenticated flood of /readyz
-would otherwise hold the pool's connections, so every caller gets the kept snapshot and those
-that find none share one read (services/reads/shared_read.py). A database failure is a snapshot too
-(not ready), kept as long.
-
-Without a key the answer is only `{"status": "ready"}` (200) or `{"status": "not-ready"}`
-(503): all a load balancer or an orchestrator needs. The details (positions, lag per partition,
-dead-letter counts) show the write volume, so they need a valid key of any scope
-(services/api/access.py KEY_OPTIONAL): every key holder is a system the operator trusts, and a
-monitor can use its least-privileged key rather than an admin one.
+Design: docs/developers/design/projector-health.md
 """
 
 from __future__ import annotations

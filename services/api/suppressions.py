@@ -1,14 +1,7 @@
-"""GET /v1/suppressions: a channel's do-not-contact list, by blind index, paged.
+"""GET /v1/suppressions: a channel's do-not-contact list, by blind index, paged, for tools
+that keep their own list of addresses.
 
-For tools that keep their own list of addresses: each entry is an identifier linked to a
-subject that must not get direct marketing on the channel (services/rules/suppression.py says why).
-Only linked identifiers are listed for a subject's choices: an unlinked address is no longer
-the subject's, and the subject's choices do not follow it. Erasure adds address-level entries
-(reason `erased`, projections/erasure.py) that outlive the subject and any link: they are
-merged in, and where an index has both, the `erased` entry is shown.
-
-Pages are in blind-index order; the `next` link carries the last index as an opaque cursor,
-so pages stay stable while entries come and go.
+Design: docs/developers/design/suppression.md
 """
 
 from __future__ import annotations

@@ -1,15 +1,7 @@
-"""POST /v1/unsubscribe-links: the URLs and header values a mailing puts in each message.
+"""POST /v1/unsubscribe-links: the URLs and header values a mailing puts in each message;
+nothing is stored, each link is a sealed token.
 
-Nothing is stored: each link is a sealed token (services/identity/links.py) that names the subject,
-the purpose, the channel, the campaign, its own random id and, when asked for by e-mail or phone, a
-prefix of that address's blind index (so unlinking the address revokes the preference link). A
-sender asks once per recipient and message kind. Links are refused while LEDGER_PUBLIC_URL is unset
-on a host people cannot reach (the image's 0.0.0.0): they would not work.
-
-The two URLs carry tokens of different kinds. `url` (/u/, also the List-Unsubscribe header)
-can only withdraw and object; `preferences_url` (/p/) opens the page that may also grant, so it
-belongs only in the message body, which forwarding and mailbox providers' unsubscribe buttons
-do not expose the way they expose the header.
+Design: docs/developers/design/links.md
 """
 
 from __future__ import annotations

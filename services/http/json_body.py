@@ -1,19 +1,7 @@
-"""JSON request bodies decoded at a bounded cost to the event loop.
+"""JSON request bodies decoded at a bounded cost to the event loop: large ones in a worker
+thread, a few at a time, so one 16 MiB batch check cannot stall every other request.
 
-A body of at most ON_LOOP_MAX bytes (64 KiB, the cap of every route but the batch check) is
-decoded on the loop by the C decoder, which takes a few milliseconds at most. A larger one (the
-batch check takes up to 16 MiB) is decoded in a worker thread by the standard library's
-pure-Python scanner: the C decoder never releases the GIL, so in a thread it would still stall
-the loop for the whole decode (over a second for 16 MiB of `[[],[],...]`), while Python code
-hands the GIL over every few milliseconds. A large body may hold at most MAX_CONTAINERS arrays
-and objects: millions of small containers are what makes a decode slow, and the collector's
-passes over them stall every thread. The batch check's body has three.
-
-Even so, each decode in a thread takes its share of the GIL and up to 16 MiB of memory twice
-over (the bytes and what they decode to): several at once slow the loop down and add up. So
-an API process reads and decodes at most LARGE_AT_ONCE large bodies at a time; a request that
-finds no slot free is answered 503 with Retry-After at once (`LargeBodySlots`), before its body
-is read.
+Design: docs/developers/design/http-layer.md
 """
 
 from __future__ import annotations

@@ -1,18 +1,7 @@
-"""A token bucket per key (a client's network, a link, a subject), in memory, for the public
-/u/ and /p/ pages (services/web/page_limits.py says which key each request spends from).
+"""A token bucket per key (a client's network, a link, a subject), in memory and pure, for
+the public /u/ and /p/ pages; its memory is bounded without forgetting the keys it holds back.
 
-Pure: the clock is an argument. Each key may spend `per_minute` requests at once and gets
-them back at `per_minute` a minute. The limit is per API process (several processes each
-allow as much), and a restart forgets it: it guards against floods, not careful abuse.
-
-A client is keyed by `client_key`: an IPv4 address as it is, an IPv6 address by its /64 (one
-subscriber's allocation: an address anywhere in it spends from one bucket), an IPv4-mapped IPv6
-address as the IPv4 address it maps.
-
-Memory is bounded: past `max_buckets`, the buckets that have refilled are forgotten (which
-changes no answer), then the fullest ones. A flood of new keys therefore never makes the
-limiter forget the keys it is holding back: a new key's bucket is nearly full, a throttled
-one nearly empty, and the fullest go first.
+Design: docs/developers/design/public-pages.md
 """
 
 from __future__ import annotations

@@ -1,19 +1,7 @@
-"""Contact identities without plain personal data: normalisation, blind index, encryption.
+"""Contact identities without plain personal data: normalisation, blind index, encryption
+under the subject's own data key, so that erasing the key erases the address everywhere.
 
-An e-mail address or phone number never leaves the API in clear. The log carries it encrypted
-(AES-GCM) under the subject's own data key, so deleting that key erases it everywhere, old
-Kafka records and backups included; lookups go through a blind index, an HMAC-SHA256 of the
-normalised value under a server secret, which reveals nothing without that secret.
-
-Normalisation rules (the blind index is only as good as these):
-- e-mail: surrounding whitespace trimmed, Unicode NFC, the whole address lower-cased (mailbox
-  providers treat local parts case-insensitively, and a suppression must not be dodged by
-  case), the domain converted to its IDNA ASCII form (UTS 46 / IDNA 2008, non-transitional,
-  so `faß.de` is `xn--fa-hia.de`, not `fass.de`); control and invisible format characters are
-  refused; no provider-specific rewriting (dots and +tags are kept). At most 254 characters,
-  one `@`, a dot in the domain.
-- phone: E.164: a leading `+` (or `00`), then 8-15 digits; a national trunk prefix written
-  `(0)` is dropped, then spaces, dots, dashes, slashes and parentheses.
+Design: docs/developers/design/identities.md
 """
 
 from __future__ import annotations

@@ -1,46 +1,7 @@
-"""Link tokens: the opaque part of an unsubscribe or preference URL (pure; the clock is passed).
+"""Link tokens: the opaque part of an unsubscribe or preference URL (pure; the clock is passed),
+sealed so that nobody can forge one or read what it carries.
 
-A token is sealed with an AEAD (AES-256-GCM-SIV), so it is unforgeable and shows nothing of what
-it carries. Its
-clear prefix is a version byte and the id of the key that sealed it, both bound as associated
-data; a key ring of several keys therefore opens old links while the first key seals new ones,
-and a key is retired once the links it sealed have expired.
-
-Each token has a kind, sealed in the payload and bound in the associated data: an unsubscribe
-token opens only /u/ (it can withdraw and object, never grant), a preference token only /p/
-(it may grant). The List-Unsubscribe URL is seen by mailbox providers and by anyone a message
-is forwarded to, so it must never open the page that grants consent. The kind is not in the
-clear: both kinds look alike, and one presented as the other fails like a tampered token.
-
-    token = base64url(version | len(kid) | kid | nonce[12] | AEAD(payload) + tag[16])
-    AEAD = AES-256-GCM-SIV (version 3), AES-256-GCM (versions 1 and 2)
-    payload (v3) = kind u8 | issued_at u64 (microseconds) | expires_at u32 (seconds)
-                   | link_id[16] | address (1 length byte + 0 or 8 bytes)
-                   | subject_id | purpose | channel | campaign_id
-                   (each text 1 length byte + UTF-8; length 0 is "none")
-    associated data = "consent-ledger/link/" kind-name | version | len(kid) | kid
-
-The link id is random: what the events recorded through a link name it by, and what a sender
-can keep beside the message it sent. The address is the first 8 bytes of the blind index of
-the e-mail address or phone number the link was issued for (none when it was issued by subject
-id), so unlinking that address can revoke it; it is sealed, never shown. The issue time is
-exact to the microsecond, so a revocation (projections/link_revocations.py) covers the links
-issued before it and none issued after.
-
-Older versions still open: version 2 (kinds, issue time in seconds, no link id nor address;
-its link id is its fingerprint, `fingerprint`), and version 1 (before kinds, associated data
-"consent-ledger/link" | header), which opens as an unsubscribe token only. Whatever its
-version, a token opens only until its sealed expiry and, when the caller passes `max_age`,
-only that long after it was issued: a preference link sealed for two years by an older
-release stops working once the preference lifetime has passed.
-
-Nonces are random (96 bits). A key seals every link for as long as it is current, and a large
-sender mails millions of links a day: past about 2**32 links, a repeated random nonce grows
-likely, and under AES-GCM one repeat gives away the authentication key, so links could be
-forged. Version 3 therefore seals with AES-GCM-SIV, which is built for random nonces (RFC
-8452): a repeated nonce reveals only whether two links carried the same payload, which a random
-link id makes never, and forges nothing. Older versions were sealed with AES-GCM and are opened
-with it.
+Design: docs/developers/design/links.md
 """
 
 from __future__ import annotations

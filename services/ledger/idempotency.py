@@ -1,15 +1,7 @@
-"""Idempotency keys: the same key and body give the same events, never a second one.
+"""Idempotency keys: the same key and body give the same events, never a second one; the key
+itself is stored only as a keyed hash.
 
-The first request stores the exact records it is about to send; a retry re-sends those bytes
-(same event ids, which the projector deduplicates) or, when they are already projected, just
-answers from the journal. The same key with another body is refused.
-
-The key itself is never stored: a client may have put an address in it, and the row lives
-until the subject's proof period ends. The table holds `key_hash`, HMAC-SHA-256 of the key
-under a key derived from the blind-index key with its own label (`key_hash`), so it can be
-found again but not read, nor searched for a guessed address without the secret. Rows written
-before migration 0016 held the key in clear (`idempotency_key`); `hash_legacy_keys` replaces
-it by its hash when an API or import process opens the ledger, before it takes requests.
+Design: docs/developers/design/idempotency.md
 """
 
 from __future__ import annotations

@@ -1,38 +1,7 @@
 """`consent-ledger rebuild`: replay the event topic into fresh tables while the API keeps
 serving the live ones, then switch to them in one transaction.
 
-1. Copies of the tables the replay writes (projections/rebuild_tables.py says which) are made
-   empty in the schema `ledger_rebuild`, beside the live ones.
-2. The topic is replayed into them from the beginning by the projector's own `apply_batch`, on
-   a connection whose search path is `ledger_rebuild, <live schema>`: the batch finds the
-   copies first and the kept tables (data keys: shredding one again is harmless) after. The
-   replay reads every partition directly, never past where the live tables stand
-   (services/operations/rebuild_reader.py).
-3. Once it is close behind, the switch transaction takes every partition's digest row (each
-   projector batch and the retention job take it first, so they wait from here on), applies
-   the last records up to exactly the live stored offsets, carries over what the log does not
-   hold (the proof the retention job purged, the state feed's unpublished rows), compares the
-   running checkpoint digests, moves the live tables to `ledger_previous_<UTC time>` and the
-   copies into their place, and commits. The API's queries wait at most `switch_lock_ms` for
-   it; PostgreSQL plans every statement again after the move, prepared ones included.
-
-The switched-in tables stand at the same offsets as the replaced ones, so a live projector's
-next batch (fetched before or after the switch) continues exactly where they end: nothing is
-skipped or applied twice, and the projectors need not be told or re-seek (a batch already
-waiting on the lock applies to the switched-in tables; the `next_offset` its batches filter on
-is in `checkpoint_state`, which stays). Only a batch of a partition the live tables have never
-seen takes no existing row; once the switch holds the live tables exclusively it reads the
-live offsets again and rolls back if one moved. The live checkpoint state and queue stay, so
-the published checkpoint chain continues unbroken. If the switch cannot get its locks in time
-(a long query), it rolls back and is tried again.
-
-Why schemas: renaming tables is the one change PostgreSQL makes atomic for every reader
-without copying rows, and `ALTER TABLE ... SET SCHEMA` keeps each table's name, so no query
-changes. Replaying in place would need the API and the projector stopped.
-
-`--rollback` switches back to the newest replaced tables the same way: they are first brought
-up to date from their own stored offsets (without a replay from the start), and every subject
-is queued for the state feed again. `--drop-previous` drops every kept `ledger_previous_*`.
+Design: docs/developers/design/rebuild.md
 """
 
 from __future__ import annotations

@@ -1,21 +1,7 @@
 """Restoring a lost event topic from the database: `consent-ledger restore-log`, and what `up`
 does when the embedded broker (which keeps its log in memory only) comes back empty.
 
-The journal, `duplicate_records` and `rejected_records` hold every record the projector
-applied, with its partition and offset and its MAC header. They are produced again, in offset
-order, each to its partition, with a placeholder (MACed now, as the ledger writes it) wherever
-the database holds no record (services/operations/restore_plan.py), so every record lands at its
-original offset and verifies as it did. The projections, stored offsets, consistency
-tokens and subject hash chains therefore stay true, and the stored offsets equal the new
-high-water marks. Checkpoint digests go on unchanged for partitions restored exactly; a
-partition that got placeholders starts its digest again over the restored records.
-
-Idempotency keys forget where the broker acknowledged their records: an acknowledged record
-the projector had not applied is gone with the old log, so a retry of its request must look
-in the journal and, if the events are not there, send the stored records again.
-
-Events acknowledged by the old log but not yet projected are not in the database and cannot
-be restored from it (a backup file may hold them: services/operations/restore_backup.py).
+Design: docs/developers/design/restore-log.md
 """
 
 from __future__ import annotations

@@ -1,19 +1,7 @@
-"""Which records `restore-log` produces (pure): every offset of every partition, from 0 up to
-the end the database knows, each the stored record or, where the database holds none, a
-placeholder.
+"""Which records `restore-log` produces (pure): every offset of every partition, the stored
+record or a placeholder, so every record lands at its original offset.
 
-The journal, `duplicate_records` and `rejected_records` together hold every record the
-projector applied. An offset can still be missing: `retention` purged an erased subject's
-entries, or a duplicate was skipped before `duplicate_records` existed. A placeholder (an empty key,
-no value, header `restore_placeholder`) keeps that offset taken, so every later record lands at
-its original offset: stored positions, consistency tokens, acknowledged positions and
-checkpoints of unaffected ranges stay true. The projector would reject such a record as
-undecodable, so the restore keeps it in `rejected_records` as the projector would have.
-
-Records keep their MAC header (schemas/record_mac.py) as the database stored it: a journaled
-event or repeat gets its `ledger_mac` back beside the headers that follow from its columns, a
-rejected record all the headers it had. A placeholder is a record the ledger writes now, so
-it carries a MAC of its own (`GapFiller`'s headers, sealed by the caller).
+Design: docs/developers/design/restore-log.md
 """
 
 from __future__ import annotations

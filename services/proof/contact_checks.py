@@ -1,15 +1,7 @@
-"""Evidence of a batch check: the ContactCheckPerformed record and its recipient digests.
+"""Evidence of a batch check: the ContactCheckPerformed record and its recipient digests, which
+prove a send list is the one checked without the record holding the list.
 
-The digests let an auditor prove that a send list is the one that was checked, without the
-record holding the list. Recipe (README "Contact-check evidence"): SHA-256, hex, over the
-sorted, de-duplicated recipient keys joined by a line feed (no trailing one), where a key is
-
-- `subject:<subject id>` for a subject id;
-- `email:<hex HMAC-SHA256(blind-index key, "email:" + normalised address)>` for an address,
-  i.e. its blind index: a digest of one address is then no plain hash anyone could compute
-  from a guessed address;
-- `invalid:<hex HMAC-SHA256(blind-index key, "invalid:" + address as given)>` for an address
-  that does not normalise.
+Design: docs/developers/design/proof.md
 """
 
 from __future__ import annotations

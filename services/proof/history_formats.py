@@ -1,16 +1,7 @@
-"""A subject's history as JSON, CSV or an Avro object container file, encoded page by page.
+"""A subject's history as JSON, CSV or an Avro object container file, encoded page by page so
+a route can stream a history of any length.
 
-Each encoder turns pages of journal rows into bytes: `head()`, then `page(rows)` per page, then
-`tail()`; joined, they are one valid document, so a route can stream a history of any length.
-
-- json: `{"subject_id", "events": [...]}`, each entry the /events entry plus `occurred_at` and
-  `recorded_at`; bytes fields base64, as in the journal's payload.
-- csv: one row per event, the common fields flattened into columns (CSV_COLUMNS) and the
-  type-specific fields as one JSON object in `data`. A cell a spreadsheet would take for a
-  formula gets a leading `'` (`spreadsheet_safe`): the fields come from API clients.
-- avro: every record a `ledger.history.HistoryEntry` (log position, event type, and the event
-  as a union of the event types' writer schemas), so any Avro tool reads it with the schema in
-  the file's header.
+Design: docs/developers/design/proof.md
 """
 
 from __future__ import annotations

@@ -1,18 +1,7 @@
-"""Consent receipts: a grant or withdrawal as a consent record (pure; signing is elsewhere).
+"""Consent receipts: a grant or withdrawal as a consent record (pure; signing is elsewhere), in
+the ISO/IEC TS 27560 and Kantara shapes.
 
-Two shapes of the same facts:
-
-- `iso27560`: the information of a consent record in ISO/IEC TS 27560:2023 (record id, schema
-  version, subject, notice and its language, purposes with their lawful basis, personal data
-  categories, controller, collection method, event time, validity, who expressed it, consent
-  type, state, withdrawal method, recipients, jurisdiction), with W3C DPV terms (`dpv:`, and
-  `pd:` for personal data) for purposes, lawful bases, consent types and states.
-- `kantara`: the Kantara Initiative Consent Receipt Specification v1.1 (KI-CR-v1.1.0).
-
-A receipt names the subject by its pseudonymous id only, never an address. It is built from
-the event, the catalogue, the notice the event names (None when the ledger has no such
-version) and the issuer's settings, and holds no clock reading, so asking again gives the same
-receipt; the receipt id is the event id.
+Design: docs/developers/design/proof.md
 """
 
 from __future__ import annotations

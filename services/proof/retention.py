@@ -1,20 +1,6 @@
 """`consent-ledger retention`: purge erased subjects' proof once its retention period ends.
 
-After an erasure the projections keep, as proof that consent was given or withdrawn and how
-(GDPR Art. 7(1), 17(3)(e)), the subject's journal entries and consent facts. They are kept for
-the longest `proof_retention` (services/rules/purposes.toml) of the purposes those events concern,
-counted from the erasure. Then this job deletes them: journal entries, facts (all but the
-erasure fact), rights requests, idempotency records and duplicate records of the subject.
-What stays is the erasure record (`erasures`), the erasure fact (decisions keep answering
-`erased`), the key tombstone and the address suppression entries.
-
-A subject's entries go all at once, so its hash chain stays verifiable: nothing is left, or an
-entry recorded later starts a new chain. The purge holds the subject's partition lock (the
-row of `checkpoint_state` every projector batch takes first), so no batch chains onto an entry
-while it is deleted.
-
-The same job purges dead letters older than LEDGER_DEAD_LETTER_RETENTION_DAYS
-(services/proof/dead_letter_retention.py).
+Design: docs/developers/design/retention.md
 """
 
 from __future__ import annotations

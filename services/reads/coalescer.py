@@ -1,14 +1,7 @@
-"""Concurrent point reads that share one query.
+"""Concurrent point reads that share one query: a round trip per request costs more than the
+answer under load, and a lone request still goes at once, never after a timer.
 
-Under load, the decision endpoint and the grant's erasure check ask PostgreSQL the same
-question for many subjects at once, each in its own request. A round trip per request costs
-both processes more CPU than the answer itself: the pool's checkout, the protocol's encode
-and decode, the server's executor start-up. A `Coalescer` collects the keys asked for while
-the event loop is busy and answers them all with one `fetch_many` (one statement, so one
-snapshot). An idle server still answers a lone request at once: the batch is sent on the
-loop's next turn, never after a timer, so batching adds no latency. At most `max_in_flight`
-batches run together; keys asked for meanwhile wait for the next free slot, which is what
-makes batches grow with the load.
+Design: docs/developers/design/reads.md
 """
 
 from __future__ import annotations

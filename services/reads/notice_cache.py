@@ -1,15 +1,7 @@
-"""The published privacy notices, kept in memory by each API process.
+"""The published privacy notices, kept in memory by each API process, never older than the
+projection snapshot a decision reads.
 
-Notices change rarely, and every decision for a subject holding a grant needs all of them, so
-reading them per decision doubled its round trips. The rule that keeps the cache correct: a
-decision never uses notices older than the projection snapshot it reads. The notices table only
-grows (the first publication of a version wins; a rebuild switches to a table replayed at least
-as far), so the number of rows is a version number. The subject's state is read together with
-that count in one statement (projections/subject_state.py); when the cache holds fewer notices
-than that snapshot had applied, the cache is read again before deciding. A cache that holds
-*more* (a notice applied after the snapshot) is used as it is: reading the notices after the
-state did the same. A reload every REFRESH_S guards against a table that shrank (a restored
-database).
+Design: docs/developers/design/notices.md
 """
 
 from __future__ import annotations

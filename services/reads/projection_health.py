@@ -1,18 +1,7 @@
 """The projector's health as one API process sees it: for the staleness guard, /readyz and
-/metrics.
+/metrics, cached so that a decision pays no extra query while the projector keeps up.
 
-Decisions ask `verdict()` on every request. A fresh verdict is kept for CACHE_S, so while the
-projector keeps up a decision pays no extra query (the guard may then notice staleness up to
-CACHE_S late); any other verdict is read again on the next request, so decisions resume as soon
-as the projector has caught up. Requests that find no fresh verdict while a read is under way
-share that read instead of starting their own (services/reads/shared_read.py): when the cache runs
-out under load, dozens of concurrent decisions would otherwise each read the reports (two
-statements apiece).
-
-Commands ask `writes_verdict()`: they are refused only while a projector would dead-letter
-what this API writes (its current writer key is one a reporting projector does not know), not
-while the projection is merely behind, so any verdict read within CACHE_S answers them and a
-command pays a read of the reports at most once a CACHE_S per process.
+Design: docs/developers/design/projector-health.md
 """
 
 from __future__ import annotations

@@ -1,31 +1,7 @@
-"""Whether free text that goes into an event carries a phone number.
+"""Whether free text that goes into an event carries a phone number: events are kept forever
+and erasure cannot reach their free text.
 
-Events are kept forever and erasure cannot reach their free text (`reason`, `evidence`, a
-rights request's `reference`, ...), so a phone number typed there would outlive the person's
-erasure. The rule, applied after Unicode NFKC (full-width digits and signs count):
-
-1. Dates (2026-01-31, 31.1.2026, 01/31/2026), year ranges (2025-2026) and clock times (12:00,
-   12:00:00.123+02:00, and 12.30 where no other digits come right before it) are set aside
-   first: they are not numbers to dial.
-2. What remains is cut into runs of digits, spaces and `+ ( ) - . /` (and Unicode dashes).
-3. A run is left alone when it is glued to a word: a letter, `_` or `#` right before it with
-   the run starting with a digit, `-` or `/` (INC-20260131-0042, #1234567, ABC1234567), or a
-   letter or `_` right after a run ending in a digit, `-` or `/` (a UUID's all-digit stretch).
-4. A run with fewer than 7 digits is no phone number (versions such as 2026.1, postal codes).
-5. One group of digits is a phone number when it has at most 15 digits (E.164) and starts with
-   `0` or follows a `+` (0401234567, +358401234567); other bare numbers (order 12345678) pass.
-6. Two groups joined by a single `.` are a decimal or a version (3.14159265).
-7. Otherwise it is a phone number when it starts with `+`, `(` or `0`, or has three or more
-   groups (+358 40 123 4567, (040) 123 4567, 040-1234567, 555-123-4567).
-
-Known misses: a two-group number without `0`, `+` or `(` (555 1234567), a number glued to a
-word (tel0401234567), a number whose groups read as a date, a year range or a time
-(040 2025 - 2026). Known refusals of harmless text: three or more space-separated numbers
-with 7 or more digits in all (101 102 103 4), amounts written with spaces (1 234 567), IPv4
-addresses (personal data too). Separate such numbers with commas.
-
-Every step is one pass of a regular expression without nested repetition, or a loop over a
-run's characters, so the cost is linear in the text; callers bound the length first.
+Design: docs/developers/design/identities.md
 """
 
 from __future__ import annotations

@@ -1,18 +1,6 @@
 """Whether a subject belongs on a channel's do-not-contact list: a pure function of its state.
 
-A suppression is an explicit choice of the subject that stops direct marketing on a channel,
-whichever purpose a sending system has in mind:
-
-- `objected_direct_marketing`: the direct-marketing objection covering the channel is in force
-  (the latest of the subject's objection events scoped to that channel or to every channel is
-  a `DirectMarketingObjected`, not a lift). It stops every direct-marketing purpose.
-- `withdrawn_all`: a withdrawal of every purpose covers the channel, and for every
-  direct-marketing purpose on consent or legitimate interest that offers the channel, the
-  latest consent event covering (purpose, channel) is a withdrawal: no such purpose was
-  granted again since (a grant later withdrawn again does not count).
-
-Defaults (no consent yet), restrictions and processing objections are not suppressions: they
-are answered per purpose by the decision rules.
+Design: docs/developers/design/suppression.md
 """
 
 from __future__ import annotations

@@ -1,14 +1,7 @@
-"""GET /audit/subjects/{subject_id}: the auditor's page of one subject.
+"""GET /audit/subjects/{subject_id}: the auditor's page of one subject, read in one snapshot so
+the chain verified is the timeline shown; internal, never exposed publicly.
 
-One server-rendered page (no script) with the subject's timeline, its decision per purpose
-and channel over time (services/proof/decision_history.py, drawn by services/web/audit_chart.py),
-the verification of its hash chain (projections/chain_verify.py) and links to the exports.
-Everything is read in one read-only snapshot, so the chain verified is the timeline shown.
-
-It is an internal page, like the /v1/ API: it names subjects and their history, so it must
-never be exposed publicly (only /u/ and /p/ are for the public). The route takes the subject
-as the other subject routes do: its id, or `by-identifier` with `email=` or `phone=`; the
-page and its links name the subject id only, never the identifier.
+Design: docs/developers/design/proof.md
 """
 
 from __future__ import annotations

@@ -1,24 +1,7 @@
-"""The public pages' rate limits: which bucket a request to /u/ or /p/ spends from.
+"""The public pages' rate limits: which bucket a request to /u/ or /p/ spends from, so a
+mailbox provider's one-click unsubscribes are never lost to a per-address limit.
 
-Three kinds of token bucket (services/http/rate_limit.py), in the memory of each API process:
-
-- per client network (an IPv4 address, an IPv6 /64): every request to /u/ and /p/,
-  LEDGER_PUBLIC_RATE_PER_MIN a minute, except a POST to /u/ with a valid unsubscribe link;
-- per unsubscribe link, ONE_CLICK_PER_MIN a minute: that POST. It is the RFC 8058 one-click
-  unsubscribe a mailbox provider sends from a few addresses of its own for every recipient
-  who presses its button, thousands a minute after a large mailing, and retries rarely if
-  ever: throttled by address, a withdrawal would be lost. Only a link the ledger sealed
-  spends here (it cannot be forged, and each opens a bucket of its own), and the POST is
-  idempotent (a repeat records nothing), so the exemption gives nobody a way to write more
-  than one withdrawal per link, and an invalid link still spends from its address's bucket;
-- per subject, LEDGER_PREFERENCE_SAVES_PER_MIN a minute: a save on /p/ that would record a
-  change, on top of its address's bucket. Each save appends events to a log kept for ever, so
-  whoever holds a link (their own will do) cannot toggle a box hundreds of times a minute. The
-  page spends it (`save_wait`) once the link has opened, revocation included, and the form is
-  known to change something: a revoked link, a stale page or a save that changes nothing
-  costs the person nothing, so whoever holds a leaked, revoked link cannot use up their saves.
-
-Over a limit the answer is the pages' own 429 page, with Retry-After.
+Design: docs/developers/design/public-pages.md
 """
 
 from __future__ import annotations

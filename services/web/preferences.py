@@ -1,15 +1,7 @@
 """The public pages' logic (pure): current choices, the submitted form, their difference, and
-the events that record it.
+the events that record it; a form from an out-of-date page records nothing.
 
-A checkbox shows the person's own choice for a marketing purpose on a channel: the decision
-rules applied to their consents and relationships only. Restrictions and objections are not
-choices made per purpose; the all-channel direct-marketing objection has a box of its own, and
-while it stands it overrides every box, which the page says.
-
-The page carries a digest of the choices it showed (`choices_digest`). A form whose digest is
-not that of the current choices was filled in on a page that is out of date (an unsubscribe
-through another message since, say): saving it would undo that change, so nothing is recorded
-and the page is shown again with the current choices.
+Design: docs/developers/design/public-pages.md
 """
 
 from __future__ import annotations

@@ -1,14 +1,7 @@
-"""The public pages: /u/{token} (unsubscribe) and /p/{token} (preferences).
+"""The public pages: /u/{token} (unsubscribe) and /p/{token} (preferences), HTML for people
+who arrive from a message: no cookies, no redirects, one 404 page for every unusable link.
 
-People reach them from a message, so they answer HTML, set no cookies, never redirect, and are
-never cached or sent on as a referrer. GET changes nothing; POST records what the person asked
-for, once (services/web/preferences.py computes what is still to record). Every unusable link
-gets the same 404 page, whatever the cause (an unsubscribe token at /p/ or a preference token
-at /u/ included, an expired or a revoked one: projections/link_revocations.py); the log line
-says which, without the token. The /u/ pages, reached from the List-Unsubscribe URL, never
-hand out a preference token. What the preference page records names its link as the actor
-(services/web/preferences.py `link_actor`). Over the rate limits (services/web/page_limits.py)
-the answer is a page too.
+Design: docs/developers/design/public-pages.md
 """
 
 from __future__ import annotations
