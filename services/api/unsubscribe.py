@@ -15,7 +15,7 @@ do not expose the way they expose the header.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any, Final
 
 from starlette.requests import Request
@@ -29,7 +29,6 @@ from services.http.body import Fields, read_json_object
 from services.http.problems import ProblemError, field_error
 from services.identity import links
 from services.identity.identities import blind_index, normalise
-from services.web.preferences import marketing_purposes
 
 ONE_CLICK: Final = "List-Unsubscribe=One-Click"
 
@@ -38,14 +37,6 @@ def link_urls(settings: Settings, unsubscribe: str, preferences: str) -> tuple[s
     """The unsubscribe and preference URLs of the two tokens under the public base URL."""
     base = settings.public_base_url
     return f"{base}/u/{unsubscribe}", f"{base}/p/{preferences}"
-
-
-def link_lifetimes(settings: Settings) -> dict[links.LinkKind, timedelta]:
-    """How long each kind of link stays valid: a preference link, which can grant, far less."""
-    return {
-        links.UNSUBSCRIBE: timedelta(days=settings.link_ttl_days),
-        links.PREFERENCES: timedelta(days=settings.preference_link_ttl_days),
-    }
 
 
 def _address(ledger: Ledger, body: Mapping[str, Any]) -> bytes | None:
@@ -65,7 +56,7 @@ async def create_links(request: Request) -> JSONResponse:
         raise ProblemError(503, "Public URL not set", problem, kind="public-url-not-set")
     body = await read_json_object(request)
     f = Fields(body)
-    dm = {p.id: p for p in marketing_purposes(ledger.catalogue)}
+    dm = {p.id: p for p in ledger.catalogue.marketing_purposes()}
     pid = f.choice("purpose", dm, required=True)
     purpose = dm.get(pid) if pid else None
     channel = f.choice("channel", purpose.channels if purpose else (), required=True)
@@ -89,7 +80,7 @@ async def create_links(request: Request) -> JSONResponse:
     assert purpose is not None and channel is not None
     now = datetime.now(UTC)
     address = _address(ledger, body)
-    lifetimes = link_lifetimes(ledger.settings)
+    lifetimes = ledger.settings.link_lifetimes()
     ids = {kind: links.new_link_id() for kind in lifetimes}
     unsubscribe_token, preferences_token = (
         links.issue(

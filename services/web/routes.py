@@ -28,7 +28,6 @@ from starlette.responses import HTMLResponse, Response
 from projections import link_revocations, notices, subject_state
 from projections.state import Fact, FactKey
 from schemas.events import Actor, Source, subject_id_problem
-from services.api.unsubscribe import link_lifetimes
 from services.api.write import append
 from services.bootstrap import Ledger
 from services.http.body import whole_number
@@ -54,7 +53,6 @@ from services.web.preferences import (
     groups,
     link_actor,
     link_key,
-    marketing_purposes,
     parse_form,
     preference_source,
     request_key,
@@ -166,7 +164,7 @@ def open_link(ledger: Ledger, token: str, kind: LinkKind) -> LinkClaims:
     """The claims of a link of `kind` within its lifetime (a preference link's is also capped
     by LEDGER_PREFERENCE_LINK_TTL_DAYS from its issue, whenever it was sealed), else LinkError.
     Pure but for the clock: revocations are checked by `_open`."""
-    max_age = link_lifetimes(ledger.settings)[PREFERENCES] if kind == PREFERENCES else None
+    max_age = ledger.settings.link_lifetimes()[PREFERENCES] if kind == PREFERENCES else None
     return links.open_token(
         ledger.secrets.links, token, datetime.now(UTC), kind=kind, max_age=max_age
     )
@@ -316,7 +314,7 @@ async def preferences(request: Request) -> Response:
         raise _bad_form() from None
     state = await _state(ledger, claims.subject_id)
     current = current_choices(state, ledger.catalogue, _now(), await notices.load(ledger.pool))
-    todo = changes(current, form.wanted, marketing_purposes(ledger.catalogue))
+    todo = changes(current, form.wanted, ledger.catalogue.marketing_purposes())
     if not todo:
         return _preferences_html(ledger, current, saved=NOTHING_CHANGED)
     if form.shown != choices_digest(current):
