@@ -22,7 +22,7 @@ from typing import Any, Final, cast
 import asyncpg
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, Response
+from starlette.responses import Response
 
 from projections import as_of, chain_store, notices
 from projections.as_of import PurgedProof, Suppression
@@ -40,7 +40,8 @@ from services.bootstrap import Ledger
 from services.http.problems import ProblemError
 from services.proof import decision_history
 from services.web import audit_chart, audit_view
-from services.web.routes import _DEPENDENCY_ERRORS, HEADERS, Endpoint, PageError
+from services.web.page_responses import DEPENDENCY_ERRORS, PageError, html_response
+from services.web.routes import Endpoint
 
 log = logging.getLogger(__name__)
 
@@ -161,10 +162,6 @@ def render(ledger: Ledger, subject_id: str, snap: Snapshot, now: datetime) -> st
     )
 
 
-def _html(html: str, status: int = 200, headers: dict[str, str] | None = None) -> HTMLResponse:
-    return HTMLResponse(html, status, headers={**HEADERS, **(headers or {})})
-
-
 def audit_errors(endpoint: Endpoint) -> Endpoint:
     """A failure is an HTML page too. The page is internal, so a refusal says why (problem
     details never echo an e-mail address or phone number)."""
@@ -182,7 +179,7 @@ def audit_errors(endpoint: Endpoint) -> Endpoint:
                 503: "Please try again",
             }.get(exc.status, "This request cannot be answered")
             error = PageError(exc.status, heading, exc.detail, exc.headers)
-        except _DEPENDENCY_ERRORS as exc:
+        except DEPENDENCY_ERRORS as exc:
             log.warning("audit page unavailable: %s", type(exc).__name__)
             error = PageError(503, "Please try again", "The ledger's database is unavailable.")
         except Exception:
@@ -193,7 +190,7 @@ def audit_errors(endpoint: Endpoint) -> Endpoint:
             heading=error.heading,
             message=error.message,
         )
-        return _html(html, error.status, error.headers)
+        return html_response(html, error.status, error.headers)
 
     return wrapped
 
@@ -215,7 +212,7 @@ async def subject(request: Request) -> Response:
         raise PageError(
             404, "Unknown subject", f"The ledger holds no event of subject {subject_id}."
         )
-    return _html(await run_in_threadpool(render, ledger, subject_id, snap, now))
+    return html_response(await run_in_threadpool(render, ledger, subject_id, snap, now))
 
 
 def _query(name: str) -> dict[str, Any]:

@@ -20,7 +20,6 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Final
 
-import asyncpg
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
@@ -40,6 +39,7 @@ from services.ledger.partitioning import partition_for
 from services.ledger.tokens import TokenError, decode_token, encode_token
 from services.rules.catalogue import Purpose
 from services.web import pages
+from services.web.page_responses import DEPENDENCY_ERRORS, PageError, html_response
 from services.web.preferences import (
     ALL_DIRECT_MARKETING,
     SUBJECT,
@@ -62,40 +62,9 @@ from services.web.preferences import (
 
 log = logging.getLogger(__name__)
 
-HEADERS: Final = {
-    "Cache-Control": "no-store",
-    "Referrer-Policy": "no-referrer",
-    "X-Content-Type-Options": "nosniff",
-    "X-Robots-Tag": "noindex, nofollow",
-    # CSP frame-ancestors covers current browsers; older ones only know this
-    "X-Frame-Options": "DENY",
-    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline';"
-    " form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
-}
 MAX_FORM: Final = 16 * 1024
 FORM_TYPES: Final = ("application/x-www-form-urlencoded", "multipart/form-data")
 SYSTEM: Final = "consent-ledger"
-_DEPENDENCY_ERRORS: Final = (
-    asyncpg.PostgresConnectionError,
-    asyncpg.InterfaceError,
-    asyncpg.exceptions.CannotConnectNowError,
-    asyncpg.exceptions.OperatorInterventionError,
-    OSError,
-    TimeoutError,
-)
-
-
-class PageError(Exception):
-    """Answer with the error page: a status, a heading and words that reveal nothing."""
-
-    def __init__(
-        self, status: int, heading: str, message: str, headers: dict[str, str] | None = None
-    ) -> None:
-        super().__init__(heading)
-        self.status = status
-        self.heading = heading
-        self.message = message
-        self.headers = headers or {}
 
 
 def _bad_link() -> PageError:
@@ -112,10 +81,6 @@ def _bad_form(status: int = 400) -> PageError:
     )
 
 
-def _html(html: str, status: int = 200, headers: dict[str, str] | None = None) -> HTMLResponse:
-    return HTMLResponse(html, status, headers={**HEADERS, **(headers or {})})
-
-
 def too_many_requests(ledger: Ledger, seconds: int) -> HTMLResponse:
     """The pages' 429 (services/web/page_limits.py): a page like the others, with their
     headers and Retry-After, never a JSON problem."""
@@ -124,7 +89,7 @@ def too_many_requests(ledger: Ledger, seconds: int) -> HTMLResponse:
         heading="Please wait a moment",
         message=f"There were too many requests. Nothing was changed. Try again in {seconds} s.",
     )
-    return _html(html, 429, {"Retry-After": str(seconds)})
+    return html_response(html, 429, {"Retry-After": str(seconds)})
 
 
 Endpoint = Callable[[Request], Awaitable[Response]]
@@ -144,7 +109,7 @@ def html_errors(endpoint: Endpoint) -> Endpoint:
             heading = "Please try again" if exc.status == 503 else "This request failed"
             message = "Nothing was changed. Retry in a few seconds."
             error = PageError(exc.status, heading, message, exc.headers)
-        except _DEPENDENCY_ERRORS as exc:
+        except DEPENDENCY_ERRORS as exc:
             log.warning("page unavailable: %s", type(exc).__name__)
             error = PageError(503, "Please try again", "Nothing was changed. Retry in a minute.")
         except Exception:
@@ -155,7 +120,7 @@ def html_errors(endpoint: Endpoint) -> Endpoint:
             heading=error.heading,
             message=error.message,
         )
-        return _html(html, error.status, error.headers)
+        return html_response(html, error.status, error.headers)
 
     return wrapped
 
@@ -266,7 +231,7 @@ async def unsubscribe(request: Request) -> Response:
         html = pages.unsubscribe_page(
             controller=controller, purpose_title=purpose.title, channel=claims.channel
         )
-        return _html(html)
+        return html_response(html)
     items = await _form(request)
     if [v for k, v in items if k == "List-Unsubscribe"] != ["One-Click"]:
         raise _bad_form()
@@ -289,7 +254,7 @@ async def unsubscribe(request: Request) -> Response:
     if everything:
         lines.append(f"You will receive no direct marketing from {controller}, on any channel.")
     html = pages.done_page(controller=controller, lines=lines)
-    return _html(html, headers={"Ledger-Token": ledger_token})
+    return html_response(html, headers={"Ledger-Token": ledger_token})
 
 
 @html_errors
@@ -362,7 +327,7 @@ def _preferences_html(
         saved=saved,
         alert=alert,
     )
-    return _html(html, status, headers)
+    return html_response(html, status, headers)
 
 
 async def _wait_after(ledger: Ledger, after: str | None) -> None:
