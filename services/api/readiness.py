@@ -10,8 +10,8 @@ that find none share one read (services/reads/shared_read.py). A database failur
 Without a key the answer is only `{"status": "ready"}` (200) or `{"status": "not-ready"}`
 (503): all a load balancer or an orchestrator needs. The details (positions, lag per partition,
 dead-letter counts) show the write volume, so they need a valid key of any scope
-(services/api/access.py KEY_OPTIONAL): every key holder is a system the operator trusts, and a
-monitor can use its least-privileged key rather than an admin one.
+(KEY_OPTIONAL, services/http/route_spec.py): every key holder is a system the operator trusts,
+and a monitor can use its least-privileged key rather than an admin one.
 """
 
 from __future__ import annotations
@@ -24,8 +24,11 @@ import asyncpg
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from services.api import openapi_responses as answers
 from services.api.projector_status import RETRY_AFTER_S, projector_json, stale_answer
 from services.bootstrap import Ledger
+from services.http.app_state import ledger_of
+from services.http.openapi_parts import PROBLEM
 from services.http.problems import unavailable
 from services.reads.shared_read import SharedRead
 
@@ -77,7 +80,7 @@ def shared_readiness(request: Request) -> SharedRead[Readiness]:
     """The app's shared snapshot, made on first use (like the OpenAPI document)."""
     state = request.app.state
     if not hasattr(state, "readiness"):
-        state.readiness = readiness_reader(state.ledger)
+        state.readiness = readiness_reader(ledger_of(request))
     shared: SharedRead[Readiness] = state.readiness
     return shared
 
@@ -105,3 +108,9 @@ async def readyz(request: Request) -> Response:
     if request.state.caller is None:
         return status_answer(readiness)
     return detailed_answer(readiness)
+
+
+OPERATION: Final[dict[str, Any]] = {
+    "parameters": [],
+    "responses": {"200": answers.READY, "4XX": PROBLEM, "503": answers.NOT_READY},
+}

@@ -22,11 +22,19 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from schemas.events import rfc3339
-from services.api.identifiers import LOOKUP_PARAMETERS, UnknownIdentifier, subject_from_query
+from services.api import openapi_responses as answers
 from services.bootstrap import Ledger
 from services.config import Settings
+from services.http.app_state import ledger_of
 from services.http.body import Fields, read_json_object
-from services.http.problems import ProblemError, field_error
+from services.http.openapi_parts import problem_answer, request_body
+from services.http.problems import ProblemError
+from services.http.subjects import (
+    LOOKUP_PARAMETERS,
+    UnknownIdentifier,
+    subject_from_query,
+    unknown_subject_problem,
+)
 from services.identity import links
 from services.identity.identities import blind_index, normalise
 
@@ -50,7 +58,7 @@ def _address(ledger: Ledger, body: Mapping[str, Any]) -> bytes | None:
 
 
 async def create_links(request: Request) -> JSONResponse:
-    ledger: Ledger = request.app.state.ledger
+    ledger = ledger_of(request)
     problem = ledger.settings.public_url_problem
     if problem:
         raise ProblemError(503, "Public URL not set", problem, kind="public-url-not-set")
@@ -69,13 +77,7 @@ async def create_links(request: Request) -> JSONResponse:
         subject_id = await subject_from_query(ledger, f)
     except UnknownIdentifier as exc:
         f.finish()
-        raise ProblemError(
-            404,
-            "Unknown subject",
-            "no subject is linked to this identifier",
-            errors=[field_error(str(exc), "linked to no subject")],
-            kind="unknown-subject",
-        ) from None
+        raise unknown_subject_problem(exc) from None
     f.finish()
     assert purpose is not None and channel is not None
     now = datetime.now(UTC)
@@ -111,60 +113,26 @@ async def create_links(request: Request) -> JSONResponse:
     )
 
 
-#: this module's part of the OpenAPI document (services/api/openapi.py merges it)
-_PAGE = {"200": {"description": "text/html"}, "4XX": {"description": "text/html"}}
-_TOKEN = {"name": "token", "in": "path", "required": True, "schema": {"type": "string"}}
-OPENAPI_PATHS: Final[dict[str, Any]] = {
-    "/v1/unsubscribe-links": {
-        "post": {
-            "summary": "Issue the List-Unsubscribe URL and header values for one recipient",
-            "requestBody": {
-                "required": True,
-                "content": {
-                    "application/json": {
-                        "schema": {
-                            "type": "object",
-                            "additionalProperties": False,
-                            "required": ["purpose", "channel"],
-                            "properties": {
-                                "subject_id": {"type": "string"},
-                                "email": {"type": "string"},
-                                "phone": {"type": "string"},
-                                "purpose": {"type": "string"},
-                                "channel": {"type": "string"},
-                                "campaign_id": {"type": "string"},
-                            },
-                        }
-                    }
-                },
-            },
-            "responses": {
-                "200": {
-                    "description": "url (/u/, for List-Unsubscribe), preferences_url (/p/, for"
-                    " the message body only: it can grant), headers, expires_at (of url),"
-                    " preferences_expires_at, link_ids (the id of each link, which the events"
-                    " recorded through it name)"
-                },
-                "4XX": {"description": "problem details (RFC 9457)"},
-                "503": {"description": "LEDGER_PUBLIC_URL is not set on a non-loopback host"},
+OPERATION: Final[dict[str, Any]] = {
+    "summary": "Issue the List-Unsubscribe URL and header values for one recipient",
+    "requestBody": request_body(
+        {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["purpose", "channel"],
+            "properties": {
+                "subject_id": {"type": "string"},
+                "email": {"type": "string"},
+                "phone": {"type": "string"},
+                "purpose": {"type": "string"},
+                "channel": {"type": "string"},
+                "campaign_id": {"type": "string"},
             },
         }
+    ),
+    "responses": {
+        "200": answers.UNSUBSCRIBE_LINKS,
+        "4XX": problem_answer("problem details (RFC 9457)"),
+        "503": problem_answer("LEDGER_PUBLIC_URL is not set on a non-loopback host"),
     },
-    "/u/{token}": {
-        "get": {
-            "summary": "Unsubscribe page (changes nothing)",
-            "parameters": [_TOKEN],
-            "responses": _PAGE,
-        },
-        "post": {
-            "summary": "One-click unsubscribe (RFC 8058): body List-Unsubscribe=One-Click",
-            "parameters": [_TOKEN],
-            "responses": _PAGE,
-        },
-    },
-    "/p/{token}": {
-        "get": {"summary": "Preference page", "parameters": [_TOKEN], "responses": _PAGE},
-        "post": {"summary": "Save the preference form", "parameters": [_TOKEN], "responses": _PAGE},
-    },
-    "/metrics": {"get": {"summary": "Prometheus metrics", "responses": {"200": {}}}},
 }

@@ -15,6 +15,7 @@ from services.api import api_metrics
 from services.api.commands import Builder, Context
 from services.api.projector_status import require_verifiable_writes
 from services.bootstrap import Ledger
+from services.http.app_state import ledger_of
 from services.http.body import Fields, check_subject_id, read_json_object
 from services.http.problems import ProblemError, field_error, invalid, unavailable
 from services.ledger import idempotency
@@ -97,7 +98,7 @@ async def append(
 
 def command_endpoint(route: str, build: Builder) -> Any:
     async def endpoint(request: Request) -> JSONResponse:
-        ledger: Ledger = request.app.state.ledger
+        ledger = ledger_of(request)
         subject_id = check_subject_id(request.path_params["subject_id"])
         key = idempotency_key(request)
         body = await read_json_object(request)

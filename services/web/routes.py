@@ -16,9 +16,8 @@ from __future__ import annotations
 import functools
 import logging
 import time
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import Final
+from typing import Any, Final
 
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -29,9 +28,12 @@ from projections.state import Fact, FactKey
 from schemas.events import Actor, Source, subject_id_problem
 from services.api.write import append
 from services.bootstrap import Ledger
+from services.http.app_state import ledger_of, page_limits_of
 from services.http.body import whole_number
+from services.http.openapi_parts import HTML_PAGE, html_page, path_param
 from services.http.problems import ProblemError
 from services.http.rate_limit import retry_after
+from services.http.route_spec import Endpoint
 from services.identity import links
 from services.identity.links import PREFERENCES, UNSUBSCRIBE, LinkClaims, LinkError, LinkKind
 from services.ledger import idempotency
@@ -92,15 +94,12 @@ def too_many_requests(ledger: Ledger, seconds: int) -> HTMLResponse:
     return html_response(html, 429, {"Retry-After": str(seconds)})
 
 
-Endpoint = Callable[[Request], Awaitable[Response]]
-
-
 def html_errors(endpoint: Endpoint) -> Endpoint:
     """Every failure of a page is an HTML page too, never a JSON problem or a stack trace."""
 
     @functools.wraps(endpoint)
     async def wrapped(request: Request) -> Response:
-        ledger: Ledger = request.app.state.ledger
+        ledger = ledger_of(request)
         try:
             return await endpoint(request)
         except PageError as exc:
@@ -221,7 +220,7 @@ def _ledger_token(position: tuple[int, int]) -> str:
 @html_errors
 async def unsubscribe(request: Request) -> Response:
     """GET shows the question; POST (RFC 8058 one-click, or the page's button) records it."""
-    ledger: Ledger = request.app.state.ledger
+    ledger = ledger_of(request)
     claims = await _open(ledger, request, UNSUBSCRIBE)
     token = request.path_params["token"]
     purpose = ledger.catalogue.get(claims.purpose or "")
@@ -261,7 +260,7 @@ async def unsubscribe(request: Request) -> Response:
 async def preferences(request: Request) -> Response:
     """GET shows every marketing choice; POST records what the form changed, nothing else,
     and only if the choices are still those the page showed."""
-    ledger: Ledger = request.app.state.ledger
+    ledger = ledger_of(request)
     if request.method != "POST":  # first: a revocation made a moment ago counts too
         await _wait_after(ledger, request.query_params.get("after"))
     claims = await _open(ledger, request, PREFERENCES)
@@ -285,7 +284,7 @@ async def preferences(request: Request) -> Response:
     if form.shown != choices_digest(current):
         log.info("refused a preference form: filled in on a page that is out of date")
         return _preferences_html(ledger, current, alert=STALE_PAGE, status=409)
-    waited = request.app.state.page_limits.save_wait(claims.subject_id, time.monotonic())
+    waited = page_limits_of(request).save_wait(claims.subject_id, time.monotonic())
     if waited:
         log.info("refused a preference form: over the subject's saves a minute")
         return too_many_requests(ledger, retry_after(waited))
@@ -340,3 +339,19 @@ async def _wait_after(ledger: Ledger, after: str | None) -> None:
     except TokenError:
         return
     await ledger.progress.wait_for(partition, position, ledger.settings.read_wait_ms / 1000)
+
+
+def _page_operation(summary: str) -> dict[str, Any]:
+    return {
+        "summary": summary,
+        "parameters": [path_param("token")],
+        "responses": {"200": HTML_PAGE, "4XX": html_page("text/html")},
+    }
+
+
+UNSUBSCRIBE_PAGE_OPERATION: Final = _page_operation("Unsubscribe page (changes nothing)")
+ONE_CLICK_OPERATION: Final = _page_operation(
+    "One-click unsubscribe (RFC 8058): body List-Unsubscribe=One-Click"
+)
+PREFERENCES_PAGE_OPERATION: Final = _page_operation("Preference page")
+SAVE_PREFERENCES_OPERATION: Final = _page_operation("Save the preference form")
