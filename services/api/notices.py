@@ -317,7 +317,6 @@ async def reconsent(request: Request) -> JSONResponse:
     )
 
 
-_PROBLEM: Final = problem_answer("problem")
 PUBLISH_OPERATION: Final[dict[str, Any]] = {
     "summary": "Publish a version of the privacy notice (idempotent by version)",
     "requestBody": request_body(
@@ -343,15 +342,15 @@ PUBLISH_OPERATION: Final[dict[str, Any]] = {
     "responses": {
         "201": answers.NOTICE_PUBLISHED,
         "200": answers.NOTICE_REPLAYED,
-        "409": _PROBLEM,
-        "4XX": _PROBLEM,
-        "503": _PROBLEM,
+        "409": problem_answer("problem"),
+        "4XX": problem_answer("problem"),
+        "503": problem_answer("problem"),
     },
 }
 LIST_OPERATION: Final[dict[str, Any]] = {
     "summary": "Every published notice version",
     "parameters": [MIN_TOKEN],
-    "responses": {"200": answers.NOTICES, "4XX": _PROBLEM},
+    "responses": {"200": answers.NOTICES, "4XX": problem_answer("problem")},
 }
 RECONSENT_OPERATION: Final[dict[str, Any]] = {
     "summary": "Subjects whose consent a material notice change outdated, paged",
@@ -361,5 +360,9 @@ RECONSENT_OPERATION: Final[dict[str, Any]] = {
         query_param("after"),
         MIN_TOKEN,
     ],
-    "responses": {"200": answers.RECONSENT, "4XX": _PROBLEM, "503": _PROBLEM},
+    "responses": {
+        "200": answers.RECONSENT,
+        "4XX": problem_answer("problem"),
+        "503": problem_answer("problem"),
+    },
 }

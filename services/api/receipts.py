@@ -97,7 +97,6 @@ async def jwks(request: Request) -> JSONResponse:
     )
 
 
-_PROBLEM: Final = problem_answer("problem")
 RECEIPT_OPERATION: Final[dict[str, Any]] = {
     "summary": "A signed consent receipt (ISO/IEC TS 27560 or Kantara CR 1.1) for a"
     " grant or withdrawal",
@@ -108,9 +107,9 @@ RECEIPT_OPERATION: Final[dict[str, Any]] = {
     ],
     "responses": {
         "200": answers.RECEIPT,
-        "404": _PROBLEM,
-        "4XX": _PROBLEM,
-        "503": _PROBLEM,
+        "404": problem_answer("problem"),
+        "4XX": problem_answer("problem"),
+        "503": problem_answer("problem"),
     },
 }
 JWKS_OPERATION: Final[dict[str, Any]] = {
