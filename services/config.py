@@ -11,12 +11,14 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
+from datetime import timedelta
 from pathlib import Path
 from typing import Final, get_type_hints
 from urllib.parse import urlsplit
 
 from services.environment import ENVIRONMENT as ENVIRONMENT
 from services.environment import WHOLE_NUMBER_RANGES
+from services.identity import links
 from services.identity.api_keys import admin_key_problem
 from services.identity.secrets import (
     SECRET_VARIABLES,
@@ -198,6 +200,14 @@ class Settings:
         return load_writer_keys(
             {var: getattr(self, ENVIRONMENT[var][0]) for var in (WRITER_KEYS, SECRETS_FILE)}
         )
+
+    def link_lifetimes(self) -> dict[links.LinkKind, timedelta]:
+        """How long each kind of link stays valid: a preference link, which can grant, far
+        less."""
+        return {
+            links.UNSUBSCRIBE: timedelta(days=self.link_ttl_days),
+            links.PREFERENCES: timedelta(days=self.preference_link_ttl_days),
+        }
 
     @property
     def pages_address(self) -> tuple[str, int]:

@@ -1,4 +1,5 @@
-"""The Starlette application: routes, error handling and the lifespan that opens the ledger."""
+"""The Starlette application: its routes behind the access check, error handling and the lifespan
+that opens the ledger."""
 
 from __future__ import annotations
 
@@ -11,41 +12,21 @@ import asyncpg
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
 from schemas.codec import CodecError
-from services.api import (
-    access_log,
-    batch,
-    erasure,
-    exports,
-    identifiers,
-    notices,
-    read,
-    readiness,
-    receipts,
-    requests,
-    suppressions,
-    unsubscribe,
-    verify,
-)
-from services.api.access import POST_TWINS
-from services.api.commands import COMMANDS
 from services.api.guard import protect
-from services.api.metrics import metrics_endpoint
 from services.api.observation import ObservedStarlette
-from services.api.openapi import openapi_document
 from services.api.public_listener import public_listener_middleware
-from services.api.write import command_endpoint
+from services.api.routes import ROUTES
 from services.bootstrap import Ledger, close_ledger, open_ledger
 from services.config import Settings
 from services.http.ledger_problems import ledger_problem
 from services.http.problems import ProblemError, instance_of, problem_handler, unavailable
+from services.http.route_spec import starlette_routes
 from services.identity.api_key_store import KeyCache, register_admin_key, warn_forgotten_admin_keys
 from services.ledger.errors import LedgerError
-from services.web import audit
-from services.web import routes as pages
 from services.web.page_limits import PageLimits
 
 log = logging.getLogger(__name__)
@@ -88,66 +69,8 @@ async def _ledger_error(request: Request, exc: Exception) -> Response:
 
 
 def routes() -> list[Route]:
-    # the router tries routes in order: the decision and the commands, called before every
-    # send and for every change, come first
-    out = [Route("/v1/decision", read.decision, methods=["GET"])]
-    out += [
-        Route(
-            f"/v1/subjects/{{subject_id}}/{path}",
-            command_endpoint(path, build),
-            methods=["POST"],
-        )
-        for path, build in COMMANDS.items()
-    ]
-    out += [
-        Route("/v1/subjects/{subject_id}/identifiers", identifiers.link, methods=["POST"]),
-        Route("/v1/subjects/{subject_id}/identifiers", identifiers.unlink, methods=["DELETE"]),
-        Route("/v1/decisions/batch", batch.batch_decisions, methods=["POST"]),
-        Route("/v1/subjects/{subject_id}/consent", read.consent_state, methods=["GET"]),
-        Route("/v1/subjects/{subject_id}/events", read.subject_events, methods=["GET"]),
-        Route(verify.PATH, verify.verify_subject, methods=["GET"]),
-        Route(exports.HISTORY_PATH, exports.history, methods=["GET"]),
-        Route(exports.EXPORT_PATH, exports.export, methods=["GET"]),
-        Route("/v1/purposes", read.purposes, methods=["GET"]),
-        Route(suppressions.PATH, suppressions.suppressions, methods=["GET"]),
-        Route("/healthz", read.healthz, methods=["GET"]),
-        Route("/readyz", readiness.readyz, methods=["GET"]),
-        Route("/openapi.json", _openapi, methods=["GET"]),
-        Route("/v1/unsubscribe-links", unsubscribe.create_links, methods=["POST"]),
-        Route("/u/{token}", pages.unsubscribe, methods=["GET", "POST"]),
-        Route("/p/{token}", pages.preferences, methods=["GET", "POST"]),
-        Route("/metrics", metrics_endpoint, methods=["GET"]),
-        Route(erasure.PATH, erasure.erase, methods=["POST"]),
-        Route(requests.PATH, requests.receive_request, methods=["POST"]),
-        Route(requests.PATH, requests.list_requests, methods=["GET"]),
-        Route(requests.ITEM_PATH, requests.show_request, methods=["GET"]),
-        *(
-            Route(f"{requests.ITEM_PATH}/{step}", requests.step_endpoint(step), methods=["POST"])
-            for step in requests.STEP_NAMES
-        ),
-        Route("/v1/notices", notices.publish, methods=["POST"]),
-        Route("/v1/notices", notices.list_notices, methods=["GET"]),
-        Route(notices.RECONSENT_PATH, notices.reconsent, methods=["GET"]),
-        Route("/v1/receipts/{event_id}", receipts.receipt, methods=["GET"]),
-        Route(receipts.JWKS_PATH, receipts.jwks, methods=["GET"]),
-        Route(audit.PATH, audit.subject, methods=["GET"]),
-        Route(access_log.PATH, access_log.access_log, methods=["GET"]),
-    ]
-    # each lookup route's POST twin runs the GET route's handler (services/api/lookups.py)
-    lookups = {
-        r.path: r.endpoint for r in out if r.path in POST_TWINS and "GET" in (r.methods or ())
-    }
-    out += [
-        Route(POST_TWINS[path], endpoint, methods=["POST"]) for path, endpoint in lookups.items()
-    ]
-    return out
-
-
-async def _openapi(request: Request) -> JSONResponse:
-    state = request.app.state
-    if not hasattr(state, "openapi"):
-        state.openapi = openapi_document(state.ledger.catalogue)
-    return JSONResponse(state.openapi)
+    """The router's routes, unguarded, from the route table (services/api/routes.py)."""
+    return starlette_routes(ROUTES)
 
 
 def create_app(settings: Settings, open_fn: LedgerFactory = open_ledger) -> Starlette:

@@ -22,10 +22,13 @@ from schemas.check_codec import check_headers, encode_check
 from schemas.events import rfc3339
 from schemas.record_mac import CHECKS
 from services.api import api_metrics
+from services.api import openapi_responses as answers
 from services.api.batch_request import MAX_BODY, MAX_TOKENS, BatchRequest, parse_batch
 from services.api.projector_status import require_fresh
 from services.bootstrap import Ledger
+from services.http.app_state import ledger_of
 from services.http.body import read_json_object
+from services.http.openapi_parts import problem_answer, request_body
 from services.http.problems import field_error, invalid, unavailable
 from services.ledger.errors import BrokerUnavailable
 from services.ledger.tokens import TokenError, encode_snapshot_token, token_positions
@@ -70,7 +73,7 @@ async def _wait_for_tokens(ledger: Ledger, tokens: list[str]) -> None:
 
 
 async def batch_decisions(request: Request) -> JSONResponse:
-    ledger: Ledger = request.app.state.ledger
+    ledger = ledger_of(request)
     body = await read_json_object(request, MAX_BODY)
     # up to 100k entries to check (a bad list costs ~0.2 s): a thread lets the loop serve others
     ask = await asyncio.to_thread(parse_batch, body, ledger.catalogue)
@@ -179,47 +182,35 @@ async def _record(
 
 
 _LIST = {"type": "array", "items": {"type": "string"}, "minItems": 1, "maxItems": MAX_RECIPIENTS}
-OPENAPI_PATHS: Final[dict[str, Any]] = {
-    "/v1/decisions/batch": {
-        "post": {
-            "summary": "Decide for up to 100,000 recipients against one snapshot",
-            "requestBody": {
-                "required": True,
-                "content": {
-                    "application/json": {
-                        "schema": {
-                            "type": "object",
-                            "additionalProperties": False,
-                            "required": ["purpose", "channel"],
-                            "properties": {
-                                "purpose": {"type": "string"},
-                                "channel": {"type": "string"},
-                                "campaign_id": {"type": "string", "maxLength": 200},
-                                "subjects": _LIST,
-                                "emails": _LIST,
-                                "min_tokens": {
-                                    "type": "array",
-                                    "items": {"type": "string"},
-                                    "maxItems": MAX_TOKENS,
-                                },
-                            },
-                            # exactly one list; the other absent or null
-                            "oneOf": [
-                                {"required": [name], "properties": {name: {"type": "array"}}}
-                                for name in ("subjects", "emails")
-                            ],
-                        }
-                    }
+OPERATION: Final[dict[str, Any]] = {
+    "summary": "Decide for up to 100,000 recipients against one snapshot",
+    "requestBody": request_body(
+        {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["purpose", "channel"],
+            "properties": {
+                "purpose": {"type": "string"},
+                "channel": {"type": "string"},
+                "campaign_id": {"type": "string", "maxLength": 200},
+                "subjects": _LIST,
+                "emails": _LIST,
+                "min_tokens": {
+                    "type": "array",
+                    "items": {"type": "string"},
+                    "maxItems": MAX_TOKENS,
                 },
             },
-            "responses": {
-                "200": {
-                    "description": "purpose, channel, token, checked_at, counts, allowed,"
-                    " denied [{recipient, reason}], check"
-                },
-                "4XX": {"description": "problem details (RFC 9457)"},
-                "503": {"description": "problem details (RFC 9457)"},
-            },
+            # exactly one list; the other absent or null
+            "oneOf": [
+                {"required": [name], "properties": {name: {"type": "array"}}}
+                for name in ("subjects", "emails")
+            ],
         }
-    }
+    ),
+    "responses": {
+        "200": answers.BATCH,
+        "4XX": problem_answer("problem details (RFC 9457)"),
+        "503": problem_answer("problem details (RFC 9457)"),
+    },
 }

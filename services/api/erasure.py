@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import uuid
 from datetime import UTC, datetime
-from typing import Final
+from typing import Any, Final
 
 import asyncpg
 from starlette.requests import Request
@@ -18,13 +18,18 @@ from starlette.responses import JSONResponse
 from projections import requests as rights
 from schemas import events as ev
 from schemas.events import Event
+from services.api.body_schemas import IDEMPOTENCY, SUBJECT, builder_body
 from services.api.commands import Common, Context
+from services.api.openapi_responses import CREATED
 from services.api.requests import wait_for_token
 from services.api.write import append_request, created, idempotency_key
 from services.bootstrap import Ledger
+from services.http.app_state import ledger_of
 from services.http.body import Fields, check_subject_id, query_fields, read_json_object
+from services.http.openapi_parts import MIN_TOKEN, PROBLEM
 from services.http.problems import ProblemError, field_error, unavailable
 from services.ledger import idempotency
+from services.rules.catalogue import Catalogue
 
 ROUTE: Final = "erasure"
 PATH: Final = "/v1/subjects/{subject_id}/erasure"
@@ -71,7 +76,7 @@ async def _check_request(ledger: Ledger, request_id: uuid.UUID, subject_id: str)
 
 
 async def erase(request: Request) -> JSONResponse:
-    ledger: Ledger = request.app.state.ledger
+    ledger = ledger_of(request)
     subject_id = check_subject_id(request.path_params["subject_id"])
     key = idempotency_key(request)
     body = await read_json_object(request)
@@ -95,3 +100,16 @@ async def erase(request: Request) -> JSONResponse:
             2,
         ) from None
     return created(appended, {"data_key": "shredded"})
+
+
+def _erased(f: Fields, ctx: Context) -> list[Event]:
+    return build(f, ctx)[0]
+
+
+def operation(catalogue: Catalogue) -> dict[str, Any]:
+    return {
+        "summary": "Erase the subject: SubjectErased, then its data key is destroyed",
+        "parameters": [SUBJECT, IDEMPOTENCY, MIN_TOKEN],
+        "requestBody": builder_body(_erased, catalogue),
+        "responses": {"201": CREATED, "4XX": PROBLEM, "503": PROBLEM},
+    }

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from typing import Final, cast
+from typing import Any, Final, cast
 
 import asyncpg
 from starlette.requests import Request
@@ -21,10 +21,14 @@ from projections.history_pages import HistoryRow
 from projections.notices import NO_NOTICES, Notices
 from projections.state import Fact, FactKey
 from schemas.events import CONSENT_GRANTED
-from services.api.access_log import record_read
-from services.api.lookups import lookup_fields
-from services.api.read import _ledger, _path_subject, _wait_for_token, consent_json
+from services.api import openapi_responses as answers
+from services.api.body_schemas import SUBJECT
+from services.api.read import consent_json
 from services.bootstrap import Ledger
+from services.http.access_logging import record_read
+from services.http.app_state import ledger_of
+from services.http.openapi_parts import LOOKUP, MIN_TOKEN, PROBLEM, query_param
+from services.http.subjects import lookup_fields, path_subject, wait_for_token
 from services.identity.identities import IdentifierError, decrypt_identifier
 from services.ledger.partitioning import partition_for
 from services.ledger.tokens import encode_token
@@ -44,11 +48,11 @@ def _filename(kind: str, subject_id: str, extension: str) -> str:
 
 async def history(request: Request) -> StreamingResponse:
     """GET /v1/subjects/{subject_id}/history?format=json|csv|avro: every event, in log order."""
-    ledger = _ledger(request)
+    ledger = ledger_of(request)
     f = await lookup_fields(request)
     fmt = f.choice("format", FORMATS, default="json") or "json"
-    await _wait_for_token(ledger, f)
-    subject_id = await _path_subject(ledger, request, f)
+    await wait_for_token(ledger, f)
+    subject_id = await path_subject(ledger, request, f)
     f.finish()
     await record_read(request, subject_id)
     # the first page is read before answering, so a database failure is still a 503 problem
@@ -89,10 +93,10 @@ async def _read_all(
 
 async def export(request: Request) -> JSONResponse:
     """GET /v1/subjects/{subject_id}/export: the GDPR Art. 15 and 20 answer as one document."""
-    ledger = _ledger(request)
+    ledger = ledger_of(request)
     f = await lookup_fields(request)
-    await _wait_for_token(ledger, f)
-    subject_id = await _path_subject(ledger, request, f)
+    await wait_for_token(ledger, f)
+    subject_id = await path_subject(ledger, request, f)
     f.finish()
     await record_read(request, subject_id)
     facts, position, published, rows = await _read_all(ledger, subject_id)
@@ -123,3 +127,18 @@ async def export(request: Request) -> JSONResponse:
     )
     headers = {"Content-Disposition": _filename("export", subject_id, "json")}
     return JSONResponse(document, headers=headers)
+
+
+HISTORY_OPERATION: Final[dict[str, Any]] = {
+    "parameters": [
+        SUBJECT,
+        *LOOKUP,
+        query_param("format", schema={"type": "string", "enum": list(FORMATS)}),
+        MIN_TOKEN,
+    ],
+    "responses": {"200": answers.HISTORY, "4XX": PROBLEM, "503": PROBLEM},
+}
+EXPORT_OPERATION: Final[dict[str, Any]] = {
+    "parameters": [SUBJECT, *LOOKUP, MIN_TOKEN],
+    "responses": {"200": answers.EXPORT, "4XX": PROBLEM, "503": PROBLEM},
+}

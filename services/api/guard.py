@@ -1,5 +1,6 @@
 """Every route behind its access check: a key with the route's scope, or the public pages'
-rate limit, checked before the handler reads anything and without a database round trip.
+rate limit (the route table, services/api/routes.py, says which), checked before the handler
+reads anything and without a database round trip.
 
 Design: docs/developers/design/http-layer.md
 """
@@ -8,24 +9,32 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Collection, Iterable
+from functools import partial
 
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from services.api.access import ANY_KEY, KEY_OPTIONAL, PUBLIC, TOKEN_PAGE, required_access
+from services.api.access import required_access
 from services.config import Settings
+from services.http.app_state import PageLimiter, api_keys_of
 from services.http.failed_keys import FailedKeyLimit
 from services.http.problems import ProblemError, unavailable
 from services.http.rate_limit import RateLimiter, client_key, retry_after
-from services.identity.api_key_store import KeyCache, KeysUnavailable
+from services.http.route_spec import (
+    ANY_KEY,
+    KEY_OPTIONAL,
+    PUBLIC,
+    TOKEN_PAGE,
+    Endpoint,
+    GuardedRoute,
+)
+from services.identity.api_key_store import KeysUnavailable
 from services.identity.api_keys import KeyRefused, bearer_key, permits, unguessable
-from services.web.page_limits import PageLimits
 
 log = logging.getLogger(__name__)
 
-Endpoint = Callable[[Request], Awaitable[Response]]
 REALM = 'Bearer realm="consent-ledger"'
 
 
@@ -70,7 +79,7 @@ def _guard(
     endpoint: Endpoint,
     path: str,
     settings: Settings,
-    limits: PageLimits,
+    limits: PageLimiter,
     failures: FailedKeyLimit,
 ) -> Endpoint:
     async def guarded(request: Request) -> Response:
@@ -89,7 +98,7 @@ def _guard(
         if needed == KEY_OPTIONAL and header is None:
             request.state.caller = None
             return await endpoint(request)
-        keys: KeyCache = request.app.state.api_keys
+        keys = api_keys_of(request)
         host = request.client.host if request.client else ""
         # a client's key (its /64) costs a few microseconds: only while someone is held back
         blocked = failures.wait(client_key(host), time.monotonic()) if len(failures) else 0.0
@@ -111,7 +120,7 @@ def _guard(
             raise _too_many_refused(retry_after(blocked))
         if needed not in (ANY_KEY, KEY_OPTIONAL) and not permits(caller.scopes, needed):
             # a POST twin may ask in its body for what another scope gives (`at`: audit); its
-            # handler checks the body's own level first (services/api/lookups.py)
+            # handler checks the body's own level first (services/http/subjects.py)
             other = (
                 required_access(request.method, path, ("at",))
                 if request.method == "POST"
@@ -125,23 +134,28 @@ def _guard(
     return guarded
 
 
-def protect(routes: Iterable[Route], settings: Settings, limits: PageLimits) -> list[Route]:
+def protect(routes: Iterable[Route], settings: Settings, limits: PageLimiter) -> list[Route]:
     """The routes with their endpoints behind the check; UnclassifiedRoute (at start-up) for a
     route with no access row."""
     failures = FailedKeyLimit(RateLimiter(settings.failed_key_rate_per_min))
-    out = []
+    out: list[Route] = []
     for route in routes:
         methods = sorted(route.methods or ())
         for method in methods:
             required_access(method, route.path)  # refuses an unclassified route now
         guarded = _guard(route.endpoint, route.path, settings, limits, failures)
-        out.append(Route(route.path, guarded, methods=methods, name=route.name))
+        check_fields = partial(_require_access_on, route.path)
+        out.append(
+            GuardedRoute(
+                route.path, guarded, methods=methods, name=route.name, check_fields=check_fields
+            )
+        )
     return out
 
 
-def require_access(request: Request, path: str, fields: Iterable[str]) -> None:
+def _require_access_on(path: str, request: Request, fields: Collection[str]) -> None:
     """The guard's check again, for a route whose level depends on its body (a POST twin with
-    `at`: services/api/lookups.py): 403 unless the caller's key has the scope it needs."""
+    `at`: services/http/subjects.py): 403 unless the caller's key has the scope it needs."""
     needed = required_access(request.method, path, list(fields))
     caller = getattr(request.state, "caller", None)
     if needed in (PUBLIC, TOKEN_PAGE, ANY_KEY):

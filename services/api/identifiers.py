@@ -1,5 +1,5 @@
-"""Contact identifiers: link or unlink an e-mail address or phone number, and find a subject
-by one (`email=` / `phone=` on queries) through the blind index.
+"""Contact identifiers: link or unlink an e-mail address or phone number (finding a subject by
+one, `email=` / `phone=` on queries, is services/http/subjects.py).
 
 The value is normalised, blind-indexed and encrypted here, before anything is stored or sent;
 the request digest kept for idempotency uses the blind index, never the value.
@@ -8,19 +8,24 @@ the request digest kept for idempotency uses the blind index, never the value.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Final
+from typing import Any, Final
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from projections import as_of, erasure, identifiers
+from projections import erasure
 from schemas import events as ev
-from schemas.events import BY_IDENTIFIER, IDENTIFIER_TYPES, rfc3339
+from schemas.events import IDENTIFIER_TYPES, rfc3339
+from services.api.body_schemas import COMMON_FIELDS, IDEMPOTENCY, SUBJECT
 from services.api.commands import Common, Context
+from services.api.openapi_responses import CREATED
 from services.api.write import append_request, created, idempotency_key
 from services.bootstrap import Ledger
+from services.http.app_state import ledger_of
 from services.http.body import Fields, check_subject_id, read_json_object
-from services.http.problems import ProblemError, field_error, invalid
+from services.http.openapi_parts import PROBLEM, request_body
+from services.http.problems import ProblemError, field_error
+from services.http.subjects import subject_linked_to
 from services.identity.identities import (
     IdentifierError,
     blind_index,
@@ -30,9 +35,6 @@ from services.identity.identities import (
 from services.identity.keystore import KeyShredded
 from services.ledger import idempotency
 from services.ledger.errors import SubjectErased
-
-#: query parameter -> identifier type, for finding a subject by a contact identifier
-LOOKUP_PARAMETERS: Final = {"email": "email", "phone": "phone"}
 
 
 def _identifier(ledger: Ledger, f: Fields) -> tuple[str, str, bytes] | None:
@@ -52,13 +54,9 @@ def _identifier(ledger: Ledger, f: Fields) -> tuple[str, str, bytes] | None:
     return kind, normalised, blind_index(ledger.secrets.blind_index_key, kind, normalised)
 
 
-async def _subject_for(ledger: Ledger, kind: str, index: bytes) -> str | None:
-    return (await identifiers.lookup(ledger.pool, kind, [index])).get(index)
-
-
 async def link(request: Request) -> JSONResponse:
     """POST /v1/subjects/{subject_id}/identifiers: attach an identifier to the subject."""
-    ledger: Ledger = request.app.state.ledger
+    ledger = ledger_of(request)
     subject_id = check_subject_id(request.path_params["subject_id"])
     key = idempotency_key(request)
     body = await read_json_object(request)
@@ -68,7 +66,7 @@ async def link(request: Request) -> JSONResponse:
     f.finish()
     assert found is not None
     kind, normalised, index = found
-    holder = await _subject_for(ledger, kind, index)
+    holder = await subject_linked_to(ledger, kind, index)
     if holder is not None and holder != subject_id:
         raise ProblemError(
             409,
@@ -99,7 +97,7 @@ async def link(request: Request) -> JSONResponse:
 
 async def unlink(request: Request) -> JSONResponse:
     """DELETE /v1/subjects/{subject_id}/identifiers with body {type, value}."""
-    ledger: Ledger = request.app.state.ledger
+    ledger = ledger_of(request)
     subject_id = check_subject_id(request.path_params["subject_id"])
     key = idempotency_key(request)
     body = await read_json_object(request)
@@ -116,7 +114,7 @@ async def unlink(request: Request) -> JSONResponse:
     replay = key is not None and await idempotency.is_claimed(
         ledger.pool, idempotency.key_hash(ledger.secrets.blind_index_key, key)
     )
-    if not replay and await _subject_for(ledger, kind, index) != subject_id:
+    if not replay and await subject_linked_to(ledger, kind, index) != subject_id:
         raise ProblemError(
             404,
             "Identifier not linked",
@@ -129,53 +127,29 @@ async def unlink(request: Request) -> JSONResponse:
     return created(appended)
 
 
-class UnknownIdentifier(Exception):
-    """No subject is linked to the identifier a query named."""
+_BODY: Final = request_body(
+    {
+        "type": "object",
+        "required": ["type", "value"],
+        "properties": {
+            "type": {"type": "string", "enum": list(IDENTIFIER_TYPES)},
+            "value": {"type": "string"},
+            **{k: COMMON_FIELDS[k] for k in ("source", "method", "actor")},
+            "occurred_at": {"type": "string", "format": "date-time"},
+        },
+        "additionalProperties": False,
+    }
+)
 
 
-async def subject_from_query(
-    ledger: Ledger, f: Fields, path_subject: str | None = None, *, at: datetime | None = None
-) -> str:
-    """The subject a query is about: `subject_id` (or the path's), or `email=` / `phone=`.
+def _operation(summary: str) -> dict[str, Any]:
+    return {
+        "summary": summary,
+        "parameters": [SUBJECT, IDEMPOTENCY],
+        "requestBody": _BODY,
+        "responses": {"201": CREATED, "4XX": PROBLEM, "503": PROBLEM},
+    }
 
-    Exactly one must be given; with a path, the segment is the subject id or `by-identifier`.
-    Raises UnknownIdentifier when the identifier is linked to nobody; each caller decides what
-    that means (a decision denies, a state query answers 404). With `at`, an identifier is
-    looked up as linked at that instant (from the journal), not as linked now.
-    """
-    given = {name: f.raw(name) for name in LOOKUP_PARAMETERS}
-    named = [name for name, value in given.items() if value is not None]
-    if path_subject is not None and path_subject != BY_IDENTIFIER:
-        subject_id = check_subject_id(path_subject)
-        for name in named:
-            f.error(name, f"not accepted with a subject id in the path; use /{BY_IDENTIFIER}/")
-        return subject_id
-    if path_subject is None and f.data.get("subject_id") is not None:
-        given_id = f.subject_id()
-        for name in named:
-            f.error(name, "give subject_id or an identifier, not both")
-        return given_id or ""
-    if len(named) != 1:
-        target = "subject_id, email or phone" if path_subject is None else "email or phone"
-        missing = "subject_id" if path_subject is None else "email"
-        f.error(named[1] if len(named) > 1 else missing, f"give exactly one of {target}")
-        raise invalid(f.errors)
-    name = named[0]
-    value = given[name]
-    kind = LOOKUP_PARAMETERS[name]
-    try:
-        normalised = normalise(kind, value) if isinstance(value, str) else None
-    except IdentifierError as exc:
-        f.error(name, str(exc))
-        raise invalid(f.errors) from None
-    if normalised is None:
-        f.error(name, "must be a string")
-        raise invalid(f.errors)
-    index = blind_index(ledger.secrets.blind_index_key, kind, normalised)
-    if at is None:
-        subject = await _subject_for(ledger, kind, index)
-    else:
-        subject = await as_of.subject_linked_at(ledger.pool, kind, index, at)
-    if subject is None:
-        raise UnknownIdentifier(name)
-    return subject
+
+LINK_OPERATION: Final = _operation("Link an e-mail address or phone number to the subject")
+UNLINK_OPERATION: Final = _operation("Unlink an e-mail address or phone number from the subject")

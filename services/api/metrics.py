@@ -6,19 +6,24 @@ text format."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any, Final
 
 from starlette.requests import Request
 from starlette.responses import Response
 
 from projections import metrics, requests
 from services.api import api_metrics
+from services.api.openapi_responses import METRICS
 from services.bootstrap import Ledger
+from services.http.app_state import ledger_of
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+PATH: Final = "/metrics"
+OPERATION: Final[dict[str, Any]] = {"summary": "Prometheus metrics", "responses": {"200": METRICS}}
 
 
 async def metrics_endpoint(request: Request) -> Response:
-    ledger: Ledger = request.app.state.ledger
+    ledger = ledger_of(request)
     text = metrics.prometheus_text(await metrics.load(ledger.pool))
     text += requests.prometheus_gauges(
         *await requests.counts(ledger.pool, datetime.now(UTC).date())

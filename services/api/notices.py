@@ -29,13 +29,15 @@ from projections.subject_state import fact_from_row
 from schemas import events as ev
 from schemas.events import Event, notice_key, rfc3339
 from services.api import api_metrics
+from services.api import openapi_responses as answers
 from services.api.commands import Common, Context
 from services.api.projector_status import require_fresh
-from services.api.read import _wait_for_token
 from services.api.write import append_request
-from services.bootstrap import Ledger
+from services.http.app_state import ledger_of
 from services.http.body import Fields, query_fields, read_json_object
+from services.http.openapi_parts import MIN_TOKEN, problem_answer, query_param, request_body
 from services.http.problems import ProblemError, field_error, unavailable
+from services.http.subjects import wait_for_token
 from services.http.whole_numbers import whole_number_field
 from services.ledger.errors import BrokerUnavailable
 from services.ledger.tokens import encode_token
@@ -116,11 +118,6 @@ def conflicts(stored: Notice, asked: Notice) -> list[str]:
     return [name for name in mine if mine[name] != theirs[name]]
 
 
-def _ledger(request: Request) -> Ledger:
-    ledger: Ledger = request.app.state.ledger
-    return ledger
-
-
 def _settled(stored: Notice, asked: Notice, *, created: bool) -> JSONResponse:
     differing = conflicts(stored, asked)
     if differing:
@@ -143,7 +140,7 @@ def _settled(stored: Notice, asked: Notice, *, created: bool) -> JSONResponse:
 
 async def publish(request: Request) -> JSONResponse:
     """POST /v1/notices."""
-    ledger = _ledger(request)
+    ledger = ledger_of(request)
     body = await read_json_object(request)
     now = datetime.now(UTC)
     event = build_notice(Fields(body), Context("notice", now, ledger.catalogue))
@@ -178,9 +175,9 @@ async def publish(request: Request) -> JSONResponse:
 
 async def list_notices(request: Request) -> JSONResponse:
     """GET /v1/notices: every published version, by effective_from."""
-    ledger = _ledger(request)
+    ledger = ledger_of(request)
     f = query_fields(request)
-    await _wait_for_token(ledger, f)
+    await wait_for_token(ledger, f)
     f.finish()
     found = await notices.all_notices(ledger.pool)
     return JSONResponse({"notices": [n.as_json() for n in found]})
@@ -273,10 +270,6 @@ def _reconsent_purpose(f: Fields, catalogue: Catalogue) -> Purpose | None:
     return purpose
 
 
-def _limit(f: Fields) -> int:
-    return whole_number_field(f, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
-
-
 def _after(f: Fields) -> str:
     raw = f.raw("after")
     if raw is None:
@@ -289,12 +282,12 @@ def _after(f: Fields) -> str:
 
 async def reconsent(request: Request) -> JSONResponse:
     """GET /v1/reconsent?purpose=: who must be asked again, paged by subject id."""
-    ledger = _ledger(request)
+    ledger = ledger_of(request)
     f = query_fields(request)
     purpose = _reconsent_purpose(f, ledger.catalogue)
-    limit = _limit(f)
+    limit = whole_number_field(f, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
     after = _after(f)
-    await _wait_for_token(ledger, f)
+    await wait_for_token(ledger, f)
     f.finish()
     await require_fresh(ledger)  # sending systems ask from this list: fail closed when stale
     assert purpose is not None
@@ -325,74 +318,52 @@ async def reconsent(request: Request) -> JSONResponse:
     )
 
 
-def _query(name: str, required: bool = False) -> dict[str, Any]:
-    return {"name": name, "in": "query", "required": required, "schema": {"type": "string"}}
-
-
-_PROBLEM = {"description": "problem", "content": {"application/problem+json": {}}}
-OPENAPI_PATHS: Final[dict[str, Any]] = {
-    "/v1/notices": {
-        "post": {
-            "summary": "Publish a version of the privacy notice (idempotent by version)",
-            "requestBody": {
-                "required": True,
-                "content": {
-                    "application/json": {
-                        "schema": {
-                            "type": "object",
-                            "additionalProperties": False,
-                            "required": [
-                                "version",
-                                "effective_from",
-                                "text_sha256",
-                                "url",
-                                "material",
-                            ],
-                            "properties": {
-                                "version": {"type": "string", "pattern": VERSION_RE.pattern},
-                                "effective_from": {"type": "string", "format": "date-time"},
-                                "text_sha256": {"type": "string", "pattern": SHA256_RE.pattern},
-                                "url": {"type": "string", "format": "uri"},
-                                "material": {"type": "boolean"},
-                                "purposes": {"type": "array", "items": {"type": "string"}},
-                                "language": {"type": "string"},
-                                "method": {"type": "string"},
-                                "source": {"type": "object"},
-                                "actor": {"type": "object"},
-                                "occurred_at": {"type": "string", "format": "date-time"},
-                            },
-                        }
-                    }
-                },
-            },
-            "responses": {
-                "201": {"description": "published and projected"},
-                "200": {"description": "this version was already published with this content"},
-                "409": _PROBLEM,
-                "4XX": _PROBLEM,
-                "503": _PROBLEM,
-            },
-        },
-        "get": {
-            "summary": "Every published notice version",
-            "parameters": [_query("min_token")],
-            "responses": {"200": {"description": "{notices: [...]}"}, "4XX": _PROBLEM},
-        },
-    },
-    RECONSENT_PATH: {
-        "get": {
-            "summary": "Subjects whose consent a material notice change outdated, paged",
-            "parameters": [
-                _query("purpose", True),
-                _query("limit"),
-                _query("after"),
-                _query("min_token"),
-            ],
-            "responses": {
-                "200": {"description": "a page; `next` is null on the last"},
-                "4XX": _PROBLEM,
-                "503": _PROBLEM,
+PUBLISH_OPERATION: Final[dict[str, Any]] = {
+    "summary": "Publish a version of the privacy notice (idempotent by version)",
+    "requestBody": request_body(
+        {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["version", "effective_from", "text_sha256", "url", "material"],
+            "properties": {
+                "version": {"type": "string", "pattern": VERSION_RE.pattern},
+                "effective_from": {"type": "string", "format": "date-time"},
+                "text_sha256": {"type": "string", "pattern": SHA256_RE.pattern},
+                "url": {"type": "string", "format": "uri"},
+                "material": {"type": "boolean"},
+                "purposes": {"type": "array", "items": {"type": "string"}},
+                "language": {"type": "string"},
+                "method": {"type": "string"},
+                "source": {"type": "object"},
+                "actor": {"type": "object"},
+                "occurred_at": {"type": "string", "format": "date-time"},
             },
         }
+    ),
+    "responses": {
+        "201": answers.NOTICE_PUBLISHED,
+        "200": answers.NOTICE_REPLAYED,
+        "409": problem_answer("problem"),
+        "4XX": problem_answer("problem"),
+        "503": problem_answer("problem"),
+    },
+}
+LIST_OPERATION: Final[dict[str, Any]] = {
+    "summary": "Every published notice version",
+    "parameters": [MIN_TOKEN],
+    "responses": {"200": answers.NOTICES, "4XX": problem_answer("problem")},
+}
+RECONSENT_OPERATION: Final[dict[str, Any]] = {
+    "summary": "Subjects whose consent a material notice change outdated, paged",
+    "parameters": [
+        query_param("purpose", True),
+        query_param("limit"),
+        query_param("after"),
+        MIN_TOKEN,
+    ],
+    "responses": {
+        "200": answers.RECONSENT,
+        "4XX": problem_answer("problem"),
+        "503": problem_answer("problem"),
     },
 }

@@ -6,7 +6,7 @@ keyed API, the auditor's page, /readyz's details, /openapi.json and /metrics nee
 the setting on, uvicorn serves two sockets and this pure-ASGI check, before routing, answers a
 request that arrived on the public port for any other path with the same 404 an unknown path
 gets. What the public port serves is declared once: the TOKEN_PAGE routes of
-services/api/access.py, and /healthz (an empty liveness answer a load balancer in front of
+services/api/routes.py, and /healthz (an empty liveness answer a load balancer in front of
 the public port can probe; /readyz is not served there).
 """
 
@@ -21,9 +21,10 @@ from starlette.middleware import Middleware
 from starlette.routing import compile_path
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from services.api.access import ROUTE_ACCESS, TOKEN_PAGE
+from services.api.access import ROUTE_ACCESS
 from services.config import Settings
 from services.http.problems import ProblemError
+from services.http.route_spec import TOKEN_PAGE
 
 log = logging.getLogger(__name__)
 

@@ -14,64 +14,33 @@ from starlette.responses import JSONResponse, Response
 from projections import journal
 from projections.notices import NO_NOTICES, Notices
 from projections.state import ALL, Fact, FactKey, covering
-from schemas.events import CONSENT_GRANTED, rfc3339
+from schemas.events import CHANNELS, CONSENT_GRANTED, rfc3339
 from services.api import api_metrics, as_of
-from services.api.access_log import record_read
-from services.api.identifiers import LOOKUP_PARAMETERS, UnknownIdentifier, subject_from_query
-from services.api.lookups import lookup_fields, path_subject
+from services.api import openapi_responses as answers
+from services.api.body_schemas import SUBJECT
 from services.api.projector_status import require_fresh
 from services.bootstrap import Ledger
+from services.http.access_logging import record_read
+from services.http.app_state import ledger_of
 from services.http.body import Fields
-from services.http.problems import ProblemError, field_error, invalid, unavailable
+from services.http.openapi_parts import LOOKUP, MIN_TOKEN, PROBLEM, TIME, query_param
+from services.http.subjects import (
+    LOOKUP_PARAMETERS,
+    UnknownIdentifier,
+    lookup_fields,
+    path_subject,
+    subject_from_query,
+    wait_for_token,
+)
 from services.identity.api_keys import AUDIT, permits
 from services.ledger.partitioning import partition_for
-from services.ledger.tokens import TokenError, decode_token, encode_token
+from services.ledger.tokens import encode_token
 from services.rules.catalogue import Catalogue, Purpose
 from services.rules.decisions import Decision, decide, unknown_subject
 
 
-def _ledger(request: Request) -> Ledger:
-    ledger: Ledger = request.app.state.ledger
-    return ledger
-
-
 def _iso(moment: datetime | None) -> str | None:
     return rfc3339(moment) if moment else None
-
-
-async def _wait_for_token(ledger: Ledger, f: Fields) -> None:
-    """Honour `min_token`: wait, bounded, until the projection has applied that position."""
-    token = f.text("min_token", max_len=200)
-    if token is None:
-        return
-    try:
-        partition, position = decode_token(token)
-    except TokenError as exc:
-        raise invalid([field_error("min_token", str(exc))], 400) from None
-    if partition >= ledger.partitions:
-        problem = "names a partition the event topic does not have"
-        raise invalid([field_error("min_token", problem)], 400)
-    if not await ledger.progress.wait_for(partition, position, ledger.settings.read_wait_ms / 1000):
-        raise unavailable(
-            "the projection has not yet applied min_token's position; retry shortly", 1
-        )
-
-
-async def _path_subject(
-    ledger: Ledger, request: Request, f: Fields, at: datetime | None = None
-) -> str:
-    """The path's subject id, or the subject `by-identifier` finds (as of `at`, when given);
-    404 when it finds none."""
-    try:
-        return await subject_from_query(ledger, f, path_subject(request), at=at)
-    except UnknownIdentifier as exc:
-        raise ProblemError(
-            404,
-            "Unknown subject",
-            "no subject is linked to this identifier",
-            errors=[field_error(str(exc), "linked to no subject")],
-            kind="unknown-subject",
-        ) from None
 
 
 async def _state(ledger: Ledger, subject_id: str) -> tuple[dict[FactKey, Fact], str, Notices]:
@@ -84,6 +53,10 @@ async def _state(ledger: Ledger, subject_id: str) -> tuple[dict[FactKey, Fact], 
     return facts, encode_token(partition, position), published
 
 
+DECISION_PATH: Final = "/v1/decision"
+HEALTHZ_PATH: Final = "/healthz"
+
+
 def _decision_json(decision: Decision) -> dict[str, Any]:
     return {
         "allowed": decision.allowed,
@@ -94,14 +67,14 @@ def _decision_json(decision: Decision) -> dict[str, Any]:
 
 
 async def decision(request: Request) -> JSONResponse:
-    ledger = _ledger(request)
+    ledger = ledger_of(request)
     f = await lookup_fields(request)
     pid = f.choice("purpose", ledger.catalogue.ids, required=True)
     purpose = ledger.catalogue.get(pid) if pid else None
     channel = f.choice("channel", purpose.channels if purpose else (), required=True)
     at = as_of.at_param(f)
     # wait first: an identifier linked just before min_token's position must be found
-    await _wait_for_token(ledger, f)
+    await wait_for_token(ledger, f)
     subject_id: str | None
     try:
         subject_id = await subject_from_query(ledger, f, at=at)
@@ -274,11 +247,11 @@ def consent_json(
 
 
 async def consent_state(request: Request) -> JSONResponse:
-    ledger = _ledger(request)
+    ledger = ledger_of(request)
     f = await lookup_fields(request)
     at = as_of.at_param(f)
-    await _wait_for_token(ledger, f)
-    subject_id = await _path_subject(ledger, request, f, at)
+    await wait_for_token(ledger, f)
+    subject_id = await path_subject(ledger, request, f, at)
     f.finish()
     await record_read(request, subject_id)
     if at is not None:
@@ -291,10 +264,10 @@ async def consent_state(request: Request) -> JSONResponse:
 
 
 async def subject_events(request: Request) -> Response:
-    ledger = _ledger(request)
+    ledger = ledger_of(request)
     f = await lookup_fields(request)
-    await _wait_for_token(ledger, f)
-    subject_id = await _path_subject(ledger, request, f)
+    await wait_for_token(ledger, f)
+    subject_id = await path_subject(ledger, request, f)
     limit = _int(f, "limit", 1000, 1, 10000)
     after = _int(f, "after_offset", -1, -1, 2**62)
     f.finish()
@@ -322,9 +295,43 @@ def _int(f: Fields, name: str, default: int, low: int, high: int) -> int:
 
 
 async def purposes(request: Request) -> JSONResponse:
-    ledger = _ledger(request)
+    ledger = ledger_of(request)
     return JSONResponse({"purposes": [p.as_json() for p in ledger.catalogue.purposes.values()]})
 
 
 async def healthz(request: Request) -> JSONResponse:
     return JSONResponse({"status": "ok"})
+
+
+#: `at=`: answer as the ledger would have then (services/api/as_of.py)
+AT: Final = query_param("at", schema=TIME)
+
+
+def decision_operation(catalogue: Catalogue) -> dict[str, Any]:
+    choose = {"purpose": list(catalogue.ids), "channel": list(CHANNELS)}
+    chosen = [query_param(name, True, {"type": "string", "enum": v}) for name, v in choose.items()]
+    return {
+        "parameters": [query_param("subject_id"), *LOOKUP, *chosen, AT, MIN_TOKEN],
+        "responses": {"200": answers.DECISION, "4XX": PROBLEM, "503": PROBLEM},
+    }
+
+
+CONSENT_OPERATION: Final = {
+    "parameters": [SUBJECT, *LOOKUP, AT, MIN_TOKEN],
+    "responses": {"200": answers.CONSENT, "4XX": PROBLEM, "503": PROBLEM},
+}
+EVENTS_OPERATION: Final = {
+    "parameters": [
+        SUBJECT,
+        *LOOKUP,
+        query_param("limit", schema={"type": "integer", "minimum": 1, "maximum": 10000}),
+        query_param("after_offset", schema={"type": "integer", "minimum": -1}),
+        MIN_TOKEN,
+    ],
+    "responses": {"200": answers.EVENTS, "4XX": PROBLEM, "503": PROBLEM},
+}
+PURPOSES_OPERATION: Final = {
+    "parameters": [],
+    "responses": {"200": answers.PURPOSES, "4XX": PROBLEM, "503": PROBLEM},
+}
+HEALTHZ_OPERATION: Final = {"parameters": [], "responses": {"200": answers.HEALTHY, "4XX": PROBLEM}}

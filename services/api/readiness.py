@@ -14,8 +14,11 @@ import asyncpg
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from services.api import openapi_responses as answers
 from services.api.projector_status import RETRY_AFTER_S, projector_json, stale_answer
 from services.bootstrap import Ledger
+from services.http.app_state import ledger_of
+from services.http.openapi_parts import PROBLEM
 from services.http.problems import unavailable
 from services.reads.shared_read import SharedRead
 
@@ -67,7 +70,7 @@ def shared_readiness(request: Request) -> SharedRead[Readiness]:
     """The app's shared snapshot, made on first use (like the OpenAPI document)."""
     state = request.app.state
     if not hasattr(state, "readiness"):
-        state.readiness = readiness_reader(state.ledger)
+        state.readiness = readiness_reader(ledger_of(request))
     shared: SharedRead[Readiness] = state.readiness
     return shared
 
@@ -95,3 +98,9 @@ async def readyz(request: Request) -> Response:
     if request.state.caller is None:
         return status_answer(readiness)
     return detailed_answer(readiness)
+
+
+OPERATION: Final[dict[str, Any]] = {
+    "parameters": [],
+    "responses": {"200": answers.READY, "4XX": PROBLEM, "503": answers.NOT_READY},
+}

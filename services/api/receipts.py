@@ -16,19 +16,17 @@ from starlette.responses import JSONResponse
 
 from projections import notices
 from schemas.events import Event
-from services.api.access_log import record_read
-from services.api.read import _wait_for_token
+from services.api import openapi_responses as answers
 from services.bootstrap import Ledger
+from services.http.access_logging import record_read
+from services.http.app_state import ledger_of
 from services.http.body import Fields
+from services.http.openapi_parts import MIN_TOKEN, path_param, problem_answer, query_param
 from services.http.problems import ProblemError, field_error, invalid
+from services.http.subjects import wait_for_token
 from services.proof import receipt_signing, receipts
 
 JWKS_PATH: Final = "/.well-known/jwks.json"
-
-
-def _ledger(request: Request) -> Ledger:
-    ledger: Ledger = request.app.state.ledger
-    return ledger
 
 
 def issuer(ledger: Ledger) -> receipts.Issuer:
@@ -62,10 +60,10 @@ async def _event(ledger: Ledger, event_id: uuid.UUID) -> Event:
 
 
 async def receipt(request: Request) -> JSONResponse:
-    ledger = _ledger(request)
+    ledger = ledger_of(request)
     f = Fields(dict(request.query_params))
     fmt = f.choice("format", receipts.FORMATS, default=receipts.FORMATS[0])
-    await _wait_for_token(ledger, f)
+    await wait_for_token(ledger, f)
     raw_id = request.path_params["event_id"]
     try:
         event_id = uuid.UUID(raw_id)
@@ -91,7 +89,7 @@ async def receipt(request: Request) -> JSONResponse:
 
 
 async def jwks(request: Request) -> JSONResponse:
-    ledger = _ledger(request)
+    ledger = ledger_of(request)
     return JSONResponse(
         receipt_signing.jwks(ledger.secrets.receipts),
         media_type=receipt_signing.JWKS_MEDIA_TYPE,
@@ -99,43 +97,22 @@ async def jwks(request: Request) -> JSONResponse:
     )
 
 
-def _query(name: str) -> dict[str, Any]:
-    return {"name": name, "in": "query", "required": False, "schema": {"type": "string"}}
-
-
-_PROBLEM = {"description": "problem", "content": {"application/problem+json": {}}}
-OPENAPI_PATHS: Final[dict[str, Any]] = {
-    "/v1/receipts/{event_id}": {
-        "get": {
-            "summary": "A signed consent receipt (ISO/IEC TS 27560 or Kantara CR 1.1) for a"
-            " grant or withdrawal",
-            "parameters": [
-                {
-                    "name": "event_id",
-                    "in": "path",
-                    "required": True,
-                    "schema": {"type": "string", "format": "uuid"},
-                },
-                {
-                    "name": "format",
-                    "in": "query",
-                    "required": False,
-                    "schema": {"type": "string", "enum": list(receipts.FORMATS)},
-                },
-                _query("min_token"),
-            ],
-            "responses": {
-                "200": {"description": "{format, receipt, jws, kid}"},
-                "404": _PROBLEM,
-                "4XX": _PROBLEM,
-                "503": _PROBLEM,
-            },
-        }
+RECEIPT_OPERATION: Final[dict[str, Any]] = {
+    "summary": "A signed consent receipt (ISO/IEC TS 27560 or Kantara CR 1.1) for a"
+    " grant or withdrawal",
+    "parameters": [
+        path_param("event_id", {"type": "string", "format": "uuid"}),
+        query_param("format", schema={"type": "string", "enum": list(receipts.FORMATS)}),
+        MIN_TOKEN,
+    ],
+    "responses": {
+        "200": answers.RECEIPT,
+        "404": problem_answer("problem"),
+        "4XX": problem_answer("problem"),
+        "503": problem_answer("problem"),
     },
-    JWKS_PATH: {
-        "get": {
-            "summary": "The public keys (JWK set, Ed25519) that verify receipts",
-            "responses": {"200": {"description": "{keys: [{kty, crv, x, kid, alg, use}]}"}},
-        }
-    },
+}
+JWKS_OPERATION: Final[dict[str, Any]] = {
+    "summary": "The public keys (JWK set, Ed25519) that verify receipts",
+    "responses": {"200": answers.JWKS},
 }

@@ -19,16 +19,23 @@ from starlette.responses import JSONResponse
 from projections import requests as rights
 from projections.periods import due_on
 from projections.requests import RightsRequest
-from services.api.access_log import record_read, record_reads
+from schemas.events import Event
+from services.api import openapi_responses as answers
+from services.api.body_schemas import builder_body
 from services.api.commands import Context
 from services.api.request_commands import STEPS, conflict, receive, request_json
 from services.api.write import append_request, created, idempotency_key
 from services.bootstrap import Ledger
+from services.http.access_logging import record_read, record_reads
+from services.http.app_state import ledger_of
 from services.http.body import Fields, query_fields, read_json_object
+from services.http.openapi_parts import MIN_TOKEN, path_param, problem_answer, query_param
 from services.http.problems import ProblemError, field_error, invalid, unavailable
+from services.http.route_spec import OperationOf
 from services.http.whole_numbers import whole_number_field
 from services.ledger import idempotency
 from services.ledger.tokens import TokenError, decode_token
+from services.rules.catalogue import Catalogue
 
 PATH: Final = "/v1/requests"
 ITEM_PATH: Final = "/v1/requests/{request_id}"
@@ -77,7 +84,7 @@ async def _request(ledger: Ledger, request: Request, f: Fields) -> RightsRequest
 
 async def receive_request(request: Request) -> JSONResponse:
     """POST /v1/requests: a request received, with its subject in the body."""
-    ledger: Ledger = request.app.state.ledger
+    ledger = ledger_of(request)
     key = idempotency_key(request)
     body = await read_json_object(request)
     f = Fields(body)
@@ -98,7 +105,7 @@ def step_endpoint(step: str) -> Any:
     build = STEPS[step]
 
     async def endpoint(request: Request) -> JSONResponse:
-        ledger: Ledger = request.app.state.ledger
+        ledger = ledger_of(request)
         key = idempotency_key(request)
         body = await read_json_object(request)
         found = await _request(ledger, request, query_fields(request))
@@ -125,7 +132,7 @@ async def _claimed(ledger: Ledger, key: str) -> bool:
 
 async def show_request(request: Request) -> JSONResponse:
     """GET /v1/requests/{request_id}."""
-    ledger: Ledger = request.app.state.ledger
+    ledger = ledger_of(request)
     found = await _request(ledger, request, query_fields(request))
     await record_read(request, found.subject_id)  # a request names its subject
     return JSONResponse(request_json(found, _today()))
@@ -143,16 +150,12 @@ def _cursor(f: Fields) -> tuple[date, uuid.UUID]:
         return date.min, uuid.UUID(int=0)
 
 
-def _limit(f: Fields) -> int:
-    return whole_number_field(f, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
-
-
 async def list_requests(request: Request) -> JSONResponse:
     """GET /v1/requests?status=open|overdue|closed: by deadline, paged."""
-    ledger: Ledger = request.app.state.ledger
+    ledger = ledger_of(request)
     f = query_fields(request)
     status = f.choice("status", STATUSES, default="open") or "open"
-    limit = _limit(f)
+    limit = whole_number_field(f, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
     after = _cursor(f)
     f.finish()
     today = _today()
@@ -174,40 +177,48 @@ async def list_requests(request: Request) -> JSONResponse:
     )
 
 
-def _params(*names: str, path: bool = False) -> list[dict[str, Any]]:
-    where = "path" if path else "query"
-    return [{"name": n, "in": where, "required": path, "schema": {"type": "string"}} for n in names]
-
-
-_PROBLEMS: Final = {"4XX": {"description": "problem details (RFC 9457)"}, "503": {}}
-OPENAPI_PATHS: Final[dict[str, Any]] = {
-    PATH: {
-        "get": {
-            "summary": "Rights requests by deadline: open, overdue or closed, paged",
-            "parameters": _params("status", "limit", "after"),
-            "responses": {"200": {"description": "status, today, requests, next"}, **_PROBLEMS},
-        },
-        "post": {
-            "summary": "Record a rights request received (Art. 12(3): one month to answer)",
-            "requestBody": {"required": True, "content": {"application/json": {}}},
-            "responses": {"201": {"description": "recorded; request_id, due_on"}, **_PROBLEMS},
-        },
-    },
-    ITEM_PATH: {
-        "get": {
-            "parameters": _params("request_id", path=True) + _params("min_token"),
-            "responses": {"200": {"description": "the request"}, **_PROBLEMS},
-        }
-    },
-    **{
-        f"{PATH}/{{request_id}}/{step}": {
-            "post": {
-                "summary": (build.__doc__ or step).strip().splitlines()[0],
-                "parameters": _params("request_id", path=True) + _params("min_token"),
-                "requestBody": {"required": True, "content": {"application/json": {}}},
-                "responses": {"201": {"description": "recorded"}, **_PROBLEMS},
-            }
-        }
-        for step, build in STEPS.items()
-    },
+_ERRORS: Final = {"4XX": problem_answer("problem details (RFC 9457)"), "503": problem_answer("")}
+_ITEM: Final = [path_param("request_id"), MIN_TOKEN]
+LIST_OPERATION: Final[dict[str, Any]] = {
+    "summary": "Rights requests by deadline: open, overdue or closed, paged",
+    "parameters": [query_param("status"), query_param("limit"), query_param("after")],
+    "responses": {"200": answers.REQUESTS, **_ERRORS},
 }
+SHOW_OPERATION: Final[dict[str, Any]] = {
+    "parameters": _ITEM,
+    "responses": {"200": answers.REQUEST, **_ERRORS},
+}
+
+
+def _received(f: Fields, ctx: Context) -> list[Event]:
+    f.subject_id()
+    return receive(f, ctx)
+
+
+def receive_operation(catalogue: Catalogue) -> dict[str, Any]:
+    return {
+        "summary": "Record a rights request received (Art. 12(3): one month to answer)",
+        "requestBody": builder_body(_received, catalogue),
+        "responses": {"201": answers.CREATED, **_ERRORS},
+    }
+
+
+def step_operation(step: str) -> OperationOf:
+    """The operation of POST /v1/requests/{request_id}/<step>, its body read from the step's
+    builder run on a stand-in request."""
+    build = STEPS[step]
+
+    def operation(catalogue: Catalogue) -> dict[str, Any]:
+        probe = RightsRequest(uuid.UUID(int=0), "probe", "access", datetime.now(UTC), ())
+
+        def on_probe(f: Fields, ctx: Context) -> list[Event]:
+            return build(f, ctx, probe)
+
+        return {
+            "summary": (build.__doc__ or step).strip().splitlines()[0],
+            "parameters": _ITEM,
+            "requestBody": builder_body(on_probe, catalogue),
+            "responses": {"201": answers.CREATED, **_ERRORS},
+        }
+
+    return operation

@@ -18,9 +18,11 @@ from projections import erasure
 from projections.state import Fact, FactKey
 from projections.subject_state import fact_from_row
 from schemas.events import CHANNELS, rfc3339
+from services.api import openapi_responses as answers
 from services.api.projector_status import require_fresh
-from services.bootstrap import Ledger
+from services.http.app_state import ledger_of
 from services.http.body import Fields, query_fields
+from services.http.openapi_parts import problem_answer, query_param
 from services.http.whole_numbers import whole_number_field
 from services.rules.suppression import (
     CHANNEL_IDENTIFIERS,
@@ -113,10 +115,6 @@ def _cursor(f: Fields) -> bytes:
     return index
 
 
-def _limit(f: Fields) -> int:
-    return whole_number_field(f, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
-
-
 def _channel(f: Fields) -> str | None:
     value = f.raw("channel", required=True)
     if value is None or value in CHANNEL_IDENTIFIERS:
@@ -147,10 +145,10 @@ def _erased_entry(row: asyncpg.Record, identifier_type: str) -> dict[str, Any]:
 
 
 async def suppressions(request: Request) -> JSONResponse:
-    ledger: Ledger = request.app.state.ledger
+    ledger = ledger_of(request)
     f = query_fields(request)
     channel = _channel(f)
-    limit = _limit(f)
+    limit = whole_number_field(f, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
     after = _cursor(f)
     f.finish()
     await require_fresh(ledger)  # sending systems send from this list: fail closed when stale
@@ -178,20 +176,12 @@ async def suppressions(request: Request) -> JSONResponse:
     )
 
 
-def _query(name: str, required: bool = False) -> dict[str, Any]:
-    return {"name": name, "in": "query", "required": required, "schema": {"type": "string"}}
-
-
-OPENAPI_PATHS: Final[dict[str, Any]] = {
-    PATH: {
-        "get": {
-            "summary": "A channel's do-not-contact list (blind indexes), paged",
-            "parameters": [_query("channel", True), _query("limit"), _query("after")],
-            "responses": {
-                "200": {"description": "a page; `next` is null on the last"},
-                "4XX": {"description": "problem", "content": {"application/problem+json": {}}},
-                "503": {"description": "problem", "content": {"application/problem+json": {}}},
-            },
-        }
-    }
+OPERATION: Final[dict[str, Any]] = {
+    "summary": "A channel's do-not-contact list (blind indexes), paged",
+    "parameters": [query_param("channel", True), query_param("limit"), query_param("after")],
+    "responses": {
+        "200": answers.SUPPRESSIONS,
+        "4XX": problem_answer("problem"),
+        "503": problem_answer("problem"),
+    },
 }

@@ -7,21 +7,28 @@ Design: docs/developers/design/links.md
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any, Final
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from schemas.events import rfc3339
-from services.api.identifiers import LOOKUP_PARAMETERS, UnknownIdentifier, subject_from_query
+from services.api import openapi_responses as answers
 from services.bootstrap import Ledger
 from services.config import Settings
+from services.http.app_state import ledger_of
 from services.http.body import Fields, read_json_object
-from services.http.problems import ProblemError, field_error
+from services.http.openapi_parts import problem_answer, request_body
+from services.http.problems import ProblemError
+from services.http.subjects import (
+    LOOKUP_PARAMETERS,
+    UnknownIdentifier,
+    subject_from_query,
+    unknown_subject_problem,
+)
 from services.identity import links
 from services.identity.identities import blind_index, normalise
-from services.web.preferences import marketing_purposes
 
 ONE_CLICK: Final = "List-Unsubscribe=One-Click"
 
@@ -30,14 +37,6 @@ def link_urls(settings: Settings, unsubscribe: str, preferences: str) -> tuple[s
     """The unsubscribe and preference URLs of the two tokens under the public base URL."""
     base = settings.public_base_url
     return f"{base}/u/{unsubscribe}", f"{base}/p/{preferences}"
-
-
-def link_lifetimes(settings: Settings) -> dict[links.LinkKind, timedelta]:
-    """How long each kind of link stays valid: a preference link, which can grant, far less."""
-    return {
-        links.UNSUBSCRIBE: timedelta(days=settings.link_ttl_days),
-        links.PREFERENCES: timedelta(days=settings.preference_link_ttl_days),
-    }
 
 
 def _address(ledger: Ledger, body: Mapping[str, Any]) -> bytes | None:
@@ -51,13 +50,13 @@ def _address(ledger: Ledger, body: Mapping[str, Any]) -> bytes | None:
 
 
 async def create_links(request: Request) -> JSONResponse:
-    ledger: Ledger = request.app.state.ledger
+    ledger = ledger_of(request)
     problem = ledger.settings.public_url_problem
     if problem:
         raise ProblemError(503, "Public URL not set", problem, kind="public-url-not-set")
     body = await read_json_object(request)
     f = Fields(body)
-    dm = {p.id: p for p in marketing_purposes(ledger.catalogue)}
+    dm = {p.id: p for p in ledger.catalogue.marketing_purposes()}
     pid = f.choice("purpose", dm, required=True)
     purpose = dm.get(pid) if pid else None
     channel = f.choice("channel", purpose.channels if purpose else (), required=True)
@@ -70,18 +69,12 @@ async def create_links(request: Request) -> JSONResponse:
         subject_id = await subject_from_query(ledger, f)
     except UnknownIdentifier as exc:
         f.finish()
-        raise ProblemError(
-            404,
-            "Unknown subject",
-            "no subject is linked to this identifier",
-            errors=[field_error(str(exc), "linked to no subject")],
-            kind="unknown-subject",
-        ) from None
+        raise unknown_subject_problem(exc) from None
     f.finish()
     assert purpose is not None and channel is not None
     now = datetime.now(UTC)
     address = _address(ledger, body)
-    lifetimes = link_lifetimes(ledger.settings)
+    lifetimes = ledger.settings.link_lifetimes()
     ids = {kind: links.new_link_id() for kind in lifetimes}
     unsubscribe_token, preferences_token = (
         links.issue(
@@ -112,60 +105,26 @@ async def create_links(request: Request) -> JSONResponse:
     )
 
 
-#: this module's part of the OpenAPI document (services/api/openapi.py merges it)
-_PAGE = {"200": {"description": "text/html"}, "4XX": {"description": "text/html"}}
-_TOKEN = {"name": "token", "in": "path", "required": True, "schema": {"type": "string"}}
-OPENAPI_PATHS: Final[dict[str, Any]] = {
-    "/v1/unsubscribe-links": {
-        "post": {
-            "summary": "Issue the List-Unsubscribe URL and header values for one recipient",
-            "requestBody": {
-                "required": True,
-                "content": {
-                    "application/json": {
-                        "schema": {
-                            "type": "object",
-                            "additionalProperties": False,
-                            "required": ["purpose", "channel"],
-                            "properties": {
-                                "subject_id": {"type": "string"},
-                                "email": {"type": "string"},
-                                "phone": {"type": "string"},
-                                "purpose": {"type": "string"},
-                                "channel": {"type": "string"},
-                                "campaign_id": {"type": "string"},
-                            },
-                        }
-                    }
-                },
-            },
-            "responses": {
-                "200": {
-                    "description": "url (/u/, for List-Unsubscribe), preferences_url (/p/, for"
-                    " the message body only: it can grant), headers, expires_at (of url),"
-                    " preferences_expires_at, link_ids (the id of each link, which the events"
-                    " recorded through it name)"
-                },
-                "4XX": {"description": "problem details (RFC 9457)"},
-                "503": {"description": "LEDGER_PUBLIC_URL is not set on a non-loopback host"},
+OPERATION: Final[dict[str, Any]] = {
+    "summary": "Issue the List-Unsubscribe URL and header values for one recipient",
+    "requestBody": request_body(
+        {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["purpose", "channel"],
+            "properties": {
+                "subject_id": {"type": "string"},
+                "email": {"type": "string"},
+                "phone": {"type": "string"},
+                "purpose": {"type": "string"},
+                "channel": {"type": "string"},
+                "campaign_id": {"type": "string"},
             },
         }
+    ),
+    "responses": {
+        "200": answers.UNSUBSCRIBE_LINKS,
+        "4XX": problem_answer("problem details (RFC 9457)"),
+        "503": problem_answer("LEDGER_PUBLIC_URL is not set on a non-loopback host"),
     },
-    "/u/{token}": {
-        "get": {
-            "summary": "Unsubscribe page (changes nothing)",
-            "parameters": [_TOKEN],
-            "responses": _PAGE,
-        },
-        "post": {
-            "summary": "One-click unsubscribe (RFC 8058): body List-Unsubscribe=One-Click",
-            "parameters": [_TOKEN],
-            "responses": _PAGE,
-        },
-    },
-    "/p/{token}": {
-        "get": {"summary": "Preference page", "parameters": [_TOKEN], "responses": _PAGE},
-        "post": {"summary": "Save the preference form", "parameters": [_TOKEN], "responses": _PAGE},
-    },
-    "/metrics": {"get": {"summary": "Prometheus metrics", "responses": {"200": {}}}},
 }

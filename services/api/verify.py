@@ -12,20 +12,20 @@ from starlette.responses import JSONResponse
 from projections import chain_store
 from projections.chain_verify import BREAK_REASONS
 from schemas.codec import default_codec
-from services.api.access_log import record_read
-from services.api.lookups import lookup_fields
-from services.api.read import _path_subject, _wait_for_token
-from services.bootstrap import Ledger
+from services.http.access_logging import record_read
+from services.http.app_state import ledger_of
+from services.http.openapi_parts import LOOKUP, MIN_TOKEN, path_param, problem_answer
+from services.http.subjects import lookup_fields, path_subject, wait_for_token
 
 PATH: Final = "/v1/subjects/{subject_id}/verify"
 
 
 async def verify_subject(request: Request) -> JSONResponse:
     """Verify the subject's hash chain; `first_broken` names the first entry that fails."""
-    ledger: Ledger = request.app.state.ledger
+    ledger = ledger_of(request)
     f = await lookup_fields(request)
-    await _wait_for_token(ledger, f)
-    subject_id = await _path_subject(ledger, request, f)
+    await wait_for_token(ledger, f)
+    subject_id = await path_subject(ledger, request, f)
     f.finish()
     await record_read(request, subject_id)  # by identifier it turns an address into a subject
     async with ledger.pool.acquire() as proxy:
@@ -44,71 +44,38 @@ async def verify_subject(request: Request) -> JSONResponse:
     )
 
 
-def _query(name: str) -> dict[str, Any]:
-    return {"name": name, "in": "query", "required": False, "schema": {"type": "string"}}
-
-
-OPENAPI_PATHS: Final[dict[str, Any]] = {
-    PATH: {
-        "get": {
-            "summary": "Verify the subject's hash chain from the journal's stored bytes",
-            "parameters": [
-                {
-                    "name": "subject_id",
-                    "in": "path",
-                    "required": True,
-                    "schema": {"type": "string"},
-                },
-                _query("email"),
-                _query("phone"),
-                _query("min_token"),
-            ],
-            "responses": {
-                "200": {
-                    "description": "the verdict: events, valid, first_broken, head",
-                    "content": {
-                        "application/json": {
-                            "schema": {
-                                "type": "object",
-                                "required": [
-                                    "subject_id",
-                                    "events",
-                                    "valid",
-                                    "first_broken",
-                                    "head",
-                                ],
+OPERATION: Final[dict[str, Any]] = {
+    "summary": "Verify the subject's hash chain from the journal's stored bytes",
+    "parameters": [path_param("subject_id"), *LOOKUP, MIN_TOKEN],
+    "responses": {
+        "200": {
+            "description": "the verdict: events, valid, first_broken, head",
+            "content": {
+                "application/json": {
+                    "schema": {
+                        "type": "object",
+                        "required": ["subject_id", "events", "valid", "first_broken", "head"],
+                        "properties": {
+                            "subject_id": {"type": "string"},
+                            "events": {"type": "integer"},
+                            "valid": {"type": "boolean"},
+                            "first_broken": {
+                                "type": ["object", "null"],
                                 "properties": {
-                                    "subject_id": {"type": "string"},
-                                    "events": {"type": "integer"},
-                                    "valid": {"type": "boolean"},
-                                    "first_broken": {
-                                        "type": ["object", "null"],
-                                        "properties": {
-                                            "event_id": {"type": "string", "format": "uuid"},
-                                            "partition": {"type": "integer"},
-                                            "offset": {"type": "integer"},
-                                            "reason": {
-                                                "type": "string",
-                                                "enum": list(BREAK_REASONS),
-                                            },
-                                            "detail": {"type": "string"},
-                                        },
-                                    },
-                                    "head": {"type": ["string", "null"]},
+                                    "event_id": {"type": "string", "format": "uuid"},
+                                    "partition": {"type": "integer"},
+                                    "offset": {"type": "integer"},
+                                    "reason": {"type": "string", "enum": list(BREAK_REASONS)},
+                                    "detail": {"type": "string"},
                                 },
-                            }
-                        }
-                    },
-                },
-                "4XX": {
-                    "description": "problem details (RFC 9457)",
-                    "content": {"application/problem+json": {}},
-                },
-                "503": {
-                    "description": "problem details (RFC 9457)",
-                    "content": {"application/problem+json": {}},
-                },
+                            },
+                            "head": {"type": ["string", "null"]},
+                        },
+                    }
+                }
             },
-        }
-    }
+        },
+        "4XX": problem_answer("problem details (RFC 9457)"),
+        "503": problem_answer("problem details (RFC 9457)"),
+    },
 }

@@ -12,6 +12,7 @@ from schemas.events import Event, rfc3339
 from services.api import api_metrics
 from services.api.commands import Builder, Context
 from services.bootstrap import Ledger
+from services.http.app_state import ledger_of
 from services.http.body import Fields, check_subject_id, read_json_object
 from services.http.problems import field_error, invalid
 from services.ledger import append as ledger_append
@@ -61,7 +62,7 @@ async def append_request(
 
 def command_endpoint(route: str, build: Builder) -> Any:
     async def endpoint(request: Request) -> JSONResponse:
-        ledger: Ledger = request.app.state.ledger
+        ledger = ledger_of(request)
         subject_id = check_subject_id(request.path_params["subject_id"])
         key = idempotency_key(request)
         body = await read_json_object(request)

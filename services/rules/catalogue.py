@@ -79,6 +79,10 @@ class Catalogue:
     def ids(self) -> tuple[str, ...]:
         return tuple(self.purposes)
 
+    def marketing_purposes(self) -> list[Purpose]:
+        """The direct-marketing purposes, in catalogue order."""
+        return [p for p in self.purposes.values() if p.direct_marketing]
+
 
 def load_catalogue(path: Path) -> Catalogue:
     try:

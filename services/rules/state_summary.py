@@ -95,10 +95,6 @@ def is_erased(state: SubjectState) -> bool:
     return (ERASURE, ALL, ALL) in state
 
 
-def marketing_purposes(catalogue: Catalogue) -> list[Purpose]:
-    return [p for p in catalogue.purposes.values() if p.direct_marketing]
-
-
 def entries(
     state: SubjectState, catalogue: Catalogue, now: datetime, notices: Notices = NO_NOTICES
 ) -> list[Entry]:
@@ -112,7 +108,7 @@ def entries(
     two channels. tests/unit/test_state_summary.py checks every entry against `decide`."""
     named = {f.scope_b for f in state.values()}
     out = []
-    for purpose in marketing_purposes(catalogue):
+    for purpose in catalogue.marketing_purposes():
         alike: dict[Fact | None, tuple[bool, str, datetime | None]] = {}
         for channel in purpose.channels:
             kind = CHANNEL_IDENTIFIERS.get(channel)

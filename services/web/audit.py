@@ -15,7 +15,7 @@ from typing import Any, Final, cast
 import asyncpg
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, Response
+from starlette.responses import Response
 
 from projections import as_of, chain_store, notices
 from projections.as_of import PurgedProof, Suppression
@@ -26,14 +26,16 @@ from projections.subject_state import fact_from_row
 from schemas import events as ev
 from schemas.codec import CodecError, EventCodec
 from schemas.events import Event
-from services.api.access_log import record_read
-from services.api.lookups import lookup_fields
-from services.api.read import _path_subject, _wait_for_token
 from services.bootstrap import Ledger
+from services.http.access_logging import record_read
+from services.http.app_state import ledger_of
+from services.http.openapi_parts import LOOKUP, MIN_TOKEN, html_page, path_param
 from services.http.problems import ProblemError
+from services.http.route_spec import Endpoint
+from services.http.subjects import lookup_fields, path_subject, wait_for_token
 from services.proof import decision_history
 from services.web import audit_chart, audit_view
-from services.web.routes import _DEPENDENCY_ERRORS, HEADERS, Endpoint, PageError
+from services.web.page_responses import DEPENDENCY_ERRORS, PageError, html_response
 
 log = logging.getLogger(__name__)
 
@@ -154,17 +156,13 @@ def render(ledger: Ledger, subject_id: str, snap: Snapshot, now: datetime) -> st
     )
 
 
-def _html(html: str, status: int = 200, headers: dict[str, str] | None = None) -> HTMLResponse:
-    return HTMLResponse(html, status, headers={**HEADERS, **(headers or {})})
-
-
 def audit_errors(endpoint: Endpoint) -> Endpoint:
     """A failure is an HTML page too. The page is internal, so a refusal says why (problem
     details never echo an e-mail address or phone number)."""
 
     @functools.wraps(endpoint)
     async def wrapped(request: Request) -> Response:
-        ledger: Ledger = request.app.state.ledger
+        ledger = ledger_of(request)
         try:
             return await endpoint(request)
         except PageError as exc:
@@ -175,7 +173,7 @@ def audit_errors(endpoint: Endpoint) -> Endpoint:
                 503: "Please try again",
             }.get(exc.status, "This request cannot be answered")
             error = PageError(exc.status, heading, exc.detail, exc.headers)
-        except _DEPENDENCY_ERRORS as exc:
+        except DEPENDENCY_ERRORS as exc:
             log.warning("audit page unavailable: %s", type(exc).__name__)
             error = PageError(503, "Please try again", "The ledger's database is unavailable.")
         except Exception:
@@ -186,7 +184,7 @@ def audit_errors(endpoint: Endpoint) -> Endpoint:
             heading=error.heading,
             message=error.message,
         )
-        return _html(html, error.status, error.headers)
+        return html_response(html, error.status, error.headers)
 
     return wrapped
 
@@ -194,10 +192,10 @@ def audit_errors(endpoint: Endpoint) -> Endpoint:
 @audit_errors
 async def subject(request: Request) -> Response:
     """The auditor's page of one subject; 404 when the ledger knows nothing of it."""
-    ledger: Ledger = request.app.state.ledger
+    ledger = ledger_of(request)
     f = await lookup_fields(request)
-    await _wait_for_token(ledger, f)
-    subject_id = await _path_subject(ledger, request, f)
+    await wait_for_token(ledger, f)
+    subject_id = await path_subject(ledger, request, f)
     f.finish()
     await record_read(request, subject_id)
     now = datetime.now(UTC)
@@ -208,36 +206,17 @@ async def subject(request: Request) -> Response:
         raise PageError(
             404, "Unknown subject", f"The ledger holds no event of subject {subject_id}."
         )
-    return _html(await run_in_threadpool(render, ledger, subject_id, snap, now))
+    return html_response(await run_in_threadpool(render, ledger, subject_id, snap, now))
 
 
-def _query(name: str) -> dict[str, Any]:
-    return {"name": name, "in": "query", "required": False, "schema": {"type": "string"}}
-
-
-_HTML: Final[dict[str, Any]] = {"content": {"text/html": {}}}
-OPENAPI_PATHS: Final[dict[str, Any]] = {
-    PATH: {
-        "get": {
-            "summary": "Auditor's page of a subject (internal: timeline, decisions over time,"
-            " verification, exports)",
-            "parameters": [
-                {
-                    "name": "subject_id",
-                    "in": "path",
-                    "required": True,
-                    "schema": {"type": "string"},
-                },
-                _query("email"),
-                _query("phone"),
-                _query("min_token"),
-            ],
-            "responses": {
-                "200": {"description": "the page", **_HTML},
-                "404": {"description": "unknown subject or identifier", **_HTML},
-                "4XX": {"description": "the request cannot be answered", **_HTML},
-                "503": {"description": "the ledger is unavailable", **_HTML},
-            },
-        }
-    }
+SUBJECT_PAGE_OPERATION: Final[dict[str, Any]] = {
+    "summary": "Auditor's page of a subject (internal: timeline, decisions over time,"
+    " verification, exports)",
+    "parameters": [path_param("subject_id"), *LOOKUP, MIN_TOKEN],
+    "responses": {
+        "200": html_page("the page"),
+        "404": html_page("unknown subject or identifier"),
+        "4XX": html_page("the request cannot be answered"),
+        "503": html_page("the ledger is unavailable"),
+    },
 }

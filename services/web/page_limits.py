@@ -13,8 +13,8 @@ from typing import Final
 from starlette.requests import Request
 from starlette.responses import Response
 
-from services.bootstrap import Ledger
 from services.config import Settings
+from services.http.app_state import ledger_of
 from services.http.rate_limit import RateLimiter, client_key, retry_after
 from services.identity.links import UNSUBSCRIBE, LinkClaims, LinkError, LinkKind
 from services.web.routes import open_link, too_many_requests
@@ -60,7 +60,7 @@ class PageLimits:
 
     def refuse(self, request: Request, route: str, now: float) -> Response | None:
         """The 429 page when the request is over a limit, else None."""
-        ledger: Ledger = request.app.state.ledger
+        ledger = ledger_of(request)
         client = request.client.host if request.client else ""
         token = str(request.path_params.get("token", ""))
 

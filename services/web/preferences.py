@@ -76,10 +76,6 @@ class Change:
     channel: str | None = None
 
 
-def marketing_purposes(catalogue: Catalogue) -> list[Purpose]:
-    return [p for p in catalogue.purposes.values() if p.direct_marketing]
-
-
 def current_choices(
     state: SubjectState, catalogue: Catalogue, now: datetime, notices: Notices = NO_NOTICES
 ) -> Choices:
@@ -88,7 +84,7 @@ def current_choices(
     own = {key: fact for key, fact in state.items() if fact.kind in _CHOICE_KINDS}
     chosen = frozenset(
         (p.id, channel)
-        for p in marketing_purposes(catalogue)
+        for p in catalogue.marketing_purposes()
         for channel in p.channels
         if decide(own, p, channel, now, notices).allowed
     )
@@ -111,13 +107,13 @@ def groups(catalogue: Catalogue, choices: Choices) -> list[PurposeGroup]:
             p.title,
             tuple(Choice(p.id, c, (p.id, c) in choices.chosen) for c in p.channels),
         )
-        for p in marketing_purposes(catalogue)
+        for p in catalogue.marketing_purposes()
     ]
 
 
 def parse_form(items: Iterable[tuple[str, str]], catalogue: Catalogue) -> Form:
     """What a submitted preference form asks for; anything the page never sends fails."""
-    known = {(p.id, c) for p in marketing_purposes(catalogue) for c in p.channels}
+    known = {(p.id, c) for p in catalogue.marketing_purposes() for c in p.channels}
     chosen: set[tuple[str, str]] = set()
     objected = False
     shown: str | None = None

@@ -9,11 +9,9 @@ from __future__ import annotations
 import functools
 import logging
 import time
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import Final
+from typing import Any, Final
 
-import asyncpg
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
@@ -21,13 +19,15 @@ from starlette.responses import HTMLResponse, Response
 from projections import link_revocations, notices, subject_state
 from projections.state import Fact, FactKey
 from schemas.events import Actor, Source, subject_id_problem
-from services.api.unsubscribe import link_lifetimes
 from services.api.write import append_request
 from services.bootstrap import Ledger
+from services.http.app_state import ledger_of, page_limits_of
 from services.http.body import whole_number
 from services.http.ledger_problems import ledger_problem
+from services.http.openapi_parts import HTML_PAGE, html_page, path_param
 from services.http.problems import ProblemError
 from services.http.rate_limit import retry_after
+from services.http.route_spec import Endpoint
 from services.identity import links
 from services.identity.links import PREFERENCES, UNSUBSCRIBE, LinkClaims, LinkError, LinkKind
 from services.ledger import idempotency
@@ -36,6 +36,7 @@ from services.ledger.partitioning import partition_for
 from services.ledger.tokens import TokenError, decode_token, encode_token
 from services.rules.catalogue import Purpose
 from services.web import pages
+from services.web.page_responses import DEPENDENCY_ERRORS, PageError, html_response
 from services.web.preferences import (
     ALL_DIRECT_MARKETING,
     SUBJECT,
@@ -49,7 +50,6 @@ from services.web.preferences import (
     groups,
     link_actor,
     link_key,
-    marketing_purposes,
     parse_form,
     preference_source,
     request_key,
@@ -59,40 +59,9 @@ from services.web.preferences import (
 
 log = logging.getLogger(__name__)
 
-HEADERS: Final = {
-    "Cache-Control": "no-store",
-    "Referrer-Policy": "no-referrer",
-    "X-Content-Type-Options": "nosniff",
-    "X-Robots-Tag": "noindex, nofollow",
-    # CSP frame-ancestors covers current browsers; older ones only know this
-    "X-Frame-Options": "DENY",
-    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline';"
-    " form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
-}
 MAX_FORM: Final = 16 * 1024
 FORM_TYPES: Final = ("application/x-www-form-urlencoded", "multipart/form-data")
 SYSTEM: Final = "consent-ledger"
-_DEPENDENCY_ERRORS: Final = (
-    asyncpg.PostgresConnectionError,
-    asyncpg.InterfaceError,
-    asyncpg.exceptions.CannotConnectNowError,
-    asyncpg.exceptions.OperatorInterventionError,
-    OSError,
-    TimeoutError,
-)
-
-
-class PageError(Exception):
-    """Answer with the error page: a status, a heading and words that reveal nothing."""
-
-    def __init__(
-        self, status: int, heading: str, message: str, headers: dict[str, str] | None = None
-    ) -> None:
-        super().__init__(heading)
-        self.status = status
-        self.heading = heading
-        self.message = message
-        self.headers = headers or {}
 
 
 def _bad_link() -> PageError:
@@ -109,10 +78,6 @@ def _bad_form(status: int = 400) -> PageError:
     )
 
 
-def _html(html: str, status: int = 200, headers: dict[str, str] | None = None) -> HTMLResponse:
-    return HTMLResponse(html, status, headers={**HEADERS, **(headers or {})})
-
-
 def too_many_requests(ledger: Ledger, seconds: int) -> HTMLResponse:
     """The pages' 429 (services/web/page_limits.py): a page like the others, with their
     headers and Retry-After, never a JSON problem."""
@@ -121,10 +86,7 @@ def too_many_requests(ledger: Ledger, seconds: int) -> HTMLResponse:
         heading="Please wait a moment",
         message=f"There were too many requests. Nothing was changed. Try again in {seconds} s.",
     )
-    return _html(html, 429, {"Retry-After": str(seconds)})
-
-
-Endpoint = Callable[[Request], Awaitable[Response]]
+    return html_response(html, 429, {"Retry-After": str(seconds)})
 
 
 def html_errors(endpoint: Endpoint) -> Endpoint:
@@ -132,7 +94,7 @@ def html_errors(endpoint: Endpoint) -> Endpoint:
 
     @functools.wraps(endpoint)
     async def wrapped(request: Request) -> Response:
-        ledger: Ledger = request.app.state.ledger
+        ledger = ledger_of(request)
         try:
             return await endpoint(request)
         except PageError as exc:
@@ -143,7 +105,7 @@ def html_errors(endpoint: Endpoint) -> Endpoint:
             heading = "Please try again" if problem.status == 503 else "This request failed"
             message = "Nothing was changed. Retry in a few seconds."
             error = PageError(problem.status, heading, message, problem.headers)
-        except _DEPENDENCY_ERRORS as exc:
+        except DEPENDENCY_ERRORS as exc:
             log.warning("page unavailable: %s", type(exc).__name__)
             error = PageError(503, "Please try again", "Nothing was changed. Retry in a minute.")
         except Exception:
@@ -154,7 +116,7 @@ def html_errors(endpoint: Endpoint) -> Endpoint:
             heading=error.heading,
             message=error.message,
         )
-        return _html(html, error.status, error.headers)
+        return html_response(html, error.status, error.headers)
 
     return wrapped
 
@@ -163,7 +125,7 @@ def open_link(ledger: Ledger, token: str, kind: LinkKind) -> LinkClaims:
     """The claims of a link of `kind` within its lifetime (a preference link's is also capped
     by LEDGER_PREFERENCE_LINK_TTL_DAYS from its issue, whenever it was sealed), else LinkError.
     Pure but for the clock: revocations are checked by `_open`."""
-    max_age = link_lifetimes(ledger.settings)[PREFERENCES] if kind == PREFERENCES else None
+    max_age = ledger.settings.link_lifetimes()[PREFERENCES] if kind == PREFERENCES else None
     return links.open_token(
         ledger.secrets.links, token, datetime.now(UTC), kind=kind, max_age=max_age
     )
@@ -255,7 +217,7 @@ def _ledger_token(position: tuple[int, int]) -> str:
 @html_errors
 async def unsubscribe(request: Request) -> Response:
     """GET shows the question; POST (RFC 8058 one-click, or the page's button) records it."""
-    ledger: Ledger = request.app.state.ledger
+    ledger = ledger_of(request)
     claims = await _open(ledger, request, UNSUBSCRIBE)
     token = request.path_params["token"]
     purpose = ledger.catalogue.get(claims.purpose or "")
@@ -265,7 +227,7 @@ async def unsubscribe(request: Request) -> Response:
         html = pages.unsubscribe_page(
             controller=controller, purpose_title=purpose.title, channel=claims.channel
         )
-        return _html(html)
+        return html_response(html)
     items = await _form(request)
     if [v for k, v in items if k == "List-Unsubscribe"] != ["One-Click"]:
         raise _bad_form()
@@ -288,14 +250,14 @@ async def unsubscribe(request: Request) -> Response:
     if everything:
         lines.append(f"You will receive no direct marketing from {controller}, on any channel.")
     html = pages.done_page(controller=controller, lines=lines)
-    return _html(html, headers={"Ledger-Token": ledger_token})
+    return html_response(html, headers={"Ledger-Token": ledger_token})
 
 
 @html_errors
 async def preferences(request: Request) -> Response:
     """GET shows every marketing choice; POST records what the form changed, nothing else,
     and only if the choices are still those the page showed."""
-    ledger: Ledger = request.app.state.ledger
+    ledger = ledger_of(request)
     if request.method != "POST":  # first: a revocation made a moment ago counts too
         await _wait_after(ledger, request.query_params.get("after"))
     claims = await _open(ledger, request, PREFERENCES)
@@ -313,13 +275,13 @@ async def preferences(request: Request) -> Response:
         raise _bad_form() from None
     state = await _state(ledger, claims.subject_id)
     current = current_choices(state, ledger.catalogue, _now(), await notices.load(ledger.pool))
-    todo = changes(current, form.wanted, marketing_purposes(ledger.catalogue))
+    todo = changes(current, form.wanted, ledger.catalogue.marketing_purposes())
     if not todo:
         return _preferences_html(ledger, current, saved=NOTHING_CHANGED)
     if form.shown != choices_digest(current):
         log.info("refused a preference form: filled in on a page that is out of date")
         return _preferences_html(ledger, current, alert=STALE_PAGE, status=409)
-    waited = request.app.state.page_limits.save_wait(claims.subject_id, time.monotonic())
+    waited = page_limits_of(request).save_wait(claims.subject_id, time.monotonic())
     if waited:
         log.info("refused a preference form: over the subject's saves a minute")
         return too_many_requests(ledger, retry_after(waited))
@@ -361,7 +323,7 @@ def _preferences_html(
         saved=saved,
         alert=alert,
     )
-    return _html(html, status, headers)
+    return html_response(html, status, headers)
 
 
 async def _wait_after(ledger: Ledger, after: str | None) -> None:
@@ -374,3 +336,19 @@ async def _wait_after(ledger: Ledger, after: str | None) -> None:
     except TokenError:
         return
     await ledger.progress.wait_for(partition, position, ledger.settings.read_wait_ms / 1000)
+
+
+def _page_operation(summary: str) -> dict[str, Any]:
+    return {
+        "summary": summary,
+        "parameters": [path_param("token")],
+        "responses": {"200": HTML_PAGE, "4XX": html_page("text/html")},
+    }
+
+
+UNSUBSCRIBE_PAGE_OPERATION: Final = _page_operation("Unsubscribe page (changes nothing)")
+ONE_CLICK_OPERATION: Final = _page_operation(
+    "One-click unsubscribe (RFC 8058): body List-Unsubscribe=One-Click"
+)
+PREFERENCES_PAGE_OPERATION: Final = _page_operation("Preference page")
+SAVE_PREFERENCES_OPERATION: Final = _page_operation("Save the preference form")

@@ -28,14 +28,15 @@ QUESTION = {"purpose": "newsletter", "channel": "email"}
 Forge = Callable[[bytes, bytes, Sequence[Header]], list[Header]]
 
 
-def _ring(text: str) -> RecordMacs:
+def writer_macs_of(text: str) -> RecordMacs:
+    """The record MACs of a writer key ring given as LEDGER_WRITER_KEYS text."""
     ring = parse_key_ring("LEDGER_WRITER_KEYS", text)
     return RecordMacs(ring.keys, ring.current_id)
 
 
 #: the ledger's key id with another key; a key id the ledger does not have
-OTHER_W1 = _ring(f"w1:{new_key()}")
-UNKNOWN_KID = _ring(f"w9:{new_key()}")
+OTHER_W1 = writer_macs_of(f"w1:{new_key()}")
+UNKNOWN_KID = writer_macs_of(f"w9:{new_key()}")
 
 FORGERS: dict[str, Forge] = {
     "no MAC": lambda key, value, headers: list(headers),

@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from services.config import Settings
-from services.web.routes import HEADERS
+from services.web.page_responses import HEADERS
 from tests.conftest import make_settings, running_api, running_projector
 from tests.integration.access_support import client_of
 from tests.integration.unsubscribe_support import (

@@ -29,7 +29,7 @@ from services.ledger.kafka_clients import new_consumer
 from services.ledger.topic import highwaters
 from services.reads.projection_health import CACHE_S, HealthSnapshot, ProjectionHealth
 from tests.conftest import TEST_SECRETS, running_api, running_projector, wait_until
-from tests.integration.record_mac_support import FORGERS, QUESTION, _ring, produce_consents
+from tests.integration.record_mac_support import FORGERS, QUESTION, produce_consents, writer_macs_of
 from tests.integration.replay import caught_up
 
 pytestmark = pytest.mark.integration
@@ -38,7 +38,7 @@ W1 = TEST_SECRETS["LEDGER_WRITER_KEYS"]
 STALE = "urn:consent-ledger:problem:projection-stale"
 UNKNOWN_KEY = "urn:consent-ledger:problem:writer-key-unknown"
 #: a key labelled w2 that is not the ledger's: what a forger guessing the new key id can write
-FORGED_W2 = _ring(f"w2:{new_key()}")
+FORGED_W2 = writer_macs_of(f"w2:{new_key()}")
 
 
 def rotated(settings: Settings) -> Settings:

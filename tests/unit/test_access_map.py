@@ -8,19 +8,11 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
-from services.api.access import (
-    ACCESS_LEVELS,
-    ANY_KEY,
-    KEY_OPTIONAL,
-    PUBLIC,
-    ROUTE_ACCESS,
-    TOKEN_PAGE,
-    UnclassifiedRoute,
-    required_access,
-)
+from services.api.access import ROUTE_ACCESS, UnclassifiedRoute, required_access
 from services.api.app import routes
 from services.api.guard import protect
 from services.config import Settings
+from services.http.route_spec import ACCESS_LEVELS, ANY_KEY, KEY_OPTIONAL, PUBLIC, TOKEN_PAGE
 from services.identity.api_keys import ADMIN, AUDIT, DECIDE, NOTICES, RECORD, REQUESTS
 from services.web.page_limits import PageLimits
 

@@ -12,7 +12,6 @@ from services.web.preferences import (
     Choices,
     choices_digest,
     groups,
-    marketing_purposes,
 )
 from tests.unit.page_support import CATALOGUE, Page
 
@@ -70,7 +69,7 @@ def test_preference_page_labels_name_purpose_and_channel() -> None:
         for i in page.all("input")
         if i.get("name") == "choice" and i.get("type") == "checkbox"
     }
-    expected = {(p.id, c) for p in marketing_purposes(CATALOGUE) for c in p.channels}
+    expected = {(p.id, c) for p in CATALOGUE.marketing_purposes() for c in p.channels}
     assert {tuple(str(b["value"]).split(".")) for b in boxes.values()} == expected
     assert "checked" in boxes["c-newsletter-email"]
     assert "checked" not in boxes["c-marketing_own-sms"]

@@ -26,7 +26,6 @@ from services.web.preferences import (
     lift_evidence,
     link_actor,
     link_key,
-    marketing_purposes,
     parse_form,
     preference_source,
     request_key,
@@ -195,7 +194,7 @@ PROF_WEB = ("profiling", "web")
     ],
 )
 def test_changes(current: Choices, wanted: Choices, expected: list[Change]) -> None:
-    assert changes(current, wanted, marketing_purposes(CATALOGUE)) == expected
+    assert changes(current, wanted, CATALOGUE.marketing_purposes()) == expected
 
 
 def submitted(current: Choices) -> Form:
@@ -218,7 +217,7 @@ def test_submitting_the_page_unchanged_records_nothing() -> None:
     current = current_choices(state(GRANT_NL, LI, OPT_OUT_OWN_SMS, OBJECTED), CATALOGUE, NOW)
     form = submitted(current)
     assert form.shown == choices_digest(current)
-    assert changes(current, form.wanted, marketing_purposes(CATALOGUE)) == []
+    assert changes(current, form.wanted, CATALOGUE.marketing_purposes()) == []
 
 
 def test_the_digest_of_a_page_no_longer_matches_after_an_unsubscribe_elsewhere() -> None:
@@ -227,7 +226,7 @@ def test_the_digest_of_a_page_no_longer_matches_after_an_unsubscribe_elsewhere()
     shown = current_choices(state(GRANT_NL), CATALOGUE, NOW)
     form = submitted(shown)
     now = current_choices(state(WITHDRAWN_NL), CATALOGUE, NOW)
-    assert changes(now, form.wanted, marketing_purposes(CATALOGUE)) == [
+    assert changes(now, form.wanted, CATALOGUE.marketing_purposes()) == [
         Change(ev.CONSENT_GRANTED, "newsletter", "email")
     ]
     assert form.shown != choices_digest(now)

@@ -28,7 +28,6 @@ from services.rules.state_summary import (
     Entry,
     allowed_until,
     entries,
-    marketing_purposes,
     subject_state_record,
 )
 from tests.properties import examples
@@ -50,7 +49,7 @@ from tests.unit.test_erasure_rules import instants, subject_states
 from tests.unit.test_notices import grant_logs, grants_log, published_sets
 
 DAY = timedelta(days=1)
-DM = [(p.id, c) for p in marketing_purposes(CATALOGUE) for c in p.channels]
+DM = [(p.id, c) for p in CATALOGUE.marketing_purposes() for c in p.channels]
 
 
 def test_entries_are_every_direct_marketing_purpose_and_channel_in_catalogue_order() -> None:
@@ -141,7 +140,7 @@ def test_until_is_when_the_clock_alone_ends_an_allowed_entry(
 def _entries_one_by_one(state: dict[FactKey, Fact], now: datetime, notices: Notices) -> list[Entry]:
     """The summary as it reads: the rules asked once for every purpose and channel."""
     out = []
-    for purpose in marketing_purposes(CATALOGUE):
+    for purpose in CATALOGUE.marketing_purposes():
         for channel in purpose.channels:
             d = decide(state, purpose, channel, now, notices)
             until = allowed_until(state, purpose, d, now, notices)

@@ -1,0 +1,146 @@
+"""Every route, declared once: method, path, handler, who may call it and its OpenAPI operation.
+
+The router (services/api/app.py `routes`), the access check (services/api/access.py, which
+services/api/guard.py applies) and the OpenAPI document (services/api/openapi.py) are all built
+from ROUTES. Each operation is declared beside its handler. This module and services/api/app.py
+are the only ones in services/api/ that import services/web/.
+
+The router tries routes in order: the decision and the commands, called before every send and
+for every change, come first.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import Final
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+
+from schemas.events import BY_IDENTIFIER
+from services.api import (
+    access_log,
+    batch,
+    erasure,
+    exports,
+    identifiers,
+    metrics,
+    notices,
+    openapi,
+    read,
+    readiness,
+    receipts,
+    requests,
+    suppressions,
+    unsubscribe,
+    verify,
+)
+from services.api.body_schemas import command_operation
+from services.api.commands import COMMANDS
+from services.api.write import command_endpoint
+from services.http.app_state import ledger_of
+from services.http.route_spec import ANY_KEY, KEY_OPTIONAL, PUBLIC, TOKEN_PAGE, RouteSpec
+from services.identity.api_keys import ADMIN, AUDIT, DECIDE, NOTICES, RECORD, REQUESTS
+from services.web import audit
+from services.web import routes as pages
+from services.web.page_limits import PREFERENCES_ROUTE, UNSUBSCRIBE_ROUTE
+
+SUBJECT: Final = "/v1/subjects/{subject_id}"
+#: the subject routes that take `by-identifier` in place of a subject id
+SUBJECT_VIEWS: Final = ("consent", "events", "history", "export", "verify")
+#: GET route template -> the path of its POST twin, which takes the same fields as a JSON body
+#: so an e-mail address or phone number stays out of the URL (services/http/subjects.py)
+POST_TWINS: Final[Mapping[str, str]] = MappingProxyType(
+    {
+        read.DECISION_PATH: read.DECISION_PATH,
+        **{f"{SUBJECT}/{view}": f"/v1/subjects/{BY_IDENTIFIER}/{view}" for view in SUBJECT_VIEWS},
+        audit.PATH: audit.PATH.replace("{subject_id}", BY_IDENTIFIER),
+    }
+)
+
+
+async def openapi_json(request: Request) -> JSONResponse:
+    """GET /openapi.json: the document of ROUTES, made on first use."""
+    state = request.app.state
+    if not hasattr(state, "openapi"):
+        state.openapi = openapi.openapi_document(ledger_of(request).catalogue, ROUTES)
+    return JSONResponse(state.openapi)
+
+
+_COMMANDS: Final = tuple(
+    RouteSpec(
+        "POST",
+        f"{SUBJECT}/{path}",
+        command_endpoint(path, build),
+        RECORD,
+        command_operation(path, build),
+    )
+    for path, build in COMMANDS.items()
+)
+_REQUEST_STEPS: Final = tuple(
+    RouteSpec(
+        "POST",
+        f"{requests.ITEM_PATH}/{step}",
+        requests.step_endpoint(step),
+        REQUESTS,
+        requests.step_operation(step),
+    )
+    for step in requests.STEP_NAMES
+)
+_IDENTIFIERS: Final = f"{SUBJECT}/identifiers"
+
+_DECLARED: Final = (
+    RouteSpec("GET", read.DECISION_PATH, read.decision, DECIDE, read.decision_operation),
+    *_COMMANDS,
+    RouteSpec("POST", _IDENTIFIERS, identifiers.link, RECORD, identifiers.LINK_OPERATION),
+    RouteSpec("DELETE", _IDENTIFIERS, identifiers.unlink, RECORD, identifiers.UNLINK_OPERATION),
+    RouteSpec("POST", "/v1/decisions/batch", batch.batch_decisions, DECIDE, batch.OPERATION),
+    RouteSpec("GET", f"{SUBJECT}/consent", read.consent_state, AUDIT, read.CONSENT_OPERATION),
+    RouteSpec("GET", f"{SUBJECT}/events", read.subject_events, AUDIT, read.EVENTS_OPERATION),
+    RouteSpec("GET", verify.PATH, verify.verify_subject, AUDIT, verify.OPERATION),
+    RouteSpec("GET", exports.HISTORY_PATH, exports.history, AUDIT, exports.HISTORY_OPERATION),
+    RouteSpec("GET", exports.EXPORT_PATH, exports.export, AUDIT, exports.EXPORT_OPERATION),
+    RouteSpec("GET", "/v1/purposes", read.purposes, ANY_KEY, read.PURPOSES_OPERATION),
+    RouteSpec("GET", suppressions.PATH, suppressions.suppressions, DECIDE, suppressions.OPERATION),
+    RouteSpec("GET", read.HEALTHZ_PATH, read.healthz, PUBLIC, read.HEALTHZ_OPERATION),
+    RouteSpec("GET", "/readyz", readiness.readyz, KEY_OPTIONAL, readiness.OPERATION),
+    RouteSpec("GET", openapi.PATH, openapi_json, PUBLIC, openapi.OPERATION),
+    RouteSpec(
+        "POST", "/v1/unsubscribe-links", unsubscribe.create_links, RECORD, unsubscribe.OPERATION
+    ),
+    RouteSpec(
+        "GET", UNSUBSCRIBE_ROUTE, pages.unsubscribe, TOKEN_PAGE, pages.UNSUBSCRIBE_PAGE_OPERATION
+    ),
+    RouteSpec("POST", UNSUBSCRIBE_ROUTE, pages.unsubscribe, TOKEN_PAGE, pages.ONE_CLICK_OPERATION),
+    RouteSpec(
+        "GET", PREFERENCES_ROUTE, pages.preferences, TOKEN_PAGE, pages.PREFERENCES_PAGE_OPERATION
+    ),
+    RouteSpec(
+        "POST", PREFERENCES_ROUTE, pages.preferences, TOKEN_PAGE, pages.SAVE_PREFERENCES_OPERATION
+    ),
+    RouteSpec("GET", metrics.PATH, metrics.metrics_endpoint, ADMIN, metrics.OPERATION),
+    RouteSpec("POST", erasure.PATH, erasure.erase, ADMIN, erasure.operation),
+    RouteSpec("POST", requests.PATH, requests.receive_request, RECORD, requests.receive_operation),
+    RouteSpec("GET", requests.PATH, requests.list_requests, AUDIT, requests.LIST_OPERATION),
+    RouteSpec("GET", requests.ITEM_PATH, requests.show_request, AUDIT, requests.SHOW_OPERATION),
+    *_REQUEST_STEPS,
+    RouteSpec("POST", "/v1/notices", notices.publish, NOTICES, notices.PUBLISH_OPERATION),
+    RouteSpec("GET", "/v1/notices", notices.list_notices, ANY_KEY, notices.LIST_OPERATION),
+    RouteSpec(
+        "GET", notices.RECONSENT_PATH, notices.reconsent, DECIDE, notices.RECONSENT_OPERATION
+    ),
+    RouteSpec(
+        "GET", "/v1/receipts/{event_id}", receipts.receipt, AUDIT, receipts.RECEIPT_OPERATION
+    ),
+    RouteSpec("GET", receipts.JWKS_PATH, receipts.jwks, PUBLIC, receipts.JWKS_OPERATION),
+    RouteSpec("GET", audit.PATH, audit.subject, AUDIT, audit.SUBJECT_PAGE_OPERATION),
+    RouteSpec("GET", access_log.PATH, access_log.access_log, AUDIT, access_log.OPERATION),
+)
+
+#: every route: the declared ones, then each lookup route's POST twin, which runs the GET
+#: route's handler at its access level
+ROUTES: Final[tuple[RouteSpec, ...]] = (
+    *_DECLARED,
+    *(s.twin(POST_TWINS[s.path]) for s in _DECLARED if s.method == "GET" and s.path in POST_TWINS),
+)

@@ -1,0 +1,37 @@
+"""Typed access to what the app keeps in `app.state` (services/api/app.py sets it): the Ledger
+and the key cache the lifespan opens, and the public pages' rate limits."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from services.bootstrap import Ledger
+from services.identity.api_key_store import KeyCache
+
+
+class PageLimiter(Protocol):
+    """The public pages' rate limits (services/web/page_limits.py PageLimits)."""
+
+    def refuse(self, request: Request, route: str, now: float) -> Response | None:
+        """The 429 page when the request is over a limit, else None."""
+
+    def save_wait(self, subject_id: str, now: float) -> float:
+        """Seconds until a save that changes the subject's choices may be recorded."""
+
+
+def ledger_of(request: Request) -> Ledger:
+    ledger: Ledger = request.app.state.ledger
+    return ledger
+
+
+def api_keys_of(request: Request) -> KeyCache:
+    keys: KeyCache = request.app.state.api_keys
+    return keys
+
+
+def page_limits_of(request: Request) -> PageLimiter:
+    limits: PageLimiter = request.app.state.page_limits
+    return limits
