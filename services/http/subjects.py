@@ -1,13 +1,7 @@
 """How a request names its subject: an id, or an e-mail address or phone number found through
 the blind index, in the query string or (a POST twin) in a JSON body, after `min_token`.
 
-Every GET route that finds its subject by `email=` or `phone=` has a POST twin (POST_TWINS in
-services/api/routes.py) that takes the same fields as a JSON object, each value a string as in
-the query string: reverse proxies, load balancers and WAFs log request lines in full, and
-erasure cannot reach their logs; they do not log bodies. The twin runs the GET route's own
-handler, needs the same scope and is documented from the GET operation
-(services/api/openapi.py), so the two cannot drift apart. It takes no query string: a
-parameter there would put the address back in the URL.
+Design: docs/developers/design/identities.md
 """
 
 from __future__ import annotations
