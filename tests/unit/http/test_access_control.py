@@ -135,6 +135,13 @@ async def test_public_routes_need_no_key(served: InProcess) -> None:
         problem_of(await anonymous.get("/metrics"), 401, "unauthorized")
 
 
+async def test_readyz_needs_no_key_but_refuses_a_bad_one(served: InProcess) -> None:
+    """A key sent to /readyz is checked (a valid one sees the details:
+    tests/integration/test_readiness.py)."""
+    async with served.client("cl_x_nope") as bad:
+        problem_of(await bad.get("/readyz"), 401, "unauthorized")
+
+
 async def test_the_public_pages_are_rate_limited_per_client_address() -> None:
     async with serving(LEDGER_PUBLIC_RATE_PER_MIN="3") as served:
         async with served.client(address="203.0.113.7") as anonymous:
