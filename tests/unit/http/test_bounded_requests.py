@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
 
+from services.http.json_body import LARGE_AT_ONCE, ON_LOOP_MAX
 from tests.unit.http.in_process import PROBLEM, InProcess
 
 DECISION = "/v1/decision?purpose=newsletter&channel=email"
@@ -140,3 +142,45 @@ async def test_the_api_answers_others_while_expensive_requests_are_in_flight(
     assert [a.status_code for a in answers] == (
         [200] + [422] * 8 + [414] * 2 + [422] * 3 + [400] + [200]
     )
+
+
+async def test_past_two_large_bodies_at_once_a_third_batch_is_a_503_at_once(
+    served: InProcess,
+) -> None:
+    """The process reads at most LARGE_AT_ONCE large bodies at a time
+    (services/http/json_body.py): while two batch bodies are still arriving a third is turned
+    away before its body is read, a small body is read as ever, and the two are answered once
+    their bodies are in."""
+    body = batch_body(1, 100_000)  # one id too long: a 422 once the body is read
+    assert len(body) > ON_LOOP_MAX
+    headers = {"content-type": "application/json", "content-length": str(len(body))}
+    release = asyncio.Event()
+
+    async def arriving(asked: asyncio.Event) -> AsyncIterator[bytes]:
+        asked.set()  # the handler has its slot and waits for the body
+        await release.wait()
+        yield body
+
+    asked = [asyncio.Event() for _ in range(LARGE_AT_ONCE)]
+    held = [
+        asyncio.create_task(
+            served.api.post("/v1/decisions/batch", content=arriving(a), headers=headers)
+        )
+        for a in asked
+    ]
+    try:
+        for started in asked:
+            await started.wait()
+        refused = await served.api.post("/v1/decisions/batch", content=body, headers=headers)
+        assert problem(refused, 503, "unavailable")["detail"].endswith("retry in a second")
+        assert refused.headers["retry-after"] == "1"
+        small = await served.api.post(
+            "/v1/decisions/batch",
+            content=batch_body(1, 200),
+            headers={"content-type": "application/json"},
+        )
+        field_problem(small, "subjects.0", "is 200 characters long; must be 1-128")
+    finally:
+        release.set()
+    for answer in await asyncio.gather(*held):
+        field_problem(answer, "subjects.0", "is 100000 characters long; must be 1-128")
