@@ -207,6 +207,12 @@ async def test_bad_decision_query_names_the_field(
     assert field in [e["field"] for e in response.json()["errors"]]
 
 
+async def test_a_min_token_that_is_no_token_is_a_400(served: InProcess) -> None:
+    params = {"subject_id": "cust-5", "purpose": "newsletter", "channel": "email"}
+    bad = await served.api.get("/v1/decision", params={**params, "min_token": "nonsense"})
+    assert bad.status_code == 400 and bad.json()["errors"][0]["field"] == "min_token"
+
+
 async def test_unknown_route_and_method_are_problems(served: InProcess) -> None:
     missing = await served.api.get("/v1/nothing-here")
     assert missing.status_code == 404
