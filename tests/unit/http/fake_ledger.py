@@ -112,6 +112,7 @@ class RecordingPublisher(Publisher):
     async def publish_record(
         self, topic: str, role: str, key: bytes, value: bytes, headers: list[tuple[str, bytes]]
     ) -> tuple[int, int]:
+        """A record for another topic (the batch check's evidence), on its partition 0."""
         return self._append(topic, 0, key, value, None)
 
     async def partition_count(self) -> int:
@@ -141,8 +142,8 @@ class AppliedAtOnce(ProjectionProgress):
 
 
 class ReportedHealth(ProjectionHealth):
-    """The projector's reports: every partition caught up and knowing this API's writer key,
-    unless a test adds `stops` (a loss detected) or replaces `reports`."""
+    """The projector's reports: every partition caught up, its projector knowing this API's
+    writer key, unless a test adds `stops` (a loss detected) or sets `known_writer_keys`."""
 
     def __init__(self, settings: Settings, publisher: RecordingPublisher, partitions: int) -> None:
         super().__init__(
@@ -154,25 +155,18 @@ class ReportedHealth(ProjectionHealth):
         )
         self.publisher = publisher
         self.stops: list[LogLoss] = []
-        self.reports: list[PartitionFreshness] | None = None
-        self.dead_letter_counts = (0, 0)
+        self.known_writer_keys: tuple[str, ...] = (self.writer_key_id,)
 
     async def snapshot(self) -> HealthSnapshot:
-        reports = self.reports
-        if reports is None:
-            known = (self.writer_key_id,)
-            reports = [
-                PartitionFreshness(p, end, end, 0.0, known)
-                for p in range(self.partition_count)
-                for end in [self.publisher.next_offset(self.topic, p)]
-            ]
+        reports = [
+            PartitionFreshness(p, end, end, 0.0, self.known_writer_keys)
+            for p in range(self.partition_count)
+            for end in [self.publisher.next_offset(self.topic, p)]
+        ]
         verdict = assess(
             reports, self.stops, self.partition_count, self.max_staleness_s, self.writer_key_id
         )
         return HealthSnapshot(reports, list(self.stops), verdict)
-
-    async def dead_letters(self) -> tuple[int, int]:
-        return self.dead_letter_counts
 
 
 class PublishedNotices(NoticeCache):
