@@ -32,6 +32,8 @@ from services.web.page_limits import PageLimits
 log = logging.getLogger(__name__)
 
 LedgerFactory = Callable[[Settings], Awaitable[Ledger]]
+#: the API keys a request's key is checked against, open while the app serves
+KeysFactory = Callable[[Ledger, Settings], contextlib.AbstractAsyncContextManager[KeyCache]]
 
 
 async def _http_problem(request: Request, exc: Exception) -> Response:
@@ -73,27 +75,44 @@ def routes() -> list[Route]:
     return starlette_routes(ROUTES)
 
 
-def create_app(settings: Settings, open_fn: LedgerFactory = open_ledger) -> Starlette:
+@contextlib.asynccontextmanager
+async def stored_keys(ledger: Ledger, settings: Settings) -> AsyncIterator[KeyCache]:
+    """The keys of the `api_keys` table, LEDGER_ADMIN_KEY registered among them, kept in
+    memory and reloaded on NOTIFY (services/identity/api_key_store.py)."""
+    hash_key = ledger.secrets.api_key_hash_key
+    keys = KeyCache(ledger.pool, settings.api_key_refresh_s, hash_key)
+    try:
+        if settings.admin_key:
+            registered = await register_admin_key(ledger.pool, settings.admin_key, hash_key)
+            if registered.row.revoked_at is not None:
+                log.warning("LEDGER_ADMIN_KEY (key %s) is revoked", registered.row.key_id)
+        await keys.start(settings.database_url)
+        warn_forgotten_admin_keys(keys.rows.values(), settings.admin_key)
+        yield keys
+    finally:
+        await keys.close()
+
+
+def create_app(
+    settings: Settings,
+    open_fn: LedgerFactory = open_ledger,
+    keys_fn: KeysFactory = stored_keys,
+) -> Starlette:
+    """The API. `open_fn` opens the ledger and `keys_fn` the API keys: the lifespan's two
+    resources, which in-process tests replace with in-memory ones (tests/unit/http/)."""
+
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         app.state.ledger = ledger = await open_fn(settings)
         if settings.public_url_problem:
             log.warning("POST /v1/unsubscribe-links is refused: %s", settings.public_url_problem)
-        hash_key = ledger.secrets.api_key_hash_key
-        keys = KeyCache(ledger.pool, settings.api_key_refresh_s, hash_key)
         try:
-            if settings.admin_key:
-                registered = await register_admin_key(ledger.pool, settings.admin_key, hash_key)
-                if registered.row.revoked_at is not None:
-                    log.warning("LEDGER_ADMIN_KEY (key %s) is revoked", registered.row.key_id)
-            await keys.start(settings.database_url)
-            warn_forgotten_admin_keys(keys.rows.values(), settings.admin_key)
-            app.state.api_keys = keys
-            # what start-up made lives as long as the process: the collector stops scanning it
-            gc.freeze()
-            yield
+            async with keys_fn(ledger, settings) as keys:
+                app.state.api_keys = keys
+                # what start-up made lives as long as the process: the collector stops scanning it
+                gc.freeze()
+                yield
         finally:
-            await keys.close()
             await close_ledger(ledger)
 
     page_limits = PageLimits.from_settings(settings)

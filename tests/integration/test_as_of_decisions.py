@@ -1,4 +1,5 @@
-"""What was known when: as-of decisions against the real servers."""
+"""What was known when: as-of decisions against the real servers (a bad `at` or `format` is
+checked in-process: tests/unit/http/test_as_of_input.py)."""
 
 from __future__ import annotations
 
@@ -120,42 +121,6 @@ async def test_an_address_is_looked_up_as_linked_at_the_instant(
         params={"email": email, "at": rfc3339(recorded(linked_a))},
     )
     assert state.json()["subject_id"] == "asof-a"
-
-
-@pytest.mark.parametrize(
-    ("path", "params", "field", "detail"),
-    [
-        (
-            "/v1/decision",
-            {"subject_id": "x", "purpose": "newsletter", "channel": "email", "at": "2026-01-01"},
-            "at",
-            "RFC 3339",
-        ),
-        (
-            "/v1/decision",
-            {"subject_id": "x", "purpose": "newsletter", "channel": "email", "at": "FUTURE"},
-            "at",
-            "in the future",
-        ),
-        ("/v1/subjects/x/consent", {"at": "yesterday"}, "at", "RFC 3339"),
-        ("/v1/subjects/x/consent", {"at": "FUTURE"}, "at", "in the future"),
-        ("/v1/subjects/x/history", {"format": "xml"}, "format", "'xml' is not accepted"),
-        ("/v1/subjects/x/history", {"fmt": "csv"}, "fmt", "not a known field"),
-        ("/v1/subjects/x/export", {"format": "csv"}, "format", "not a known field"),
-    ],
-)
-async def test_bad_at_or_format_names_the_field(
-    module_api: httpx.AsyncClient, path: str, params: dict[str, str], field: str, detail: str
-) -> None:
-    if params.get("at") == "FUTURE":
-        params = {**params, "at": rfc3339(datetime.now(UTC) + timedelta(minutes=1))}
-    response = await module_api.get(path, params=params)
-    assert response.status_code == 422, response.text
-    assert response.headers["content-type"] == "application/problem+json"
-    (error,) = response.json()["errors"]
-    assert error["field"] == field and detail in error["detail"]
-    if path.endswith("history") and field == "format":
-        assert error["accepted"] == ["json", "csv", "avro"]
 
 
 async def test_erasure_and_suppression_count_from_when_they_were_recorded(

@@ -1,13 +1,12 @@
-"""Bounded cost for any input, against the real API: oversized request targets and headers are
-refused before the key check, long subject ids and repeated parameters get a 4xx at once,
-a JSON body nested 32,000 deep is a 400, and the API keeps answering meanwhile. The API runs
-with a concurrency limit, and its pool gives up on a connection or a statement in time."""
+"""Bounded cost against the real API and PostgreSQL: the API runs with a concurrency limit, and
+its pool gives up on a connection or a statement in time. The bounds on the input itself (the
+request target, the headers, long ids, deep JSON) are checked in-process:
+tests/unit/http/test_bounded_requests.py."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -22,22 +21,7 @@ from tests.servers import Servers
 
 pytestmark = pytest.mark.integration
 
-DECISION = "/v1/decision?purpose=newsletter&channel=email"
-GRANT = {"purpose": "newsletter", "channel": "email"}
 PROBLEM = "application/problem+json"
-
-
-@pytest.fixture(scope="module")
-async def bounded_api(module_settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    async with running_api(module_settings) as client:
-        yield client
-
-
-@pytest.fixture
-async def anonymous(bounded_api: httpx.AsyncClient) -> AsyncIterator[httpx.AsyncClient]:
-    """A client that sends no API key."""
-    async with httpx.AsyncClient(base_url=bounded_api.base_url, timeout=30) as client:
-        yield client
 
 
 def problem(answer: httpx.Response, status: int, kind: str) -> dict[str, Any]:
@@ -47,122 +31,6 @@ def problem(answer: httpx.Response, status: int, kind: str) -> dict[str, Any]:
     assert body["type"] == f"urn:consent-ledger:problem:{kind}"
     assert body["http_request_id"] == answer.headers["x-request-id"]
     return body
-
-
-def field_problem(answer: httpx.Response, field: str, detail: str) -> None:
-    body = problem(answer, 422, "invalid-request")
-    assert [(e["field"], e["detail"][: len(detail)]) for e in body["errors"]] == [(field, detail)]
-
-
-def subject_query(length: int) -> str:
-    return f"{DECISION}&subject_id={'a' * length}"
-
-
-def consents_path(length: int) -> str:
-    return f"/v1/subjects/{'a' * length}/consents"
-
-
-def batch_body(ids: int, length: int) -> bytes:
-    return json.dumps({**GRANT, "subjects": ["a" * length] * ids}).encode()
-
-
-async def test_a_long_subject_id_in_a_query(bounded_api: httpx.AsyncClient) -> None:
-    body = problem(await bounded_api.get(subject_query(60_000)), 414, "uri-too-long")
-    assert body["detail"].startswith("the query string is 60")
-    assert [e["field"] for e in body["errors"]] == ["subject_id"]
-    answer = await bounded_api.get(subject_query(8000))
-    field_problem(answer, "subject_id", "is 8000 characters long; must be 1-128")
-
-
-async def test_a_long_subject_id_in_a_path(bounded_api: httpx.AsyncClient) -> None:
-    body = problem(await bounded_api.post(consents_path(60_000), json=GRANT), 414, "uri-too-long")
-    assert body["detail"].startswith("the path is 60")
-    answer = await bounded_api.post(consents_path(8000), json=GRANT)
-    field_problem(answer, "subject_id", "is 8000 characters long; must be 1-128")
-
-
-async def test_long_subject_ids_in_a_batch(bounded_api: httpx.AsyncClient) -> None:
-    headers = {"content-type": "application/json"}
-    answer = await bounded_api.post(
-        "/v1/decisions/batch", content=batch_body(1, 60_000), headers=headers
-    )
-    field_problem(answer, "subjects.0", "is 60000 characters long; must be 1-128")
-    # as many as fit in the 16 MiB body: each refused for its length alone
-    answer = await bounded_api.post(
-        "/v1/decisions/batch", content=batch_body(270, 60_000), headers=headers
-    )
-    body = problem(answer, 422, "invalid-request")
-    assert len(body["errors"]) == 11
-    assert body["errors"][-1]["detail"] == "270 entries are invalid; the first 10 are listed"
-
-
-async def test_repeated_query_parameters(bounded_api: httpx.AsyncClient) -> None:
-    problem(await bounded_api.get(DECISION + "&a=" * 10_000), 414, "uri-too-long")
-    answer = await bounded_api.get(DECISION + "&a=" * 2000)
-    field_problem(answer, "a", "is given more than once")
-
-
-@pytest.mark.parametrize(
-    ("path", "headers", "status", "kind"),
-    [
-        pytest.param(subject_query(9000), {}, 414, "uri-too-long", id="query"),
-        pytest.param(f"/v1/subjects/{'a' * 9000}/consent", {}, 414, "uri-too-long", id="path"),
-        pytest.param(DECISION, {"x-big": "b" * 17_000}, 431, "headers-too-large", id="one-header"),
-        pytest.param(
-            DECISION,
-            {f"x-h{i}": "v" * 10 for i in range(1200)},
-            431,
-            "headers-too-large",
-            id="many-headers",
-        ),
-    ],
-)
-async def test_oversized_requests_are_refused_before_the_key_check(
-    anonymous: httpx.AsyncClient, path: str, headers: dict[str, str], status: int, kind: str
-) -> None:
-    problem(await anonymous.get(path, headers=headers), status, kind)
-    # the same client without the excess is asked for a key
-    problem(await anonymous.get(DECISION), 401, "unauthorized")
-
-
-async def test_a_json_body_nested_32000_deep_is_a_400(bounded_api: httpx.AsyncClient) -> None:
-    headers = {"content-type": "application/json"}
-    path = "/v1/subjects/crm:1/consents"
-    for target, body in ((path, b"[" * 32_000), ("/v1/decisions/batch", b"[" * 70_000)):
-        answer = await bounded_api.post(target, content=body, headers=headers)
-        detail = problem(answer, 400, "malformed-json")["detail"]
-        assert detail == "the body nests arrays and objects too deeply"
-    answer = await bounded_api.post(path, content=b'{"n": ' + b"9" * 5000 + b"}", headers=headers)
-    problem(answer, 400, "malformed-json")
-
-
-async def test_the_api_answers_others_while_expensive_requests_are_in_flight(
-    bounded_api: httpx.AsyncClient,
-) -> None:
-    """Every costly request of the tests above at once, with a health check before and after
-    them: all are answered as they should be. (Before, each 60,000-character id held the event
-    loop for about 10 s, long enough for the API's key copy to go stale: the requests behind
-    them got 503.)"""
-    json_headers = {"content-type": "application/json"}
-    batch = batch_body(270, 60_000)
-    costly = [
-        *(bounded_api.get(subject_query(8000)) for _ in range(4)),
-        *(bounded_api.post(consents_path(8000), json=GRANT) for _ in range(4)),
-        *(bounded_api.get(subject_query(60_000)) for _ in range(2)),
-        *(
-            bounded_api.post("/v1/decisions/batch", content=batch, headers=json_headers)
-            for _ in range(2)
-        ),
-        bounded_api.get(DECISION + "&a=" * 2000),
-        bounded_api.post(
-            "/v1/subjects/crm:1/consents", content=b"[" * 32_000, headers=json_headers
-        ),
-    ]
-    health = bounded_api.get("/healthz")
-    answers = await asyncio.gather(health, *costly, bounded_api.get("/healthz"))
-    assert [a.status_code for a in answers] == (
-        [200] + [422] * 8 + [414] * 2 + [422] * 3 + [400] + [200]
-    )
 
 
 async def test_past_the_concurrency_limit_new_connections_get_503(real_servers: Servers) -> None:

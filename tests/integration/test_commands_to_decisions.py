@@ -192,8 +192,6 @@ async def test_read_your_writes_waits_and_a_future_token_is_503(
             await wait_until(visible, 30, "the projector to apply the grant")
             answer = await decision(client, "cust-5", "newsletter", "email", created["token"])
             assert answer["reason"] == "consent_given"
-            bad = await client.get("/v1/decision", params={**params, "min_token": "nonsense"})
-            assert bad.status_code == 400 and bad.json()["errors"][0]["field"] == "min_token"
 
 
 async def test_concurrent_decisions_answer_each_as_a_lone_one_would(api: httpx.AsyncClient) -> None:

@@ -1,7 +1,8 @@
 """Notices, re-consent and signed receipts against the real servers: publishing is idempotent
 by version, a material change outdates older consents (single and batch decisions agree, the
 re-consent list names who to ask) until a new grant, and receipts verify with an independent
-JOSE library using the keys the ledger serves."""
+JOSE library using the keys the ledger serves. A bad notice or receipt request is checked
+in-process: tests/unit/http/test_notice_and_receipt_input.py."""
 
 from __future__ import annotations
 
@@ -99,9 +100,6 @@ async def test_notices_publish_once_per_version_and_list(api: httpx.AsyncClient)
     problem = clash.json()
     assert problem["type"] == "urn:consent-ledger:problem:notice-version-exists"
     assert [e["field"] for e in problem["errors"]] == ["url"]
-    bad = await api.post("/v1/notices", json={**v1, "version": "has spaces", "material": "no"})
-    assert bad.status_code == 422
-    assert {e["field"] for e in bad.json()["errors"]} == {"version", "material"}
     listed = await api.get("/v1/notices", params={"min_token": first["token"]})
     assert listed.status_code == 200
     assert listed.json()["notices"] == [{k: v for k, v in first.items()
@@ -223,11 +221,3 @@ async def test_receipts_exist_for_consent_events_only(api: httpx.AsyncClient) ->
     unknown = await api.get("/v1/receipts/00000000-0000-4000-8000-000000000000")
     assert unknown.status_code == 404
     assert unknown.json()["type"] == "urn:consent-ledger:problem:unknown-event"
-    for path, field in [
-        ("/v1/receipts/not-a-uuid", "event_id"),
-        (f"/v1/receipts/{event_id}?format=pdf", "format"),
-        (f"/v1/receipts/{event_id}?colour=red", "colour"),
-    ]:
-        bad = await api.get(path)
-        assert bad.status_code == 422, path
-        assert field in {e["field"] for e in bad.json()["errors"]}

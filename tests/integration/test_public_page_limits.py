@@ -1,11 +1,11 @@
 """The public pages' rate limits against the real API, projector, broker and PostgreSQL
 (security review findings L1, L9): one-click unsubscribes beyond the per-address limit all
-record their withdrawal, IPv6 clients are limited per /64, preference saves per subject, and
-the 429 is an HTML page with the pages' headers."""
+record their withdrawal, preference saves are limited per subject, and the 429 is an HTML page
+with the pages' headers. The limit per IPv6 /64 is checked in-process:
+tests/unit/http/test_public_page_limits.py."""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator
 
 import httpx
@@ -95,26 +95,6 @@ async def test_one_click_posts_beyond_the_per_address_limit_all_record_their_wit
             for _ in range(PER_ADDRESS)
         ]
         assert [b.status_code for b in bad] == [404] * (PER_ADDRESS - 1) + [429]
-
-
-async def test_the_429_is_the_pages_html_and_an_ipv6_client_is_limited_per_64(
-    limited_api: httpx.AsyncClient,
-) -> None:
-    prefix = f"2001:db8:{uuid.uuid4().int % 0xFFFF:x}:7"
-    async with client_of(limited_api) as anonymous:
-        walk = [
-            await anonymous.get("/u/no-token", headers=client(f"{prefix}::{host:x}"))
-            for host in range(1, PER_ADDRESS + 2)
-        ]
-        assert [w.status_code for w in walk] == [404] * PER_ADDRESS + [429]
-        check_page_429(walk[-1])
-        limited = await anonymous.post("/p/no-token", headers=client(f"{prefix}:ffff::1"))
-        check_page_429(limited)
-        neighbour = await anonymous.get("/u/no-token", headers=client(f"{prefix[:-1]}8::1"))
-        assert neighbour.status_code == 404
-    # the API routes are not limited
-    purposes = [(await limited_api.get("/v1/purposes")).status_code for _ in range(5)]
-    assert purposes == [200] * 5
 
 
 async def test_preference_saves_are_limited_per_subject(limited_api: httpx.AsyncClient) -> None:

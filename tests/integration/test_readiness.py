@@ -86,7 +86,7 @@ async def test_without_a_key_readyz_answers_only_its_status(
     assert ready.json() == {"status": "ready"}  # no positions, lag or dead-letter counts
 
 
-async def test_any_valid_key_sees_the_details_and_a_bad_one_is_refused(
+async def test_any_valid_key_sees_the_details(
     counted: tuple[httpx.AsyncClient, CountedHealth], settings: Settings
 ) -> None:
     anonymous, _ = counted
@@ -99,8 +99,6 @@ async def test_any_valid_key_sees_the_details_and_a_bad_one_is_refused(
     assert projector["fresh"] and set(projector["partitions"]) == {"0", "1", "2", "3"}
     assert {"lag", "position", "highwater"} <= set(projector["partitions"]["0"])
     assert projector["dead_letters"] == 0
-    refused = await anonymous.get("/readyz", headers={"Authorization": "Bearer cl_x_nope"})
-    assert refused.status_code == 401
 
 
 async def test_concurrent_callers_share_one_snapshot_kept_about_a_second(

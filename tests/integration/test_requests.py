@@ -1,6 +1,7 @@
 """Rights requests against the real servers: each step recorded and projected, the deadline
 and its extension, open and overdue lists with paging, the metric, the refusals; and a
-restriction lift that must say when the subject was told."""
+restriction lift that must say when the subject was told. Bad input that names no stored
+request is checked in-process: tests/unit/http/test_request_input.py."""
 
 from __future__ import annotations
 
@@ -112,18 +113,6 @@ async def test_refusals_and_bad_input(api: httpx.AsyncClient) -> None:
     unknown = await api.post("/v1/requests/00000000-0000-4000-8000-000000000000/complete", json={})
     assert unknown.status_code == 404
     assert unknown.json()["type"] == "urn:consent-ledger:problem:unknown-request"
-    not_uuid = await api.post("/v1/requests/nope/complete", json={})
-    assert not_uuid.status_code == 422
-    for body, field in [
-        ({"subject_id": "rq-x", "kind": "deletion"}, "kind"),
-        ({"kind": "access"}, "subject_id"),
-        ({"subject_id": "ada@example.com", "kind": "access"}, "subject_id"),
-    ]:
-        bad = await api.post("/v1/requests", json=body)
-        assert bad.status_code == 422 and field in {e["field"] for e in bad.json()["errors"]}
-    for query, field in [({"status": "late"}, "status"), ({"after": "x"}, "after")]:
-        bad = await api.get("/v1/requests", params=query)
-        assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == field
 
     # an erasure may name the request it answers, but only one of its own subject
     erased = await api.post(

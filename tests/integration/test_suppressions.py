@@ -1,4 +1,5 @@
-"""GET /v1/suppressions against the real servers: who is listed, paging, channel rules."""
+"""GET /v1/suppressions against the real servers: who is listed, paging, channel rules (a bad
+query is checked in-process: tests/unit/http/test_suppression_input.py)."""
 
 from __future__ import annotations
 
@@ -141,31 +142,3 @@ async def test_sms_and_phone_list_phone_numbers(api: httpx.AsyncClient, settings
     assert listed(await everything(api, "email", 10)) == {
         index(settings, "email", "ph-1@x.org"): "objected_direct_marketing"
     }
-
-
-@pytest.mark.parametrize(
-    ("query", "field"),
-    [
-        ("channel=post", "channel"),
-        ("channel=web", "channel"),
-        ("channel=fax", "channel"),
-        ("", "channel"),
-        ("channel=email&limit=0", "limit"),
-        ("channel=email&limit=10001", "limit"),
-        ("channel=email&limit=ten", "limit"),
-        ("channel=email&limit=%C2%B2", "limit"),  # '²': str.isdigit, but not int()
-        ("channel=email&limit=" + "9" * 5000, "limit"),  # past int()'s digit limit
-        ("channel=email&after=zz", "after"),
-        ("channel=email&after=", "after"),
-        ("channel=email&page=2", "page"),
-    ],
-)
-async def test_bad_queries_name_the_field(
-    module_api: httpx.AsyncClient, query: str, field: str
-) -> None:
-    response = await module_api.get(f"/v1/suppressions?{query}")
-    assert response.status_code == 422, response.text
-    problem = response.json()
-    assert [e["field"] for e in problem["errors"]] == [field]
-    if field == "channel" and query:
-        assert problem["errors"][0]["accepted"] == ["email", "sms", "phone"]

@@ -1,16 +1,12 @@
-"""Bad input: a 4xx problem+json naming the field, and nothing written to the log."""
+"""Bad input: a 4xx problem+json naming the field, and nothing sent to the log."""
 
 from __future__ import annotations
 
 from typing import Any
 
-import httpx
 import pytest
 
-from services.config import Settings
-from services.ledger.topic import highwaters
-
-pytestmark = pytest.mark.integration
+from tests.unit.http.in_process import InProcess
 
 GOOD = {"purpose": "newsletter", "channel": "email"}
 
@@ -149,24 +145,22 @@ CASES: list[tuple[str, str, dict[str, str], bytes, int, str | None]] = [
     ids=[c[0] for c in CASES],
 )
 async def test_bad_command_is_a_problem_and_writes_nothing(
-    module_api: httpx.AsyncClient,
-    module_settings: Settings,
+    served: InProcess,
     path: str,
     headers: dict[str, str],
     body: bytes,
     status: int,
     field: str | None,
 ) -> None:
-    before = await highwaters(module_settings.kafka, module_settings.topic)
     sent = {"content-type": "application/json", **headers}
-    response = await module_api.post(f"/v1/subjects/cust-9/{path}", content=body, headers=sent)
+    response = await served.api.post(f"/v1/subjects/cust-9/{path}", content=body, headers=sent)
     assert response.status_code == status, response.text
     assert response.headers["content-type"] == "application/problem+json"
     problem = response.json()
     assert problem["status"] == status and problem["title"] and problem["detail"]
     if field is not None:
         assert field in [e["field"] for e in problem["errors"]], problem
-    assert await highwaters(module_settings.kafka, module_settings.topic) == before
+    assert served.fake.publisher.sent == []
 
 
 @pytest.mark.parametrize(
@@ -175,14 +169,14 @@ async def test_bad_command_is_a_problem_and_writes_nothing(
     ids=["email", "too-long", "space"],
 )
 async def test_a_subject_id_that_is_not_pseudonymous_is_refused(
-    module_api: httpx.AsyncClient, subject: str, expected: str
+    served: InProcess, subject: str, expected: str
 ) -> None:
-    response = await module_api.post(f"/v1/subjects/{subject}/consents", json=GOOD)
+    response = await served.api.post(f"/v1/subjects/{subject}/consents", json=GOOD)
     assert response.status_code == 422
     (error,) = response.json()["errors"]
     assert error["field"] == "subject_id" and expected in error["detail"]
     query = {"subject_id": subject, "purpose": "newsletter", "channel": "email"}
-    decision = await module_api.get("/v1/decision", params=query)
+    decision = await served.api.get("/v1/decision", params=query)
     assert decision.status_code == 422 and "subject_id" in decision.text
 
 
@@ -206,16 +200,22 @@ QUERY_CASES: list[tuple[str, dict[str, Any], str]] = [
     ("params", "field"), [c[1:] for c in QUERY_CASES], ids=[c[0] for c in QUERY_CASES]
 )
 async def test_bad_decision_query_names_the_field(
-    module_api: httpx.AsyncClient, params: dict[str, Any], field: str
+    served: InProcess, params: dict[str, Any], field: str
 ) -> None:
-    response = await module_api.get("/v1/decision", params=params)
+    response = await served.api.get("/v1/decision", params=params)
     assert response.status_code == 422
     assert field in [e["field"] for e in response.json()["errors"]]
 
 
-async def test_unknown_route_and_method_are_problems(module_api: httpx.AsyncClient) -> None:
-    missing = await module_api.get("/v1/nothing-here")
+async def test_a_min_token_that_is_no_token_is_a_400(served: InProcess) -> None:
+    params = {"subject_id": "cust-5", "purpose": "newsletter", "channel": "email"}
+    bad = await served.api.get("/v1/decision", params={**params, "min_token": "nonsense"})
+    assert bad.status_code == 400 and bad.json()["errors"][0]["field"] == "min_token"
+
+
+async def test_unknown_route_and_method_are_problems(served: InProcess) -> None:
+    missing = await served.api.get("/v1/nothing-here")
     assert missing.status_code == 404
     assert missing.headers["content-type"] == "application/problem+json"
-    wrong = await module_api.delete("/v1/purposes")
+    wrong = await served.api.delete("/v1/purposes")
     assert wrong.status_code == 405
