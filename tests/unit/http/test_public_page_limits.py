@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import httpx
 
-from services.web.routes import HEADERS
+from services.web.page_responses import HEADERS
 from tests.unit.http.in_process import serving
 
 PER_ADDRESS = 3
