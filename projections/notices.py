@@ -235,6 +235,28 @@ async def grantees(
     return [(r["subject_id"], (r["log_partition"], r["log_offset"])) for r in rows]
 
 
+#: Subjects after the cursor holding a grant for the purpose judged by an instant before the
+#: cutoff (the grant's notice's effective_from, else its own time), in subject order.
+GRANTED_BEFORE: Final = """
+SELECT f.subject_id FROM subject_facts f
+LEFT JOIN notices n ON n.version = f.notice_version
+WHERE f.kind = 'consent' AND f.event_type = 'ConsentGranted' AND f.scope_a = $1
+  AND coalesce(n.effective_from, f.occurred_at) < $2 AND f.subject_id > $3
+GROUP BY f.subject_id
+ORDER BY f.subject_id
+LIMIT $4
+"""
+
+
+async def granted_before(
+    conn: asyncpg.Connection | asyncpg.Pool, purpose: str, cutoff: datetime, after: str, limit: int
+) -> list[str]:
+    """Up to `limit` subjects after `after` whose grant for the purpose predates `cutoff`:
+    the candidates for asking again after a material notice (GRANTED_BEFORE)."""
+    rows = await conn.fetch(GRANTED_BEFORE, purpose, cutoff, after, limit)
+    return [r["subject_id"] for r in rows]
+
+
 async def apply(
     conn: asyncpg.Connection, events: Iterable[tuple[Event, Position]]
 ) -> list[tuple[str, Position]]:

@@ -140,7 +140,7 @@ async def require_record_macs(
         if not (options.yes or confirm(outcome.changes)):
             return outcome
         async with conn.transaction():
-            await conn.execute("LOCK TABLE record_mac_cutoffs IN EXCLUSIVE MODE")
+            await mac_cutoffs.lock_for_change(conn)
             outcome.changes = mac_cutoffs.plan(
                 await mac_cutoffs.load(conn, topic),
                 proposed,

@@ -23,7 +23,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from projections import chain_store
+from projections import chain_store, journal
 from projections.chain_verify import Break, SubjectVerifier
 from schemas.codec import EventCodec, default_codec
 from services.config import Settings
@@ -109,7 +109,7 @@ async def run_verify(settings: Settings, *, progress: bool = True) -> int:
         return 2
     try:
         async with conn.transaction(isolation="repeatable_read", readonly=True):
-            total: int = await conn.fetchval("SELECT count(*) FROM journal")
+            total = await journal.entry_count(conn)
             with Progress(
                 TextColumn("verifying"),
                 BarColumn(),
