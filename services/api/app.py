@@ -38,7 +38,7 @@ from services.api.observation import ObservedStarlette
 from services.api.openapi import openapi_document
 from services.api.public_listener import public_listener_middleware
 from services.api.write import command_endpoint
-from services.bootstrap import Ledger, close_ledger, open_ledger
+from services.bootstrap import Ledger, close_ledger, database_connector, open_ledger
 from services.config import Settings
 from services.http.problems import ProblemError, instance_of, problem_handler, unavailable
 from services.identity.api_key_store import KeyCache, register_admin_key, warn_forgotten_admin_keys
@@ -155,7 +155,7 @@ def create_app(settings: Settings, open_fn: LedgerFactory = open_ledger) -> Star
                 registered = await register_admin_key(ledger.pool, settings.admin_key, hash_key)
                 if registered.row.revoked_at is not None:
                     log.warning("LEDGER_ADMIN_KEY (key %s) is revoked", registered.row.key_id)
-            await keys.start(settings.database_url)
+            await keys.start(database_connector(settings))
             warn_forgotten_admin_keys(keys.rows.values(), settings.admin_key)
             app.state.api_keys = keys
             # what start-up made lives as long as the process: the collector stops scanning it

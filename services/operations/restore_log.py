@@ -32,9 +32,9 @@ from projections import log_digest, offsets, refusals, stored_log
 from projections.hash_chain import GENESIS
 from projections.log_digest import PartitionDigest
 from schemas.record_mac import EVENTS, encode_headers
+from services.bootstrap import connect_database, operator_producer
 from services.config import Settings
 from services.ledger import idempotency
-from services.ledger.publisher import make_producer
 from services.ledger.record_producer import writer_macs
 from services.ledger.topic import ensure_topic, highwaters, partition_count
 from services.operations.backup_format import Headers, count_mismatches
@@ -165,28 +165,21 @@ async def restore_log(
         await _check_target(settings, conn, source, ends)
         gaps = gap_partitions(ends, held)
         task = progress.add_task(settings.topic, total=sum(ends.values())) if progress else None
-        producer = make_producer(
-            settings.kafka,
-            idempotence=settings.kafka_idempotence,
-            timeout_ms=settings.produce_timeout_ms,
-        )
-        await producer.start()
-        producing = _Producing(OrderedWriter(producer, settings.topic), gaps)
         filler = GapFiller(ends, sealed)
 
         def advance(n: int) -> None:
             if progress is not None and task is not None:
                 progress.advance(task, n)
 
-        try:
-            async for row in stored_log.stored_records(conn, source):
-                advance(await producing.emit(filler.feed(stored_record(row))))
-            advance(await producing.emit(filler.finish()))
-            advance(await producing.finish())
-        except (OffsetMismatch, ValueError) as exc:
-            raise RestoreFailed(str(exc)) from None
-        finally:
-            await producer.stop()
+        async with operator_producer(settings) as producer:
+            producing = _Producing(OrderedWriter(producer, settings.topic), gaps)
+            try:
+                async for row in stored_log.stored_records(conn, source):
+                    advance(await producing.emit(filler.feed(stored_record(row))))
+                advance(await producing.emit(filler.finish()))
+                advance(await producing.finish())
+            except (OffsetMismatch, ValueError) as exc:
+                raise RestoreFailed(str(exc)) from None
         marks = await highwaters(settings.kafka, settings.topic)
         wrong = count_mismatches(ends, marks) + count_mismatches(ends, producing.writer.written)
         if wrong:
@@ -261,7 +254,7 @@ async def run_restore_log(
     try:
         if create_topic:
             await ensure_topic(settings)
-        conn = await asyncpg.connect(settings.database_url)
+        conn = await connect_database(settings)
     except (OSError, asyncpg.PostgresError, KafkaError) as exc:
         print(f"consent-ledger restore-log: cannot reach the servers ({exc})", file=sys.stderr)
         return 1

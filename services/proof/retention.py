@@ -29,6 +29,7 @@ import asyncpg
 
 from projections import erased_proof, journal
 from schemas import events as ev
+from services.bootstrap import operator_database
 from services.config import Settings
 from services.ledger import idempotency
 from services.proof.dead_letter_retention import cutoff, purge_dead_letters
@@ -129,14 +130,11 @@ async def purge_due(
 
 async def run_retention(settings: Settings, *, dry_run: bool = False) -> int:
     catalogue = load_catalogue(settings.catalogue_file)
-    conn = await asyncpg.connect(settings.database_url)
-    now = datetime.now(UTC)
-    try:
+    async with operator_database(settings) as conn:
+        now = datetime.now(UTC)
         outcome = await purge_due(conn, settings.topic, catalogue, now, dry_run=dry_run)
         before = cutoff(now, settings.dead_letter_retention_days)
         letters = await purge_dead_letters(conn, settings.topic, before, dry_run=dry_run)
-    finally:
-        await conn.close()
     verb = "would purge" if dry_run else "purged"
     events = sum(n for _, n in outcome.purged)
     print(
