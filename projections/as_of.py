@@ -21,7 +21,7 @@ from datetime import datetime
 import asyncpg
 
 from projections import notices
-from projections.notices import NO_NOTICES, Notice, Notices
+from projections.outdating import NO_NOTICES, Notice, Notices
 from projections.state import ALL, SUPPRESSION, Fact, FactKey, Position, fold
 from projections.subject_state import fact_from_row
 from schemas import events as ev

@@ -27,13 +27,13 @@ from services.api.projector_status import require_fresh
 from services.bootstrap import Ledger
 from services.http.body import read_json_object
 from services.http.problems import field_error, invalid, unavailable
+from services.identity.identities import email_indexes
 from services.ledger.publisher import BrokerUnavailable
 from services.ledger.tokens import TokenError, encode_snapshot_token, token_positions
 from services.proof import contact_checks as checks
 from services.rules.batch import (
     MAX_RECIPIENTS,
     BatchResult,
-    email_indexes,
     evaluate_emails,
     evaluate_subjects,
     reconsent_purpose,

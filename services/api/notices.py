@@ -23,7 +23,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from projections import notices, subject_state
-from projections.notices import Notice, Notices, notice_from_event
+from projections.outdating import Notice, Notices, notice_from_event
 from projections.state import Fact, FactKey
 from schemas import events as ev
 from schemas.events import Event, notice_key, rfc3339

@@ -12,7 +12,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from projections import journal
-from projections.notices import NO_NOTICES, Notices
+from projections.outdating import NO_NOTICES, Notices
 from projections.state import ALL, Fact, FactKey, covering
 from schemas.events import CONSENT_GRANTED, rfc3339
 from services.api import api_metrics, as_of

@@ -28,7 +28,7 @@ from projections import as_of, chain_store, notices
 from projections.as_of import PurgedProof, Suppression
 from projections.chain_verify import JournalEntry, SubjectVerifier
 from projections.erasure import erasure_record
-from projections.notices import Notice
+from projections.outdating import Notice
 from projections.state import Position
 from schemas import events as ev
 from schemas.codec import CodecError, EventCodec

@@ -15,7 +15,7 @@ import asyncpg
 import pytest
 
 from projections import notices, offsets, subject_state
-from projections.notices import Notice
+from projections.outdating import Notice
 from projections.runner import NOTIFY_CHANNEL
 from projections.state import Fact
 from services.bootstrap import database_connector
