@@ -33,6 +33,7 @@ test: $(STAMP)
 	$(BIN)/ruff check services schemas projections tests bench
 	$(BIN)/ruff format --check services schemas projections tests bench
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 	$(BIN)/mkdocs build --strict
 	$(BIN)/pytest
 

@@ -33,7 +33,7 @@ from schemas.codec import default_codec, kafka_headers
 from schemas.events import Event
 from schemas.record_mac import EVENTS
 from services.config import Settings
-from services.ledger.kafka_access import KafkaAccess
+from services.kafka_access import KafkaAccess
 from services.ledger.kafka_clients import new_producer
 from services.ledger.record_producer import writer_macs
 from services.ledger.tokens import encode_token

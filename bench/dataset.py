@@ -22,7 +22,7 @@ import fastavro
 from schemas.codec import default_codec, headers_for
 from schemas.events import Event, Source
 from schemas.record_mac import EVENTS, RecordMacs
-from services.ledger.kafka_access import KafkaAccess
+from services.kafka_access import KafkaAccess
 from services.ledger.kafka_clients import new_producer
 from services.ledger.partitioning import partition_for
 

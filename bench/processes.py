@@ -25,7 +25,7 @@ from aiokafka.admin import NewTopic
 from projections.migrate import migrate
 from services.config import Settings
 from services.identity.secrets import new_key
-from services.ledger.kafka_access import KafkaAccess
+from services.kafka_access import KafkaAccess
 from services.ledger.kafka_clients import new_admin
 from services.stack.embedded import EmbeddedKafka, EmbeddedPostgres, die_with_parent, free_port
 

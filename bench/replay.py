@@ -19,7 +19,7 @@ from aiokafka import TopicPartition
 
 from bench.dataset import CopyRow
 from bench.processes import Child
-from services.ledger.kafka_access import KafkaAccess
+from services.kafka_access import KafkaAccess
 from services.ledger.kafka_clients import new_consumer
 
 #: how often the replay's progress and the projector's memory are read

@@ -7,14 +7,14 @@ Design: docs/developers/design/proof.md
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 import asyncpg
 
 from projections import notices
-from projections.notices import NO_NOTICES, Notice, Notices
+from projections.outdating import NO_NOTICES, Notice, Notices
 from projections.state import ALL, SUPPRESSION, Fact, FactKey, Position, fold
 from projections.subject_state import fact_from_row
 from schemas import events as ev
@@ -179,19 +179,31 @@ async def load(
     ]
     granted = any(e.type == ev.CONSENT_GRANTED for e, _ in events)
     published = await notices.all_notices(conn) if granted else []
-    holds = list(held(recorded_by(events, at)))
-    suppressed = []
-    if holds:
-        found = await conn.fetch(SUPPRESSED, [t for t, _ in holds], [b for _, b in holds], at)
-        suppressed = [
-            Suppression(
-                (r["identifier_type"], bytes(r["blind_index"])), r["since"], r["known_from"]
-            )
-            for r in found
-        ]
+    suppressed = await suppressions(conn, list(held(recorded_by(events, at))), at)
+    return known_at(events, at, published, suppressed, await purged_proof(conn, subject_id))
+
+
+async def suppressions(
+    conn: asyncpg.Connection | asyncpg.Pool, identifiers: Sequence[Identifier], at: datetime
+) -> list[Suppression]:
+    """The suppression entries of these identifiers known by `at` (SUPPRESSED)."""
+    if not identifiers:
+        return []
+    found = await conn.fetch(
+        SUPPRESSED, [t for t, _ in identifiers], [b for _, b in identifiers], at
+    )
+    return [
+        Suppression((r["identifier_type"], bytes(r["blind_index"])), r["since"], r["known_from"])
+        for r in found
+    ]
+
+
+async def purged_proof(
+    conn: asyncpg.Connection | asyncpg.Pool, subject_id: str
+) -> PurgedProof | None:
+    """The erasure of a subject whose proof was purged, or None (PURGED)."""
     row = await conn.fetchrow(PURGED, subject_id)
-    purged = PurgedProof(row["erased_at"], row["purged_at"], fact_from_row(row)) if row else None
-    return known_at(events, at, published, suppressed, purged)
+    return PurgedProof(row["erased_at"], row["purged_at"], fact_from_row(row)) if row else None
 
 
 #: The latest link event per subject for one identifier, recorded by $3, newest link first;

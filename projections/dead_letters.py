@@ -197,3 +197,44 @@ async def counts(conn: asyncpg.Connection | asyncpg.Pool, topic: str) -> tuple[i
     row = await conn.fetchrow(COUNTS, topic)
     assert row is not None
     return int(row["total"]), int(row["unpublished"])
+
+
+#: a rejected record is due when it is old, or was purged before (a rebuild wrote it again)
+DUE_REJECTED: Final = """
+rejected_records r WHERE r.topic = $1 AND (r.rejected_at < $2 OR EXISTS (
+    SELECT 1 FROM dead_letter_outbox o
+    WHERE o.topic = r.topic AND o.log_partition = r.log_partition
+      AND o.log_offset = r.log_offset AND o.purged_at IS NOT NULL))
+"""
+COUNT_DUE: Final = f"""
+SELECT (SELECT count(*) FROM {DUE_REJECTED}) AS rejected,
+       (SELECT count(*) FROM dead_letter_outbox
+        WHERE topic = $1 AND queued_at < $2 AND purged_at IS NULL) AS letters
+"""
+PURGE_REJECTED: Final = f"DELETE FROM {DUE_REJECTED}"
+PURGE_LETTERS: Final = """
+UPDATE dead_letter_outbox
+SET record_key = NULL, record_value = NULL, error = $3, purged_at = now(), claimed_until = NULL
+WHERE topic = $1 AND queued_at < $2 AND purged_at IS NULL
+"""
+
+
+async def count_due(conn: asyncpg.Connection, topic: str, before: datetime) -> tuple[int, int]:
+    """(rejected records, outbox rows) that `purge_due` would purge now."""
+    row = await conn.fetchrow(COUNT_DUE, topic, before)
+    assert row is not None
+    return int(row["rejected"]), int(row["letters"])
+
+
+def _count(status: str) -> int:
+    return int(status.rsplit(" ", 1)[-1])
+
+
+async def purge_due(
+    conn: asyncpg.Connection, topic: str, before: datetime, error: str
+) -> tuple[int, int]:
+    """Delete the due rejected records and strip the record and error (kept as `error`) from
+    the outbox rows queued before `before`; returns how many of each."""
+    rejected = _count(await conn.execute(PURGE_REJECTED, topic, before))
+    letters = _count(await conn.execute(PURGE_LETTERS, topic, before, error))
+    return rejected, letters

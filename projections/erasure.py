@@ -272,3 +272,15 @@ async def erased_among(
         list(subject_ids),
     )
     return {r["subject_id"] for r in rows}
+
+
+async def erasure_record(
+    conn: asyncpg.Connection | asyncpg.Pool, subject_id: str
+) -> asyncpg.Record | None:
+    """The subject's erasure (erased_at, ground) and what the retention job purged of it
+    (purged_at, purged_events, chain_head), or None when it is not erased."""
+    return await conn.fetchrow(
+        "SELECT erased_at, ground, purged_at, purged_events, chain_head FROM erasures"
+        " WHERE subject_id = $1",
+        subject_id,
+    )

@@ -11,10 +11,13 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Final
 from uuid import UUID
 
 import asyncpg
 
+from projections.state import Fact, FactKey
+from projections.subject_state import fact_from_row
 from schemas import events as ev
 from schemas.events import Event
 
@@ -112,3 +115,60 @@ async def linked_to(
         " WHERE subject_id = $1 AND linked ORDER BY identifier_type, recorded_at",
         subject_id,
     )
+
+
+#: Linked identifiers after the cursor whose subject may be suppressed on the channel (an
+#: objection or a withdrawal of every purpose is recorded), with the facts that decide it.
+#: Where two subjects hold an index, the most recent link counts, as in identifiers.lookup.
+#: Shaped so that PostgreSQL walks the identifiers' primary key in blind-index order, probes
+#: each subject's facts by its key and stops at the limit: a page costs the identifiers it
+#: passes, never the whole register. (The scalar sub-select, the MATERIALIZED candidates and
+#: OFFSET 0 keep the planner from turning the probes into hash joins over every fact.)
+OBJECTING_HOLDERS: Final = """
+WITH candidates AS MATERIALIZED (
+    SELECT l.blind_index, l.subject_id FROM (
+        SELECT DISTINCT ON (blind_index) blind_index, subject_id
+        FROM identifiers
+        WHERE identifier_type = $1 AND linked AND blind_index > $2
+        ORDER BY blind_index, recorded_at DESC, subject_id
+    ) AS l
+    WHERE (
+        SELECT true FROM subject_facts f
+        WHERE f.subject_id = l.subject_id AND f.scope_b IN ($3, '*') AND (
+            (f.kind = 'dm_objection' AND f.event_type = 'DirectMarketingObjected')
+            OR (f.kind = 'consent' AND f.scope_a = '*' AND f.event_type = 'ConsentWithdrawn')
+        )
+        LIMIT 1
+    )
+    ORDER BY l.blind_index
+    LIMIT $4
+)
+SELECT c.blind_index, f.kind, f.scope_a, f.scope_b, f.event_type, f.event_id,
+       f.log_partition, f.log_offset, f.occurred_at, f.until, f.outcome
+FROM candidates c
+CROSS JOIN LATERAL (
+    SELECT * FROM subject_facts f
+    WHERE f.subject_id = c.subject_id
+        AND f.kind IN ('consent', 'dm_objection') AND f.scope_b IN ($3, '*')
+    OFFSET 0
+) AS f
+ORDER BY c.blind_index
+"""
+
+
+async def objecting_holders(
+    conn: asyncpg.Connection | asyncpg.Pool,
+    identifier_type: str,
+    channel: str,
+    after: bytes,
+    limit: int,
+) -> dict[bytes, dict[FactKey, Fact]]:
+    """Up to `limit` linked identifiers after `after`, in blind-index order, whose subject
+    objected to direct marketing or withdrew every purpose on the channel, each with the
+    subject's consent and objection facts there (OBJECTING_HOLDERS)."""
+    rows = await conn.fetch(OBJECTING_HOLDERS, identifier_type, after, channel, limit)
+    states: dict[bytes, dict[FactKey, Fact]] = {}
+    for row in rows:
+        fact = fact_from_row(row)
+        states.setdefault(bytes(row["blind_index"]), {})[fact.key] = fact
+    return states

@@ -148,3 +148,42 @@ async def history_json(
     of `{event_id, type, partition, offset, payload}`."""
     rows = await conn.fetch(HISTORY_JSON, subject_id, after[0], after[1], limit)
     return "[" + ",".join(r["item"] for r in rows) + "]"
+
+
+async def stored_record(
+    conn: asyncpg.Connection | asyncpg.Pool, event_id: UUID
+) -> tuple[str, bytes] | None:
+    """An event's type and its record's original bytes, or None when it is not journaled."""
+    row = await conn.fetchrow(
+        "SELECT event_type, record_value FROM journal WHERE event_id = $1", event_id
+    )
+    return None if row is None else (row["event_type"], bytes(row["record_value"]))
+
+
+async def positions_of(
+    conn: asyncpg.Connection | asyncpg.Pool, event_ids: Sequence[UUID]
+) -> dict[UUID, tuple[int, int]]:
+    """Where each of these events is in the log, for those journaled."""
+    rows = await conn.fetch(
+        "SELECT event_id, log_partition, log_offset FROM journal WHERE event_id = ANY($1::uuid[])",
+        list(event_ids),
+    )
+    return {r["event_id"]: (r["log_partition"], r["log_offset"]) for r in rows}
+
+
+async def subject_events(
+    conn: asyncpg.Connection, subject_id: str
+) -> list[tuple[str, dict[str, Any], int]]:
+    """A subject's events in log order as (type, payload, partition)."""
+    rows = await conn.fetch(
+        "SELECT event_type, payload::text AS payload, log_partition FROM journal"
+        " WHERE subject_id = $1 ORDER BY log_partition, log_offset",
+        subject_id,
+    )
+    return [(r["event_type"], json.loads(r["payload"]), r["log_partition"]) for r in rows]
+
+
+async def entry_count(conn: asyncpg.Connection) -> int:
+    """How many events the journal holds."""
+    total: int = await conn.fetchval("SELECT count(*) FROM journal")
+    return total

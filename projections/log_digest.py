@@ -68,6 +68,29 @@ async def lock(
     return {r["log_partition"]: _state(r) for r in rows}
 
 
+async def lock_partitions(conn: asyncpg.Connection, topic: str, partitions: Sequence[int]) -> None:
+    """Lock these partitions' rows as a batch does first (until the caller's transaction
+    ends), so no batch of them runs meanwhile; partitions with no row yet are not locked."""
+    await conn.fetch(
+        "SELECT log_partition FROM checkpoint_state WHERE topic = $1"
+        " AND log_partition = ANY($2::int[]) ORDER BY log_partition FOR UPDATE",
+        topic,
+        sorted(partitions),
+    )
+
+
+async def lock_out_batches(conn: asyncpg.Connection) -> None:
+    """Hold off every projector batch (each locks a row of `checkpoint_state` first) and
+    every `lock_out_restores` until the caller's transaction ends (restore-log)."""
+    await conn.execute("LOCK TABLE checkpoint_state IN EXCLUSIVE MODE")
+
+
+async def lock_out_restores(conn: asyncpg.Connection) -> None:
+    """Hold off `lock_out_batches` (a restore-log) until the caller's transaction ends, but not
+    projector batches: ROW SHARE conflicts with EXCLUSIVE, not with row locks."""
+    await conn.execute("LOCK TABLE checkpoint_state IN ROW SHARE MODE")
+
+
 def _state(row: asyncpg.Record) -> PartitionDigest:
     return PartitionDigest(
         row["log_partition"],

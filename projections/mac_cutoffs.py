@@ -72,6 +72,12 @@ async def load(conn: asyncpg.Connection | asyncpg.Pool, topic: str) -> dict[int,
     return {r["log_partition"]: r["required_from"] for r in rows}
 
 
+async def lock_for_change(conn: asyncpg.Connection) -> None:
+    """Make concurrent changes of the cut-offs take turns (until the caller's transaction
+    ends); projector batches, which only read them, go on."""
+    await conn.execute("LOCK TABLE record_mac_cutoffs IN EXCLUSIVE MODE")
+
+
 STORE = """
 INSERT INTO record_mac_cutoffs AS c (topic, log_partition, required_from)
 SELECT $1, * FROM unnest($2::int[], $3::bigint[])

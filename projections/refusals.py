@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 import asyncpg
 
 from projections import chain_store, dead_letters, mac_cutoffs
-from projections.dead_letters import UNAUTHENTICATED, UNDECODABLE, DeadLetter
+from projections.dead_letters import RESTORE_PLACEHOLDER, UNAUTHENTICATED, UNDECODABLE, DeadLetter
 from schemas.codec import CodecError, EventCodec
 from schemas.record_mac import Verdict, encode_headers, mac_text
 
@@ -108,4 +108,22 @@ async def keep(conn: asyncpg.Connection, topic: str, rejects: list[Refusal]) -> 
             )
             for x in rejects
         ],
+    )
+
+
+async def keep_placeholders(
+    conn: asyncpg.Connection,
+    topic: str,
+    positions: Sequence[tuple[int, int]],
+    *,
+    key: bytes,
+    error: str,
+    headers: bytes,
+) -> None:
+    """Keep the placeholders a restore produced where the database held no record
+    (services/operations/restore_plan.py): rejected records without a value."""
+    await conn.executemany(
+        "INSERT INTO rejected_records (topic, log_partition, log_offset, error, record_key,"
+        " record_value, reason, record_headers) VALUES ($1, $2, $3, $4, $5, NULL, $6, $7)",
+        [(topic, p, o, error, key, RESTORE_PLACEHOLDER, headers) for p, o in positions],
     )

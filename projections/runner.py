@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Protocol
@@ -223,7 +223,7 @@ class Projector:
         self,
         *,
         new_consumer: ConsumerFactory,
-        database_url: str,
+        connect: Callable[[], Awaitable[asyncpg.Connection]],
         topic: str,
         group_id: str,
         codec: EventCodec,
@@ -237,7 +237,8 @@ class Projector:
         #: the writer keys: a record without a valid MAC is refused (see the module docstring)
         self.macs = macs
         self.batch_size = batch_size
-        self.database_url = database_url
+        #: opens the projector's own connection (again after a failure)
+        self.connect = connect
         self.consumer = new_consumer(
             group_id=group_id,
             enable_auto_commit=False,
@@ -271,7 +272,7 @@ class Projector:
         log.info("partitions assigned: %s", sorted(tp.partition for tp in assigned))
 
     async def run(self, stop: asyncio.Event) -> None:
-        self.conn = await asyncpg.connect(self.database_url)
+        self.conn = await self.connect()
         try:
             self.consumer.subscribe([self.topic], listener=_SeekToStoredOffsets(self))
             await self.consumer.start()
@@ -297,7 +298,7 @@ class Projector:
             try:
                 if self.conn is not None and not self.conn.is_closed():
                     await self.conn.close(timeout=1)
-                self.conn = await asyncpg.connect(self.database_url)
+                self.conn = await self.connect()
                 await self.seek_to_stored(list(self.consumer.assignment()))
                 return
             except _RECOVERABLE as again:

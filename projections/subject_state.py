@@ -7,10 +7,11 @@ a decision is one indexed read of a subject's rows.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from datetime import datetime
 
 import asyncpg
 
-from projections.state import Fact, FactKey
+from projections.state import ALL, CONSENT, DM_OBJECTION, Fact, FactKey
 
 SubjectFact = tuple[str, Fact]
 
@@ -165,3 +166,45 @@ async def load_counted(
 ) -> tuple[dict[FactKey, Fact], int, int]:
     """As `load`, plus how many notices the same snapshot had applied."""
     return (await load_many(conn, topic, [(subject_id, partition)]))[(subject_id, partition)]
+
+
+#: the latest time of a subject's consent facts for the purpose and channel (or every one) and
+#: of its direct-marketing objections on the channel (or every one), per subject and kind
+LATEST_COVERING = """
+SELECT subject_id, kind, max(occurred_at) AS latest
+FROM subject_facts
+WHERE subject_id = ANY($1::text[])
+  AND ((kind = $4 AND scope_a IN ($2, $5) AND scope_b IN ($3, $5))
+    OR (kind = $6 AND scope_a = $5 AND scope_b IN ($3, $5)))
+GROUP BY subject_id, kind
+"""
+
+
+async def latest_covering(
+    conn: asyncpg.Connection | asyncpg.Pool, subject_ids: Iterable[str], purpose: str, channel: str
+) -> dict[tuple[str, str], datetime]:
+    """(subject, kind) -> when its latest consent or direct-marketing objection fact covering
+    the purpose and channel occurred: a decision older than that would be overruled."""
+    rows = await conn.fetch(
+        LATEST_COVERING, list(subject_ids), purpose, channel, CONSENT, ALL, DM_OBJECTION
+    )
+    return {(r["subject_id"], r["kind"]): r["latest"] for r in rows}
+
+
+async def facts_of(
+    conn: asyncpg.Connection | asyncpg.Pool, subject_ids: Sequence[str]
+) -> dict[str, dict[FactKey, Fact]]:
+    """Each subject's facts (an empty state for a subject with none)."""
+    states: dict[str, dict[FactKey, Fact]] = {s: {} for s in subject_ids}
+    if not subject_ids:
+        return states
+    rows = await conn.fetch(
+        "SELECT subject_id, kind, scope_a, scope_b, event_type, event_id, log_partition,"
+        " log_offset, occurred_at, until, outcome, notice_version"
+        " FROM subject_facts WHERE subject_id = ANY($1::text[])",
+        list(subject_ids),
+    )
+    for row in rows:
+        fact = fact_from_row(row)
+        states[row["subject_id"]][fact.key] = fact
+    return states

@@ -1,29 +1,73 @@
-"""The one place that opens real connections and wires them into a `Ledger`."""
+"""The one place that opens connections and producers, for each kind of process: the API's
+`Ledger` (open_ledger; the importer uses it too), the projector process (open_projector), and
+an operator command's own (operator_database, operator_producer, operator_consumer). Everything
+else receives what it uses; a part that needs a dedicated connection (LISTEN, an advisory lock,
+a long transaction) is handed `connect_database` bound to the settings. tests/unit/test_wiring.py
+parses the sources to hold that nothing else opens one.
+"""
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Sequence
+import functools
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
-from typing import cast
+from typing import Any, cast
 
 import asyncpg
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from projections import erasure, subject_state
+from projections.runner import ConsumerFactory, Projector
 from schemas.codec import EventCodec, default_codec
 from services.config import Settings
 from services.db_pool import open_pool
 from services.identity.keystore import DataKeys
 from services.identity.secrets import Secrets
-from services.ledger import idempotency
+from services.ledger import idempotency, kafka_clients
 from services.ledger.publisher import Publisher, make_producer
-from services.ledger.record_producer import writer_macs
+from services.ledger.record_producer import RecordProducer, writer_macs
+from services.projector.checkpointer import Checkpointer
+from services.projector.dead_letter_feed import DeadLetterFeed
+from services.projector.outbox_publishing import PublishingSession
+from services.projector.process import ProjectorProcess
+from services.projector.state_feed import StateFeed
 from services.reads.coalescer import Coalescer
 from services.reads.notice_cache import NoticeCache
 from services.reads.progress import ProjectionProgress
 from services.reads.projection_health import ProjectionHealth
 from services.rules.catalogue import Catalogue, load_catalogue
+
+#: opens a dedicated database connection; the caller closes it
+Connect = Callable[[], Awaitable[asyncpg.Connection]]
+
+
+async def connect_database(settings: Settings, **options: Any) -> asyncpg.Connection:
+    """A connection of its own (asyncpg.connect keyword arguments in `options`)."""
+    return await asyncpg.connect(settings.database_url, **options)
+
+
+def database_connector(settings: Settings) -> Connect:
+    """`connect_database` bound to the settings, for a part that opens its own connection."""
+    return functools.partial(connect_database, settings)
+
+
+def event_producer(settings: Settings) -> AIOKafkaProducer:
+    """A producer (not started) with the ledger's acks, idempotence and produce timeout."""
+    return make_producer(
+        settings.kafka,
+        idempotence=settings.kafka_idempotence,
+        timeout_ms=settings.produce_timeout_ms,
+    )
+
+
+def consumer_factory(settings: Settings) -> ConsumerFactory:
+    """Builds consumers of the settings' brokers with the options of each use."""
+    return functools.partial(kafka_clients.new_consumer, settings.kafka)
+
+
+# The API process
 
 
 @dataclass(slots=True)
@@ -68,11 +112,7 @@ async def open_ledger(settings: Settings) -> Ledger:
         statement_timeout_ms=settings.db_statement_timeout_ms,
         reset=_keep_session,
     )
-    producer = make_producer(
-        settings.kafka,
-        idempotence=settings.kafka_idempotence,
-        timeout_ms=settings.produce_timeout_ms,
-    )
+    producer = event_producer(settings)
     try:
         # before any request: a retry of a request claimed before migration 0016 finds its key
         async with pool.acquire() as proxy:
@@ -87,7 +127,7 @@ async def open_ledger(settings: Settings) -> Ledger:
         )
         partitions = await publisher.partition_count()
         progress = ProjectionProgress(pool, settings.topic)
-        await progress.start(settings.database_url)
+        await progress.start(database_connector(settings))
     except BaseException:
         await producer.stop()
         await pool.close()
@@ -119,3 +159,89 @@ async def close_ledger(ledger: Ledger) -> None:
     with contextlib.suppress(Exception):
         await ledger.publisher.producer.stop()
     await ledger.pool.close()
+
+
+# The projector process
+
+
+@contextlib.asynccontextmanager
+async def publishing_session(
+    settings: Settings,
+) -> AsyncIterator[tuple[asyncpg.Connection, RecordProducer]]:
+    """A publisher's session: a database connection and a started producer (acks=all) that
+    MACs every record under the writer keys, both closed on the way out."""
+    macs = writer_macs(settings.writer_key_ring())
+    conn = await connect_database(settings)
+    producer = event_producer(settings)
+    try:
+        await producer.start()
+        yield conn, RecordProducer(producer, macs)
+    finally:
+        with contextlib.suppress(Exception):
+            await producer.stop()
+        with contextlib.suppress(Exception):
+            await conn.close(timeout=2)
+
+
+def publishing_sessions(settings: Settings) -> PublishingSession:
+    """`publishing_session` bound to the settings, for the projector's publishers."""
+    return functools.partial(publishing_session, settings)
+
+
+def open_projector(settings: Settings) -> ProjectorProcess:
+    """The projector and its three publishers, each given how to open its connections (call
+    it in the event loop that runs them: the consumer is made here)."""
+    sessions = publishing_sessions(settings)
+    projector = Projector(
+        new_consumer=consumer_factory(settings),
+        connect=database_connector(settings),
+        topic=settings.topic,
+        group_id=settings.projector_group,
+        codec=default_codec(),
+        macs=writer_macs(settings.writer_key_ring()),
+        batch_size=settings.projector_batch,
+        session_timeout_ms=settings.kafka_session_timeout_ms,
+        fetch_wait_ms=settings.projector_fetch_wait_ms,
+    )
+    return ProjectorProcess(
+        settings,
+        projector,
+        StateFeed(settings, load_catalogue(settings.catalogue_file), sessions=sessions),
+        DeadLetterFeed(settings, sessions=sessions),
+        Checkpointer(settings, sessions=sessions),
+    )
+
+
+# Operator commands (and the set-up steps of `init` and `up`)
+
+
+@contextlib.asynccontextmanager
+async def operator_database(settings: Settings) -> AsyncIterator[asyncpg.Connection]:
+    """A command's database connection, closed on the way out."""
+    conn = await connect_database(settings)
+    try:
+        yield conn
+    finally:
+        await conn.close()
+
+
+@contextlib.asynccontextmanager
+async def operator_producer(settings: Settings) -> AsyncIterator[AIOKafkaProducer]:
+    """A command's started producer (`event_producer`), stopped on the way out."""
+    producer = event_producer(settings)
+    await producer.start()
+    try:
+        yield producer
+    finally:
+        await producer.stop()
+
+
+@contextlib.asynccontextmanager
+async def operator_consumer(settings: Settings, **options: Any) -> AsyncIterator[AIOKafkaConsumer]:
+    """A command's started consumer (aiokafka options in `options`), stopped on the way out."""
+    consumer = kafka_clients.new_consumer(settings.kafka, **options)
+    await consumer.start()
+    try:
+        yield consumer
+    finally:
+        await consumer.stop()

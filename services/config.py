@@ -28,7 +28,7 @@ from services.identity.secrets import (
     load_secrets,
     load_writer_keys,
 )
-from services.ledger.kafka_access import KafkaAccess
+from services.kafka_access import KafkaAccess
 from services.telemetry.logs import FORMATS as LOG_FORMATS
 
 SECRETS_FILE: Final = "LEDGER_SECRETS_FILE"

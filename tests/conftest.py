@@ -21,6 +21,7 @@ from projections.migrate import migrate
 from projections.runner import Projector
 from schemas.codec import default_codec
 from services.api.app import create_app
+from services.bootstrap import database_connector
 from services.config import Settings
 from services.identity.secrets import new_key
 from services.ledger import kafka_clients
@@ -123,7 +124,7 @@ async def db(settings: Settings) -> AsyncIterator[asyncpg.Connection]:
 def new_projector(settings: Settings, group: str | None = None) -> Projector:
     return Projector(
         new_consumer=functools.partial(kafka_clients.new_consumer, settings.kafka),
-        database_url=settings.database_url,
+        connect=database_connector(settings),
         topic=settings.topic,
         group_id=group or settings.projector_group,
         codec=default_codec(),

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from services.ledger.kafka_access import KAFKA_SECURITY_VARIABLES
+from services.kafka_access import KAFKA_SECURITY_VARIABLES
 from services.stack.embedded import EmbeddedKafka, EmbeddedPostgres
 
 KAFKA_IMAGE = "confluentinc/cp-kafka:7.7.1"

@@ -20,7 +20,7 @@ from services.api.guard import protect
 from services.api.observation import ObservedStarlette
 from services.api.public_listener import public_listener_middleware
 from services.api.routes import ROUTES
-from services.bootstrap import Ledger, close_ledger, open_ledger
+from services.bootstrap import Ledger, close_ledger, database_connector, open_ledger
 from services.config import Settings
 from services.http.ledger_problems import ledger_problem
 from services.http.problems import ProblemError, instance_of, problem_handler, unavailable
@@ -86,7 +86,7 @@ async def stored_keys(ledger: Ledger, settings: Settings) -> AsyncIterator[KeyCa
             registered = await register_admin_key(ledger.pool, settings.admin_key, hash_key)
             if registered.row.revoked_at is not None:
                 log.warning("LEDGER_ADMIN_KEY (key %s) is revoked", registered.row.key_id)
-        await keys.start(settings.database_url)
+        await keys.start(database_connector(settings))
         warn_forgotten_admin_keys(keys.rows.values(), settings.admin_key)
         yield keys
     finally:

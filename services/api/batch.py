@@ -21,7 +21,6 @@ from projections.batch_snapshot import read_snapshot
 from schemas.check_codec import check_headers, encode_check
 from schemas.events import rfc3339
 from schemas.record_mac import CHECKS
-from services.api import api_metrics
 from services.api import openapi_responses as answers
 from services.api.batch_request import MAX_BODY, MAX_TOKENS, BatchRequest, parse_batch
 from services.api.projector_status import require_fresh
@@ -30,13 +29,13 @@ from services.http.app_state import ledger_of
 from services.http.body import read_json_object
 from services.http.openapi_parts import problem_answer, request_body
 from services.http.problems import field_error, invalid, unavailable
+from services.identity.identities import email_indexes
 from services.ledger.errors import BrokerUnavailable
 from services.ledger.tokens import TokenError, encode_snapshot_token, token_positions
 from services.proof import contact_checks as checks
 from services.rules.batch import (
     MAX_RECIPIENTS,
     BatchResult,
-    email_indexes,
     evaluate_emails,
     evaluate_subjects,
     reconsent_purpose,
@@ -44,6 +43,7 @@ from services.rules.batch import (
     verdicts,
 )
 from services.rules.decisions import decide
+from services.telemetry import api_metrics
 
 
 async def _wait_for_tokens(ledger: Ledger, tokens: list[str]) -> None:

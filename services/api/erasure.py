@@ -22,9 +22,10 @@ from services.api.body_schemas import IDEMPOTENCY, SUBJECT, builder_body
 from services.api.commands import Common, Context
 from services.api.openapi_responses import CREATED
 from services.api.requests import wait_for_token
-from services.api.write import append_request, created, idempotency_key
+from services.api.write import created, idempotency_key
 from services.bootstrap import Ledger
 from services.http.app_state import ledger_of
+from services.http.appending import append_request
 from services.http.body import Fields, check_subject_id, query_fields, read_json_object
 from services.http.openapi_parts import MIN_TOKEN, PROBLEM
 from services.http.problems import ProblemError, field_error, unavailable

@@ -18,7 +18,7 @@ from starlette.responses import JSONResponse, StreamingResponse
 
 from projections import history_pages, notices, subject_state
 from projections.history_pages import HistoryRow
-from projections.notices import NO_NOTICES, Notices
+from projections.outdating import NO_NOTICES, Notices
 from projections.state import Fact, FactKey
 from schemas.events import CONSENT_GRANTED
 from services.api import openapi_responses as answers

@@ -19,9 +19,10 @@ from schemas.events import IDENTIFIER_TYPES, rfc3339
 from services.api.body_schemas import COMMON_FIELDS, IDEMPOTENCY, SUBJECT
 from services.api.commands import Common, Context
 from services.api.openapi_responses import CREATED
-from services.api.write import append_request, created, idempotency_key
+from services.api.write import created, idempotency_key
 from services.bootstrap import Ledger
 from services.http.app_state import ledger_of
+from services.http.appending import append_request
 from services.http.body import Fields, check_subject_id, read_json_object
 from services.http.openapi_parts import PROBLEM, request_body
 from services.http.problems import ProblemError, field_error

@@ -1,6 +1,6 @@
 """GET /metrics: the projector's histograms, the rights-request gauges (counted at scrape time
 against today's UTC date) and the projector's health (lag, staleness, loss detection, dead
-letters), then this API process's own metrics (services/api/api_metrics.py), in the Prometheus
+letters), then this API process's own metrics (services/telemetry/api_metrics.py), in the Prometheus
 text format."""
 
 from __future__ import annotations
@@ -12,10 +12,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from projections import metrics, requests
-from services.api import api_metrics
 from services.api.openapi_responses import METRICS
 from services.bootstrap import Ledger
 from services.http.app_state import ledger_of
+from services.telemetry import api_metrics
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 PATH: Final = "/metrics"

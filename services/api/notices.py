@@ -22,18 +22,16 @@ import asyncpg
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from projections import notices
-from projections.notices import Notice, Notices, notice_from_event
+from projections import notices, subject_state
+from projections.outdating import Notice, Notices, notice_from_event
 from projections.state import Fact, FactKey
-from projections.subject_state import fact_from_row
 from schemas import events as ev
 from schemas.events import Event, notice_key, rfc3339
-from services.api import api_metrics
 from services.api import openapi_responses as answers
 from services.api.commands import Common, Context
 from services.api.projector_status import require_fresh
-from services.api.write import append_request
 from services.http.app_state import ledger_of
+from services.http.appending import append_request
 from services.http.body import Fields, query_fields, read_json_object
 from services.http.openapi_parts import MIN_TOKEN, problem_answer, query_param, request_body
 from services.http.problems import ProblemError, field_error, unavailable
@@ -43,6 +41,7 @@ from services.ledger.errors import BrokerUnavailable
 from services.ledger.tokens import encode_token
 from services.rules.catalogue import Catalogue, Purpose
 from services.rules.decisions import decide
+from services.telemetry import api_metrics
 
 VERSION_RE: Final = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 SHA256_RE: Final = re.compile(r"[0-9a-fA-F]{64}")
@@ -183,25 +182,6 @@ async def list_notices(request: Request) -> JSONResponse:
     return JSONResponse({"notices": [n.as_json() for n in found]})
 
 
-#: Subjects after the cursor holding a grant for the purpose judged by an instant before the
-#: cutoff (the grant's notice's effective_from, else its own time), in subject order.
-CANDIDATES: Final = """
-SELECT f.subject_id FROM subject_facts f
-LEFT JOIN notices n ON n.version = f.notice_version
-WHERE f.kind = 'consent' AND f.event_type = 'ConsentGranted' AND f.scope_a = $1
-  AND coalesce(n.effective_from, f.occurred_at) < $2 AND f.subject_id > $3
-GROUP BY f.subject_id
-ORDER BY f.subject_id
-LIMIT $4
-"""
-
-FACTS: Final = """
-SELECT subject_id, kind, scope_a, scope_b, event_type, event_id, log_partition, log_offset,
-       occurred_at, until, outcome, notice_version
-FROM subject_facts WHERE subject_id = ANY($1::text[])
-"""
-
-
 async def find_outdated(
     conn: asyncpg.Pool | asyncpg.Connection,
     purpose: Purpose,
@@ -220,14 +200,8 @@ async def find_outdated(
     found: list[dict[str, Any]] = []
     cursor = after
     while True:
-        candidates = [
-            r["subject_id"]
-            for r in await conn.fetch(CANDIDATES, purpose.id, cutoff, cursor, limit + 1)
-        ]
-        states: dict[str, dict[FactKey, Fact]] = {s: {} for s in candidates}
-        for row in await conn.fetch(FACTS, candidates) if candidates else ():
-            fact = fact_from_row(row)
-            states[row["subject_id"]][fact.key] = fact
+        candidates = await notices.granted_before(conn, purpose.id, cutoff, cursor, limit + 1)
+        states = await subject_state.facts_of(conn, candidates)
         for subject_id in candidates:
             entry = outdated_entry(subject_id, states[subject_id], purpose, published, now)
             if entry is not None:

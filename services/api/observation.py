@@ -13,9 +13,9 @@ from typing import Any, Final
 from starlette.applications import Starlette
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from services.api import api_metrics
 from services.api.no_store import NoStoreOnApi
 from services.http import request_limits
+from services.telemetry import api_metrics
 from services.telemetry.request_context import (
     HEADER,
     REQUEST_ID,

@@ -12,10 +12,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from projections import journal
-from projections.notices import NO_NOTICES, Notices
+from projections.outdating import NO_NOTICES, Notices
 from projections.state import ALL, Fact, FactKey, covering
 from schemas.events import CHANNELS, CONSENT_GRANTED, rfc3339
-from services.api import api_metrics, as_of
+from services.api import as_of
 from services.api import openapi_responses as answers
 from services.api.body_schemas import SUBJECT
 from services.api.projector_status import require_fresh
@@ -37,6 +37,7 @@ from services.ledger.partitioning import partition_for
 from services.ledger.tokens import encode_token
 from services.rules.catalogue import Catalogue, Purpose
 from services.rules.decisions import Decision, decide, unknown_subject
+from services.telemetry import api_metrics
 
 
 def _iso(moment: datetime | None) -> str | None:

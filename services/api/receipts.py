@@ -14,7 +14,7 @@ from typing import Any, Final
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from projections import notices
+from projections import journal, notices
 from schemas.events import Event
 from services.api import openapi_responses as answers
 from services.bootstrap import Ledger
@@ -35,10 +35,8 @@ def issuer(ledger: Ledger) -> receipts.Issuer:
 
 
 async def _event(ledger: Ledger, event_id: uuid.UUID) -> Event:
-    row = await ledger.pool.fetchrow(
-        "SELECT event_type, record_value FROM journal WHERE event_id = $1", event_id
-    )
-    if row is None:
+    stored = await journal.stored_record(ledger.pool, event_id)
+    if stored is None:
         raise ProblemError(
             404,
             "Unknown event",
@@ -46,17 +44,18 @@ async def _event(ledger: Ledger, event_id: uuid.UUID) -> Event:
             errors=[field_error("event_id", "no such event")],
             kind="unknown-event",
         )
-    if row["event_type"] not in receipts.RECEIPT_TYPES:
+    event_type, value = stored
+    if event_type not in receipts.RECEIPT_TYPES:
         raise invalid(
             [
                 field_error(
                     "event_id",
-                    f"is a {row['event_type']} event; receipts exist for consent events only",
+                    f"is a {event_type} event; receipts exist for consent events only",
                     list(receipts.RECEIPT_TYPES),
                 )
             ]
         )
-    return ledger.codec.decode(bytes(row["record_value"]))
+    return ledger.codec.decode(value)
 
 
 async def receipt(request: Request) -> JSONResponse:

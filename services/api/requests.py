@@ -24,10 +24,11 @@ from services.api import openapi_responses as answers
 from services.api.body_schemas import builder_body
 from services.api.commands import Context
 from services.api.request_commands import STEPS, conflict, receive, request_json
-from services.api.write import append_request, created, idempotency_key
+from services.api.write import created, idempotency_key
 from services.bootstrap import Ledger
 from services.http.access_logging import record_read, record_reads
 from services.http.app_state import ledger_of
+from services.http.appending import append_request
 from services.http.body import Fields, query_fields, read_json_object
 from services.http.openapi_parts import MIN_TOKEN, path_param, problem_answer, query_param
 from services.http.problems import ProblemError, field_error, invalid, unavailable

@@ -14,9 +14,7 @@ import asyncpg
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from projections import erasure
-from projections.state import Fact, FactKey
-from projections.subject_state import fact_from_row
+from projections import erasure, identifiers
 from schemas.events import CHANNELS, rfc3339
 from services.api import openapi_responses as answers
 from services.api.projector_status import require_fresh
@@ -35,44 +33,6 @@ DEFAULT_LIMIT: Final = 1000
 MAX_LIMIT: Final = 10000
 PATH: Final = "/v1/suppressions"
 
-#: Linked identifiers after the cursor whose subject may be suppressed on the channel (an
-#: objection or a withdrawal of every purpose is recorded), with the facts that decide it.
-#: Where two subjects hold an index, the most recent link counts, as in identifiers.lookup.
-#: Shaped so that PostgreSQL walks the identifiers' primary key in blind-index order, probes
-#: each subject's facts by its key and stops at the limit: a page costs the identifiers it
-#: passes, never the whole register. (The scalar sub-select, the MATERIALIZED candidates and
-#: OFFSET 0 keep the planner from turning the probes into hash joins over every fact.)
-CANDIDATES = """
-WITH candidates AS MATERIALIZED (
-    SELECT l.blind_index, l.subject_id FROM (
-        SELECT DISTINCT ON (blind_index) blind_index, subject_id
-        FROM identifiers
-        WHERE identifier_type = $1 AND linked AND blind_index > $2
-        ORDER BY blind_index, recorded_at DESC, subject_id
-    ) AS l
-    WHERE (
-        SELECT true FROM subject_facts f
-        WHERE f.subject_id = l.subject_id AND f.scope_b IN ($3, '*') AND (
-            (f.kind = 'dm_objection' AND f.event_type = 'DirectMarketingObjected')
-            OR (f.kind = 'consent' AND f.scope_a = '*' AND f.event_type = 'ConsentWithdrawn')
-        )
-        LIMIT 1
-    )
-    ORDER BY l.blind_index
-    LIMIT $4
-)
-SELECT c.blind_index, f.kind, f.scope_a, f.scope_b, f.event_type, f.event_id,
-       f.log_partition, f.log_offset, f.occurred_at, f.until, f.outcome
-FROM candidates c
-CROSS JOIN LATERAL (
-    SELECT * FROM subject_facts f
-    WHERE f.subject_id = c.subject_id
-        AND f.kind IN ('consent', 'dm_objection') AND f.scope_b IN ($3, '*')
-    OFFSET 0
-) AS f
-ORDER BY c.blind_index
-"""
-
 
 async def find(
     conn: asyncpg.Connection | asyncpg.Pool,
@@ -86,11 +46,9 @@ async def find(
     found: list[tuple[bytes, Suppression]] = []
     cursor = after
     while True:
-        rows = await conn.fetch(CANDIDATES, identifier_type, cursor, channel, limit + 1)
-        states: dict[bytes, dict[FactKey, Fact]] = {}
-        for row in rows:
-            fact = fact_from_row(row)
-            states.setdefault(bytes(row["blind_index"]), {})[fact.key] = fact
+        states = await identifiers.objecting_holders(
+            conn, identifier_type, channel, cursor, limit + 1
+        )
         for index, state in states.items():
             why = suppression(state, channel, purposes)
             if why is not None:

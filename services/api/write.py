@@ -8,14 +8,12 @@ from typing import Any, Final
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from schemas.events import Event, rfc3339
-from services.api import api_metrics
+from schemas.events import rfc3339
 from services.api.commands import Builder, Context
-from services.bootstrap import Ledger
 from services.http.app_state import ledger_of
+from services.http.appending import append_request
 from services.http.body import Fields, check_subject_id, read_json_object
 from services.http.problems import field_error, invalid
-from services.ledger import append as ledger_append
 from services.ledger import idempotency
 from services.ledger.append import Appended
 from services.ledger.tokens import encode_token
@@ -32,32 +30,6 @@ def idempotency_key(request: Request) -> str | None:
     if key is not None and (problem := opaque_id_problem(key, MAX_KEY_LENGTH)):
         raise invalid([field_error("Idempotency-Key", problem)], 400)
     return key
-
-
-async def append_request(
-    ledger: Ledger,
-    events: list[Event],
-    *,
-    key: str | None,
-    digest: bytes,
-    subject_id: str,
-) -> Appended:
-    """One request's events through the ledger's append (services/ledger/append.py) with this
-    process's parts, counted in /metrics; services/http/ledger_problems.py answers its errors."""
-    appended = await ledger_append.append(
-        events,
-        key=key,
-        digest=digest,
-        subject_id=subject_id,
-        codec=ledger.codec,
-        pool=ledger.pool,
-        publisher=ledger.publisher,
-        health=ledger.health,
-        erased=ledger.erased,
-        hash_key=ledger.secrets.blind_index_key,
-    )
-    api_metrics.count_commands(appended.events, appended.replayed)
-    return appended
 
 
 def command_endpoint(route: str, build: Builder) -> Any:

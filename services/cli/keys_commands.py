@@ -14,6 +14,7 @@ from datetime import datetime
 
 import asyncpg
 
+from services.bootstrap import operator_database
 from services.config import Settings
 from services.identity.api_key_store import create_key, list_keys, revoke_key
 from services.identity.api_keys import SCOPES, KeyRow, name_problem, ordered
@@ -72,17 +73,16 @@ async def run_keys(settings: Settings, args: argparse.Namespace) -> int:
         except SecretsError as exc:
             print(f"consent-ledger keys create: {exc}", file=sys.stderr)
             return 2
-    conn = await asyncpg.connect(settings.database_url)
-    try:
-        return await _run(conn, settings, args)
-    except asyncpg.UndefinedTableError:
-        print(
-            "consent-ledger keys: the database has no api_keys table; run `consent-ledger init`",
-            file=sys.stderr,
-        )
-        return 2
-    finally:
-        await conn.close()
+    async with operator_database(settings) as conn:
+        try:
+            return await _run(conn, settings, args)
+        except asyncpg.UndefinedTableError:
+            print(
+                "consent-ledger keys: the database has no api_keys table; run `consent-ledger"
+                " init`",
+                file=sys.stderr,
+            )
+            return 2
 
 
 async def _run(conn: asyncpg.Connection, settings: Settings, args: argparse.Namespace) -> int:

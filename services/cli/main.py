@@ -4,12 +4,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
-import functools
-import gc
 import logging
 import os
-import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -18,6 +14,7 @@ from typing import Any, Final
 import asyncpg
 
 from projections.migrate import migrate
+from services.bootstrap import operator_database
 from services.cli.operator_commands import (
     OPERATOR_COMMANDS,
     SESSION_COMMANDS,
@@ -34,7 +31,6 @@ from services.identity.secrets import (
     write_writer_keys_file,
 )
 from services.ledger import idempotency
-from services.ledger.kafka_clients import new_consumer
 from services.ledger.topic import WeakTopicError, ensure_topic
 from services.rules.catalogue import CatalogueError, load_catalogue
 from services.stack.session import environment_with_session
@@ -177,11 +173,8 @@ def _generate_secrets(path: str | None) -> int:
 async def run_rewrap(settings: Settings) -> int:
     from services.identity.keystore import rewrap
 
-    conn = await asyncpg.connect(settings.database_url)
-    try:
+    async with operator_database(settings) as conn:
         moved = await rewrap(conn, settings.secrets().master)
-    finally:
-        await conn.close()
     log.info(
         "re-wrapped %d data keys under master key %s", moved, settings.secrets().master.current_id
     )
@@ -201,12 +194,9 @@ async def run_init(settings: Settings) -> int:
     except WeakTopicError as exc:
         print(f"consent-ledger init: {exc}", file=sys.stderr)
         return 2
-    conn = await asyncpg.connect(settings.database_url)
-    try:
+    async with operator_database(settings) as conn:
         applied = await migrate(conn)
         await _hash_legacy_keys(settings, conn)
-    finally:
-        await conn.close()
     log.info("topic %s %s", settings.topic, "created" if created else "exists")
     log.info("migrations applied: %s", ", ".join(applied) or "none (up to date)")
     return 0
@@ -259,55 +249,10 @@ def api_server_options(settings: Settings) -> dict[str, Any]:
 
 
 async def run_projector(settings: Settings) -> int:
-    from projections.runner import Projector
-    from schemas.codec import default_codec
-    from services.ledger.record_producer import writer_macs
-    from services.projector.checkpointer import Checkpointer
-    from services.projector.dead_letter_feed import DeadLetterFeed
-    from services.projector.state_feed import StateFeed
+    from services.bootstrap import open_projector
+    from services.projector.process import run_projector_process
 
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    projector = Projector(
-        new_consumer=functools.partial(new_consumer, settings.kafka),
-        database_url=settings.database_url,
-        topic=settings.topic,
-        group_id=settings.projector_group,
-        codec=default_codec(),
-        macs=writer_macs(settings.writer_key_ring()),
-        batch_size=settings.projector_batch,
-        session_timeout_ms=settings.kafka_session_timeout_ms,
-        fetch_wait_ms=settings.projector_fetch_wait_ms,
-    )
-    feed = StateFeed(settings, load_catalogue(settings.catalogue_file))
-    log.info("projector consuming %s as group %s", settings.topic, settings.projector_group)
-    # what start-up made lives as long as the process: the collector stops scanning it
-    gc.freeze()
-    feeding = asyncio.create_task(feed.run(stop))
-    dead_letter_feed = DeadLetterFeed(settings)
-    dead_lettering = asyncio.create_task(dead_letter_feed.run(stop))
-    checkpointer = Checkpointer(settings)
-    # set only once the projector has stopped: the final checkpoints cover all it applied
-    projector_stopped = asyncio.Event()
-    checkpointing = asyncio.create_task(checkpointer.run(projector_stopped))
-    try:
-        with contextlib.suppress(asyncio.CancelledError):
-            await projector.run(stop)
-    finally:
-        stop.set()
-        projector_stopped.set()
-        with contextlib.suppress(asyncio.CancelledError):
-            await feeding
-        with contextlib.suppress(asyncio.CancelledError):
-            await dead_lettering
-        with contextlib.suppress(asyncio.CancelledError):
-            await checkpointing
-    log.info("projector stopped after applying %d events", projector.applied)
-    log.info("state feed published %d subject states to %s", feed.published, settings.state_topic)
-    log.info("published %d checkpoints to %s", checkpointer.published, settings.checkpoints_topic)
-    return 0
+    return await run_projector_process(open_projector(settings))
 
 
 if __name__ == "__main__":

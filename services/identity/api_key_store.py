@@ -16,7 +16,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, replace
 from typing import Any, Final
 
@@ -189,10 +189,11 @@ class KeyCache:
         self._task: asyncio.Task[None] | None = None
         self._reloads: set[asyncio.Task[None]] = set()
 
-    async def start(self, database_url: str) -> None:
+    async def start(self, connect: Callable[[], Awaitable[asyncpg.Connection]]) -> None:
+        """Load the keys, then listen for changes on a connection of its own (`connect`)."""
         await self.reload()
         with contextlib.suppress(OSError, asyncpg.PostgresError):
-            self._listener = await asyncpg.connect(database_url)
+            self._listener = await connect()
             await self._listener.add_listener(NOTIFY_CHANNEL, self._notified)
         self._task = asyncio.create_task(self._refresh_loop())
 

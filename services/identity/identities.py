@@ -13,6 +13,7 @@ import hmac
 import os
 import re
 import unicodedata
+from collections.abc import Iterable
 from typing import Final
 
 import idna
@@ -91,6 +92,18 @@ def normalise(identifier_type: str, text: str) -> str:
 def blind_index(key: bytes, identifier_type: str, normalised: str) -> bytes:
     """HMAC-SHA256 of the type and normalised value: equal values, equal index; 32 bytes."""
     return hmac.digest(key, f"{identifier_type}:{normalised}".encode(), "sha256")
+
+
+def email_indexes(emails: Iterable[str], key: bytes) -> dict[str, bytes]:
+    """Blind index of each distinct address as given; addresses that do not normalise are
+    left out (a batch check answers them `invalid_address`)."""
+    out: dict[str, bytes] = {}
+    for email in dict.fromkeys(emails):
+        try:
+            out[email] = blind_index(key, EMAIL, normalise_email(email))
+        except IdentifierError:
+            continue
+    return out
 
 
 def derived_subject_id(key: bytes, identifier_type: str, normalised: str) -> str:

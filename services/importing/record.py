@@ -21,8 +21,8 @@ from typing import Any, Final
 
 import asyncpg
 
-from projections import erasure, identifiers
-from projections.state import ALL, CONSENT, DM_OBJECTION
+from projections import erasure, identifiers, subject_state
+from projections.state import CONSENT, DM_OBJECTION
 from schemas import events as ev
 from schemas.events import Actor, Event, Source, rfc3339
 from services.bootstrap import Ledger
@@ -138,17 +138,6 @@ def _event(
     )
 
 
-#: the latest time of the facts that a row's decision would overrule, per subject and kind
-LATER_FACTS: Final = """
-SELECT subject_id, kind, max(occurred_at) AS latest
-FROM subject_facts
-WHERE subject_id = ANY($1::text[])
-  AND ((kind = $4 AND scope_a IN ($2, $5) AND scope_b IN ($3, $5))
-    OR (kind = $6 AND scope_a = $5 AND scope_b IN ($3, $5)))
-GROUP BY subject_id, kind
-"""
-
-
 class Recorder:
     """Records batches of rows for one target; remembers what this run linked and recorded."""
 
@@ -194,7 +183,9 @@ class Recorder:
         keys = await self.ledger.data_keys.for_subjects(subject[e] for e in unlinked)
         # a key shredded since (an erasure racing the import) refuses the row too
         refused |= {e for e in unlinked if subject[e] not in keys}
-        later = await self._later_facts(set(subject.values()))
+        later = await subject_state.latest_covering(
+            self.ledger.pool, set(subject.values()), self.target.purpose, self.target.channel
+        )
         outcomes: list[tuple[ImportRow, str]] = []
         todo: list[tuple[ImportRow, Keyed]] = []
         # a subject's rows in the order of their times, so the log order matches
@@ -230,15 +221,3 @@ class Recorder:
         for (row, _), again in zip(todo, replayed, strict=True):
             outcomes.append((row, ALREADY if again else RECORDED))
         return outcomes
-
-    async def _later_facts(self, subject_ids: set[str]) -> dict[tuple[str, str], datetime]:
-        rows = await self.ledger.pool.fetch(
-            LATER_FACTS,
-            list(subject_ids),
-            self.target.purpose,
-            self.target.channel,
-            CONSENT,
-            ALL,
-            DM_OBJECTION,
-        )
-        return {(r["subject_id"], r["kind"]): r["latest"] for r in rows}

@@ -17,6 +17,8 @@ from uuid import UUID
 
 import asyncpg
 
+from projections import journal
+
 log = logging.getLogger(__name__)
 
 #: what the hashing key is derived with from the blind-index key: no other use of that key
@@ -132,11 +134,7 @@ async def record_acks(
 async def projected_positions(
     pool: asyncpg.Pool, event_ids: Sequence[UUID]
 ) -> dict[UUID, tuple[int, int]]:
-    rows = await pool.fetch(
-        "SELECT event_id, log_partition, log_offset FROM journal WHERE event_id = ANY($1::uuid[])",
-        list(event_ids),
-    )
-    return {r["event_id"]: (r["log_partition"], r["log_offset"]) for r in rows}
+    return await journal.positions_of(pool, event_ids)
 
 
 async def logged_position(pool: asyncpg.Pool, key: bytes) -> tuple[int, int] | None:
@@ -217,3 +215,17 @@ async def hash_legacy_keys(conn: asyncpg.Connection, blind_index_key: bytes) -> 
     if hashed:
         log.info("replaced %d idempotency keys stored in clear by their keyed hash", hashed)
     return hashed
+
+
+async def forget_subject(conn: asyncpg.Connection, subject_id: str) -> None:
+    """Delete a subject's records when its proof is purged (services/proof/retention.py)."""
+    await conn.execute("DELETE FROM idempotency_keys WHERE subject_id = $1", subject_id)
+
+
+async def forget_acks(conn: asyncpg.Connection) -> None:
+    """Forget where the broker acknowledged every key's records, after a restore of the log:
+    a position may name a record the old log lost, so a retry asks the journal instead."""
+    await conn.execute(
+        "UPDATE idempotency_keys SET ack_partitions = NULL, ack_offsets = NULL"
+        " WHERE ack_offsets IS NOT NULL"
+    )

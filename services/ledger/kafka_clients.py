@@ -17,7 +17,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.helpers import create_ssl_context
 
-from services.ledger.kafka_access import KafkaAccess
+from services.kafka_access import KafkaAccess
 
 #: options only `connection_options` sets: a caller passing one is a mistake, not an override
 CONNECTION_OPTIONS: Final = frozenset(

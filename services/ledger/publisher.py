@@ -12,8 +12,8 @@ from aiokafka.errors import KafkaError
 from schemas.codec import kafka_headers
 from schemas.events import Event
 from schemas.record_mac import EVENTS, RecordMacs
+from services.kafka_access import KafkaAccess
 from services.ledger.errors import BrokerUnavailable
-from services.ledger.kafka_access import KafkaAccess
 from services.ledger.kafka_clients import new_producer
 from services.ledger.partitioning import partition_for
 from services.ledger.record_producer import RecordProducer

@@ -26,8 +26,8 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 from fastavro.write import Writer
 
+from services.bootstrap import operator_consumer
 from services.config import Settings
-from services.ledger.kafka_clients import new_consumer
 from services.ledger.topic import highwaters, partition_count
 from services.operations.backup_format import (
     CODEC,
@@ -198,9 +198,7 @@ async def write_backup(settings: Settings, path: Path, *, progress: bool) -> Bac
     """Write the backup to a temporary file (mode 0600) beside `path`, fsync it and rename it
     to `path`."""
     directory = backup_directory(path)
-    consumer = new_consumer(settings.kafka, enable_auto_commit=False)
-    await consumer.start()
-    try:
+    async with operator_consumer(settings, enable_auto_commit=False) as consumer:
         header = BackupHeader(
             datetime.now(UTC), ledger_version(), tuple(await read_extents(settings, consumer))
         )
@@ -216,8 +214,6 @@ async def write_backup(settings: Settings, path: Path, *, progress: bool) -> Bac
             with contextlib.suppress(OSError):
                 os.unlink(temporary)
             raise
-    finally:
-        await consumer.stop()
     return BackupSummary(path, header, counts, size)
 
 

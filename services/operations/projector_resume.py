@@ -8,18 +8,14 @@ before applying anything, so a loss that is still there stops it again at once.
 
 from __future__ import annotations
 
-import asyncpg
-
 from projections import projector_health
+from services.bootstrap import operator_database
 from services.config import Settings
 
 
 async def run_resume_projector(settings: Settings) -> int:
-    conn = await asyncpg.connect(settings.database_url)
-    try:
+    async with operator_database(settings) as conn:
         cleared = await projector_health.clear_stops(conn, settings.topic)
-    finally:
-        await conn.close()
     if not cleared:
         print(
             f"consent-ledger resume-projector: the projectors of {settings.topic} are not stopped"

@@ -45,6 +45,7 @@ from projections.rebuild_tables import (
 )
 from projections.runner import apply_batch
 from schemas.codec import EventCodec, default_codec
+from services.bootstrap import connect_database, consumer_factory, operator_database
 from services.config import Settings
 from services.ledger.record_producer import writer_macs
 from services.operations.rebuild_reader import CappedReader
@@ -107,7 +108,7 @@ async def rebuild(
     settings: Settings, options: RebuildOptions, progress: ProgressCallback = lambda *_: None
 ) -> Outcome:
     """Replay into fresh tables (or bring the replaced ones up to date) and switch."""
-    conn = await asyncpg.connect(settings.database_url)
+    conn = await connect_database(settings)
     try:
         if not await conn.fetchval("SELECT pg_try_advisory_lock($1)", _LOCK_ID):
             raise RebuildError("another rebuild or rollback is running against this database")
@@ -152,15 +153,15 @@ class _Switcher:
         self.macs = writer_macs(settings.writer_key_ring())
         self.batch = settings.projector_batch
         self.reader = CappedReader(
-            settings.kafka,
+            consumer_factory(settings),
             settings.topic,
             batch_size=self.batch,
             fetch_wait_ms=settings.projector_fetch_wait_ms,
         )
 
     async def run(self, progress: ProgressCallback) -> Outcome:
-        replay = await asyncpg.connect(
-            self.settings.database_url,
+        replay = await connect_database(
+            self.settings,
             server_settings={
                 "search_path": f"{quote_ident(self.incoming)}, {quote_ident(self.live)}"
             },
@@ -280,13 +281,10 @@ class _Switcher:
 
 async def drop_previous(settings: Settings) -> list[str]:
     """Drop every schema of replaced tables; returns their names."""
-    conn = await asyncpg.connect(settings.database_url)
-    try:
+    async with operator_database(settings) as conn:
         if not await conn.fetchval("SELECT pg_try_advisory_lock($1)", _LOCK_ID):
             raise RebuildError("a rebuild or rollback is running against this database")
         dropped = await previous_schemas(conn)
         for schema in dropped:
             await drop_schema(conn, schema)
         return dropped
-    finally:
-        await conn.close()

@@ -16,9 +16,7 @@ from typing import Final
 from aiokafka import TopicPartition
 
 from projections.rebuild_tables import split_at_caps
-from projections.runner import Record
-from services.ledger.kafka_access import KafkaAccess
-from services.ledger.kafka_clients import new_consumer
+from projections.runner import ConsumerFactory, Record
 
 #: how long to wait for the topic's partitions in the broker's metadata
 METADATA_TIMEOUT_S: Final = 30.0
@@ -26,12 +24,11 @@ METADATA_TIMEOUT_S: Final = 30.0
 
 class CappedReader:
     def __init__(
-        self, kafka: KafkaAccess, topic: str, *, batch_size: int, fetch_wait_ms: int
+        self, new_consumer: ConsumerFactory, topic: str, *, batch_size: int, fetch_wait_ms: int
     ) -> None:
         self.topic = topic
         self.batch_size = batch_size
         self.consumer = new_consumer(
-            kafka,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             max_poll_records=batch_size,

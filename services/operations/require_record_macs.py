@@ -22,6 +22,7 @@ from aiokafka.errors import KafkaError
 from projections import mac_cutoffs
 from projections.dead_letters import UNAUTHENTICATED
 from projections.mac_cutoffs import CutoffChange
+from services.bootstrap import connect_database
 from services.config import Settings
 from services.ledger.topic import highwaters
 
@@ -140,7 +141,7 @@ async def require_record_macs(
         if not (options.yes or confirm(outcome.changes)):
             return outcome
         async with conn.transaction():
-            await conn.execute("LOCK TABLE record_mac_cutoffs IN EXCLUSIVE MODE")
+            await mac_cutoffs.lock_for_change(conn)
             outcome.changes = mac_cutoffs.plan(
                 await mac_cutoffs.load(conn, topic),
                 proposed,
@@ -187,7 +188,7 @@ async def run_require_record_macs(settings: Settings, options: CutoffOptions) ->
         print(f"{name}: no terminal to confirm on; pass --yes to record", file=sys.stderr)
         return 2
     try:
-        conn = await asyncpg.connect(settings.database_url)
+        conn = await connect_database(settings)
     except (OSError, asyncpg.PostgresError) as exc:
         print(f"{name}: cannot reach the database ({exc})", file=sys.stderr)
         return 1

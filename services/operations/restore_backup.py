@@ -20,8 +20,8 @@ from pathlib import Path
 from aiokafka.errors import KafkaError
 from fastavro import reader
 
+from services.bootstrap import operator_producer
 from services.config import Settings
-from services.ledger.publisher import make_producer
 from services.ledger.topic import create_log_topic, highwaters, partition_count
 from services.operations.backup_format import (
     BackupFileError,
@@ -137,38 +137,28 @@ async def restore_file(settings: Settings, options: RestoreOptions) -> list[Topi
     extents = roles_to_restore(header, options.only)
     plans = await prepare_targets(settings, extents, options.create_topic)
     by_topic = {plan.extent.topic: plan for plan in plans}
-    producer = make_producer(
-        settings.kafka,
-        idempotence=settings.kafka_idempotence,
-        timeout_ms=settings.produce_timeout_ms,
-    )
-    await producer.start()
-    try:
-        writers = {topic: OrderedWriter(producer, plan.target) for topic, plan in by_topic.items()}
-        with record_progress(options.progress) as bar:
-            task = bar.add_task(
-                options.path.name, total=sum(counts.get(e.topic, 0) for e in extents)
-            )
-            for extent, record in backup_records(options.path):
-                plan = by_topic.get(extent.topic)
-                if plan is None:
-                    continue  # a role not asked for
-                landing = plan.restored.get(record.partition, 0)
-                plan.restored[record.partition] = landing + 1
-                plan.moved += landing != record.offset
-                writer = writers[extent.topic]
-                bar.advance(
-                    task,
-                    await writer.write(
-                        record.partition, record.key, record.value, record.headers, record.timestamp
-                    ),
+    async with operator_producer(settings) as producer:
+        try:
+            writers = {t: OrderedWriter(producer, plan.target) for t, plan in by_topic.items()}
+            with record_progress(options.progress) as bar:
+                task = bar.add_task(
+                    options.path.name, total=sum(counts.get(e.topic, 0) for e in extents)
                 )
-            for writer in writers.values():
-                bar.advance(task, await writer.flush())
-    except OffsetMismatch as exc:
-        raise RestoreFailed(str(exc)) from None
-    finally:
-        await producer.stop()
+                for extent, record in backup_records(options.path):
+                    plan = by_topic.get(extent.topic)
+                    if plan is None:
+                        continue  # a role not asked for
+                    landing = plan.restored.get(record.partition, 0)
+                    plan.restored[record.partition] = landing + 1
+                    plan.moved += landing != record.offset
+                    written = await writers[extent.topic].write(
+                        record.partition, record.key, record.value, record.headers, record.timestamp
+                    )
+                    bar.advance(task, written)
+                for writer in writers.values():
+                    bar.advance(task, await writer.flush())
+        except OffsetMismatch as exc:
+            raise RestoreFailed(str(exc)) from None
     for plan in plans:
         marks = await highwaters(settings.kafka, plan.target)
         wrong = count_mismatches(plan.restored, marks)

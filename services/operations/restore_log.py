@@ -14,13 +14,13 @@ import asyncpg
 from aiokafka.errors import KafkaError
 from rich.progress import Progress
 
-from projections import log_digest, offsets
-from projections.dead_letters import RESTORE_PLACEHOLDER
+from projections import log_digest, offsets, refusals, stored_log
 from projections.hash_chain import GENESIS
 from projections.log_digest import PartitionDigest
 from schemas.record_mac import EVENTS, encode_headers
+from services.bootstrap import connect_database, operator_producer
 from services.config import Settings
-from services.ledger.publisher import make_producer
+from services.ledger import idempotency
 from services.ledger.record_producer import writer_macs
 from services.ledger.topic import ensure_topic, highwaters, partition_count
 from services.operations.backup_format import Headers, count_mismatches
@@ -39,49 +39,6 @@ from services.operations.restore_plan import (
 )
 
 log = logging.getLogger(__name__)
-
-#: every stored record of the topic in log order; at one offset the journal's row comes first
-STORED_RECORDS = """
-SELECT log_partition, log_offset, subject_id, record_key, record_value, event_type, event_id,
-       recorded_at, record_mac, record_headers, source
-FROM (
-    SELECT log_partition, log_offset, subject_id, NULL::bytea AS record_key, record_value,
-           event_type, event_id, recorded_at, record_mac, NULL::bytea AS record_headers,
-           0 AS rank, 'journal' AS source
-    FROM journal
-    UNION ALL
-    SELECT d.log_partition, d.log_offset, j.subject_id, NULL, d.record_value, j.event_type,
-           d.event_id, j.recorded_at, d.record_mac, NULL, 1, 'duplicate'
-    FROM duplicate_records d LEFT JOIN journal j ON j.event_id = d.event_id
-    WHERE d.topic = $1
-    UNION ALL
-    SELECT log_partition, log_offset, NULL, record_key, record_value, NULL, NULL, NULL, NULL,
-           record_headers, 2, 'rejected'
-    FROM rejected_records WHERE topic = $1
-) AS r
-ORDER BY log_partition, log_offset, rank
-"""
-
-#: per partition: the last offset the database holds, and how many distinct offsets
-HELD = """
-SELECT log_partition, max(log_offset) AS last, count(DISTINCT log_offset) AS held
-FROM (
-    SELECT log_partition, log_offset FROM journal
-    UNION ALL SELECT log_partition, log_offset FROM duplicate_records WHERE topic = $1
-    UNION ALL SELECT log_partition, log_offset FROM rejected_records WHERE topic = $1
-) AS r
-GROUP BY log_partition
-"""
-
-#: the tables that name the topic; moved to the new name when restoring under another one
-TOPIC_TABLES = (
-    "projector_offsets",
-    "checkpoint_state",
-    "checkpoint_outbox",
-    "duplicate_records",
-    "rejected_records",
-    "record_mac_cutoffs",
-)
 
 
 class RestoreError(Exception):
@@ -117,11 +74,9 @@ async def _check_target(
 ) -> None:
     topic = settings.topic
     if source != topic:
-        for table in TOPIC_TABLES:
-            if await conn.fetchval(
-                f"SELECT EXISTS (SELECT 1 FROM {table} WHERE topic = $1)", topic
-            ):
-                raise RestoreRefused(f"the database already holds rows of topic {topic} ({table})")
+        table = await stored_log.table_naming(conn, topic)
+        if table is not None:
+            raise RestoreRefused(f"the database already holds rows of topic {topic} ({table})")
     count = await partition_count(settings.kafka, topic)
     if count is None:
         raise RestoreRefused(f"topic {topic} does not exist: pass --create-topic, or create it")
@@ -188,38 +143,29 @@ async def restore_log(
     macs = writer_macs(settings.writer_key_ring())
     sealed = tuple(macs.seal(EVENTS, PLACEHOLDER_KEY, None, PLACEHOLDER_HEADERS))
     async with conn.transaction():
-        await conn.execute("LOCK TABLE checkpoint_state IN EXCLUSIVE MODE")
-        held = await conn.fetch(HELD, source)
-        ends = log_ends(
-            await offsets.load(conn, source), {r["log_partition"]: r["last"] for r in held}
-        )
+        await log_digest.lock_out_batches(conn)
+        last, held = await stored_log.held(conn, source)
+        ends = log_ends(await offsets.load(conn, source), last)
         if not ends:
             return result
         await _check_target(settings, conn, source, ends)
-        gaps = gap_partitions(ends, {r["log_partition"]: r["held"] for r in held})
+        gaps = gap_partitions(ends, held)
         task = progress.add_task(settings.topic, total=sum(ends.values())) if progress else None
-        producer = make_producer(
-            settings.kafka,
-            idempotence=settings.kafka_idempotence,
-            timeout_ms=settings.produce_timeout_ms,
-        )
-        await producer.start()
-        producing = _Producing(OrderedWriter(producer, settings.topic), gaps)
         filler = GapFiller(ends, sealed)
 
         def advance(n: int) -> None:
             if progress is not None and task is not None:
                 progress.advance(task, n)
 
-        try:
-            async for row in conn.cursor(STORED_RECORDS, source, prefetch=2000):
-                advance(await producing.emit(filler.feed(stored_record(row))))
-            advance(await producing.emit(filler.finish()))
-            advance(await producing.finish())
-        except (OffsetMismatch, ValueError) as exc:
-            raise RestoreFailed(str(exc)) from None
-        finally:
-            await producer.stop()
+        async with operator_producer(settings) as producer:
+            producing = _Producing(OrderedWriter(producer, settings.topic), gaps)
+            try:
+                async for row in stored_log.stored_records(conn, source):
+                    advance(await producing.emit(filler.feed(stored_record(row))))
+                advance(await producing.emit(filler.finish()))
+                advance(await producing.finish())
+            except (OffsetMismatch, ValueError) as exc:
+                raise RestoreFailed(str(exc)) from None
         marks = await highwaters(settings.kafka, settings.topic)
         wrong = count_mismatches(ends, marks) + count_mismatches(ends, producing.writer.written)
         if wrong:
@@ -240,34 +186,25 @@ async def _update_database(
     placeholder_headers: Headers,
 ) -> None:
     if source != topic:
-        for table in TOPIC_TABLES:
-            await conn.execute(f"UPDATE {table} SET topic = $1 WHERE topic = $2", topic, source)
-    stored = encode_headers(placeholder_headers)
-    await conn.executemany(
-        "INSERT INTO rejected_records (topic, log_partition, log_offset, error, record_key,"
-        " record_value, reason, record_headers) VALUES ($1, $2, $3, $4, $5, NULL, $6, $7)",
-        [
-            (topic, p, o, PLACEHOLDER_ERROR, PLACEHOLDER_KEY, RESTORE_PLACEHOLDER, stored)
-            for p, o in producing.placeholders
-        ],
+        await stored_log.rename_topic(conn, source, topic)
+    await refusals.keep_placeholders(
+        conn,
+        topic,
+        producing.placeholders,
+        key=PLACEHOLDER_KEY,
+        error=PLACEHOLDER_ERROR,
+        headers=encode_headers(placeholder_headers),
     )
     await offsets.store(conn, topic, ends)
     await log_digest.restart(conn, topic, producing.digests.values())
     # acknowledged positions may name records the old log lost; a retry asks the journal
-    await conn.execute(
-        "UPDATE idempotency_keys SET ack_partitions = NULL, ack_offsets = NULL"
-        " WHERE ack_offsets IS NOT NULL"
-    )
+    await idempotency.forget_acks(conn)
 
 
 async def restore_if_log_empty(settings: Settings, conn: asyncpg.Connection) -> int:
     """`up`'s restore: when the topic is empty and the database holds records, restore them;
     returns how many records were produced."""
-    if not await conn.fetchval(
-        "SELECT EXISTS (SELECT 1 FROM journal) OR EXISTS (SELECT 1 FROM projector_offsets"
-        " WHERE topic = $1 AND next_offset > 0)",
-        settings.topic,
-    ):
+    if not await stored_log.holds_records(conn, settings.topic):
         return 0
     marks = await highwaters(settings.kafka, settings.topic)
     if any(marks.values()):
@@ -303,7 +240,7 @@ async def run_restore_log(
     try:
         if create_topic:
             await ensure_topic(settings)
-        conn = await asyncpg.connect(settings.database_url)
+        conn = await connect_database(settings)
     except (OSError, asyncpg.PostgresError, KafkaError) as exc:
         print(f"consent-ledger restore-log: cannot reach the servers ({exc})", file=sys.stderr)
         return 1

@@ -60,7 +60,7 @@ class Row(Protocol):
 
 
 def stored_record(row: Row) -> OutRecord:
-    """A row of the stored records (restore.py STORED_RECORDS) as the record to produce.
+    """A row of the stored records (projections/stored_log.py) as the record to produce.
 
     An event, first or repeated, gets what the API gave it: the subject id as key, the
     event_type and event_id headers and its stored MAC header; its timestamp is the event's

@@ -25,7 +25,7 @@ from schemas.checkpoint_codec import LogCheckpoint, checkpoint_headers, encode_c
 from schemas.record_mac import CHECKPOINTS
 from services.config import Settings
 from services.ledger.record_producer import RecordProducer
-from services.projector.outbox_publishing import TRANSIENT, connected, keep_running
+from services.projector.outbox_publishing import TRANSIENT, PublishingSession, keep_running
 
 log = logging.getLogger(__name__)
 
@@ -47,8 +47,11 @@ def checkpoint_of(cut: Cut) -> LogCheckpoint:
 
 
 class Checkpointer:
-    def __init__(self, settings: Settings, *, batch_size: int = 200) -> None:
+    def __init__(
+        self, settings: Settings, *, sessions: PublishingSession, batch_size: int = 200
+    ) -> None:
         self.settings = settings
+        self.sessions = sessions
         self.batch_size = batch_size
         self.interval_s = float(settings.checkpoint_interval_s)
         #: how often the task looks for due ranges: a checkpoint is at most this late
@@ -70,14 +73,14 @@ class Checkpointer:
             )
 
     async def _session(self, stop: asyncio.Event) -> None:
-        async with connected(self.settings) as (conn, producer):
+        async with self.sessions() as (conn, producer):
             while not stop.is_set():
                 await self.step(conn, producer, every=False)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), self.tick_s)
 
     async def final(self) -> None:
-        async with connected(self.settings) as (conn, producer):
+        async with self.sessions() as (conn, producer):
             await self.step(conn, producer, every=True)
 
     async def step(self, conn: asyncpg.Connection, producer: RecordProducer, *, every: bool) -> int:

@@ -24,7 +24,12 @@ from projections.runner import NOTIFY_CHANNEL
 from schemas.record_mac import DEAD_LETTERS
 from services.config import Settings
 from services.ledger.record_producer import RecordProducer
-from services.projector.outbox_publishing import TRANSIENT, Wakeup, connected, keep_running
+from services.projector.outbox_publishing import (
+    TRANSIENT,
+    PublishingSession,
+    Wakeup,
+    keep_running,
+)
 
 log = logging.getLogger(__name__)
 
@@ -33,8 +38,11 @@ POLL_S: Final = 1.0
 
 
 class DeadLetterFeed:
-    def __init__(self, settings: Settings, *, batch_size: int = 100) -> None:
+    def __init__(
+        self, settings: Settings, *, sessions: PublishingSession, batch_size: int = 100
+    ) -> None:
         self.settings = settings
+        self.sessions = sessions
         self.batch_size = batch_size
         self.timeout_s = settings.produce_timeout_ms / 1000
         self.lease_s = max(10.0, 3 * self.timeout_s)
@@ -46,7 +54,7 @@ class DeadLetterFeed:
         await keep_running("dead-letter feed", self._session, stop, lambda: self.published)
 
     async def _session(self, stop: asyncio.Event) -> None:
-        async with connected(self.settings) as (conn, producer):
+        async with self.sessions() as (conn, producer):
             await conn.add_listener(NOTIFY_CHANNEL, self._wake.notified)
             while not stop.is_set():
                 self._wake.clear()

@@ -1,8 +1,8 @@
 """What the projector's three publishers share (the state feed, the checkpoints, the dead
-letters): each drains an outbox the batch transactions fill, over its own database connection
-and producer (which MACs every record: services/ledger/record_producer.py), and a broker or database
-failure ends only the session, which is started again with back-off, so the projector keeps
-applying meanwhile.
+letters): each drains an outbox the batch transactions fill, over a session of its own (a
+database connection and a producer that MACs every record: services/ledger/record_producer.py),
+and a broker or database failure ends only the session, which is started again with back-off,
+so the projector keeps applying meanwhile.
 """
 
 from __future__ import annotations
@@ -10,15 +10,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, Final
 
 import asyncpg
 from aiokafka.errors import KafkaError
 
-from services.config import Settings
-from services.ledger.publisher import make_producer
-from services.ledger.record_producer import RecordProducer, writer_macs
+from services.ledger.record_producer import RecordProducer
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +24,12 @@ log = logging.getLogger(__name__)
 TRANSIENT: Final = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, KafkaError)
 FIRST_DELAY_S: Final = 0.2
 MAX_DELAY_S: Final = 5.0
+
+#: opens a publisher's session: a database connection and a started producer that MACs every
+#: record, both closed on the way out (services/bootstrap.py publishing_session)
+PublishingSession = Callable[
+    [], contextlib.AbstractAsyncContextManager[tuple[asyncpg.Connection, RecordProducer]]
+]
 
 
 async def keep_running(
@@ -51,29 +55,6 @@ async def keep_running(
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), delay)
         delay = min(delay * 2, MAX_DELAY_S)
-
-
-@contextlib.asynccontextmanager
-async def connected(
-    settings: Settings,
-) -> AsyncIterator[tuple[asyncpg.Connection, RecordProducer]]:
-    """A database connection and a started producer (acks=all) that MACs every record under
-    the writer keys, both closed on the way out."""
-    macs = writer_macs(settings.writer_key_ring())
-    conn = await asyncpg.connect(settings.database_url)
-    producer = make_producer(
-        settings.kafka,
-        idempotence=settings.kafka_idempotence,
-        timeout_ms=settings.produce_timeout_ms,
-    )
-    try:
-        await producer.start()
-        yield conn, RecordProducer(producer, macs)
-    finally:
-        with contextlib.suppress(Exception):
-            await producer.stop()
-        with contextlib.suppress(Exception):
-            await conn.close(timeout=2)
 
 
 class Wakeup:

@@ -26,7 +26,12 @@ from schemas.record_mac import STATE
 from services.config import Settings
 from services.ledger.record_producer import RecordProducer
 from services.ledger.topic import highwaters
-from services.projector.outbox_publishing import TRANSIENT, Wakeup, connected, keep_running
+from services.projector.outbox_publishing import (
+    TRANSIENT,
+    PublishingSession,
+    Wakeup,
+    keep_running,
+)
 from services.rules.catalogue import Catalogue
 from services.rules.state_summary import is_erased, subject_state_record
 
@@ -48,11 +53,13 @@ class StateFeed:
         settings: Settings,
         catalogue: Catalogue,
         *,
+        sessions: PublishingSession,
         batch_size: int = 500,
         clock: Callable[[], datetime] = _utcnow,
     ) -> None:
         self.settings = settings
         self.catalogue = catalogue
+        self.sessions = sessions
         self.batch_size = batch_size
         self.clock = clock
         self.timeout_s = settings.produce_timeout_ms / 1000
@@ -68,7 +75,7 @@ class StateFeed:
         await keep_running("state feed", self._session, stop, lambda: self.published)
 
     async def _session(self, stop: asyncio.Event) -> None:
-        async with connected(self.settings) as (conn, producer):
+        async with self.sessions() as (conn, producer):
             await conn.add_listener(NOTIFY_CHANNEL, self._wake.notified)
             await self.refill_if_empty(conn)
             self.ready.set()

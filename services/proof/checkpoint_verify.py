@@ -26,8 +26,8 @@ from aiokafka.errors import KafkaError
 from projections import log_digest
 from schemas.checkpoint_codec import LogCheckpoint, decode_checkpoint
 from schemas.codec import CodecError
+from services.bootstrap import operator_consumer, operator_database
 from services.config import Settings
-from services.ledger.kafka_clients import new_consumer
 from services.ledger.topic import highwaters
 from services.proof.checkpoint_check import (
     Finding,
@@ -94,17 +94,13 @@ async def read_topic(settings: Settings) -> tuple[list[LogCheckpoint], int]:
         raise CheckpointInputError(str(exc)) from None
     found: list[LogCheckpoint] = []
     undecodable = 0
-    consumer = new_consumer(settings.kafka, enable_auto_commit=False)
-    await consumer.start()
-    try:
+    async with operator_consumer(settings, enable_auto_commit=False) as consumer:
         for partition, end in marks.items():
             async for _, value in _records(consumer, settings.checkpoints_topic, partition, 0, end):
                 try:
                     found.append(decode_checkpoint(value or b""))
                 except CodecError:
                     undecodable += 1
-    finally:
-        await consumer.stop()
     return found, undecodable
 
 
@@ -139,9 +135,7 @@ async def check_from_topic(
     settings: Settings, partitions: dict[int, list[LogCheckpoint]]
 ) -> list[Finding]:
     findings: list[Finding] = []
-    consumer = new_consumer(settings.kafka, enable_auto_commit=False)
-    await consumer.start()
-    try:
+    async with operator_consumer(settings, enable_auto_commit=False) as consumer:
         for partition, checkpoints in partitions.items():
             for lane in lanes(checkpoints):
                 checker = RangeChecker(lane)
@@ -150,8 +144,6 @@ async def check_from_topic(
                 ):
                     checker.feed(offset, value)
                 findings += checker.finish() + link_findings(lane)
-    finally:
-        await consumer.stop()
     return findings
 
 
@@ -159,19 +151,18 @@ async def check_from_journal(
     settings: Settings, partitions: dict[int, list[LogCheckpoint]]
 ) -> list[Finding]:
     findings: list[Finding] = []
-    conn = await asyncpg.connect(settings.database_url)
-    try:
-        async with conn.transaction(isolation="repeatable_read", readonly=True):
-            for partition, checkpoints in partitions.items():
-                for lane in lanes(checkpoints):
-                    checker = RangeChecker(lane)
-                    async for offset, value in log_digest.stored_records(
-                        conn, settings.topic, partition, checker.start, checker.end
-                    ):
-                        checker.feed(offset, value)
-                    findings += checker.finish() + link_findings(lane)
-    finally:
-        await conn.close()
+    async with (
+        operator_database(settings) as conn,
+        conn.transaction(isolation="repeatable_read", readonly=True),
+    ):
+        for partition, checkpoints in partitions.items():
+            for lane in lanes(checkpoints):
+                checker = RangeChecker(lane)
+                async for offset, value in log_digest.stored_records(
+                    conn, settings.topic, partition, checker.start, checker.end
+                ):
+                    checker.feed(offset, value)
+                findings += checker.finish() + link_findings(lane)
     return findings
 
 

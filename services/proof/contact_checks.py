@@ -12,8 +12,8 @@ from datetime import datetime
 from uuid import UUID
 
 from schemas.check_codec import ContactCheck
-from services.identity.identities import blind_index
-from services.rules.batch import BatchResult, email_indexes
+from services.identity.identities import blind_index, email_indexes
+from services.rules.batch import BatchResult
 
 
 def recipients_digest(keys: Iterable[str]) -> str:
@@ -37,7 +37,7 @@ def subject_keys(subjects: Iterable[str]) -> list[str]:
 
 def email_keys(emails: Iterable[str], index_of: Mapping[str, bytes], key: bytes) -> list[str]:
     """The digest key of each address as given; `index_of` holds the blind indexes of the
-    addresses that normalised (services.rules.batch.email_indexes)."""
+    addresses that normalised (services.identity.identities.email_indexes)."""
     out = []
     for email in emails:
         index = index_of.get(email)

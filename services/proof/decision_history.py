@@ -18,7 +18,7 @@ from datetime import datetime
 from uuid import UUID
 
 from projections.as_of import PurgedProof, Suppression, known_at
-from projections.notices import Notice
+from projections.outdating import Notice
 from projections.state import FactKey, Position, facts_for
 from schemas import events as ev
 from schemas.events import Event

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Final
 
-from projections.notices import Notice
+from projections.outdating import Notice
 from schemas import events as ev
 from schemas.events import Event, rfc3339
 from services.rules.catalogue import Catalogue, Purpose

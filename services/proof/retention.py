@@ -5,7 +5,6 @@ Design: docs/developers/design/retention.md
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -14,8 +13,11 @@ from typing import Any, Final
 
 import asyncpg
 
+from projections import erased_proof, journal
 from schemas import events as ev
+from services.bootstrap import operator_database
 from services.config import Settings
+from services.ledger import idempotency
 from services.proof.dead_letter_retention import cutoff, purge_dead_letters
 from services.rules.catalogue import Catalogue, load_catalogue
 
@@ -87,69 +89,26 @@ class Outcome:
     waiting: list[tuple[str, datetime]]
 
 
-CANDIDATES = """
-SELECT e.subject_id, e.erased_at FROM erasures e
-WHERE EXISTS (SELECT 1 FROM journal j WHERE j.subject_id = e.subject_id)
-ORDER BY e.erased_at, e.subject_id
-"""
-EVENTS = """
-SELECT event_type, payload::text AS payload, log_partition FROM journal
-WHERE subject_id = $1 ORDER BY log_partition, log_offset
-"""
-LOCK_PARTITIONS = """
-SELECT log_partition FROM checkpoint_state
-WHERE topic = $1 AND log_partition = ANY($2::int[]) ORDER BY log_partition FOR UPDATE
-"""
-PURGE = (
-    "DELETE FROM duplicate_records WHERE event_id IN"
-    " (SELECT event_id FROM journal WHERE subject_id = $1)",
-    "DELETE FROM subject_facts WHERE subject_id = $1 AND kind <> 'erasure'",
-    "DELETE FROM rights_requests WHERE subject_id = $1",
-    "DELETE FROM idempotency_keys WHERE subject_id = $1",
-)
-FORGET_JOURNAL = "DELETE FROM journal WHERE subject_id = $1"
-RECORD = """
-UPDATE erasures SET purged_at = now(), purged_events = coalesce(purged_events, 0) + $2,
-                    chain_head = $3
-WHERE subject_id = $1
-"""
-
-
 async def purge_due(
     conn: asyncpg.Connection, topic: str, catalogue: Catalogue, now: datetime, *, dry_run: bool
 ) -> Outcome:
     """Purge every erased subject whose proof period has ended (one transaction each)."""
     purged: list[tuple[str, int]] = []
     waiting: list[tuple[str, datetime]] = []
-    candidates = await conn.fetch(CANDIDATES)
-    for candidate in candidates:
-        subject = candidate["subject_id"]
-        rows = await conn.fetch(EVENTS, subject)
-        until = proof_until(
-            candidate["erased_at"],
-            ((r["event_type"], json.loads(r["payload"])) for r in rows),
-            catalogue,
-        )
+    candidates = await erased_proof.kept(conn)
+    for subject, erased_at in candidates:
+        events = await journal.subject_events(conn, subject)
+        until = proof_until(erased_at, ((t, payload) for t, payload, _ in events), catalogue)
         if until > now:
             waiting.append((subject, until))
             continue
         if dry_run:
-            purged.append((subject, len(rows)))
+            purged.append((subject, len(events)))
             continue
         async with conn.transaction():
-            partitions = sorted({r["log_partition"] for r in rows})
-            await conn.fetch(LOCK_PARTITIONS, topic, partitions)
-            # read again under the lock: a batch may have added an entry meanwhile
-            head = await conn.fetchval(
-                "SELECT chain_hash FROM journal WHERE subject_id = $1"
-                " ORDER BY log_partition DESC, log_offset DESC LIMIT 1",
-                subject,
-            )
-            for statement in PURGE:
-                await conn.execute(statement, subject)
-            status = await conn.execute(FORGET_JOURNAL, subject)
-            count = int(status.rsplit(" ", 1)[-1])
-            await conn.execute(RECORD, subject, count, head)
+            partitions = sorted({p for _, _, p in events})
+            count = await erased_proof.purge(conn, topic, subject, partitions)
+            await idempotency.forget_subject(conn, subject)
         log.info("purged the proof of erased subject %s: %d journal entries", subject, count)
         purged.append((subject, count))
     return Outcome(len(candidates), purged, waiting)
@@ -157,14 +116,11 @@ async def purge_due(
 
 async def run_retention(settings: Settings, *, dry_run: bool = False) -> int:
     catalogue = load_catalogue(settings.catalogue_file)
-    conn = await asyncpg.connect(settings.database_url)
-    now = datetime.now(UTC)
-    try:
+    async with operator_database(settings) as conn:
+        now = datetime.now(UTC)
         outcome = await purge_due(conn, settings.topic, catalogue, now, dry_run=dry_run)
         before = cutoff(now, settings.dead_letter_retention_days)
         letters = await purge_dead_letters(conn, settings.topic, before, dry_run=dry_run)
-    finally:
-        await conn.close()
     verb = "would purge" if dry_run else "purged"
     events = sum(n for _, n in outcome.purged)
     print(

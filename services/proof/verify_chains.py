@@ -23,9 +23,10 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from projections import chain_store
+from projections import chain_store, journal
 from projections.chain_verify import Break, SubjectVerifier
 from schemas.codec import EventCodec, default_codec
+from services.bootstrap import connect_database
 from services.config import Settings
 
 #: broken subjects listed by name; the rest are counted
@@ -103,13 +104,13 @@ def report(summary: Summary) -> str:
 
 async def run_verify(settings: Settings, *, progress: bool = True) -> int:
     try:
-        conn = await asyncpg.connect(settings.database_url)
+        conn = await connect_database(settings)
     except (OSError, asyncpg.PostgresError) as exc:
         print(f"consent-ledger verify: cannot reach the database ({exc})", file=sys.stderr)
         return 2
     try:
         async with conn.transaction(isolation="repeatable_read", readonly=True):
-            total: int = await conn.fetchval("SELECT count(*) FROM journal")
+            total = await journal.entry_count(conn)
             with Progress(
                 TextColumn("verifying"),
                 BarColumn(),

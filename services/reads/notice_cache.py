@@ -14,7 +14,7 @@ from typing import Final
 import asyncpg
 
 from projections import notices
-from projections.notices import NO_NOTICES, Notices
+from projections.outdating import NO_NOTICES, Notices
 
 REFRESH_S: Final = 60.0
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import asyncpg
@@ -34,9 +35,11 @@ class ProjectionProgress:
         self._reading: asyncio.Future[None] | None = None
         self._read_again = False
 
-    async def start(self, database_url: str) -> None:
+    async def start(self, connect: Callable[[], Awaitable[asyncpg.Connection]]) -> None:
+        """Listen on a connection of its own, opened by `connect`; without one, waiters read
+        the offsets themselves."""
         with contextlib.suppress(OSError, asyncpg.PostgresError):
-            self._listener = await asyncpg.connect(database_url)
+            self._listener = await connect()
             await self._listener.add_listener(NOTIFY_CHANNEL, self._notified)
             await self.refresh()  # after listening: no batch falls between the two
 

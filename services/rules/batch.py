@@ -1,6 +1,6 @@
 """Deciding a batch of recipients against one snapshot: pure, and cheap per recipient.
 
-`decide()` runs once per distinct fact pattern (projections/batch_snapshot.py) plus once for
+`decide()` runs once per distinct fact pattern (projections/fact_patterns.py) plus once for
 "no relevant fact", never once per recipient; the per-recipient work is a few dictionary
 look-ups. Recipients are answered in the order given, each distinct string once.
 """
@@ -12,9 +12,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from projections.batch_snapshot import Relevance, facts_of
-from projections.notices import NO_NOTICES, Notices
-from services.identity.identities import IdentifierError, blind_index, normalise_email
+from projections.fact_patterns import Relevance, facts_of
+from projections.outdating import NO_NOTICES, Notices
 from services.rules.catalogue import Purpose
 from services.rules.decisions import Decision, decide
 
@@ -108,15 +107,3 @@ def evaluate_emails(
         else:
             denied((email, decision.reason))
     return result
-
-
-def email_indexes(emails: Iterable[str], key: bytes) -> dict[str, bytes]:
-    """Blind index of each distinct address as given; addresses that do not normalise are
-    left out (they are answered `invalid_address`)."""
-    out: dict[str, bytes] = {}
-    for email in dict.fromkeys(emails):
-        try:
-            out[email] = blind_index(key, "email", normalise_email(email))
-        except IdentifierError:
-            continue
-    return out

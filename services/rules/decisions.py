@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Final
 from uuid import UUID
 
-from projections.notices import NO_NOTICES, Notices
+from projections.outdating import NO_NOTICES, Notices
 from projections.state import (
     CHANNEL_IDENTIFIERS,
     CONSENT,

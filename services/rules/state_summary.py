@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from projections.notices import NO_NOTICES, Notices
+from projections.outdating import NO_NOTICES, Notices
 from projections.state import (
     ALL,
     CHANNEL_IDENTIFIERS,

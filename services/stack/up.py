@@ -25,10 +25,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-import asyncpg
-
 from projections import offsets
 from projections.migrate import migrate
+from services.bootstrap import operator_database
 from services.config import Settings
 from services.identity.api_key_store import (
     ADMIN_KEY_NAME,
@@ -168,15 +167,12 @@ def _admin_key(settings: Settings, path: Path) -> AdminKey:
 
 async def _prepare(settings: Settings, admin: AdminKey) -> tuple[int, Registered]:
     await ensure_topic(settings)
-    conn = await asyncpg.connect(settings.database_url)
-    try:
+    async with operator_database(settings) as conn:
         await migrate(conn)
         origin = FROM_DEV_KEY if admin.file else FROM_ADMIN_VARIABLE
         hash_key = settings.secrets().api_key_hash_key
         registered = await register_admin_key(conn, admin.key, hash_key, admin.name, origin)
         return await restore_if_log_empty(settings, conn), registered
-    finally:
-        await conn.close()
 
 
 def _wait_ready(
@@ -238,8 +234,7 @@ def _drain(settings: Settings, timeout_s: float = 60) -> None:
 async def _wait_projected(settings: Settings, timeout_s: float) -> int:
     """Wait until the stored offsets reach the log's high-water marks; returns the lag left."""
     marks = await highwaters(settings.kafka, settings.topic)
-    conn = await asyncpg.connect(settings.database_url)
-    try:
+    async with operator_database(settings) as conn:
         deadline = time.monotonic() + timeout_s
         while True:
             stored = await offsets.load(conn, settings.topic)
@@ -247,8 +242,6 @@ async def _wait_projected(settings: Settings, timeout_s: float) -> int:
             if lag == 0 or time.monotonic() > deadline:
                 return lag
             await asyncio.sleep(0.1)
-    finally:
-        await conn.close()
 
 
 def _stop(child: subprocess.Popen[bytes]) -> None:

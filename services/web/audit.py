@@ -20,9 +20,9 @@ from starlette.responses import Response
 from projections import as_of, chain_store, notices
 from projections.as_of import PurgedProof, Suppression
 from projections.chain_verify import JournalEntry, SubjectVerifier
-from projections.notices import Notice
+from projections.erasure import erasure_record
+from projections.outdating import Notice
 from projections.state import Position
-from projections.subject_state import fact_from_row
 from schemas import events as ev
 from schemas.codec import CodecError, EventCodec
 from schemas.events import Event
@@ -40,10 +40,6 @@ from services.web.page_responses import DEPENDENCY_ERRORS, PageError, html_respo
 log = logging.getLogger(__name__)
 
 PATH: Final = "/audit/subjects/{subject_id}"
-
-ERASURE = """
-SELECT erased_at, ground, purged_at, purged_events, chain_head FROM erasures WHERE subject_id = $1
-"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,22 +84,9 @@ async def read_snapshot(
                 if e.type == ev.IDENTIFIER_LINKED
             }
         )
-        suppressed: list[Suppression] = []
-        if held:
-            found = await conn.fetch(
-                as_of.SUPPRESSED, [t for t, _ in held], [b for _, b in held], end
-            )
-            suppressed = [
-                Suppression(
-                    (r["identifier_type"], bytes(r["blind_index"])), r["since"], r["known_from"]
-                )
-                for r in found
-            ]
-        row = await conn.fetchrow(as_of.PURGED, subject_id)
-        purged = (
-            PurgedProof(row["erased_at"], row["purged_at"], fact_from_row(row)) if row else None
-        )
-        erased = await conn.fetchrow(ERASURE, subject_id)
+        suppressed = await as_of.suppressions(conn, held, end)
+        purged = await as_of.purged_proof(conn, subject_id)
+        erased = await erasure_record(conn, subject_id)
     erasure = (
         audit_view.Erasure(
             erased["erased_at"],

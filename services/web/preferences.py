@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
 
-from projections.notices import NO_NOTICES, Notices
+from projections.outdating import NO_NOTICES, Notices
 from projections.state import (
     ALL,
     CONSENT,
@@ -80,7 +80,7 @@ def current_choices(
     state: SubjectState, catalogue: Catalogue, now: datetime, notices: Notices = NO_NOTICES
 ) -> Choices:
     """A consent a material notice change outdated shows unticked: ticking it again is the
-    re-consent (projections/notices.py)."""
+    re-consent (projections/outdating.py)."""
     own = {key: fact for key, fact in state.items() if fact.kind in _CHOICE_KINDS}
     chosen = frozenset(
         (p.id, channel)

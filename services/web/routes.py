@@ -19,9 +19,9 @@ from starlette.responses import HTMLResponse, Response
 from projections import link_revocations, notices, subject_state
 from projections.state import Fact, FactKey
 from schemas.events import Actor, Source, subject_id_problem
-from services.api.write import append_request
 from services.bootstrap import Ledger
 from services.http.app_state import ledger_of, page_limits_of
+from services.http.appending import append_request
 from services.http.body import whole_number
 from services.http.ledger_problems import ledger_problem
 from services.http.openapi_parts import HTML_PAGE, html_page, path_param

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from aiokafka import TopicPartition
 
 from schemas.codec import CodecError, EventCodec, default_codec
-from services.ledger.kafka_access import KafkaAccess
+from services.kafka_access import KafkaAccess
 from services.ledger.kafka_clients import new_consumer
 from services.ledger.topic import highwaters
 from tests.faults.workload import Command

@@ -19,6 +19,7 @@ import asyncpg
 import pytest
 
 from schemas.checkpoint_codec import LogCheckpoint
+from services.bootstrap import publishing_sessions
 from services.config import Settings
 from services.ledger.topic import highwaters
 from services.projector.checkpointer import Checkpointer
@@ -89,7 +90,7 @@ async def published_and_recomputed(
     settings: Settings, db: asyncpg.Connection, tmp_path: Path
 ) -> None:
     stopped = asyncio.Event()
-    checkpointer = Checkpointer(settings)
+    checkpointer = Checkpointer(settings, sessions=publishing_sessions(settings))
     task = asyncio.create_task(checkpointer.run(stopped))
     try:
         await produce_events(settings, count=300, subjects=30, seed=3, garbage=2)

@@ -13,6 +13,7 @@ from aiokafka import TopicPartition
 
 from projections import dead_letters
 from projections.dead_letters import DeadLetter
+from services.bootstrap import publishing_sessions
 from services.config import Settings
 from services.ledger.kafka_clients import new_consumer, new_producer
 from services.ledger.topic import highwaters
@@ -28,7 +29,7 @@ UNKNOWN_FINGERPRINT = b"\xc3\x01" + b"\xff" * 8 + b"\x00"
 
 @contextlib.asynccontextmanager
 async def running_dead_letter_feed(settings: Settings) -> AsyncIterator[DeadLetterFeed]:
-    feed = DeadLetterFeed(settings)
+    feed = DeadLetterFeed(settings, sessions=publishing_sessions(settings))
     stop = asyncio.Event()
     task = asyncio.create_task(feed.run(stop))
     try:

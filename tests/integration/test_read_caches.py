@@ -15,9 +15,10 @@ import asyncpg
 import pytest
 
 from projections import notices, offsets, subject_state
-from projections.notices import Notice
+from projections.outdating import Notice
 from projections.runner import NOTIFY_CHANNEL
 from projections.state import Fact
+from services.bootstrap import database_connector
 from services.config import Settings
 from services.reads.coalescer import Coalescer
 from services.reads.notice_cache import REFRESH_S, NoticeCache
@@ -85,7 +86,7 @@ async def test_every_waiter_wakes_on_one_notification(
 ) -> None:
     await offsets.store(db, settings.topic, {0: 3})
     progress = ProjectionProgress(pool, settings.topic)
-    await progress.start(settings.database_url)
+    await progress.start(database_connector(settings))
     try:
         assert progress.listening
         assert progress.positions == {0: 3}  # read when listening starts

@@ -24,6 +24,7 @@ from schemas import events as ev
 from schemas.codec import default_codec, kafka_headers
 from schemas.events import Event, Source
 from schemas.feeds import SCHEMA_HEADER, decode_subject_state
+from services.bootstrap import publishing_sessions
 from services.config import Settings
 from services.ledger.kafka_clients import new_admin, new_consumer, new_producer
 from services.ledger.partitioning import partition_for
@@ -43,7 +44,12 @@ Latest = dict[str, tuple[dict[str, Any], dict[str, bytes]]]
 
 @contextlib.asynccontextmanager
 async def running_feed(settings: Settings, batch_size: int = 500) -> AsyncIterator[StateFeed]:
-    feed = StateFeed(settings, load_catalogue(settings.catalogue_file), batch_size=batch_size)
+    feed = StateFeed(
+        settings,
+        load_catalogue(settings.catalogue_file),
+        sessions=publishing_sessions(settings),
+        batch_size=batch_size,
+    )
     stop = asyncio.Event()
     task = asyncio.create_task(feed.run(stop))
     try:

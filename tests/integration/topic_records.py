@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from aiokafka import TopicPartition
 
 from services.config import Settings
-from services.ledger.kafka_access import KafkaAccess
+from services.kafka_access import KafkaAccess
 from services.ledger.kafka_clients import new_consumer, new_producer
 from services.ledger.topic import highwaters
 

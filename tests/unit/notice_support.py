@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
-from projections.notices import Notice
+from projections.outdating import Notice
 from projections.state import Position
 from schemas import events as ev
 from schemas.events import Event

@@ -9,8 +9,8 @@ import pytest
 
 from schemas import events as ev
 from schemas.events import Event, Source
-from services.api import api_metrics
 from services.rules.batch import BatchResult
+from services.telemetry import api_metrics
 
 NOW = datetime(2026, 3, 1, tzinfo=UTC)
 

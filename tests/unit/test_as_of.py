@@ -20,7 +20,7 @@ from projections.as_of import (
     known_at,
     suppression_facts,
 )
-from projections.notices import Notice
+from projections.outdating import Notice
 from projections.state import ALL, ERASURE, SUPPRESSION, Fact, Position, fold
 from schemas import events as ev
 from schemas.events import Event

@@ -12,12 +12,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from projections.batch_snapshot import facts_of, pattern_of
+from projections.fact_patterns import facts_of, pattern_of
 from projections.state import Fact, FactKey, Position, fold
 from schemas.events import Event, subject_id_problem
 from services.api.batch_request import LISTED, all_subject_ids, is_subject_id, parse_batch
 from services.http.problems import ProblemError
-from services.identity.identities import blind_index, normalise_email
+from services.identity.identities import blind_index, email_indexes, normalise_email
 from services.ledger.tokens import (
     TokenError,
     decode_snapshot_token,
@@ -29,7 +29,6 @@ from services.ledger.tokens import (
 from services.rules.batch import (
     MAX_RECIPIENTS,
     BatchResult,
-    email_indexes,
     evaluate_emails,
     evaluate_subjects,
     relevance,

@@ -12,7 +12,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from projections.as_of import PurgedProof, Suppression, known_at
-from projections.notices import Notice
+from projections.outdating import Notice
 from projections.state import ALL, ERASURE, Fact, Position
 from schemas import events as ev
 from schemas.events import Event

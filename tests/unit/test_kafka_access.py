@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from services.config import ENVIRONMENT, Settings, SettingsError
-from services.ledger.kafka_access import KAFKA_SECURITY_VARIABLES, KafkaAccess, variable
+from services.kafka_access import KAFKA_SECURITY_VARIABLES, KafkaAccess, variable
 
 REMOTE = {"KAFKA_BOOTSTRAP_SERVERS": "kafka-1:9092,kafka-2:9092"}
 LOCAL = {"KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:9092"}

@@ -9,7 +9,7 @@ from uuid import UUID
 
 import pytest
 
-from projections.notices import NO_NOTICES, notice_from_event
+from projections.outdating import NO_NOTICES, notice_from_event
 from schemas import events as ev
 from schemas.codec import default_codec
 from schemas.events import Actor, Event, Source

@@ -11,8 +11,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from projections.batch_snapshot import facts_of, pattern_of
-from projections.notices import Notice, Notices
+from projections.fact_patterns import facts_of, pattern_of
+from projections.outdating import Notice, Notices
 from projections.state import Fact, FactKey, Position, fold
 from schemas.events import Event
 from services.api.notices import outdated_entry

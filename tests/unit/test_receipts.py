@@ -14,7 +14,7 @@ from joserfc import jws as jose_jws
 from joserfc.errors import SecurityWarning
 from joserfc.jwk import KeySet
 
-from projections.notices import Notice
+from projections.outdating import Notice
 from schemas import events as ev
 from schemas.events import Actor, Event, Source
 from services.identity.secrets import KeyRing, new_key, parse_key_ring

@@ -9,7 +9,6 @@ from hypothesis import given
 from hypothesis import strategies as st
 from starlette.types import Message, Receive, Scope, Send
 
-from services.api import api_metrics
 from services.api.observation import (
     UNMATCHED,
     RequestObservation,
@@ -17,6 +16,7 @@ from services.api.observation import (
     route_label,
     status_class,
 )
+from services.telemetry import api_metrics
 from services.telemetry.request_context import (
     MAX_LENGTH,
     REQUEST_ID,

@@ -11,7 +11,6 @@ from typing import Any
 import pytest
 from starlette.types import Message, Receive, Scope, Send
 
-from services.api import api_metrics
 from services.api.observation import UNMATCHED, RequestObservation
 from services.http.request_limits import (
     MAX_HEADERS,
@@ -21,6 +20,7 @@ from services.http.request_limits import (
     longest_parameter,
     refusal,
 )
+from services.telemetry import api_metrics
 
 P = pytest.param
 

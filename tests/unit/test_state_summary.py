@@ -13,7 +13,7 @@ from fastavro import parse_schema, schemaless_writer
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from projections.notices import Notices
+from projections.outdating import Notices
 from projections.state import Fact, FactKey, Position, fold
 from schemas.codec import DEFAULT_SCHEMA_DIR, MAGIC, CodecError, default_codec, schema_fingerprint
 from schemas.events import Event

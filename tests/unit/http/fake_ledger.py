@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import NoReturn, cast
@@ -22,7 +22,7 @@ import asyncpg
 
 from projections.freshness import PartitionFreshness, assess
 from projections.log_loss import LogLoss
-from projections.notices import Notice, Notices
+from projections.outdating import Notice, Notices
 from projections.state import ERASURE, Fact, FactKey, fold
 from projections.subject_state import Loaded
 from schemas.codec import default_codec
@@ -48,6 +48,12 @@ from services.reads.notice_cache import NoticeCache
 from services.reads.progress import ProjectionProgress
 from services.reads.projection_health import HealthSnapshot, ProjectionHealth
 from services.rules.catalogue import load_catalogue
+
+
+async def _no_connection() -> asyncpg.Connection:
+    raise AssertionError(
+        "the app asked for a PostgreSQL connection: test this in tests/integration"
+    )
 
 
 class NoServer:
@@ -186,7 +192,7 @@ class InMemoryKeys(KeyCache):
         super().__init__(cast(asyncpg.Pool, NoServer("PostgreSQL")), max_age_s, hash_key)
         self.stored: dict[str, KeyRow] = {}
 
-    async def start(self, database_url: str) -> None:
+    async def start(self, connect: Callable[[], Awaitable[asyncpg.Connection]]) -> None:
         await self.reload()
 
     async def reload(self) -> None:
@@ -280,7 +286,7 @@ class FakeLedger:
             self.keys.add(
                 ADMIN, name=ADMIN_KEY_NAME, key=settings.admin_key, origin=FROM_ADMIN_VARIABLE
             )
-        await self.keys.start(settings.database_url)
+        await self.keys.start(_no_connection)
         try:
             yield self.keys
         finally:
