@@ -1,5 +1,6 @@
 """What the ledger knew at an instant: a subject's state folded from the events it had recorded
 by then (by `recorded_at`, never `occurred_at`).
+The same concept as services/api/as_of.py, on the projections' side.
 
 Design: docs/developers/design/proof.md
 """

@@ -1,5 +1,6 @@
 """Erasure in the projections (tables `erasures`, `suppressed_identifiers`, the tombstones of
 `subject_keys`, the `suppression` facts of `subject_facts`).
+One concept, three sides: services/api/erasure.py, services/rules/erasure.py.
 
 Design: docs/developers/design/erasure.md
 """

@@ -4,6 +4,7 @@ found by blind index. Rows hold the ciphertext only, never the value in clear.
 One address belongs to one subject at a time: the API refuses to link an address that is
 linked elsewhere. Should the log still hold two live links (two requests racing), the most
 recently recorded one wins the lookup.
+The same concept as services/api/identifiers.py, on the projections' side.
 """
 
 from __future__ import annotations

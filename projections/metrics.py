@@ -1,5 +1,6 @@
 """Metrics the projector observes, kept as histograms in PostgreSQL (in the transaction that
 applies each batch, so each counts once) and shown on GET /metrics.
+The same concept as services/api/metrics.py, on the projector's side.
 
 Design: docs/developers/design/projector.md
 """

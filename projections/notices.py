@@ -1,5 +1,6 @@
 """Privacy notices: the `notices` projection (the rule of when a material change outdates a
 consent, and the values it reads, are pure: projections/outdating.py).
+The same concept as services/api/notices.py, on the projections' side.
 
 Design: docs/developers/design/notices.md
 """

@@ -1,4 +1,5 @@
 """Rights requests (table `rights_requests`): each request is the fold of its events.
+The same concept as services/api/requests.py, on the projections' side.
 
 Design: docs/developers/design/rights-requests.md
 """

@@ -1,4 +1,4 @@
-"""Which key each route needs: the access column of the route table (services/api/routes.py)
+"""Which key each route needs: the access column of the route table (services/api/route_table.py)
 and one pure function over it.
 
 The app refuses to start with a route that has no level (services/api/guard.py asks
@@ -14,7 +14,7 @@ from typing import Final
 
 from services.api.metrics import PATH as METRICS_PATH
 from services.api.read import DECISION_PATH
-from services.api.routes import ROUTES
+from services.api.route_table import ROUTES
 from services.http.route_spec import PUBLIC, access_map
 from services.identity.api_keys import AUDIT
 
@@ -26,7 +26,7 @@ AS_OF_ROUTES: Final = frozenset({("GET", DECISION_PATH), ("POST", DECISION_PATH)
 
 
 class UnclassifiedRoute(LookupError):
-    """A route has no row in ROUTE_ACCESS: declare it in services/api/routes.py."""
+    """A route has no row in ROUTE_ACCESS: declare it in services/api/route_table.py."""
 
 
 def required_access(

@@ -19,7 +19,7 @@ from schemas.codec import CodecError
 from services.api.guard import protect
 from services.api.observation import ObservedStarlette
 from services.api.public_listener import public_listener_middleware
-from services.api.routes import ROUTES
+from services.api.route_table import ROUTES
 from services.bootstrap import Ledger, close_ledger, database_connector, open_ledger
 from services.config import Settings
 from services.http.ledger_problems import ledger_problem
@@ -71,7 +71,7 @@ async def _ledger_error(request: Request, exc: Exception) -> Response:
 
 
 def routes() -> list[Route]:
-    """The router's routes, unguarded, from the route table (services/api/routes.py)."""
+    """The router's routes, unguarded, from the route table (services/api/route_table.py)."""
     return starlette_routes(ROUTES)
 
 

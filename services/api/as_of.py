@@ -3,6 +3,7 @@
 The answer is a pure fold of the subject's journal rows recorded by `at` (projections/as_of.py)
 through the same `decide` the live answer uses, with `at` as the clock. It carries `at` and
 `as_of_position` (the last event folded) instead of a token.
+The same concept as projections/as_of.py, on the HTTP side.
 """
 
 from __future__ import annotations

@@ -5,6 +5,7 @@ the snapshot it used. With a `campaign_id`, a ContactCheckPerformed record goes 
 topic first and the answer comes only after the broker's ack (503 otherwise): a send must not
 go out on a check that left no evidence. E-mail addresses stay in this request and its answer:
 they are never logged, written to the database or put on a topic.
+The same concept as services/rules/batch.py, on the HTTP side.
 """
 
 from __future__ import annotations

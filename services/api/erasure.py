@@ -1,5 +1,6 @@
 """POST /v1/subjects/{subject_id}/erasure: erase a subject by crypto-shredding (Art. 17), in
 the order that makes a failure safe to retry: the event acknowledged first, then the key destroyed.
+One concept, three sides: projections/erasure.py, services/rules/erasure.py.
 
 Design: docs/developers/design/erasure.md
 """

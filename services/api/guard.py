@@ -1,5 +1,5 @@
 """Every route behind its access check: a key with the route's scope, or the public pages'
-rate limit (the route table, services/api/routes.py, says which), checked before the handler
+rate limit (the route table, services/api/route_table.py, says which), checked before the handler
 reads anything and without a database round trip.
 
 Design: docs/developers/design/http-layer.md

@@ -3,6 +3,7 @@ one, `email=` / `phone=` on queries, is services/http/subjects.py).
 
 The value is normalised, blind-indexed and encrypted here, before anything is stored or sent;
 the request digest kept for idempotency uses the blind index, never the value.
+The same concept as projections/identifiers.py, on the HTTP side.
 """
 
 from __future__ import annotations

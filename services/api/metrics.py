@@ -1,7 +1,8 @@
 """GET /metrics: the projector's histograms, the rights-request gauges (counted at scrape time
 against today's UTC date) and the projector's health (lag, staleness, loss detection, dead
 letters), then this API process's own metrics (services/telemetry/api_metrics.py), in the Prometheus
-text format."""
+text format.
+The same concept as projections/metrics.py, on the HTTP side."""
 
 from __future__ import annotations
 

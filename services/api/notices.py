@@ -6,6 +6,7 @@ A version is published once. POST is idempotent by version: the same content aga
 retries of one request put one event in the journal, and when two different bodies race, the
 first in log order (one version, one key, one partition) is the one kept; the API waits for
 the projection to say which before it answers 201.
+The same concept as projections/notices.py, on the HTTP side.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The OpenAPI document of the route table (services/api/routes.py): each route's operation, as
+"""The OpenAPI document of the route table (services/api/route_table.py): each route's operation, as
 declared with its handler, completed with what every route shares.
 
 Design: docs/developers/design/http-layer.md

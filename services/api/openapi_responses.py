@@ -1,6 +1,6 @@
 """What the API's operations answer on success: the body schema and media type of each, named
 here and referred to by each route's operation (declared with its handler, listed in
-services/api/routes.py). The pieces they share, and the problem document of every error, are
+services/api/route_table.py). The pieces they share, and the problem document of every error, are
 in services/http/openapi_parts.py.
 """
 

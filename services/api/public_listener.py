@@ -6,7 +6,7 @@ keyed API, the auditor's page, /readyz's details, /openapi.json and /metrics nee
 the setting on, uvicorn serves two sockets and this pure-ASGI check, before routing, answers a
 request that arrived on the public port for any other path with the same 404 an unknown path
 gets. What the public port serves is declared once: the TOKEN_PAGE routes of
-services/api/routes.py, and /healthz (an empty liveness answer a load balancer in front of
+services/api/route_table.py, and /healthz (an empty liveness answer a load balancer in front of
 the public port can probe; /readyz is not served there).
 """
 

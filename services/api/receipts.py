@@ -4,6 +4,7 @@ GET /.well-known/jwks.json: the public keys that verify it.
 The receipt is built from the journal's copy of the event (services/proof/receipts.py) and signed
 as a compact JWS with the current receipt key (services/proof/receipt_signing.py). An unknown event
 id is a 404; an event that is no grant or withdrawal is a 422 naming `event_id`.
+The same concept as services/proof/receipts.py, on the HTTP side.
 """
 
 from __future__ import annotations

@@ -4,6 +4,7 @@ POST /v1/requests records a request received (keyed by its subject, like every e
 POST /v1/requests/{request_id}/<step> records a step of a projected request: pass the
 receipt's `token` as `?min_token=` to step right after receiving. GET /v1/requests pages
 requests by deadline; GET /v1/requests/{request_id} shows one.
+The same concept as projections/requests.py, on the HTTP side.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@ the HTML page answer.
 
 A schema names the fields every answer has and their types; answers may carry more (a field
 added later is not a breaking change). Each route's operation is declared with its handler and
-listed in services/api/routes.py; tests/integration/test_api_conformance.py checks the running
+listed in services/api/route_table.py; tests/integration/test_api_conformance.py checks the running
 API against the document built from them.
 """
 

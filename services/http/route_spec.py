@@ -1,6 +1,6 @@
 """A route's one declaration: method, path, handler, who may call it and its OpenAPI operation.
 
-services/api/routes.py lists every route as a RouteSpec; the router, the access check
+services/api/route_table.py lists every route as a RouteSpec; the router, the access check
 (services/api/access.py, services/api/guard.py) and the OpenAPI document
 (services/api/openapi.py) are all built from that list. A spec cannot be made without an
 access level, so no route is ever served open by accident.

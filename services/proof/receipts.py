@@ -1,5 +1,6 @@
 """Consent receipts: a grant or withdrawal as a consent record (pure; signing is elsewhere), in
 the ISO/IEC TS 27560 and Kantara shapes.
+The same concept as services/api/receipts.py, without HTTP.
 
 Design: docs/developers/design/proof.md
 """

@@ -3,6 +3,7 @@
 `decide()` runs once per distinct fact pattern (projections/fact_patterns.py) plus once for
 "no relevant fact", never once per recipient; the per-recipient work is a few dictionary
 look-ups. Recipients are answered in the order given, each distinct string once.
+The same concept as services/api/batch.py, as a pure rule.
 """
 
 from __future__ import annotations

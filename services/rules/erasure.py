@@ -7,6 +7,7 @@ processing start again: a grant, a lifted objection or restriction, a processing
 cleared, a new relationship, a new identifier. Decisions deny such a subject anyway (`erased`);
 the refusal keeps the log from saying otherwise and keeps a new identifier from being encrypted
 under a new key.
+One concept, three sides: services/api/erasure.py, projections/erasure.py.
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ from services.api.openapi import (
     public_paths,
     rate_limited_paths,
 )
-from services.api.routes import ROUTES
+from services.api.route_table import ROUTES
 from services.http.route_spec import TwinOf
 from services.rules.catalogue import load_catalogue
 

@@ -1,5 +1,5 @@
 """A route's one declaration (services/http/route_spec.py) and the table of them
-(services/api/routes.py): no route without a valid access level, none declared twice, and the
+(services/api/route_table.py): no route without a valid access level, none declared twice, and the
 router, the access table and the document each see every route once."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 
 from services.api.access import ROUTE_ACCESS
-from services.api.routes import POST_TWINS, ROUTES
+from services.api.route_table import POST_TWINS, ROUTES
 from services.http.route_spec import (
     ACCESS_LEVELS,
     PUBLIC,
