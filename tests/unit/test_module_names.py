@@ -22,7 +22,7 @@ def modules_by_name() -> dict[str, list[Path]]:
 
 def test_modules_that_share_a_name_name_each_other() -> None:
     unexplained = []
-    for name, paths in modules_by_name().items():
+    for paths in modules_by_name().values():
         if len(paths) < 2:
             continue
         for path in paths:
