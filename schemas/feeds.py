@@ -109,8 +109,8 @@ def encode_subject_state(record: Mapping[str, Any]) -> bytes:
     The feed writes one per changed subject, so the entries are not written one by one: the
     record is written with no entries (its last field, ending in the empty array's 0), and the
     array's block count and each entry's cached body are put in its place. The bytes are
-    fastavro's own (tests/unit/test_state_summary.py compares them); anything unusual about
-    the entries is written by fastavro alone, with its errors."""
+    fastavro's own (tests/unit/services/rules/test_state_summary.py compares them); anything
+    unusual about the entries is written by fastavro alone, with its errors."""
     parsed, fingerprint = _subject_state()
     moments = [record.get("computed_at")] + [e.get("until") for e in record.get("entries", ())]
     for moment in moments:

@@ -2,8 +2,8 @@
 `Ledger` (open_ledger; the importer uses it too), the projector process (open_projector), and
 an operator command's own (operator_database, operator_producer, operator_consumer). Everything
 else receives what it uses; a part that needs a dedicated connection (LISTEN, an advisory lock,
-a long transaction) is handed `connect_database` bound to the settings. tests/unit/test_wiring.py
-parses the sources to hold that nothing else opens one.
+a long transaction) is handed `connect_database` bound to the settings.
+tests/unit/services/test_wiring.py parses the sources to hold that nothing else opens one.
 """
 
 from __future__ import annotations

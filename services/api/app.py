@@ -99,7 +99,7 @@ def create_app(
     keys_fn: KeysFactory = stored_keys,
 ) -> Starlette:
     """The API. `open_fn` opens the ledger and `keys_fn` the API keys: the lifespan's two
-    resources, which in-process tests replace with in-memory ones (tests/unit/http/)."""
+    resources, which in-process tests replace with in-memory ones (tests/unit/services/api/)."""
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

@@ -1,10 +1,10 @@
 """The one place Kafka clients are built: producers, consumers and admin clients, each with
 the brokers, TLS and SASL credentials of a `KafkaAccess` (the KAFKA_* settings).
 
-No other module constructs an aiokafka client (tests/unit/test_kafka_clients.py parses every
-source file to hold that), so no client can be made that skips the credentials. Callers pass
-only what their use needs (acks, group, timeouts); the connection options are refused from
-them.
+No other module constructs an aiokafka client (tests/unit/services/ledger/test_kafka_clients.py
+parses every source file to hold that), so no client can be made that skips the credentials.
+Callers pass only what their use needs (acks, group, timeouts); the connection options are
+refused from them.
 """
 
 from __future__ import annotations

@@ -1,5 +1,6 @@
-"""The one place the ledger produces Kafka records (tests/unit/test_record_producer.py fails for
-a send anywhere else in services/ or projections/).
+"""The one place the ledger produces Kafka records
+(tests/unit/services/ledger/test_record_producer.py fails for a send anywhere else in services/
+or projections/).
 
 A record the ledger writes for the first time gets the MAC header of its topic's role
 (schemas/record_mac.py) under the current writer key. A record produced again, from a backup

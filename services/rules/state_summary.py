@@ -105,7 +105,8 @@ def entries(
     stops it. Channels of one purpose that no fact of the state names as its scope and that
     meet the same suppression (or none) therefore get the same answer, and the rules run once
     for all of them: the feed summarises every changed subject, and most states name one or
-    two channels. tests/unit/test_state_summary.py checks every entry against `decide`."""
+    two channels. tests/unit/services/rules/test_state_summary.py checks every entry against
+    `decide`."""
     named = {f.scope_b for f in state.values()}
     out = []
     for purpose in catalogue.marketing_purposes():

@@ -3,7 +3,7 @@
 The timeline is the journal in log order, as the history export has it: both times, the
 source, the actor, the notice version and the type-specific fields. Identifier events show
 only what happened ("e-mail address linked"): never the blind index nor the ciphertext, and
-no bytes field of any schema (tests/unit/test_audit_view.py checks the schemas).
+no bytes field of any schema (tests/unit/services/web/test_audit_view.py checks the schemas).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """API keys over real sockets: each scope opens the routes that read PostgreSQL, public routes
 need none, and revocation takes effect within LEDGER_API_KEY_REFRESH_S. The refusals (401, 403,
-the pages' 429) are checked in-process: tests/unit/http/test_access_control.py."""
+the pages' 429) are checked in-process: tests/unit/services/api/test_access_control.py."""
 
 from __future__ import annotations
 
@@ -43,7 +43,7 @@ DECISION = {"subject_id": SUBJECT, "purpose": "newsletter", "channel": "email"}
 AS_OF = {**DECISION, "at": "2026-01-01T00:00:00Z"}
 BATCH = {"purpose": "newsletter", "channel": "email"}
 #: (scope of the key, method, path, query, body), each answered 200: the routes whose answer reads
-#: PostgreSQL; every other check of the scopes is in tests/unit/http/test_access_control.py
+#: PostgreSQL; every other check of the scopes is in tests/unit/services/api/test_access_control.py
 MATRIX: list[tuple[str, str, str, dict[str, str], dict[str, Any] | None]] = [
     (DECIDE, "POST", "/v1/decisions/batch", {}, {**BATCH, "subjects": [SUBJECT]}),
     (DECIDE, "GET", "/v1/suppressions", {"channel": "email"}, None),

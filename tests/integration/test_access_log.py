@@ -1,7 +1,7 @@
 """The access log over real sockets: every read of a subject's data is logged with the key
 that read it, GET /v1/access-log shows them to the audit scope, and a read that cannot be
 logged is refused. Its bad queries and its scope are checked in-process:
-tests/unit/http/test_access_log_input.py."""
+tests/unit/services/api/test_access_log_input.py."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """What was known when: as-of decisions against the real servers (a bad `at` or `format` is
-checked in-process: tests/unit/http/test_as_of_input.py)."""
+checked in-process: tests/unit/services/api/test_as_of_input.py)."""
 
 from __future__ import annotations
 

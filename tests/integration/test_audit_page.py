@@ -1,6 +1,6 @@
 """The auditor's page over HTTP (the browser tests drive it in chromium): its headers, an
 erased subject, and refusals as HTML pages that never echo an identifier (those refused before
-any read are checked in-process: tests/unit/http/test_audit_page_input.py)."""
+any read are checked in-process: tests/unit/services/api/test_audit_page_input.py)."""
 
 from __future__ import annotations
 

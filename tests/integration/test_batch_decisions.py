@@ -294,7 +294,7 @@ async def test_min_tokens_make_a_withdrawal_visible_in_the_very_next_check(
 
 async def test_the_largest_batch_is_answered(batch_api: httpx.AsyncClient) -> None:
     """100,000 subjects, the most a batch takes (past it, and other bad input, is checked
-    in-process: tests/unit/http/test_batch_input.py)."""
+    in-process: tests/unit/services/api/test_batch_input.py)."""
     base = {"purpose": "newsletter", "channel": "email"}
     fine = await check(batch_api, {**base, "subjects": [f"s-{n}" for n in range(100_000)]})
     assert fine["counts"]["requested"] == 100_000

@@ -1,7 +1,7 @@
 """Bounded cost against the real API and PostgreSQL: the API runs with a concurrency limit, and
 its pool gives up on a connection or a statement in time. The bounds on the input itself (the
 request target, the headers, long ids, deep JSON) are checked in-process:
-tests/unit/http/test_bounded_requests.py."""
+tests/unit/services/api/test_bounded_requests.py."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """Idempotency keys hold no personal data: a key is stored only as its keyed hash, and a key
 stored in clear before the upgrade is still honoured (hashed at start, never two events). That a
 key that looks like an address or a phone number is refused before anything is recorded is
-checked in-process: tests/unit/http/test_idempotency_key_input.py."""
+checked in-process: tests/unit/services/api/test_idempotency_key_input.py."""
 
 from __future__ import annotations
 

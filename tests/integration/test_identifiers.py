@@ -1,6 +1,6 @@
 """Contact identifiers against the real servers: link, find by e-mail, unlink, and never a
 plain address in the log, the database or the answers that do not need it. Bad links and
-lookups are checked in-process: tests/unit/http/test_identifier_input.py."""
+lookups are checked in-process: tests/unit/services/api/test_identifier_input.py."""
 
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 plain SHA-256 before migration 0014 keep working and are rewritten to the keyed hash on their
 next use, and a start names the valid keys of an earlier LEDGER_ADMIN_KEY. That refused keys
 are logged and limited per client address is checked in-process:
-tests/unit/http/test_refused_keys.py."""
+tests/unit/services/api/test_refused_keys.py."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """The `notices` and `requests` scopes against a real API (security review M4): a key with the
 scope publishes a privacy notice or takes a rights request's steps. That a `record` key (forms,
 the CRM) cannot, nor these keys anything else, is checked in-process:
-tests/unit/http/test_access_control.py."""
+tests/unit/services/api/test_access_control.py."""
 
 from __future__ import annotations
 

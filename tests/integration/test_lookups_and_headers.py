@@ -3,7 +3,7 @@ decide-only key looking up by address learns no subject id; a streamed answer is
 public page forbids framing; CSV cells that start like a formula are written as text. All
 against the real API, broker and PostgreSQL; what needs no address looked up in PostgreSQL (the
 twins' field and scope refusals, no-store, framing, trailing slashes) is checked in-process:
-tests/unit/http/test_lookups_and_headers.py."""
+tests/unit/services/api/test_lookups_and_headers.py."""
 
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 by version, a material change outdates older consents (single and batch decisions agree, the
 re-consent list names who to ask) until a new grant, and receipts verify with an independent
 JOSE library using the keys the ledger serves. A bad notice or receipt request is checked
-in-process: tests/unit/http/test_notice_and_receipt_input.py."""
+in-process: tests/unit/services/api/test_notice_and_receipt_input.py."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """The API's metrics over real servers: per-route latency under the route template, decisions
 by reason, commands by event type. X-Request-Id in answers and log lines is checked in-process:
-tests/unit/http/test_request_id_round_trip.py."""
+tests/unit/services/api/test_request_id_round_trip.py."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """The public-pages listener (security review L5) against a real API serving two sockets the
 way `consent-ledger api` does: LEDGER_PUBLIC_PORT answers the unsubscribe and preference pages
 and 404 to the API; LEDGER_PORT serves it all. Which paths the public port refuses, even with
-the admin key, is checked in-process: tests/unit/http/test_public_listener.py."""
+the admin key, is checked in-process: tests/unit/services/api/test_public_listener.py."""
 
 from __future__ import annotations
 
@@ -21,7 +21,8 @@ from tests.servers import Servers
 
 pytestmark = pytest.mark.integration
 
-#: routes the public port must not serve (tests/unit/http/test_public_listener.py has them all)
+#: routes the public port must not serve
+#: (tests/unit/services/api/test_public_listener.py has them all)
 NOT_PUBLIC = [
     ("GET", "/v1/purposes"),
     ("GET", "/v1/decision?subject_id=x&purpose=newsletter&channel=email"),

@@ -2,7 +2,7 @@
 (security review findings L1, L9): one-click unsubscribes beyond the per-address limit all
 record their withdrawal, preference saves are limited per subject, and the 429 is an HTML page
 with the pages' headers. The limit per IPv6 /64 is checked in-process:
-tests/unit/http/test_public_page_limits.py."""
+tests/unit/services/api/test_public_page_limits.py."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """Rights requests against the real servers: each step recorded and projected, the deadline
 and its extension, open and overdue lists with paging, the metric, the refusals; and a
 restriction lift that must say when the subject was told. Bad input that names no stored
-request is checked in-process: tests/unit/http/test_request_input.py."""
+request is checked in-process: tests/unit/services/api/test_request_input.py."""
 
 from __future__ import annotations
 

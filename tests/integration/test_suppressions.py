@@ -1,5 +1,5 @@
 """GET /v1/suppressions against the real servers: who is listed, paging, channel rules (a bad
-query is checked in-process: tests/unit/http/test_suppression_input.py)."""
+query is checked in-process: tests/unit/services/api/test_suppression_input.py)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Unsubscribe links against the real servers: issue, one-click, repeat, refuse, metric. Link
 requests refused before any lookup (bad fields, campaign ids, no public URL) are checked
-in-process: tests/unit/http/test_unsubscribe_link_input.py."""
+in-process: tests/unit/services/api/test_unsubscribe_link_input.py."""
 
 from __future__ import annotations
 
