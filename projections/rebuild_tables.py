@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import Final
 
-from projections.runner import Record
+from projections.log_records import Record
 
 REBUILT: Final = "rebuilt"
 REPLAYED: Final = "replayed"

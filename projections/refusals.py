@@ -12,17 +12,14 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import asyncpg
 
 from projections import chain_store, dead_letters, mac_cutoffs
 from projections.dead_letters import RESTORE_PLACEHOLDER, UNAUTHENTICATED, UNDECODABLE, DeadLetter
+from projections.log_records import LogRecord
 from schemas.codec import CodecError, EventCodec
 from schemas.record_mac import Verdict, encode_headers, mac_text
-
-if TYPE_CHECKING:
-    from projections.runner import LogRecord
 
 log = logging.getLogger(__name__)
 

@@ -34,42 +34,16 @@ from projections import (
     requests,
     subject_state,
 )
+from projections.log_records import LogRecord
 from projections.projector_monitor import ProjectorMonitor
 from projections.state import facts_for
 from schemas.codec import EventCodec
 from schemas.events import NOTICE_PUBLISHED
-from schemas.record_mac import EVENTS, Header, RecordMacs, Verdict
+from schemas.record_mac import EVENTS, RecordMacs, Verdict
 
 log = logging.getLogger(__name__)
 
 NOTIFY_CHANNEL = "ledger_progress"
-
-
-class LogRecord(Protocol):
-    """What the projector needs of a consumed Kafka record (aiokafka's ConsumerRecord has it,
-    so a fetched batch is applied without copying its records)."""
-
-    @property
-    def partition(self) -> int: ...
-    @property
-    def offset(self) -> int: ...
-    @property
-    def key(self) -> bytes | None: ...
-    @property
-    def value(self) -> bytes | None: ...
-    @property
-    def headers(self) -> Sequence[Header]: ...
-
-
-@dataclass(frozen=True, slots=True)
-class Record:
-    """A record built by hand (a test, a restore): what the projector needs of one."""
-
-    partition: int
-    offset: int
-    key: bytes | None
-    value: bytes | None
-    headers: Sequence[Header] = ()
 
 
 @dataclass(slots=True)

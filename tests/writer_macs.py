@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from projections.runner import Record
+from projections.log_records import Record
 from schemas.record_mac import EVENTS, Header, RecordMacs
 from services.identity.secrets import parse_key_ring
 from services.ledger.record_producer import writer_macs

@@ -18,7 +18,7 @@ from starlette.routing import Route
 
 from services.api.access import required_access
 from services.config import Settings
-from services.http.app_state import PageLimiter, api_keys_of
+from services.http.app_state import PageLimiter, api_keys_of, caller_of, set_caller
 from services.http.failed_keys import FailedKeyLimit
 from services.http.problems import ProblemError, unavailable
 from services.http.rate_limit import RateLimiter, client_key, retry_after
@@ -96,7 +96,7 @@ def _guard(
             return refused or await endpoint(request)
         header = request.headers.get("authorization")
         if needed == KEY_OPTIONAL and header is None:
-            request.state.caller = None
+            set_caller(request, None)
             return await endpoint(request)
         keys = api_keys_of(request)
         host = request.client.host if request.client else ""
@@ -128,7 +128,7 @@ def _guard(
             )
             if not permits(caller.scopes, other):
                 raise _forbidden(needed)
-        request.state.caller = caller
+        set_caller(request, caller)
         return await endpoint(request)
 
     return guarded
@@ -157,7 +157,7 @@ def _require_access_on(path: str, request: Request, fields: Collection[str]) -> 
     """The guard's check again, for a route whose level depends on its body (a POST twin with
     `at`: services/http/subjects.py): 403 unless the caller's key has the scope it needs."""
     needed = required_access(request.method, path, list(fields))
-    caller = getattr(request.state, "caller", None)
+    caller = caller_of(request)
     if needed in (PUBLIC, TOKEN_PAGE, ANY_KEY):
         return
     if caller is None or not permits(caller.scopes, needed):

@@ -21,7 +21,7 @@ from services.api.body_schemas import SUBJECT
 from services.api.projector_status import require_fresh
 from services.bootstrap import Ledger
 from services.http.access_logging import record_read
-from services.http.app_state import ledger_of
+from services.http.app_state import caller_of, ledger_of
 from services.http.body import Fields
 from services.http.openapi_parts import LOOKUP, MIN_TOKEN, PROBLEM, TIME, query_param
 from services.http.subjects import (
@@ -146,7 +146,7 @@ def _pseudonym_hidden(request: Request, f: Fields) -> bool:
     (or admin) scope. Such a key (a marketing tool's) learns the decision, not the subject id
     the address resolves to, nor the evidence event ids, which name the subject's events: live
     decisions are not access-logged, so it must not become an address-to-id resolver."""
-    caller = getattr(request.state, "caller", None)
+    caller = caller_of(request)
     by_identifier = any(f.data.get(name) is not None for name in LOOKUP_PARAMETERS)
     return by_identifier and not (caller is not None and permits(caller.scopes, AUDIT))
 

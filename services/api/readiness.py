@@ -17,7 +17,7 @@ from starlette.responses import JSONResponse, Response
 from services.api import openapi_responses as answers
 from services.api.projector_status import RETRY_AFTER_S, projector_json, stale_answer
 from services.bootstrap import Ledger
-from services.http.app_state import ledger_of
+from services.http.app_state import caller_of, ledger_of
 from services.http.openapi_parts import PROBLEM
 from services.http.problems import unavailable
 from services.reads.shared_read import SharedRead
@@ -95,7 +95,7 @@ def status_answer(readiness: Readiness) -> Response:
 
 async def readyz(request: Request) -> Response:
     readiness = await shared_readiness(request).get()
-    if request.state.caller is None:
+    if caller_of(request) is None:
         return status_answer(readiness)
     return detailed_answer(readiness)
 

@@ -1,5 +1,6 @@
 """Typed access to what the app keeps in `app.state` (services/api/app.py sets it): the Ledger
-and the key cache the lifespan opens, and the public pages' rate limits."""
+and the key cache the lifespan opens, and the public pages' rate limits; and to the caller the
+access check (services/api/guard.py) found for a request."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from starlette.responses import Response
 
 from services.bootstrap import Ledger
 from services.identity.api_key_store import KeyCache
+from services.identity.api_keys import Caller
 
 
 class PageLimiter(Protocol):
@@ -35,3 +37,16 @@ def api_keys_of(request: Request) -> KeyCache:
 def page_limits_of(request: Request) -> PageLimiter:
     limits: PageLimiter = request.app.state.page_limits
     return limits
+
+
+def set_caller(request: Request, caller: Caller | None) -> None:
+    """What the access check found: the key's caller, or None for a route a key is optional on
+    that was asked without one."""
+    request.state.caller = caller
+
+
+def caller_of(request: Request) -> Caller | None:
+    """The caller the access check found for this request (None: no key was sent where none is
+    needed)."""
+    caller: Caller | None = getattr(request.state, "caller", None)
+    return caller

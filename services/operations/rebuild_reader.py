@@ -15,8 +15,9 @@ from typing import Final
 
 from aiokafka import TopicPartition
 
+from projections.log_records import Record
 from projections.rebuild_tables import split_at_caps
-from projections.runner import ConsumerFactory, Record
+from projections.runner import ConsumerFactory
 
 #: how long to wait for the topic's partitions in the broker's metadata
 METADATA_TIMEOUT_S: Final = 30.0

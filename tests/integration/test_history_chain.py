@@ -21,8 +21,9 @@ import pytest
 
 from projections import log_digest, offsets
 from projections.hash_chain import GENESIS, subject_chain
+from projections.log_records import Record
 from projections.migrate import migration_files
-from projections.runner import Record, apply_batch
+from projections.runner import apply_batch
 from schemas.codec import default_codec
 from services.config import Settings
 from services.ledger.topic import ensure_topic

@@ -10,7 +10,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from projections.runner import Record, apply_batch
+from projections.log_records import Record
+from projections.runner import apply_batch
 from schemas.events import Event
 from tests.properties import examples
 from tests.unit.codec_fuzz import damaged_values, decodes, valid_values

@@ -15,7 +15,8 @@ import pytest
 from projections import log_digest, offsets
 from projections.dead_letters import RESTORE_PLACEHOLDER
 from projections.hash_chain import GENESIS, records_digest
-from projections.runner import Record, apply_batch
+from projections.log_records import Record
+from projections.runner import apply_batch
 from schemas.codec import default_codec
 from schemas.record_mac import EVENTS, Verdict, decode_headers
 from services.config import Settings

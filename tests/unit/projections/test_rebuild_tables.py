@@ -14,6 +14,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from projections import migrate
+from projections.log_records import Record
 from projections.migrate import migration_files
 from projections.rebuild_tables import (
     KEPT,
@@ -32,7 +33,6 @@ from projections.rebuild_tables import (
     total_records,
     unclassified,
 )
-from projections.runner import Record
 from services.cli import main as cli
 from services.cli import operator_commands as operator_cli
 from services.cli.rebuild_command import summary

@@ -7,8 +7,8 @@ from __future__ import annotations
 import pytest
 
 from projections.dead_letters import UNAUTHENTICATED, UNDECODABLE
+from projections.log_records import Record
 from projections.refusals import screen
-from projections.runner import Record
 from schemas.codec import kafka_headers
 from schemas.record_mac import EVENTS, MAC_HEADER, Header, RecordMacs
 from tests.unit.codec_samples import CODEC, GRANTED
