@@ -27,7 +27,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from schemas.codec import default_codec, kafka_headers
-from schemas.events import Event
+from schemas.events import Event, grant_data
 from services.config import Settings
 from services.ledger.publisher import make_producer
 
@@ -54,7 +54,7 @@ async def write(request: Request) -> JSONResponse:
     state = request.app.state
     body = await request.json()
     now = datetime.now(UTC)
-    data = {"purpose": body["purpose"], "channel": body.get("channel"), "expires_at": None}
+    data = grant_data(body["purpose"], body.get("channel"))
     subject_id = request.path_params["subject_id"]
     event = Event("ConsentGranted", uuid.uuid4(), subject_id, now, now, data=data)
     future = await state.producer.send(

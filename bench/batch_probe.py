@@ -30,7 +30,7 @@ from typing import Any
 import httpx
 
 from schemas.codec import default_codec, kafka_headers
-from schemas.events import Event
+from schemas.events import Event, grant_data
 from schemas.record_mac import EVENTS
 from services.config import Settings
 from services.kafka_access import KafkaAccess
@@ -44,7 +44,7 @@ TARGET = 100_000  # recipients per second, the issue's aim
 def history(rnd: random.Random) -> list[tuple[str, dict[str, Any]]]:
     out: list[tuple[str, dict[str, Any]]] = []
     roll = rnd.random()
-    grant = ("ConsentGranted", {"purpose": "newsletter", "channel": "email", "expires_at": None})
+    grant = ("ConsentGranted", grant_data("newsletter", "email"))
     if roll < 0.70:
         out.append(grant)
     elif roll < 0.80:
@@ -59,7 +59,7 @@ def history(rnd: random.Random) -> list[tuple[str, dict[str, Any]]]:
         out.append(
             (
                 "ConsentGranted",
-                {"purpose": "marketing_partners", "channel": "sms", "expires_at": None},
+                grant_data("marketing_partners", "sms"),
             )
         )
     return out

@@ -20,7 +20,7 @@ from typing import Any, Final
 import fastavro
 
 from schemas.codec import default_codec, headers_for
-from schemas.events import Event, Source
+from schemas.events import Event, Source, grant_data
 from schemas.record_mac import EVENTS, RecordMacs
 from services.kafka_access import KafkaAccess
 from services.ledger.kafka_clients import new_producer
@@ -114,7 +114,7 @@ def history_steps(count: int) -> list[Step]:
 
 
 def _grant(purpose: str, channel: str) -> dict[str, Any]:
-    return {"purpose": purpose, "channel": channel, "expires_at": None}
+    return grant_data(purpose, channel)
 
 
 def _withdrawal(purpose: str | None, channel: str | None) -> dict[str, Any]:

@@ -20,6 +20,7 @@ from schemas.events import Event
 #: the link kinds (services/identity/links.py LinkKind)
 UNSUBSCRIBE: Final = "unsubscribe"
 PREFERENCES: Final = "preferences"
+CONFIRM: Final = "confirm"
 #: the address of a row that covers every link of its kind
 EVERY_ADDRESS: Final = "*"
 #: the address of a row that covers the links issued by subject id
@@ -53,11 +54,13 @@ def revocations_for(event: Event) -> list[Revocation]:
         case ev.LINKS_REVOKED:
             return every(PREFERENCES)
         case ev.SUBJECT_ERASED:
-            return every(UNSUBSCRIBE, PREFERENCES)
+            return every(UNSUBSCRIBE, PREFERENCES, CONFIRM)
         case ev.IDENTIFIER_UNLINKED:
             address = address_key(bytes(event.data["blind_index"]))
+            # a confirmation link mailed to the address stops too
             return [
-                Revocation(PREFERENCES, a, event.recorded_at, event.event_id)
+                Revocation(kind, a, event.recorded_at, event.event_id)
+                for kind in (PREFERENCES, CONFIRM)
                 for a in (address, NO_ADDRESS)
             ]
     return []

@@ -25,6 +25,9 @@ DM_OBJECTION: Final = "dm_objection"
 PROCESSING_OBJECTION: Final = "processing_objection"
 RESTRICTION: Final = "restriction"
 RELATIONSHIP: Final = "relationship"
+#: a sign-up waiting for its confirmation (ConsentRequested): scope (purpose, channel), until
+#: the request's expires_at; it only speaks when no grant answers (services/rules/decisions.py)
+CONSENT_REQUEST: Final = "consent_request"
 #: the subject was erased (SubjectErased): scope (*, *)
 ERASURE: Final = "erasure"
 #: an identifier the subject holds is suppressed because another subject that held it was
@@ -90,6 +93,16 @@ def facts_for(event: Event, position: Position) -> list[Fact]:
                     data["purpose"],
                     data.get("channel"),
                     until=data.get("expires_at"),
+                    notice_version=event.notice_version,
+                )
+            ]
+        case ev.CONSENT_REQUESTED:
+            return [
+                fact(
+                    CONSENT_REQUEST,
+                    data["purpose"],
+                    data["channel"],
+                    until=data["expires_at"],
                     notice_version=event.notice_version,
                 )
             ]

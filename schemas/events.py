@@ -14,6 +14,8 @@ from typing import Any, Final
 from uuid import UUID
 
 CONSENT_GRANTED: Final = "ConsentGranted"
+#: a sign-up asked for consent; it counts once confirmed through the ledger's link (double opt-in)
+CONSENT_REQUESTED: Final = "ConsentRequested"
 CONSENT_WITHDRAWN: Final = "ConsentWithdrawn"
 DIRECT_MARKETING_OBJECTED: Final = "DirectMarketingObjected"
 DIRECT_MARKETING_OBJECTION_LIFTED: Final = "DirectMarketingObjectionLifted"
@@ -55,6 +57,7 @@ EVENT_TYPES: Final = (
     RIGHTS_REQUEST_COMPLETED,
     RIGHTS_REQUEST_REFUSED,
     LINKS_REVOKED,
+    CONSENT_REQUESTED,
 )
 #: the events of a rights request (Art. 12(3)), all carrying its `request_id`
 RIGHTS_REQUEST_EVENTS: Final = (
@@ -85,6 +88,10 @@ RESTRICTION_GROUNDS: Final = (
 RELATIONSHIP_BASES: Final = ("contract", "legitimate_interest")
 RESOLUTION_OUTCOMES: Final = ("upheld", "compelling_grounds", "withdrawn")
 IDENTIFIER_TYPES: Final = ("email", "phone")
+#: the method only the ledger's own confirmation of a sign-up records (POST .../signups)
+DOUBLE_OPT_IN: Final = "double_opt_in"
+#: the languages the public pages speak and a sign-up or a link may name
+LANGUAGES: Final = ("fi", "sv", "en")
 #: GDPR Art. 17(1)(a)-(f): the ground an erasure rests on
 ERASURE_GROUNDS: Final = (
     "no_longer_necessary",
@@ -109,6 +116,22 @@ SUBJECT_ID_RE: Final = re.compile(rf"[A-Za-z0-9._:-]{{1,{MAX_SUBJECT_ID}}}")
 #: free text holding an e-mail address, `x@y.z`: the match starts one character before an
 #: `@`, so a search costs one pass (`[^@]+@...` rescanned a long word from each of its starts)
 EMAIL_LIKE_RE: Final = re.compile(r"[^\s@<>]@[^\s@<>]+\.[^\s@<>]")
+
+
+def grant_data(
+    purpose: str,
+    channel: str | None,
+    expires_at: datetime | None = None,
+    *,
+    request_event_id: UUID | None = None,
+    evidence: str | None = None,
+) -> dict[str, Any]:
+    """The data of a ConsentGranted, every field of its newest schema spelled out (a decoded
+    event carries them all, so an event built here equals itself read back)."""
+    data: dict[str, Any] = {"purpose": purpose, "channel": channel, "expires_at": expires_at}
+    if request_event_id is not None or evidence is not None:
+        data.update(request_event_id=request_event_id, evidence=evidence)
+    return data
 
 
 def rfc3339(moment: datetime) -> str:

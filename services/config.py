@@ -87,6 +87,7 @@ class Settings:
     public_url: str
     link_ttl_days: int
     preference_link_ttl_days: int
+    signup_confirmation_days: int
     controller_name: str
     jurisdiction: str
     controller_contact: str

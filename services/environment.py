@@ -208,6 +208,12 @@ ENVIRONMENT: Final[dict[str, tuple[str, str, str]]] = {
         "how long a preference link stays valid (it can grant consent); also caps links"
         " issued before, by their issue time",
     ),
+    "LEDGER_SIGNUP_CONFIRMATION_DAYS": (
+        "signup_confirmation_days",
+        "7",
+        "how long a sign-up's confirmation link works and the sign-up counts as pending"
+        " (double opt-in); after it the decision is what it was before",
+    ),
     "LEDGER_CONTROLLER_NAME": (
         "controller_name",
         "Example Controller",
@@ -331,6 +337,7 @@ WHOLE_NUMBER_RANGES: Final[dict[str, tuple[int, int]]] = {
     "LEDGER_MAX_STALENESS_MS": (0, 86_400_000),
     "LEDGER_LINK_TTL_DAYS": (1, 3650),
     "LEDGER_PREFERENCE_LINK_TTL_DAYS": (1, 365),
+    "LEDGER_SIGNUP_CONFIRMATION_DAYS": (1, 90),
     "LEDGER_DEAD_LETTER_RETENTION_DAYS": (1, 3650),
     "LEDGER_API_KEY_REFRESH_S": (1, 3600),
     "LEDGER_PUBLIC_RATE_PER_MIN": (0, 1_000_000),

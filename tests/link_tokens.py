@@ -7,11 +7,12 @@ import base64
 import os
 import struct
 from datetime import UTC, datetime, timedelta
+from typing import get_args
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from hypothesis import strategies as st
 
-from services.identity.links import PREFERENCES, UNSUBSCRIBE, LinkKind, issue
+from services.identity.links import UNSUBSCRIBE, LinkKind, issue
 from services.identity.secrets import KeyRing
 
 NOW = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
@@ -22,8 +23,11 @@ ROTATED = KeyRing({"l2": K2.keys["l2"], "l1": K1.keys["l1"]}, "l2")
 
 subject_ids = st.from_regex(r"[A-Za-z0-9._:-]{1,128}", fullmatch=True)
 optional_text = st.none() | st.text(st.characters(codec="utf-8"), min_size=1, max_size=60)
-kinds = st.sampled_from([UNSUBSCRIBE, PREFERENCES])
-OTHER: dict[LinkKind, LinkKind] = {UNSUBSCRIBE: PREFERENCES, PREFERENCES: UNSUBSCRIBE}
+kinds = st.sampled_from(get_args(LinkKind))
+#: every other kind than the key's
+OTHERS: dict[LinkKind, tuple[LinkKind, ...]] = {
+    kind: tuple(k for k in get_args(LinkKind) if k != kind) for kind in get_args(LinkKind)
+}
 
 
 def token(**overrides: object) -> str:

@@ -112,7 +112,7 @@ def grant_consent(f: Fields, ctx: Context) -> list[Event]:
     assert purpose is not None
     grant = common.event(
         ev.CONSENT_GRANTED,
-        {"purpose": purpose.id, "channel": channel, "expires_at": expires},
+        ev.grant_data(purpose.id, channel, expires),
         notice,
     )
     if not lift:

@@ -102,7 +102,7 @@ def decision_event(row: ImportRow, subject_id: str, target: Target, now: datetim
     data: dict[str, Any]
     if row.status == SUBSCRIBED:
         kind = ev.CONSENT_GRANTED
-        data = {"purpose": target.purpose, "channel": target.channel, "expires_at": None}
+        data = ev.grant_data(target.purpose, target.channel)
     elif row.status == UNSUBSCRIBED:
         kind = ev.CONSENT_WITHDRAWN
         data = {"purpose": target.purpose, "channel": target.channel, "reason": None}

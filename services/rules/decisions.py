@@ -16,6 +16,7 @@ from projections.outdating import NO_NOTICES, Notices
 from projections.state import (
     CHANNEL_IDENTIFIERS,
     CONSENT,
+    CONSENT_REQUEST,
     DM_OBJECTION,
     ERASURE,
     PROCESSING_OBJECTION,
@@ -46,6 +47,12 @@ REASONS: Final = (
     "unknown_subject",
     "erased",
     "suppressed",
+    "confirmation_pending",
+)
+#: answers a pending sign-up replaces: it never takes away a grant that still stands, and the
+#: refusals ranked above consent (erasure, restriction, objections) keep their own reason
+_PENDING_REPLACES: Final = frozenset(
+    {"no_consent", "consent_withdrawn", "consent_expired", "consent_outdated"}
 )
 
 #: resolutions after which a processing objection no longer stops processing
@@ -60,6 +67,8 @@ class Decision:
     evidence: tuple[UUID, ...]
     #: the latest event of the rule that decided (None when no event did, e.g. no_consent)
     decided_by: Fact | None = None
+    #: the lifts and resolutions that let a lower rule speak (part of `evidence`)
+    cleared: tuple[Fact, ...] = ()
 
 
 def unknown_subject(purpose: Purpose) -> Decision:
@@ -78,7 +87,33 @@ def decide(
 ) -> Decision:
     """Apply the rules in precedence order; the first that speaks decides.
 
-    `notices` are the published privacy notices: without them no grant is ever outdated."""
+    `notices` are the published privacy notices: without them no grant is ever outdated. A
+    sign-up waiting for its confirmation, newer than the consent event that answered and not
+    expired, turns a refusal for lack of consent into `confirmation_pending` with the request
+    as evidence; it never turns an allowed answer into a refusal."""
+    decision = _decide(state, purpose, channel, now, notices)
+    if decision.reason not in _PENDING_REPLACES:
+        return decision
+    request = covering(state, CONSENT_REQUEST, purpose.id, channel)
+    if request is None or (request.until is not None and request.until <= now):
+        return decision
+    if decision.decided_by is not None and decision.decided_by.position > request.position:
+        return decision
+    # the lifts that let the consent rule speak, and the request, in log order
+    facts = sorted((*decision.cleared, request), key=lambda f: f.position)
+    evidence = tuple(dict.fromkeys(f.event_id for f in facts))
+    return Decision(
+        False, "confirmation_pending", purpose.basis, evidence, request, decision.cleared
+    )
+
+
+def _decide(
+    state: SubjectState,
+    purpose: Purpose,
+    channel: str,
+    now: datetime,
+    notices: Notices,
+) -> Decision:
     cleared: list[Fact] = []  # lifts and resolutions that let a later rule speak
 
     def answer(allowed: bool, reason: str, *deciding: Fact | None) -> Decision:
@@ -88,7 +123,7 @@ def decide(
         evidence = tuple(dict.fromkeys(f.event_id for f in ordered))
         deciders = [f for f in deciding if f is not None]
         decided_by = max(deciders, key=lambda f: f.position) if deciders else None
-        return Decision(allowed, reason, purpose.basis, evidence, decided_by)
+        return Decision(allowed, reason, purpose.basis, evidence, decided_by, tuple(cleared))
 
     erasure = state.get((ERASURE, "*", "*"))
     if erasure is not None and purpose.basis != "legal_obligation":
@@ -137,7 +172,9 @@ def decide(
                 outdated = answer(False, "consent_outdated", choice)
                 # the grant, then the NoticePublished of the change (on another key)
                 evidence = (*outdated.evidence, changed.event_id)
-                return Decision(False, "consent_outdated", purpose.basis, evidence, choice)
+                return Decision(
+                    False, "consent_outdated", purpose.basis, evidence, choice, outdated.cleared
+                )
             return answer(True, "consent_given", choice)
 
     if purpose.basis == "consent":

@@ -239,7 +239,7 @@ def to_events(
     def data(change: Change) -> dict[str, Any]:
         match change.type:
             case ev.CONSENT_GRANTED:
-                return {"purpose": change.purpose, "channel": change.channel, "expires_at": None}
+                return ev.grant_data(change.purpose, change.channel)
             case ev.CONSENT_WITHDRAWN:
                 return {
                     "purpose": change.purpose,

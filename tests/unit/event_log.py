@@ -46,8 +46,23 @@ def log(specs: list[Spec]) -> list[tuple[Event, Position]]:
     return [(event(t, d, i), (3, 10 * (i + 1))) for i, (t, d) in enumerate(specs)]
 
 
+def spec_of(event: Event) -> Spec:
+    """The spec an event of `log` was made from."""
+    return event.type, dict(event.data)
+
+
 def grant(purpose: str, channel: str | None = None, expires: datetime | None = None) -> Spec:
     return ev.CONSENT_GRANTED, {"purpose": purpose, "channel": channel, "expires_at": expires}
+
+
+def request(purpose: str, channel: str, expires: datetime = NOW + timedelta(days=7)) -> Spec:
+    """A sign-up waiting for its confirmation (double opt-in)."""
+    return ev.CONSENT_REQUESTED, {
+        "purpose": purpose,
+        "channel": channel,
+        "expires_at": expires,
+        "language": None,
+    }
 
 
 def withdraw(purpose: str | None = None, channel: str | None = None) -> Spec:
@@ -123,6 +138,7 @@ specs: st.SearchStrategy[Spec] = st.one_of(
     st.builds(lift_restriction, st.none() | _ground, _purposes),
     st.builds(relationship, _basis, _purposes, _moment),
     st.builds(end_relationship, st.none() | _basis, _purposes),
+    st.builds(request, _purpose, st.sampled_from(CHANNELS), _moment.filter(bool)),
 )
 logs = st.lists(specs, max_size=12).map(log)
 #: logs that may also erase the subject (the fold's and the decisions' erasure rule)

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from projections.link_revocations import (
     ADDRESS_BYTES,
+    CONFIRM,
     EVERY_ADDRESS,
     NO_ADDRESS,
     PREFERENCES,
@@ -39,7 +40,7 @@ def event(kind: str, at: datetime = T0, **data: Any) -> Event:
 
 
 def test_kinds_and_address_size_match_the_tokens() -> None:
-    assert {UNSUBSCRIBE, PREFERENCES} == set(get_args(links.LinkKind))
+    assert {UNSUBSCRIBE, PREFERENCES, CONFIRM} == set(get_args(links.LinkKind))
     assert ADDRESS_BYTES == links.ADDRESS_BYTES
 
 
@@ -49,11 +50,16 @@ def test_kinds_and_address_size_match_the_tokens() -> None:
         (event(ev.LINKS_REVOKED, reason=None), {(PREFERENCES, EVERY_ADDRESS)}),
         (
             event(ev.SUBJECT_ERASED, ground="objection", request_id=None),
-            {(PREFERENCES, EVERY_ADDRESS), (UNSUBSCRIBE, EVERY_ADDRESS)},
+            {(PREFERENCES, EVERY_ADDRESS), (UNSUBSCRIBE, EVERY_ADDRESS), (CONFIRM, EVERY_ADDRESS)},
         ),
         (
             event(ev.IDENTIFIER_UNLINKED, identifier_type="email", blind_index=HOME),
-            {(PREFERENCES, HOME[:8].hex()), (PREFERENCES, NO_ADDRESS)},
+            {
+                (PREFERENCES, HOME[:8].hex()),
+                (PREFERENCES, NO_ADDRESS),
+                (CONFIRM, HOME[:8].hex()),
+                (CONFIRM, NO_ADDRESS),
+            },
         ),
         (event(ev.IDENTIFIER_LINKED, identifier_type="email", blind_index=HOME), set()),
         (event(ev.CONSENT_WITHDRAWN, purpose=None, channel=None), set()),

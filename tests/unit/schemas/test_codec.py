@@ -313,6 +313,14 @@ DATA: dict[str, st.SearchStrategy[dict[str, Any]]] = {
         {"request_id": st.uuids(), "reason": texts}
     ),
     events.LINKS_REVOKED: st.fixed_dictionaries({"reason": optional_texts}),
+    events.CONSENT_REQUESTED: st.fixed_dictionaries(
+        {
+            "purpose": texts,
+            "channel": texts,
+            "expires_at": timestamps,
+            "language": st.none() | st.sampled_from(events.LANGUAGES),
+        }
+    ),
     events.NOTICE_PUBLISHED: st.fixed_dictionaries(
         {
             "version": texts,

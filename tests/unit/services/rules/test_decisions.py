@@ -25,10 +25,12 @@ from tests.unit.event_log import (
     event_id,
     grant,
     lift_restriction,
+    spec_of,
     log,
     logs,
     object_processing,
     relationship,
+    request,
     resolve,
     restrict,
     withdraw,
@@ -131,6 +133,30 @@ SCENARIOS = [
     # legal obligation
     P([restrict("legal_claims"), withdraw()], LO, "post", NOW, True, "legal_obligation", (),
       id="legal-obligation-ignores-restriction"),
+    # sign-ups waiting for their confirmation (double opt-in)
+    P([request(NL, "email")], NL, "email", NOW, False, "confirmation_pending", (0,),
+      id="pending"),
+    P([request(NL, "email", NOW)], NL, "email", NOW, False, "no_consent", (),
+      id="pending-expired-answers-as-before"),
+    P([grant(NL), withdraw(NL), request(NL, "email", NOW - DAY)], NL, "email", NOW, False,
+      "consent_withdrawn", (1,), id="pending-expired-after-withdrawal"),
+    P([grant(NL), withdraw(NL), request(NL, "email")], NL, "email", NOW, False,
+      "confirmation_pending", (2,), id="pending-after-withdrawal"),
+    P([request(NL, "email"), withdraw(NL)], NL, "email", NOW, False, "consent_withdrawn", (1,),
+      id="withdrawn-after-request"),
+    P([grant(NL, "email"), request(NL, "email")], NL, "email", NOW, True, "consent_given", (0,),
+      id="pending-never-takes-a-standing-grant-away"),
+    P([grant(NL, "email", NOW - DAY), request(NL, "email")], NL, "email", NOW, False,
+      "confirmation_pending", (1,), id="pending-after-an-expired-grant"),
+    P([request(NL, "email"), grant(NL, "email")], NL, "email", NOW, True, "consent_given", (1,),
+      id="confirmed"),
+    P([request(MP, "sms")], MP, "email", NOW, False, "no_consent", (), id="pending-other-channel"),
+    P([request(NL, "email"), dm_object()], NL, "email", NOW, False,
+      "objected_direct_marketing", (1,), id="objection-outranks-pending"),
+    P([dm_object(), dm_lift(), request(NL, "email")], NL, "email", NOW, False,
+      "confirmation_pending", (1, 2), id="pending-names-the-lift-that-cleared"),
+    P([request(NL, "email"), restrict("accuracy_contested")], NL, "email", NOW, False,
+      "restricted", (1,), id="restriction-outranks-pending"),
     # restrictions
     P([grant(NL), restrict("accuracy_contested")], NL, "email", NOW, False, "restricted", (1,),
       id="restricted"),
@@ -242,6 +268,22 @@ def test_decide_is_independent_of_fold_order(
     assert fold(shuffled) == fold(pairs)
     pid, channel = question
     assert decide_log(shuffled, pid, channel, NOW) == decide_log(pairs, pid, channel, NOW)
+
+
+@given(logs, questions)
+def test_a_sign_up_never_takes_an_answer_away_and_only_replaces_missing_consent(
+    pairs: list[tuple[Event, Position]], question: tuple[str, str]
+) -> None:
+    pid, channel = question
+    before = decide_log(pairs, pid, channel, NOW)
+    after = decide_log(
+        log([*(spec_of(e) for e, _ in pairs), request(pid, channel)]), pid, channel, NOW
+    )
+    if before.reason in ("no_consent", "consent_withdrawn", "consent_expired", "consent_outdated"):
+        assert (after.allowed, after.reason) == (False, "confirmation_pending")
+        assert after.evidence[-1] == event_id(len(pairs))
+    else:
+        assert (after.allowed, after.reason) == (before.allowed, before.reason)
 
 
 @given(logs, st.sampled_from(CHANNELS))
