@@ -3,10 +3,10 @@
 After an erasure the ledger still takes what stops processing (withdrawals, objections,
 restrictions, upheld objections, ended relationships, unlinks), so a later request of the
 person is never lost. It refuses (services/ledger/append.py, a 409 over HTTP) what would let
-processing start again: a grant or a sign-up, a lifted objection or restriction, a processing objection
-cleared, a new relationship, a new identifier. Decisions deny such a subject anyway (`erased`);
-the refusal keeps the log from saying otherwise and keeps a new identifier from being encrypted
-under a new key.
+processing start again: a grant or a sign-up, a lifted objection or restriction, a processing
+objection cleared, a new relationship, a new identifier. Decisions deny such a subject anyway
+(`erased`); the refusal keeps the log from saying otherwise and keeps a new identifier from
+being encrypted under a new key.
 One concept, three sides: services/api/erasure.py, projections/erasure.py.
 """
 

@@ -25,7 +25,6 @@ from tests.unit.event_log import (
     event_id,
     grant,
     lift_restriction,
-    spec_of,
     log,
     logs,
     object_processing,
@@ -33,6 +32,7 @@ from tests.unit.event_log import (
     request,
     resolve,
     restrict,
+    spec_of,
     withdraw,
 )
 from tests.unit.services.rules.test_erasure_rules import REASONS_COVERED as ERASURE_REASONS
