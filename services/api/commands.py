@@ -52,6 +52,13 @@ class Common:
         point = src.text("collection_point", max_len=200, free_text=True) if src else None
         f.merge(src)
         method = f.choice("method", METHODS, default="api") or "api"
+        if method == ev.DOUBLE_OPT_IN:
+            # only the ledger's own confirmation of a sign-up may say it was confirmed
+            f.error(
+                "method",
+                "double_opt_in is recorded only when a person confirms a sign-up through the"
+                " ledger's link: POST /v1/subjects/{subject_id}/signups",
+            )
         self.source = Source(method=method, system=system, collection_point=point)
         act = f.object("actor")
         actor_type = act.choice("type", ev.ACTOR_TYPES, required=True) if act else None

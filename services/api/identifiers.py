@@ -16,7 +16,7 @@ from starlette.responses import JSONResponse
 
 from projections import erasure
 from schemas import events as ev
-from schemas.events import IDENTIFIER_TYPES, rfc3339
+from schemas.events import IDENTIFIER_TYPES, Event, rfc3339
 from services.api.body_schemas import COMMON_FIELDS, IDEMPOTENCY, SUBJECT
 from services.api.commands import Common, Context
 from services.api.openapi_responses import CREATED
@@ -39,7 +39,7 @@ from services.ledger import idempotency
 from services.ledger.errors import SubjectErased
 
 
-def _identifier(ledger: Ledger, f: Fields) -> tuple[str, str, bytes] | None:
+def identifier_of(ledger: Ledger, f: Fields) -> tuple[str, str, bytes] | None:
     """Type, normalised value and blind index from the body's `type` and `value`."""
     kind = f.choice("type", IDENTIFIER_TYPES, required=True)
     value = f.raw("value", required=True)
@@ -64,9 +64,22 @@ async def link(request: Request) -> JSONResponse:
     body = await read_json_object(request)
     f = Fields(body)
     common = Common(f, Context(subject_id, datetime.now(UTC), ledger.catalogue))
-    found = _identifier(ledger, f)
+    found = identifier_of(ledger, f)
     f.finish()
     assert found is not None
+    event = await link_event(ledger, common, subject_id, found)
+    digest = idempotency.request_digest(
+        "identifiers", subject_id, {**body, "value": found[2].hex()}
+    )
+    appended = await append_request(ledger, [event], key=key, digest=digest, subject_id=subject_id)
+    return created(appended, await suppression_note(ledger, found))
+
+
+async def link_event(
+    ledger: Ledger, common: Common, subject_id: str, found: tuple[str, str, bytes]
+) -> Event:
+    """The IdentifierLinked of (type, normalised value, blind index) for the subject: a 409
+    problem when another subject holds it, SubjectErased when the subject's key is shredded."""
     kind, normalised, index = found
     holder = await subject_linked_to(ledger, kind, index)
     if holder is not None and holder != subject_id:
@@ -81,7 +94,7 @@ async def link(request: Request) -> JSONResponse:
         data_key = await ledger.data_keys.for_subject(subject_id)
     except KeyShredded:
         raise SubjectErased() from None
-    event = common.event(
+    return common.event(
         ev.IDENTIFIER_LINKED,
         {
             "identifier_type": kind,
@@ -89,12 +102,14 @@ async def link(request: Request) -> JSONResponse:
             "ciphertext": encrypt_identifier(data_key, subject_id, kind, normalised),
         },
     )
-    digest = idempotency.request_digest("identifiers", subject_id, {**body, "value": index.hex()})
-    appended = await append_request(ledger, [event], key=key, digest=digest, subject_id=subject_id)
-    # an address an erased subject held stays suppressed: say so at once
+
+
+async def suppression_note(ledger: Ledger, found: tuple[str, str, bytes]) -> dict[str, Any] | None:
+    """`{"suppressed": ...}` when an erased subject held the identifier: it stays suppressed,
+    and the answer says so at once."""
+    kind, _, index = found
     entry = (await erasure.suppressed(ledger.pool, kind, [index])).get(index)
-    extra = {"suppressed": {"reason": entry[0], "since": rfc3339(entry[1])}} if entry else None
-    return created(appended, extra)
+    return {"suppressed": {"reason": entry[0], "since": rfc3339(entry[1])}} if entry else None
 
 
 async def unlink(request: Request) -> JSONResponse:
@@ -105,7 +120,7 @@ async def unlink(request: Request) -> JSONResponse:
     body = await read_json_object(request)
     f = Fields(body)
     common = Common(f, Context(subject_id, datetime.now(UTC), ledger.catalogue))
-    found = _identifier(ledger, f)
+    found = identifier_of(ledger, f)
     f.finish()
     assert found is not None
     kind, _, index = found

@@ -208,6 +208,24 @@ NOT_READY: Final = {
     },
 }
 OPENAPI_DOCUMENT: Final = json_answer("this document", {"type": "object"})
+SIGNUP: Final = json_answer(
+    "ConsentRequested appended and acknowledged; confirm_url is to be mailed to the person",
+    obj(
+        {
+            "event_id": UUID,
+            "type": STRING,
+            "subject_id": STRING,
+            "recorded_at": TIME,
+            "token": STRING,
+            "confirm_url": STRING,
+            "expires_at": TIME,
+        },
+        {
+            "events": array(obj({"event_id": UUID, "type": STRING})),
+            "suppressed": obj({"reason": STRING, "since": TIME}),
+        },
+    ),
+)
 UNSUBSCRIBE_LINKS: Final = json_answer(
     "url (/u/, for List-Unsubscribe), preferences_url (/p/, for the message body only:"
     " it can grant), headers, expires_at",

@@ -32,6 +32,7 @@ from services.api import (
     readiness,
     receipts,
     requests,
+    signups,
     suppressions,
     unsubscribe,
     verify,
@@ -42,7 +43,7 @@ from services.api.write import command_endpoint
 from services.http.app_state import ledger_of
 from services.http.route_spec import ANY_KEY, KEY_OPTIONAL, PUBLIC, TOKEN_PAGE, RouteSpec
 from services.identity.api_keys import ADMIN, AUDIT, DECIDE, NOTICES, RECORD, REQUESTS
-from services.web import audit
+from services.web import audit, confirmation
 from services.web import routes as pages
 from services.web.page_limits import PREFERENCES_ROUTE, UNSUBSCRIBE_ROUTE
 
@@ -93,6 +94,7 @@ _IDENTIFIERS: Final = f"{SUBJECT}/identifiers"
 _DECLARED: Final = (
     RouteSpec("GET", read.DECISION_PATH, read.decision, DECIDE, read.decision_operation),
     *_COMMANDS,
+    RouteSpec("POST", signups.PATH, signups.create_signup, RECORD, signups.OPERATION),
     RouteSpec("POST", _IDENTIFIERS, identifiers.link, RECORD, identifiers.LINK_OPERATION),
     RouteSpec("DELETE", _IDENTIFIERS, identifiers.unlink, RECORD, identifiers.UNLINK_OPERATION),
     RouteSpec("POST", "/v1/decisions/batch", batch.batch_decisions, DECIDE, batch.OPERATION),
@@ -118,6 +120,12 @@ _DECLARED: Final = (
     ),
     RouteSpec(
         "POST", PREFERENCES_ROUTE, pages.preferences, TOKEN_PAGE, pages.SAVE_PREFERENCES_OPERATION
+    ),
+    RouteSpec(
+        "GET", confirmation.ROUTE, confirmation.confirm, TOKEN_PAGE, confirmation.PAGE_OPERATION
+    ),
+    RouteSpec(
+        "POST", confirmation.ROUTE, confirmation.confirm, TOKEN_PAGE, confirmation.POST_OPERATION
     ),
     RouteSpec("GET", metrics.PATH, metrics.metrics_endpoint, ADMIN, metrics.OPERATION),
     RouteSpec("POST", erasure.PATH, erasure.erase, ADMIN, erasure.operation),

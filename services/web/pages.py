@@ -80,9 +80,10 @@ def unsubscribe_page(*, controller: str, purpose_title: str, channel: str | None
     )
 
 
-def done_page(*, controller: str, lines: Sequence[str]) -> str:
-    """After a withdrawal: what was recorded, in plain words."""
-    return _render("done.html", controller, lines=list(lines))
+def done_page(*, controller: str, lines: Sequence[str], applied: bool = True) -> str:
+    """After a withdrawal: what was recorded, in plain words; `applied` says whether it has
+    taken effect already (services/web/applied.py)."""
+    return _render("done.html", controller, lines=list(lines), applied=applied)
 
 
 def error_page(*, controller: str, heading: str, message: str) -> str:
@@ -110,4 +111,28 @@ def preferences_page(
         shown=shown,
         saved=saved,
         alert=alert,
+    )
+
+
+def confirm_page(*, controller: str, purpose_title: str, channel: str | None) -> str:
+    """GET /c/{token}: what the person is about to confirm, and the button; showing it records
+    nothing (mail scanners open links)."""
+    return _render(
+        "confirm.html",
+        controller,
+        purpose_title=purpose_title,
+        channel_phrase=channel_phrase(channel),
+    )
+
+
+def confirmed_page(
+    *, controller: str, purpose_title: str, channel: str | None, applied: bool = True
+) -> str:
+    """After the confirmation: the same page for the first POST and every repeat."""
+    return _render(
+        "confirmed.html",
+        controller,
+        purpose_title=purpose_title,
+        channel_phrase=channel_phrase(channel),
+        applied=applied,
     )

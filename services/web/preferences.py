@@ -239,6 +239,7 @@ def to_events(
     def data(change: Change) -> dict[str, Any]:
         match change.type:
             case ev.CONSENT_GRANTED:
+                assert change.purpose is not None, "a grant names its purpose"
                 return ev.grant_data(change.purpose, change.channel)
             case ev.CONSENT_WITHDRAWN:
                 return {

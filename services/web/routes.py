@@ -33,9 +33,10 @@ from services.identity.links import PREFERENCES, UNSUBSCRIBE, LinkClaims, LinkEr
 from services.ledger import idempotency
 from services.ledger.errors import LedgerError
 from services.ledger.partitioning import partition_for
-from services.ledger.tokens import TokenError, decode_token, encode_token
+from services.ledger.tokens import TokenError, decode_token
 from services.rules.catalogue import Purpose
 from services.web import pages
+from services.web.applied import applied, ledger_token
 from services.web.page_responses import DEPENDENCY_ERRORS, PageError, html_response
 from services.web.preferences import (
     ALL_DIRECT_MARKETING,
@@ -64,7 +65,7 @@ FORM_TYPES: Final = ("application/x-www-form-urlencoded", "multipart/form-data")
 SYSTEM: Final = "consent-ledger"
 
 
-def _bad_link() -> PageError:
+def bad_link() -> PageError:
     return PageError(
         404,
         "This link cannot be used",
@@ -72,7 +73,7 @@ def _bad_link() -> PageError:
     )
 
 
-def _bad_form(status: int = 400) -> PageError:
+def bad_form(status: int = 400) -> PageError:
     return PageError(
         status, "This form cannot be used", "Open the link from your message again and retry."
     )
@@ -140,18 +141,18 @@ async def _open(ledger: Ledger, request: Request, kind: LinkKind) -> LinkClaims:
         claims = open_link(ledger, token, kind)
     except LinkError as exc:
         log.info("refused a link on %s: %s", where, exc.why)
-        raise _bad_link() from None
+        raise bad_link() from None
     purpose = ledger.catalogue.get(claims.purpose) if claims.purpose else None
     usable = subject_id_problem(claims.subject_id) is None
     if kind == UNSUBSCRIBE:
         usable = usable and _marketing_channel(purpose, claims.channel)
     if not usable:
         log.info("refused a link on %s: purpose or channel no longer offered", where)
-        raise _bad_link()
+        raise bad_link()
     revocations = await link_revocations.load(ledger.pool, claims.subject_id)
     if link_revocations.is_revoked(kind, claims.address, claims.issued_at, revocations):
         log.info("refused a link on %s: revoked", where)
-        raise _bad_link()
+        raise bad_link()
     return claims
 
 
@@ -165,21 +166,21 @@ async def _state(ledger: Ledger, subject_id: str) -> dict[FactKey, Fact]:
     return facts
 
 
-async def _form(request: Request) -> list[tuple[str, str]]:
+async def read_form(request: Request) -> list[tuple[str, str]]:
     """The posted form's fields, url-encoded or multipart, small, without files."""
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if ctype not in FORM_TYPES:
-        raise _bad_form(415)
+        raise bad_form(415)
     declared = whole_number(request.headers.get("content-length", ""))
     if declared is None or declared > MAX_FORM:
-        raise _bad_form(413)
+        raise bad_form(413)
     try:
         form = await request.form(max_files=0, max_fields=100, max_part_size=MAX_FORM)
     except HTTPException:
-        raise _bad_form() from None
+        raise bad_form() from None
     items = list(form.multi_items())
     if not all(isinstance(value, str) for _, value in items):
-        raise _bad_form()
+        raise bad_form()
     return [(name, str(value)) for name, value in items]
 
 
@@ -207,13 +208,6 @@ async def _record(
     return appended.positions[-1]
 
 
-def _ledger_token(position: tuple[int, int]) -> str:
-    """The consistency token just after `position`: a reader passing it as min_token sees the
-    change at once."""
-    partition, offset = position
-    return encode_token(partition, offset + 1)
-
-
 @html_errors
 async def unsubscribe(request: Request) -> Response:
     """GET shows the question; POST (RFC 8058 one-click, or the page's button) records it."""
@@ -228,12 +222,12 @@ async def unsubscribe(request: Request) -> Response:
             controller=controller, purpose_title=purpose.title, channel=claims.channel
         )
         return html_response(html)
-    items = await _form(request)
+    items = await read_form(request)
     if [v for k, v in items if k == "List-Unsubscribe"] != ["One-Click"]:
-        raise _bad_form()
+        raise bad_form()
     scopes = [v for k, v in items if k == "scope"]
     if any(s != ALL_DIRECT_MARKETING for s in scopes):
-        raise _bad_form()
+        raise bad_form()
     everything = bool(scopes)
     state = await _state(ledger, claims.subject_id)
     todo, done = unsubscribe_changes(state, purpose.id, claims.channel, everything)
@@ -245,12 +239,13 @@ async def unsubscribe(request: Request) -> Response:
         earlier = await idempotency.logged_position(ledger.pool, stored)
         key = episode_key(first, earlier, pending.overrides)
         positions.append(await _record(ledger, claims, key, [pending.change], source))
-    ledger_token = _ledger_token(max(positions))
+    last = max(positions)
+    now_applied = await applied(ledger, last)
     lines = [f"You will no longer receive {purpose.title} {pages.channel_phrase(claims.channel)}."]
     if everything:
         lines.append(f"You will receive no direct marketing from {controller}, on any channel.")
-    html = pages.done_page(controller=controller, lines=lines)
-    return html_response(html, headers={"Ledger-Token": ledger_token})
+    html = pages.done_page(controller=controller, lines=lines, applied=now_applied)
+    return html_response(html, headers={"Ledger-Token": ledger_token(last)})
 
 
 @html_errors
@@ -269,10 +264,10 @@ async def preferences(request: Request) -> Response:
             current_choices(state, ledger.catalogue, _now(), await notices.load(ledger.pool)),
         )
     try:
-        form = parse_form(await _form(request), ledger.catalogue)
+        form = parse_form(await read_form(request), ledger.catalogue)
     except FormError as exc:
         log.info("refused a preference form: %s", exc)
-        raise _bad_form() from None
+        raise bad_form() from None
     state = await _state(ledger, claims.subject_id)
     current = current_choices(state, ledger.catalogue, _now(), await notices.load(ledger.pool))
     todo = changes(current, form.wanted, ledger.catalogue.marketing_purposes())
@@ -288,14 +283,19 @@ async def preferences(request: Request) -> Response:
     source = preference_source(SYSTEM, claims.link_id)
     key = request_key(source.method, token, state, todo)
     actor = link_actor(claims.link_id)
-    ledger_token = _ledger_token(await _record(ledger, claims, key, todo, source, actor))
+    position = await _record(ledger, claims, key, todo, source, actor)
+    saved = SAVED if await applied(ledger, position) else SAVED_BEING_APPLIED
     return _preferences_html(
-        ledger, form.wanted, saved=SAVED, headers={"Ledger-Token": ledger_token}
+        ledger, form.wanted, saved=saved, headers={"Ledger-Token": ledger_token(position)}
     )
 
 
 NOTHING_CHANGED: Final = "Nothing changed: your choices are as shown."
 SAVED: Final = "Your choices are saved. They take effect at once."
+#: past the read wait: saved in the log, not yet applied everywhere (services/web/applied.py)
+SAVED_BEING_APPLIED: Final = (
+    "Your choices are saved and are being applied; this takes a moment, nothing else is needed."
+)
 STALE_PAGE: Final = (
     "Nothing was saved: your choices changed since you opened this page."
     " Check them below and save again."
@@ -338,7 +338,7 @@ async def _wait_after(ledger: Ledger, after: str | None) -> None:
     await ledger.progress.wait_for(partition, position, ledger.settings.read_wait_ms / 1000)
 
 
-def _page_operation(summary: str) -> dict[str, Any]:
+def page_operation(summary: str) -> dict[str, Any]:
     return {
         "summary": summary,
         "parameters": [path_param("token")],
@@ -346,9 +346,9 @@ def _page_operation(summary: str) -> dict[str, Any]:
     }
 
 
-UNSUBSCRIBE_PAGE_OPERATION: Final = _page_operation("Unsubscribe page (changes nothing)")
-ONE_CLICK_OPERATION: Final = _page_operation(
+UNSUBSCRIBE_PAGE_OPERATION: Final = page_operation("Unsubscribe page (changes nothing)")
+ONE_CLICK_OPERATION: Final = page_operation(
     "One-click unsubscribe (RFC 8058): body List-Unsubscribe=One-Click"
 )
-PREFERENCES_PAGE_OPERATION: Final = _page_operation("Preference page")
-SAVE_PREFERENCES_OPERATION: Final = _page_operation("Save the preference form")
+PREFERENCES_PAGE_OPERATION: Final = page_operation("Preference page")
+SAVE_PREFERENCES_OPERATION: Final = page_operation("Save the preference form")

@@ -53,6 +53,7 @@ def test_a_bearer_key_is_required_unless_an_operation_says_otherwise() -> None:
         "/.well-known/jwks.json",
         "/u/{token}",
         "/p/{token}",
+        "/c/{token}",
     } == PUBLIC
 
 

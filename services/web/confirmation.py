@@ -1,0 +1,155 @@
+"""The confirmation page /c/{token}: the second step of a double opt-in.
+
+GET shows what the person is about to confirm and changes nothing (mail scanners open links);
+POST, the page's button, records ConsentGranted with method double_opt_in naming the request
+(ConsentRequested) it confirms, once per request: a repeat records nothing and answers the same
+page. An expired link answers 410, any other unusable one the pages' 404, and a link of an
+erased subject the erased page (410), all recording nothing.
+
+Design: docs/developers/design/double-opt-in.md
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from datetime import UTC, datetime
+from typing import Final
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from projections import journal, link_revocations
+from schemas import events as ev
+from schemas.events import DOUBLE_OPT_IN, Actor, Event, Source, subject_id_problem
+from services.bootstrap import Ledger
+from services.http.app_state import ledger_of
+from services.http.appending import append_request
+from services.identity import links
+from services.identity.links import CONFIRM, LinkClaims, LinkError
+from services.ledger import idempotency
+from services.ledger.errors import SubjectErased
+from services.web import pages
+from services.web.applied import applied, ledger_token
+from services.web.page_responses import PageError, html_response
+from services.web.routes import SYSTEM, bad_form, bad_link, html_errors, page_operation, read_form
+
+log = logging.getLogger(__name__)
+
+ROUTE: Final = "/c/{token}"
+#: the collection point the confirmation's grant names
+COLLECTION_POINT: Final = "confirmation_page"
+
+
+def _expired() -> PageError:
+    return PageError(
+        410,
+        "This confirmation link has expired",
+        "Nothing was recorded. Sign up again to receive a new link.",
+    )
+
+
+def _erased() -> PageError:
+    return PageError(
+        410,
+        "Your details have been erased",
+        "Nothing was recorded: at your request we erased your details, so there is nothing to"
+        " confirm. Sign up again if you want to receive our messages.",
+    )
+
+
+async def _claims(ledger: Ledger, request: Request) -> LinkClaims:
+    """The link's claims, or the expired, erased or unusable-link page."""
+    try:
+        claims = links.open_token(
+            ledger.secrets.links, request.path_params["token"], datetime.now(UTC), kind=CONFIRM
+        )
+    except LinkError as exc:
+        log.info("refused a link on /c/: %s", exc.why)
+        raise (_expired() if exc.why == "expired" else bad_link()) from None
+    purpose = ledger.catalogue.get(claims.purpose or "")
+    if (
+        subject_id_problem(claims.subject_id) is not None
+        or purpose is None
+        or claims.channel not in purpose.channels
+    ):
+        log.info("refused a link on /c/: purpose or channel no longer offered")
+        raise bad_link()
+    if await ledger.erased.get(claims.subject_id):
+        raise _erased()
+    revocations = await link_revocations.load(ledger.pool, claims.subject_id)
+    if link_revocations.is_revoked(CONFIRM, claims.address, claims.issued_at, revocations):
+        log.info("refused a link on /c/: revoked")
+        raise bad_link()
+    return claims
+
+
+async def _request(ledger: Ledger, claims: LinkClaims) -> Event:
+    """The ConsentRequested the link confirms, as journaled; a 503 page while the projection
+    has not reached it yet (the link is mailed after the sign-up was acknowledged)."""
+    found = await journal.stored_record(ledger.pool, uuid.UUID(claims.link_id))
+    if found is None:
+        raise PageError(503, "Please try again", "Nothing was recorded. Retry in a minute.")
+    event = ledger.codec.decode(found[1])
+    if event.type != ev.CONSENT_REQUESTED or event.subject_id != claims.subject_id:
+        log.warning("refused a link on /c/: its request is not a sign-up of its subject")
+        raise bad_link()
+    return event
+
+
+def confirmation_grant(requested: Event, now: datetime) -> Event:
+    """The grant that confirms `requested`: same purpose, channel and notice, method
+    double_opt_in, expressed by the subject, naming the request."""
+    data = requested.data
+    return Event(
+        type=ev.CONSENT_GRANTED,
+        event_id=uuid.uuid4(),
+        subject_id=requested.subject_id,
+        occurred_at=now,
+        recorded_at=now,
+        source=Source(DOUBLE_OPT_IN, SYSTEM, COLLECTION_POINT),
+        actor=Actor("subject"),
+        notice_version=requested.notice_version,
+        data=ev.grant_data(data["purpose"], data["channel"], request_event_id=requested.event_id),
+    )
+
+
+@html_errors
+async def confirm(request: Request) -> Response:
+    """GET shows the confirm button; POST records the confirmation once."""
+    ledger = ledger_of(request)
+    claims = await _claims(ledger, request)
+    purpose = ledger.catalogue.get(claims.purpose or "")
+    assert purpose is not None and claims.channel is not None
+    controller = ledger.settings.controller_name
+    if request.method != "POST":
+        html = pages.confirm_page(
+            controller=controller, purpose_title=purpose.title, channel=claims.channel
+        )
+        return html_response(html)
+    if [v for k, v in await read_form(request) if k == "confirm"] != ["yes"]:
+        raise bad_form()
+    requested = await _request(ledger, claims)
+    grant = confirmation_grant(requested, datetime.now(UTC))
+    key = f"confirm:{requested.event_id}"
+    digest = idempotency.request_digest(DOUBLE_OPT_IN, claims.subject_id, {"key": key})
+    try:
+        appended = await append_request(
+            ledger, [grant], key=key, digest=digest, subject_id=claims.subject_id
+        )
+    except SubjectErased:
+        raise _erased() from None
+    position = appended.positions[-1]
+    html = pages.confirmed_page(
+        controller=controller,
+        purpose_title=purpose.title,
+        channel=claims.channel,
+        applied=await applied(ledger, position),
+    )
+    return html_response(html, headers={"Ledger-Token": ledger_token(position)})
+
+
+PAGE_OPERATION: Final = page_operation("Sign-up confirmation page (changes nothing)")
+POST_OPERATION: Final = page_operation(
+    "Confirm a sign-up (double opt-in): form body confirm=yes; 410 once expired"
+)
