@@ -128,10 +128,13 @@ def grant_data(
 ) -> dict[str, Any]:
     """The data of a ConsentGranted, every field of its newest schema spelled out (a decoded
     event carries them all, so an event built here equals itself read back)."""
-    data: dict[str, Any] = {"purpose": purpose, "channel": channel, "expires_at": expires_at}
-    if request_event_id is not None or evidence is not None:
-        data.update(request_event_id=request_event_id, evidence=evidence)
-    return data
+    return {
+        "purpose": purpose,
+        "channel": channel,
+        "expires_at": expires_at,
+        "request_event_id": request_event_id,
+        "evidence": evidence,
+    }
 
 
 def rfc3339(moment: datetime) -> str:

@@ -153,6 +153,8 @@ def iso27560(
             "description": METHOD_TEXT.get(event.source.method, event.source.method),
             "system": event.source.system,
             "collection_point": event.source.collection_point,
+            "confirmation": confirmation(event),
+            "evidence": event.data.get("evidence"),
         },
         "event": {"id": str(event.event_id), "type": event.type},
         "event_time": rfc3339(event.occurred_at),
@@ -167,6 +169,19 @@ def iso27560(
         "withdrawal_method": WITHDRAW_ANY_TIME if granted else event.source.method,
         "withdrawal_reason": None if granted else event.data.get("reason"),
         "recipients": _unique(r for e in entries for r in e["recipients"]),
+    }
+
+
+def confirmation(event: Event) -> dict[str, str] | None:
+    """What a double-opt-in grant confirmed: the sign-up (ConsentRequested) and the
+    confirmation itself (this grant); None for any other event."""
+    request = event.data.get("request_event_id")
+    if event.type != ev.CONSENT_GRANTED or request is None:
+        return None
+    return {
+        "request_event_id": str(request),
+        "confirmation_event_id": str(event.event_id),
+        "confirmed_at": rfc3339(event.occurred_at),
     }
 
 
@@ -209,6 +224,12 @@ def kantara(
     method = METHOD_TEXT.get(event.source.method, event.source.method)
     if event.source.collection_point:
         method = f"{method} ({event.source.collection_point})"
+    confirmed = confirmation(event)
+    if confirmed is not None:
+        method = (
+            f"{method}: request {confirmed['request_event_id']} confirmed"
+            f" {confirmed['confirmed_at']} by {confirmed['confirmation_event_id']}"
+        )
     return {
         "version": KANTARA_VERSION,
         "jurisdiction": issuer.jurisdiction,

@@ -61,7 +61,7 @@ async def build_subject(api: httpx.AsyncClient, subject: str) -> list[dict[str, 
             {
                 "purpose": "newsletter",
                 "channel": "email",
-                "method": "double_opt_in",
+                "method": "form",
                 "notice_version": "2023-05-04",
                 "source": {"system": "website", "collection_point": "footer-signup"},
             },
@@ -98,7 +98,7 @@ async def test_the_auditor_sees_timeline_chart_verification_and_tampering(
         await expect(row.get_by_role("rowheader")).to_contain_text(event_type)
         await expect(row.get_by_role("rowheader")).to_contain_text(event["event_id"])
     grant_row = rows.nth(1)
-    for text in ("double_opt_in", "website", "footer-signup", "2023-05-04", "subject"):
+    for text in ("form", "website", "footer-signup", "2023-05-04", "subject"):
         await expect(grant_row).to_contain_text(text)
     await expect(rows.nth(0)).to_contain_text("e-mail address linked")
     await expect(rows.nth(2)).to_contain_text("too many messages")

@@ -59,7 +59,7 @@ async def test_a_grant_lands_on_the_topic_keyed_by_subject_and_allows(
     body = {
         "purpose": "newsletter",
         "channel": "email",
-        "method": "double_opt_in",
+        "method": "form",
         "notice_version": "2023-05-04",
         "source": {"system": "website", "collection_point": "footer"},
     }

@@ -43,7 +43,7 @@ async def publish(api: httpx.AsyncClient, body: dict[str, Any], status: int = 20
 
 
 async def grant(api: httpx.AsyncClient, subject: str, version: str | None) -> dict[str, Any]:
-    body: dict[str, Any] = {"purpose": NL, "channel": "email", "method": "double_opt_in"}
+    body: dict[str, Any] = {"purpose": NL, "channel": "email", "method": "form"}
     if version is not None:
         body["notice_version"] = version
     response = await api.post(f"/v1/subjects/{subject}/consents", json=body)

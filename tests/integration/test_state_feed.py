@@ -185,7 +185,16 @@ def marketing_event(rng: random.Random, subject: str, at: datetime) -> Event:
     channel = rng.choice([None, "email", "sms"])
     expiry = rng.choice([None, at - timedelta(days=400), at + timedelta(days=400)])
     choices: list[tuple[str, dict[str, Any]]] = [
-        (ev.CONSENT_GRANTED, {"purpose": purpose, "channel": channel, "expires_at": expiry}),
+        (
+            ev.CONSENT_GRANTED,
+            {
+                "purpose": purpose,
+                "channel": channel,
+                "expires_at": expiry,
+                "request_event_id": None,
+                "evidence": None,
+            },
+        ),
         (ev.CONSENT_WITHDRAWN, {"purpose": rng.choice([None, purpose]), "channel": channel}),
         (ev.DIRECT_MARKETING_OBJECTED, {"channel": channel}),
         (ev.DIRECT_MARKETING_OBJECTION_LIFTED, {"channel": channel, "evidence": "t"}),

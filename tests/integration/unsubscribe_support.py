@@ -20,7 +20,7 @@ def new_subject() -> str:
 
 
 async def grant(api: httpx.AsyncClient, subject: str, purpose: str, channel: str) -> str:
-    body = {"purpose": purpose, "channel": channel, "method": "double_opt_in"}
+    body = {"purpose": purpose, "channel": channel, "method": "form"}
     response = await api.post(f"/v1/subjects/{subject}/consents", json=body)
     assert response.status_code == 201, response.text
     return str(response.json()["token"])

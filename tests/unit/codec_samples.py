@@ -8,7 +8,7 @@ from uuid import UUID
 
 from schemas import events
 from schemas.codec import default_codec
-from schemas.events import Actor, Event, Source
+from schemas.events import Actor, Event, Source, grant_data
 
 CODEC = default_codec()
 
@@ -28,7 +28,7 @@ GRANTED = Event(
     source=Source("form", "web-shop", "footer-newsletter"),
     actor=Actor("subject"),
     notice_version="2024-03",
-    data={"purpose": "newsletter", "channel": "email", "expires_at": at(2026, 5, 1)},
+    data=grant_data("newsletter", "email", at(2026, 5, 1)),
 )
 WITHDRAWN = Event(
     type=events.CONSENT_WITHDRAWN,

@@ -52,7 +52,7 @@ def spec_of(event: Event) -> Spec:
 
 
 def grant(purpose: str, channel: str | None = None, expires: datetime | None = None) -> Spec:
-    return ev.CONSENT_GRANTED, {"purpose": purpose, "channel": channel, "expires_at": expires}
+    return ev.CONSENT_GRANTED, ev.grant_data(purpose, channel, expires)
 
 
 def request(purpose: str, channel: str, expires: datetime = NOW + timedelta(days=7)) -> Spec:

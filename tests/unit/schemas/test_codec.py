@@ -40,7 +40,15 @@ SCHEMA_FILES = sorted(DEFAULT_SCHEMA_DIR.glob("*.avsc"))
 
 
 GOLDEN_GRANTED = (
-    "c301 b6a12cd07577ccc1"  # magic, fingerprint
+    "c301 bf5c034e3635018e"  # magic, fingerprint (v2)
+    " 4836663163326433652d346235612d346337642d386539662d306131623263336434653566107375622d3030"
+    " 303180c9d89de7d88b0680c9c39ee7d88b060002107765622d73686f700222666f6f7465722d6e6577736c65"
+    " 747465720000020e323032342d3033146e6577736c6574746572020a656d61696c028080aab1c8ada806"
+    " 0000"  # request_event_id, evidence: null
+)
+#: the same grant as v1 wrote it, before request_event_id and evidence: still decoded
+GOLDEN_GRANTED_V1 = (
+    "c301 b6a12cd07577ccc1"  # magic, fingerprint (v1)
     " 4836663163326433652d346235612d346337642d386539662d306131623263336434653566107375622d3030"
     " 303180c9d89de7d88b0680c9c39ee7d88b060002107765622d73686f700222666f6f7465722d6e6577736c65"
     " 747465720000020e323032342d3033146e6577736c6574746572020a656d61696c028080aab1c8ada806"
@@ -82,6 +90,10 @@ def test_encodes_to_golden_bytes(event: Event, golden_hex: str) -> None:
     assert value == golden
     assert value[:2] == b"\xc3\x01"
     assert value[2:10] == CODEC.fingerprint_of(event.type)
+
+
+def test_a_v1_grant_decodes_naming_no_request_and_no_evidence() -> None:
+    assert CODEC.decode(bytes.fromhex(GOLDEN_GRANTED_V1)) == GRANTED
 
 
 @pytest.mark.parametrize(("event", "golden_hex"), GOLDEN)
@@ -131,7 +143,7 @@ GOOD = CODEC.encode(GRANTED)
         pytest.param(
             MAGIC + bytes(8) + GOOD[10:], r"unknown schema fingerprint 0x0{16}", id="unknown-fp"
         ),
-        pytest.param(GOOD[:-3], r"cannot decode ConsentGranted v1 body", id="truncated"),
+        pytest.param(GOOD[:-3], r"cannot decode ConsentGranted v2 body", id="truncated"),
         pytest.param(GOOD + b"\x00", r"1 trailing byte", id="trailing"),
     ],
 )
@@ -225,7 +237,13 @@ channels = st.none() | st.sampled_from(events.CHANNELS)
 
 DATA: dict[str, st.SearchStrategy[dict[str, Any]]] = {
     events.CONSENT_GRANTED: st.fixed_dictionaries(
-        {"purpose": texts, "channel": channels, "expires_at": st.none() | timestamps}
+        {
+            "purpose": texts,
+            "channel": channels,
+            "expires_at": st.none() | timestamps,
+            "request_event_id": st.none() | st.uuids(),
+            "evidence": optional_texts,
+        }
     ),
     events.CONSENT_WITHDRAWN: st.fixed_dictionaries(
         {

@@ -27,10 +27,26 @@ def test_a_v1_withdrawal_decodes_with_no_campaign() -> None:
     assert CODEC.decode(bytes.fromhex(GOLDEN_WITHDRAWN_V1)) == WITHDRAWN
 
 
-def _v2_dir(tmp_path: Path) -> Path:
+#: ConsentGranted as v1 wrote it, before request_event_id and evidence
+GRANTED_V1 = Event(
+    **{
+        **event_fields(GRANTED),
+        "data": {k: GRANTED.data[k] for k in ("purpose", "channel", "expires_at")},
+    }
+)
+
+
+def _v1_dir(tmp_path: Path) -> Path:
+    tmp_path.mkdir(exist_ok=True)
     v1 = DEFAULT_SCHEMA_DIR / "ConsentGranted.v1.avsc"
     (tmp_path / v1.name).write_bytes(v1.read_bytes())
-    v2 = json.loads(v1.read_text())
+    return tmp_path
+
+
+def _v2_dir(tmp_path: Path) -> Path:
+    """v1 and a v2 that adds one field: how any later version is added."""
+    _v1_dir(tmp_path)
+    v2 = json.loads((DEFAULT_SCHEMA_DIR / "ConsentGranted.v1.avsc").read_text())
     v2["fields"].append(
         {"name": "language", "type": ["null", "string"], "default": None, "doc": "BCP 47 tag."}
     )
@@ -48,24 +64,28 @@ def test_v1_bytes_decode_with_the_v2_reader(tmp_path: Path) -> None:
         "source": {"method": "form", "system": "web-shop", "collection_point": "footer-newsletter"},
         "actor": {"type": "subject", "id": None},
         "notice_version": "2024-03",
-        **GRANTED.data,
+        **GRANTED_V1.data,
     }
     body = _write(raw_v1, record)
-    v1_bytes = MAGIC + CODEC.fingerprint_of(events.CONSENT_GRANTED) + body
-    assert v1_bytes == CODEC.encode(GRANTED)
+    v1_codec = EventCodec(_v1_dir(tmp_path / "v1"))
+    v1_bytes = MAGIC + v1_codec.fingerprint_of(events.CONSENT_GRANTED) + body
+    assert v1_bytes == v1_codec.encode(GRANTED_V1)
 
-    codec = EventCodec(_v2_dir(tmp_path))
-    assert codec.fingerprint_of(events.CONSENT_GRANTED) != CODEC.fingerprint_of(
+    codec = EventCodec(_v2_dir(tmp_path / "v2"))
+    assert codec.fingerprint_of(events.CONSENT_GRANTED) != v1_codec.fingerprint_of(
         events.CONSENT_GRANTED
     )
     assert codec.decode(v1_bytes) == Event(
-        **{**event_fields(GRANTED), "data": {**GRANTED.data, "language": None}}
+        **{**event_fields(GRANTED_V1), "data": {**GRANTED_V1.data, "language": None}}
     )
+    # the released v2: a grant from before double opt-in names no request and no evidence
+    assert CODEC.decode(v1_bytes) == GRANTED
+    assert GRANTED.data["request_event_id"] is None and GRANTED.data["evidence"] is None
 
 
 def test_v2_bytes_carry_the_v2_fingerprint_and_decode(tmp_path: Path) -> None:
     codec = EventCodec(_v2_dir(tmp_path))
-    event = Event(**{**event_fields(GRANTED), "data": {**GRANTED.data, "language": "de"}})
+    event = Event(**{**event_fields(GRANTED_V1), "data": {**GRANTED_V1.data, "language": "de"}})
     value = codec.encode(event)
     assert value[2:10] == codec.fingerprint_of(events.CONSENT_GRANTED)
     assert value[2:10] != CODEC.fingerprint_of(events.CONSENT_GRANTED)

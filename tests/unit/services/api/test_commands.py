@@ -31,13 +31,13 @@ def build(builder: c.Builder, body: dict[str, Any]) -> list[tuple[str, dict[str,
 P = pytest.param
 VALID = [
     P(c.grant_consent, {"purpose": "newsletter", "channel": "email"},
-      [(ev.CONSENT_GRANTED, {"purpose": "newsletter", "channel": "email", "expires_at": None})],
+      [(ev.CONSENT_GRANTED, ev.grant_data("newsletter", "email"))],
       id="grant"),
     P(c.grant_consent, {"purpose": "marketing_own", "expires_at": LATER, "notice_version": "v3"},
-      [(ev.CONSENT_GRANTED, {"purpose": "marketing_own", "channel": None, "expires_at": LATER_T})],
+      [(ev.CONSENT_GRANTED, ev.grant_data("marketing_own", None, LATER_T))],
       id="grant-li-purpose-all-channels"),
     P(c.grant_consent, {"purpose": "newsletter", "lift_objection": False},
-      [(ev.CONSENT_GRANTED, {"purpose": "newsletter", "channel": None, "expires_at": None})],
+      [(ev.CONSENT_GRANTED, ev.grant_data("newsletter", None))],
       id="grant-lift-false"),
     P(c.withdraw_consent, {},
       [(ev.CONSENT_WITHDRAWN, {"purpose": None, "channel": None, "reason": None})],
@@ -240,6 +240,10 @@ INVALID = [
       id="consent-for-legal-obligation"),
     P(c.grant_consent, {"purpose": "spam", "channel": "fax", "when": 1},
       {"purpose", "channel", "when"}, id="every-bad-field-named"),
+    P(c.grant_consent, {"purpose": "newsletter", "method": "double_opt_in"}, {"method"},
+      id="double-opt-in-only-through-signups"),
+    P(c.withdraw_consent, {"method": "double_opt_in"}, {"method"},
+      id="double-opt-in-on-no-command"),
 ]  # fmt: skip
 
 
@@ -257,6 +261,15 @@ def test_invalid_body_is_a_422_naming_the_field(
 @pytest.mark.parametrize(
     "subject_id", ["jane@example.com", "x" * 129, "", "a b", "jane.doe@example"]
 )
+def test_a_double_opt_in_grant_is_refused_naming_the_signups_route() -> None:
+    body = {"purpose": "newsletter", "channel": "email", "method": "double_opt_in"}
+    with pytest.raises(ProblemError) as caught:
+        c.grant_consent(Fields(body), CTX)
+    (error,) = caught.value.errors
+    assert error["field"] == "method"
+    assert "/signups" in error["detail"]
+
+
 def test_check_subject_id_refuses(subject_id: str) -> None:
     with pytest.raises(ProblemError) as caught:
         check_subject_id(subject_id)

@@ -65,7 +65,13 @@ def _event(system: str, point: str, actor_id: str, notice: str, subject: str) ->
         source=Source("form", system, point),
         actor=Actor("system", actor_id),
         notice_version=notice,
-        data={"purpose": "newsletter", "channel": "email", "expires_at": None},
+        data={
+            "purpose": "newsletter",
+            "channel": "email",
+            "expires_at": None,
+            "request_event_id": None,
+            "evidence": None,
+        },
     )
 
 

@@ -47,7 +47,13 @@ GRANT = Event(
     source=Source("form", "website", "footer, signup"),
     actor=Actor("subject", None),
     notice_version="2023-05-04",
-    data={"purpose": "newsletter", "channel": "email", "expires_at": None},
+    data={
+        "purpose": "newsletter",
+        "channel": "email",
+        "expires_at": None,
+        "request_event_id": None,
+        "evidence": None,
+    },
 )
 LINK = Event(
     type=ev.IDENTIFIER_LINKED,
@@ -124,7 +130,8 @@ def test_csv_flattens_the_common_fields_and_keeps_the_rest_as_json() -> None:
         "actor_type": "subject",
         "actor_id": "",
         "notice_version": "2023-05-04",
-        "data": '{"purpose":"newsletter","channel":"email","expires_at":null}',
+        "data": '{"purpose":"newsletter","channel":"email","expires_at":null,'
+        '"request_event_id":null,"evidence":null}',
     }
     assert link["actor_id"] == "crm" and link["notice_version"] == ""
     data = json.loads(link["data"])

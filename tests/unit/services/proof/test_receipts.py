@@ -56,10 +56,25 @@ def event(type_: str, data: dict[str, Any], **changes: Any) -> Event:
     return dataclasses.replace(base, **changes)
 
 
-GRANT = event(ev.CONSENT_GRANTED, {"purpose": "newsletter", "channel": "email", "expires_at": None})
+GRANT = event(
+    ev.CONSENT_GRANTED,
+    {
+        "purpose": "newsletter",
+        "channel": "email",
+        "expires_at": None,
+        "request_event_id": None,
+        "evidence": None,
+    },
+)
 EXPIRING = event(
     ev.CONSENT_GRANTED,
-    {"purpose": "marketing_partners", "channel": None, "expires_at": NOW + timedelta(days=365)},
+    {
+        "purpose": "marketing_partners",
+        "channel": None,
+        "expires_at": NOW + timedelta(days=365),
+        "request_event_id": None,
+        "evidence": None,
+    },
 )
 WITHDRAW_ALL_EMAIL = event(
     ev.CONSENT_WITHDRAWN,
@@ -68,7 +83,14 @@ WITHDRAW_ALL_EMAIL = event(
     source=Source("unsubscribe_link", None, "list_unsubscribe"),
 )
 UNPUBLISHED = event(
-    ev.CONSENT_GRANTED, {"purpose": "cookies_analytics", "channel": None, "expires_at": None}
+    ev.CONSENT_GRANTED,
+    {
+        "purpose": "cookies_analytics",
+        "channel": None,
+        "expires_at": None,
+        "request_event_id": None,
+        "evidence": None,
+    },
 )
 
 

@@ -345,7 +345,13 @@ def test_events_carry_the_source_the_subject_and_the_campaign() -> None:
     assert [dict(e.data) for e in events] == [
         {"purpose": "newsletter", "channel": "email", "reason": None, "campaign_id": "c1"},
         {"channel": None, "campaign_id": "c1"},
-        {"purpose": "profiling", "channel": "web", "expires_at": None},
+        {
+            "purpose": "profiling",
+            "channel": "web",
+            "expires_at": None,
+            "request_event_id": None,
+            "evidence": None,
+        },
         {"channel": None, "evidence": lift_evidence(Actor("subject"))},
     ]
     codec = default_codec()
