@@ -12,6 +12,7 @@ Design: docs/developers/design/double-opt-in.md
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from datetime import UTC, datetime
 from typing import Final
@@ -29,6 +30,7 @@ from services.identity import links
 from services.identity.links import CONFIRM, LinkClaims, LinkError
 from services.ledger import idempotency
 from services.ledger.errors import SubjectErased
+from services.ledger.partitioning import partition_for
 from services.web import pages
 from services.web.applied import applied, ledger_token
 from services.web.page_responses import PageError, html_response
@@ -85,9 +87,18 @@ async def _claims(ledger: Ledger, request: Request) -> LinkClaims:
 
 
 async def _request(ledger: Ledger, claims: LinkClaims) -> Event:
-    """The ConsentRequested the link confirms, as journaled; a 503 page while the projection
-    has not reached it yet (the link is mailed after the sign-up was acknowledged)."""
-    found = await journal.stored_record(ledger.pool, uuid.UUID(claims.link_id))
+    """The ConsentRequested the link confirms, as journaled. The sign-up was acknowledged
+    before its link was handed out, so it is in the log: while the projection has not reached
+    it, wait for the subject's partition to move on, at most the read wait; past it, a 503
+    page (nothing recorded)."""
+    event_id = uuid.UUID(claims.link_id)
+    partition = partition_for(claims.subject_id, ledger.partitions)
+    deadline = time.monotonic() + ledger.settings.read_wait_ms / 1000
+    found = await journal.stored_record(ledger.pool, event_id)
+    while found is None and (left := deadline - time.monotonic()) > 0:
+        reached = ledger.progress.positions.get(partition, 0)
+        await ledger.progress.wait_for(partition, reached + 1, left)
+        found = await journal.stored_record(ledger.pool, event_id)
     if found is None:
         raise PageError(503, "Please try again", "Nothing was recorded. Retry in a minute.")
     event = ledger.codec.decode(found[1])

@@ -1,0 +1,309 @@
+"""Sign-ups and double opt-in against the real servers: the request, the pending decision, the
+confirmation page (GET changes nothing, POST grants once), and every refusal recording nothing.
+The rule's precedence is table-tested in tests/unit/services/rules/test_decisions.py."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+import pytest
+
+from schemas import events as ev
+from schemas.codec import default_codec, kafka_headers
+from schemas.events import Actor, Event, Source
+from services.config import Settings
+from services.identity import links
+from services.ledger.partitioning import partition_for
+from tests.conftest import wait_until
+from tests.integration.topic_records import produce_raw
+from tests.integration.unsubscribe_support import FORM, new_subject
+from tests.writer_macs import sealed
+
+pytestmark = pytest.mark.integration
+
+NL = {"purpose": "newsletter", "channel": "email"}
+CONFIRM = {"confirm": "yes"}
+
+
+async def sign_up(api: httpx.AsyncClient, subject: str, **body: Any) -> dict[str, Any]:
+    response = await api.post(f"/v1/subjects/{subject}/signups", json={**NL, **body})
+    assert response.status_code == 201, response.text
+    answer: dict[str, Any] = response.json()
+    return answer
+
+
+async def decide(api: httpx.AsyncClient, subject: str, token: str | None = None) -> Any:
+    params = {"subject_id": subject, **NL, **({"min_token": token} if token else {})}
+    answer = await api.get("/v1/decision", params=params)
+    assert answer.status_code == 200, answer.text
+    return answer.json()
+
+
+async def events_of(api: httpx.AsyncClient, subject: str, token: str) -> list[dict[str, Any]]:
+    answer = await api.get(f"/v1/subjects/{subject}/events", params={"min_token": token})
+    assert answer.status_code == 200, answer.text
+    found: list[dict[str, Any]] = answer.json()["events"]
+    return found
+
+
+def page(url: str) -> str:
+    return urlsplit(url).path
+
+
+async def test_a_sign_up_is_pending_until_confirmed_then_granted_once(
+    module_api: httpx.AsyncClient, module_settings: Settings
+) -> None:
+    subject = new_subject()
+    signup = await sign_up(
+        module_api,
+        subject,
+        notice_version="2026-06",
+        language="sv",
+        source={"system": "website", "collection_point": "footer-form"},
+    )
+    assert signup["type"] == "ConsentRequested" and signup["subject_id"] == subject
+    url = signup["confirm_url"]
+    assert url.startswith(module_settings.public_base_url + "/c/") and subject not in url
+    claims = links.open_token(
+        module_settings.secrets().links, page(url)[3:], datetime.now(UTC), kind=links.CONFIRM
+    )
+    assert uuid.UUID(claims.link_id) == uuid.UUID(signup["event_id"])
+    expires = datetime.fromisoformat(signup["expires_at"])
+    assert claims.expires_at == expires
+    assert timedelta(days=7) - timedelta(seconds=2) <= expires - datetime.now(UTC) <= timedelta(7)
+
+    pending = await decide(module_api, subject, signup["token"])
+    assert (pending["allowed"], pending["reason"]) == (False, "confirmation_pending")
+    assert pending["evidence"] == [signup["event_id"]]
+
+    shown = await module_api.get(page(url))
+    assert shown.status_code == 200 and 'name="confirm" value="yes"' in shown.text
+    assert subject not in shown.text
+    before = await events_of(module_api, subject, signup["token"])
+    assert [e["type"] for e in before] == ["ConsentRequested"]
+    assert before[0]["payload"]["source"]["method"] == "double_opt_in"
+
+    confirmed = await module_api.post(page(url), data=CONFIRM)
+    assert confirmed.status_code == 200, confirmed.text
+    assert "Subscription confirmed" in confirmed.text and "ledger-token" in confirmed.headers
+    # the page answered once applied: a decision without a token sees the grant
+    allowed = await decide(module_api, subject)
+    assert (allowed["allowed"], allowed["reason"]) == (True, "consent_given")
+    history = await events_of(module_api, subject, confirmed.headers["ledger-token"])
+    grant = history[-1]["payload"]
+    assert grant["type"] == "ConsentGranted" and allowed["evidence"] == [grant["event_id"]]
+    assert grant["source"]["method"] == "double_opt_in" and grant["actor"]["type"] == "subject"
+    assert grant["request_event_id"] == signup["event_id"]
+    assert grant["notice_version"] == "2026-06"
+
+    again = await module_api.post(page(url), data=CONFIRM)
+    assert again.status_code == 200 and "Subscription confirmed" in again.text
+    assert again.headers["ledger-token"] == confirmed.headers["ledger-token"]
+    after = await events_of(module_api, subject, again.headers["ledger-token"])
+    assert len(after) == len(history) == 2
+
+    receipt = await module_api.get(f"/v1/receipts/{grant['event_id']}")
+    assert receipt.status_code == 200, receipt.text
+    assert receipt.json()["receipt"]["collection_method"]["confirmation"] == {
+        "request_event_id": signup["event_id"],
+        "confirmation_event_id": grant["event_id"],
+        "confirmed_at": grant["occurred_at"],
+    }
+    kantara = await module_api.get(f"/v1/receipts/{grant['event_id']}?format=kantara")
+    method = kantara.json()["receipt"]["collectionMethod"]
+    assert signup["event_id"] in method and grant["event_id"] in method
+
+
+async def test_a_sign_up_never_takes_a_standing_grant_away(
+    module_api: httpx.AsyncClient,
+) -> None:
+    subject = new_subject()
+    granted = await module_api.post(f"/v1/subjects/{subject}/consents", json=NL)
+    assert granted.status_code == 201
+    signup = await sign_up(module_api, subject)
+    answer = await decide(module_api, subject, signup["token"])
+    assert (answer["allowed"], answer["reason"]) == (True, "consent_given")
+    withdrawn = await module_api.post(f"/v1/subjects/{subject}/withdrawals", json=NL)
+    assert withdrawn.status_code == 201
+    answer = await decide(module_api, subject, withdrawn.json()["token"])
+    assert answer["reason"] == "consent_withdrawn"
+
+
+async def test_an_identifier_is_linked_and_unlinking_it_revokes_the_link(
+    module_api: httpx.AsyncClient,
+) -> None:
+    subject = new_subject()
+    email = f"{subject}@example.org"
+    signup = await sign_up(module_api, subject, identifier={"type": "email", "value": email})
+    assert [e["type"] for e in signup["events"]] == ["IdentifierLinked", "ConsentRequested"]
+    assert email not in signup["confirm_url"]
+    found = await module_api.post(
+        "/v1/subjects/by-identifier/consent", json={"email": email, "min_token": signup["token"]}
+    )
+    assert found.status_code == 200 and found.json()["subject_id"] == subject
+    unlinked = await module_api.request(
+        "DELETE", f"/v1/subjects/{subject}/identifiers", json={"type": "email", "value": email}
+    )
+    assert unlinked.status_code == 201, unlinked.text
+    await events_of(module_api, subject, unlinked.json()["token"])
+    refused = await module_api.post(page(signup["confirm_url"]), data=CONFIRM)
+    assert refused.status_code == 404 and "This link cannot be used" in refused.text
+    history = await events_of(module_api, subject, unlinked.json()["token"])
+    assert [e["type"] for e in history][-1] == "IdentifierUnlinked"
+
+
+async def test_a_retried_sign_up_answers_the_same_request(module_api: httpx.AsyncClient) -> None:
+    subject = new_subject()
+    headers = {"Idempotency-Key": f"signup-{subject}"}
+    first = await module_api.post(f"/v1/subjects/{subject}/signups", json=NL, headers=headers)
+    again = await module_api.post(f"/v1/subjects/{subject}/signups", json=NL, headers=headers)
+    assert first.status_code == again.status_code == 201
+    assert again.headers["idempotent-replayed"] == "true"
+    for name in ("event_id", "expires_at", "token"):
+        assert again.json()[name] == first.json()[name]
+    other = await module_api.post(
+        f"/v1/subjects/{subject}/signups", json={**NL, "language": "fi"}, headers=headers
+    )
+    assert other.status_code == 422, other.text
+    # the replay's link opens the same request
+    confirmed = await module_api.post(page(again.json()["confirm_url"]), data=CONFIRM)
+    assert confirmed.status_code == 200
+    history = await events_of(module_api, subject, confirmed.headers["ledger-token"])
+    assert [e["type"] for e in history] == ["ConsentRequested", "ConsentGranted"]
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"purpose": "customer_relationship", "channel": "email"}, "purpose"),
+        ({"purpose": "marketing_own", "channel": "email"}, "purpose"),
+        ({"purpose": "newsletter", "channel": "sms"}, "channel"),
+        ({"purpose": "newsletter"}, "channel"),
+        ({**NL, "language": "de"}, "language"),
+        ({**NL, "identifier": {"type": "email", "value": "not an address"}}, "identifier.value"),
+        ({**NL, "method": "form"}, "method"),
+    ],
+)
+async def test_a_bad_sign_up_is_a_422_naming_the_field(
+    module_api: httpx.AsyncClient, body: dict[str, Any], field: str
+) -> None:
+    subject = new_subject()
+    answer = await module_api.post(f"/v1/subjects/{subject}/signups", json=body)
+    assert answer.status_code == 422, answer.text
+    assert answer.headers["content-type"] == "application/problem+json"
+    assert field in {e["field"] for e in answer.json()["errors"]}
+
+
+async def test_only_the_confirmation_records_double_opt_in(module_api: httpx.AsyncClient) -> None:
+    subject = new_subject()
+    body = {**NL, "method": "double_opt_in"}
+    refused = await module_api.post(f"/v1/subjects/{subject}/consents", json=body)
+    assert refused.status_code == 422, refused.text
+    (error,) = refused.json()["errors"]
+    assert error["field"] == "method" and "/signups" in error["detail"]
+
+
+async def test_a_tampered_link_is_404_and_records_nothing(module_api: httpx.AsyncClient) -> None:
+    subject = new_subject()
+    signup = await sign_up(module_api, subject)
+    path = page(signup["confirm_url"])
+    flipped = path[:-2] + ("A" if path[-2] != "A" else "B") + path[-1]
+    for method in ("GET", "POST"):
+        answer = await module_api.request(method, flipped, data=CONFIRM)
+        assert answer.status_code == 404 and "This link cannot be used" in answer.text
+    # a token of another kind for the same subject opens no confirmation page
+    links_answer = await module_api.post(
+        "/v1/unsubscribe-links", json={"subject_id": subject, **NL}
+    )
+    other = page(links_answer.json()["preferences_url"]).replace("/p/", "/c/")
+    assert (await module_api.post(other, data=CONFIRM)).status_code == 404
+    history = await events_of(module_api, subject, signup["token"])
+    assert [e["type"] for e in history] == ["ConsentRequested"]
+
+
+async def test_an_erased_subject_gets_the_erased_page_and_nothing_is_recorded(
+    module_api: httpx.AsyncClient,
+) -> None:
+    subject = new_subject()
+    signup = await sign_up(module_api, subject)
+    erased = await module_api.post(
+        f"/v1/subjects/{subject}/erasure", json={"ground": "consent_withdrawn"}
+    )
+    assert erased.status_code == 201, erased.text
+    await events_of(module_api, subject, erased.json()["token"])
+    for method in ("GET", "POST"):
+        answer = await module_api.request(method, page(signup["confirm_url"]), data=CONFIRM)
+        assert answer.status_code == 410, answer.text
+        assert "Your details have been erased" in answer.text
+    refused = await module_api.post(f"/v1/subjects/{subject}/signups", json=NL)
+    assert refused.status_code == 409 and refused.json()["type"].endswith("subject-erased")
+    history = await events_of(module_api, subject, erased.json()["token"])
+    assert [e["type"] for e in history] == ["ConsentRequested", "SubjectErased"]
+
+
+async def _expired_request(settings: Settings, subject: str) -> Event:
+    """A ConsentRequested whose expiry has passed, in the log as the ledger writes it (no
+    setting makes a request expire within a test: the shortest is a day)."""
+    past = datetime.now(UTC) - timedelta(days=8)
+    event = Event(
+        type=ev.CONSENT_REQUESTED,
+        event_id=uuid.uuid4(),
+        subject_id=subject,
+        occurred_at=past,
+        recorded_at=past,
+        source=Source("double_opt_in", "website"),
+        actor=Actor("subject"),
+        data={**NL, "expires_at": past + timedelta(days=7), "language": None},
+    )
+    value = default_codec().encode(event)
+    key = subject.encode()
+    headers = sealed(key, value, kafka_headers(event))
+    partition = partition_for(subject, settings.topic_partitions)
+    await produce_raw(settings.kafka, settings.topic, [(partition, key, value, headers)])
+    return event
+
+
+async def test_an_expired_request_no_longer_counts_and_its_link_is_410(
+    module_api: httpx.AsyncClient, module_settings: Settings
+) -> None:
+    subject = new_subject()
+    request = await _expired_request(module_settings, subject)
+    token = links.issue(
+        module_settings.secrets().links,
+        kind=links.CONFIRM,
+        subject_id=subject,
+        purpose="newsletter",
+        channel="email",
+        campaign_id=None,
+        now=request.recorded_at,
+        ttl=timedelta(days=7),
+        link_id=request.event_id.bytes,
+    )
+    for method in ("GET", "POST"):
+        answer = await module_api.request(method, f"/c/{token}", data=CONFIRM)
+        assert answer.status_code == 410, answer.text
+        assert "This confirmation link has expired" in answer.text
+
+    async def applied() -> bool:
+        listed = await module_api.get(f"/v1/subjects/{subject}/events")
+        return listed.status_code == 200 and len(listed.json()["events"]) == 1
+
+    await wait_until(applied, 30, "the request to be projected")
+    answer = await decide(module_api, subject)
+    assert (answer["allowed"], answer["reason"]) == (False, "no_consent")
+    history = (await module_api.get(f"/v1/subjects/{subject}/events")).json()["events"]
+    assert [e["type"] for e in history] == ["ConsentRequested"]
+
+
+async def test_the_confirmation_form_takes_only_its_button(module_api: httpx.AsyncClient) -> None:
+    subject = new_subject()
+    signup = await sign_up(module_api, subject)
+    path = page(signup["confirm_url"])
+    empty = await module_api.post(path, data={}, headers={"content-type": FORM})
+    assert empty.status_code == 400 and "text/html" in empty.headers["content-type"]
+    history = await events_of(module_api, subject, signup["token"])
+    assert [e["type"] for e in history] == ["ConsentRequested"]
