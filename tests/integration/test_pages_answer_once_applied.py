@@ -100,4 +100,3 @@ async def test_past_the_read_wait_the_page_says_it_is_being_applied_and_nothing_
             await blocker.close()
         answer = await decision(api, subject, "newsletter", "email", done.headers["ledger-token"])
         assert answer["reason"] == "consent_withdrawn"
-
