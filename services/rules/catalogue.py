@@ -164,12 +164,14 @@ def _texts(pid: str, value: Any, direct_marketing: bool) -> tuple[PurposeText, .
     texts = []
     for language in LANGUAGES:
         entry = value[language]
-        words = {key: entry.get(key) if isinstance(entry, dict) else None for key in _TEXT_KEYS}
-        for key, text in words.items():
+        words: dict[str, str] = {}
+        for key in _TEXT_KEYS:
+            text = entry.get(key) if isinstance(entry, dict) else None
             if not isinstance(text, str) or not text.strip() or len(text) > MAX_TEXT:
                 raise CatalogueError(
                     f"purposes.{pid}.texts.{language}.{key} must be text of 1-{MAX_TEXT} characters"
                 )
+            words[key] = text
         if isinstance(entry, dict) and set(entry) - set(_TEXT_KEYS):
             raise CatalogueError(
                 f"purposes.{pid}.texts.{language} has keys other than {', '.join(_TEXT_KEYS)}"
