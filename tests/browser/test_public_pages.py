@@ -161,7 +161,7 @@ async def test_preference_page_changes_each_choice_by_its_label(
     await page.goto(base(api) + urlsplit(answer["preferences_url"]).path)
     await check_page(page)
     newsletter = page.get_by_label("Newsletter: by e-mail")
-    partners_sms = page.get_by_label("Marketing of partners' services: by text message (SMS)")
+    partners_sms = page.get_by_label("Offers from our partners: by text message (SMS)")
     await expect(newsletter).to_be_checked()
     await expect(partners_sms).not_to_be_checked()
     await page.screenshot(path=artifacts / "preferences.png", full_page=True)
