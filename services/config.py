@@ -29,6 +29,7 @@ from services.identity.secrets import (
     load_writer_keys,
 )
 from services.kafka_access import KafkaAccess
+from services.rules.languages import language_problem
 from services.telemetry.logs import FORMATS as LOG_FORMATS
 
 SECRETS_FILE: Final = "LEDGER_SECRETS_FILE"
@@ -89,6 +90,7 @@ class Settings:
     preference_link_ttl_days: int
     signup_confirmation_days: int
     controller_name: str
+    default_language: str
     jurisdiction: str
     controller_contact: str
     data_dir: str
@@ -169,6 +171,11 @@ class Settings:
             _check_public_url(self.public_url)
         if not self.controller_name.strip():
             raise SettingsError("LEDGER_CONTROLLER_NAME must not be empty")
+        if language_problem(self.default_language):
+            raise SettingsError(
+                f"LEDGER_DEFAULT_LANGUAGE={self.default_language!r};"
+                f" {language_problem(self.default_language)}"
+            )
         if not re.fullmatch(r"[A-Z]{2}", self.jurisdiction):
             raise SettingsError(
                 f"LEDGER_JURISDICTION={self.jurisdiction!r}; an ISO 3166-1 alpha-2 code such as FI"

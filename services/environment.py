@@ -219,6 +219,12 @@ ENVIRONMENT: Final[dict[str, tuple[str, str, str]]] = {
         "Example Controller",
         "the controller's name shown on the unsubscribe and preference pages",
     ),
+    "LEDGER_DEFAULT_LANGUAGE": (
+        "default_language",
+        "en",
+        "the language of the public pages (fi, sv or en) when neither the link nor the browser's"
+        " Accept-Language names one of them",
+    ),
     "LEDGER_DATA_DIR": (
         "data_dir",
         ".ledger",

@@ -181,6 +181,11 @@ PURPOSES: Final = json_answer(
                         "basis": STRING,
                         "direct_marketing": BOOLEAN,
                         "channels": array(STRING),
+                        "texts": {
+                            "type": "object",
+                            "description": "title and description by language (fi, sv, en)",
+                            "additionalProperties": obj({"title": STRING, "description": STRING}),
+                        },
                     }
                 )
             )

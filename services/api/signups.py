@@ -125,6 +125,7 @@ async def create_signup(request: Request) -> JSONResponse:
         ttl=expires - event.recorded_at,
         link_id=event.event_id.bytes,
         address=found[2] if found else None,
+        language=event.data["language"],
     )
     extra: dict[str, Any] = {
         "confirm_url": confirm_url(ledger.settings, token),

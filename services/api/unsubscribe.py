@@ -29,6 +29,7 @@ from services.http.subjects import (
 )
 from services.identity import links
 from services.identity.identities import blind_index, normalise
+from services.rules.languages import LANGUAGES
 
 ONE_CLICK: Final = "List-Unsubscribe=One-Click"
 
@@ -61,6 +62,7 @@ async def create_links(request: Request) -> JSONResponse:
     purpose = dm.get(pid) if pid else None
     channel = f.choice("channel", purpose.channels if purpose else (), required=True)
     campaign_id = f.text("campaign_id", max_len=100, free_text=True)
+    language = f.choice("language", LANGUAGES)
     problem = links.field_problem(campaign_id) if campaign_id is not None else None
     if problem:  # 100 characters can be more than the token's 255 bytes (emoji, say)
         f.error("campaign_id", problem)
@@ -88,6 +90,7 @@ async def create_links(request: Request) -> JSONResponse:
             ttl=lifetimes[kind],
             link_id=ids[kind],
             address=address,
+            language=language,
         )
         for kind in (links.UNSUBSCRIBE, links.PREFERENCES)
     )
@@ -119,6 +122,11 @@ OPERATION: Final[dict[str, Any]] = {
                 "purpose": {"type": "string"},
                 "channel": {"type": "string"},
                 "campaign_id": {"type": "string"},
+                "language": {
+                    "type": "string",
+                    "enum": list(LANGUAGES),
+                    "description": "the language of both links' pages (else the browser's)",
+                },
             },
         }
     ),

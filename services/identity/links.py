@@ -20,8 +20,11 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM, AESGCMSIV
 
 from services.identity.secrets import KeyRing
+from services.rules.languages import language_problem
 
-VERSION: Final = 3
+VERSION: Final = 4
+#: tokens without a language: the payload of VERSION without its last text field
+NO_LANGUAGE_VERSION: Final = 3
 #: tokens with a kind but no link id nor address, the issue time in whole seconds
 KIND_VERSION: Final = 2
 #: tokens sealed before links had a kind: they open as unsubscribe tokens only
@@ -34,6 +37,9 @@ ADDRESS_BYTES: Final = 8
 MAX_TOKEN_CHARS: Final = 1024
 #: the most UTF-8 bytes a text field of the token (the campaign id, say) can hold
 MAX_FIELD_BYTES: Final = 255
+_VERSIONS: Final = (VERSION, NO_LANGUAGE_VERSION, KIND_VERSION, LEGACY_VERSION)
+#: the versions sealed with AES-GCM-SIV, whose payload starts with a link id and an address
+_SIV_VERSIONS: Final = (VERSION, NO_LANGUAGE_VERSION)
 _DOMAIN: Final = b"consent-ledger/link"
 _TIMES: Final = struct.Struct(">II")
 _TIMES_V3: Final = struct.Struct(">QI")
@@ -46,6 +52,7 @@ UNSUBSCRIBE: Final[LinkKind] = "unsubscribe"
 PREFERENCES: Final[LinkKind] = "preferences"
 #: /c/: confirms one sign-up (double opt-in); its link id is the ConsentRequested event's id
 CONFIRM: Final[LinkKind] = "confirm"
+#: the byte each kind is sealed as; a new kind takes the next byte (never reuse one)
 _KIND_BYTES: Final[dict[LinkKind, int]] = {UNSUBSCRIBE: 1, PREFERENCES: 2, CONFIRM: 3}
 _KINDS: Final[dict[int, LinkKind]] = {byte: kind for kind, byte in _KIND_BYTES.items()}
 #: what any unusable link answers: never which check failed
@@ -77,6 +84,8 @@ class LinkClaims:
     link_id: str = ""
     address: bytes | None = None
     version: int = VERSION
+    #: the language the link's pages speak (None: sealed without one, or before links had one)
+    language: str | None = None
 
 
 def new_link_id() -> bytes:
@@ -101,11 +110,16 @@ def issue(
     ttl: timedelta,
     link_id: bytes | None = None,
     address: bytes | None = None,
+    language: str | None = None,
     nonce: bytes | None = None,
 ) -> str:
     """Seal a token with the ring's current key. `link_id` defaults to a random one (pass
     `new_link_id()` to know it); `address` is the blind index of the address it goes to (its
-    first ADDRESS_BYTES are sealed); `nonce` is for tests only."""
+    first ADDRESS_BYTES are sealed); `language` is the one its pages speak (one of the pages'
+    LANGUAGES); `nonce` is for tests only."""
+    problem = language_problem(language) if language is not None else None
+    if problem:
+        raise ValueError(f"language {problem}")
     issued = _microseconds(now)
     expires = _seconds(now + ttl)
     if expires <= issued // 1_000_000:
@@ -129,6 +143,7 @@ def issue(
                 ("purpose", purpose),
                 ("channel", channel),
                 ("campaign_id", campaign_id),
+                ("language", language),
             )
         )
     )
@@ -152,7 +167,7 @@ def open_token(
     `max_age`) was issued less than `max_age` ago, else LinkError (`why` is "wrong_kind" for a
     token of the other kind, "expired" for either time)."""
     raw = _unb64(token)
-    if len(raw) < 2 or raw[0] not in (VERSION, KIND_VERSION, LEGACY_VERSION):
+    if len(raw) < 2 or raw[0] not in _VERSIONS:
         raise LinkError("malformed")
     kid_len = raw[1]
     body = 2 + kid_len
@@ -167,7 +182,7 @@ def open_token(
         raise LinkError("unknown_key")
     nonce, sealed = raw[body : body + NONCE_BYTES], raw[body + NONCE_BYTES :]
     header = raw[:body]
-    cipher = AESGCMSIV(key) if raw[0] == VERSION else AESGCM(key)
+    cipher = AESGCMSIV(key) if raw[0] in _SIV_VERSIONS else AESGCM(key)
     if raw[0] == LEGACY_VERSION:
         payload = _decrypt(cipher, nonce, sealed, _DOMAIN + header)
         claims = _claims(bytes((_KIND_BYTES[UNSUBSCRIBE],)) + payload, kid, token, LEGACY_VERSION)
@@ -175,9 +190,8 @@ def open_token(
         try:
             payload = _decrypt(cipher, nonce, sealed, _associated(kind, header))
         except LinkError:
-            if any(_opens(cipher, nonce, sealed, _associated(k, header)) for k in _KIND_BYTES):
-                raise LinkError("wrong_kind") from None
-            raise
+            _decrypt_as_another_kind(cipher, nonce, sealed, kind, header)
+            raise LinkError("wrong_kind") from None
         claims = _claims(payload, kid, token, raw[0])
     if claims.kind != kind:
         raise LinkError("wrong_kind")
@@ -193,12 +207,18 @@ def _decrypt(cipher: AESGCM | AESGCMSIV, nonce: bytes, sealed: bytes, associated
         raise LinkError("tampered") from None
 
 
-def _opens(cipher: AESGCM | AESGCMSIV, nonce: bytes, sealed: bytes, associated: bytes) -> bool:
-    try:
-        cipher.decrypt(nonce, sealed, associated)
-    except InvalidTag:
-        return False
-    return True
+def _decrypt_as_another_kind(
+    cipher: AESGCM | AESGCMSIV, nonce: bytes, sealed: bytes, kind: LinkKind, header: bytes
+) -> None:
+    """Return if the token is one of another kind, else raise LinkError("tampered")."""
+    for other in _KIND_BYTES:
+        if other != kind:
+            try:
+                _decrypt(cipher, nonce, sealed, _associated(other, header))
+            except LinkError:
+                continue
+            return
+    raise LinkError("tampered")
 
 
 def _associated(kind: LinkKind, header: bytes) -> bytes:
@@ -254,7 +274,7 @@ def _claims(payload: bytes, kid: str, token: str, version: int) -> LinkClaims:
     try:
         kind = _KINDS[payload[0]]
         link_id, address = fingerprint(token), None
-        if version == VERSION:
+        if version in _SIV_VERSIONS:
             issued_us, expires = _TIMES_V3.unpack_from(payload, 1)
             at = 1 + _TIMES_V3.size
             link_id = payload[at : at + LINK_ID_BYTES].hex()
@@ -270,13 +290,13 @@ def _claims(payload: bytes, kid: str, token: str, version: int) -> LinkClaims:
             at = 1 + _TIMES.size
             issued_at = datetime.fromtimestamp(issued, UTC)
         texts: list[str | None] = []
-        for _ in range(4):
+        for _ in range(5 if version == VERSION else 4):
             size = payload[at]
             texts.append(payload[at + 1 : at + 1 + size].decode("utf-8") if size else None)
             at += 1 + size
     except (struct.error, IndexError, KeyError, UnicodeDecodeError, OverflowError):
         raise LinkError("malformed") from None
-    subject_id, purpose, channel, campaign_id = texts
+    subject_id, purpose, channel, campaign_id = texts[:4]
     if at != len(payload) or subject_id is None:
         raise LinkError("malformed")
     return LinkClaims(
@@ -291,6 +311,7 @@ def _claims(payload: bytes, kid: str, token: str, version: int) -> LinkClaims:
         link_id=link_id,
         address=address,
         version=version,
+        language=texts[4] if len(texts) > 4 else None,
     )
 
 

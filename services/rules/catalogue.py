@@ -1,4 +1,5 @@
-"""The purpose catalogue: each purpose's legal basis, direct-marketing flag and channels.
+"""The purpose catalogue: each purpose's legal basis, direct-marketing flag, channels, and its
+title and description in the pages' languages.
 
 Loaded once at start-up from a TOML file the operator edits; nothing on a hot path re-reads it.
 """
@@ -13,6 +14,7 @@ from typing import Any, Final
 
 from projections.periods import Duration, DurationError, parse_duration
 from schemas.events import CHANNELS
+from services.rules.languages import LANGUAGES
 
 LEGAL_BASES: Final = ("consent", "legitimate_interest", "contract", "legal_obligation")
 #: how long an erased subject's consent facts are kept as proof when a purpose does not say:
@@ -25,10 +27,20 @@ ISO_DURATION_RE: Final = re.compile(
 )
 _LOOKS_LIKE_DURATION: Final = re.compile(r"P[\dT]")
 MAX_TEXT: Final = 500
+_TEXT_KEYS: Final = ("title", "description")
 
 
 class CatalogueError(ValueError):
     """The catalogue file is unusable; the message names the purpose and the key."""
+
+
+@dataclass(frozen=True, slots=True)
+class PurposeText:
+    """What a subscriber reads about a purpose in one language: a title and a sentence or two."""
+
+    language: str
+    title: str
+    description: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +61,16 @@ class Purpose:
     #: how long an erased subject's consent facts for the purpose are kept as proof (Art.
     #: 7(1), 17(3)(e)): an ISO 8601 duration counted from the erasure
     proof_retention: str = DEFAULT_PROOF_RETENTION
+    #: the title and description in each of the pages' languages (every one, on a marketing
+    #: purpose; none or every one on any other)
+    texts: tuple[PurposeText, ...] = ()
+
+    def text(self, language: str) -> PurposeText:
+        """The purpose's words in `language`; `title` (and no description) if it has none."""
+        for text in self.texts:
+            if text.language == language:
+                return text
+        return PurposeText(language, self.title, "")
 
     def proof_period(self) -> Duration:
         return parse_duration(self.proof_retention)
@@ -65,6 +87,9 @@ class Purpose:
             "retention": self.retention,
             "reconsent_on_material_change": self.reconsent_on_material_change,
             "proof_retention": self.proof_retention,
+            "texts": {
+                t.language: {"title": t.title, "description": t.description} for t in self.texts
+            },
         }
 
 
@@ -120,7 +145,39 @@ def _purpose(pid: str, entry: Any) -> Purpose:
         retention=_retention(pid, entry.get("retention")),
         reconsent_on_material_change=_reconsent(pid, basis, entry),
         proof_retention=_proof_retention(pid, entry.get("proof_retention")),
+        texts=_texts(pid, entry.get("texts"), direct_marketing),
     )
+
+
+def _texts(pid: str, value: Any, direct_marketing: bool) -> tuple[PurposeText, ...]:
+    """Every language's title and description: required on a marketing purpose, which the
+    public pages show; optional on the others, but then complete too."""
+    if value is None and not direct_marketing:
+        return ()
+    if not isinstance(value, dict) or sorted(value) != sorted(LANGUAGES):
+        given = sorted(value) if isinstance(value, dict) else value
+        required = " (required on a direct-marketing purpose)" if direct_marketing else ""
+        raise CatalogueError(
+            f"purposes.{pid}.texts={given!r}; a table with a title and a description for each of"
+            f" {', '.join(LANGUAGES)}{required}"
+        )
+    texts = []
+    for language in LANGUAGES:
+        entry = value[language]
+        words: dict[str, str] = {}
+        for key in _TEXT_KEYS:
+            text = entry.get(key) if isinstance(entry, dict) else None
+            if not isinstance(text, str) or not text.strip() or len(text) > MAX_TEXT:
+                raise CatalogueError(
+                    f"purposes.{pid}.texts.{language}.{key} must be text of 1-{MAX_TEXT} characters"
+                )
+            words[key] = text
+        if isinstance(entry, dict) and set(entry) - set(_TEXT_KEYS):
+            raise CatalogueError(
+                f"purposes.{pid}.texts.{language} has keys other than {', '.join(_TEXT_KEYS)}"
+            )
+        texts.append(PurposeText(language, words["title"], words["description"]))
+    return tuple(texts)
 
 
 def _proof_retention(pid: str, value: Any) -> str:

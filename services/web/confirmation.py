@@ -33,8 +33,17 @@ from services.ledger.errors import SubjectErased
 from services.ledger.partitioning import partition_for
 from services.web import pages
 from services.web.applied import applied, ledger_token
-from services.web.page_responses import PageError, html_response
-from services.web.routes import SYSTEM, bad_form, bad_link, html_errors, page_operation, read_form
+from services.web.page_errors import (
+    bad_form,
+    bad_link,
+    chosen_language,
+    html_errors,
+    page_error,
+    request_language,
+)
+from services.web.page_responses import html_response
+from services.web.pages import N_
+from services.web.routes import SYSTEM, page_operation, read_form
 
 log = logging.getLogger(__name__)
 
@@ -43,21 +52,18 @@ ROUTE: Final = "/c/{token}"
 COLLECTION_POINT: Final = "confirmation_page"
 
 
-def _expired() -> PageError:
-    return PageError(
-        410,
-        "This confirmation link has expired",
-        "Nothing was recorded. Sign up again to receive a new link.",
-    )
-
-
-def _erased() -> PageError:
-    return PageError(
-        410,
-        "Your details have been erased",
+EXPIRED: Final = (
+    N_("This confirmation link has expired"),
+    N_("Nothing was recorded. Sign up again to receive a new link."),
+)
+ERASED: Final = (
+    N_("Your details have been erased"),
+    N_(
         "Nothing was recorded: at your request we erased your details, so there is nothing to"
-        " confirm. Sign up again if you want to receive our messages.",
-    )
+        " confirm. Sign up again if you want to receive our messages."
+    ),
+)
+NOT_YET: Final = (N_("Please try again"), N_("Nothing was recorded. Retry in a minute."))
 
 
 async def _claims(ledger: Ledger, request: Request) -> LinkClaims:
@@ -68,7 +74,7 @@ async def _claims(ledger: Ledger, request: Request) -> LinkClaims:
         )
     except LinkError as exc:
         log.info("refused a link on /c/: %s", exc.why)
-        raise (_expired() if exc.why == "expired" else bad_link()) from None
+        raise (page_error(410, EXPIRED) if exc.why == "expired" else bad_link()) from None
     purpose = ledger.catalogue.get(claims.purpose or "")
     if (
         subject_id_problem(claims.subject_id) is not None
@@ -77,8 +83,9 @@ async def _claims(ledger: Ledger, request: Request) -> LinkClaims:
     ):
         log.info("refused a link on /c/: purpose or channel no longer offered")
         raise bad_link()
+    request_language(request, claims.language)
     if await ledger.erased.get(claims.subject_id):
-        raise _erased()
+        raise page_error(410, ERASED)
     revocations = await link_revocations.load(ledger.pool, claims.subject_id)
     if link_revocations.is_revoked(CONFIRM, claims.address, claims.issued_at, revocations):
         log.info("refused a link on /c/: revoked")
@@ -100,7 +107,7 @@ async def _request(ledger: Ledger, claims: LinkClaims) -> Event:
         await ledger.progress.wait_for(partition, reached + 1, left)
         found = await journal.stored_record(ledger.pool, event_id)
     if found is None:
-        raise PageError(503, "Please try again", "Nothing was recorded. Retry in a minute.")
+        raise page_error(503, NOT_YET)
     event = ledger.codec.decode(found[1])
     if event.type != ev.CONSENT_REQUESTED or event.subject_id != claims.subject_id:
         log.warning("refused a link on /c/: its request is not a sign-up of its subject")
@@ -133,9 +140,10 @@ async def confirm(request: Request) -> Response:
     purpose = ledger.catalogue.get(claims.purpose or "")
     assert purpose is not None and claims.channel is not None
     controller = ledger.settings.controller_name
+    language = chosen_language(request)
     if request.method != "POST":
         html = pages.confirm_page(
-            controller=controller, purpose_title=purpose.title, channel=claims.channel
+            language, controller=controller, purpose=purpose, channel=claims.channel
         )
         return html_response(html)
     if [v for k, v in await read_form(request) if k == "confirm"] != ["yes"]:
@@ -149,11 +157,12 @@ async def confirm(request: Request) -> Response:
             ledger, [grant], key=key, digest=digest, subject_id=claims.subject_id
         )
     except SubjectErased:
-        raise _erased() from None
+        raise page_error(410, ERASED) from None
     position = appended.positions[-1]
     html = pages.confirmed_page(
+        language,
         controller=controller,
-        purpose_title=purpose.title,
+        purpose=purpose,
         channel=claims.channel,
         applied=await applied(ledger, position),
     )

@@ -16,8 +16,9 @@ from starlette.responses import Response
 from services.config import Settings
 from services.http.app_state import ledger_of
 from services.http.rate_limit import RateLimiter, client_key, retry_after
-from services.identity.links import UNSUBSCRIBE, LinkClaims, LinkError, LinkKind
-from services.web.routes import open_link, too_many_requests
+from services.identity.links import PREFERENCES, UNSUBSCRIBE, LinkClaims, LinkError, LinkKind
+from services.web.page_errors import request_language, too_many_requests
+from services.web.routes import open_link
 
 #: one-click POSTs a minute for one unsubscribe link (a provider posts once, a person clicks
 #: a few times; every one after the first records nothing)
@@ -68,7 +69,12 @@ class PageLimits:
             return open_link(ledger, text, kind)
 
         waited = self.wait(request.method, route, token, client, now, opener)
-        return too_many_requests(ledger, retry_after(waited)) if waited else None
+        if not waited:
+            return None
+        kind = UNSUBSCRIBE if route == UNSUBSCRIBE_ROUTE else PREFERENCES
+        sealed = _valid(opener, token, kind)
+        language = request_language(request, sealed.language if sealed else None)
+        return too_many_requests(ledger, language, retry_after(waited))
 
 
 def _valid(open_link: Opener, token: str, kind: LinkKind) -> LinkClaims | None:

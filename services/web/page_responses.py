@@ -6,6 +6,7 @@ Shared by the public pages (services/web/routes.py) and the auditor's page
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Final
 
 import asyncpg
@@ -33,16 +34,24 @@ DEPENDENCY_ERRORS: Final = (
 
 
 class PageError(Exception):
-    """Answer with the error page: a status, a heading and words that reveal nothing."""
+    """Answer with the error page: a status, a heading and words that reveal nothing. The
+    public pages pass msgids (services/web/page_errors.py), translated when the page is
+    rendered, with `values` for the message's placeholders."""
 
     def __init__(
-        self, status: int, heading: str, message: str, headers: dict[str, str] | None = None
+        self,
+        status: int,
+        heading: str,
+        message: str,
+        headers: dict[str, str] | None = None,
+        values: Mapping[str, object] | None = None,
     ) -> None:
         super().__init__(heading)
         self.status = status
         self.heading = heading
         self.message = message
         self.headers = headers or {}
+        self.values = values or {}
 
 
 def html_response(

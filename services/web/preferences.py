@@ -29,7 +29,7 @@ from schemas import events as ev
 from schemas.events import Actor, Event, Source
 from services.rules.catalogue import Catalogue, Purpose
 from services.rules.decisions import decide
-from services.web.pages import Choice, PurposeGroup
+from services.web.pages import Choice, PageLanguage, PurposeGroup
 
 #: the form value of the "stop all direct marketing" box (and of the unsubscribe page's option)
 ALL_DIRECT_MARKETING: Final = "all_direct_marketing"
@@ -100,12 +100,17 @@ def choices_digest(choices: Choices) -> str:
     return hashlib.sha256("\n".join(lines).encode("utf-8")).hexdigest()
 
 
-def groups(catalogue: Catalogue, choices: Choices) -> list[PurposeGroup]:
+def groups(catalogue: Catalogue, choices: Choices, language: PageLanguage) -> list[PurposeGroup]:
+    """The preference page's fieldsets, in the catalogue's words for `language`."""
     return [
         PurposeGroup(
             p.id,
-            p.title,
-            tuple(Choice(p.id, c, (p.id, c) in choices.chosen) for c in p.channels),
+            p.text(language.code).title,
+            p.text(language.code).description,
+            tuple(
+                Choice(p.id, c, (p.id, c) in choices.chosen, language.channel_phrase(c))
+                for c in p.channels
+            ),
         )
         for p in catalogue.marketing_purposes()
     ]

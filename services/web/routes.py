@@ -6,7 +6,6 @@ Design: docs/developers/design/public-pages.md
 
 from __future__ import annotations
 
-import functools
 import logging
 import time
 from datetime import UTC, datetime
@@ -23,21 +22,26 @@ from services.bootstrap import Ledger
 from services.http.app_state import ledger_of, page_limits_of
 from services.http.appending import append_request
 from services.http.body import whole_number
-from services.http.ledger_problems import ledger_problem
 from services.http.openapi_parts import HTML_PAGE, html_page, path_param
-from services.http.problems import ProblemError
 from services.http.rate_limit import retry_after
-from services.http.route_spec import Endpoint
 from services.identity import links
 from services.identity.links import PREFERENCES, UNSUBSCRIBE, LinkClaims, LinkError, LinkKind
 from services.ledger import idempotency
-from services.ledger.errors import LedgerError
 from services.ledger.partitioning import partition_for
 from services.ledger.tokens import TokenError, decode_token
 from services.rules.catalogue import Purpose
 from services.web import pages
 from services.web.applied import applied, ledger_token
-from services.web.page_responses import DEPENDENCY_ERRORS, PageError, html_response
+from services.web.page_errors import (
+    bad_form,
+    bad_link,
+    chosen_language,
+    html_errors,
+    request_language,
+    too_many_requests,
+)
+from services.web.page_responses import html_response
+from services.web.pages import N_, Message, PageLanguage
 from services.web.preferences import (
     ALL_DIRECT_MARKETING,
     SUBJECT,
@@ -63,63 +67,6 @@ log = logging.getLogger(__name__)
 MAX_FORM: Final = 16 * 1024
 FORM_TYPES: Final = ("application/x-www-form-urlencoded", "multipart/form-data")
 SYSTEM: Final = "consent-ledger"
-
-
-def bad_link() -> PageError:
-    return PageError(
-        404,
-        "This link cannot be used",
-        "The link may be incomplete, or too old to use.",
-    )
-
-
-def bad_form(status: int = 400) -> PageError:
-    return PageError(
-        status, "This form cannot be used", "Open the link from your message again and retry."
-    )
-
-
-def too_many_requests(ledger: Ledger, seconds: int) -> HTMLResponse:
-    """The pages' 429 (services/web/page_limits.py): a page like the others, with their
-    headers and Retry-After, never a JSON problem."""
-    html = pages.error_page(
-        controller=ledger.settings.controller_name,
-        heading="Please wait a moment",
-        message=f"There were too many requests. Nothing was changed. Try again in {seconds} s.",
-    )
-    return html_response(html, 429, {"Retry-After": str(seconds)})
-
-
-def html_errors(endpoint: Endpoint) -> Endpoint:
-    """Every failure of a page is an HTML page too, never a JSON problem or a stack trace."""
-
-    @functools.wraps(endpoint)
-    async def wrapped(request: Request) -> Response:
-        ledger = ledger_of(request)
-        try:
-            return await endpoint(request)
-        except PageError as exc:
-            error = exc
-        except (ProblemError, LedgerError) as exc:
-            # every page's key is derived from its link: a retry repeats it
-            problem = exc if isinstance(exc, ProblemError) else ledger_problem(exc, keyed=True)
-            heading = "Please try again" if problem.status == 503 else "This request failed"
-            message = "Nothing was changed. Retry in a few seconds."
-            error = PageError(problem.status, heading, message, problem.headers)
-        except DEPENDENCY_ERRORS as exc:
-            log.warning("page unavailable: %s", type(exc).__name__)
-            error = PageError(503, "Please try again", "Nothing was changed. Retry in a minute.")
-        except Exception:
-            log.exception("unexpected error on a public page")
-            error = PageError(500, "Something went wrong", "Nothing was changed. Retry later.")
-        html = pages.error_page(
-            controller=ledger.settings.controller_name,
-            heading=error.heading,
-            message=error.message,
-        )
-        return html_response(html, error.status, error.headers)
-
-    return wrapped
 
 
 def open_link(ledger: Ledger, token: str, kind: LinkKind) -> LinkClaims:
@@ -153,6 +100,7 @@ async def _open(ledger: Ledger, request: Request, kind: LinkKind) -> LinkClaims:
     if link_revocations.is_revoked(kind, claims.address, claims.issued_at, revocations):
         log.info("refused a link on %s: revoked", where)
         raise bad_link()
+    request_language(request, claims.language)
     return claims
 
 
@@ -217,9 +165,10 @@ async def unsubscribe(request: Request) -> Response:
     purpose = ledger.catalogue.get(claims.purpose or "")
     assert purpose is not None and claims.channel is not None
     controller = ledger.settings.controller_name
+    language = chosen_language(request)
     if request.method != "POST":
         html = pages.unsubscribe_page(
-            controller=controller, purpose_title=purpose.title, channel=claims.channel
+            language, controller=controller, purpose=purpose, channel=claims.channel
         )
         return html_response(html)
     items = await read_form(request)
@@ -241,10 +190,14 @@ async def unsubscribe(request: Request) -> Response:
         positions.append(await _record(ledger, claims, key, [pending.change], source))
     last = max(positions)
     now_applied = await applied(ledger, last)
-    lines = [f"You will no longer receive {purpose.title} {pages.channel_phrase(claims.channel)}."]
+    what = {
+        "purpose": purpose.text(language.code).title,
+        "channel": language.channel_phrase(claims.channel),
+    }
+    lines = [Message(NO_LONGER, what)]
     if everything:
-        lines.append(f"You will receive no direct marketing from {controller}, on any channel.")
-    html = pages.done_page(controller=controller, lines=lines, applied=now_applied)
+        lines.append(Message(NO_MARKETING, {"controller": controller}))
+    html = pages.done_page(language, controller=controller, lines=lines, applied=now_applied)
     return html_response(html, headers={"Ledger-Token": ledger_token(last)})
 
 
@@ -257,10 +210,12 @@ async def preferences(request: Request) -> Response:
         await _wait_after(ledger, request.query_params.get("after"))
     claims = await _open(ledger, request, PREFERENCES)
     token = request.path_params["token"]
+    language = chosen_language(request)
     if request.method != "POST":
         state = await _state(ledger, claims.subject_id)
         return _preferences_html(
             ledger,
+            language,
             current_choices(state, ledger.catalogue, _now(), await notices.load(ledger.pool)),
         )
     try:
@@ -272,33 +227,37 @@ async def preferences(request: Request) -> Response:
     current = current_choices(state, ledger.catalogue, _now(), await notices.load(ledger.pool))
     todo = changes(current, form.wanted, ledger.catalogue.marketing_purposes())
     if not todo:
-        return _preferences_html(ledger, current, saved=NOTHING_CHANGED)
+        return _preferences_html(ledger, language, current, saved=NOTHING_CHANGED)
     if form.shown != choices_digest(current):
         log.info("refused a preference form: filled in on a page that is out of date")
-        return _preferences_html(ledger, current, alert=STALE_PAGE, status=409)
+        return _preferences_html(ledger, language, current, alert=STALE_PAGE, status=409)
     waited = page_limits_of(request).save_wait(claims.subject_id, time.monotonic())
     if waited:
         log.info("refused a preference form: over the subject's saves a minute")
-        return too_many_requests(ledger, retry_after(waited))
+        return too_many_requests(ledger, language, retry_after(waited))
     source = preference_source(SYSTEM, claims.link_id)
     key = request_key(source.method, token, state, todo)
     actor = link_actor(claims.link_id)
     position = await _record(ledger, claims, key, todo, source, actor)
     saved = SAVED if await applied(ledger, position) else SAVED_BEING_APPLIED
     return _preferences_html(
-        ledger, form.wanted, saved=saved, headers={"Ledger-Token": ledger_token(position)}
+        ledger, language, form.wanted, saved=saved, headers={"Ledger-Token": ledger_token(position)}
     )
 
 
-NOTHING_CHANGED: Final = "Nothing changed: your choices are as shown."
-SAVED: Final = "Your choices are saved. They take effect at once."
+NO_LONGER: Final = N_("You will no longer receive %(purpose)s %(channel)s.")
+NO_MARKETING: Final = N_("%(controller)s will send you no marketing at all, on any channel.")
+NOTHING_CHANGED: Final = Message(N_("Nothing changed: your choices are as shown."))
+SAVED: Final = Message(N_("Your choices are saved. They take effect at once."))
 #: past the read wait: saved in the log, not yet applied everywhere (services/web/applied.py)
-SAVED_BEING_APPLIED: Final = (
-    "Your choices are saved and are being applied; this takes a moment, nothing else is needed."
+SAVED_BEING_APPLIED: Final = Message(
+    N_("Your choices are saved and are being applied; this takes a moment, nothing else is needed.")
 )
-STALE_PAGE: Final = (
-    "Nothing was saved: your choices changed since you opened this page."
-    " Check them below and save again."
+STALE_PAGE: Final = Message(
+    N_(
+        "Nothing was saved: your choices changed since you opened this page."
+        " Check them below and save again."
+    )
 )
 
 
@@ -308,16 +267,18 @@ def _now() -> datetime:
 
 def _preferences_html(
     ledger: Ledger,
+    language: PageLanguage,
     choices: Choices,
     *,
-    saved: str | None = None,
-    alert: str | None = None,
+    saved: Message | None = None,
+    alert: Message | None = None,
     status: int = 200,
     headers: dict[str, str] | None = None,
 ) -> HTMLResponse:
     html = pages.preferences_page(
+        language,
         controller=ledger.settings.controller_name,
-        groups=groups(ledger.catalogue, choices),
+        groups=groups(ledger.catalogue, choices, language),
         objected=choices.objected,
         shown=choices_digest(choices),
         saved=saved,

@@ -89,7 +89,9 @@ async def test_a_sign_up_is_pending_until_confirmed_then_granted_once(
 
     confirmed = await module_api.post(page(url), data=CONFIRM)
     assert confirmed.status_code == 200, confirmed.text
-    assert "Subscription confirmed" in confirmed.text and "ledger-token" in confirmed.headers
+    # the page speaks the language the sign-up sealed in the link
+    assert '<html lang="sv">' in confirmed.text and "Prenumerationen är bekräftad" in confirmed.text
+    assert "ledger-token" in confirmed.headers
     # the page answered once applied: a decision without a token sees the grant
     allowed = await decide(module_api, subject)
     assert (allowed["allowed"], allowed["reason"]) == (True, "consent_given")
@@ -101,7 +103,7 @@ async def test_a_sign_up_is_pending_until_confirmed_then_granted_once(
     assert grant["notice_version"] == "2026-06"
 
     again = await module_api.post(page(url), data=CONFIRM)
-    assert again.status_code == 200 and "Subscription confirmed" in again.text
+    assert again.status_code == 200 and "Prenumerationen är bekräftad" in again.text
     assert again.headers["ledger-token"] == confirmed.headers["ledger-token"]
     after = await events_of(module_api, subject, again.headers["ledger-token"])
     assert len(after) == len(history) == 2

@@ -24,6 +24,7 @@ from services.identity.links import (
     open_token,
 )
 from services.identity.secrets import KeyRing
+from services.rules.languages import LANGUAGES
 from tests.link_tokens import (
     K1,
     K2,
@@ -37,6 +38,7 @@ from tests.link_tokens import (
     raw,
     subject_ids,
     token,
+    version3_token,
 )
 
 
@@ -83,7 +85,8 @@ def test_round_trip(
     assert claims.issued_at == now  # to the microsecond: a revocation is exact
     assert claims.expires_at == (now + TTL).replace(microsecond=0)
     assert claims.kid == "l1"
-    assert claims.version == 3 and claims.address is None and len(claims.link_id) == 32
+    assert claims.version == 4 and claims.address is None and len(claims.link_id) == 32
+    assert claims.language is None
 
 
 @given(st.data())
@@ -127,13 +130,14 @@ def raw_plus(text: str, extra: int) -> str:
         ("x" * 2000, "malformed"),
         ("AQJsMQ", "malformed"),
         (b64(bytes((1, 2)) + b"zz" + bytes(40)), "unknown_key"),
-        (b64(bytes((4, 2)) + b"l1" + bytes(40)), "malformed"),
+        (b64(bytes((5, 2)) + b"l1" + bytes(40)), "malformed"),
+        (b64(bytes((4, 2)) + b"l1" + bytes(40)), "tampered"),
         (b64(bytes((3, 2)) + b"l1" + bytes(40)), "tampered"),
         (b64(bytes((2, 2)) + b"l1" + bytes(40)), "tampered"),
         (b64(bytes((1, 2)) + b"l1" + bytes(40)), "tampered"),
     ],
     ids=["empty", "spaces", "padding", "too-long", "short", "unknown-kid", "version", "forged",
-         "forged-v2", "forged-v1"],
+         "forged-v3", "forged-v2", "forged-v1"],
 )  # fmt: skip
 def test_refusals_say_nothing_but_log_why(text: str, why: str) -> None:
     with pytest.raises(LinkError) as caught:
@@ -300,3 +304,27 @@ def test_a_legacy_token_still_unsubscribes_but_never_opens_the_preference_page()
     with pytest.raises(LinkError) as expired:
         open_token(K1, old, NOW + TTL, kind=UNSUBSCRIBE)
     assert expired.value.why == "expired"
+
+
+@given(kind=kinds, language=st.sampled_from(LANGUAGES))
+def test_a_link_carries_the_language_its_pages_speak(kind: LinkKind, language: str) -> None:
+    text = token(kind=kind, language=language)
+    claims = open_token(K1, text, NOW, kind=kind)
+    assert (claims.language, claims.version, claims.campaign_id) == (language, 4, "spring-2026")
+
+
+@pytest.mark.parametrize("language", ["de", "FI", "", "en-GB", "fi "])
+def test_only_a_language_of_the_pages_is_sealed(language: str) -> None:
+    with pytest.raises(ValueError, match="language must be one of fi, sv, en"):
+        token(language=language)
+
+
+@pytest.mark.parametrize("kind", [UNSUBSCRIBE, PREFERENCES])
+def test_a_version_3_link_still_opens_without_a_language(kind: LinkKind) -> None:
+    old = version3_token(K1, kind, subject_id="sub-3", issued=NOW)
+    claims = open_token(K1, old, NOW, kind=kind)
+    assert (claims.version, claims.subject_id, claims.language) == (3, "sub-3", None)
+    assert (claims.campaign_id, claims.issued_at) == ("old-campaign", NOW)
+    with pytest.raises(LinkError) as caught:
+        open_token(K1, old, NOW, kind=OTHERS[kind][0])
+    assert caught.value.why == "wrong_kind"

@@ -8,6 +8,7 @@ import pytest
 
 from services.config import Settings
 from services.rules.catalogue import CatalogueError, load_catalogue
+from services.rules.languages import LANGUAGES
 
 DEFAULT = load_catalogue(Settings.from_env({}).catalogue_file)
 
@@ -113,3 +114,65 @@ def test_retention_accepts_durations_and_sentences(tmp_path: Path, retention: st
     path = tmp_path / "purposes.toml"
     path.write_text(_BASE + f'recipients = []\nretention = "{retention}"')
     assert load_catalogue(path).purposes["a"].retention == retention
+
+
+def test_every_default_marketing_purpose_speaks_every_language() -> None:
+    for purpose in DEFAULT.marketing_purposes():
+        assert [t.language for t in purpose.texts] == list(LANGUAGES), purpose.id
+        assert all(t.title and t.description for t in purpose.texts), purpose.id
+        assert len({t.title for t in purpose.texts}) >= 2, f"{purpose.id}: titles left untranslated"
+    newsletter = DEFAULT.purposes["newsletter"]
+    assert newsletter.text("fi").title == "Uutiskirje"
+    assert newsletter.text("sv").title == "Nyhetsbrev"
+    assert newsletter.as_json()["texts"]["sv"]["title"] == "Nyhetsbrev"
+
+
+def test_a_purpose_without_texts_reads_its_title_in_every_language() -> None:
+    analytics = DEFAULT.purposes["cookies_analytics"]
+    assert analytics.texts == () and analytics.as_json()["texts"] == {}
+    assert (analytics.text("fi").title, analytics.text("fi").description) == (
+        "Analytics cookies",
+        "",
+    )
+
+
+_MARKETING = _BASE + 'direct_marketing = true\nrecipients = []\nretention = "P1Y"\n'
+_TEXT = 'title = "T"\ndescription = "D"\n'
+_NO_DESCRIPTION = '[purposes.a.texts.en]\ntitle = "T"\n'
+_BLANK_TITLE = '[purposes.a.texts.en]\ntitle = " "\ndescription = "D"\n'
+_OTHER = _BASE + 'recipients = []\nretention = "P1Y"\n'
+
+
+def _texts(*languages: str, extra: str = "") -> str:
+    return "".join(f"[purposes.a.texts.{lang}]\n{_TEXT}{extra}" for lang in languages)
+
+
+@pytest.mark.parametrize(
+    ("toml", "message"),
+    [
+        (_MARKETING, r"purposes.a.texts=None; .* \(required on a direct-marketing purpose\)"),
+        (_MARKETING + _texts("fi", "en"), r"purposes.a.texts=\['en', 'fi'\]"),
+        (_MARKETING + _texts("fi", "sv", "en", "de"), r"texts=\['de', 'en', 'fi', 'sv'\]"),
+        (_MARKETING + _texts("fi", "sv") + _NO_DESCRIPTION,
+         "purposes.a.texts.en.description must be text"),
+        (_MARKETING + _texts("fi", "sv") + _BLANK_TITLE, "purposes.a.texts.en.title must be text"),
+        (_MARKETING + _texts("fi", "sv", "en", extra='note = "x"\n'),
+         "purposes.a.texts.fi has keys other than title, description"),
+        (_OTHER + _texts("en"), r"purposes.a.texts=\['en'\]"),
+    ],
+    ids=["none-on-marketing", "missing-sv", "unknown-language", "no-description", "blank-title",
+         "unknown-key", "partial-on-other"],
+)  # fmt: skip
+def test_purpose_texts_are_checked_at_load(tmp_path: Path, toml: str, message: str) -> None:
+    path = tmp_path / "purposes.toml"
+    path.write_text(toml)
+    with pytest.raises(CatalogueError, match=message):
+        load_catalogue(path)
+
+
+def test_purpose_texts_load_in_the_pages_order(tmp_path: Path) -> None:
+    path = tmp_path / "purposes.toml"
+    path.write_text(_MARKETING + _texts("en", "sv", "fi"))
+    purpose = load_catalogue(path).purposes["a"]
+    assert [t.language for t in purpose.texts] == ["fi", "sv", "en"]
+    assert purpose.text("sv").description == "D"

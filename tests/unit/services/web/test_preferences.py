@@ -199,9 +199,11 @@ def test_changes(current: Choices, wanted: Choices, expected: list[Change]) -> N
 
 def submitted(current: Choices) -> Form:
     """What a browser posts for the page showing `current`, left as it is."""
+    english = pages.page_language("en")
     html = pages.preferences_page(
+        english,
         controller="ACME",
-        groups=groups(CATALOGUE, current),
+        groups=groups(CATALOGUE, current, english),
         objected=current.objected,
         shown=choices_digest(current),
     )
