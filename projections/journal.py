@@ -70,6 +70,8 @@ def _json_value(value: Any) -> Any:
         return str(value)
     if isinstance(value, bytes):
         return base64.b64encode(value).decode("ascii")
+    if isinstance(value, dict):  # a nested record (an event's context)
+        return {k: v if v is None or type(v) is str else _json_value(v) for k, v in value.items()}
     return value
 
 

@@ -37,6 +37,8 @@ COMMON_FIELDS: Final = (
     "actor",
     "notice_version",
 )
+#: the optional data field of how an event was expressed (schemas/events.py `Context`)
+CONTEXT: Final = "context"
 CRC64_EMPTY: Final = 0xC15D213AA4D7A795
 _SCHEMA_FILE_RE: Final = re.compile(r"(?P<type>[A-Za-z][A-Za-z0-9_]*)\.v(?P<version>[1-9][0-9]*)")
 
@@ -258,6 +260,8 @@ def _actor(fields: dict[str, Any]) -> Actor:
 
 def _to_event(event_type: str, record: dict[str, Any]) -> Event:
     pop = record.pop
+    if record.get(CONTEXT, True) is None:
+        del record[CONTEXT]  # no context (a record older than the field): the key is absent
     return Event(
         event_type,
         pop("event_id"),

@@ -217,3 +217,41 @@ class Event:
             "actor": {"type": self.actor.type, "id": self.actor.id},
             "notice_version": self.notice_version,
         }
+
+
+#: the event types that carry a `context` (v2+ of their schemas; null in older records)
+CONTEXT_EVENT_TYPES: Final = (
+    CONSENT_GRANTED,
+    CONSENT_WITHDRAWN,
+    DIRECT_MARKETING_OBJECTED,
+    DIRECT_MARKETING_OBJECTION_LIFTED,
+)
+#: the fields of a context that a page captures or a caller asserts, in the schema's order
+CONTEXT_FIELDS: Final = (
+    "client_address",
+    "user_agent",
+    "page",
+    "page_version",
+    "language",
+    "one_click",
+)
+#: the context fields that are personal data: stored only encrypted under the subject's key
+PERSONAL_CONTEXT_FIELDS: Final = ("client_address", "user_agent")
+
+
+@dataclass(frozen=True, slots=True)
+class Context:
+    """How an event was expressed, in clear: what a page captured or an API caller asserted.
+
+    `captured` lists the fields the ledger captured itself, `asserted` those the caller sent.
+    An event carries it sealed (services/identity/context_sealing.py): the client address and
+    user agent encrypted under the subject's data key, so erasure shreds them."""
+
+    client_address: str | None = None
+    user_agent: str | None = None
+    page: str | None = None
+    page_version: str | None = None
+    language: str | None = None
+    one_click: bool = False
+    captured: tuple[str, ...] = ()
+    asserted: tuple[str, ...] = ()

@@ -13,6 +13,15 @@ import contextlib
 from datetime import UTC, datetime
 from typing import Any, Final
 
+from schemas.context_values import (
+    CONTEXT_LANGUAGES,
+    MAX_ADDRESS_TEXT,
+    MAX_PAGE,
+    MAX_PAGE_VERSION,
+    MAX_USER_AGENT,
+    PAGE_RE,
+    PAGE_VERSION_RE,
+)
 from schemas.events import ACTOR_TYPES, METHODS, SUBJECT_ID_RE
 from services.api.commands import Builder, Context
 from services.api.openapi_responses import CREATED
@@ -38,6 +47,29 @@ COMMON_FIELDS: Final[dict[str, Any]] = {
             "type": {"type": "string", "enum": list(ACTOR_TYPES)},
             "id": {"type": "string"},
         },
+    },
+}
+#: the evidence a caller asserts (services/http/event_context.py `asserted_context`)
+CONTEXT_SCHEMA: Final[dict[str, Any]] = {
+    "type": "object",
+    "additionalProperties": False,
+    "description": "How the subject expressed it, as the caller saw it; recorded as asserted.",
+    "properties": {
+        "client_address": {
+            "type": "string",
+            "maxLength": MAX_ADDRESS_TEXT,
+            "description": "The client's network, never its address: IPv4 /24 or IPv6 /48.",
+            "examples": ["203.0.113.0/24", "2001:db8:1::/48"],
+        },
+        "user_agent": {"type": "string", "minLength": 1, "maxLength": MAX_USER_AGENT},
+        "page": {"type": "string", "maxLength": MAX_PAGE, "pattern": f"^{PAGE_RE.pattern}$"},
+        "page_version": {
+            "type": "string",
+            "maxLength": MAX_PAGE_VERSION,
+            "pattern": f"^{PAGE_VERSION_RE.pattern}$",
+        },
+        "language": {"type": "string", "enum": list(CONTEXT_LANGUAGES)},
+        "one_click": {"type": "boolean"},
     },
 }
 _TIMES: Final = {"occurred_at", "expires_at", "valid_until", "subject_informed_at"}
@@ -82,6 +114,8 @@ def body_schema(build: Builder, catalogue: Catalogue) -> dict[str, Any]:
                 "type": "array",
                 "items": {"type": "string", "enum": list(catalogue.ids)},
             }
+        elif name == "context":
+            props[name] = CONTEXT_SCHEMA
         elif name == "lift_objection":
             props[name] = {"type": "boolean"}
         elif name == "months":

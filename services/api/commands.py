@@ -15,6 +15,7 @@ from typing import Any, Final
 from schemas import events as ev
 from schemas.events import CHANNELS, METHODS, Actor, Event, Source
 from services.http.body import Fields
+from services.http.event_context import CONTEXT, asserted_context, context_data
 from services.rules.catalogue import Catalogue, Purpose
 
 #: how far ahead of the ledger's clock an occurred_at may be (clock skew of the caller)
@@ -115,18 +116,20 @@ def grant_consent(f: Fields, ctx: Context) -> list[Event]:
     notice = f.text("notice_version", max_len=64, free_text=True)
     expires = _later(f, "expires_at", common)
     lift = f.flag("lift_objection")
+    context = asserted_context(f)
     f.finish()
     assert purpose is not None
     grant = common.event(
         ev.CONSENT_GRANTED,
-        ev.grant_data(purpose.id, channel, expires),
+        {**ev.grant_data(purpose.id, channel, expires), **context_data(context)},
         notice,
     )
     if not lift:
         return [grant]
     evidence = "lift_objection requested with consent " + str(grant.event_id)
     lifted = common.event(
-        ev.DIRECT_MARKETING_OBJECTION_LIFTED, {"channel": channel, "evidence": evidence}
+        ev.DIRECT_MARKETING_OBJECTION_LIFTED,
+        {"channel": channel, "evidence": evidence, **context_data(context)},
     )
     return [lifted, grant]
 
@@ -137,8 +140,14 @@ def withdraw_consent(f: Fields, ctx: Context) -> list[Event]:
     purpose = _purpose(f, ctx)
     channel = _channel(f, purpose)
     reason = f.text("reason", max_len=500, free_text=True)
+    context = asserted_context(f)
     f.finish()
-    data = {"purpose": purpose.id if purpose else None, "channel": channel, "reason": reason}
+    data = {
+        "purpose": purpose.id if purpose else None,
+        "channel": channel,
+        "reason": reason,
+        **context_data(context),
+    }
     return [common.event(ev.CONSENT_WITHDRAWN, data)]
 
 
@@ -160,6 +169,15 @@ def _objection_target(f: Fields, ctx: Context) -> tuple[str | None, Purpose | No
     return kind, purpose, channel
 
 
+def _objection_context(f: Fields, kind: str | None) -> ev.Context | None:
+    """The asserted context of a direct-marketing objection or its lift; processing
+    objections carry none (their events have no context field)."""
+    if kind == "processing" and f.raw(CONTEXT) is not None:
+        f.error(CONTEXT, "only direct_marketing objections and their lifts carry a context")
+        return None
+    return asserted_context(f)
+
+
 def _objectable(f: Fields, purpose: Purpose | None) -> None:
     """GDPR Art. 21(1): the right to object covers processing on legitimate interests only."""
     if purpose is None or purpose.basis == "legitimate_interest":
@@ -176,9 +194,11 @@ def object_(f: Fields, ctx: Context) -> list[Event]:
     """Record an objection: to direct marketing (Art. 21(2)) or to processing (Art. 21(1))."""
     common = Common(f, ctx)
     kind, purpose, channel = _objection_target(f, ctx)
+    context = _objection_context(f, kind)
     f.finish()
     if kind == "direct_marketing":
-        return [common.event(ev.DIRECT_MARKETING_OBJECTED, {"channel": channel})]
+        data = {"channel": channel, **context_data(context)}
+        return [common.event(ev.DIRECT_MARKETING_OBJECTED, data)]
     assert purpose is not None
     return [common.event(ev.PROCESSING_OBJECTED, {"purpose": purpose.id})]
 
@@ -188,9 +208,10 @@ def lift_objection(f: Fields, ctx: Context) -> list[Event]:
     common = Common(f, ctx)
     kind, purpose, channel = _objection_target(f, ctx)
     evidence = f.text("evidence", required=True, max_len=1000, free_text=True)
+    context = _objection_context(f, kind)
     f.finish()
     if kind == "direct_marketing":
-        data = {"channel": channel, "evidence": evidence}
+        data = {"channel": channel, "evidence": evidence, **context_data(context)}
         return [common.event(ev.DIRECT_MARKETING_OBJECTION_LIFTED, data)]
     assert purpose is not None
     data = {"purpose": purpose.id, "outcome": "withdrawn", "evidence": evidence}

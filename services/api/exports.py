@@ -29,6 +29,7 @@ from services.http.access_logging import record_read
 from services.http.app_state import ledger_of
 from services.http.openapi_parts import LOOKUP, MIN_TOKEN, PROBLEM, query_param
 from services.http.subjects import lookup_fields, path_subject, wait_for_token
+from services.identity.context_sealing import context_opener
 from services.identity.identities import IdentifierError, decrypt_identifier
 from services.ledger.partitioning import partition_for
 from services.ledger.tokens import encode_token
@@ -57,7 +58,8 @@ async def history(request: Request) -> StreamingResponse:
     await record_read(request, subject_id)
     # the first page is read before answering, so a database failure is still a 503 problem
     first = await history_pages.page(ledger.pool, subject_id)
-    out = encoder(fmt, subject_id, ledger.codec)
+    data_key = await ledger.data_keys.existing(subject_id)
+    out = encoder(fmt, subject_id, ledger.codec, context_opener(subject_id, data_key))
 
     async def body() -> AsyncIterator[bytes]:
         yield out.head()
@@ -123,7 +125,7 @@ async def export(request: Request) -> JSONResponse:
             (ledger.codec.decode(r.value) for r in rows), open_ if data_key else None
         ),
         state={**state, "token": encode_token(partition, position)},
-        history=[entry_json(r) for r in rows],
+        history=[entry_json(r, context_opener(subject_id, data_key)) for r in rows],
     )
     headers = {"Content-Disposition": _filename("export", subject_id, "json")}
     return JSONResponse(document, headers=headers)

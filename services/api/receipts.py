@@ -25,6 +25,7 @@ from services.http.body import Fields
 from services.http.openapi_parts import MIN_TOKEN, path_param, problem_answer, query_param
 from services.http.problems import ProblemError, field_error, invalid
 from services.http.subjects import wait_for_token
+from services.identity.context_sealing import open_context
 from services.proof import receipt_signing, receipts
 
 JWKS_PATH: Final = "/.well-known/jwks.json"
@@ -76,6 +77,11 @@ async def receipt(request: Request) -> JSONResponse:
     await record_read(request, event.subject_id)
     notice = await notices.get(ledger.pool, event.notice_version) if event.notice_version else None
     ring = ledger.secrets.receipts
+    record = event.data.get("context")
+    context = None
+    if record is not None:
+        data_key = await ledger.data_keys.existing(event.subject_id)
+        context = open_context(record, event.subject_id, data_key)
     body = receipts.build(
         event,
         fmt,
@@ -83,6 +89,7 @@ async def receipt(request: Request) -> JSONResponse:
         notice=notice,
         issuer=issuer(ledger),
         public_key=receipt_signing.b64url(receipt_signing.public_key(ring.current)),
+        context=context,
     )
     jws = receipt_signing.sign(body, ring)
     return JSONResponse(receipts.answer(body, fmt, jws, ring.current_id))

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from schemas.events import Event
 from services.bootstrap import Ledger
+from services.http.event_context import seal_contexts
 from services.ledger import append as ledger_append
 from services.ledger.append import Appended
 from services.telemetry import api_metrics
@@ -20,9 +21,10 @@ async def append_request(
     subject_id: str,
 ) -> Appended:
     """One request's events through the ledger's append (services/ledger/append.py) with this
-    process's parts, counted in /metrics; services/http/ledger_problems.py answers its errors."""
+    process's parts, counted in /metrics; services/http/ledger_problems.py answers its errors.
+    A clear `context` is sealed first (services/http/event_context.py)."""
     appended = await ledger_append.append(
-        events,
+        await seal_contexts(ledger.data_keys, events),
         key=key,
         digest=digest,
         subject_id=subject_id,

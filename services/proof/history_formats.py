@@ -19,6 +19,7 @@ from fastavro.write import Writer
 from projections.history_pages import HistoryRow
 from schemas.codec import COMMON_FIELDS, NAMESPACE, EventCodec
 from schemas.events import rfc3339
+from services.identity.context_sealing import ContextOpener
 
 FORMATS: Final = ("json", "csv", "avro")
 MEDIA_TYPES: Final = {
@@ -56,7 +57,17 @@ def _dumps(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
-def entry_json(row: HistoryRow) -> dict[str, Any]:
+def shown_payload(row: HistoryRow, open_context: ContextOpener | None) -> dict[str, Any]:
+    """The row's payload with its context opened (the client network and user agent
+    decrypted while the subject's key exists); without an opener, as stored."""
+    payload = row.payload
+    record = payload.get("context")
+    if open_context is None or not isinstance(record, dict):
+        return payload
+    return {**payload, "context": open_context(record)}
+
+
+def entry_json(row: HistoryRow, open_context: ContextOpener | None = None) -> dict[str, Any]:
     """One history entry: what /events shows, with both times beside the position."""
     return {
         "event_id": str(row.event_id),
@@ -65,13 +76,14 @@ def entry_json(row: HistoryRow) -> dict[str, Any]:
         "offset": row.offset,
         "occurred_at": rfc3339(row.occurred_at),
         "recorded_at": rfc3339(row.recorded_at),
-        "payload": row.payload,
+        "payload": shown_payload(row, open_context),
     }
 
 
 class JsonHistory:
-    def __init__(self, subject_id: str) -> None:
+    def __init__(self, subject_id: str, open_context: ContextOpener | None = None) -> None:
         self.subject_id = subject_id
+        self.open_context = open_context
         self._first = True
 
     def head(self) -> bytes:
@@ -80,7 +92,7 @@ class JsonHistory:
     def page(self, rows: Sequence[HistoryRow]) -> bytes:
         if not rows:
             return b""
-        text = ",".join(_dumps(entry_json(r)) for r in rows)
+        text = ",".join(_dumps(entry_json(r, self.open_context)) for r in rows)
         out = text if self._first else "," + text
         self._first = False
         return out.encode()
@@ -101,10 +113,10 @@ def spreadsheet_safe(cell: str) -> str:
     return "'" + cell if cell[:1] in FORMULA_STARTS else cell
 
 
-def csv_row(row: HistoryRow) -> list[str]:
+def csv_row(row: HistoryRow, open_context: ContextOpener | None = None) -> list[str]:
     """One CSV row: common fields flattened, null as the empty field, the rest as JSON; every
     cell spreadsheet-safe."""
-    payload = row.payload
+    payload = shown_payload(row, open_context)
     source = payload.get("source") or {}
     actor = payload.get("actor") or {}
     data = {k: v for k, v in payload.items() if k not in COMMON_FIELDS and k != "type"}
@@ -128,8 +140,9 @@ def csv_row(row: HistoryRow) -> list[str]:
 
 
 class CsvHistory:
-    def __init__(self, subject_id: str) -> None:
+    def __init__(self, subject_id: str, open_context: ContextOpener | None = None) -> None:
         self.subject_id = subject_id
+        self.open_context = open_context
 
     def _lines(self, rows: Sequence[Sequence[str]]) -> bytes:
         out = io.StringIO()
@@ -140,7 +153,7 @@ class CsvHistory:
         return self._lines([CSV_COLUMNS])
 
     def page(self, rows: Sequence[HistoryRow]) -> bytes:
-        return self._lines([csv_row(r) for r in rows])
+        return self._lines([csv_row(r, self.open_context) for r in rows])
 
     def tail(self) -> bytes:
         return b""
@@ -275,9 +288,13 @@ class AvroHistory:
         return self._sink.take()
 
 
-def encoder(fmt: str, subject_id: str, codec: EventCodec) -> JsonHistory | CsvHistory | AvroHistory:
+def encoder(
+    fmt: str, subject_id: str, codec: EventCodec, open_context: ContextOpener | None = None
+) -> JsonHistory | CsvHistory | AvroHistory:
+    """The encoder of `fmt`; JSON and CSV show contexts opened, the Avro file carries each
+    event as its writer schema has it (the personal context fields as ciphertext)."""
     if fmt == "csv":
-        return CsvHistory(subject_id)
+        return CsvHistory(subject_id, open_context)
     if fmt == "avro":
         return AvroHistory(subject_id, codec)
-    return JsonHistory(subject_id)
+    return JsonHistory(subject_id, open_context)

@@ -119,15 +119,24 @@ def build(
     notice: Notice | None,
     issuer: Issuer,
     public_key: str,
+    context: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The receipt of `event` in `fmt`; `public_key` is the signing key's JWK `x` (Kantara's
-    publicKey)."""
+    publicKey). `context` is the event's context opened (services/identity/context_sealing.py):
+    the evidence of how the consent was expressed, in the collection method (ISO) or as
+    `collectionContext` (Kantara); an event without one has neither."""
     if event.type not in RECEIPT_TYPES:
         raise NoReceipt(f"{event.type} is not a consent event")
     if fmt == "kantara":
-        return kantara(event, catalogue=catalogue, notice=notice, issuer=issuer, key=public_key)
+        out = kantara(event, catalogue=catalogue, notice=notice, issuer=issuer, key=public_key)
+        if context is not None:
+            out["collectionContext"] = dict(context)
+        return out
     if fmt == "iso27560":
-        return iso27560(event, catalogue=catalogue, notice=notice, issuer=issuer)
+        out = iso27560(event, catalogue=catalogue, notice=notice, issuer=issuer)
+        if context is not None:
+            out["collection_method"]["context"] = dict(context)
+        return out
     raise ValueError(f"format {fmt!r}; accepted: {', '.join(FORMATS)}")
 
 

@@ -33,6 +33,7 @@ from services.http.openapi_parts import LOOKUP, MIN_TOKEN, html_page, path_param
 from services.http.problems import ProblemError
 from services.http.route_spec import Endpoint
 from services.http.subjects import lookup_fields, path_subject, wait_for_token
+from services.identity.context_sealing import context_opener
 from services.proof import decision_history
 from services.web import audit_chart, audit_view
 from services.web.page_responses import DEPENDENCY_ERRORS, PageError, html_response
@@ -111,13 +112,16 @@ async def read_snapshot(
     )
 
 
-def render(ledger: Ledger, subject_id: str, snap: Snapshot, now: datetime) -> str:
-    """The page (pure, CPU-bound: the route runs it off the event loop)."""
+def render(
+    ledger: Ledger, subject_id: str, snap: Snapshot, now: datetime, data_key: bytes | None = None
+) -> str:
+    """The page (pure, CPU-bound: the route runs it off the event loop); contexts show their
+    personal fields decrypted with the subject's `data_key` while it exists."""
     found = decision_history.bands(
         snap.events, ledger.catalogue, snap.end, snap.published, snap.suppressed, snap.purged
     )
     broken = snap.verifier.first_broken
-    rows = audit_view.timeline(snap.entries, broken)
+    rows = audit_view.timeline(snap.entries, broken, context_opener(subject_id, data_key))
     number = next((r.number for r in rows if r.broken), None)
     verification = audit_view.Verification(
         valid=snap.verifier.valid,
@@ -189,7 +193,9 @@ async def subject(request: Request) -> Response:
         raise PageError(
             404, "Unknown subject", f"The ledger holds no event of subject {subject_id}."
         )
-    return html_response(await run_in_threadpool(render, ledger, subject_id, snap, now))
+    data_key = await ledger.data_keys.existing(subject_id)
+    page = await run_in_threadpool(render, ledger, subject_id, snap, now, data_key)
+    return html_response(page)
 
 
 SUBJECT_PAGE_OPERATION: Final[dict[str, Any]] = {

@@ -21,6 +21,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined
 from projections.chain_verify import Break, JournalEntry
 from schemas import events as ev
 from schemas.events import rfc3339
+from services.identity.context_sealing import ContextOpener
 from services.proof import receipts
 from services.proof.decision_history import Band
 from services.proof.history_formats import FORMATS
@@ -40,8 +41,20 @@ COMMON_KEYS: Final = frozenset(
         "notice_version",
     }
 )
-#: bytes fields (base64 in the payload): never shown
-HIDDEN_FIELDS: Final = frozenset({"blind_index", "ciphertext"})
+#: bytes fields (base64 in the payload): never shown as stored (a context's client address and
+#: user agent are shown only decrypted, `context_details`)
+HIDDEN_FIELDS: Final = frozenset({"blind_index", "ciphertext", "client_address", "user_agent"})
+#: how a context's fields are labelled, in the order shown
+CONTEXT_LABELS: Final = {
+    "page": "page",
+    "page_version": "page version",
+    "language": "language",
+    "one_click": "one-click POST",
+    "client_address": "client network",
+    "user_agent": "user agent",
+    "captured": "captured by the ledger",
+    "asserted": "asserted by the caller",
+}
 IDENTIFIER_WORDS: Final = {"email": "e-mail address", "phone": "phone number"}
 #: what a null (or empty list) means for a field, as docs/integrators/events.md says
 NULL_MEANING: Final = {
@@ -149,18 +162,40 @@ def _value(key: str, value: Any) -> str:
     return str(value)
 
 
-def details(event_type: str, payload: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
-    """The type-specific fields, labelled; an identifier event is one phrase."""
+def context_details(shown: Mapping[str, Any] | None) -> list[tuple[str, str]]:
+    """An opened context (services/identity/context_sealing.py) as labelled rows; a field no
+    key opens any more says it was erased."""
+    if shown is None:
+        return []
+    out = []
+    unreadable = set(shown.get("unreadable") or [])
+    for key, label in CONTEXT_LABELS.items():
+        value = shown.get(key)
+        if key in unreadable:
+            out.append((f"context: {label}", "erased (the subject's key is destroyed)"))
+        elif value not in (None, [], False) or (key == "one_click" and value is not None):
+            out.append((f"context: {label}", _value(key, value)))
+    return out
+
+
+def details(
+    event_type: str, payload: Mapping[str, Any], open_context: ContextOpener | None = None
+) -> tuple[tuple[str, str], ...]:
+    """The type-specific fields, labelled; an identifier event is one phrase, a context one
+    row per field it holds (the personal ones only decrypted, by `open_context`)."""
     if event_type in (ev.IDENTIFIER_LINKED, ev.IDENTIFIER_UNLINKED):
         kind = payload.get("identifier_type")
         word = IDENTIFIER_WORDS.get(kind, "identifier") if isinstance(kind, str) else "identifier"
         done = "linked" if event_type == ev.IDENTIFIER_LINKED else "unlinked"
         return (("identifier", f"{word} {done}"),)
-    return tuple(
-        (key.replace("_", " "), _value(key, value))
-        for key, value in payload.items()
-        if key not in COMMON_KEYS and key not in HIDDEN_FIELDS
-    )
+    out = []
+    for key, value in payload.items():
+        if key == "context":
+            record = value if isinstance(value, dict) else None
+            out += context_details(open_context(record) if open_context else None)
+        elif key not in COMMON_KEYS and key not in HIDDEN_FIELDS:
+            out.append((key.replace("_", " "), _value(key, value)))
+    return tuple(out)
 
 
 def _payload(text: str) -> dict[str, Any]:
@@ -181,8 +216,12 @@ def anchor(event_id: UUID | str) -> str:
     return f"e-{event_id}"
 
 
-def timeline(entries: Sequence[JournalEntry], broken: Break | None) -> list[TimelineRow]:
-    """The journal entries in log order as timeline rows."""
+def timeline(
+    entries: Sequence[JournalEntry],
+    broken: Break | None,
+    open_context: ContextOpener | None = None,
+) -> list[TimelineRow]:
+    """The journal entries in log order as timeline rows; `open_context` shows contexts."""
     out = []
     latest: datetime | None = None
     for number, entry in enumerate(entries, start=1):
@@ -211,7 +250,7 @@ def timeline(entries: Sequence[JournalEntry], broken: Break | None) -> list[Time
                 collection_point=_text(source.get("collection_point")),
                 actor=" ".join(_text(actor.get(k)) for k in ("type", "id") if actor.get(k)),
                 notice_version=_text(payload.get("notice_version")),
-                details=details(entry.event_type, payload),
+                details=details(entry.event_type, payload, open_context),
                 receipts=links,
                 broken=broken.reason if is_broken and broken is not None else None,
             )

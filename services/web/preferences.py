@@ -26,7 +26,7 @@ from projections.state import (
     covering,
 )
 from schemas import events as ev
-from schemas.events import Actor, Event, Source
+from schemas.events import Actor, Context, Event, Source
 from services.rules.catalogue import Catalogue, Purpose
 from services.rules.decisions import decide
 from services.web.pages import Choice, PageLanguage, PurposeGroup
@@ -41,6 +41,13 @@ PREFERENCE_LINK: Final = "preference_link"
 LINK_ACTOR: Final = "link"
 #: the actor of what the unsubscribe page records
 SUBJECT: Final = Actor(type="subject")
+#: the pages, as the context of what they record names them (schemas/events.py `Context`)
+UNSUBSCRIBE_PAGE: Final = "unsubscribe"
+PREFERENCES_PAGE: Final = "preferences"
+#: the hidden field the unsubscribe page's own form sends, and its one value: an RFC 8058
+#: one-click POST from a mail client has only List-Unsubscribe=One-Click
+FROM_FIELD: Final = "from"
+FROM_PAGE: Final = "page"
 _DIGEST_RE: Final = re.compile(r"[0-9a-f]{64}")
 _CHOICE_KINDS: Final = frozenset({CONSENT, RELATIONSHIP})
 _OBJECTION_KEY: Final = (DM_OBJECTION, ALL, ALL)
@@ -141,6 +148,15 @@ def parse_form(items: Iterable[tuple[str, str]], catalogue: Catalogue) -> Form:
     return Form(Choices(frozenset(chosen), objected), shown)
 
 
+def one_click_post(items: Iterable[tuple[str, str]]) -> bool:
+    """Whether an unsubscribe POST is a mail client's RFC 8058 one-click (no `from` field) or
+    the page's own button (`from=page`); any other `from` is a form the page never sends."""
+    sent = [value for name, value in items if name == FROM_FIELD]
+    if sent and sent != [FROM_PAGE]:
+        raise FormError(f"{FROM_FIELD}: only one {FROM_PAGE!r} is accepted")
+    return not sent
+
+
 def changes(current: Choices, wanted: Choices, purposes: Sequence[Purpose]) -> list[Change]:
     """The events that turn `current` into `wanted`: a lifted objection first, a new one last."""
     out: list[Change] = []
@@ -236,10 +252,11 @@ def to_events(
     source: Source,
     campaign_id: str | None,
     actor: Actor = SUBJECT,
+    context: Context | None = None,
 ) -> list[Event]:
     """The events for `todo`, expressed by `actor` (the subject, or on the preference page
-    whoever held its link: `link_actor`); withdrawals and objections name the campaign whose
-    message carried the link."""
+    whoever held its link: `link_actor`), each with the page's `context`; withdrawals and
+    objections name the campaign whose message carried the link."""
 
     def data(change: Change) -> dict[str, Any]:
         match change.type:
@@ -268,7 +285,7 @@ def to_events(
             recorded_at=now,
             source=source,
             actor=actor,
-            data=data(c),
+            data={**data(c), **({"context": context} if context else {})},
         )
         for c in todo
     ]

@@ -17,11 +17,12 @@ from starlette.responses import HTMLResponse, Response
 
 from projections import link_revocations, notices, subject_state
 from projections.state import Fact, FactKey
-from schemas.events import Actor, Source, subject_id_problem
+from schemas.events import Actor, Context, Source, subject_id_problem
 from services.bootstrap import Ledger
 from services.http.app_state import ledger_of, page_limits_of
 from services.http.appending import append_request
 from services.http.body import whole_number
+from services.http.event_context import page_context
 from services.http.openapi_parts import HTML_PAGE, html_page, path_param
 from services.http.rate_limit import retry_after
 from services.identity import links
@@ -41,10 +42,13 @@ from services.web.page_errors import (
     too_many_requests,
 )
 from services.web.page_responses import html_response
+from services.web.page_versions import page_version
 from services.web.pages import N_, Message, PageLanguage
 from services.web.preferences import (
     ALL_DIRECT_MARKETING,
+    PREFERENCES_PAGE,
     SUBJECT,
+    UNSUBSCRIBE_PAGE,
     Change,
     Choices,
     FormError,
@@ -55,6 +59,7 @@ from services.web.preferences import (
     groups,
     link_actor,
     link_key,
+    one_click_post,
     parse_form,
     preference_source,
     request_key,
@@ -138,6 +143,7 @@ async def _record(
     key: str,
     todo: list[Change],
     source: Source,
+    context: Context,
     actor: Actor = SUBJECT,
 ) -> tuple[int, int]:
     """Append the events for `todo` once per key; where the last one landed."""
@@ -148,6 +154,7 @@ async def _record(
         source=source,
         campaign_id=claims.campaign_id,
         actor=actor,
+        context=context,
     )
     digest = idempotency.request_digest(source.method, claims.subject_id, {"key": key})
     appended = await append_request(
@@ -177,7 +184,18 @@ async def unsubscribe(request: Request) -> Response:
     scopes = [v for k, v in items if k == "scope"]
     if any(s != ALL_DIRECT_MARKETING for s in scopes):
         raise bad_form()
+    try:
+        one_click = one_click_post(items)
+    except FormError:
+        raise bad_form() from None
     everything = bool(scopes)
+    context = page_context(
+        request,
+        page=UNSUBSCRIBE_PAGE,
+        page_version=None if one_click else page_version(UNSUBSCRIBE_PAGE),
+        language=language.code,
+        one_click=one_click,
+    )
     state = await _state(ledger, claims.subject_id)
     todo, done = unsubscribe_changes(state, purpose.id, claims.channel, everything)
     positions = [f.position for f in done]
@@ -187,7 +205,7 @@ async def unsubscribe(request: Request) -> Response:
         stored = idempotency.key_hash(ledger.secrets.blind_index_key, first)
         earlier = await idempotency.logged_position(ledger.pool, stored)
         key = episode_key(first, earlier, pending.overrides)
-        positions.append(await _record(ledger, claims, key, [pending.change], source))
+        positions.append(await _record(ledger, claims, key, [pending.change], source, context))
     last = max(positions)
     now_applied = await applied(ledger, last)
     what = {
@@ -238,7 +256,13 @@ async def preferences(request: Request) -> Response:
     source = preference_source(SYSTEM, claims.link_id)
     key = request_key(source.method, token, state, todo)
     actor = link_actor(claims.link_id)
-    position = await _record(ledger, claims, key, todo, source, actor)
+    context = page_context(
+        request,
+        page=PREFERENCES_PAGE,
+        page_version=page_version(PREFERENCES_PAGE),
+        language=language.code,
+    )
+    position = await _record(ledger, claims, key, todo, source, context, actor)
     saved = SAVED if await applied(ledger, position) else SAVED_BEING_APPLIED
     return _preferences_html(
         ledger, language, form.wanted, saved=saved, headers={"Ledger-Token": ledger_token(position)}

@@ -101,7 +101,10 @@ async def test_history_in_json_csv_and_avro(
             e["offset"],
             e["type"],
         )
-        assert {"type": e["type"], **_as_json(record["event"])} == e["payload"]
+        event = dict(record["event"])
+        if event.get("context", 0) is None:  # an Avro reader fills the field's null default in
+            del event["context"]
+        assert {"type": e["type"], **_as_json(event)} == e["payload"]
 
 
 async def test_export_answers_access_and_portability(

@@ -40,15 +40,15 @@ SCHEMA_FILES = sorted(DEFAULT_SCHEMA_DIR.glob("*.avsc"))
 
 
 GOLDEN_GRANTED = (
-    "c301 bf5c034e3635018e"  # magic, fingerprint (v2)
+    "c301 3d7d6e2e0b340749"  # magic, fingerprint of v2
     " 4836663163326433652d346235612d346337642d386539662d306131623263336434653566107375622d3030"
     " 303180c9d89de7d88b0680c9c39ee7d88b060002107765622d73686f700222666f6f7465722d6e6577736c65"
     " 747465720000020e323032342d3033146e6577736c6574746572020a656d61696c028080aab1c8ada806"
-    " 0000"  # request_event_id, evidence: null
+    " 000000"  # request_event_id, evidence, context: null
 )
-#: the same grant as v1 wrote it, before request_event_id and evidence: still decoded
+#: ConsentGranted v1 (before context): released, still in logs, still decoded
 GOLDEN_GRANTED_V1 = (
-    "c301 b6a12cd07577ccc1"  # magic, fingerprint (v1)
+    "c301 b6a12cd07577ccc1"  # magic, fingerprint of v1
     " 4836663163326433652d346235612d346337642d386539662d306131623263336434653566107375622d3030"
     " 303180c9d89de7d88b0680c9c39ee7d88b060002107765622d73686f700222666f6f7465722d6e6577736c65"
     " 747465720000020e323032342d3033146e6577736c6574746572020a656d61696c028080aab1c8ada806"
@@ -56,9 +56,42 @@ GOLDEN_GRANTED_V1 = (
 
 
 GOLDEN_WITHDRAWN = (
+    "c301 8d8d2ab423b9c97b"  # magic, fingerprint of v3
+    " 4830303030303030302d303030302d343030302d383030302d3030303030303030303030320c63726d3a3432"
+    " fefffaf388898e068080fbf388898e060c00000000000000000000"
+)
+#: ConsentWithdrawn v2 (campaign_id, before context)
+GOLDEN_WITHDRAWN_V2 = (
     "c301 4deb11181430c989"  # magic, fingerprint of v2
     " 4830303030303030302d303030302d343030302d383030302d3030303030303030303030320c63726d3a3432"
     " fefffaf388898e068080fbf388898e060c000000000000000000"
+)
+#: ConsentWithdrawn v3 with a sealed context (the client address's ciphertext, no user agent)
+GOLDEN_WITHDRAWN_CONTEXT = (
+    "c301 8d8d2ab423b9c97b"  # magic, fingerprint of v3
+    " 4830303030303030302d303030302d343030302d383030302d3030303030303030303030320c63726d3a3432"
+    " fefffaf388898e068080fbf388898e060c00000000000000000002023a01000000000000000000000000aaaa"
+    " aaaaaaaaaaaaaaaaaaaaaaaaaaaa000216756e73756273637269626502183031323334353637383961620204"
+    " 656e010a1c636c69656e745f61646472657373087061676518706167655f76657273696f6e106c616e677561"
+    " 6765126f6e655f636c69636b0000"
+)
+WITHDRAWN_CONTEXT = Event(
+    **{
+        **event_fields(WITHDRAWN),
+        "data": {
+            **WITHDRAWN.data,
+            "context": {
+                "client_address": bytes.fromhex("01" + "00" * 12 + "aa" * 16),
+                "user_agent": None,
+                "page": "unsubscribe",
+                "page_version": "0123456789ab",
+                "language": "en",
+                "one_click": True,
+                "captured": ["client_address", "page", "page_version", "language", "one_click"],
+                "asserted": [],
+            },
+        },
+    }
 )
 
 GOLDEN_RESTRICTED = (
@@ -78,6 +111,7 @@ GOLDEN_REVOKED = (
 GOLDEN = [
     pytest.param(GRANTED, GOLDEN_GRANTED, id="ConsentGranted"),
     pytest.param(WITHDRAWN, GOLDEN_WITHDRAWN, id="ConsentWithdrawn"),
+    pytest.param(WITHDRAWN_CONTEXT, GOLDEN_WITHDRAWN_CONTEXT, id="ConsentWithdrawn-context"),
     pytest.param(RESTRICTED, GOLDEN_RESTRICTED, id="ProcessingRestricted"),
     pytest.param(REVOKED, GOLDEN_REVOKED, id="LinksRevoked"),
 ]
@@ -92,11 +126,14 @@ def test_encodes_to_golden_bytes(event: Event, golden_hex: str) -> None:
     assert value[2:10] == CODEC.fingerprint_of(event.type)
 
 
-def test_a_v1_grant_decodes_naming_no_request_and_no_evidence() -> None:
-    assert CODEC.decode(bytes.fromhex(GOLDEN_GRANTED_V1)) == GRANTED
+#: released older versions: never written again, always decoded (to the newest reader)
+GOLDEN_OLDER = [
+    pytest.param(GRANTED, GOLDEN_GRANTED_V1, id="ConsentGranted.v1"),
+    pytest.param(WITHDRAWN, GOLDEN_WITHDRAWN_V2, id="ConsentWithdrawn.v2"),
+]
 
 
-@pytest.mark.parametrize(("event", "golden_hex"), GOLDEN)
+@pytest.mark.parametrize(("event", "golden_hex"), GOLDEN + GOLDEN_OLDER)
 def test_decodes_golden_bytes(event: Event, golden_hex: str) -> None:
     assert CODEC.decode(bytes.fromhex(golden_hex)) == event
 

@@ -92,7 +92,10 @@ def test_unsubscribe_page_asks() -> None:
     html = pages.unsubscribe_page(EN, controller="ACME", purpose=NEWSLETTER, channel="email")
     page = Page(html)
     hidden = [i for i in page.all("input") if i.get("type") == "hidden"]
-    assert hidden == [{"type": "hidden", "name": "List-Unsubscribe", "value": "One-Click"}]
+    assert hidden == [
+        {"type": "hidden", "name": "List-Unsubscribe", "value": "One-Click"},
+        {"type": "hidden", "name": "from", "value": "page"},
+    ]
     scope = next(i for i in page.all("input") if i.get("name") == "scope")
     assert scope["value"] == ALL_DIRECT_MARKETING and "checked" not in scope
     assert re.search(r"<h1>Unsubscribe from Newsletter by e-mail\?</h1>", html)
