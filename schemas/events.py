@@ -222,6 +222,7 @@ class Event:
 #: the event types that carry a `context` (v2+ of their schemas; null in older records)
 CONTEXT_EVENT_TYPES: Final = (
     CONSENT_GRANTED,
+    CONSENT_REQUESTED,
     CONSENT_WITHDRAWN,
     DIRECT_MARKETING_OBJECTED,
     DIRECT_MARKETING_OBJECTION_LIFTED,

@@ -21,7 +21,7 @@ from starlette.responses import JSONResponse
 from schemas import events as ev
 from schemas.events import DOUBLE_OPT_IN, LANGUAGES, Actor, Event, Source, rfc3339
 from services.api import openapi_responses as answers
-from services.api.body_schemas import IDEMPOTENCY, SUBJECT
+from services.api.body_schemas import CONTEXT_SCHEMA, IDEMPOTENCY, SUBJECT
 from services.api.commands import Common, Context
 from services.api.identifiers import identifier_of, link_event, suppression_note
 from services.api.write import created, idempotency_key
@@ -30,6 +30,7 @@ from services.config import Settings
 from services.http.app_state import ledger_of
 from services.http.appending import append_request
 from services.http.body import Fields, check_subject_id, read_json_object
+from services.http.event_context import asserted_context, context_data
 from services.http.openapi_parts import PROBLEM, problem_answer, request_body
 from services.http.problems import ProblemError
 from services.identity import links
@@ -81,6 +82,7 @@ async def create_signup(request: Request) -> JSONResponse:
     notice = f.text("notice_version", max_len=64, free_text=True)
     language = f.choice("language", LANGUAGES)
     source = _source(f)
+    context = asserted_context(f)
     inner = f.object("identifier")
     found = identifier_of(ledger, inner) if inner is not None else None
     f.merge(inner)
@@ -101,6 +103,7 @@ async def create_signup(request: Request) -> JSONResponse:
             "channel": channel,
             "expires_at": now + ttl,
             "language": language,
+            **context_data(context),
         },
     )
     events = [requested]
@@ -159,6 +162,7 @@ OPERATION: Final[dict[str, Any]] = {
                         "collection_point": {"type": "string"},
                     },
                 },
+                "context": CONTEXT_SCHEMA,
                 "identifier": {
                     "type": "object",
                     "additionalProperties": False,

@@ -22,10 +22,11 @@ from starlette.responses import Response
 
 from projections import journal, link_revocations
 from schemas import events as ev
-from schemas.events import DOUBLE_OPT_IN, Actor, Event, Source, subject_id_problem
+from schemas.events import DOUBLE_OPT_IN, Actor, Context, Event, Source, subject_id_problem
 from services.bootstrap import Ledger
 from services.http.app_state import ledger_of
 from services.http.appending import append_request
+from services.http.event_context import context_data, page_context
 from services.identity import links
 from services.identity.links import CONFIRM, LinkClaims, LinkError
 from services.ledger import idempotency
@@ -42,6 +43,7 @@ from services.web.page_errors import (
     request_language,
 )
 from services.web.page_responses import html_response
+from services.web.page_versions import page_version
 from services.web.pages import N_
 from services.web.routes import SYSTEM, page_operation, read_form
 
@@ -50,6 +52,8 @@ log = logging.getLogger(__name__)
 ROUTE: Final = "/c/{token}"
 #: the collection point the confirmation's grant names
 COLLECTION_POINT: Final = "confirmation_page"
+#: the page's name in the grant's context (services/web/page_versions.py)
+PAGE: Final = "confirmation"
 
 
 EXPIRED: Final = (
@@ -115,9 +119,9 @@ async def _request(ledger: Ledger, claims: LinkClaims) -> Event:
     return event
 
 
-def confirmation_grant(requested: Event, now: datetime) -> Event:
+def confirmation_grant(requested: Event, now: datetime, context: Context) -> Event:
     """The grant that confirms `requested`: same purpose, channel and notice, method
-    double_opt_in, expressed by the subject, naming the request."""
+    double_opt_in, expressed by the subject, naming the request, with what the page saw."""
     data = requested.data
     return Event(
         type=ev.CONSENT_GRANTED,
@@ -128,7 +132,10 @@ def confirmation_grant(requested: Event, now: datetime) -> Event:
         source=Source(DOUBLE_OPT_IN, SYSTEM, COLLECTION_POINT),
         actor=Actor("subject"),
         notice_version=requested.notice_version,
-        data=ev.grant_data(data["purpose"], data["channel"], request_event_id=requested.event_id),
+        data={
+            **ev.grant_data(data["purpose"], data["channel"], request_event_id=requested.event_id),
+            **context_data(context),
+        },
     )
 
 
@@ -149,7 +156,13 @@ async def confirm(request: Request) -> Response:
     if [v for k, v in await read_form(request) if k == "confirm"] != ["yes"]:
         raise bad_form()
     requested = await _request(ledger, claims)
-    grant = confirmation_grant(requested, datetime.now(UTC))
+    context = page_context(
+        request,
+        page=PAGE,
+        page_version=page_version(PAGE),
+        language=language.code,
+    )
+    grant = confirmation_grant(requested, datetime.now(UTC), context)
     key = f"confirm:{requested.event_id}"
     digest = idempotency.request_digest(DOUBLE_OPT_IN, claims.subject_id, {"key": key})
     try:

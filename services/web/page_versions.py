@@ -18,6 +18,7 @@ WEB_DIR: Final = Path(__file__).resolve().parent
 PAGE_TEMPLATES: Final = {
     "unsubscribe": ("base.html", "unsubscribe.html"),
     "preferences": ("base.html", "preferences.html"),
+    "confirmation": ("base.html", "confirm.html"),
 }
 VERSION_DIGITS: Final = 12
 

@@ -50,6 +50,14 @@ async def events_of(api: httpx.AsyncClient, subject: str, token: str) -> list[di
     return found
 
 
+async def opened_history(api: httpx.AsyncClient, subject: str) -> list[dict[str, Any]]:
+    """The subject's history with contexts opened under its data key (GET .../history)."""
+    answer = await api.get(f"/v1/subjects/{subject}/history")
+    assert answer.status_code == 200, answer.text
+    found: list[dict[str, Any]] = answer.json()["events"]
+    return found
+
+
 def page(url: str) -> str:
     return urlsplit(url).path
 
@@ -101,6 +109,18 @@ async def test_a_sign_up_is_pending_until_confirmed_then_granted_once(
     assert grant["source"]["method"] == "double_opt_in" and grant["actor"]["type"] == "subject"
     assert grant["request_event_id"] == signup["event_id"]
     assert grant["notice_version"] == "2026-06"
+    # what the confirmation page saw, captured by the ledger; the address only as its /24
+    (opened,) = [
+        e for e in await opened_history(module_api, subject) if e["type"] == "ConsentGranted"
+    ]
+    context = opened["payload"]["context"]
+    assert (context["page"], context["language"], context["one_click"]) == (
+        "confirmation",
+        "sv",
+        False,
+    )
+    assert context["client_address"] == "127.0.0.0/24" and context["page_version"]
+    assert {"client_address", "page", "page_version", "language"} <= set(context["captured"])
 
     again = await module_api.post(page(url), data=CONFIRM)
     assert again.status_code == 200 and "Prenumerationen är bekräftad" in again.text
@@ -309,3 +329,22 @@ async def test_the_confirmation_form_takes_only_its_button(module_api: httpx.Asy
     assert empty.status_code == 400 and "text/html" in empty.headers["content-type"]
     history = await events_of(module_api, subject, signup["token"])
     assert [e["type"] for e in history] == ["ConsentRequested"]
+
+
+async def test_a_sign_up_keeps_the_context_its_caller_asserts(
+    module_api: httpx.AsyncClient,
+) -> None:
+    subject = new_subject()
+    context = {"client_address": "203.0.113.0/24", "user_agent": "Mozilla/5.0", "page": "footer"}
+    signup = await sign_up(module_api, subject, context=context)
+    await events_of(module_api, subject, signup["token"])
+    (event,) = await opened_history(module_api, subject)
+    recorded = event["payload"]["context"]
+    assert {k: recorded[k] for k in context} == context
+    assert sorted(recorded["asserted"]) == sorted(context) and recorded["captured"] == []
+    full = await module_api.post(
+        f"/v1/subjects/{subject}/signups",
+        json={**NL, "context": {"client_address": "203.0.113.7"}},
+    )
+    assert full.status_code == 422
+    assert full.json()["errors"][0]["field"] == "context.client_address"
