@@ -39,6 +39,8 @@ class ImportRow:
     status: str
     opted_in_at: datetime | None
     changed_at: datetime | None
+    #: when the source says the person confirmed a double opt-in (subscribed rows only)
+    confirmed_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,16 +217,37 @@ def _mailchimp(header: set[str]) -> RowMapper:
     return _mailchimp_unsubscribed if "unsub_time" in header else _mailchimp_subscribed
 
 
+def _no_confirmation(_row: Row, _now: datetime) -> datetime | None:
+    """A format whose export does not say whether an opt-in was confirmed (listmonk's marks a
+    single opt-in subscription `confirmed` too)."""
+    return None
+
+
+def _generic_confirmation(row: Row, now: datetime) -> datetime | None:
+    return _time(row, "confirmed_at", now)
+
+
+def _mailchimp_confirmation(row: Row, now: datetime) -> datetime | None:
+    """Mailchimp's CONFIRM_TIME is when the member confirmed its double opt-in e-mail."""
+    return _time(row, "CONFIRM_TIME", now)
+
+
 @dataclass(frozen=True, slots=True)
 class Format:
     name: str
     email_column: str
     required: tuple[str, ...]
     mapper: Callable[[set[str]], RowMapper]
+    #: when the source says a subscription's double opt-in was confirmed (None: it does not)
+    confirmation: Callable[[Row, datetime], datetime | None] = _no_confirmation
 
 
 GENERIC: Final = Format(
-    "generic", "email", ("email", "status", "opted_in_at"), lambda _header: _generic
+    "generic",
+    "email",
+    ("email", "status", "opted_in_at"),
+    lambda _header: _generic,
+    _generic_confirmation,
 )
 LISTMONK: Final = Format(
     "listmonk",
@@ -233,7 +256,11 @@ LISTMONK: Final = Format(
     lambda _header: _listmonk,
 )
 MAILCHIMP: Final = Format(
-    "mailchimp", "Email Address", ("Email Address", "OPTIN_TIME", "CONFIRM_TIME"), _mailchimp
+    "mailchimp",
+    "Email Address",
+    ("Email Address", "OPTIN_TIME", "CONFIRM_TIME"),
+    _mailchimp,
+    _mailchimp_confirmation,
 )
 FORMATS: Final = {f.name: f for f in (GENERIC, LISTMONK, MAILCHIMP)}
 
@@ -323,9 +350,10 @@ def _record(
     try:
         email = _email(row.get(_key(fmt.email_column), ""), fmt.email_column, check_email)
         status, opted_in_at, changed_at = mapper(row, now)
+        confirmed_at = fmt.confirmation(row, now) if status == SUBSCRIBED else None
     except _Bad as bad:
         return RowProblem(line, bad.reason)
-    return ImportRow(line, email, status, opted_in_at, changed_at)
+    return ImportRow(line, email, status, opted_in_at, changed_at, confirmed_at)
 
 
 def _csv_reason(exc: csv.Error) -> str:

@@ -102,13 +102,22 @@ def decision_event(row: ImportRow, subject_id: str, target: Target, now: datetim
     data: dict[str, Any]
     if row.status == SUBSCRIBED:
         kind = ev.CONSENT_GRANTED
-        data = ev.grant_data(target.purpose, target.channel)
+        data = ev.grant_data(target.purpose, target.channel, evidence=confirmation(row, target))
     elif row.status == UNSUBSCRIBED:
         kind = ev.CONSENT_WITHDRAWN
         data = {"purpose": target.purpose, "channel": target.channel, "reason": None}
     else:
         kind, data = ev.DIRECT_MARKETING_OBJECTED, {"channel": target.channel}
     return _event(kind, subject_id, event_time(row), target, now, data)
+
+
+def confirmation(row: ImportRow, target: Target) -> str | None:
+    """What the source says of a double opt-in, kept as evidence: the ledger did not see the
+    confirmation, so the grant's method stays `import` (only the ledger's own confirmation
+    page records double_opt_in)."""
+    if row.confirmed_at is None:
+        return None
+    return f"double_opt_in confirmed {rfc3339(row.confirmed_at)} ({target.format})"
 
 
 def link_event(

@@ -192,6 +192,12 @@ async def test_a_sample_becomes_decisions_and_a_rerun_records_nothing(
             "collection_point": None,
         }
         assert payload["actor"] == {"type": "system", "id": f"import:{format_name}"}
+        if payload["type"] == "ConsentGranted":
+            # what the source says of a double opt-in is evidence; the method stays import
+            confirmed = {"mailchimp.csv": "2022-01-10T08:03:12Z (mailchimp)"}.get(sample)
+            assert payload["evidence"] == (
+                f"double_opt_in confirmed {confirmed}" if confirmed else None
+            )
         assert history.json()["subject_id"].startswith("s-")
 
         before = await highwaters(settings.kafka, settings.topic)

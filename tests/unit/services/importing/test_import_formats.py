@@ -13,6 +13,8 @@ from services.importing.formats import (
 )
 from tests.unit.import_rows import GENERIC, LISTMONK, MAILCHIMP, at, expect, one
 
+P = pytest.param
+
 
 @pytest.mark.parametrize(
     ("text", "expected"),
@@ -250,3 +252,35 @@ def test_mailchimp_unsubscribed_file(
     row: list[str], expected: tuple[str, str | None, str | None] | str
 ) -> None:
     expect(one("mailchimp", UNSUB, row), expected)
+
+
+@pytest.mark.parametrize(
+    ("format_name", "header", "row", "confirmed"),
+    [
+        P("mailchimp", MAILCHIMP,
+          mailchimp_row("2022-01-10 08:00:00", "2022-01-10 08:03:12", ""), "2022-01-10T08:03:12",
+          id="mailchimp-confirm-time"),
+        P("mailchimp", MAILCHIMP, mailchimp_row("2022-01-10 08:00:00", "", ""), None,
+          id="mailchimp-single-opt-in"),
+        P("mailchimp", UNSUB, unsub_row("", "2020-03-03 10:01:00", "2024-06-01 18:22:10", ""),
+          None, id="mailchimp-unsubscribed-keeps-no-confirmation"),
+        P("generic", [*GENERIC, "confirmed_at"],
+          ["a@example.com", "subscribed", "2024-01-01 00:00:00", "", "", "2024-01-01 00:05:00"],
+          "2024-01-01T00:05:00", id="generic-confirmed-at"),
+        P("generic", GENERIC, ["a@example.com", "subscribed", "2024-01-01 00:00:00", "", ""],
+          None, id="generic-without-the-column"),
+        P("listmonk", LISTMONK, listmonk_row("enabled"), None,
+          id="listmonk-says-nothing-of-double-opt-in"),
+    ],
+)  # fmt: skip
+def test_what_a_source_says_it_confirmed(
+    format_name: str, header: list[str], row: list[str], confirmed: str | None
+) -> None:
+    result = one(format_name, header, row)
+    assert isinstance(result, ImportRow), result
+    assert result.confirmed_at == (at(confirmed) if confirmed else None)
+
+
+def test_a_bad_confirmation_time_refuses_the_row() -> None:
+    row = ["a@example.com", "subscribed", "2024-01-01 00:00:00", "", "", "soon"]
+    expect(one("generic", [*GENERIC, "confirmed_at"], row), "confirmed_at: not a time")
