@@ -61,8 +61,8 @@ def instants(
     points = {e.recorded_at for e, _ in events}
     for event, _ in events:
         limit = None
-        if event.type == ev.CONSENT_GRANTED:
-            limit = event.data.get("expires_at")
+        if event.type in (ev.CONSENT_GRANTED, ev.CONSENT_REQUESTED):
+            limit = event.data.get("expires_at")  # a grant lapses, a sign-up stops pending
         elif event.type == ev.RELATIONSHIP_RECORDED:
             limit = event.data.get("valid_until")
         if isinstance(limit, datetime):

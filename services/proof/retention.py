@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 _ONE_PURPOSE: Final = frozenset(
     {
         ev.CONSENT_GRANTED,
+        ev.CONSENT_REQUESTED,
         ev.CONSENT_WITHDRAWN,
         ev.PROCESSING_OBJECTED,
         ev.PROCESSING_OBJECTION_RESOLVED,

@@ -60,6 +60,13 @@ def random_event(rng: random.Random, subject: str, at: datetime) -> Event:
         # erasures suppress those shared indexes for whoever links them
         ev.SUBJECT_ERASED: {"ground": "objection", "request_id": None},
         ev.LINKS_REVOKED: {"reason": None},
+        # sign-ups, some already expired
+        ev.CONSENT_REQUESTED: {
+            "purpose": purpose,
+            "channel": "email",
+            "expires_at": at + timedelta(days=rng.choice([-1, 7])),
+            "language": None,
+        },
         # each subject's own few requests, so a request's events share a partition
         **{
             kind: {"request_id": request_id, **extra}

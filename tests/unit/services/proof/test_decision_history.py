@@ -30,6 +30,7 @@ from tests.unit.event_log import (
     log,
     logs,
     relationship,
+    request,
     withdraw,
 )
 from tests.unit.event_log import specs as st_specs
@@ -147,6 +148,9 @@ ERASED = Fact(ERASURE, ALL, ALL, ev.SUBJECT_ERASED, UUID(int=99), (1, 50), t(30)
           id="suppression-while-held"),
         P([(withdraw("newsletter"), 20, 20), (grant("newsletter", "email"), 10, 10)], {},
           [(10, END, "consent_given", [1])], id="recorded-earlier-later-in-log"),
+        P([(request("newsletter", "email", t(30)), 10, 10)], {},
+          [(10, 30, "confirmation_pending", [0]), (30, END, "no_consent", [])],
+          id="pending-until-the-sign-up-expires"),
     ],
 )  # fmt: skip
 def test_newsletter_by_email_over_time(
@@ -173,6 +177,8 @@ def test_every_purpose_and_channel_has_a_band_in_catalogue_order() -> None:
           id="recorded-and-expiry"),
         P([(relationship("contract", [], t(90)), 10, 10)], {}, [10, END],
           id="limits-after-the-end-left-out"),
+        P([(request("newsletter", "email", t(40)), 10, 12)], {}, [12, 40, END],
+          id="a-sign-up-stops-pending-at-its-expiry"),
         P([(withdraw(), 10, 10)], {"published": [NOTICE]}, [10, END],
           id="notices-only-matter-to-grants"),
         P([(grant("newsletter"), 10, 10)], {"published": [NOTICE]}, [10, 25, 40, END],
