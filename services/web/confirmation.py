@@ -139,19 +139,33 @@ def confirmation_grant(requested: Event, now: datetime, context: Context) -> Eve
     )
 
 
+def confirmation_key(claims: LinkClaims) -> str:
+    """The idempotency key of a sign-up's confirmation: one grant per request."""
+    return f"confirm:{uuid.UUID(claims.link_id)}"
+
+
 @html_errors
 async def confirm(request: Request) -> Response:
-    """GET shows the confirm button; POST records the confirmation once."""
+    """GET shows the confirm button (or, once confirmed, the confirmation); POST records the
+    confirmation once."""
     ledger = ledger_of(request)
     claims = await _claims(ledger, request)
     purpose = ledger.catalogue.get(claims.purpose or "")
     assert purpose is not None and claims.channel is not None
     controller = ledger.settings.controller_name
     language = chosen_language(request)
+    key = confirmation_key(claims)
     if request.method != "POST":
-        html = pages.confirm_page(
-            language, controller=controller, purpose=purpose, channel=claims.channel
-        )
+        # a link opened again after the confirmation (or its language switch) says so
+        stored = idempotency.key_hash(ledger.secrets.blind_index_key, key)
+        if await idempotency.is_claimed(ledger.pool, stored):
+            html = pages.confirmed_page(
+                language, controller=controller, purpose=purpose, channel=claims.channel
+            )
+        else:
+            html = pages.confirm_page(
+                language, controller=controller, purpose=purpose, channel=claims.channel
+            )
         return html_response(html)
     if [v for k, v in await read_form(request) if k == "confirm"] != ["yes"]:
         raise bad_form()
@@ -163,7 +177,6 @@ async def confirm(request: Request) -> Response:
         language=language.code,
     )
     grant = confirmation_grant(requested, datetime.now(UTC), context)
-    key = f"confirm:{requested.event_id}"
     digest = idempotency.request_digest(DOUBLE_OPT_IN, claims.subject_id, {"key": key})
     try:
         appended = await append_request(

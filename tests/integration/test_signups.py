@@ -122,6 +122,9 @@ async def test_a_sign_up_is_pending_until_confirmed_then_granted_once(
     assert context["client_address"] == "127.0.0.0/24" and context["page_version"]
     assert {"client_address", "page", "page_version", "language"} <= set(context["captured"])
 
+    reopened = await module_api.get(page(url))
+    assert reopened.status_code == 200 and "Prenumerationen är bekräftad" in reopened.text
+    assert 'name="confirm"' not in reopened.text
     again = await module_api.post(page(url), data=CONFIRM)
     assert again.status_code == 200 and "Prenumerationen är bekräftad" in again.text
     assert again.headers["ledger-token"] == confirmed.headers["ledger-token"]
