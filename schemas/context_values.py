@@ -11,12 +11,14 @@ import ipaddress
 import re
 from typing import Final
 
+from schemas.events import LANGUAGES
+
 #: the prefix lengths a client address is truncated to: what remains names a network, not a host
 IPV4_PREFIX: Final = 24
 IPV6_PREFIX: Final = 48
 MAX_USER_AGENT: Final = 256
-#: the languages a page is shown in
-CONTEXT_LANGUAGES: Final = ("fi", "sv", "en")
+#: the languages a page is shown in (schemas/events.py, one list for links, sign-ups and pages)
+CONTEXT_LANGUAGES: Final = LANGUAGES
 #: the longest text `ipaddress` is asked to parse (an IPv6 address with a zone, or a network)
 MAX_ADDRESS_TEXT: Final = 64
 MAX_PAGE: Final = 64

@@ -90,7 +90,8 @@ RESOLUTION_OUTCOMES: Final = ("upheld", "compelling_grounds", "withdrawn")
 IDENTIFIER_TYPES: Final = ("email", "phone")
 #: the method only the ledger's own confirmation of a sign-up records (POST .../signups)
 DOUBLE_OPT_IN: Final = "double_opt_in"
-#: the languages the public pages speak and a sign-up or a link may name
+#: the languages the public pages speak and a sign-up or a link may name (ISO 639-1), in the
+#: order the pages' language switch lists them
 LANGUAGES: Final = ("fi", "sv", "en")
 #: GDPR Art. 17(1)(a)-(f): the ground an erasure rests on
 ERASURE_GROUNDS: Final = (

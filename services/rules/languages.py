@@ -8,8 +8,10 @@ from __future__ import annotations
 import re
 from typing import Final
 
-#: ISO 639-1 codes, in the order the pages' language switch lists them
-LANGUAGES: Final = ("fi", "sv", "en")
+# the pages' languages (ISO 639-1, in the switch's order) are one list with the links' and the
+# sign-ups' own: schemas/events.py
+from schemas.events import LANGUAGES as LANGUAGES
+
 #: what each language is called in itself: the words of the language switch
 NATIVE_NAMES: Final = {"fi": "Suomi", "sv": "Svenska", "en": "English"}
 #: the longest Accept-Language header read (browsers send well under 200 characters)
