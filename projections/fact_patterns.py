@@ -17,6 +17,7 @@ from projections.state import (
     ALL,
     CHANNEL_IDENTIFIERS,
     CONSENT,
+    CONSENT_REQUEST,
     DM_OBJECTION,
     ERASURE,
     PROCESSING_OBJECTION,
@@ -78,7 +79,7 @@ class Relevance:
             return fact.scope_b in self.dm_objection_b
         if fact.kind == PROCESSING_OBJECTION:
             return fact.scope_a in self.processing_a
-        if fact.kind == CONSENT:
+        if fact.kind in (CONSENT, CONSENT_REQUEST):  # a sign-up is scoped like a consent
             return fact.scope_a in self.consent_a and fact.scope_b in self.consent_b
         if fact.kind == RELATIONSHIP:
             return fact.scope_b in self.relationship_b

@@ -40,10 +40,30 @@ def truncated_network(host: str) -> str | None:
         address = ipaddress.ip_address(host.split("%", 1)[0])
     except ValueError:
         return None
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
+    if isinstance(address, ipaddress.IPv6Address):
+        address = embedded_ipv4(address) or address
     prefix = IPV4_PREFIX if address.version == 4 else IPV6_PREFIX
     return str(ipaddress.ip_network((address, prefix), strict=False))
+
+
+#: 6to4 (RFC 3056): a /48 of it is one whole IPv4 address
+_SIXTOFOUR: Final = ipaddress.IPv6Network("2002::/16")
+#: NAT64's well-known prefix (RFC 6052): the last 32 bits are the client's IPv4 address
+_NAT64: Final = ipaddress.IPv6Network("64:ff9b::/96")
+
+
+def embedded_ipv4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    """The IPv4 address an IPv6 address carries whole (IPv4-mapped, 6to4, Teredo's client,
+    NAT64), whose /48 would keep it: such an address is truncated as that IPv4 address."""
+    if address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    if address.sixtofour is not None:
+        return address.sixtofour
+    if address.teredo is not None:
+        return address.teredo[1]
+    if address in _NAT64:
+        return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+    return None
 
 
 def cut_user_agent(text: str | None) -> str | None:
@@ -77,6 +97,11 @@ def client_address_problem(value: str) -> str | None:
     wanted = IPV4_PREFIX if network.version == 4 else IPV6_PREFIX
     if network.prefixlen != wanted:
         return f"is a /{network.prefixlen} network; must be {_NETWORK_FORM}"
+    if isinstance(network, ipaddress.IPv6Network) and network.subnet_of(_SIXTOFOUR):
+        return (
+            "is a 6to4 network, whose /48 holds the client's whole IPv4 address; send that"
+            " address's IPv4 /24 instead"
+        )
     return None
 
 

@@ -49,11 +49,15 @@ def confirm_url(settings: Settings, token: str) -> str:
 
 
 def _consent_purpose(f: Fields, ledger: Ledger) -> Purpose | None:
-    """A purpose a person can sign up for: one that rests on consent."""
+    """A purpose a person can sign up for: marketing that rests on consent (the catalogue
+    gives those their texts in every page language)."""
     pid = f.choice("purpose", ledger.catalogue.ids, required=True)
     purpose = ledger.catalogue.get(pid) if pid else None
     if purpose is not None and purpose.basis != "consent":
         f.error("purpose", f"{purpose.id!r} rests on {purpose.basis}; a sign-up asks for consent")
+        return None
+    if purpose is not None and not purpose.direct_marketing:
+        f.error("purpose", f"{purpose.id!r} is not marketing one signs up to receive")
         return None
     return purpose
 

@@ -228,8 +228,10 @@ def _generic_confirmation(row: Row, now: datetime) -> datetime | None:
 
 
 def _mailchimp_confirmation(row: Row, now: datetime) -> datetime | None:
-    """Mailchimp's CONFIRM_TIME is when the member confirmed its double opt-in e-mail."""
-    return _time(row, "CONFIRM_TIME", now)
+    """An opt-in (OPTIN_TIME) then confirmed: Mailchimp fills CONFIRM_TIME alone for members
+    an administrator added."""
+    opted, confirmed = _time(row, "OPTIN_TIME", now), _time(row, "CONFIRM_TIME", now)
+    return confirmed if opted and confirmed and confirmed >= opted else None
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,6 +11,7 @@ Design: docs/developers/design/double-opt-in.md
 
 from __future__ import annotations
 
+import hmac
 import logging
 import time
 import uuid
@@ -20,7 +21,7 @@ from typing import Final
 from starlette.requests import Request
 from starlette.responses import Response
 
-from projections import journal, link_revocations
+from projections import journal, link_revocations, notices, subject_state
 from schemas import events as ev
 from schemas.events import DOUBLE_OPT_IN, Actor, Context, Event, Source, subject_id_problem
 from services.bootstrap import Ledger
@@ -34,6 +35,7 @@ from services.ledger.errors import SubjectErased
 from services.ledger.partitioning import partition_for
 from services.web import pages
 from services.web.applied import applied, ledger_token
+from services.web.page_limits import CONFIRM_ROUTE
 from services.web.page_errors import (
     bad_form,
     bad_link,
@@ -45,11 +47,13 @@ from services.web.page_errors import (
 from services.web.page_responses import html_response
 from services.web.page_versions import page_version
 from services.web.pages import N_
+from services.rules.catalogue import Purpose
+from services.rules.decisions import decide
 from services.web.routes import SYSTEM, page_operation, read_form
 
 log = logging.getLogger(__name__)
 
-ROUTE: Final = "/c/{token}"
+ROUTE: Final = CONFIRM_ROUTE
 #: the collection point the confirmation's grant names
 COLLECTION_POINT: Final = "confirmation_page"
 #: the page's name in the grant's context (services/web/page_versions.py)
@@ -63,8 +67,8 @@ EXPIRED: Final = (
 ERASED: Final = (
     N_("Your details have been erased"),
     N_(
-        "Nothing was recorded: at your request we erased your details, so there is nothing to"
-        " confirm. Sign up again if you want to receive our messages."
+        "Nothing was recorded: your details have been erased, so there is nothing to confirm."
+        " Sign up again if you want to receive our messages."
     ),
 )
 NOT_YET: Final = (N_("Please try again"), N_("Nothing was recorded. Retry in a minute."))
@@ -139,34 +143,70 @@ def confirmation_grant(requested: Event, now: datetime, context: Context) -> Eve
     )
 
 
-def confirmation_key(claims: LinkClaims) -> str:
-    """The idempotency key of a sign-up's confirmation: one grant per request."""
-    return f"confirm:{uuid.UUID(claims.link_id)}"
+def confirmation_key(ledger: Ledger, claims: LinkClaims) -> str:
+    """The idempotency key of a sign-up's confirmation: one grant per request. It is keyed
+    with the blind-index key, so no API caller, who knows the request's id, can claim it first
+    and block the person's confirmation."""
+    mac = hmac.new(
+        ledger.secrets.blind_index_key, b"confirm/" + uuid.UUID(claims.link_id).bytes, "sha256"
+    )
+    return f"confirm:{mac.hexdigest()}"
+
+
+#: how a confirmed sign-up stands now, in the page's words (templates/confirmed.html)
+GIVEN: Final = "given"
+BEING_APPLIED: Final = "being_applied"
+ENDED_SINCE: Final = "ended_since"
+HELD_BACK: Final = "held_back"
+#: refusals that say the consent itself is gone since the confirmation
+_ENDED: Final = frozenset(
+    {"consent_withdrawn", "opted_out", "consent_expired", "consent_outdated", "no_consent"}
+)
+
+
+async def _standing(ledger: Ledger, claims: LinkClaims, purpose: Purpose) -> str | None:
+    """How the confirmed sign-up stands now, from the decision rules (None: still pending, the
+    confirmation is not in the projection)."""
+    partition = partition_for(claims.subject_id, ledger.partitions)
+    facts, _ = await subject_state.load(
+        ledger.pool, claims.subject_id, ledger.settings.topic, partition
+    )
+    assert claims.channel is not None
+    made = decide(
+        facts, purpose, claims.channel, datetime.now(UTC), await notices.load(ledger.pool)
+    )
+    if made.allowed:
+        return GIVEN
+    if made.reason == "confirmation_pending":
+        return None
+    return ENDED_SINCE if made.reason in _ENDED else HELD_BACK
 
 
 @html_errors
 async def confirm(request: Request) -> Response:
-    """GET shows the confirm button (or, once confirmed, the confirmation); POST records the
-    confirmation once."""
+    """GET shows the confirm button (or, once confirmed, how the subscription stands); POST
+    records the confirmation once and says how it stands: a page never says more than the
+    decision rules answer."""
     ledger = ledger_of(request)
     claims = await _claims(ledger, request)
     purpose = ledger.catalogue.get(claims.purpose or "")
     assert purpose is not None and claims.channel is not None
-    controller = ledger.settings.controller_name
     language = chosen_language(request)
-    key = confirmation_key(claims)
+    key = confirmation_key(ledger, claims)
+
+    def page(standing: str | None, headers: dict[str, str] | None = None) -> Response:
+        shown = {"language": language, "purpose": purpose, "channel": claims.channel}
+        controller = ledger.settings.controller_name
+        if standing is None:
+            return html_response(pages.confirm_page(controller=controller, **shown))
+        html = pages.confirmed_page(controller=controller, standing=standing, **shown)
+        return html_response(html, headers=headers)
+
     if request.method != "POST":
-        # a link opened again after the confirmation (or its language switch) says so
         stored = idempotency.key_hash(ledger.secrets.blind_index_key, key)
-        if await idempotency.is_claimed(ledger.pool, stored):
-            html = pages.confirmed_page(
-                language, controller=controller, purpose=purpose, channel=claims.channel
-            )
-        else:
-            html = pages.confirm_page(
-                language, controller=controller, purpose=purpose, channel=claims.channel
-            )
-        return html_response(html)
+        if not await idempotency.is_claimed(ledger.pool, stored):
+            return page(None)
+        return page(await _standing(ledger, claims, purpose))
     if [v for k, v in await read_form(request) if k == "confirm"] != ["yes"]:
         raise bad_form()
     requested = await _request(ledger, claims)
@@ -185,14 +225,10 @@ async def confirm(request: Request) -> Response:
     except SubjectErased:
         raise page_error(410, ERASED) from None
     position = appended.positions[-1]
-    html = pages.confirmed_page(
-        language,
-        controller=controller,
-        purpose=purpose,
-        channel=claims.channel,
-        applied=await applied(ledger, position),
-    )
-    return html_response(html, headers={"Ledger-Token": ledger_token(position)})
+    standing = BEING_APPLIED
+    if await applied(ledger, position):
+        standing = await _standing(ledger, claims, purpose) or BEING_APPLIED
+    return page(standing, {"Ledger-Token": ledger_token(position)})
 
 
 PAGE_OPERATION: Final = page_operation("Sign-up confirmation page (changes nothing)")

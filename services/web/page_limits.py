@@ -16,7 +16,14 @@ from starlette.responses import Response
 from services.config import Settings
 from services.http.app_state import ledger_of
 from services.http.rate_limit import RateLimiter, client_key, retry_after
-from services.identity.links import PREFERENCES, UNSUBSCRIBE, LinkClaims, LinkError, LinkKind
+from services.identity.links import (
+    CONFIRM,
+    PREFERENCES,
+    UNSUBSCRIBE,
+    LinkClaims,
+    LinkError,
+    LinkKind,
+)
 from services.web.page_errors import request_language, too_many_requests
 from services.web.routes import open_link
 
@@ -25,6 +32,7 @@ from services.web.routes import open_link
 ONE_CLICK_PER_MIN: Final = 10
 UNSUBSCRIBE_ROUTE: Final = "/u/{token}"
 PREFERENCES_ROUTE: Final = "/p/{token}"
+CONFIRM_ROUTE: Final = "/c/{token}"
 
 #: opens a token of a kind, raising LinkError (services/web/routes.py `open_link`)
 Opener = Callable[[str, LinkKind], LinkClaims]
@@ -71,7 +79,7 @@ class PageLimits:
         waited = self.wait(request.method, route, token, client, now, opener)
         if not waited:
             return None
-        kind = UNSUBSCRIBE if route == UNSUBSCRIBE_ROUTE else PREFERENCES
+        kind = {UNSUBSCRIBE_ROUTE: UNSUBSCRIBE, CONFIRM_ROUTE: CONFIRM}.get(route, PREFERENCES)
         sealed = _valid(opener, token, kind)
         language = request_language(request, sealed.language if sealed else None)
         return too_many_requests(ledger, language, retry_after(waited))

@@ -241,14 +241,16 @@ def confirmed_page(
     controller: str,
     purpose: Purpose,
     channel: str | None,
-    applied: bool = True,
+    standing: str,
 ) -> str:
-    """After the confirmation: the same page for the first POST and every repeat."""
+    """After the confirmation, and whenever its link is opened again: how the subscription
+    stands (services/web/confirmation.py: given, being applied, ended since, held back by an
+    earlier request)."""
     return render(
         "confirmed.html",
         language,
         controller=controller,
         purpose_title=purpose.text(language.code).title,
         channel_phrase=language.channel_phrase(channel),
-        applied=applied,
+        standing=standing,
     )

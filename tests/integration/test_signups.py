@@ -20,7 +20,7 @@ from services.identity import links
 from services.ledger.partitioning import partition_for
 from tests.conftest import wait_until
 from tests.integration.topic_records import produce_raw
-from tests.integration.unsubscribe_support import FORM, new_subject
+from tests.integration.unsubscribe_support import FORM, ONE_CLICK, new_subject
 from tests.writer_macs import sealed
 
 pytestmark = pytest.mark.integration
@@ -87,6 +87,9 @@ async def test_a_sign_up_is_pending_until_confirmed_then_granted_once(
     pending = await decide(module_api, subject, signup["token"])
     assert (pending["allowed"], pending["reason"]) == (False, "confirmation_pending")
     assert pending["evidence"] == [signup["event_id"]]
+    batch = await module_api.post("/v1/decisions/batch", json={**NL, "subjects": [subject]})
+    assert batch.status_code == 200, batch.text
+    assert batch.json()["denied"] == [{"recipient": subject, "reason": "confirmation_pending"}]
 
     shown = await module_api.get(page(url))
     assert shown.status_code == 200 and 'name="confirm" value="yes"' in shown.text
@@ -206,6 +209,7 @@ async def test_a_retried_sign_up_answers_the_same_request(module_api: httpx.Asyn
     [
         ({"purpose": "customer_relationship", "channel": "email"}, "purpose"),
         ({"purpose": "marketing_own", "channel": "email"}, "purpose"),
+        ({"purpose": "cookies_analytics", "channel": "web"}, "purpose"),
         ({"purpose": "newsletter", "channel": "sms"}, "channel"),
         ({"purpose": "newsletter"}, "channel"),
         ({**NL, "language": "de"}, "language"),
@@ -351,3 +355,55 @@ async def test_a_sign_up_keeps_the_context_its_caller_asserts(
     )
     assert full.status_code == 422
     assert full.json()["errors"][0]["field"] == "context.client_address"
+
+
+async def test_the_page_never_says_more_than_the_decision(module_api: httpx.AsyncClient) -> None:
+    """A confirmation does not lift an objection to all marketing, and a second press after an
+    unsubscribe records nothing: each page says what the decision answers."""
+    objector = new_subject()
+    objected = await module_api.post(
+        f"/v1/subjects/{objector}/objections", json={"kind": "direct_marketing"}
+    )
+    assert objected.status_code == 201
+    signup = await sign_up(module_api, objector)
+    held = await module_api.post(page(signup["confirm_url"]), data=CONFIRM)
+    assert held.status_code == 200 and "Your confirmation is recorded" in held.text
+    assert "an earlier request" in held.text and "You will receive" not in held.text
+    assert (await decide(module_api, objector))["reason"] == "objected_direct_marketing"
+
+    subject = new_subject()
+    signup = await sign_up(module_api, subject)
+    confirmed = await module_api.post(page(signup["confirm_url"]), data=CONFIRM)
+    assert "You will receive" in confirmed.text
+    links_answer = await module_api.post(
+        "/v1/unsubscribe-links", json={"subject_id": subject, **NL}
+    )
+    unsubscribed = await module_api.post(page(links_answer.json()["url"]), data=ONE_CLICK)
+    assert unsubscribed.status_code == 200
+    again = await module_api.post(page(signup["confirm_url"]), data=CONFIRM)
+    assert again.status_code == 200 and "You have unsubscribed since you confirmed" in again.text
+    assert (await decide(module_api, subject))["reason"] == "consent_withdrawn"
+    history = await events_of(module_api, subject, again.headers["ledger-token"])
+    assert [e["type"] for e in history] == [
+        "ConsentRequested",
+        "ConsentGranted",
+        "ConsentWithdrawn",
+    ]
+
+
+async def test_no_api_caller_can_take_the_confirmation_key_first(
+    module_api: httpx.AsyncClient,
+) -> None:
+    subject = new_subject()
+    signup = await sign_up(module_api, subject)
+    taken = await module_api.post(
+        f"/v1/subjects/{subject}/withdrawals",
+        json=NL,
+        headers={"Idempotency-Key": f"confirm:{signup['event_id']}"},
+    )
+    assert taken.status_code == 201
+    shown = await module_api.get(page(signup["confirm_url"]))
+    assert 'name="confirm"' in shown.text  # not "confirmed": nothing was
+    confirmed = await module_api.post(page(signup["confirm_url"]), data=CONFIRM)
+    assert confirmed.status_code == 200 and "You will receive" in confirmed.text
+    assert (await decide(module_api, subject))["reason"] == "consent_given"
