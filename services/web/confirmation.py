@@ -33,9 +33,10 @@ from services.identity.links import CONFIRM, LinkClaims, LinkError
 from services.ledger import idempotency
 from services.ledger.errors import SubjectErased
 from services.ledger.partitioning import partition_for
+from services.rules.catalogue import Purpose
+from services.rules.decisions import decide
 from services.web import pages
 from services.web.applied import applied, ledger_token
-from services.web.page_limits import CONFIRM_ROUTE
 from services.web.page_errors import (
     bad_form,
     bad_link,
@@ -44,11 +45,10 @@ from services.web.page_errors import (
     page_error,
     request_language,
 )
+from services.web.page_limits import CONFIRM_ROUTE
 from services.web.page_responses import html_response
 from services.web.page_versions import page_version
 from services.web.pages import N_
-from services.rules.catalogue import Purpose
-from services.rules.decisions import decide
 from services.web.routes import SYSTEM, page_operation, read_form
 
 log = logging.getLogger(__name__)
@@ -195,11 +195,19 @@ async def confirm(request: Request) -> Response:
     key = confirmation_key(ledger, claims)
 
     def page(standing: str | None, headers: dict[str, str] | None = None) -> Response:
-        shown = {"language": language, "purpose": purpose, "channel": claims.channel}
         controller = ledger.settings.controller_name
         if standing is None:
-            return html_response(pages.confirm_page(controller=controller, **shown))
-        html = pages.confirmed_page(controller=controller, standing=standing, **shown)
+            html = pages.confirm_page(
+                language, controller=controller, purpose=purpose, channel=claims.channel
+            )
+        else:
+            html = pages.confirmed_page(
+                language,
+                controller=controller,
+                purpose=purpose,
+                channel=claims.channel,
+                standing=standing,
+            )
         return html_response(html, headers=headers)
 
     if request.method != "POST":
