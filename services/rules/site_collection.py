@@ -75,8 +75,10 @@ def origin_problem(value: str, *, http_loopback: bool) -> str | None:
         return f"must be {_ORIGIN_FORM}"
     host = url.netloc.rsplit(":", 1)[0] if port is not None else url.netloc
     host = host.lower()
-    if url.scheme not in ("https", "http") or (problem := _host_problem(host)) is not None:
-        return problem or f"must be {_ORIGIN_FORM}"
+    if url.scheme not in ("https", "http"):
+        return f"must be {_ORIGIN_FORM}"
+    if (problem := _host_problem(host)) is not None:
+        return problem
     if url.scheme == "http":
         if not loopback_host(host):
             return "must be https (plain http only for a loopback host in development)"
