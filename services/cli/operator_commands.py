@@ -1,5 +1,5 @@
 """The operator commands beside a running ledger: import, verify, checkpoint-verify, retention,
-keys, resume-projector, backup, restore, restore-log, rebuild and require-record-macs. Each
+keys, sites, resume-projector, backup, restore, restore-log, rebuild and require-record-macs. Each
 command's work lives in its own module; this one only declares their arguments, which servers
 they need, and calls them. With no servers set they use those of a running `consent-ledger up`
 (SESSION_COMMANDS).
@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Any, Final, TypeAlias
 
 from services.cli.keys_commands import add_parser as add_keys_parser
 from services.cli.keys_commands import run_keys
+from services.cli.sites_commands import add_parser as add_sites_parser
+from services.cli.sites_commands import run_sites
 from services.config import Settings
 from services.operations.require_record_macs import add_parser as add_cutoff_parser
 
@@ -23,7 +25,8 @@ if TYPE_CHECKING:
 #: services/operations/backup.py, restore_backup.py and restore_log.py
 BACKUP_COMMANDS: Final = ("backup", "restore", "restore-log")
 OPERATOR_COMMANDS: Final = (
-    *("import", "verify", "checkpoint-verify", "retention", "keys", "resume-projector"),
+    *("import", "verify", "checkpoint-verify", "retention", "keys", "sites"),
+    "resume-projector",
     *BACKUP_COMMANDS,
     "rebuild",
     "require-record-macs",
@@ -43,6 +46,7 @@ def add_operator_parsers(sub: Subparsers) -> None:
     )
     retention.add_argument("--dry-run", action="store_true", help="report, delete nothing")
     add_keys_parser(sub)
+    add_sites_parser(sub)
     sub.add_parser(
         "resume-projector",
         help="clear a stop of the projectors by loss detection, once the log or the projection"
@@ -66,6 +70,8 @@ def operator_command(
         return run_import(settings, options)
     if args.command == "keys":
         return run_keys(settings, args)
+    if args.command == "sites":
+        return run_sites(settings, args)
     if args.command == "retention":
         from services.proof.retention import run_retention
 
@@ -123,7 +129,7 @@ def checkpoint_options(args: argparse.Namespace) -> CheckpointOptions:
 
 def required_servers(args: argparse.Namespace) -> tuple[str, ...]:
     """The server settings a command needs (most need both)."""
-    if args.command in ("verify", "retention", "keys", "resume-projector") or getattr(
+    if args.command in ("verify", "retention", "keys", "sites", "resume-projector") or getattr(
         args, "drop_previous", False
     ):
         return ("DATABASE_URL",)

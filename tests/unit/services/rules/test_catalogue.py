@@ -54,8 +54,36 @@ def test_default_purpose_basis_and_direct_marketing(
             "purposes.a.direct_marketing",
         ),
         ("[purposes", "cannot read purpose catalogue"),
+        (
+            '[purposes.a]\nbasis = "consent"\nchannels = ["web"]\nrecipients = []'
+            '\nretention = "P1Y"'
+            "\nbrowser_collectable = 1",
+            "purposes.a.browser_collectable must be true or false",
+        ),
+        (
+            '[purposes.a]\nbasis = "consent"\nchannels = ["email"]\nrecipients = []'
+            '\nretention = "P1Y"'
+            "\nbrowser_collectable = true",
+            "purposes.a.browser_collectable=true needs",
+        ),
+        (
+            '[purposes.a]\nbasis = "contract"\nchannels = ["web"]\nrecipients = []'
+            '\nretention = "P1Y"'
+            "\nbrowser_collectable = true",
+            "purposes.a.browser_collectable=true needs",
+        ),
     ],
-    ids=["empty", "basis", "channel", "no-channels", "dm-flag", "syntax"],
+    ids=[
+        "empty",
+        "basis",
+        "channel",
+        "no-channels",
+        "dm-flag",
+        "syntax",
+        "collectable-flag",
+        "collectable-off-web",
+        "collectable-not-consent",
+    ],
 )
 def test_a_broken_catalogue_is_refused_naming_the_key(
     tmp_path: Path, toml: str, message: str
