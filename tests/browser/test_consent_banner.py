@@ -169,3 +169,19 @@ async def test_the_module_exports_what_its_declarations_declare(
     declared = re.findall(r"^export declare (function|const) (\w+)", dts, re.MULTILINE)
     kinds = {"function": "function", "const": "string"}
     assert sorted(exported) == sorted([name, kinds[kind]] for kind, name in declared)
+
+
+async def test_misuse_is_a_clear_error_and_records_nothing(
+    context: BrowserContext, site: tuple[str, SiteConfig]
+) -> None:
+    origin, _ = site
+    page = await open_site(context, f"{origin}/?lang=en")
+    requests: list[str] = []
+    page.on("request", lambda r: requests.append(r.url) if "/v1/" in r.url else None)
+    failed = "(p) => p.then(() => 'resolved', (e) => `${e.name}: ${e.message}`)"
+    for call in ("set({})", "set({cookies_analytics: 'yes'})", "set({newsletter: true})"):
+        outcome = await page.evaluate(f"({failed})(window.consent.{call})")
+        assert outcome.startswith("TypeError: consent.js: set needs"), (call, outcome)
+    outcome = await page.evaluate(f"({failed})(window.consent.init({{key: 'pk_x'}}))")
+    assert outcome == "TypeError: consent.js: init needs {ledger, key, purposes: [...]}"
+    assert requests == []

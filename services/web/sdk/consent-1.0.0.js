@@ -55,7 +55,6 @@ const CSS = `
   font: 1rem/1.45 var(--consent-font, system-ui, sans-serif);
   color: var(--consent-text, #1b1b1b); background: var(--consent-background, #fff);
   border: 2px solid var(--consent-text, #1b1b1b); border-bottom: 0; }
-.banner[hidden] { display: none; }
 h2 { margin: 0 0 .5rem; font-size: 1.2rem; }
 p { margin: 0 0 .75rem; }
 fieldset { margin: 0 0 1rem; padding: .5rem .75rem; border: 1px solid currentColor; }
@@ -71,6 +70,7 @@ button:focus-visible, input:focus-visible, a:focus-visible, .banner:focus-visibl
   outline: 3px solid var(--consent-focus, #c05600); outline-offset: 2px; }
 a { color: inherit; }
 .failed { font-weight: 600; color: var(--consent-error, #a00000); }
+.failed:empty { display: none; }
 `;
 
 let options = null;
@@ -166,11 +166,15 @@ export function get() {
 export async function set(given) {
   if (!options) throw new Error("consent.js: call init() first");
   const sent = {};
+  let left = 0;
   for (const p of options.purposes) {
-    const value = given[p.id];
+    const value = given?.[p.id];
     if (typeof value !== "boolean") continue;
-    if (gpc() && isMarketing(p) && value === false) continue;
-    sent[p.id] = value;
+    if (gpc() && isMarketing(p) && value === false) left += 1;
+    else sent[p.id] = value;
+  }
+  if (!left && !Object.keys(sent).length) {
+    throw new TypeError("consent.js: set needs {purpose: true|false} for a purpose given to init");
   }
   const device = readDevice();
   const body = {
@@ -240,9 +244,9 @@ function build() {
   const fields = element("fieldset", {}, element("legend", {}, t.legend));
   for (const p of options.purposes) {
     const [title, help] = words(p, lang);
-    const box = element("input", { type: "checkbox", name: p.id, id: `p-${p.id}`, "aria-describedby": `h-${p.id}` });
-    box.checked = choices[p.id] === true;
-    fields.append(element("label", { for: `p-${p.id}` }, box, title), element("p", { class: "help", id: `h-${p.id}` }, help));
+    const tick = element("input", { type: "checkbox", name: p.id, id: `p-${p.id}`, "aria-describedby": `h-${p.id}` });
+    tick.checked = choices[p.id] === true;
+    fields.append(element("label", { for: `p-${p.id}` }, tick, title), element("p", { class: "help", id: `h-${p.id}` }, help));
   }
   const status = element("p", { class: "failed", role: "alert" });
   const button = (act, text) => element("button", { type: "button", "data-act": act }, text);
