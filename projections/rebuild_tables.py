@@ -43,6 +43,8 @@ TABLES: Final[Mapping[str, str]] = MappingProxyType(
         "checkpoint_outbox": KEPT,
         "schema_migrations": KEPT,
         "api_keys": KEPT,
+        # registered websites and their publishable keys: configuration, like api_keys
+        "sites": KEPT,
         "access_log": KEPT,
         # the projector's own reports, written beside its batches, never by one
         "projector_partitions": KEPT,

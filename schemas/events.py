@@ -76,7 +76,15 @@ METHODS: Final = (
     "support",
     "import",
     "api",
+    "banner",
+    "gpc",
 )
+#: the methods of what a website's banner records (POST /v1/collect/consents): a choice the
+#: visitor made, and a withdrawal the browser's Global Privacy Control signal asked for; only
+#: the event types of CONTEXT_EVENT_TYPES carry them (their older schemas lack the symbols)
+BANNER: Final = "banner"
+GPC: Final = "gpc"
+BROWSER_METHODS: Final = (BANNER, GPC)
 ACTOR_TYPES: Final = ("subject", "staff", "system")
 CHANNELS: Final = ("email", "sms", "phone", "post", "web")
 RESTRICTION_GROUNDS: Final = (

@@ -101,6 +101,9 @@ class Settings:
     metrics_public: bool
     public_rate_per_min: int
     failed_key_rate_per_min: int
+    collect_rate_per_site_per_min: int
+    collect_rate_per_address_per_min: int
+    collect_repeat_window_s: int
     preference_saves_per_min: int
     forwarded_allow_ips: str
     master_keys: str = field(repr=False)

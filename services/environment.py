@@ -305,6 +305,24 @@ ENVIRONMENT: Final[dict[str, tuple[str, str, str]]] = {
         "5",
         "preference-page saves (POST /p/) per minute for one subject; 0 is no limit",
     ),
+    "LEDGER_COLLECT_RATE_PER_SITE_PER_MIN": (
+        "collect_rate_per_site_per_min",
+        "600",
+        "requests per minute one website's key may make to /v1/collect/consents (its visitors'"
+        " banners together); 0 is no limit",
+    ),
+    "LEDGER_COLLECT_RATE_PER_ADDRESS_PER_MIN": (
+        "collect_rate_per_address_per_min",
+        "30",
+        "requests per minute one client address (an IPv6 /64) may make to /v1/collect/consents;"
+        " 0 is no limit",
+    ),
+    "LEDGER_COLLECT_REPEAT_WINDOW_S": (
+        "collect_repeat_window_s",
+        "120",
+        "seconds within which a banner's repeated request (same site, device, body, notice"
+        " version and GPC signal) records nothing new",
+    ),
     "LEDGER_FAILED_KEY_RATE_PER_MIN": (
         "failed_key_rate_per_min",
         "30",
@@ -348,5 +366,8 @@ WHOLE_NUMBER_RANGES: Final[dict[str, tuple[int, int]]] = {
     "LEDGER_API_KEY_REFRESH_S": (1, 3600),
     "LEDGER_PUBLIC_RATE_PER_MIN": (0, 1_000_000),
     "LEDGER_FAILED_KEY_RATE_PER_MIN": (0, 1_000_000),
+    "LEDGER_COLLECT_RATE_PER_SITE_PER_MIN": (0, 1_000_000),
+    "LEDGER_COLLECT_RATE_PER_ADDRESS_PER_MIN": (0, 1_000_000),
+    "LEDGER_COLLECT_REPEAT_WINDOW_S": (1, 86_400),
     "LEDGER_PREFERENCE_SAVES_PER_MIN": (0, 1000),
 }

@@ -30,6 +30,8 @@ DEFAULT_ACTOR: Final = {
     "support": "staff",
     "import": "system",
     "api": "system",
+    "banner": "subject",
+    "gpc": "subject",
 }
 
 

@@ -17,6 +17,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from services.api.access import required_access
+from services.api.site_guard import SiteLimits, guard_site
 from services.config import Settings
 from services.http.app_state import PageLimiter, api_keys_of, caller_of, set_caller
 from services.http.failed_keys import FailedKeyLimit
@@ -26,12 +27,14 @@ from services.http.route_spec import (
     ANY_KEY,
     KEY_OPTIONAL,
     PUBLIC,
+    SITE_KEY,
     TOKEN_PAGE,
     Endpoint,
     GuardedRoute,
 )
 from services.identity.api_key_store import KeysUnavailable
 from services.identity.api_keys import KeyRefused, bearer_key, permits, unguessable
+from services.identity.site_keys import is_site_key
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +61,22 @@ def _forbidden(scope: str) -> ProblemError:
     )
 
 
+def _site_key_refused() -> ProblemError:
+    return ProblemError(
+        403,
+        "Forbidden",
+        "a site key (pk_...) can only record and read a visitor's choices through"
+        " /v1/collect/consents; this route needs an API key",
+        headers={"WWW-Authenticate": f'{REALM}, error="insufficient_scope"'},
+        kind="forbidden",
+    )
+
+
+def _presents_site_key(header: str | None) -> bool:
+    token = (header or "").strip().partition(" ")[2].strip()
+    return is_site_key(token)
+
+
 def _too_many_refused(seconds: int) -> ProblemError:
     return ProblemError(
         429,
@@ -81,6 +100,7 @@ def _guard(
     settings: Settings,
     limits: PageLimiter,
     failures: FailedKeyLimit,
+    site_limits: SiteLimits,
 ) -> Endpoint:
     async def guarded(request: Request) -> Response:
         needed = required_access(
@@ -94,7 +114,11 @@ def _guard(
         if needed == TOKEN_PAGE:
             refused = limits.refuse(request, path, time.monotonic())
             return refused or await endpoint(request)
+        if needed == SITE_KEY:
+            return await guard_site(request, endpoint, site_limits)
         header = request.headers.get("authorization")
+        if _presents_site_key(header):
+            raise _site_key_refused()
         if needed == KEY_OPTIONAL and header is None:
             set_caller(request, None)
             return await endpoint(request)
@@ -138,12 +162,13 @@ def protect(routes: Iterable[Route], settings: Settings, limits: PageLimiter) ->
     """The routes with their endpoints behind the check; UnclassifiedRoute (at start-up) for a
     route with no access row."""
     failures = FailedKeyLimit(RateLimiter(settings.failed_key_rate_per_min))
+    site_limits = SiteLimits.from_settings(settings)
     out: list[Route] = []
     for route in routes:
         methods = sorted(route.methods or ())
         for method in methods:
             required_access(method, route.path)  # refuses an unclassified route now
-        guarded = _guard(route.endpoint, route.path, settings, limits, failures)
+        guarded = _guard(route.endpoint, route.path, settings, limits, failures, site_limits)
         check_fields = partial(_require_access_on, route.path)
         out.append(
             GuardedRoute(
@@ -158,7 +183,7 @@ def _require_access_on(path: str, request: Request, fields: Collection[str]) -> 
     `at`: services/http/subjects.py): 403 unless the caller's key has the scope it needs."""
     needed = required_access(request.method, path, list(fields))
     caller = caller_of(request)
-    if needed in (PUBLIC, TOKEN_PAGE, ANY_KEY):
+    if needed in (PUBLIC, TOKEN_PAGE, ANY_KEY, SITE_KEY):
         return
     if caller is None or not permits(caller.scopes, needed):
         raise _forbidden(needed)

@@ -19,6 +19,7 @@ from services.http.route_spec import (
     ANY_KEY,
     KEY_OPTIONAL,
     PUBLIC,
+    SITE_KEY,
     TOKEN_PAGE,
     RouteSpec,
     TwinOf,
@@ -47,8 +48,11 @@ _PAGE_OR_PROBLEM: Final = {
 
 
 def public_paths(routes: Sequence[RouteSpec]) -> frozenset[str]:
-    """Routes anyone may call, without a key (/readyz: a key shows its details)."""
-    return frozenset(s.path for s in routes if s.access in (PUBLIC, TOKEN_PAGE, KEY_OPTIONAL))
+    """Routes anyone may call, without a key (/readyz: a key shows its details); a path with
+    a key's operation too (the banner's, whose preflight needs none) is not one."""
+    levels = (PUBLIC, TOKEN_PAGE, KEY_OPTIONAL)
+    keyed = {s.path for s in routes if s.access not in levels}
+    return frozenset(s.path for s in routes if s.access in levels and s.path not in keyed)
 
 
 def rate_limited_paths(routes: Sequence[RouteSpec]) -> frozenset[str]:
@@ -74,7 +78,14 @@ def openapi_document(catalogue: Catalogue, routes: Sequence[RouteSpec]) -> dict[
         "info": {"title": "Consent ledger", "version": "1"},
         "paths": completed,
         "components": {
-            "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer"}},
+            "securitySchemes": {
+                "bearerAuth": {"type": "http", "scheme": "bearer"},
+                "siteKey": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "a website's publishable key (pk_...), from its origins",
+                },
+            },
             "schemas": {"Problem": PROBLEM_SCHEMA},
         },
         # every route needs `Authorization: Bearer <key>` unless its operation says otherwise
@@ -91,6 +102,8 @@ def security(level: str) -> list[dict[str, list[str]]]:
         return []
     if level == ANY_KEY:
         return [{"bearerAuth": []}]
+    if level == SITE_KEY:
+        return [{"siteKey": []}]
     return [{"bearerAuth": [level]}] + ([{"bearerAuth": [ADMIN]}] if level != ADMIN else [])
 
 
@@ -143,7 +156,7 @@ def _complete(documented: dict[str, Any], routes: Sequence[RouteSpec]) -> dict[s
                 responses["401"] = {**either, "description": "no key, or not a valid one"}
             if path not in public:
                 responses["403"] = {**either, "description": "the key lacks the route's scope"}
-            if op["security"] and path not in rate_limited:
+            if op["security"] and path not in rate_limited and "429" not in responses:
                 too_many = "too many refused API keys from this address; see Retry-After"
                 responses["429"] = {**either, "description": too_many}
     return paths

@@ -22,6 +22,7 @@ from schemas.events import BY_IDENTIFIER
 from services.api import (
     access_log,
     batch,
+    collect,
     erasure,
     exports,
     identifiers,
@@ -33,6 +34,7 @@ from services.api import (
     receipts,
     requests,
     signups,
+    sites,
     suppressions,
     unsubscribe,
     verify,
@@ -41,7 +43,14 @@ from services.api.body_schemas import command_operation
 from services.api.commands import COMMANDS
 from services.api.write import command_endpoint
 from services.http.app_state import ledger_of
-from services.http.route_spec import ANY_KEY, KEY_OPTIONAL, PUBLIC, TOKEN_PAGE, RouteSpec
+from services.http.route_spec import (
+    ANY_KEY,
+    KEY_OPTIONAL,
+    PUBLIC,
+    SITE_KEY,
+    TOKEN_PAGE,
+    RouteSpec,
+)
 from services.identity.api_keys import ADMIN, AUDIT, DECIDE, NOTICES, RECORD, REQUESTS
 from services.web import audit, confirmation, consent_script
 from services.web import routes as pages
@@ -158,6 +167,12 @@ _DECLARED: Final = (
     ),
     RouteSpec("GET", audit.PATH, audit.subject, AUDIT, audit.SUBJECT_PAGE_OPERATION),
     RouteSpec("GET", access_log.PATH, access_log.access_log, AUDIT, access_log.OPERATION),
+    RouteSpec("POST", collect.PATH, collect.record_choices, SITE_KEY, collect.POST_OPERATION),
+    RouteSpec("GET", collect.PATH, collect.show_choices, SITE_KEY, collect.GET_OPERATION),
+    RouteSpec("OPTIONS", collect.PATH, collect.preflight, PUBLIC, collect.PREFLIGHT_OPERATION),
+    RouteSpec("POST", sites.PATH, sites.register, ADMIN, sites.REGISTER_OPERATION),
+    RouteSpec("GET", sites.PATH, sites.list_all, ADMIN, sites.LIST_OPERATION),
+    RouteSpec("DELETE", sites.ITEM_PATH, sites.revoke, ADMIN, sites.REVOKE_OPERATION),
 )
 
 #: every route: the declared ones, then each lookup route's POST twin, which runs the GET

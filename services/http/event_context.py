@@ -47,7 +47,7 @@ def page_context(
     *,
     page: str,
     page_version: str | None,
-    language: str = "en",
+    language: str | None = "en",
     one_click: bool = False,
 ) -> Context:
     """What the ledger captures itself of a page's request: the client's network (its

@@ -29,9 +29,13 @@ TOKEN_PAGE: Final = "token-page"
 ANY_KEY: Final = "any-key"
 #: no key needed, but a valid key (any scope) is checked and sees more: /readyz's details
 KEY_OPTIONAL: Final = "key-optional"
-#: what a route may need: one of the four above, or a key with a scope (admin implies all)
-ACCESS_LEVELS: Final = (PUBLIC, TOKEN_PAGE, KEY_OPTIONAL, ANY_KEY, *SCOPES)
-METHODS: Final = frozenset({"GET", "POST", "DELETE"})
+#: a website's publishable key (`pk_...`) from one of its origins: the banner's routes; no
+#: other route accepts such a key (services/api/site_guard.py)
+SITE_KEY: Final = "site-key"
+#: what a route may need: one of the five above, or a key with a scope (admin implies all)
+ACCESS_LEVELS: Final = (PUBLIC, TOKEN_PAGE, KEY_OPTIONAL, ANY_KEY, SITE_KEY, *SCOPES)
+#: OPTIONS only for a CORS preflight (the banner's routes)
+METHODS: Final = frozenset({"GET", "POST", "DELETE", "OPTIONS"})
 
 #: an OpenAPI operation object, or how to make one from the purpose catalogue
 OperationOf = Callable[[Catalogue], Mapping[str, Any]]
@@ -50,7 +54,8 @@ class RouteSpec:
     method: str
     path: str
     endpoint: Endpoint
-    #: a scope of services/identity/api_keys.py, or PUBLIC, TOKEN_PAGE, ANY_KEY, KEY_OPTIONAL
+    #: a scope of services/identity/api_keys.py, or PUBLIC, TOKEN_PAGE, ANY_KEY, KEY_OPTIONAL,
+    #: SITE_KEY
     access: str
     operation: Mapping[str, Any] | OperationOf | TwinOf
 

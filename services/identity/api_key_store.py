@@ -22,6 +22,7 @@ from typing import Any, Final
 
 import asyncpg
 
+from projections.sites import SiteRow, list_sites
 from services.identity.api_keys import (
     ADMIN,
     FROM_ADMIN_VARIABLE,
@@ -39,6 +40,7 @@ from services.identity.api_keys import (
     stored_hash,
     verify_key,
 )
+from services.identity.site_keys import verify_site_key
 
 log = logging.getLogger(__name__)
 
@@ -177,13 +179,15 @@ def warn_forgotten_admin_keys(rows: Iterable[KeyRow], admin_key: str) -> list[st
 
 
 class KeyCache:
-    """Every key row, in memory, reloaded on NOTIFY and on an interval."""
+    """Every key row and every site (projections/sites.py: their publishable keys are
+    refused within the same interval), in memory, reloaded on NOTIFY and on an interval."""
 
     def __init__(self, pool: asyncpg.Pool, max_age_s: float, hash_key: bytes) -> None:
         self.pool = pool
         self.max_age_s = max_age_s
         self.hash_key = hash_key
         self.rows: dict[str, KeyRow] = {}
+        self.sites: dict[str, SiteRow] = {}
         self.loaded_at = float("-inf")
         self._listener: asyncpg.Connection | None = None
         self._task: asyncio.Task[None] | None = None
@@ -212,9 +216,11 @@ class KeyCache:
         periodic reload never brings back a key that a NOTIFY's reload saw revoked."""
         started = time.monotonic()  # the rows read are at least this fresh
         rows = await list_keys(self.pool)
+        sites = await list_sites(self.pool)
         if started < self.loaded_at:
             return
         self.rows = {row.key_id: row for row in rows}
+        self.sites = {site.site_id: site for site in sites}
         self.loaded_at = started
 
     def _notified(self, *_: Any) -> None:
@@ -243,6 +249,13 @@ class KeyCache:
         if row.hash_kind == LEGACY:
             self._upgrade_soon(row, key)
         return Caller(row.key_id, row.name, row.scopes)
+
+    def authenticate_site(self, header: str | None) -> SiteRow:
+        """The site a publishable key belongs to: KeyRefused for a bad or revoked key,
+        KeysUnavailable when the copy is too old to trust."""
+        if time.monotonic() - self.loaded_at > self.max_age_s:
+            raise KeysUnavailable("the site keys could not be reloaded from the database")
+        return verify_site_key(bearer_key(header), self.sites, self.hash_key)
 
     def _upgrade_soon(self, row: KeyRow, key: str) -> None:
         """Keep the keyed hash in memory now (the next use does not upgrade again) and store

@@ -68,6 +68,8 @@ METHOD_TEXT: Final = {
     "support": "customer support",
     "import": "imported from an earlier system",
     "api": "recorded through the ledger's API",
+    "banner": "cookie banner of a registered website",
+    "gpc": "Global Privacy Control signal sent by the browser",
 }
 WITHDRAW_ANY_TIME: Final = (
     "at any time, as easily as it was given (GDPR Art. 7(3)): the unsubscribe link or the"

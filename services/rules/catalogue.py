@@ -64,6 +64,9 @@ class Purpose:
     #: the title and description in each of the pages' languages (every one, on a marketing
     #: purpose; none or every one on any other)
     texts: tuple[PurposeText, ...] = ()
+    #: a website's banner may record it from a visitor's browser (POST /v1/collect/consents):
+    #: only a consent purpose on the `web` channel
+    browser_collectable: bool = False
 
     def text(self, language: str) -> PurposeText:
         """The purpose's words in `language`; `title` (and no description) if it has none."""
@@ -87,6 +90,7 @@ class Purpose:
             "retention": self.retention,
             "reconsent_on_material_change": self.reconsent_on_material_change,
             "proof_retention": self.proof_retention,
+            "browser_collectable": self.browser_collectable,
             "texts": {
                 t.language: {"title": t.title, "description": t.description} for t in self.texts
             },
@@ -103,6 +107,10 @@ class Catalogue:
     @property
     def ids(self) -> tuple[str, ...]:
         return tuple(self.purposes)
+
+    def browser_collectable(self) -> list[Purpose]:
+        """The purposes a website's banner may record, in catalogue order."""
+        return [p for p in self.purposes.values() if p.browser_collectable]
 
     def marketing_purposes(self) -> list[Purpose]:
         """The direct-marketing purposes, in catalogue order."""
@@ -146,7 +154,22 @@ def _purpose(pid: str, entry: Any) -> Purpose:
         reconsent_on_material_change=_reconsent(pid, basis, entry),
         proof_retention=_proof_retention(pid, entry.get("proof_retention")),
         texts=_texts(pid, entry.get("texts"), direct_marketing),
+        browser_collectable=_browser_collectable(pid, entry, basis, channels),
     )
+
+
+def _browser_collectable(pid: str, entry: dict[str, Any], basis: str, channels: list[Any]) -> bool:
+    """Optional (default false); true only on a consent purpose with the `web` channel: a
+    banner records consent, and on the web."""
+    value = entry.get("browser_collectable", False)
+    if not isinstance(value, bool):
+        raise CatalogueError(f"purposes.{pid}.browser_collectable must be true or false")
+    if value and (basis != "consent" or "web" not in channels):
+        raise CatalogueError(
+            f'purposes.{pid}.browser_collectable=true needs basis = "consent" and "web" among'
+            f" its channels (it has basis {basis!r}, channels {channels!r})"
+        )
+    return value
 
 
 def _texts(pid: str, value: Any, direct_marketing: bool) -> tuple[PurposeText, ...]:
