@@ -143,15 +143,34 @@ async def test_accept_all_records_grants_and_survives_a_reload(
     assert await page.evaluate("window.changes") == [everything]
 
 
-async def test_reject_all_records_withdrawals(
-    module_api: httpx.AsyncClient, registered: str, context: BrowserContext, artifacts: Path
+async def test_reject_all_records_withdrawals_with_the_evidence(
+    module_api: httpx.AsyncClient,
+    site: tuple[str, SiteConfig],
+    registered: str,
+    context: BrowserContext,
+    artifacts: Path,
 ) -> None:
-    page = await open_site(context, f"{registered}/?lang=fi")
+    config = site[1]
+    config.options = {"noticeVersion": "2026-06"}
+    try:
+        page = await open_site(context, f"{registered}/shop/item?lang=fi#top")
+    finally:
+        config.options = {}
     answer = await press(page, "Hylkää kaikki")
     assert await recorded(module_api, answer) == {
         "cookies_analytics": ("ConsentWithdrawn", "banner", False),
         "cookies_marketing": ("ConsentWithdrawn", "banner", False),
     }
+    # what the script sent and the ledger captured: the page without its query, the script's
+    # version and language, the notice version
+    for event in await events(module_api, answer["subject_id"], answer["token"]):
+        payload = event["payload"]
+        assert payload["source"]["collection_point"] == f"{registered}/shop/item"
+        assert payload["notice_version"] == "2026-06"
+        context_of = payload["context"]
+        assert (context_of["page"], context_of["page_version"]) == ("banner", CURRENT)
+        # the browser's user agent is there, encrypted under the device's data key
+        assert context_of["language"] == "fi" and context_of["user_agent"]
     await banner_gone(page)
     assert await page.evaluate("window.consent.get()") == dict.fromkeys(PURPOSES, False)
     await page.screenshot(path=artifacts / "consent-banner-after-reject.png")
