@@ -26,6 +26,7 @@ from services.http.route_spec import (
 )
 from services.identity.api_keys import ADMIN
 from services.rules.catalogue import Catalogue
+from services.web import consent_script
 
 PATH: Final = "/openapi.json"
 OPERATION: Final[dict[str, Any]] = {
@@ -36,7 +37,9 @@ OPERATION: Final[dict[str, Any]] = {
 #: access levels that never look at a key
 NO_KEY_LEVELS: Final = frozenset({PUBLIC, TOKEN_PAGE})
 #: routes that answer from memory, never from the database or the broker
-NEVER_UNAVAILABLE: Final = frozenset({HEALTHZ_PATH, PATH, JWKS_PATH})
+NEVER_UNAVAILABLE: Final = frozenset(
+    {HEALTHZ_PATH, PATH, JWKS_PATH, consent_script.LATEST_PATH, consent_script.FILE_PATH}
+)
 #: an answer the ledger itself may give as a page or a problem (an HTML route's 401, 403, 429)
 _PAGE_OR_PROBLEM: Final = {
     "description": "a problem document, or an HTML page for a browser",

@@ -25,11 +25,13 @@ from services.api.access import ROUTE_ACCESS
 from services.config import Settings
 from services.http.problems import ProblemError
 from services.http.route_spec import TOKEN_PAGE
+from services.web import consent_script
 
 log = logging.getLogger(__name__)
 
-#: route templates served on the public port besides the token pages
-ALSO_PUBLIC: Final = frozenset({"/healthz"})
+#: route templates served on the public port besides the token pages: health, and the banner
+#: script that websites' pages import
+ALSO_PUBLIC: Final = frozenset({"/healthz", consent_script.LATEST_PATH, consent_script.FILE_PATH})
 PUBLIC_ROUTES: Final = frozenset(
     {path for (_, path), level in ROUTE_ACCESS.items() if level == TOKEN_PAGE} | ALSO_PUBLIC
 )

@@ -52,7 +52,7 @@ from services.http.route_spec import (
     RouteSpec,
 )
 from services.identity.api_keys import ADMIN, AUDIT, DECIDE, NOTICES, RECORD, REQUESTS
-from services.web import audit, confirmation
+from services.web import audit, confirmation, consent_script
 from services.web import routes as pages
 from services.web.page_limits import PREFERENCES_ROUTE, UNSUBSCRIBE_ROUTE
 
@@ -151,6 +151,20 @@ _DECLARED: Final = (
         "GET", "/v1/receipts/{event_id}", receipts.receipt, AUDIT, receipts.RECEIPT_OPERATION
     ),
     RouteSpec("GET", receipts.JWKS_PATH, receipts.jwks, PUBLIC, receipts.JWKS_OPERATION),
+    RouteSpec(
+        "GET",
+        consent_script.LATEST_PATH,
+        consent_script.latest_script,
+        PUBLIC,
+        consent_script.LATEST_OPERATION,
+    ),
+    RouteSpec(
+        "GET",
+        consent_script.FILE_PATH,
+        consent_script.sdk_file,
+        PUBLIC,
+        consent_script.FILE_OPERATION,
+    ),
     RouteSpec("GET", audit.PATH, audit.subject, AUDIT, audit.SUBJECT_PAGE_OPERATION),
     RouteSpec("GET", access_log.PATH, access_log.access_log, AUDIT, access_log.OPERATION),
     RouteSpec("POST", collect.PATH, collect.record_choices, SITE_KEY, collect.POST_OPERATION),

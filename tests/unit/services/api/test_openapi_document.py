@@ -54,6 +54,8 @@ def test_a_bearer_key_is_required_unless_an_operation_says_otherwise() -> None:
         "/u/{token}",
         "/p/{token}",
         "/c/{token}",
+        "/sdk/consent.js",
+        "/sdk/{file}",
     } == PUBLIC
 
 
