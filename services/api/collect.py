@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any, Final
 
@@ -22,6 +23,7 @@ from schemas.events import BANNER, GPC, LANGUAGES, Actor, Event, Source
 from services.api.site_guard import allowed_origin, origin_refused, preflight_headers, site_of
 from services.bootstrap import Ledger
 from services.http.app_state import ledger_of
+from services.http.applied import applied
 from services.http.appending import append_request
 from services.http.body import Fields, read_json_object
 from services.http.event_context import context_data, page_context
@@ -163,12 +165,19 @@ async def record_choices(request: Request) -> JSONResponse:
     language = f.choice("language", LANGUAGES)
     f.finish()
     gpc = request.headers.get("sec-gpc", "").strip() == "1"
-    by_gpc = gpc_withdrawals(chosen, site.purposes, catalogue, gpc=gpc)
-    if not chosen and not by_gpc:
-        raise invalid([field_error("choices", "must choose at least one purpose")])
     assert device_id is not None
     subject_id = DEVICE_PREFIX + device_id
     now = datetime.now(UTC)
+    shown, latest = await _standing(ledger, site.purposes, subject_id, now)
+    # GPC speaks only where the visitor has no choice standing: it never undoes a grant
+    undecided = {pid for pid, choice in shown.items() if choice is None}
+    by_gpc = gpc_withdrawals(chosen, site.purposes, catalogue, gpc=gpc, undecided=undecided)
+    if not chosen and not by_gpc and not gpc:
+        raise invalid([field_error("choices", "must choose at least one purpose")])
+    if not chosen and not by_gpc:  # GPC alone, and every choice already stands
+        return JSONResponse(
+            {"subject_id": subject_id, "device_id": device_id, "choices": {}}, 200
+        )
     kept_url = cut_page_url(page_url) if page_url else None
     common = {
         "system": f"site:{site.site_id}",
@@ -190,11 +199,42 @@ async def record_choices(request: Request) -> JSONResponse:
         for pid, given in chosen.items()
     ]
     events += [_event(ev.CONSENT_WITHDRAWN, GPC, subject_id, pid, now, common) for pid in by_gpc]
-    parts = [site.site_id, device_id, chosen, notice, kept_url, banner_version, language, gpc]
+    # the device's latest recorded event is part of the key: the same request after another
+    # one (A, B, then A again) is a new choice, a retry of it is not
+    parts = [
+        site.site_id,
+        device_id,
+        chosen,
+        notice,
+        kept_url,
+        banner_version,
+        language,
+        gpc,
+        list(latest),
+    ]
     key = await _request_key(ledger, parts, now)
     digest = idempotency.request_digest(ROUTE, subject_id, {"parts": parts})
     appended = await append_request(ledger, events, key=key, digest=digest, subject_id=subject_id)
+    # true when it answers: the next read (the banner's GET, a decision) sees it
+    await applied(ledger, appended.positions[-1])
     return _answer(appended, device_id)
+
+
+async def _standing(
+    ledger: Ledger, purposes: Iterable[str], subject_id: str, now: datetime
+) -> tuple[dict[str, bool | None], tuple[int, int]]:
+    """What a banner would show for each purpose (as GET answers it), and the position of the
+    device's latest fact ((-1, -1): none)."""
+    partition = partition_for(subject_id, ledger.partitions)
+    facts, _, projected = await ledger.states.get((subject_id, partition))
+    notices = await ledger.notices.covering(projected)
+    shown: dict[str, bool | None] = {}
+    for pid in purposes:
+        purpose = ledger.catalogue.get(pid)
+        decision = decide(facts, purpose, CHANNEL, now, notices) if purpose else None
+        shown[pid] = banner_choice(decision) if decision else None
+    latest = max((f.position for f in facts.values()), default=(-1, -1))
+    return shown, latest
 
 
 async def show_choices(request: Request) -> JSONResponse:
@@ -207,15 +247,7 @@ async def show_choices(request: Request) -> JSONResponse:
     f.finish()
     assert device_id is not None
     subject_id = DEVICE_PREFIX + device_id
-    partition = partition_for(subject_id, ledger.partitions)
-    facts, _, applied = await ledger.states.get((subject_id, partition))
-    notices = await ledger.notices.covering(applied)
-    now = datetime.now(UTC)
-    choices: dict[str, bool | None] = {}
-    for pid in site.purposes:
-        purpose = ledger.catalogue.get(pid)
-        decision = decide(facts, purpose, CHANNEL, now, notices) if purpose else None
-        choices[pid] = banner_choice(decision) if decision else None
+    choices, _ = await _standing(ledger, site.purposes, subject_id, datetime.now(UTC))
     return JSONResponse({"subject_id": subject_id, "device_id": device_id, "choices": choices})
 
 

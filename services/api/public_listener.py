@@ -21,6 +21,7 @@ from starlette.middleware import Middleware
 from starlette.routing import compile_path
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from services.api import collect
 from services.api.access import ROUTE_ACCESS
 from services.config import Settings
 from services.http.problems import ProblemError
@@ -31,7 +32,9 @@ log = logging.getLogger(__name__)
 
 #: route templates served on the public port besides the token pages: health, and the banner
 #: script that websites' pages import
-ALSO_PUBLIC: Final = frozenset({"/healthz", consent_script.LATEST_PATH, consent_script.FILE_PATH})
+ALSO_PUBLIC: Final = frozenset(
+    {"/healthz", consent_script.LATEST_PATH, consent_script.FILE_PATH, collect.PATH}
+)
 PUBLIC_ROUTES: Final = frozenset(
     {path for (_, path), level in ROUTE_ACCESS.items() if level == TOKEN_PAGE} | ALSO_PUBLIC
 )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import Final
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -65,6 +66,10 @@ def _unauthorized(reason: str) -> ProblemError:
     )
 
 
+#: how many reads of one address each write of its budget stands for
+READS_PER_WRITE: Final = 10
+
+
 @dataclass(slots=True)
 class SiteLimits:
     """The collection rate limits: requests per minute of one site key, of one client
@@ -72,16 +77,26 @@ class SiteLimits:
 
     per_site: RateLimiter
     per_address: RateLimiter
+    #: reads (the banner's GET on every page load) of one client address: many visitors can
+    #: share one address (a company's network), and reads never count against the site's
+    #: budget, so nobody can use it up to hide the visitors' choices
+    reads_per_address: RateLimiter
 
     @classmethod
     def from_settings(cls, settings: Settings) -> SiteLimits:
+        per_address = settings.collect_rate_per_address_per_min
         return cls(
             RateLimiter(settings.collect_rate_per_site_per_min),
-            RateLimiter(settings.collect_rate_per_address_per_min),
+            RateLimiter(per_address),
+            RateLimiter(per_address * READS_PER_WRITE),
         )
 
-    def wait(self, site_id: str, host: str, now: float) -> float:
-        """0 when the request may go on (spending one of each), else seconds to wait."""
+    def wait(self, site_id: str, host: str, now: float, *, write: bool = True) -> float:
+        """0 when the request may go on (spending from its buckets), else seconds to wait: a
+        write spends from the address's and the site's budget, a read from the address's
+        read budget only."""
+        if not write:
+            return self.reads_per_address.take(client_key(host), now)
         return self.per_address.take(client_key(host), now) or self.per_site.take(site_id, now)
 
 
@@ -112,17 +127,24 @@ async def guard_site(request: Request, endpoint: Endpoint, limits: SiteLimits) -
         raise origin_refused(
             "a site key is accepted only from a web page: the Origin header is required"
         )
+    keys = api_keys_of(request)
     try:
-        site = api_keys_of(request).authenticate_site(request.headers.get("authorization"))
-    except KeyRefused as exc:
-        raise _unauthorized(exc.reason) from None
-    except KeysUnavailable as exc:
-        raise unavailable(str(exc), 2) from None
+        site = keys.authenticate_site(request.headers.get("authorization"))
+    except (KeyRefused, KeysUnavailable) as exc:
+        refused = (
+            _unauthorized(exc.reason)
+            if isinstance(exc, KeyRefused)
+            else unavailable(str(exc), 2)
+        )
+        # a registered origin's banner can read why (a revoked key, a ledger not ready)
+        if any(origin in s.origins for s in keys.sites.values() if s.revoked_at is None):
+            refused.headers = {**refused.headers, **cors_headers(origin)}
+        raise refused from None
     if origin not in site.origins:
         raise origin_refused(f"origin {origin[:255]!r} is not one of this site's origins")
     cors = cors_headers(origin)
     host = request.client.host if request.client else ""
-    wait = limits.wait(site.site_id, host, time.monotonic())
+    wait = limits.wait(site.site_id, host, time.monotonic(), write=request.method == "POST")
     if wait:
         seconds = retry_after(wait)
         raise ProblemError(

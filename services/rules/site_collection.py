@@ -11,13 +11,15 @@ Design: docs/developers/design/websites.md
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Final
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
+from schemas.events import EMAIL_LIKE_RE
 from services.rules.catalogue import Catalogue
 from services.rules.decisions import Decision
+from services.rules.free_text import contains_phone_number
 
 MAX_ORIGIN: Final = 255
 MAX_ORIGINS: Final = 20
@@ -155,17 +157,26 @@ def parse_choices(
 
 
 def gpc_withdrawals(
-    chosen: Mapping[str, bool], site_purposes: Iterable[str], catalogue: Catalogue, *, gpc: bool
+    chosen: Mapping[str, bool],
+    site_purposes: Iterable[str],
+    catalogue: Catalogue,
+    *,
+    gpc: bool,
+    undecided: Collection[str],
 ) -> list[str]:
     """The purposes to record a GPC withdrawal for: with `Sec-GPC: 1`, each direct-marketing
     purpose the site collects that the request makes no explicit choice about (an explicit
-    choice is recorded as given). In the site's order."""
+    choice is recorded as given) and that has no choice standing yet (`undecided`: GPC never
+    undoes the visitor's own earlier grant). In the site's order."""
     if not gpc:
         return []
     return [
         pid
         for pid in site_purposes
-        if pid not in chosen and (p := catalogue.get(pid)) is not None and p.direct_marketing
+        if pid not in chosen
+        and pid in undecided
+        and (p := catalogue.get(pid)) is not None
+        and p.direct_marketing
     ]
 
 
@@ -196,7 +207,12 @@ def page_url_problem(value: str, origin: str) -> str | None:
 
 
 def cut_page_url(value: str) -> str:
-    """The page URL as kept: scheme, host and path only. A query string or fragment can carry
-    personal data (an e-mail address, a session) and is never stored."""
+    """The page URL as kept: scheme, host and path only. A query string, a fragment or `;`
+    parameters can carry personal data (an e-mail address, a session) and are never stored;
+    a path that looks like it holds an e-mail address or a phone number is dropped whole."""
     url = urlsplit(value)
-    return urlunsplit((url.scheme.lower(), url.netloc.lower(), url.path or "/", "", ""))
+    path = "/".join(segment.split(";", 1)[0] for segment in (url.path or "/").split("/"))
+    readable = unquote(path)
+    if "@" in readable or EMAIL_LIKE_RE.search(readable) or contains_phone_number(readable):
+        path = "/"
+    return urlunsplit((url.scheme.lower(), url.netloc.lower(), path or "/", "", ""))

@@ -36,7 +36,7 @@ from services.ledger.partitioning import partition_for
 from services.rules.catalogue import Purpose
 from services.rules.decisions import decide
 from services.web import pages
-from services.web.applied import applied, ledger_token
+from services.http.applied import applied, ledger_token
 from services.web.page_errors import (
     bad_form,
     bad_link,

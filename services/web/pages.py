@@ -171,7 +171,7 @@ def done_page(
     applied: bool = True,
 ) -> str:
     """After a withdrawal: what was recorded, in plain words; `applied` says whether it has
-    taken effect already (services/web/applied.py)."""
+    taken effect already (services/http/applied.py)."""
     return render(
         "done.html",
         language,

@@ -32,7 +32,7 @@ from services.ledger.partitioning import partition_for
 from services.ledger.tokens import TokenError, decode_token
 from services.rules.catalogue import Purpose
 from services.web import pages
-from services.web.applied import applied, ledger_token
+from services.http.applied import applied, ledger_token
 from services.web.page_errors import (
     bad_form,
     bad_link,
@@ -273,7 +273,7 @@ NO_LONGER: Final = N_("You will no longer receive %(purpose)s %(channel)s.")
 NO_MARKETING: Final = N_("%(controller)s will send you no marketing at all, on any channel.")
 NOTHING_CHANGED: Final = Message(N_("Nothing changed: your choices are as shown."))
 SAVED: Final = Message(N_("Your choices are saved. They take effect at once."))
-#: past the read wait: saved in the log, not yet applied everywhere (services/web/applied.py)
+#: past the read wait: saved in the log, not yet applied everywhere (services/http/applied.py)
 SAVED_BEING_APPLIED: Final = Message(
     N_("Your choices are saved and are being applied; this takes a moment, nothing else is needed.")
 )

@@ -112,6 +112,63 @@ async def test_a_repeat_within_the_window_records_nothing_new(
     assert [e["payload"]["type"] for e in events] == ["ConsentWithdrawn", "ConsentGranted"]
 
 
+async def test_a_choice_changed_back_within_the_window_is_recorded(
+    module_api: httpx.AsyncClient, site: dict[str, Any]
+) -> None:
+    """A, B, then A again within the repeat window: the third is a new choice, not a retry of
+    the first (the device's latest event is part of the repeat key)."""
+    device = str(uuid.uuid4())
+    bodies = [{"device_id": device, "choices": {MARKETING: given}} for given in (False, True)]
+    answers = [
+        await module_api.post(PATH, json=body, headers=banner(site["key"]))
+        for body in (*bodies, bodies[0])
+    ]
+    assert [a.status_code for a in answers] == [201, 201, 201]
+    assert all("idempotent-replayed" not in a.headers for a in answers)
+    # each answer came once applied: the banner's next read already sees it
+    shown = await module_api.get(PATH, params={"device_id": device}, headers=banner(site["key"]))
+    assert shown.json()["choices"][MARKETING] is False
+    events = await events_of(module_api, f"device:{device}", answers[-1].json()["token"])
+    assert [e["payload"]["type"] for e in events] == [
+        "ConsentWithdrawn",
+        "ConsentGranted",
+        "ConsentWithdrawn",
+    ]
+
+
+async def test_gpc_never_undoes_the_visitors_own_earlier_grant(
+    module_api: httpx.AsyncClient, site: dict[str, Any]
+) -> None:
+    device = str(uuid.uuid4())
+    gpc = banner(site["key"], **{"Sec-GPC": "1"})
+    granted = await module_api.post(
+        PATH, json={"device_id": device, "choices": {MARKETING: True}}, headers=gpc
+    )
+    assert granted.status_code == 201
+    later = await module_api.post(
+        PATH, json={"device_id": device, "choices": {ANALYTICS: True}}, headers=gpc
+    )
+    assert later.status_code == 201 and later.json()["choices"] == {ANALYTICS: True}
+    shown = await module_api.get(PATH, params={"device_id": device}, headers=banner(site["key"]))
+    assert shown.json()["choices"] == {ANALYTICS: True, MARKETING: True}
+
+
+async def test_a_refused_key_from_a_registered_origin_is_readable_by_its_banner(
+    module_api: httpx.AsyncClient, site: dict[str, Any]
+) -> None:
+    wrong = "pk_" + "0" * 16 + "_" + "A" * 43
+    answer = await module_api.post(PATH, json={"choices": {ANALYTICS: True}}, headers=banner(wrong))
+    assert answer.status_code == 401
+    assert answer.headers["access-control-allow-origin"] == ORIGIN
+    foreign = await module_api.post(
+        PATH,
+        json={"choices": {ANALYTICS: True}},
+        headers=banner(wrong, origin="https://elsewhere.example"),
+    )
+    assert foreign.status_code in (401, 403)
+    assert "access-control-allow-origin" not in foreign.headers
+
+
 async def test_gpc_withdraws_the_marketing_purpose_the_request_does_not_choose(
     module_api: httpx.AsyncClient, site: dict[str, Any]
 ) -> None:

@@ -88,3 +88,26 @@ async def test_the_api_port_serves_what_the_public_port_refuses(
         there.json().get("detail") == "Not Found"
     )
     assert not unmatched, path
+
+
+async def test_the_public_port_takes_a_banners_choices(
+    listeners: tuple[httpx.AsyncClient, httpx.AsyncClient],
+) -> None:
+    """The banner script and the collect endpoint are both on the port meant for the internet:
+    a page that loads the script from there can record through it."""
+    internal, public = listeners
+    origin = "https://www.example.com"
+    site = await internal.post("/v1/sites", json={"name": "shop", "origins": [origin]})
+    assert site.status_code == 201, site.text
+    banner = {"Authorization": f"Bearer {site.json()['key']}", "Origin": origin}
+    preflight = await public.options(
+        "/v1/collect/consents",
+        headers={"Origin": origin, "Access-Control-Request-Method": "POST"},
+    )
+    assert preflight.status_code == 204
+    assert preflight.headers["access-control-allow-origin"] == origin
+    recorded = await public.post(
+        "/v1/collect/consents", json={"choices": {"cookies_analytics": True}}, headers=banner
+    )
+    assert recorded.status_code == 201, recorded.text
+    assert (await public.get("/sdk/consent.js")).status_code == 200

@@ -142,16 +142,20 @@ export async function init(given) {
     language: pickLanguage(given.language),
   };
   const device = readDevice();
+  // a device whose choices could not be read (the ledger unreachable or busy) is not asked
+  // again: its choices are unknown, so every tag stays held back until a later page load
+  let unknown = false;
   if (device) {
     try {
       choices = (await call("GET", { device_id: device })).choices || {};
     } catch (error) {
+      unknown = true;
       console.warn(error.message);
     }
   }
   ready = true;
   changed();
-  if (options.purposes.some((p) => typeof choices[p.id] !== "boolean")) showBanner();
+  if (!unknown && options.purposes.some((p) => typeof choices[p.id] !== "boolean")) showBanner();
   return copy();
 }
 
@@ -160,20 +164,17 @@ export function get() {
   return options ? copy() : {};
 }
 
-/** Record choices (purpose -> true|false) for this device; resolves to get(). Under GPC, a
- * direct-marketing purpose that is not switched on is left to the signal: the ledger records
- * its withdrawal with method `gpc`. */
+/** Record choices (purpose -> true|false) for this device; resolves to get(). Every choice
+ * is sent as the visitor's own; under GPC the ledger withdraws, with method `gpc`, the
+ * marketing purposes a request leaves out that have no choice standing yet. */
 export async function set(given) {
   if (!options) throw new Error("consent.js: call init() first");
   const sent = {};
-  let left = 0;
   for (const p of options.purposes) {
     const value = given?.[p.id];
-    if (typeof value !== "boolean") continue;
-    if (gpc() && isMarketing(p) && value === false) left += 1;
-    else sent[p.id] = value;
+    if (typeof value === "boolean") sent[p.id] = value;
   }
-  if (!left && !Object.keys(sent).length) {
+  if (!Object.keys(sent).length) {
     throw new TypeError("consent.js: set needs {purpose: true|false} for a purpose given to init");
   }
   const device = readDevice();

@@ -99,25 +99,32 @@ def test_choices(choices: object, chosen: dict[str, bool] | None, fields: list[s
         assert found == chosen
 
 
+UNDECIDED = frozenset(SITE)
+
+
 @pytest.mark.parametrize(
-    ("chosen", "gpc", "withdrawn"),
+    ("chosen", "gpc", "undecided", "withdrawn"),
     [
-        ({}, True, ["cookies_marketing"]),
-        ({"cookies_analytics": True}, True, ["cookies_marketing"]),
-        ({"cookies_marketing": True}, True, []),
-        ({"cookies_marketing": False}, True, []),
-        ({"cookies_analytics": True}, False, []),
-        ({}, False, []),
+        ({}, True, UNDECIDED, ["cookies_marketing"]),
+        ({"cookies_analytics": True}, True, UNDECIDED, ["cookies_marketing"]),
+        ({"cookies_marketing": True}, True, UNDECIDED, []),
+        ({"cookies_marketing": False}, True, UNDECIDED, []),
+        ({"cookies_analytics": True}, False, UNDECIDED, []),
+        ({}, False, UNDECIDED, []),
+        # the visitor's own earlier choice stands: GPC never undoes it
+        ({"cookies_analytics": True}, True, {"cookies_analytics"}, []),
+        ({}, True, frozenset(), []),
     ],
 )
-def test_gpc_withdraws_only_unchosen_direct_marketing(
-    chosen: dict[str, bool], gpc: bool, withdrawn: list[str]
+def test_gpc_withdraws_only_unchosen_undecided_direct_marketing(
+    chosen: dict[str, bool], gpc: bool, undecided: frozenset[str], withdrawn: list[str]
 ) -> None:
-    assert gpc_withdrawals(chosen, SITE, CATALOGUE, gpc=gpc) == withdrawn
+    assert gpc_withdrawals(chosen, SITE, CATALOGUE, gpc=gpc, undecided=undecided) == withdrawn
 
 
 def test_gpc_withdraws_nothing_for_a_site_without_direct_marketing() -> None:
-    assert gpc_withdrawals({}, ("cookies_analytics",), CATALOGUE, gpc=True) == []
+    only = ("cookies_analytics",)
+    assert gpc_withdrawals({}, only, CATALOGUE, gpc=True, undecided=set(only)) == []
 
 
 @pytest.mark.parametrize(
@@ -129,6 +136,10 @@ def test_gpc_withdraws_nothing_for_a_site_without_direct_marketing() -> None:
         ("http://www.example.com/", False, None),
         ("javascript:alert(1)", False, None),
         ("https://www.example.com/" + "a" * 3000, False, None),
+        ("https://www.example.com/account;jsessionid=ABC/x", True, "https://www.example.com/account/x"),
+        ("https://www.example.com/u/alice@example.com/", True, "https://www.example.com/"),
+        ("https://www.example.com/u/alice%40example.com", True, "https://www.example.com/"),
+        ("https://www.example.com/call/+358401234567", True, "https://www.example.com/"),
     ],
 )
 def test_page_urls(url: str, accepted: bool, kept: str | None) -> None:
