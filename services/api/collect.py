@@ -23,8 +23,8 @@ from schemas.events import BANNER, GPC, LANGUAGES, Actor, Event, Source
 from services.api.site_guard import allowed_origin, origin_refused, preflight_headers, site_of
 from services.bootstrap import Ledger
 from services.http.app_state import ledger_of
-from services.http.applied import applied
 from services.http.appending import append_request
+from services.http.applied import applied
 from services.http.body import Fields, read_json_object
 from services.http.event_context import context_data, page_context
 from services.http.openapi_parts import (
@@ -174,10 +174,12 @@ async def record_choices(request: Request) -> JSONResponse:
     by_gpc = gpc_withdrawals(chosen, site.purposes, catalogue, gpc=gpc, undecided=undecided)
     if not chosen and not by_gpc and not gpc:
         raise invalid([field_error("choices", "must choose at least one purpose")])
-    if not chosen and not by_gpc:  # GPC alone, and every choice already stands
-        return JSONResponse(
-            {"subject_id": subject_id, "device_id": device_id, "choices": {}}, 200
-        )
+    if not by_gpc and all(shown.get(pid) is given for pid, given in chosen.items()):
+        # what the request asks for stands already: a repeat, a retry after its answer was
+        # lost, or GPC alone with every choice made; nothing new is recorded
+        token = encode_token(latest[0], latest[1] + 1) if latest[0] >= 0 else None
+        body = {"subject_id": subject_id, "device_id": device_id, "choices": chosen}
+        return JSONResponse({**body, "token": token}, 201, headers={"Idempotent-Replayed": "true"})
     kept_url = cut_page_url(page_url) if page_url else None
     common = {
         "system": f"site:{site.site_id}",
@@ -199,8 +201,8 @@ async def record_choices(request: Request) -> JSONResponse:
         for pid, given in chosen.items()
     ]
     events += [_event(ev.CONSENT_WITHDRAWN, GPC, subject_id, pid, now, common) for pid in by_gpc]
-    # the device's latest recorded event is part of the key: the same request after another
-    # one (A, B, then A again) is a new choice, a retry of it is not
+    # the device's latest recorded event is part of the key: two copies of one request sent
+    # at once are one, the same request after another one (A, B, then A again) is new
     parts = [
         site.site_id,
         device_id,

@@ -132,9 +132,7 @@ async def guard_site(request: Request, endpoint: Endpoint, limits: SiteLimits) -
         site = keys.authenticate_site(request.headers.get("authorization"))
     except (KeyRefused, KeysUnavailable) as exc:
         refused = (
-            _unauthorized(exc.reason)
-            if isinstance(exc, KeyRefused)
-            else unavailable(str(exc), 2)
+            _unauthorized(exc.reason) if isinstance(exc, KeyRefused) else unavailable(str(exc), 2)
         )
         # a registered origin's banner can read why (a revoked key, a ledger not ready)
         if any(origin in s.origins for s in keys.sites.values() if s.revoked_at is None):

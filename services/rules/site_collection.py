@@ -212,7 +212,7 @@ def cut_page_url(value: str) -> str:
     a path that looks like it holds an e-mail address or a phone number is dropped whole."""
     url = urlsplit(value)
     path = "/".join(segment.split(";", 1)[0] for segment in (url.path or "/").split("/"))
-    readable = unquote(path)
+    readable = unquote(path).replace("/", " ")
     if "@" in readable or EMAIL_LIKE_RE.search(readable) or contains_phone_number(readable):
         path = "/"
     return urlunsplit((url.scheme.lower(), url.netloc.lower(), path or "/", "", ""))

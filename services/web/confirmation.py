@@ -27,6 +27,7 @@ from schemas.events import DOUBLE_OPT_IN, Actor, Context, Event, Source, subject
 from services.bootstrap import Ledger
 from services.http.app_state import ledger_of
 from services.http.appending import append_request
+from services.http.applied import applied, ledger_token
 from services.http.event_context import context_data, page_context
 from services.identity import links
 from services.identity.links import CONFIRM, LinkClaims, LinkError
@@ -36,7 +37,6 @@ from services.ledger.partitioning import partition_for
 from services.rules.catalogue import Purpose
 from services.rules.decisions import decide
 from services.web import pages
-from services.http.applied import applied, ledger_token
 from services.web.page_errors import (
     bad_form,
     bad_link,

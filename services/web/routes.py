@@ -21,6 +21,7 @@ from schemas.events import Actor, Context, Source, subject_id_problem
 from services.bootstrap import Ledger
 from services.http.app_state import ledger_of, page_limits_of
 from services.http.appending import append_request
+from services.http.applied import applied, ledger_token
 from services.http.body import whole_number
 from services.http.event_context import page_context
 from services.http.openapi_parts import HTML_PAGE, html_page, path_param
@@ -32,7 +33,6 @@ from services.ledger.partitioning import partition_for
 from services.ledger.tokens import TokenError, decode_token
 from services.rules.catalogue import Purpose
 from services.web import pages
-from services.http.applied import applied, ledger_token
 from services.web.page_errors import (
     bad_form,
     bad_link,

