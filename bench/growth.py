@@ -17,6 +17,7 @@ import asyncpg
 
 from bench.dataset import VERSION, subject_events
 from bench.processes import database_exists, fresh_database, with_database
+from projections.migrate import migrate
 from projections.state import fold
 from projections.subject_state import COLUMNS, row_of
 from services.ledger.partitioning import partition_for
@@ -49,6 +50,13 @@ async def ensure_growth_state(
     name = database_name(subjects, seed)
     url = with_database(dsn, name)
     if await database_exists(dsn, name) and await _complete(url, subjects):
+        # a state kept from an earlier run gets the migrations added since (new tables the
+        # API reads at start-up); migrating is a no-op when it has them all
+        conn = await asyncpg.connect(url)
+        try:
+            await migrate(conn)
+        finally:
+            await conn.close()
         return url, False
     url = await fresh_database(dsn, name)
     conn = await asyncpg.connect(url)
