@@ -6,14 +6,14 @@ from __future__ import annotations
 import importlib.util
 import os
 import shutil
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
 import pytest
 
 if TYPE_CHECKING:
-    from playwright.async_api import Browser
+    from playwright.async_api import Browser, Page
 
 ARTIFACTS: Final = Path(__file__).resolve().parents[1] / "artifacts"
 CHROMIUM_ARGS: Final = [
@@ -86,3 +86,21 @@ def artifacts() -> Path:
     """Where the screenshots go: kept after the run as the tests' artefact (gitignored)."""
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     return ARTIFACTS
+
+
+@pytest.fixture
+async def browser_for(browser: Browser) -> AsyncIterator[Callable[[str], Awaitable[Page]]]:
+    """Opens pages in fresh contexts of a browser locale, JavaScript off as a mail reader's
+    link opens them; closes every context after the test."""
+    contexts = []
+
+    async def open_page(locale: str) -> Page:
+        context = await browser.new_context(java_script_enabled=False, locale=locale)
+        contexts.append(context)
+        return await context.new_page()
+
+    try:
+        yield open_page
+    finally:
+        for context in contexts:
+            await context.close()

@@ -6,7 +6,6 @@ language switch choose it. Screenshots go to tests/artifacts/ (e.g. unsubscribe-
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import urlsplit
@@ -18,7 +17,7 @@ from services.rules.languages import LANGUAGES, NATIVE_NAMES
 from tests.browser.test_public_pages import base, decision, grant, submit
 
 if TYPE_CHECKING:
-    from playwright.async_api import Browser, Page, Route
+    from playwright.async_api import Page, Route
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
 
@@ -63,22 +62,6 @@ ELSEWHERE: Final = "de-DE"
 OTHER: Final = {"fi": "sv", "sv": "en", "en": "fi"}
 BROWSER_LOCALE: Final = {"fi": "fi-FI", "sv": "sv-FI", "en": "en-GB"}
 HOW: Final = ("sealed", "accept_language", "switch")
-
-
-@pytest.fixture
-async def browser_for(browser: Browser) -> AsyncIterator[Any]:
-    contexts = []
-
-    async def open_page(locale: str) -> Page:
-        context = await browser.new_context(java_script_enabled=False, locale=locale)
-        contexts.append(context)
-        return await context.new_page()
-
-    try:
-        yield open_page
-    finally:
-        for context in contexts:
-            await context.close()
 
 
 async def issue(api: httpx.AsyncClient, subject: str, language: str | None) -> dict[str, Any]:

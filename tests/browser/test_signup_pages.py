@@ -7,7 +7,6 @@ the expired, altered and erased-subject pages. Screenshots go to tests/artifacts
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
@@ -23,7 +22,7 @@ from tests.browser.test_page_languages import BROWSER_LOCALE, speaks
 from tests.browser.test_public_pages import base, submit
 
 if TYPE_CHECKING:
-    from playwright.async_api import Browser, Page
+    from playwright.async_api import Page
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
 
@@ -60,22 +59,6 @@ WORDS: Final[dict[str, dict[str, str]]] = {
 }
 
 
-@pytest.fixture
-async def page_in(browser: Browser) -> AsyncIterator[Any]:
-    contexts = []
-
-    async def open_page(locale: str) -> Page:
-        context = await browser.new_context(java_script_enabled=False, locale=locale)
-        contexts.append(context)
-        return await context.new_page()
-
-    try:
-        yield open_page
-    finally:
-        for context in contexts:
-            await context.close()
-
-
 async def sign_up(api: httpx.AsyncClient, subject: str, language: str) -> dict[str, Any]:
     response = await api.post(f"/v1/subjects/{subject}/signups", json={**NL, "language": language})
     assert response.status_code == 201, response.text
@@ -98,7 +81,7 @@ async def event_types(api: httpx.AsyncClient, subject: str, token: str) -> list[
 
 @pytest.mark.parametrize("language", LANGUAGES)
 async def test_a_sign_up_is_confirmed_in_its_language(
-    api: httpx.AsyncClient, page_in: Any, artifacts: Path, language: str
+    api: httpx.AsyncClient, browser_for: Any, artifacts: Path, language: str
 ) -> None:
     from playwright.async_api import expect
 
@@ -106,7 +89,7 @@ async def test_a_sign_up_is_confirmed_in_its_language(
     subject = "s-" + uuid.uuid4().hex[:12]
     signup = await sign_up(api, subject, language)
     url = base(api) + urlsplit(signup["confirm_url"]).path
-    page: Page = await page_in("de-DE")  # the sealed language wins over the browser's
+    page: Page = await browser_for("de-DE")  # the sealed language wins over the browser's
 
     await page.goto(url)
     await speaks(page, language, words["confirm"])
@@ -134,10 +117,10 @@ async def test_a_sign_up_is_confirmed_in_its_language(
 
 @pytest.mark.parametrize("language", LANGUAGES)
 async def test_expired_altered_and_erased_links_record_nothing(
-    api: httpx.AsyncClient, settings: Settings, page_in: Any, artifacts: Path, language: str
+    api: httpx.AsyncClient, settings: Settings, browser_for: Any, artifacts: Path, language: str
 ) -> None:
     words = WORDS[language]
-    page: Page = await page_in(BROWSER_LOCALE[language])
+    page: Page = await browser_for(BROWSER_LOCALE[language])
 
     # expired: the sealed language cannot be read any more, the browser's is used
     past = datetime.now(UTC) - timedelta(days=8)

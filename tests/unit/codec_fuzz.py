@@ -17,7 +17,7 @@ from schemas import events
 from schemas.codec import HEADER_SIZE, MAGIC, CodecError
 from schemas.events import Event
 from tests.unit.codec_samples import CODEC
-from tests.unit.schemas.test_codec import any_event
+from tests.unit.event_strategies import any_event
 
 FINGERPRINTS = [CODEC.fingerprint_of(t) for t in events.EVENT_TYPES]
 

@@ -11,7 +11,7 @@ from projections.journal import event_payload, payload_json
 from schemas.events import Event
 from tests.properties import examples
 from tests.unit.codec_samples import CODEC
-from tests.unit.schemas.test_codec import any_event
+from tests.unit.event_strategies import any_event
 
 
 def _reference(event: Event) -> str:

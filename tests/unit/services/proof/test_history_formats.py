@@ -32,7 +32,7 @@ from services.proof.history_formats import (
     history_schema,
 )
 from tests.properties import examples
-from tests.unit.schemas.test_codec import any_event
+from tests.unit.event_strategies import any_event
 
 CODEC = default_codec()
 OCCURRED = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
