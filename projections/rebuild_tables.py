@@ -51,6 +51,15 @@ TABLES: Final[Mapping[str, str]] = MappingProxyType(
         "projector_stops": KEPT,
         # an operator's record of where MACs start; a replay of the same log applies the same
         "record_mac_cutoffs": KEPT,
+        # webhook subscriptions (configuration) and the dispatcher's own progress and
+        # deliveries: it reads the log itself, so a rebuild of the projections leaves them be
+        "webhook_subscriptions": KEPT,
+        "webhook_secrets": KEPT,
+        "webhook_deliveries": KEPT,
+        "webhook_attempts": KEPT,
+        "webhook_dispatch_offsets": KEPT,
+        "webhook_outcome_counts": KEPT,
+        "webhook_erasure_identifiers": KEPT,
     }
 )
 
