@@ -8,7 +8,6 @@ Design: docs/developers/design/webhooks.md
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
 from typing import Any, Final, cast
 
 import asyncpg
@@ -36,9 +35,8 @@ from services.http.openapi_parts import (
     request_body,
 )
 from services.http.problems import ProblemError, field_error, invalid
-from services.identity import webhook_secrets
 from services.rules.webhook_fields import FieldProblem, check_fields
-from services.webhooks.signing import new_secret
+from services.webhooks import subscriptions as subscription_changes
 
 PATH: Final = "/v1/webhooks"
 ITEM_PATH: Final = "/v1/webhooks/{webhook_id}"
@@ -85,20 +83,11 @@ async def create(request: Request) -> JSONResponse:
     ledger = ledger_of(request)
     values = _checked(ledger, await read_json_object(request), creating=True)
     caller = caller_of(request)
-    webhook_id, secret = uuid.uuid4(), new_secret()
-    async with ledger.pool.acquire() as proxy, proxy.transaction():
+    async with ledger.pool.acquire() as proxy:
         conn = cast(asyncpg.Connection, proxy)  # the pool's proxy is a connection to the stubs
-        await subscriptions.insert_subscription(
-            conn,
-            webhook_id,
-            values["url"],
-            values["event_types"],
-            values["description"],
-            values["include_identifiers"],
-            caller.key_id if caller else None,
+        secret, row = await subscription_changes.create(
+            conn, ledger.secrets.master, values, caller.key_id if caller else None
         )
-        await webhook_secrets.issue(conn, ledger.secrets.master, webhook_id, secret)
-    row = await _found(ledger, webhook_id)
     return JSONResponse({**row.as_json(), "secret": secret}, 201)
 
 
@@ -134,13 +123,12 @@ async def rotate_secret(request: Request) -> JSONResponse:
     """A new secret, shown this once; the previous one keeps signing for a day beside it."""
     ledger = ledger_of(request)
     webhook_id = _webhook_id(request)
-    secret = new_secret()
-    await _found(ledger, webhook_id)
     async with ledger.pool.acquire() as proxy:
         conn = cast(asyncpg.Connection, proxy)
-        retires_at = await webhook_secrets.rotate(
-            conn, ledger.secrets.master, webhook_id, secret, datetime.now(UTC)
-        )
+        rotated = await subscription_changes.rotate(conn, ledger.secrets.master, webhook_id)
+    if rotated is None:
+        raise _not_found(str(webhook_id))
+    secret, retires_at = rotated
     return JSONResponse(
         {"id": str(webhook_id), "secret": secret, "previous_secret_retires_at": rfc3339(retires_at)}
     )

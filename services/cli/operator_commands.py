@@ -1,8 +1,8 @@
 """The operator commands beside a running ledger: import, verify, checkpoint-verify, retention,
-keys, sites, resume-projector, backup, restore, restore-log, rebuild and require-record-macs. Each
-command's work lives in its own module; this one only declares their arguments, which servers
-they need, and calls them. With no servers set they use those of a running `consent-ledger up`
-(SESSION_COMMANDS).
+keys, sites, webhooks, resume-projector, backup, restore, restore-log, rebuild and
+require-record-macs. Each command's work lives in its own module; this one only declares their
+arguments, which servers they need, and calls them. With no servers set they use those of a
+running `consent-ledger up` (SESSION_COMMANDS).
 """
 
 from __future__ import annotations
@@ -16,6 +16,8 @@ from services.cli.keys_commands import add_parser as add_keys_parser
 from services.cli.keys_commands import run_keys
 from services.cli.sites_commands import add_parser as add_sites_parser
 from services.cli.sites_commands import run_sites
+from services.cli.webhooks_commands import add_parser as add_webhooks_parser
+from services.cli.webhooks_commands import run_webhooks
 from services.config import Settings
 from services.operations.require_record_macs import add_parser as add_cutoff_parser
 
@@ -25,7 +27,7 @@ if TYPE_CHECKING:
 #: services/operations/backup.py, restore_backup.py and restore_log.py
 BACKUP_COMMANDS: Final = ("backup", "restore", "restore-log")
 OPERATOR_COMMANDS: Final = (
-    *("import", "verify", "checkpoint-verify", "retention", "keys", "sites"),
+    *("import", "verify", "checkpoint-verify", "retention", "keys", "sites", "webhooks"),
     "resume-projector",
     *BACKUP_COMMANDS,
     "rebuild",
@@ -47,6 +49,7 @@ def add_operator_parsers(sub: Subparsers) -> None:
     retention.add_argument("--dry-run", action="store_true", help="report, delete nothing")
     add_keys_parser(sub)
     add_sites_parser(sub)
+    add_webhooks_parser(sub)
     sub.add_parser(
         "resume-projector",
         help="clear a stop of the projectors by loss detection, once the log or the projection"
@@ -72,6 +75,8 @@ def operator_command(
         return run_keys(settings, args)
     if args.command == "sites":
         return run_sites(settings, args)
+    if args.command == "webhooks":
+        return run_webhooks(settings, args)
     if args.command == "retention":
         from services.proof.retention import run_retention
 
@@ -129,9 +134,8 @@ def checkpoint_options(args: argparse.Namespace) -> CheckpointOptions:
 
 def required_servers(args: argparse.Namespace) -> tuple[str, ...]:
     """The server settings a command needs (most need both)."""
-    if args.command in ("verify", "retention", "keys", "sites", "resume-projector") or getattr(
-        args, "drop_previous", False
-    ):
+    database_only = ("verify", "retention", "keys", "sites", "webhooks", "resume-projector")
+    if args.command in database_only or getattr(args, "drop_previous", False):
         return ("DATABASE_URL",)
     if args.command in ("backup", "restore"):
         return ("KAFKA_BOOTSTRAP_SERVERS",)

@@ -5,7 +5,12 @@ identifiers for its SubjectErased webhooks before the data key is destroyed."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+import json
+import os
+import subprocess
+import sys
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -186,6 +191,7 @@ async def test_an_erasure_captures_the_identifiers_before_the_key_is_destroyed(
     assert erased.status_code == 201, erased.text
     event_id = uuid.UUID(erased.json()["event_id"])
     row = await db.fetchrow("SELECT * FROM webhook_erasure_identifiers")
+    assert row is not None
     assert row["event_id"] == event_id and row["subject_id"] == "wh-erased"
     assert b"example.fi" not in bytes(row["sealed"]) and b"358" not in bytes(row["sealed"])
     key = await db.fetchval("SELECT wrapped_key FROM subject_keys WHERE subject_id = 'wh-erased'")
@@ -246,3 +252,51 @@ async def test_a_replayed_erasure_keeps_only_the_first_capture(
         r["event_id"] for r in await db.fetch("SELECT event_id FROM webhook_erasure_identifiers")
     ]
     assert ids == [uuid.UUID(first.json()["event_id"])]
+
+
+async def webhooks_cli(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, **settings.as_environment()}
+    return await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "services.cli.main", "webhooks", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+async def test_the_cli_creates_lists_shows_updates_rotates_and_deletes(
+    settings: Settings, db: asyncpg.Connection
+) -> None:
+    made = await webhooks_cli(
+        settings, "create", "--url", URL, "--event", "SubjectErased", "--include-identifiers"
+    )
+    assert made.returncode == 0, made.stderr
+    secret = made.stdout.strip().splitlines()[-1]
+    hook_id = str(await db.fetchval("SELECT id FROM webhook_subscriptions"))
+    assert secret.startswith("whsec_") and hook_id in made.stdout
+    assert await secrets_now(settings, db, hook_id) == [secret]
+    listed = await webhooks_cli(settings, "list")
+    assert listed.returncode == 0 and hook_id in listed.stdout and URL in listed.stdout
+    assert secret not in listed.stdout
+    shown = await webhooks_cli(settings, "show", hook_id)
+    assert json.loads(shown.stdout)["include_identifiers"] is True
+    assert secret not in shown.stdout
+    changed = await webhooks_cli(
+        settings, "update", hook_id, "--event", "ConsentWithdrawn", "--disable"
+    )
+    assert changed.returncode == 0, changed.stderr
+    assert json.loads(changed.stdout)["events"] == ["ConsentWithdrawn"]
+    assert json.loads(changed.stdout)["enabled"] is False
+    rotated = await webhooks_cli(settings, "rotate-secret", hook_id)
+    assert rotated.returncode == 0, rotated.stderr
+    new_secret = rotated.stdout.strip().splitlines()[-1]
+    assert await secrets_now(settings, db, hook_id) == [new_secret, secret]
+    bad = await webhooks_cli(settings, "create", "--url", "http://crm.example.com/", "--event", "X")
+    assert bad.returncode == 2 and "url:" in bad.stderr and "events:" in bad.stderr
+    deleted = await webhooks_cli(settings, "delete", hook_id)
+    assert deleted.returncode == 0, deleted.stderr
+    assert await db.fetchval("SELECT count(*) FROM webhook_subscriptions") == 0
+    assert (await webhooks_cli(settings, "show", hook_id)).returncode == 1
+    assert (await webhooks_cli(settings, "delete", "not-an-id")).returncode == 1

@@ -1,0 +1,48 @@
+"""Creating a webhook subscription and rotating its secret, alike for the admin API
+(services/api/webhooks.py) and the CLI (services/cli/webhooks_commands.py): the secret is made
+here, sealed at once and answered only to be shown this once."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+
+from projections import webhook_subscriptions as stored
+from services.identity import webhook_secrets
+from services.identity.secrets import KeyRing
+from services.webhooks.signing import new_secret
+
+
+async def create(
+    conn: asyncpg.Connection, master: KeyRing, values: dict[str, Any], created_by: str | None
+) -> tuple[str, stored.SubscriptionRow]:
+    """Store a checked subscription (services/rules/webhook_fields.py) with a new secret."""
+    webhook_id, secret = uuid.uuid4(), new_secret()
+    async with conn.transaction():
+        await stored.insert_subscription(
+            conn,
+            webhook_id,
+            values["url"],
+            values["event_types"],
+            values["description"],
+            values["include_identifiers"],
+            created_by,
+        )
+        await webhook_secrets.issue(conn, master, webhook_id, secret)
+    row = await stored.get_subscription(conn, webhook_id)
+    assert row is not None
+    return secret, row
+
+
+async def rotate(
+    conn: asyncpg.Connection, master: KeyRing, webhook_id: uuid.UUID
+) -> tuple[str, datetime] | None:
+    """A new secret and when the previous one stops signing; None for an unknown id."""
+    if await stored.get_subscription(conn, webhook_id) is None:
+        return None
+    secret = new_secret()
+    retires_at = await webhook_secrets.rotate(conn, master, webhook_id, secret, datetime.now(UTC))
+    return secret, retires_at
