@@ -118,7 +118,7 @@ def _flag(f: Fields, name: str) -> bool:
         return False
     if value != "true":
         f.error(name, f"{str(value)[:20]!r} is not accepted", ["true", "false"])
-    return value == "true"
+    return bool(value == "true")
 
 
 def _needs_audience(request: Request) -> None:
@@ -180,7 +180,7 @@ async def suppressions(request: Request) -> Response:
     following = None
     if more:
         query = {"channel": channel, "limit": str(limit), "after": found[-1][0].hex()}
-        query.update({"format": fmt} if fmt != "json" else {})
+        query.update({"format": str(fmt)} if fmt != "json" else {})
         query.update({"include_identifiers": "true"} if with_addresses else {})
         following = f"{PATH}?{urlencode(query)}"
     listed = [entry for _, entry in found]
