@@ -2,7 +2,9 @@
 subject order, and the sealed addresses of the subjects a stream lets out.
 
 The pattern is batch_snapshot's own expression (PATTERN_OF_FACTS over RELEVANT_FACT), so an
-audience and a batch check decide alike. Design: docs/developers/design/audiences.md
+audience and a batch check decide alike. The route: services/api/audiences.py.
+
+Design: docs/developers/design/audiences.md
 """
 
 from __future__ import annotations

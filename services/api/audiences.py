@@ -4,8 +4,9 @@ CSV from one snapshot, for a sending tool to pull before a send.
 One REPEATABLE READ transaction and a server-side cursor feed the whole answer, a chunk at a
 time (services/rules/audience.py decides once per fact pattern, with the batch rules). With a
 `campaign_id`, a first pass over the same snapshot puts a ContactCheckPerformed on the checks
-topic, and the list leaves only after the broker's ack. Design:
-docs/developers/design/audiences.md
+topic, and the list leaves only after the broker's ack. Its SQL: projections/audiences.py.
+
+Design: docs/developers/design/audiences.md
 """
 
 from __future__ import annotations

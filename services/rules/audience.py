@@ -2,6 +2,8 @@
 once per distinct fact pattern with the batch rules, and the count of everyone left out.
 
 Pure; the stream that feeds it is services/api/audiences.py.
+
+Design: docs/developers/design/audiences.md
 """
 
 from __future__ import annotations
