@@ -9,9 +9,10 @@ Design: docs/developers/design/audiences.md
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Sequence
 from datetime import datetime
-from typing import Final
+from typing import Final, cast
 
 import asyncpg
 
@@ -38,6 +39,10 @@ SELECT subject_id, coalesce(pattern, '') AS pattern FROM (
 ORDER BY 1
 """
 
+#: run first in the audience's transaction: EVERYONE sorts and groups every subject's facts,
+#: in memory rather than in temporary files (the benchmark's COPY baseline sets it too)
+WORK_MEM: Final = "SET LOCAL work_mem = '64MB'"
+
 #: the linked addresses of type $1 of the subjects $2, each with its subject's wrapped data key
 #: (an erased subject has neither); oldest link first
 SEALED_ADDRESSES: Final = """
@@ -60,21 +65,12 @@ ORDER BY i.blind_index, i.recorded_at DESC, i.subject_id
 """
 
 
-async def everyone(
-    conn: asyncpg.Connection,
-    *,
-    identifier_type: str,
-    relevance: Relevance,
-    now: datetime,
-    cutoff: datetime | None,
-    chunk: int,
-) -> AsyncIterator[list[tuple[str, str]]]:
-    """(subject id, pattern) of every subject, `chunk` rows at a time, through a server-side
-    cursor: memory holds one chunk, whatever the audience's size. Runs in the caller's
-    transaction (REPEATABLE READ, so every chunk comes from one snapshot)."""
+def everyone_args(
+    *, identifier_type: str, relevance: Relevance, now: datetime, cutoff: datetime | None
+) -> tuple[object, ...]:
+    """EVERYONE's arguments ($1-$11); the benchmark's COPY baseline runs the same query."""
     r = relevance
-    cursor = await conn.cursor(
-        EVERYONE,
+    return (
         identifier_type,
         list(r.restriction_b),
         list(r.dm_objection_b),
@@ -87,8 +83,52 @@ async def everyone(
         list(r.erasure_a),
         list(r.suppression_a),
     )
-    while rows := await cursor.fetch(chunk):
-        yield [(row[0], row[1]) for row in rows]
+
+
+async def everyone(
+    conn: asyncpg.Connection,
+    *,
+    identifier_type: str,
+    relevance: Relevance,
+    now: datetime,
+    cutoff: datetime | None,
+    chunk: int,
+    prefetch: bool = False,
+) -> AsyncIterator[list[tuple[str, str]]]:
+    """(subject id, pattern) of every subject, `chunk` rows at a time, through a server-side
+    cursor: memory holds one chunk (two with `prefetch`), whatever the audience's size. Runs
+    in the caller's transaction (REPEATABLE READ, so every chunk comes from one snapshot).
+
+    With `prefetch`, PostgreSQL reads the next chunk while the caller works on this one; only
+    for a caller that sends no other query on `conn` in between."""
+    args = everyone_args(
+        identifier_type=identifier_type, relevance=relevance, now=now, cutoff=cutoff
+    )
+    cursor = await conn.cursor(EVERYONE, *args)
+    if not prefetch:
+        while rows := await cursor.fetch(chunk):
+            yield _pairs(rows)
+        return
+    ahead = asyncio.ensure_future(cursor.fetch(chunk))
+    try:
+        while rows := await ahead:
+            ahead = asyncio.ensure_future(cursor.fetch(chunk))
+            yield _pairs(rows)
+    finally:
+        # the caller left early: stop the read (the transaction is rolled back after)
+        ahead.cancel()
+        ahead.add_done_callback(_retrieved)
+
+
+def _pairs(rows: list[asyncpg.Record]) -> list[tuple[str, str]]:
+    # a Record unpacks like the (subject id, pattern) tuple it holds: no copy per row
+    return cast(list[tuple[str, str]], rows)
+
+
+def _retrieved(done: asyncio.Future[list[asyncpg.Record]]) -> None:
+    """Take a cancelled read's outcome, so an error in it is not reported as never seen."""
+    if not done.cancelled():
+        done.exception()
 
 
 async def sealed_addresses(

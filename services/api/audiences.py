@@ -16,7 +16,7 @@ import io
 import json
 import logging
 import uuid
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final, cast
@@ -107,20 +107,26 @@ def header_line(ask: AudienceAsk) -> bytes:
     return _csv([columns])
 
 
-def row_lines(ask: AudienceAsk, rows: Iterable[tuple[str, str | None]]) -> bytes:
-    """(subject id, address or None) rows in the asked format."""
+def id_lines(ask: AudienceAsk, subject_ids: Sequence[str]) -> bytes:
+    """Rows without addresses, encoded in one join: subject ids match SUBJECT_ID_RE, so
+    nothing in them needs quoting in CSV or escaping in JSON."""
+    if not subject_ids:
+        return b""
+    if ask.format == "csv":
+        lead, tail = ("subject,", ",,") if ask.reasons else ("", "")
+        return (lead + (tail + "\r\n" + lead).join(subject_ids) + tail + "\r\n").encode()
+    return ('{"subject_id":"' + '"}\n{"subject_id":"'.join(subject_ids) + '"}\n').encode()
+
+
+def address_lines(ask: AudienceAsk, rows: Iterable[tuple[str, str]]) -> bytes:
+    """(subject id, address) rows: an address is free text, quoted and escaped in full."""
+    key = ask.addresses or "address"
     if ask.format == "csv":
         lead = ["subject"] if ask.reasons else []
         tail = ["", ""] if ask.reasons else []
-        if ask.addresses:
-            return _csv([[*lead, s, a or "", *tail] for s, a in rows])
-        return _csv([[*lead, s, *tail] for s, _ in rows])
-    if ask.addresses:
-        key = ask.addresses
-        lines = (json.dumps({"subject_id": s, key: a}, ensure_ascii=False) for s, a in rows)
-        return "".join(f"{line}\n" for line in lines).encode("utf-8")
-    # subject ids match SUBJECT_ID_RE: nothing in them needs escaping
-    return "".join(f'{{"subject_id":"{s}"}}\n' for s, _ in rows).encode("utf-8")
+        return _csv([[*lead, s, a, *tail] for s, a in rows])
+    lines = (json.dumps({"subject_id": s, key: a}, ensure_ascii=False) for s, a in rows)
+    return "".join(f"{line}\n" for line in lines).encode("utf-8")
 
 
 def trailer(ask: AudienceAsk, tally: AudienceTally, rows: int, token: str) -> bytes:
@@ -156,7 +162,12 @@ def _verdicts(ask: AudienceAsk, now: datetime, published: Notices) -> AudienceVe
 
 
 async def _everyone(
-    conn: asyncpg.Connection, ask: AudienceAsk, now: datetime, published: Notices
+    conn: asyncpg.Connection,
+    ask: AudienceAsk,
+    now: datetime,
+    published: Notices,
+    *,
+    prefetch: bool = False,
 ) -> AsyncIterator[list[tuple[str, str]]]:
     cutoff = published.cutoff(p, now) if (p := reconsent_purpose(ask.purpose)) else None
     async for chunk in audiences.everyone(
@@ -166,6 +177,7 @@ async def _everyone(
         now=now,
         cutoff=cutoff,
         chunk=CHUNK,
+        prefetch=prefetch,
     ):
         yield chunk
 
@@ -183,7 +195,7 @@ async def _check(
     assert ask.campaign_id is not None
     verdicts, tally = _verdicts(ask, now, published), AudienceTally()
     considered, allowed = SortedDigest(), SortedDigest()
-    async for chunk in _everyone(conn, ask, now, published):
+    async for chunk in _everyone(conn, ask, now, published, prefetch=True):
         for subject_id in allowed_of(chunk, verdicts, tally):
             allowed.add(f"subject:{subject_id}")
         for subject_id, _ in chunk:
@@ -218,7 +230,7 @@ async def audience(request: Request) -> StreamingResponse:
     transaction = conn.transaction(isolation="repeatable_read", readonly=True)
     try:
         await transaction.start()
-        await conn.execute("SET LOCAL work_mem = '64MB'")
+        await conn.execute(audiences.WORK_MEM)
         stored = await offsets.load(conn, ledger.settings.topic)
         token = encode_snapshot_token([stored.get(p, 0) for p in range(ledger.partitions)])
         published = await notices.load(conn)
@@ -256,23 +268,26 @@ async def _stream(
     verdicts, tally, rows, complete = _verdicts(ask, now, published), AudienceTally(), 0, False
     try:
         yield header_line(ask)
-        async for chunk in _everyone(conn, ask, now, published):
+        # without addresses no other query shares the connection: the next chunk is read
+        # while this one is decided and sent
+        prefetch = ask.addresses is None
+        async for chunk in _everyone(conn, ask, now, published, prefetch=prefetch):
             allowed = allowed_of(chunk, verdicts, tally)
-            out: list[tuple[str, str | None]]
-            if ask.addresses:
-                sealed = await audiences.sealed_addresses(conn, ask.addresses, allowed)
-                opened = open_addresses(ledger.secrets.master, ask.addresses, sealed)
-                # addresses are personal data: who read them is logged before they leave
-                await record_reads(request, list(dict.fromkeys(s for s, _ in opened)))
-                missing = len(set(allowed) - {s for s, _ in opened})
-                tally.allowed -= missing
-                tally.left_out[NO_ADDRESS] += missing
-                out = list(opened)
-            else:
-                out = [(s, None) for s in allowed]
-            rows += len(out)
-            if out:
-                yield row_lines(ask, out)
+            if ask.addresses is None:
+                rows += len(allowed)
+                if allowed:
+                    yield id_lines(ask, allowed)
+                continue
+            sealed = await audiences.sealed_addresses(conn, ask.addresses, allowed)
+            opened = open_addresses(ledger.secrets.master, ask.addresses, sealed)
+            # addresses are personal data: who read them is logged before they leave
+            await record_reads(request, list(dict.fromkeys(s for s, _ in opened)))
+            missing = len(set(allowed) - {s for s, _ in opened})
+            tally.allowed -= missing
+            tally.left_out[NO_ADDRESS] += missing
+            rows += len(opened)
+            if opened:
+                yield address_lines(ask, opened)
         yield trailer(ask, tally, rows, token)
         complete = True
     finally:
