@@ -10,7 +10,7 @@ Design: docs/developers/design/audiences.md
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
 from datetime import datetime
 from typing import Final, cast
 
@@ -94,13 +94,14 @@ async def everyone(
     cutoff: datetime | None,
     chunk: int,
     prefetch: bool = False,
-) -> AsyncIterator[list[tuple[str, str]]]:
+) -> AsyncGenerator[list[tuple[str, str]], None]:
     """(subject id, pattern) of every subject, `chunk` rows at a time, through a server-side
     cursor: memory holds one chunk (two with `prefetch`), whatever the audience's size. Runs
     in the caller's transaction (REPEATABLE READ, so every chunk comes from one snapshot).
 
     With `prefetch`, PostgreSQL reads the next chunk while the caller works on this one; only
-    for a caller that sends no other query on `conn` in between."""
+    for a caller that sends no other query on `conn` in between, and closes this iterator
+    (contextlib.aclosing) before it ends the transaction."""
     args = everyone_args(
         identifier_type=identifier_type, relevance=relevance, now=now, cutoff=cutoff
     )
@@ -115,8 +116,15 @@ async def everyone(
             ahead = asyncio.ensure_future(cursor.fetch(chunk))
             yield _pairs(rows)
     finally:
-        # the caller left early: stop the read (the transaction is rolled back after)
-        ahead.cancel()
+        # closed early (the client left): the read in flight ends before the caller rolls the
+        # transaction back, since a connection runs one operation at a time
+        if not ahead.done():
+            try:
+                await asyncio.wait([ahead])
+            finally:
+                # cancelled while waiting: cancel the read too, and the pool's release waits
+                # for that before it rolls back (a no-op once the read is done)
+                ahead.cancel()
         ahead.add_done_callback(_retrieved)
 
 
@@ -126,7 +134,7 @@ def _pairs(rows: list[asyncpg.Record]) -> list[tuple[str, str]]:
 
 
 def _retrieved(done: asyncio.Future[list[asyncpg.Record]]) -> None:
-    """Take a cancelled read's outcome, so an error in it is not reported as never seen."""
+    """Take an unused read's outcome, so an error in it is not reported as never seen."""
     if not done.cancelled():
         done.exception()
 

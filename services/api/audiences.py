@@ -16,7 +16,8 @@ import io
 import json
 import logging
 import uuid
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Sequence
+from contextlib import aclosing
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final, cast
@@ -168,9 +169,9 @@ async def _everyone(
     published: Notices,
     *,
     prefetch: bool = False,
-) -> AsyncIterator[list[tuple[str, str]]]:
+) -> AsyncGenerator[list[tuple[str, str]], None]:
     cutoff = published.cutoff(p, now) if (p := reconsent_purpose(ask.purpose)) else None
-    async for chunk in audiences.everyone(
+    chunks = audiences.everyone(
         conn,
         identifier_type=CHANNEL_IDENTIFIERS.get(ask.channel, ""),
         relevance=relevance(ask.purpose, ask.channel),
@@ -178,8 +179,10 @@ async def _everyone(
         cutoff=cutoff,
         chunk=CHUNK,
         prefetch=prefetch,
-    ):
-        yield chunk
+    )
+    async with aclosing(chunks):  # a read ahead ends with this iterator, not after it
+        async for chunk in chunks:
+            yield chunk
 
 
 async def _check(
@@ -195,11 +198,12 @@ async def _check(
     assert ask.campaign_id is not None
     verdicts, tally = _verdicts(ask, now, published), AudienceTally()
     considered, allowed = SortedDigest(), SortedDigest()
-    async for chunk in _everyone(conn, ask, now, published, prefetch=True):
-        for subject_id in allowed_of(chunk, verdicts, tally):
-            allowed.add(f"subject:{subject_id}")
-        for subject_id, _ in chunk:
-            considered.add(f"subject:{subject_id}")
+    async with aclosing(_everyone(conn, ask, now, published, prefetch=True)) as chunks:
+        async for chunk in chunks:
+            for subject_id in allowed_of(chunk, verdicts, tally):
+                allowed.add(f"subject:{subject_id}")
+            for subject_id, _ in chunk:
+                considered.add(f"subject:{subject_id}")
     check = ContactCheck(
         check_id=uuid.uuid4(),
         campaign_id=ask.campaign_id,
@@ -246,8 +250,13 @@ async def audience(request: Request) -> StreamingResponse:
 
 
 async def _close(ledger: Ledger, proxy: Any, transaction: Any) -> None:
+    """Roll back (read only: nothing to keep) and return the connection. When the request was
+    cancelled mid-read (the client left), the connection may still be cancelling that read:
+    the pool's release waits for it and rolls back itself."""
     try:
-        await transaction.rollback()  # read only: nothing to keep
+        await transaction.rollback()
+    except asyncpg.InterfaceError:
+        log.info("audience stream cut short: the pool rolls its transaction back")
     finally:
         await ledger.pool.release(proxy)
 
@@ -271,28 +280,30 @@ async def _stream(
         # without addresses no other query shares the connection: the next chunk is read
         # while this one is decided and sent
         prefetch = ask.addresses is None
-        async for chunk in _everyone(conn, ask, now, published, prefetch=prefetch):
-            allowed = allowed_of(chunk, verdicts, tally)
-            if ask.addresses is None:
-                rows += len(allowed)
-                if allowed:
-                    yield id_lines(ask, allowed)
-                continue
-            sealed = await audiences.sealed_addresses(conn, ask.addresses, allowed)
-            opened = open_addresses(ledger.secrets.master, ask.addresses, sealed)
-            # addresses are personal data: who read them is logged before they leave
-            await record_reads(request, list(dict.fromkeys(s for s, _ in opened)))
-            missing = len(set(allowed) - {s for s, _ in opened})
-            tally.allowed -= missing
-            tally.left_out[NO_ADDRESS] += missing
-            rows += len(opened)
-            if opened:
-                yield address_lines(ask, opened)
+        async with aclosing(_everyone(conn, ask, now, published, prefetch=prefetch)) as chunks:
+            async for chunk in chunks:
+                allowed = allowed_of(chunk, verdicts, tally)
+                if ask.addresses is None:
+                    rows += len(allowed)
+                    if allowed:
+                        yield id_lines(ask, allowed)
+                    continue
+                sealed = await audiences.sealed_addresses(conn, ask.addresses, allowed)
+                opened = open_addresses(ledger.secrets.master, ask.addresses, sealed)
+                # addresses are personal data: who read them is logged before they leave
+                await record_reads(request, list(dict.fromkeys(s for s, _ in opened)))
+                missing = len(set(allowed) - {s for s, _ in opened})
+                tally.allowed -= missing
+                tally.left_out[NO_ADDRESS] += missing
+                rows += len(opened)
+                if opened:
+                    yield address_lines(ask, opened)
         yield trailer(ask, tally, rows, token)
         complete = True
     finally:
-        await _close(ledger, proxy, transaction)
+        # logged first: when the client left, the awaits of the close may be cancelled too
         _log_export(request, ask, token, check, rows, complete)
+        await _close(ledger, proxy, transaction)
 
 
 def _log_export(
