@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from bench.audience_scenario import AudienceSamples, audience_rows
 from bench.client_scenarios import EndToEnd, percentile
 from bench.replay import ReplayResult
 from bench.sizes import (
@@ -17,7 +18,7 @@ from bench.sizes import (
     Sizes,
     size_note,
 )
-from bench.table import Measurement, Target
+from bench.table import Measurement, Target, median_text
 from bench.wrk import WrkResult
 
 #: names of the wrk loads
@@ -37,6 +38,7 @@ class Collected:
     batch: list[float] = field(default_factory=list)
     bulk: list[float] = field(default_factory=list)
     e2e: list[EndToEnd] = field(default_factory=list)
+    audience: AudienceSamples = field(default_factory=AudienceSamples)
     api_peak_mb: float = 0.0
     replay_events: int = 0
     connections: int = 32
@@ -224,7 +226,7 @@ def replay_rows(c: Collected, sizes: Sizes) -> list[Measurement]:
     events, reduced = size_note(c.replay_events, ISSUE_REPLAY_EVENTS, "events")
     floor = tuple(min(a, b) for a, b in zip(c.consume, c.copy, strict=False))
     note = (
-        f"B-consume {_median_text(c.consume)} records/s, B-copy {_median_text(c.copy)} rows/s"
+        f"B-consume {median_text(c.consume)} records/s, B-copy {median_text(c.copy)} rows/s"
         if c.consume and c.copy
         else ""
     )
@@ -295,11 +297,6 @@ def replay_rows(c: Collected, sizes: Sizes) -> list[Measurement]:
             Measurement("memory: API over the whole run", "peak RSS", "MB", (c.api_peak_mb,))
         )
     return rows
-
-
-def _median_text(values: Sequence[float]) -> str:
-    ordered = sorted(values)
-    return f"{ordered[len(ordered) // 2]:,.0f}"
 
 
 def _cores_note(runs: Sequence[EndToEnd]) -> str:
@@ -394,6 +391,7 @@ def measurements(c: Collected, sizes: Sizes) -> list[Measurement]:
     return [
         *http_rows(c, sizes),
         *client_rows(c, sizes),
+        *audience_rows(c.audience),
         *replay_rows(c, sizes),
         *growth_rows(c, sizes),
     ]

@@ -39,6 +39,7 @@ PROFILE_TITLES = {
     "B-read": "B-read, the baseline process (last run)",
     "B-write": "B-write, the baseline process (last run)",
     "replay": "replay, the projector process (last replay)",
+    "audience": "audience, the API process (last JSON lines pull)",
 }
 
 
@@ -68,10 +69,10 @@ def parse_options(argv: list[str] | None = None) -> Options:
     parser.add_argument("--no-growth", action="store_true", help="skip the growth scenario")
     parser.add_argument(
         "--only",
-        choices=("all", "replay", "growth"),
+        choices=("all", "replay", "growth", "audience"),
         default="all",
         help="replay: only the dataset, B-consume, B-copy and the replays (no HTTP, no growth);"
-        " growth: only the growth scenario",
+        " growth: only the growth scenario; audience: the replays, then the audience line",
     )
     parser.add_argument("--data-dir", type=Path, default=ROOT / ".ledger" / "bench")
     parser.add_argument("--results-dir", type=Path, default=ROOT / "bench" / "results")
@@ -98,7 +99,8 @@ def parse_options(argv: list[str] | None = None) -> Options:
         profile=args.profile,
         growth=not args.no_growth and args.only in ("all", "growth"),
         http=args.only == "all",
-        replays=args.only in ("all", "replay"),
+        replays=args.only in ("all", "replay", "audience"),
+        audience=args.only in ("all", "audience"),
         data_dir=args.data_dir.resolve(),
         results_dir=args.results_dir.resolve(),
         results_file=args.results_file.resolve(),

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import asyncpg
 
-from bench import client_scenarios, dataset, growth, processes, replay
+from bench import audience_scenario, client_scenarios, dataset, growth, processes, replay
 from bench.processes import Child, LedgerNames, Servers
 from bench.profile import Profile, Recorder
 from bench.report import B_HTTP, B_READ, B_WRITE, DECISION, GRANT, HISTORY, Collected
@@ -55,6 +55,8 @@ class Options:
     http: bool
     #: producing the dataset, B-consume, B-copy and the replays (off with `--only growth`)
     replays: bool
+    #: the audience streamed against B-copy-audience (on the last replay's state)
+    audience: bool
     data_dir: Path
     results_dir: Path
     #: bench/RESULTS.md, rewritten after a complete run
@@ -122,6 +124,8 @@ async def run_suite(
         if opts.http:
             await _http(opts, sizes, stage, collected, profiles)
             await _client(opts, sizes, stage, collected)
+        if opts.audience:
+            await _audience(opts, stage, collected, profiles)
         if stage.api is not None:
             memory = stage.api.memory()
             collected.api_peak_mb = memory.peak_mb if memory else 0.0
@@ -315,6 +319,36 @@ async def _client(opts: Options, sizes: Sizes, stage: Stage, collected: Collecte
             f" cores used: {used}"
         )
         await _caught_up(stage)
+
+
+async def _audience(
+    opts: Options, stage: Stage, collected: Collected, profiles: dict[str, Profile]
+) -> None:
+    """The whole audience pulled in each format, alternating with B-copy-audience; with
+    --profile, the API is sampled during the last JSON lines pull."""
+    assert stage.api is not None
+    await _caught_up(stage)
+    catalogue = Settings.from_env(stage.env).catalogue_file
+    samples = collected.audience
+    for run in range(opts.runs):
+        copied = await audience_scenario.copy_audience(stage.env["DATABASE_URL"], catalogue)
+        samples.copied.append(copied.rate)
+        rates = [f"B-copy-audience {copied.rate:,.0f}"]
+        for fmt in audience_scenario.FORMATS:
+            recorder = None
+            if opts.profile and fmt == "jsonl" and run == opts.runs - 1:
+                recorder = Recorder(stage.api.pid, opts.results_dir / "profile-audience.raw")
+            pulled = await audience_scenario.stream_audience(stage.api.url, stage.admin_key, fmt)
+            if recorder is not None and (profile := recorder.stop()) is not None:
+                profiles["audience"] = profile
+            if pulled.considered != copied.considered:
+                raise RuntimeError(
+                    f"the audience considered {pulled.considered:,} subjects,"
+                    f" the COPY copied {copied.considered:,}"
+                )
+            samples.add(fmt, pulled)
+            rates.append(f"{fmt} {pulled.rate:,.0f}")
+        say(f"run {run + 1}/{opts.runs} audience, subjects/s: {', '.join(rates)}")
 
 
 def _cores(

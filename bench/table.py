@@ -126,6 +126,12 @@ def fmt(value: float | None, unit: str = "") -> str:
     return f"{value:.2f}"
 
 
+def median_text(values: Sequence[float]) -> str:
+    """The upper median of the samples as a whole number, for a note."""
+    ordered = sorted(values)
+    return f"{ordered[len(ordered) // 2]:,.0f}"
+
+
 COLUMNS: Final = (
     "scenario",
     "figure",

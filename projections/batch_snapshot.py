@@ -17,33 +17,39 @@ from projections import identifiers, notices, offsets
 from projections.fact_patterns import ID_SEP, Relevance
 from projections.outdating import NO_NOTICES, Notices
 
+#: a subject's fact pattern: its relevant facts in log order ($8 now, $9 the notice cutoff);
+#: services/api/audiences.py aggregates the same expression over every subject
+PATTERN_OF_FACTS: Final = """
+string_agg(
+    concat_ws(E'\\x1f', f.kind, f.scope_a, f.scope_b, f.event_type,
+              coalesce(f.outcome, ''),
+              CASE WHEN f.until IS NULL THEN ''
+                   WHEN f.until <= $8 THEN 'past' ELSE 'future' END,
+              CASE WHEN f.kind = 'consent' AND f.event_type = 'ConsentGranted'
+                        AND coalesce(n.effective_from, f.occurred_at) < $9
+                   THEN 'stale' ELSE '' END),
+    E'\\x1e' ORDER BY f.log_partition, f.log_offset)"""
+#: the facts `decide` can read for the question ($2-$7, $10-$11: the Relevance scopes)
+RELEVANT_FACT: Final = """
+   (f.kind = 'restriction' AND f.scope_b = ANY($2::text[]))
+OR (f.kind = 'dm_objection' AND f.scope_b = ANY($3::text[]))
+OR (f.kind = 'processing_objection' AND f.scope_a = ANY($4::text[]))
+OR (f.kind IN ('consent', 'consent_request')
+    AND f.scope_a = ANY($5::text[]) AND f.scope_b = ANY($6::text[]))
+OR (f.kind = 'relationship' AND f.scope_b = ANY($7::text[]))
+OR (f.kind = 'erasure' AND f.scope_a = ANY($10::text[]))
+OR (f.kind = 'suppression' AND f.scope_a = ANY($11::text[]))"""
 #: $1 subject ids joined by ID_SEP (distinct), $2-$7 the Relevance scopes, $8 now, $9 the
 #: purpose's notice cutoff (NULL: no grant is stale), $10-$11 the erasure and suppression
 #: scopes. Subjects are grouped under the "C" collation: byte order is all grouping needs, and
 #: it sorts far faster than a locale's.
-PATTERNS: Final = """
+PATTERNS: Final = f"""
 WITH per_subject AS (
-    SELECT f.subject_id COLLATE "C" AS subject_id,
-           string_agg(
-               concat_ws(E'\\x1f', f.kind, f.scope_a, f.scope_b, f.event_type,
-                         coalesce(f.outcome, ''),
-                         CASE WHEN f.until IS NULL THEN ''
-                              WHEN f.until <= $8 THEN 'past' ELSE 'future' END,
-                         CASE WHEN f.kind = 'consent' AND f.event_type = 'ConsentGranted'
-                                   AND coalesce(n.effective_from, f.occurred_at) < $9
-                              THEN 'stale' ELSE '' END),
-               E'\\x1e' ORDER BY f.log_partition, f.log_offset) AS pattern
+    SELECT f.subject_id COLLATE "C" AS subject_id, {PATTERN_OF_FACTS} AS pattern
     FROM unnest(string_to_array($1::text, E'\\n')) AS r(subject_id)
     JOIN subject_facts f ON f.subject_id = r.subject_id
     LEFT JOIN notices n ON $9::timestamptz IS NOT NULL AND n.version = f.notice_version
-    WHERE (f.kind = 'restriction' AND f.scope_b = ANY($2::text[]))
-       OR (f.kind = 'dm_objection' AND f.scope_b = ANY($3::text[]))
-       OR (f.kind = 'processing_objection' AND f.scope_a = ANY($4::text[]))
-       OR (f.kind IN ('consent', 'consent_request')
-           AND f.scope_a = ANY($5::text[]) AND f.scope_b = ANY($6::text[]))
-       OR (f.kind = 'relationship' AND f.scope_b = ANY($7::text[]))
-       OR (f.kind = 'erasure' AND f.scope_a = ANY($10::text[]))
-       OR (f.kind = 'suppression' AND f.scope_a = ANY($11::text[]))
+    WHERE {RELEVANT_FACT}
     GROUP BY 1
 )
 SELECT pattern, string_agg(subject_id, E'\\n') AS subjects FROM per_subject GROUP BY pattern

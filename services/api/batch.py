@@ -19,7 +19,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from projections.batch_snapshot import read_snapshot
-from schemas.check_codec import check_headers, encode_check
+from schemas.check_codec import ContactCheck, check_headers, encode_check
 from schemas.events import rfc3339
 from schemas.record_mac import CHECKS
 from services.api import openapi_responses as answers
@@ -159,12 +159,18 @@ async def _record(
         recipient_keys=recipient_keys,
         allowed_keys=allowed_keys,
     )
+    return await publish_check(ledger, check)
+
+
+async def publish_check(ledger: Ledger, check: ContactCheck) -> dict[str, Any]:
+    """Put a check on the checks topic (keyed by its campaign) and wait for the ack; 503
+    without it. Also the audience's (services/api/audiences.py)."""
     topic = ledger.settings.checks_topic
     try:
         partition, offset = await ledger.publisher.publish_record(
             topic,
             CHECKS,
-            ask.campaign_id.encode("utf-8"),
+            check.campaign_id.encode("utf-8"),
             encode_check(check),
             check_headers(check),
         )

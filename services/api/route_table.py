@@ -21,6 +21,7 @@ from starlette.responses import JSONResponse
 from schemas.events import BY_IDENTIFIER
 from services.api import (
     access_log,
+    audiences,
     batch,
     collect,
     erasure,
@@ -52,7 +53,7 @@ from services.http.route_spec import (
     TOKEN_PAGE,
     RouteSpec,
 )
-from services.identity.api_keys import ADMIN, AUDIT, DECIDE, NOTICES, RECORD, REQUESTS
+from services.identity.api_keys import ADMIN, AUDIENCE, AUDIT, DECIDE, NOTICES, RECORD, REQUESTS
 from services.web import audit, confirmation, consent_script
 from services.web import routes as pages
 from services.web.page_limits import PREFERENCES_ROUTE, UNSUBSCRIBE_ROUTE
@@ -115,6 +116,7 @@ _DECLARED: Final = (
     RouteSpec("GET", exports.EXPORT_PATH, exports.export, AUDIT, exports.EXPORT_OPERATION),
     RouteSpec("GET", "/v1/purposes", read.purposes, ANY_KEY, read.PURPOSES_OPERATION),
     RouteSpec("GET", suppressions.PATH, suppressions.suppressions, DECIDE, suppressions.OPERATION),
+    RouteSpec("GET", audiences.PATH, audiences.audience, AUDIENCE, audiences.OPERATION),
     RouteSpec("GET", read.HEALTHZ_PATH, read.healthz, PUBLIC, read.HEALTHZ_OPERATION),
     RouteSpec("GET", "/readyz", readiness.readyz, KEY_OPTIONAL, readiness.OPERATION),
     RouteSpec("GET", openapi.PATH, openapi_json, PUBLIC, openapi.OPERATION),

@@ -1,27 +1,35 @@
 """GET /v1/suppressions: a channel's do-not-contact list, by blind index, paged, for tools
-that keep their own list of addresses.
+that keep their own list of addresses; as JSON or CSV, and with `include_identifiers=true` (a
+key with the audience scope) each live entry's decrypted address, for a mail tool to import.
+Entries of erased subjects stay blind indexes: their keys are shredded.
 
 Design: docs/developers/design/suppression.md
 """
 
 from __future__ import annotations
 
+import csv
+import io
 from collections.abc import Sequence
 from typing import Any, Final
 from urllib.parse import urlencode
 
 import asyncpg
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 
-from projections import erasure, identifiers
+from projections import audiences, erasure, identifiers
 from schemas.events import CHANNELS, rfc3339
 from services.api import openapi_responses as answers
 from services.api.projector_status import require_fresh
-from services.http.app_state import ledger_of
+from services.http.access_logging import record_reads
+from services.http.app_state import caller_of, ledger_of
 from services.http.body import Fields, query_fields
 from services.http.openapi_parts import problem_answer, query_param
+from services.http.problems import ProblemError
 from services.http.whole_numbers import whole_number_field
+from services.identity.api_keys import AUDIENCE, permits
+from services.identity.sealed_addresses import open_addresses
 from services.rules.suppression import (
     CHANNEL_IDENTIFIERS,
     Suppression,
@@ -32,6 +40,8 @@ from services.rules.suppression import (
 DEFAULT_LIMIT: Final = 1000
 MAX_LIMIT: Final = 10000
 PATH: Final = "/v1/suppressions"
+FORMATS: Final = ("json", "csv")
+CSV_COLUMNS: Final = ("blind_index", "identifier_type", "reason", "since", "event_id")
 
 
 async def find(
@@ -102,13 +112,60 @@ def _erased_entry(row: asyncpg.Record, identifier_type: str) -> dict[str, Any]:
     }
 
 
-async def suppressions(request: Request) -> JSONResponse:
+def _flag(f: Fields, name: str) -> bool:
+    value = f.raw(name)
+    if value is None or value == "false":
+        return False
+    if value != "true":
+        f.error(name, f"{str(value)[:20]!r} is not accepted", ["true", "false"])
+    return bool(value == "true")
+
+
+def _needs_audience(request: Request) -> None:
+    """Decrypted addresses need the audience scope (or admin), whatever the route's level."""
+    caller = caller_of(request)
+    if caller is None or not permits(caller.scopes, AUDIENCE):
+        raise ProblemError(
+            403,
+            "Forbidden",
+            f"include_identifiers=true needs an API key with the {AUDIENCE} scope (or admin)",
+            headers={"WWW-Authenticate": f'Bearer error="insufficient_scope", scope="{AUDIENCE}"'},
+            kind="forbidden",
+        )
+
+
+async def _addresses(request: Request, kind: str, entries: list[dict[str, Any]]) -> dict[str, str]:
+    """Blind index (hex) -> decrypted address of the entries' current holders; each holder's
+    read is access-logged first. Erased subjects hold nothing any more."""
+    ledger = ledger_of(request)
+    indexes = [bytes.fromhex(e["blind_index"]) for e in entries]
+    rows = await audiences.sealed_holders(ledger.pool, kind, indexes)
+    await record_reads(request, list(dict.fromkeys(r["subject_id"] for r in rows)))
+    opened = open_addresses(ledger.secrets.master, kind, rows)
+    return {bytes(r["blind_index"]).hex(): a for r, (_, a) in zip(rows, opened, strict=True)}
+
+
+def _csv(entries: list[dict[str, Any]], with_addresses: bool, following: str | None) -> Response:
+    columns = [*CSV_COLUMNS, *(["address"] if with_addresses else [])]
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(columns)
+    writer.writerows([e.get(c) or "" for c in columns] for e in entries)
+    headers = {"Link": f'<{following}>; rel="next"'} if following else {}
+    return Response(out.getvalue(), media_type="text/csv; charset=utf-8", headers=headers)
+
+
+async def suppressions(request: Request) -> Response:
     ledger = ledger_of(request)
     f = query_fields(request)
     channel = _channel(f)
     limit = whole_number_field(f, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
     after = _cursor(f)
+    fmt = f.choice("format", FORMATS, default="json")
+    with_addresses = _flag(f, "include_identifiers")
     f.finish()
+    if with_addresses:
+        _needs_audience(request)
     await require_fresh(ledger)  # sending systems send from this list: fail closed when stale
     assert channel is not None
     kind = CHANNEL_IDENTIFIERS[channel]
@@ -123,12 +180,22 @@ async def suppressions(request: Request) -> JSONResponse:
     following = None
     if more:
         query = {"channel": channel, "limit": str(limit), "after": found[-1][0].hex()}
+        query.update({"format": str(fmt)} if fmt != "json" else {})
+        query.update({"include_identifiers": "true"} if with_addresses else {})
         following = f"{PATH}?{urlencode(query)}"
+    listed = [entry for _, entry in found]
+    if with_addresses:
+        live = [e for e in listed if e["reason"] != erasure.ERASED]
+        opened = await _addresses(request, kind, live)
+        for entry in listed:
+            entry["address"] = opened.get(entry["blind_index"])
+    if fmt == "csv":
+        return _csv(listed, with_addresses, following)
     return JSONResponse(
         {
             "channel": channel,
             "identifier_type": kind,
-            "suppressions": [entry for _, entry in found],
+            "suppressions": listed,
             "next": following,
         }
     )
@@ -136,7 +203,13 @@ async def suppressions(request: Request) -> JSONResponse:
 
 OPERATION: Final[dict[str, Any]] = {
     "summary": "A channel's do-not-contact list (blind indexes), paged",
-    "parameters": [query_param("channel", True), query_param("limit"), query_param("after")],
+    "parameters": [
+        query_param("channel", True),
+        query_param("limit"),
+        query_param("after"),
+        query_param("format"),
+        query_param("include_identifiers"),
+    ],
     "responses": {
         "200": answers.SUPPRESSIONS,
         "4XX": problem_answer("problem"),

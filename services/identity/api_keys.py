@@ -30,9 +30,11 @@ NOTICES: Final = "notices"
 #: take the steps of a rights request after its receipt: verify, extend, complete, refuse
 REQUESTS: Final = "requests"
 AUDIT: Final = "audit"
+#: pull a campaign's audience and the suppression list with decrypted addresses
+AUDIENCE: Final = "audience"
 ADMIN: Final = "admin"
 #: every scope; admin implies the others
-SCOPES: Final = (DECIDE, RECORD, NOTICES, REQUESTS, AUDIT, ADMIN)
+SCOPES: Final = (DECIDE, RECORD, NOTICES, REQUESTS, AUDIT, AUDIENCE, ADMIN)
 
 #: how a row's key_hash was computed: HMAC-SHA-256 under the hash key, or (rows stored before
 #: the hash key existed) plain SHA-256, upgraded on the key's next successful use

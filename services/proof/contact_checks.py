@@ -76,3 +76,23 @@ def contact_check(
         recipients_digest=recipients_digest(recipient_keys),
         allowed_digest=recipients_digest(allowed_keys),
     )
+
+
+class SortedDigest:
+    """`recipients_digest` of keys fed one at a time in ascending order: an audience's digest
+    is taken as its rows stream past, without holding the list."""
+
+    def __init__(self) -> None:
+        self._hash = hashlib.sha256()
+        self._last: str | None = None
+
+    def add(self, key: str) -> None:
+        if self._last is not None:
+            if key <= self._last:
+                raise ValueError("keys must come in ascending order, each once")
+            self._hash.update(b"\n")
+        self._hash.update(key.encode("utf-8"))
+        self._last = key
+
+    def hexdigest(self) -> str:
+        return self._hash.hexdigest()

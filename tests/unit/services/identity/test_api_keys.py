@@ -268,7 +268,7 @@ def test_parse_scopes(names: list[str], problem: str | None) -> None:
 
 
 def test_the_scopes() -> None:
-    assert SCOPES == ("decide", "record", "notices", "requests", "audit", "admin")
+    assert SCOPES == ("decide", "record", "notices", "requests", "audit", "audience", "admin")
 
 
 @pytest.mark.parametrize(
