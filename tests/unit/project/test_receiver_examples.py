@@ -1,0 +1,331 @@
+"""The webhook receivers of docs/integrators/examples/, run as a reader would run them and sent
+deliveries signed by the Standard Webhooks package: a genuine delivery is applied once, and a
+tampered, stale, unknown-secret or malformed one is refused and changes nothing."""
+
+from __future__ import annotations
+
+import base64
+import os
+import selectors
+import sqlite3
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from contextlib import closing
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from standardwebhooks.webhooks import Webhook
+
+EXAMPLES = Path(__file__).resolve().parents[3] / "docs" / "integrators" / "examples"
+RECEIVERS = ["receiver_stdlib.py", "receiver_standardwebhooks.py"]
+OLD = "whsec_" + base64.b64encode(b"o" * 32).decode()
+NEW = "whsec_" + base64.b64encode(b"n" * 32).decode()
+START_DEADLINE_S = 30
+
+
+@dataclass(frozen=True)
+class Receiver:
+    url: str
+    database: Path
+
+    def rows(self, query: str, *args: object) -> list[tuple[Any, ...]]:
+        with closing(sqlite3.connect(self.database)) as connection:
+            return connection.execute(query, args).fetchall()
+
+    def processed(self, webhook_id: str) -> int:
+        query = "SELECT count(*) FROM processed_webhooks WHERE webhook_id = ?"
+        return int(self.rows(query, webhook_id)[0][0])
+
+
+def start(script: str, secrets: list[str], folder: Path) -> Iterator[Receiver]:
+    """Run the example with a free port; its first line says where it listens."""
+    database = folder / "hooks.sqlite3"
+    process = subprocess.Popen(
+        [sys.executable, str(EXAMPLES / script), "--port", "0", "--db", str(database)],
+        env={**os.environ, "LEDGER_WEBHOOK_SECRETS": " ".join(secrets)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        with selectors.DefaultSelector() as selector:
+            selector.register(process.stdout, selectors.EVENT_READ)
+            ready = selector.select(timeout=START_DEADLINE_S)
+        assert ready, f"{script} did not say where it listens within {START_DEADLINE_S} s"
+        line = process.stdout.readline()
+        assert line.startswith("listening on "), f"{script} printed {line!r}"
+        yield Receiver(line.removeprefix("listening on ").strip().rstrip("/"), database)
+    finally:
+        process.terminate()
+        process.wait(timeout=START_DEADLINE_S)
+        if process.stdout is not None:
+            process.stdout.close()
+
+
+@pytest.fixture(scope="module", params=RECEIVERS)
+def receiver(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Receiver]:
+    """The example holding the new secret only, as after a receiver switched."""
+    yield from start(request.param, [NEW], tmp_path_factory.mktemp("new"))
+
+
+@pytest.fixture(scope="module", params=RECEIVERS)
+def switching(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Receiver]:
+    """The example holding both secrets, as while a receiver switches."""
+    yield from start(request.param, [NEW, OLD], tmp_path_factory.mktemp("both"))
+
+
+def event(kind: str, data: dict[str, Any], subject: str = "cust-4711") -> dict[str, Any]:
+    return {
+        "type": kind,
+        "event_id": str(uuid.uuid4()),
+        "subject_id": subject,
+        "occurred_at": "2026-11-25T19:12:10.783981Z",
+        "recorded_at": "2026-11-25T19:12:10.783981Z",
+        "data": data,
+    }
+
+
+def body_of(payload: object) -> bytes:
+    return httpx.Request("POST", "http://x", json=payload).read()
+
+
+def signed(
+    body: bytes,
+    *,
+    secrets: tuple[str, ...] = (NEW,),
+    webhook_id: str | None = None,
+    at: datetime | None = None,
+) -> dict[str, str]:
+    """The headers the ledger sends, each signature made by the standardwebhooks package."""
+    webhook_id = webhook_id or f"{uuid.uuid4()}.{uuid.uuid4()}"
+    at = at or datetime.now(UTC)
+    signatures = " ".join(Webhook(secret).sign(webhook_id, at, body) for secret in secrets)
+    return {
+        "webhook-id": webhook_id,
+        "webhook-timestamp": str(int(at.timestamp())),
+        "webhook-signature": signatures,
+        "content-type": "application/json",
+    }
+
+
+def post(receiver: Receiver, body: bytes, headers: dict[str, str]) -> httpx.Response:
+    return httpx.post(receiver.url + "/", content=body, headers=headers, timeout=10)
+
+
+WITHDRAWAL = {"purpose": "newsletter", "channel": "email", "reason": None}
+
+
+def test_a_signed_delivery_is_applied_and_its_redelivery_changes_nothing(
+    receiver: Receiver,
+) -> None:
+    payload = event("ConsentWithdrawn", WITHDRAWAL, subject="cust-once")
+    body = body_of(payload)
+    headers = signed(body)
+
+    first = post(receiver, body, headers)
+    # a retry carries the same webhook-id, signed again at its own time
+    again = post(receiver, body, signed(body, webhook_id=headers["webhook-id"]))
+
+    assert (first.status_code, first.text) == (200, "applied")
+    assert (again.status_code, again.text) == (200, "already applied")
+    assert receiver.processed(headers["webhook-id"]) == 1
+    assert receiver.rows(
+        "SELECT scope, reason, event_id FROM suppressions WHERE subject_id = 'cust-once'"
+    ) == [("newsletter", "withdrawn", payload["event_id"])]
+
+
+@pytest.mark.parametrize(
+    ("change", "what"),
+    [
+        (lambda body, headers: (body.replace(b"newsletter", b"nEwsletter"), headers), "body"),
+        (lambda body, headers: (body, {**headers, "webhook-id": "other.id"}), "webhook-id"),
+        (
+            lambda body, headers: (
+                body,
+                {**headers, "webhook-timestamp": str(int(headers["webhook-timestamp"]) - 1)},
+            ),
+            "timestamp",
+        ),
+    ],
+    ids=["body", "webhook-id", "timestamp"],
+)
+def test_a_tampered_delivery_is_refused_and_changes_nothing(
+    receiver: Receiver, change: Any, what: str
+) -> None:
+    payload = event("ConsentWithdrawn", WITHDRAWAL, subject=f"cust-tampered-{what}")
+    body = body_of(payload)
+    headers = signed(body)
+    tampered_body, tampered_headers = change(body, headers)
+
+    response = post(receiver, tampered_body, tampered_headers)
+
+    assert response.status_code == 401, response.text
+    assert receiver.processed(tampered_headers["webhook-id"]) == 0
+    assert (
+        receiver.rows("SELECT * FROM suppressions WHERE subject_id = ?", payload["subject_id"])
+        == []
+    )
+
+
+@pytest.mark.parametrize(
+    ("age", "status"),
+    [
+        (timedelta(minutes=4), 200),
+        (timedelta(minutes=6), 401),
+        (timedelta(minutes=-4), 200),
+        (timedelta(minutes=-6), 401),
+    ],
+    ids=["4-min-old", "6-min-old", "4-min-ahead", "6-min-ahead"],
+)
+def test_a_timestamp_more_than_five_minutes_off_is_refused(
+    receiver: Receiver, age: timedelta, status: int
+) -> None:
+    body = body_of(event("DirectMarketingObjected", {"channel": None}))
+    headers = signed(body, at=datetime.now(UTC) - age)
+
+    response = post(receiver, body, headers)
+
+    assert response.status_code == status, response.text
+    assert receiver.processed(headers["webhook-id"]) == (1 if status == 200 else 0)
+
+
+def test_a_delivery_signed_with_another_secret_is_refused(receiver: Receiver) -> None:
+    body = body_of(event("DirectMarketingObjected", {"channel": "email"}))
+    stranger = "whsec_" + base64.b64encode(b"s" * 32).decode()
+
+    response = post(receiver, body, signed(body, secrets=(stranger,)))
+
+    assert response.status_code == 401, response.text
+
+
+def test_during_a_rotation_either_secret_verifies(receiver: Receiver) -> None:
+    """The ledger signs with the old and the new secret for a day: a receiver that already
+    holds only the new one accepts, and one signed by the retired secret alone is refused."""
+    body = body_of(event("DirectMarketingObjected", {"channel": "email"}))
+    both = post(receiver, body, signed(body, secrets=(OLD, NEW)))
+    old_only = post(receiver, body, signed(body, secrets=(OLD,)))
+
+    assert both.status_code == 200, both.text
+    assert old_only.status_code == 401, old_only.text
+
+
+def test_a_receiver_holding_both_secrets_accepts_the_old_signature(switching: Receiver) -> None:
+    body = body_of(event("DirectMarketingObjected", {"channel": "email"}))
+
+    response = post(switching, body, signed(body, secrets=(OLD,)))
+
+    assert response.status_code == 200, response.text
+
+
+@pytest.mark.parametrize(
+    ("payload", "status"),
+    [
+        (["not", "an", "event"], 400),
+        ({"type": "ConsentWithdrawn", "subject_id": "cust-4711", "data": {}}, 400),
+        ({**event("ConsentWithdrawn", {}), "data": "text"}, 400),
+    ],
+    ids=["array", "no-event-id", "data-not-object"],
+)
+def test_a_signed_body_that_is_no_event_is_a_400(
+    receiver: Receiver, payload: object, status: int
+) -> None:
+    body = body_of(payload)
+    headers = signed(body)
+
+    response = post(receiver, body, headers)
+
+    assert response.status_code == status, response.text
+    assert receiver.processed(headers["webhook-id"]) == 0
+
+
+@pytest.mark.parametrize(
+    "drop", ["webhook-id", "webhook-timestamp", "webhook-signature"], ids=lambda d: f"no-{d}"
+)
+def test_a_delivery_without_a_webhook_header_is_refused(receiver: Receiver, drop: str) -> None:
+    body = body_of(event("DirectMarketingObjected", {"channel": "email"}))
+    headers = {name: value for name, value in signed(body).items() if name != drop}
+
+    response = post(receiver, body, headers)
+
+    assert response.status_code == 401, response.text
+
+
+def test_an_empty_body_is_refused(receiver: Receiver) -> None:
+    response = post(receiver, b"", signed(b""))
+
+    assert response.status_code == 413, response.text
+
+
+@pytest.mark.parametrize(
+    ("kind", "data", "suppressions"),
+    [
+        ("ConsentWithdrawn", {"purpose": "newsletter", "channel": "email"}, [("newsletter",)]),
+        ("ConsentWithdrawn", {"purpose": None, "channel": None}, [("*",)]),
+        ("ConsentWithdrawn", {"purpose": "newsletter", "channel": "sms"}, []),
+        ("DirectMarketingObjected", {"channel": None}, [("*",)]),
+        ("DirectMarketingObjected", {"channel": "phone"}, []),
+        ("ProcessingRestricted", {"ground": "accuracy", "purposes": []}, [("*",)]),
+        (
+            "ProcessingRestricted",
+            {"ground": "accuracy", "purposes": ["newsletter", "offers"]},
+            [("newsletter",), ("offers",)],
+        ),
+        ("ConsentGranted", {"purpose": "newsletter", "channel": "email"}, []),
+        ("RestrictionLifted", {"ground": None, "purposes": []}, []),
+    ],
+    ids=[
+        "withdrawn-email",
+        "withdrawn-everything",
+        "withdrawn-sms",
+        "objected-all-channels",
+        "objected-phone",
+        "restricted-all",
+        "restricted-two-purposes",
+        "granted",
+        "restriction-lifted",
+    ],
+)
+def test_what_each_event_suppresses(
+    receiver: Receiver, kind: str, data: dict[str, Any], suppressions: list[tuple[str]]
+) -> None:
+    subject = f"cust-{uuid.uuid4()}"
+    body = body_of(event(kind, data, subject=subject))
+
+    response = post(receiver, body, signed(body))
+
+    assert response.status_code == 200, response.text
+    query = "SELECT scope FROM suppressions WHERE subject_id = ? ORDER BY scope"
+    assert receiver.rows(query, subject) == suppressions
+
+
+def test_an_erasure_forgets_the_subject_and_the_addresses_it_held(receiver: Receiver) -> None:
+    identifiers = [{"type": "email", "value": "ada@example.com"}]
+    withdrawal = event(
+        "ConsentWithdrawn", {**WITHDRAWAL, "identifiers": identifiers}, subject="cust-erased"
+    )
+    erasure = event(
+        "SubjectErased",
+        {"ground": "consent_withdrawn", "request_id": None, "identifiers": identifiers},
+        subject="cust-erased",
+    )
+    body = body_of(withdrawal)
+    assert post(receiver, body, signed(body)).status_code == 200
+    query = "SELECT subject_id FROM contact_addresses WHERE value = 'ada@example.com'"
+    assert receiver.rows(query) == [("cust-erased",)]
+
+    body = body_of(erasure)
+    assert post(receiver, body, signed(body)).status_code == 200
+
+    assert receiver.rows("SELECT * FROM suppressions WHERE subject_id = 'cust-erased'") == []
+    assert receiver.rows("SELECT * FROM contact_addresses WHERE value = 'ada@example.com'") == []
