@@ -21,7 +21,7 @@ $(STAMP): $(BIN)/python pyproject.toml
 	touch $(STAMP)
 
 up: $(STAMP)
-	$(BIN)/consent-ledger up
+	LEDGER_WEBHOOK_ALLOW_LOOPBACK=$${LEDGER_WEBHOOK_ALLOW_LOOPBACK:-true} $(BIN)/consent-ledger up
 
 # the Kafka passwords and JAAS file of docker-compose.yml's `ha` profile, random, in .ha-secrets
 # (ignored by git and the image build); existing passwords are kept

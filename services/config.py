@@ -111,6 +111,8 @@ class Settings:
     collect_repeat_window_s: int
     preference_saves_per_min: int
     forwarded_allow_ips: str
+    webhook_allow_loopback: bool
+    webhook_allow_private: bool
     master_keys: str = field(repr=False)
     blind_index_key: str = field(repr=False)
     link_keys: str = field(repr=False)

@@ -363,6 +363,18 @@ ENVIRONMENT: Final[dict[str, tuple[str, str, str]]] = {
         "127.0.0.1,::1",
         "proxies trusted to name the client in X-Forwarded-For (uvicorn's forwarded-allow-ips)",
     ),
+    "LEDGER_WEBHOOK_ALLOW_LOOPBACK": (
+        "webhook_allow_loopback",
+        "false",
+        "webhook URLs may name a loopback host (localhost, 127.0.0.0/8, ::1), over plain http"
+        " too, for trying webhooks out on one machine; `make up` turns it on",
+    ),
+    "LEDGER_WEBHOOK_ALLOW_PRIVATE": (
+        "webhook_allow_private",
+        "false",
+        "webhooks may be delivered to private addresses (10.0.0.0/8, 172.16.0.0/12,"
+        " 192.168.0.0/16, fc00::/7), for receivers inside the operator's own network",
+    ),
     "LEDGER_LOG_LEVEL": ("log_level", "info", "log level of every process"),
     "LEDGER_LOG_FORMAT": (
         "log_format",
