@@ -8,6 +8,7 @@ Design: docs/developers/design/webhooks.md
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
@@ -305,3 +306,56 @@ async def outcome_counts(conn: asyncpg.Connection | asyncpg.Pool) -> list[tuple[
         " ORDER BY subscription_id, outcome"
     )
     return [(r["subscription_id"], r["outcome"], r["count"]) for r in rows]
+
+
+PURGE_CAPTURES = """
+WITH gone AS (
+    DELETE FROM webhook_erasure_identifiers c
+    WHERE NOT EXISTS (SELECT 1 FROM webhook_deliveries d
+                      WHERE d.event_id = c.event_id AND d.status = 'pending')
+      AND (
+          -- fanned out (the dispatcher's position is past it) and settled, or never wanted
+          EXISTS (SELECT 1 FROM journal j JOIN webhook_dispatch_offsets o
+                  ON o.log_partition = j.log_partition
+                  WHERE j.event_id = c.event_id AND o.next_offset > j.log_offset)
+          -- its SubjectErased never reached the log (the erasure failed after capturing)
+          OR (c.captured_at < now() - make_interval(hours => $1)
+              AND NOT EXISTS (SELECT 1 FROM journal j WHERE j.event_id = c.event_id))
+      )
+    RETURNING 1
+)
+SELECT count(*) FROM gone
+"""
+
+
+async def purge_captures(conn: asyncpg.Connection | asyncpg.Pool, grace_hours: int) -> int:
+    """Delete erasure captures no delivery will open any more: their event's deliveries are
+    settled (or none wanted them), or the event is not in the log `grace_hours` after."""
+    return int(await conn.fetchval(PURGE_CAPTURES, grace_hours))
+
+
+def prometheus_text(counts: Sequence[tuple[UUID, str, int]], gauges: Sequence[QueueGauge]) -> str:
+    """ledger_webhook_deliveries_total{subscription,outcome} (attempts by outcome, and parked
+    deliveries), ledger_webhook_queue_depth and ledger_webhook_oldest_pending_seconds per
+    subscription, in the Prometheus text format."""
+    lines = [
+        "# HELP ledger_webhook_deliveries_total Webhook delivery attempts by outcome (succeeded,"
+        " failed, timeout, refused), and deliveries parked after their retry window.",
+        "# TYPE ledger_webhook_deliveries_total counter",
+        *(
+            f'ledger_webhook_deliveries_total{{subscription="{s}",outcome="{o}"}} {n}'
+            for s, o, n in counts
+        ),
+        "# HELP ledger_webhook_queue_depth Pending webhook deliveries of the subscription.",
+        "# TYPE ledger_webhook_queue_depth gauge",
+        *(f'ledger_webhook_queue_depth{{subscription="{g.subscription_id}"}} {g.depth}' for g in gauges),
+        "# HELP ledger_webhook_oldest_pending_seconds Age of the subscription's oldest pending"
+        " webhook delivery (since it was created or redelivered); 0 when none is pending.",
+        "# TYPE ledger_webhook_oldest_pending_seconds gauge",
+        *(
+            f'ledger_webhook_oldest_pending_seconds{{subscription="{g.subscription_id}"}}'
+            f" {g.oldest_pending_s!r}"
+            for g in gauges
+        ),
+    ]
+    return "\n".join(lines) + "\n"

@@ -38,6 +38,7 @@ from services.api import (
     suppressions,
     unsubscribe,
     verify,
+    webhook_deliveries,
 )
 from services.api.body_schemas import command_operation
 from services.api.commands import COMMANDS
@@ -173,6 +174,20 @@ _DECLARED: Final = (
     RouteSpec("POST", sites.PATH, sites.register, ADMIN, sites.REGISTER_OPERATION),
     RouteSpec("GET", sites.PATH, sites.list_all, ADMIN, sites.LIST_OPERATION),
     RouteSpec("DELETE", sites.ITEM_PATH, sites.revoke, ADMIN, sites.REVOKE_OPERATION),
+    RouteSpec(
+        "GET",
+        webhook_deliveries.PATH,
+        webhook_deliveries.list_deliveries,
+        ADMIN,
+        webhook_deliveries.LIST_OPERATION,
+    ),
+    RouteSpec(
+        "POST",
+        webhook_deliveries.REDELIVER_PATH,
+        webhook_deliveries.redeliver,
+        ADMIN,
+        webhook_deliveries.REDELIVER_OPERATION,
+    ),
 )
 
 #: every route: the declared ones, then each lookup route's POST twin, which runs the GET
