@@ -1,5 +1,6 @@
 """POST /v1/subjects/{subject_id}/erasure: erase a subject by crypto-shredding (Art. 17), in
-the order that makes a failure safe to retry: the event acknowledged first, then the key destroyed.
+the order that makes a failure safe to retry: the identifiers webhooks must carry captured first
+(services/webhooks/erasure_capture.py), then the event acknowledged, then the key destroyed.
 One concept, three sides: projections/erasure.py, services/rules/erasure.py.
 
 Design: docs/developers/design/erasure.md
@@ -17,6 +18,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from projections import requests as rights
+from projections import webhook_subscriptions
 from schemas import events as ev
 from schemas.events import Event
 from services.api.body_schemas import IDEMPOTENCY, SUBJECT, builder_body
@@ -32,6 +34,7 @@ from services.http.openapi_parts import MIN_TOKEN, PROBLEM
 from services.http.problems import ProblemError, field_error, unavailable
 from services.ledger import idempotency
 from services.rules.catalogue import Catalogue
+from services.webhooks import erasure_capture
 
 ROUTE: Final = "erasure"
 PATH: Final = "/v1/subjects/{subject_id}/erasure"
@@ -91,7 +94,11 @@ async def erase(request: Request) -> JSONResponse:
     if request_id is not None:
         await _check_request(ledger, request_id, subject_id)
     digest = idempotency.request_digest(ROUTE, subject_id, body)
+    captured = await _capture_for_webhooks(ledger, events[0])
     appended = await append_request(ledger, events, key=key, digest=digest, subject_id=subject_id)
+    if captured and appended.events[0].event_id != events[0].event_id:
+        # a replay: the first request's event (and its capture) stands; this one never landed
+        await erasure_capture.forget(ledger.pool, events[0].event_id)
     try:
         await ledger.data_keys.shred(subject_id)
     except _DATABASE_ERRORS:
@@ -102,6 +109,28 @@ async def erase(request: Request) -> JSONResponse:
             2,
         ) from None
     return created(appended, {"data_key": "shredded"})
+
+
+async def _capture_for_webhooks(ledger: Ledger, event: Event) -> bool:
+    """Before the event is appended: where a subscription wants SubjectErased with identifiers,
+    seal the subject's e-mail addresses and phone numbers for its deliveries (Art. 19), while
+    the data key still opens them. Failing here appends nothing, so a retry is safe."""
+    try:
+        if not await webhook_subscriptions.identifiers_wanted(ledger.pool, ev.SUBJECT_ERASED):
+            return False
+        return await erasure_capture.capture(
+            ledger.pool,
+            ledger.data_keys,
+            ledger.secrets.master,
+            event.event_id,
+            event.subject_id,
+        )
+    except _DATABASE_ERRORS:
+        raise unavailable(
+            "the erasure's identifiers could not be kept for its webhooks; nothing is recorded:"
+            " retry",
+            2,
+        ) from None
 
 
 def _erased(f: Fields, ctx: Context) -> list[Event]:

@@ -39,6 +39,7 @@ from services.api import (
     unsubscribe,
     verify,
     webhook_deliveries,
+    webhooks,
 )
 from services.api.body_schemas import command_operation
 from services.api.commands import COMMANDS
@@ -174,6 +175,14 @@ _DECLARED: Final = (
     RouteSpec("POST", sites.PATH, sites.register, ADMIN, sites.REGISTER_OPERATION),
     RouteSpec("GET", sites.PATH, sites.list_all, ADMIN, sites.LIST_OPERATION),
     RouteSpec("DELETE", sites.ITEM_PATH, sites.revoke, ADMIN, sites.REVOKE_OPERATION),
+    RouteSpec("POST", webhooks.PATH, webhooks.create, ADMIN, webhooks.CREATE_OPERATION),
+    RouteSpec("GET", webhooks.PATH, webhooks.list_all, ADMIN, webhooks.LIST_OPERATION),
+    RouteSpec("GET", webhooks.ITEM_PATH, webhooks.show, ADMIN, webhooks.SHOW_OPERATION),
+    RouteSpec("PATCH", webhooks.ITEM_PATH, webhooks.update, ADMIN, webhooks.UPDATE_OPERATION),
+    RouteSpec("DELETE", webhooks.ITEM_PATH, webhooks.delete, ADMIN, webhooks.DELETE_OPERATION),
+    RouteSpec(
+        "POST", webhooks.ROTATE_PATH, webhooks.rotate_secret, ADMIN, webhooks.ROTATE_OPERATION
+    ),
     RouteSpec(
         "GET",
         webhook_deliveries.PATH,

@@ -1,14 +1,9 @@
-"""Which URLs a webhook may be sent to, and which addresses a delivery may connect to.
+"""Which URLs a webhook may be sent to, and which addresses a delivery may connect to: https
+only, no credentials, and no loopback, private, link-local, shared, multicast, reserved or
+otherwise internal address (nor one wrapped in IPv6), save where LEDGER_WEBHOOK_ALLOW_LOOPBACK
+or LEDGER_WEBHOOK_ALLOW_PRIVATE allows it. Pure: the dispatcher resolves, this decides.
 
-The ledger calls the URLs an administrator gives it, from inside the operator's network, so a
-URL must not reach what only that network can (server-side request forgery): https only (plain
-http only to a loopback host where LEDGER_WEBHOOK_ALLOW_LOOPBACK allows it, for trying the
-ledger out), no credentials in the URL, and no address that is loopback, private (unless
-LEDGER_WEBHOOK_ALLOW_PRIVATE), link-local, multicast, unspecified, shared (100.64.0.0/10),
-documentation, reserved or otherwise not global unicast, nor such an address wrapped in an
-IPv6 form (IPv4-mapped, 6to4, NAT64). The URL is checked when it is saved; the address its
-host resolves to is checked again at every delivery, and the delivery connects to that
-checked address (docs/security/webhooks.md).
+Design: docs/developers/design/webhooks.md
 """
 
 from __future__ import annotations

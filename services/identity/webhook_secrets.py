@@ -1,0 +1,74 @@
+"""Webhook signing secrets, sealed (AES-GCM) under the current master key, bound to their
+subscription; a rotation lets the previous secret sign beside the new one for a day.
+
+Design: docs/developers/design/webhooks.md
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime, timedelta
+from typing import Final
+from uuid import UUID
+
+import asyncpg
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from projections import webhook_subscriptions as subscriptions
+from services.identity.secrets import KeyRing, SecretsError
+
+ROTATION_OVERLAP: Final = timedelta(days=1)
+_NONCE_BYTES: Final = 12
+
+
+def _aad(subscription_id: UUID) -> bytes:
+    return f"ledger-webhook-secret|{subscription_id}".encode()
+
+
+def seal(master: KeyRing, subscription_id: UUID, secret: str) -> tuple[str, bytes]:
+    nonce = os.urandom(_NONCE_BYTES)
+    sealed = AESGCM(master.current).encrypt(nonce, secret.encode(), _aad(subscription_id))
+    return master.current_id, nonce + sealed
+
+
+def unseal(master: KeyRing, subscription_id: UUID, key_id: str, sealed: bytes) -> str:
+    key = master.keys.get(key_id)
+    if key is None:
+        raise SecretsError(
+            f"a webhook secret is sealed by master key {key_id!r}, which LEDGER_MASTER_KEYS lacks"
+        )
+    try:
+        plain = AESGCM(key).decrypt(
+            sealed[:_NONCE_BYTES], sealed[_NONCE_BYTES:], _aad(subscription_id)
+        )
+    except InvalidTag:
+        raise SecretsError(f"master key {key_id!r} does not open a stored webhook secret") from None
+    return plain.decode()
+
+
+async def issue(
+    conn: asyncpg.Connection, master: KeyRing, subscription_id: UUID, secret: str
+) -> None:
+    """Store `secret` as the subscription's current one."""
+    key_id, sealed = seal(master, subscription_id, secret)
+    await subscriptions.insert_secret(conn, subscription_id, key_id, sealed)
+
+
+async def rotate(
+    conn: asyncpg.Connection, master: KeyRing, subscription_id: UUID, secret: str, now: datetime
+) -> datetime:
+    """Make `secret` the current one; the previous keeps signing until the moment answered."""
+    retires_at = now + ROTATION_OVERLAP
+    async with conn.transaction():
+        await subscriptions.retire_current_secret(conn, subscription_id, retires_at)
+        await issue(conn, master, subscription_id, secret)
+    return retires_at
+
+
+async def signing_secrets(
+    conn: asyncpg.Connection | asyncpg.Pool, master: KeyRing, subscription_id: UUID, now: datetime
+) -> list[str]:
+    """The secrets that sign a delivery made at `now`, newest first."""
+    rows = await subscriptions.signing_secrets(conn, subscription_id, now)
+    return [unseal(master, subscription_id, r.master_key_id, r.sealed) for r in rows]

@@ -1,0 +1,101 @@
+"""The fields of a webhook subscription an administrator may set, checked alike for the API
+(POST and PATCH /v1/webhooks) and the CLI (`consent-ledger webhooks`): every problem named by
+its field, the URL by services/rules/webhook_urls.py.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Final
+
+from schemas.events import EVENT_TYPES
+from services.rules.webhook_urls import check_url
+
+MAX_DESCRIPTION: Final = 200
+CREATE_FIELDS: Final = ("url", "events", "description", "include_identifiers")
+UPDATE_FIELDS: Final = ("url", "events", "description", "enabled")
+
+
+@dataclass(frozen=True, slots=True)
+class FieldProblem:
+    field: str
+    detail: str
+    accepted: tuple[str, ...] | None = None
+
+
+def _events(value: Any) -> tuple[list[str] | None, FieldProblem | None]:
+    if not isinstance(value, list) or not value or len(value) > len(EVENT_TYPES):
+        detail = f"must be a list of 1-{len(EVENT_TYPES)} event types"
+        return None, FieldProblem("events", detail, EVENT_TYPES)
+    wrong = [v for v in value if not isinstance(v, str) or v not in EVENT_TYPES]
+    if wrong:
+        shown = ", ".join(repr(v)[:40] for v in wrong[:5])
+        return None, FieldProblem("events", f"{shown} not an event type", EVENT_TYPES)
+    return list(dict.fromkeys(value)), None
+
+
+def _description(value: Any) -> tuple[str | None, FieldProblem | None]:
+    if value is None:
+        return None, None
+    if not isinstance(value, str) or len(value) > MAX_DESCRIPTION:
+        return None, FieldProblem("description", f"must be text of at most {MAX_DESCRIPTION}")
+    if any(ord(c) < 0x20 or 0x7F <= ord(c) < 0xA0 for c in value):
+        return None, FieldProblem("description", "must not contain control characters")
+    return value.strip() or None, None
+
+
+def check_fields(
+    body: Mapping[str, Any],
+    *,
+    creating: bool,
+    allow_loopback: bool,
+    allow_private: bool,
+) -> tuple[dict[str, Any], list[FieldProblem]]:
+    """The values to store (url canonical, events as `event_types`), and every problem.
+    Creating needs url and events; an update sets only the fields it gives."""
+    known = CREATE_FIELDS if creating else UPDATE_FIELDS
+    problems = [
+        FieldProblem(str(name)[:64], "is not a field of a webhook", known)
+        for name in body
+        if name not in known
+    ]
+    values: dict[str, Any] = {}
+    for name in ("url", "events"):
+        if creating and body.get(name) is None:
+            problems.append(FieldProblem(name, "is required"))
+    if body.get("url") is not None:
+        url = body["url"]
+        if not isinstance(url, str):
+            problems.append(FieldProblem("url", "must be a string"))
+        else:
+            try:
+                values["url"] = check_url(
+                    url, allow_loopback_http=allow_loopback, allow_private=allow_private
+                )
+            except ValueError as exc:
+                problems.append(FieldProblem("url", str(exc)))
+    elif "url" in body and not creating:
+        problems.append(FieldProblem("url", "must be a URL, not null"))
+    if body.get("events") is not None or ("events" in body and not creating):
+        events, problem = _events(body["events"])
+        if problem:
+            problems.append(problem)
+        else:
+            values["event_types"] = events
+    if "description" in body:
+        description, problem = _description(body["description"])
+        if problem:
+            problems.append(problem)
+        else:
+            values["description"] = description
+    for flag in ("include_identifiers", "enabled"):
+        if flag in body and flag in known:
+            if isinstance(body[flag], bool):
+                values[flag] = body[flag]
+            elif body[flag] is not None or not creating:
+                problems.append(FieldProblem(flag, "must be true or false"))
+    if creating:
+        values.setdefault("include_identifiers", False)
+        values.setdefault("description", None)
+    return values, problems
