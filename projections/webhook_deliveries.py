@@ -1,6 +1,7 @@
 """The webhook deliveries and their attempts: which are due (log order per subject per
 subscription), recording an attempt with its outcome count and the subscription's health in
 one transaction, redelivery, retention, and what the API and /metrics read of them.
+The same concept as services/api/webhook_deliveries.py, on the projections' side.
 
 Design: docs/developers/design/webhooks.md
 """
@@ -67,7 +68,9 @@ LIMIT $2
 """
 
 
-async def due(conn: asyncpg.Connection | asyncpg.Pool, subscription_id: UUID, limit: int) -> list[Due]:
+async def due(
+    conn: asyncpg.Connection | asyncpg.Pool, subscription_id: UUID, limit: int
+) -> list[Due]:
     rows = await conn.fetch(DUE, subscription_id, limit)
     return [
         Due(
@@ -133,7 +136,7 @@ async def next_due_at(conn: asyncpg.Connection | asyncpg.Pool) -> datetime | Non
 
 
 async def record(
-    conn: asyncpg.Connection, delivery: Due, attempt: Attempt, next_at: datetime | None
+    pool: asyncpg.Pool, delivery: Due, attempt: Attempt, next_at: datetime | None
 ) -> bool:
     """Record an attempt in one transaction: the delivery's new status (succeeded, pending
     until `next_at`, or parked when `next_at` is None), the attempt row, the outcome count and
@@ -141,7 +144,7 @@ async def record(
     no longer pending."""
     succeeded = attempt.outcome == SUCCEEDED
     status = SUCCEEDED if succeeded else PENDING if next_at is not None else PARKED
-    async with conn.transaction():
+    async with pool.acquire() as conn, conn.transaction():
         number = await conn.fetchval(
             "UPDATE webhook_deliveries SET attempts = attempts + 1, status = $2,"
             " next_attempt_at = $3, last_attempt_at = $4 WHERE id = $1 AND status = 'pending'"
@@ -348,7 +351,10 @@ def prometheus_text(counts: Sequence[tuple[UUID, str, int]], gauges: Sequence[Qu
         ),
         "# HELP ledger_webhook_queue_depth Pending webhook deliveries of the subscription.",
         "# TYPE ledger_webhook_queue_depth gauge",
-        *(f'ledger_webhook_queue_depth{{subscription="{g.subscription_id}"}} {g.depth}' for g in gauges),
+        *(
+            f'ledger_webhook_queue_depth{{subscription="{g.subscription_id}"}} {g.depth}'
+            for g in gauges
+        ),
         "# HELP ledger_webhook_oldest_pending_seconds Age of the subscription's oldest pending"
         " webhook delivery (since it was created or redelivered); 0 when none is pending.",
         "# TYPE ledger_webhook_oldest_pending_seconds gauge",

@@ -26,8 +26,8 @@ from projections.runner import ConsumerFactory, Projector
 from schemas.codec import EventCodec, default_codec
 from services.config import Settings
 from services.db_pool import open_pool
-from services.identity.keystore import DataKeys
 from services.identity import webhook_secrets
+from services.identity.keystore import DataKeys
 from services.identity.secrets import Secrets
 from services.ledger import idempotency, kafka_clients
 from services.ledger.publisher import Publisher, make_producer
@@ -44,9 +44,10 @@ from services.reads.projection_health import ProjectionHealth
 from services.rules.catalogue import Catalogue, load_catalogue
 from services.webhooks import erasure_capture
 from services.webhooks.deliverer import Deliverer, DelivererOptions
+from services.webhooks.erasure_capture import Identifier
 from services.webhooks.fanout import FanoutReader
-from services.webhooks.identifiers import DeliveryIdentifiers, Identifier
-from services.webhooks.process import DispatcherProcess
+from services.webhooks.delivery_identifiers import DeliveryIdentifiers
+from services.webhooks.dispatcher_process import DispatcherProcess
 from services.webhooks.sending import AddressRules, Sender
 
 #: opens a dedicated database connection; the caller closes it
@@ -243,8 +244,7 @@ async def open_dispatcher(settings: Settings) -> DispatcherProcess:
         )
 
     async def captured(event_id: UUID) -> list[Identifier]:
-        found = await erasure_capture.open_capture(pool, master, event_id)
-        return [dict(i) for i in found or []]
+        return await erasure_capture.open_capture(pool, master, event_id) or []
 
     async def forget(event_id: UUID) -> None:
         await erasure_capture.forget(pool, event_id)

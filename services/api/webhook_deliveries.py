@@ -48,7 +48,9 @@ def _uuid(value: str, name: str) -> UUID:
     try:
         return UUID(value[:64])
     except ValueError:
-        raise ProblemError(404, "Not found", f"no {name} {value[:64]!r}", kind="not-found") from None
+        raise ProblemError(
+            404, "Not found", f"no {name} {value[:64]!r}", kind="not-found"
+        ) from None
 
 
 def _cursor(created_at: datetime, delivery_id: UUID) -> str:
@@ -70,7 +72,9 @@ async def list_deliveries(request: Request) -> JSONResponse:
     ledger = ledger_of(request)
     webhook_id = _uuid(request.path_params["webhook_id"], "webhook")
     query = request.query_params
-    errors = [field_error(n[:64], "is not a parameter of this list") for n in query if n not in _QUERY]
+    errors = [
+        field_error(n[:64], "is not a parameter of this list") for n in query if n not in _QUERY
+    ]
     status = query.get("status")
     if status is not None and status not in deliveries.STATUSES:
         errors.append(field_error("status", "is not a delivery status", list(deliveries.STATUSES)))
@@ -109,7 +113,10 @@ async def redeliver(request: Request) -> JSONResponse:
     delivery_id = _uuid(request.path_params["delivery_id"], "delivery")
     if not await deliveries.redeliver(ledger.pool, webhook_id, delivery_id):
         raise ProblemError(
-            404, "Not found", f"webhook {webhook_id} has no delivery {delivery_id}", kind="not-found"
+            404,
+            "Not found",
+            f"webhook {webhook_id} has no delivery {delivery_id}",
+            kind="not-found",
         )
     return JSONResponse({"id": str(delivery_id), "status": deliveries.PENDING}, 202)
 

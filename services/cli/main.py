@@ -36,7 +36,16 @@ from services.rules.catalogue import CatalogueError, load_catalogue
 from services.stack.session import environment_with_session
 from services.telemetry.logs import configure_logging
 
-COMMANDS: Final = ("up", "api", "projector", "webhooks-dispatcher", "init", "secrets", "rewrap-keys", *OPERATOR_COMMANDS)
+COMMANDS: Final = (
+    "up",
+    "api",
+    "projector",
+    "webhooks-dispatcher",
+    "init",
+    "secrets",
+    "rewrap-keys",
+    *OPERATOR_COMMANDS,
+)
 #: commands that MAC or check event records with the writer keys (LEDGER_WRITER_KEYS)
 WRITER_KEY_COMMANDS: Final = ("projector", "webhooks-dispatcher", "restore-log", "rebuild")
 
@@ -264,6 +273,6 @@ if __name__ == "__main__":
 
 async def run_dispatcher(settings: Settings) -> int:
     from services.bootstrap import open_dispatcher
-    from services.webhooks.process import run_dispatcher_process
+    from services.webhooks.dispatcher_process import run_dispatcher_process
 
     return await run_dispatcher_process(await open_dispatcher(settings))

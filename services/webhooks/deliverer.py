@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import random
@@ -27,7 +28,8 @@ from projections import webhook_deliveries as deliveries
 from projections.webhook_deliveries import Due, Target
 from schemas.events import SUBJECT_ERASED
 from services.rules.webhook_delivery import next_attempt_at
-from services.webhooks.identifiers import DeliveryIdentifiers
+from services.webhooks.erasure_capture import Identifier
+from services.webhooks.delivery_identifiers import DeliveryIdentifiers
 from services.webhooks.sending import Sender
 from services.webhooks.signing import webhook_headers
 
@@ -52,7 +54,7 @@ def delivery_id_header(delivery: Due) -> str:
     return f"{delivery.event_id}_{delivery.subscription_id}"
 
 
-def body_of(delivery: Due, identifiers: list[dict[str, str]] | None) -> bytes:
+def body_of(delivery: Due, identifiers: list[Identifier] | None) -> bytes:
     payload = delivery.payload
     if identifiers is not None:
         payload = {**payload, "data": {**payload["data"], "identifiers": identifiers}}
@@ -114,7 +116,7 @@ class Deliverer:
                 if sid not in self.workers:
                     task = asyncio.create_task(self._drain(sid, stop))
                     self.workers[sid] = task
-                    task.add_done_callback(lambda _t, sid=sid: self._finished(sid))
+                    task.add_done_callback(functools.partial(self._finished, sid))
             due_at = await deliveries.next_due_at(self.pool)
             wait = POLL_S
             if due_at is not None:
@@ -123,8 +125,8 @@ class Deliverer:
                 async with asyncio.timeout(wait):
                     await _first(stop.wait(), self.wake.wait())
 
-    def _finished(self, sid: UUID) -> None:
-        task = self.workers.pop(sid)
+    def _finished(self, sid: UUID, task: asyncio.Task[None]) -> None:
+        self.workers.pop(sid, None)
         if not task.cancelled() and task.exception() is not None:
             log.error("webhook worker of %s failed: %s", sid, task.exception())
         self.wake.set()
@@ -158,7 +160,7 @@ class Deliverer:
                 await self._lock("SELECT pg_advisory_unlock($1, hashtext($2))", sid)
 
     async def _deliver(self, target: Target, secrets: list[str], delivery: Due) -> None:
-        carried: list[dict[str, str]] | None = None
+        carried: list[Identifier] | None = None
         if target.include_identifiers:
             if not await self.identifiers.projected(delivery):
                 await deliveries.defer(self.pool, delivery.id, PROJECTION_WAIT_S)
@@ -166,7 +168,7 @@ class Deliverer:
             carried = await self.identifiers.of(delivery)
         body = body_of(delivery, carried)
         headers = webhook_headers(secrets, delivery_id_header(delivery), int(time.time()), body)
-        attempt = await self.sender.send(target.url, headers, body)
+        attempt = await self.sender.post(target.url, headers, body)
         next_at = (
             None
             if attempt.outcome == deliveries.SUCCEEDED
@@ -178,8 +180,7 @@ class Deliverer:
                 draw=random.random(),
             )
         )
-        async with self.pool.acquire() as conn:
-            recorded = await deliveries.record(conn, delivery, attempt, next_at)
+        recorded = await deliveries.record(self.pool, delivery, attempt, next_at)
         if not recorded:
             return
         self.sent += 1
@@ -191,11 +192,13 @@ class Deliverer:
                 attempt.error,
                 "" if next_at else "; parked",
             )
-        if delivery.event_type == SUBJECT_ERASED and (
-            attempt.outcome == deliveries.SUCCEEDED or next_at is None
+        settled = attempt.outcome == deliveries.SUCCEEDED or next_at is None
+        if (
+            delivery.event_type == SUBJECT_ERASED
+            and settled
+            and await deliveries.event_settled(self.pool, delivery.event_id)
         ):
-            if await deliveries.event_settled(self.pool, delivery.event_id):
-                await self.forget_capture(delivery.event_id)
+            await self.forget_capture(delivery.event_id)
 
 
 async def _first(*waits: Awaitable[object]) -> None:

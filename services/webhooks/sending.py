@@ -5,6 +5,8 @@ services/rules/webhook_urls.py `address_allowed`; the connection is then made to
 address (TLS still verifies the certificate against the URL's host name), so a name that
 resolves to an allowed address when checked and a private one when connected (DNS rebinding)
 reaches nothing. Redirects are not followed: a 3xx is a failed attempt.
+
+Design: docs/developers/design/webhooks.md
 """
 
 from __future__ import annotations
@@ -54,7 +56,7 @@ class CheckedBackend(httpcore.AsyncNetworkBackend):
         self,
         host: str,
         port: int,
-        timeout: float | None = None,
+        timeout: float | None = None,  # noqa: ASYNC109 (httpcore's interface)
         local_address: str | None = None,
         socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
     ) -> httpcore.AsyncNetworkStream:
@@ -80,7 +82,7 @@ class CheckedBackend(httpcore.AsyncNetworkBackend):
     async def connect_unix_socket(
         self,
         path: str,
-        timeout: float | None = None,
+        timeout: float | None = None,  # noqa: ASYNC109 (httpcore's interface)
         socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
     ) -> httpcore.AsyncNetworkStream:
         raise AddressRefused("deliveries go to TCP addresses only")
@@ -117,7 +119,7 @@ class Sender:
     async def close(self) -> None:
         await self.pool.aclose()
 
-    async def send(self, url: str, headers: Mapping[str, str], body: bytes) -> Attempt:
+    async def post(self, url: str, headers: Mapping[str, str], body: bytes) -> Attempt:
         """POST `body`; the attempt's outcome: succeeded (2xx), failed (another status, or the
         exchange broke), timeout, or refused (URL or address not allowed, connection refused)."""
         started_at = datetime.now(UTC)
@@ -143,7 +145,9 @@ class Sender:
                     checked,
                     headers=[(k.encode(), v.encode()) for k, v in headers.items()],
                     content=body,
-                    extensions={"timeout": dict.fromkeys(("connect", "read", "write", "pool"), limit)},
+                    extensions={
+                        "timeout": dict.fromkeys(("connect", "read", "write", "pool"), limit)
+                    },
                 ) as response:
                     code = response.status
         except AddressRefused as exc:

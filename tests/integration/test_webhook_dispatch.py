@@ -117,9 +117,7 @@ async def test_timeouts_park_then_redelivery_succeeds(
     event = withdrawal("slow-subject")
     async with receiving(answer) as receiver:
         sid = await subscribe(conn, receiver.url)
-        async with dispatching(
-            hook_settings, one_secret, window=timedelta(seconds=3), timeout_s=1
-        ):
+        async with dispatching(hook_settings, one_secret, window=timedelta(seconds=3), timeout_s=1):
             await append(hook_settings, [event])
 
             async def parked() -> bool:
@@ -143,11 +141,13 @@ async def test_timeouts_park_then_redelivery_succeeds(
     health = await conn.fetchrow(
         "SELECT failing_since, last_success_at FROM webhook_subscriptions WHERE id = $1", sid
     )
+    assert health is not None
     assert health["failing_since"] is None and health["last_success_at"] is not None
     # the hung requests were answered after the dispatcher gave up on them: not successes
-    assert await conn.fetchval(
-        "SELECT count(*) FROM webhook_attempts WHERE outcome = 'succeeded'"
-    ) == 1
+    assert (
+        await conn.fetchval("SELECT count(*) FROM webhook_attempts WHERE outcome = 'succeeded'")
+        == 1
+    )
 
 
 async def test_both_secrets_sign_while_one_rotates(

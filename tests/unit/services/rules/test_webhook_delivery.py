@@ -1,5 +1,5 @@
 """The dispatcher's pure rules (services/rules/webhook_delivery.py): who receives an event,
-the retry schedule with full jitter, and the retry window.
+the retry schedule with full jitter, and the retry window."""
 
 from __future__ import annotations
 

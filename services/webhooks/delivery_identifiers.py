@@ -15,10 +15,10 @@ from projections.webhook_deliveries import Due
 from schemas.events import SUBJECT_ERASED
 from services.identity.identities import IdentifierError, decrypt_identifier
 from services.identity.keystore import DataKeys
+from services.webhooks.erasure_capture import Identifier
 
 log = logging.getLogger(__name__)
 
-Identifier = dict[str, str]
 #: opens an erasure's captured identifiers by the SubjectErased event's id ([] when none)
 OpenCapture = Callable[[UUID], Awaitable[list[Identifier]]]
 

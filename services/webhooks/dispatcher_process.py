@@ -48,7 +48,9 @@ async def keep_retention(process: DispatcherProcess, stop: asyncio.Event) -> Non
             stale = await webhook_deliveries.purge_captures(process.pool, CAPTURE_GRACE_HOURS)
             if gone or stale:
                 log.info(
-                    "webhook retention: %d succeeded deliveries, %d stale erasure captures", gone, stale
+                    "webhook retention: %d succeeded deliveries, %d stale erasure captures",
+                    gone,
+                    stale,
                 )
         except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
             log.warning("webhook retention failed (%s); trying again later", exc)
