@@ -44,10 +44,10 @@ from services.reads.projection_health import ProjectionHealth
 from services.rules.catalogue import Catalogue, load_catalogue
 from services.webhooks import erasure_capture
 from services.webhooks.deliverer import Deliverer, DelivererOptions
-from services.webhooks.erasure_capture import Identifier
-from services.webhooks.fanout import FanoutReader
 from services.webhooks.delivery_identifiers import DeliveryIdentifiers
 from services.webhooks.dispatcher_process import DispatcherProcess
+from services.webhooks.erasure_capture import Identifier
+from services.webhooks.fanout import FanoutReader
 from services.webhooks.sending import AddressRules, Sender
 
 #: opens a dedicated database connection; the caller closes it

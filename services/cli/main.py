@@ -267,12 +267,12 @@ async def run_projector(settings: Settings) -> int:
     return await run_projector_process(open_projector(settings))
 
 
-if __name__ == "__main__":
-    sys.exit(main())
-
-
 async def run_dispatcher(settings: Settings) -> int:
     from services.bootstrap import open_dispatcher
     from services.webhooks.dispatcher_process import run_dispatcher_process
 
     return await run_dispatcher_process(await open_dispatcher(settings))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -28,8 +28,8 @@ from projections import webhook_deliveries as deliveries
 from projections.webhook_deliveries import Due, Target
 from schemas.events import SUBJECT_ERASED
 from services.rules.webhook_delivery import next_attempt_at
-from services.webhooks.erasure_capture import Identifier
 from services.webhooks.delivery_identifiers import DeliveryIdentifiers
+from services.webhooks.erasure_capture import Identifier
 from services.webhooks.sending import Sender
 from services.webhooks.signing import webhook_headers
 

@@ -34,9 +34,9 @@ from services.ledger.kafka_clients import new_producer
 from services.ledger.record_producer import writer_macs
 from services.stack.embedded import free_port
 from services.webhooks.deliverer import Deliverer, DelivererOptions
+from services.webhooks.delivery_identifiers import DeliveryIdentifiers
 from services.webhooks.erasure_capture import Identifier
 from services.webhooks.fanout import FanoutReader
-from services.webhooks.delivery_identifiers import DeliveryIdentifiers
 from services.webhooks.sending import AddressRules, Sender
 from tests.conftest import wait_until
 from tests.writer_macs import sealed
