@@ -80,9 +80,10 @@ async def test_a_killed_dispatcher_loses_nothing(real_servers: Servers) -> None:
             try:
 
                 async def all_succeeded() -> bool:
-                    return await conn.fetchval(
+                    done: int = await conn.fetchval(
                         "SELECT count(*) FROM webhook_deliveries WHERE status = 'succeeded'"
-                    ) == len(events)
+                    )
+                    return done == len(events)
 
                 await wait_until(all_succeeded, 120, "every delivery to succeed")
             finally:
