@@ -1,6 +1,7 @@
 """The one place that opens connections and producers, for each kind of process: the API's
 `Ledger` (open_ledger; the importer uses it too), the projector process (open_projector), and
-an operator command's own (operator_database, operator_producer, operator_consumer). Everything
+the webhook dispatcher (open_dispatcher), an operator command's own (operator_database,
+operator_producer, operator_consumer). Everything
 else receives what it uses; a part that needs a dedicated connection (LISTEN, an advisory lock,
 a long transaction) is handed `connect_database` bound to the settings.
 tests/unit/services/test_wiring.py parses the sources to hold that nothing else opens one.
@@ -12,8 +13,10 @@ import contextlib
 import functools
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any, cast
+from uuid import UUID
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
@@ -23,6 +26,7 @@ from projections.runner import ConsumerFactory, Projector
 from schemas.codec import EventCodec, default_codec
 from services.config import Settings
 from services.db_pool import open_pool
+from services.identity import webhook_secrets
 from services.identity.keystore import DataKeys
 from services.identity.secrets import Secrets
 from services.ledger import idempotency, kafka_clients
@@ -38,6 +42,13 @@ from services.reads.notice_cache import NoticeCache
 from services.reads.progress import ProjectionProgress
 from services.reads.projection_health import ProjectionHealth
 from services.rules.catalogue import Catalogue, load_catalogue
+from services.webhooks import erasure_capture
+from services.webhooks.deliverer import Deliverer, DelivererOptions
+from services.webhooks.delivery_identifiers import DeliveryIdentifiers
+from services.webhooks.dispatcher_process import DispatcherProcess
+from services.webhooks.erasure_capture import Identifier
+from services.webhooks.fanout import FanoutReader
+from services.webhooks.sending import AddressRules, Sender
 
 #: opens a dedicated database connection; the caller closes it
 Connect = Callable[[], Awaitable[asyncpg.Connection]]
@@ -210,6 +221,61 @@ def open_projector(settings: Settings) -> ProjectorProcess:
         DeadLetterFeed(settings, sessions=sessions),
         Checkpointer(settings, sessions=sessions),
     )
+
+
+# The webhook dispatcher process
+
+
+async def open_dispatcher(settings: Settings) -> DispatcherProcess:
+    """Fan-out (its own consumer and connection), the deliveries' workers (a pool, a lock
+    connection, the HTTP client) and what they read sealed; call it in the loop that runs them."""
+    master = settings.secrets().master
+    pool = await open_pool(
+        settings.database_url,
+        min_size=1,
+        max_size=10,
+        acquire_timeout_ms=settings.db_acquire_timeout_ms,
+        statement_timeout_ms=settings.db_statement_timeout_ms,
+    )
+
+    async def secrets_of(subscription_id: UUID) -> list[str]:
+        return await webhook_secrets.signing_secrets(
+            pool, master, subscription_id, datetime.now(UTC)
+        )
+
+    async def captured(event_id: UUID) -> list[Identifier]:
+        return await erasure_capture.open_capture(pool, master, event_id) or []
+
+    async def forget(event_id: UUID) -> None:
+        await erasure_capture.forget(pool, event_id)
+
+    sender = Sender(
+        AddressRules(settings.webhook_allow_loopback, settings.webhook_allow_private),
+        settings.webhook_timeout_s,
+        max_connections=100,
+    )
+    deliverer = Deliverer(
+        pool=pool,
+        connect=database_connector(settings),
+        sender=sender,
+        secrets=secrets_of,
+        identifiers=DeliveryIdentifiers(pool, DataKeys(pool, master), settings.topic, captured),
+        forget_capture=forget,
+        options=DelivererOptions(
+            settings.webhook_concurrency, timedelta(hours=settings.webhook_retry_hours)
+        ),
+    )
+    reader = FanoutReader(
+        new_consumer=consumer_factory(settings),
+        connect=database_connector(settings),
+        topic=settings.topic,
+        group_id=settings.webhook_group,
+        codec=default_codec(),
+        macs=writer_macs(settings.writer_key_ring()),
+        on_created=deliverer.wake.set,
+        session_timeout_ms=settings.kafka_session_timeout_ms,
+    )
+    return DispatcherProcess(settings, pool, reader, deliverer, sender)
 
 
 # Operator commands (and the set-up steps of `init` and `up`)

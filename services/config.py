@@ -84,6 +84,11 @@ class Settings:
     projector_batch: int
     projector_fetch_wait_ms: int
     max_staleness_ms: int
+    webhook_group: str
+    webhook_timeout_s: int
+    webhook_retry_hours: int
+    webhook_concurrency: int
+    webhook_delivery_retention_days: int
     catalogue_path: str
     public_url: str
     link_ttl_days: int

@@ -186,6 +186,35 @@ ENVIRONMENT: Final[dict[str, tuple[str, str, str]]] = {
         "how far the projection may be behind the log before decisions answer 503 and /readyz"
         " fails; 0 turns the time limit off (a loss-detection stop still fails decisions)",
     ),
+    "LEDGER_WEBHOOK_GROUP": (
+        "webhook_group",
+        "consent-ledger-webhooks",
+        "consumer group of the webhook dispatcher (its positions are kept in PostgreSQL; the"
+        " group only shares the partitions among dispatchers)",
+    ),
+    "LEDGER_WEBHOOK_TIMEOUT_S": (
+        "webhook_timeout_s",
+        "10",
+        "seconds a webhook delivery may take, from connecting to the receiver's answer; longer"
+        " is a failed attempt (retried)",
+    ),
+    "LEDGER_WEBHOOK_RETRY_HOURS": (
+        "webhook_retry_hours",
+        "24",
+        "hours a failing webhook delivery is retried (1 s, 5 s, 30 s, then growing to hourly,"
+        " with jitter) before it is parked and its subscription marked failing",
+    ),
+    "LEDGER_WEBHOOK_CONCURRENCY": (
+        "webhook_concurrency",
+        "4",
+        "deliveries the dispatcher sends at once to one subscription (each to another subject)",
+    ),
+    "LEDGER_WEBHOOK_DELIVERY_RETENTION_DAYS": (
+        "webhook_delivery_retention_days",
+        "30",
+        "days a succeeded webhook delivery and its attempts are kept for"
+        " GET /v1/webhooks/{id}/deliveries; parked ones stay until redelivered or deleted",
+    ),
     "LEDGER_CATALOGUE": (
         "catalogue_path",
         "",
@@ -371,6 +400,10 @@ WHOLE_NUMBER_RANGES: Final[dict[str, tuple[int, int]]] = {
     "LEDGER_PROJECTOR_FETCH_WAIT_MS": (1, 10_000),
     "LEDGER_CHECKPOINT_INTERVAL_S": (1, 86_400),
     "LEDGER_MAX_STALENESS_MS": (0, 86_400_000),
+    "LEDGER_WEBHOOK_TIMEOUT_S": (1, 300),
+    "LEDGER_WEBHOOK_RETRY_HOURS": (1, 720),
+    "LEDGER_WEBHOOK_CONCURRENCY": (1, 100),
+    "LEDGER_WEBHOOK_DELIVERY_RETENTION_DAYS": (1, 3650),
     "LEDGER_LINK_TTL_DAYS": (1, 3650),
     "LEDGER_PREFERENCE_LINK_TTL_DAYS": (1, 365),
     "LEDGER_SIGNUP_CONFIRMATION_DAYS": (1, 90),

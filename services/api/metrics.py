@@ -1,7 +1,7 @@
 """GET /metrics: the projector's histograms, the rights-request gauges (counted at scrape time
 against today's UTC date) and the projector's health (lag, staleness, loss detection, dead
-letters), then this API process's own metrics (services/telemetry/api_metrics.py), in the Prometheus
-text format.
+letters), the webhook deliveries' outcomes and queues, then this API process's own metrics
+(services/telemetry/api_metrics.py), in the Prometheus text format.
 The same concept as projections/metrics.py, on the HTTP side."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from typing import Any, Final
 from starlette.requests import Request
 from starlette.responses import Response
 
-from projections import metrics, requests
+from projections import metrics, requests, webhook_deliveries
 from services.api.openapi_responses import METRICS
 from services.bootstrap import Ledger
 from services.http.app_state import ledger_of
@@ -31,6 +31,10 @@ async def metrics_endpoint(request: Request) -> Response:
     )
     text += api_metrics.prometheus_text()
     text += await projector_metrics(ledger)
+    text += webhook_deliveries.prometheus_text(
+        await webhook_deliveries.outcome_counts(ledger.pool),
+        await webhook_deliveries.queue_gauges(ledger.pool),
+    )
     return Response(text, headers={"Content-Type": CONTENT_TYPE, "Cache-Control": "no-store"})
 
 

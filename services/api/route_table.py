@@ -39,6 +39,7 @@ from services.api import (
     suppressions,
     unsubscribe,
     verify,
+    webhook_deliveries,
     webhooks,
 )
 from services.api.body_schemas import command_operation
@@ -183,6 +184,20 @@ _DECLARED: Final = (
     RouteSpec("DELETE", webhooks.ITEM_PATH, webhooks.delete, ADMIN, webhooks.DELETE_OPERATION),
     RouteSpec(
         "POST", webhooks.ROTATE_PATH, webhooks.rotate_secret, ADMIN, webhooks.ROTATE_OPERATION
+    ),
+    RouteSpec(
+        "GET",
+        webhook_deliveries.PATH,
+        webhook_deliveries.list_deliveries,
+        ADMIN,
+        webhook_deliveries.LIST_OPERATION,
+    ),
+    RouteSpec(
+        "POST",
+        webhook_deliveries.REDELIVER_PATH,
+        webhook_deliveries.redeliver,
+        ADMIN,
+        webhook_deliveries.REDELIVER_OPERATION,
     ),
 )
 

@@ -36,9 +36,18 @@ from services.rules.catalogue import CatalogueError, load_catalogue
 from services.stack.session import environment_with_session
 from services.telemetry.logs import configure_logging
 
-COMMANDS: Final = ("up", "api", "projector", "init", "secrets", "rewrap-keys", *OPERATOR_COMMANDS)
+COMMANDS: Final = (
+    "up",
+    "api",
+    "projector",
+    "webhooks-dispatcher",
+    "init",
+    "secrets",
+    "rewrap-keys",
+    *OPERATOR_COMMANDS,
+)
 #: commands that MAC or check event records with the writer keys (LEDGER_WRITER_KEYS)
-WRITER_KEY_COMMANDS: Final = ("projector", "restore-log", "rebuild")
+WRITER_KEY_COMMANDS: Final = ("projector", "webhooks-dispatcher", "restore-log", "rebuild")
 
 log = logging.getLogger("consent_ledger")
 
@@ -53,6 +62,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     api.add_argument("--port", type=int, help="API port (default LEDGER_PORT or 8000)")
     sub.add_parser("projector", help="consume the event topic into PostgreSQL")
+    sub.add_parser("webhooks-dispatcher", help="deliver the event topic to webhook subscriptions")
     init = sub.add_parser("init", help="create the topic and migrate the database, then exit")
     init.add_argument(
         "--generate-secrets",
@@ -151,6 +161,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_api(settings)
     if args.command == "projector":
         return _run_async(run_projector(settings))
+    if args.command == "webhooks-dispatcher":
+        return _run_async(run_dispatcher(settings))
     if args.command == "rewrap-keys":
         return _run_async(run_rewrap(settings))
     operator = operator_command(settings, args)
@@ -253,6 +265,13 @@ async def run_projector(settings: Settings) -> int:
     from services.projector.process import run_projector_process
 
     return await run_projector_process(open_projector(settings))
+
+
+async def run_dispatcher(settings: Settings) -> int:
+    from services.bootstrap import open_dispatcher
+    from services.webhooks.dispatcher_process import run_dispatcher_process
+
+    return await run_dispatcher_process(await open_dispatcher(settings))
 
 
 if __name__ == "__main__":

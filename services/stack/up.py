@@ -82,7 +82,8 @@ def run_up(settings: Settings) -> int:
             return 2
         write_session(settings)
         env = {**os.environ, **settings.as_environment()}
-        for command in ("projector", "api"):
+        # the webhook dispatcher beside the projector (its own consumer group and positions)
+        for command in ("projector", "webhooks-dispatcher", "api"):
             children[command] = subprocess.Popen(
                 [sys.executable, "-m", "services.cli.main", command],
                 env=env,
@@ -110,6 +111,9 @@ def run_up(settings: Settings) -> int:
             _drain(settings)
         if projector is not None:
             _stop(projector)
+        dispatcher = children.get("webhooks-dispatcher")
+        if dispatcher is not None:
+            _stop(dispatcher)
         remove_session(settings)
         if kafka:
             kafka.stop()
