@@ -129,6 +129,9 @@ def _guard(
         verb = "GET" if request.method == "HEAD" else request.method
         if header is None and SESSION_COOKIE in request.cookies and (verb, path) in SESSION_ROUTES:
             return await _by_session(request, endpoint, path, needed)
+        signed_out_page = path.startswith("/audit/") and needed != KEY_OPTIONAL
+        if header is None and signed_out_page and (verb, path) in SESSION_ROUTES:
+            return _to_sign_in(request)  # a browser with neither key nor session
         if needed == KEY_OPTIONAL and header is None:
             set_caller(request, None)
             return await endpoint(request)
@@ -168,6 +171,13 @@ def _guard(
     return guarded
 
 
+def _to_sign_in(request: Request) -> Response:
+    """303 from an audit page to the sign-in form at /audit/ (relative: a path prefix in front
+    of the ledger keeps working)."""
+    depth = request.url.path.count("/") - 2  # from /audit/a/b back to /audit/
+    return RedirectResponse("../" * depth or "./", 303)
+
+
 async def _by_session(request: Request, endpoint: Endpoint, path: str, needed: str) -> Response:
     """A request carrying a staff session's cookie and no key: the session's key stands in
     (a form posted with it must carry the session's CSRF token). A session that has ended
@@ -178,8 +188,7 @@ async def _by_session(request: Request, endpoint: Endpoint, path: str, needed: s
             set_caller(request, None)
             return await endpoint(request)
         if request.method in ("GET", "HEAD") and path.startswith("/audit/"):
-            depth = request.url.path.count("/") - 2  # from /audit/a/b back to /audit/
-            answer: Response = RedirectResponse("../" * depth or "./", 303)
+            answer: Response = _to_sign_in(request)
         else:
             problem = _unauthorized("the staff session has ended; sign in again at /audit/")
             answer = problem.response(path)
