@@ -43,6 +43,8 @@ TABLES: Final[Mapping[str, str]] = MappingProxyType(
         "checkpoint_outbox": KEPT,
         "schema_migrations": KEPT,
         "api_keys": KEPT,
+        # staff sessions of the auditor's pages: the API's own short-lived state
+        "staff_sessions": KEPT,
         # registered websites and their publishable keys: configuration, like api_keys
         "sites": KEPT,
         "access_log": KEPT,

@@ -110,6 +110,9 @@ class Settings:
     collect_rate_per_address_per_min: int
     collect_repeat_window_s: int
     preference_saves_per_min: int
+    staff_session_idle_min: int
+    staff_session_max_h: int
+    staff_sign_in_rate_per_min: int
     forwarded_allow_ips: str
     webhook_allow_loopback: bool
     webhook_allow_private: bool

@@ -358,6 +358,22 @@ ENVIRONMENT: Final[dict[str, tuple[str, str, str]]] = {
         "refused API keys per minute one client address may send before it gets 429 for every"
         " key but a generated one (256 random bits); 0 is no limit",
     ),
+    "LEDGER_STAFF_SESSION_IDLE_MIN": (
+        "staff_session_idle_min",
+        "30",
+        "minutes without a request after which a staff session of the auditor's pages ends",
+    ),
+    "LEDGER_STAFF_SESSION_MAX_H": (
+        "staff_session_max_h",
+        "8",
+        "hours after sign-in at which a staff session ends however active it is",
+    ),
+    "LEDGER_STAFF_SIGN_IN_RATE_PER_MIN": (
+        "staff_sign_in_rate_per_min",
+        "10",
+        "sign-in attempts per minute one client address (an IPv6 /64) may make on the"
+        " auditor's pages, right or wrong; 0 is no limit",
+    ),
     "LEDGER_FORWARDED_ALLOW_IPS": (
         "forwarded_allow_ips",
         "127.0.0.1,::1",
@@ -411,6 +427,9 @@ WHOLE_NUMBER_RANGES: Final[dict[str, tuple[int, int]]] = {
     "LEDGER_API_KEY_REFRESH_S": (1, 3600),
     "LEDGER_PUBLIC_RATE_PER_MIN": (0, 1_000_000),
     "LEDGER_FAILED_KEY_RATE_PER_MIN": (0, 1_000_000),
+    "LEDGER_STAFF_SESSION_IDLE_MIN": (1, 1440),
+    "LEDGER_STAFF_SESSION_MAX_H": (1, 168),
+    "LEDGER_STAFF_SIGN_IN_RATE_PER_MIN": (0, 10_000),
     "LEDGER_COLLECT_RATE_PER_SITE_PER_MIN": (0, 1_000_000),
     "LEDGER_COLLECT_RATE_PER_ADDRESS_PER_MIN": (0, 1_000_000),
     "LEDGER_COLLECT_REPEAT_WINDOW_S": (1, 86_400),

@@ -10,6 +10,7 @@ import functools
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from datetime import datetime
 
 import asyncpg
 import httpx
@@ -150,11 +151,14 @@ async def running_projector(settings: Settings) -> AsyncIterator[Projector]:
 
 
 @contextlib.asynccontextmanager
-async def running_api(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    """The real app under uvicorn on a free port, and a client talking to it over a socket."""
+async def running_api(
+    settings: Settings, clock: Callable[[], datetime] | None = None
+) -> AsyncIterator[httpx.AsyncClient]:
+    """The real app under uvicorn on a free port, and a client talking to it over a socket;
+    `clock` drives the staff sessions' timeouts."""
     port = free_port()
     config = uvicorn.Config(
-        create_app(settings),
+        create_app(settings, clock=clock) if clock else create_app(settings),
         host="127.0.0.1",
         port=port,
         lifespan="on",

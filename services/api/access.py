@@ -15,11 +15,14 @@ from typing import Final
 from services.api.metrics import PATH as METRICS_PATH
 from services.api.read import DECISION_PATH
 from services.api.route_table import ROUTES
-from services.http.route_spec import PUBLIC, access_map
+from services.http.route_spec import PUBLIC, access_map, session_routes
 from services.identity.api_keys import AUDIT
 
 #: (method, route template) -> access level (a scope, or a level of services/http/route_spec.py)
 ROUTE_ACCESS: Final[Mapping[tuple[str, str], str]] = MappingProxyType(access_map(ROUTES))
+
+#: (method, route template) of the routes a staff session may call in place of a key
+SESSION_ROUTES: Final = session_routes(ROUTES)
 
 #: routes whose `at=` (an as-of read: what the ledger knew then) needs the audit scope
 AS_OF_ROUTES: Final = frozenset({("GET", DECISION_PATH), ("POST", DECISION_PATH)})

@@ -25,6 +25,7 @@ from services.config import Settings
 from services.http.ledger_problems import ledger_problem
 from services.http.problems import ProblemError, instance_of, problem_handler, unavailable
 from services.http.route_spec import starlette_routes
+from services.http.staff_auth import Clock, StaffSessions, utc_now
 from services.identity.api_key_store import KeyCache, register_admin_key, warn_forgotten_admin_keys
 from services.ledger.errors import LedgerError
 from services.web.page_limits import PageLimits
@@ -97,9 +98,11 @@ def create_app(
     settings: Settings,
     open_fn: LedgerFactory = open_ledger,
     keys_fn: KeysFactory = stored_keys,
+    clock: Clock = utc_now,
 ) -> Starlette:
     """The API. `open_fn` opens the ledger and `keys_fn` the API keys: the lifespan's two
-    resources, which in-process tests replace with in-memory ones (tests/unit/services/api/)."""
+    resources, which in-process tests replace with in-memory ones (tests/unit/services/api/);
+    `clock` is the staff sessions' (tests drive it past their timeouts)."""
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -138,4 +141,5 @@ def create_app(
     # the pages' buckets: the guard spends the address and link ones, the preference page
     # the subject's (services/web/page_limits.py)
     app.state.page_limits = page_limits
+    app.state.staff_sessions = StaffSessions.from_settings(settings, clock)
     return app

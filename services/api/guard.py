@@ -13,10 +13,10 @@ from collections.abc import Collection, Iterable
 from functools import partial
 
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from services.api.access import required_access
+from services.api.access import SESSION_ROUTES, required_access
 from services.api.site_guard import SiteLimits, guard_site
 from services.config import Settings
 from services.http.app_state import PageLimiter, api_keys_of, caller_of, set_caller
@@ -32,9 +32,16 @@ from services.http.route_spec import (
     Endpoint,
     GuardedRoute,
 )
+from services.http.staff_auth import (
+    require_csrf,
+    session_caller,
+    signed_in_session,
+    staff_sessions_of,
+)
 from services.identity.api_key_store import KeysUnavailable
 from services.identity.api_keys import KeyRefused, bearer_key, permits, unguessable
 from services.identity.site_keys import is_site_key
+from services.identity.staff_sessions import SESSION_COOKIE
 
 log = logging.getLogger(__name__)
 
@@ -119,6 +126,12 @@ def _guard(
         header = request.headers.get("authorization")
         if _presents_site_key(header):
             raise _site_key_refused()
+        verb = "GET" if request.method == "HEAD" else request.method
+        if header is None and SESSION_COOKIE in request.cookies and (verb, path) in SESSION_ROUTES:
+            return await _by_session(request, endpoint, path, needed)
+        signed_out_page = path.startswith("/audit/") and needed != KEY_OPTIONAL
+        if header is None and signed_out_page and (verb, path) in SESSION_ROUTES:
+            return _to_sign_in(request)  # a browser with neither key nor session
         if needed == KEY_OPTIONAL and header is None:
             set_caller(request, None)
             return await endpoint(request)
@@ -156,6 +169,37 @@ def _guard(
         return await endpoint(request)
 
     return guarded
+
+
+def _to_sign_in(request: Request) -> Response:
+    """303 from an audit page to the sign-in form at /audit/ (relative: a path prefix in front
+    of the ledger keeps working)."""
+    depth = request.url.path.count("/") - 2  # from /audit/a/b back to /audit/
+    return RedirectResponse("../" * depth or "./", 303)
+
+
+async def _by_session(request: Request, endpoint: Endpoint, path: str, needed: str) -> Response:
+    """A request carrying a staff session's cookie and no key: the session's key stands in
+    (a form posted with it must carry the session's CSRF token). A session that has ended
+    sends a page back to the sign-in form, and a download gets 401."""
+    caller = await session_caller(request)
+    if caller is None:
+        if needed == KEY_OPTIONAL:  # the sign-in page itself
+            set_caller(request, None)
+            return await endpoint(request)
+        if request.method in ("GET", "HEAD") and path.startswith("/audit/"):
+            answer: Response = _to_sign_in(request)
+        else:
+            problem = _unauthorized("the staff session has ended; sign in again at /audit/")
+            answer = problem.response(path)
+        staff_sessions_of(request).forget(answer, SESSION_COOKIE)
+        return answer
+    if needed not in (ANY_KEY, KEY_OPTIONAL) and not permits(caller.scopes, needed):
+        raise _forbidden(needed)
+    if request.method not in ("GET", "HEAD"):
+        await require_csrf(request, signed_in_session(request) or "")
+    set_caller(request, caller)
+    return await endpoint(request)
 
 
 def protect(routes: Iterable[Route], settings: Settings, limits: PageLimiter) -> list[Route]:

@@ -26,7 +26,7 @@ from services.http.route_spec import (
 )
 from services.identity.api_keys import ADMIN
 from services.rules.catalogue import Catalogue
-from services.web import consent_script
+from services.web import consent_script, staff
 
 PATH: Final = "/openapi.json"
 OPERATION: Final[dict[str, Any]] = {
@@ -56,8 +56,8 @@ def public_paths(routes: Sequence[RouteSpec]) -> frozenset[str]:
 
 
 def rate_limited_paths(routes: Sequence[RouteSpec]) -> frozenset[str]:
-    """The public pages, rate limited per client."""
-    return frozenset(s.path for s in routes if s.access == TOKEN_PAGE)
+    """The public pages and the staff sign-in, rate limited per client."""
+    return frozenset(s.path for s in routes if s.access == TOKEN_PAGE) | {staff.SIGN_IN_PATH}
 
 
 def openapi_document(catalogue: Catalogue, routes: Sequence[RouteSpec]) -> dict[str, Any]:
@@ -139,7 +139,8 @@ def _complete(documented: dict[str, Any], routes: Sequence[RouteSpec]) -> dict[s
             for media in op.get("requestBody", {}).get("content", {}).values():
                 _null_when_optional(media.get("schema", {}), nullable)
             responses: dict[str, Any] = op["responses"]
-            page = HTML in responses.get("200", {}).get("content", {})
+            # a page, or an HTML form's post that answers 303 (the audit pages' forms)
+            page = HTML in responses.get("200", {}).get("content", {}) or "303" in responses
             error = HTML_PAGE if page else PROBLEM
             for status, answer in list(responses.items()):
                 if status[0] in "45" and not _states_its_body(answer):

@@ -55,7 +55,7 @@ from services.http.route_spec import (
     RouteSpec,
 )
 from services.identity.api_keys import ADMIN, AUDIENCE, AUDIT, DECIDE, NOTICES, RECORD, REQUESTS
-from services.web import audit, confirmation, consent_script
+from services.web import audit, confirmation, consent_script, staff
 from services.web import routes as pages
 from services.web.page_limits import PREFERENCES_ROUTE, UNSUBSCRIBE_ROUTE
 
@@ -110,11 +110,11 @@ _DECLARED: Final = (
     RouteSpec("POST", _IDENTIFIERS, identifiers.link, RECORD, identifiers.LINK_OPERATION),
     RouteSpec("DELETE", _IDENTIFIERS, identifiers.unlink, RECORD, identifiers.UNLINK_OPERATION),
     RouteSpec("POST", "/v1/decisions/batch", batch.batch_decisions, DECIDE, batch.OPERATION),
-    RouteSpec("GET", f"{SUBJECT}/consent", read.consent_state, AUDIT, read.CONSENT_OPERATION),
+    RouteSpec("GET", f"{SUBJECT}/consent", read.consent_state, AUDIT, read.CONSENT_OPERATION, True),
     RouteSpec("GET", f"{SUBJECT}/events", read.subject_events, AUDIT, read.EVENTS_OPERATION),
-    RouteSpec("GET", verify.PATH, verify.verify_subject, AUDIT, verify.OPERATION),
-    RouteSpec("GET", exports.HISTORY_PATH, exports.history, AUDIT, exports.HISTORY_OPERATION),
-    RouteSpec("GET", exports.EXPORT_PATH, exports.export, AUDIT, exports.EXPORT_OPERATION),
+    RouteSpec("GET", verify.PATH, verify.verify_subject, AUDIT, verify.OPERATION, True),
+    RouteSpec("GET", exports.HISTORY_PATH, exports.history, AUDIT, exports.HISTORY_OPERATION, True),
+    RouteSpec("GET", exports.EXPORT_PATH, exports.export, AUDIT, exports.EXPORT_OPERATION, True),
     RouteSpec("GET", "/v1/purposes", read.purposes, ANY_KEY, read.PURPOSES_OPERATION),
     RouteSpec("GET", suppressions.PATH, suppressions.suppressions, DECIDE, suppressions.OPERATION),
     RouteSpec("GET", audiences.PATH, audiences.audience, AUDIENCE, audiences.OPERATION),
@@ -152,7 +152,7 @@ _DECLARED: Final = (
         "GET", notices.RECONSENT_PATH, notices.reconsent, DECIDE, notices.RECONSENT_OPERATION
     ),
     RouteSpec(
-        "GET", "/v1/receipts/{event_id}", receipts.receipt, AUDIT, receipts.RECEIPT_OPERATION
+        "GET", "/v1/receipts/{event_id}", receipts.receipt, AUDIT, receipts.RECEIPT_OPERATION, True
     ),
     RouteSpec("GET", receipts.JWKS_PATH, receipts.jwks, PUBLIC, receipts.JWKS_OPERATION),
     RouteSpec(
@@ -169,7 +169,11 @@ _DECLARED: Final = (
         PUBLIC,
         consent_script.FILE_OPERATION,
     ),
-    RouteSpec("GET", audit.PATH, audit.subject, AUDIT, audit.SUBJECT_PAGE_OPERATION),
+    RouteSpec("GET", audit.PATH, audit.subject, AUDIT, audit.SUBJECT_PAGE_OPERATION, True),
+    RouteSpec("GET", staff.HOME_PATH, staff.home, KEY_OPTIONAL, staff.HOME_OPERATION, True),
+    RouteSpec("POST", staff.SIGN_IN_PATH, staff.sign_in, PUBLIC, staff.SIGN_IN_OPERATION),
+    RouteSpec("POST", staff.SIGN_OUT_PATH, staff.sign_out, PUBLIC, staff.SIGN_OUT_OPERATION),
+    RouteSpec("POST", staff.SEARCH_PATH, staff.search, AUDIT, staff.SEARCH_OPERATION, True),
     RouteSpec("GET", access_log.PATH, access_log.access_log, AUDIT, access_log.OPERATION),
     RouteSpec("POST", collect.PATH, collect.record_choices, SITE_KEY, collect.POST_OPERATION),
     RouteSpec("GET", collect.PATH, collect.show_choices, SITE_KEY, collect.GET_OPERATION),

@@ -58,6 +58,9 @@ class RouteSpec:
     #: SITE_KEY
     access: str
     operation: Mapping[str, Any] | OperationOf | TwinOf
+    #: a signed-in staff session (services/http/staff_auth.py) may stand in for the key: the
+    #: auditor's pages and the downloads they link to
+    session: bool = False
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
@@ -70,6 +73,11 @@ class RouteSpec:
     def twin(self, path: str) -> RouteSpec:
         """The POST twin of this GET route at `path`: the same handler and access level."""
         return RouteSpec("POST", path, self.endpoint, self.access, TwinOf(self.path))
+
+
+def session_routes(specs: Sequence[RouteSpec]) -> frozenset[tuple[str, str]]:
+    """(method, path) of every route a staff session may call."""
+    return frozenset((spec.method, spec.path) for spec in specs if spec.session)
 
 
 def access_map(specs: Sequence[RouteSpec]) -> dict[tuple[str, str], str]:

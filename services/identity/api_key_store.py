@@ -40,6 +40,7 @@ from services.identity.api_keys import (
     stored_hash,
     verify_key,
 )
+from services.identity.session_store import END_KEY_SESSIONS
 from services.identity.site_keys import verify_site_key
 
 log = logging.getLogger(__name__)
@@ -108,10 +109,12 @@ async def create_key(
 
 
 async def revoke_key(conn: asyncpg.Connection, kid: str) -> KeyRow | None:
-    """Revoke a key for good (revoking twice keeps the first time); None for an unknown id."""
+    """Revoke a key for good (revoking twice keeps the first time) and end its staff sessions;
+    None for an unknown id."""
     async with conn.transaction():
         found = await conn.fetchrow(REVOKE, kid)
         if found is not None:
+            await conn.execute(END_KEY_SESSIONS, kid)
             await _notify(conn, kid)
     return row_of(found) if found is not None else None
 

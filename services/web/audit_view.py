@@ -325,6 +325,11 @@ def subject_page(
     )
 
 
+def render_page(template: str, **values: Any) -> str:
+    """Any audit page of `template` (the pages of services/web/staff_view.py too)."""
+    return _ENV.get_template(template).render(lang=LANG, **values)
+
+
 def error_page(*, controller: str, heading: str, message: str) -> str:
     return _ENV.get_template("audit_error.html").render(
         lang=LANG, controller=controller, heading=heading, message=message
