@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
+from schemas.event_limits import unstorable
 from schemas.events import EVENT_TYPES
 from services.rules.webhook_urls import check_url
 
@@ -42,6 +43,8 @@ def _description(value: Any) -> tuple[str | None, FieldProblem | None]:
         return None, FieldProblem("description", f"must be text of at most {MAX_DESCRIPTION}")
     if any(ord(c) < 0x20 or 0x7F <= ord(c) < 0xA0 for c in value):
         return None, FieldProblem("description", "must not contain control characters")
+    if (problem := unstorable(value)) is not None:
+        return None, FieldProblem("description", problem)
     return value.strip() or None, None
 
 

@@ -138,6 +138,28 @@ async def test_a_bad_subscription_is_a_422_naming_the_field(
     assert await db.fetchval("SELECT count(*) FROM webhook_subscriptions") == 0
 
 
+@pytest.mark.parametrize(
+    ("raw", "field"),
+    [
+        (rb'{"url": "https://crm.example.com/\ud800", "events": ["SubjectErased"]}', "url"),
+        (
+            rb'{"url": "https://crm.example.com/", "events": ["SubjectErased"],'
+            rb' "description": "CRM \udfff"}',
+            "description",
+        ),
+    ],
+)
+async def test_a_lone_surrogate_is_a_422_naming_the_field(
+    api: httpx.AsyncClient, db: asyncpg.Connection, raw: bytes, field: str
+) -> None:
+    answer = await api.post(
+        "/v1/webhooks", content=raw, headers={"content-type": "application/json"}
+    )
+    assert answer.status_code == 422, answer.text
+    assert [e["field"] for e in answer.json()["errors"]] == [field]
+    assert await db.fetchval("SELECT count(*) FROM webhook_subscriptions") == 0
+
+
 async def test_a_bad_change_is_a_422_and_changes_nothing(api: httpx.AsyncClient) -> None:
     hook = (await api.post("/v1/webhooks", json=NEW)).json()
     for body, field in (

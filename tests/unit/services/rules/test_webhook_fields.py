@@ -44,6 +44,13 @@ def test_an_update_sets_only_what_it_gives() -> None:
         ({"url": URL, "events": [1]}, True, ["events"]),
         ({"url": URL, "events": ["SubjectErased"], "enabled": True}, True, ["enabled"]),
         ({"url": URL, "events": ["SubjectErased"], "description": "a\x00b"}, True, ["description"]),
+        (
+            {"url": URL, "events": ["SubjectErased"], "description": "a\ud800"},
+            True,
+            ["description"],
+        ),
+        ({"url": URL + "/\udc00", "events": ["SubjectErased"]}, True, ["url"]),
+        ({"url": "https://\ud83d.example/"}, False, ["url"]),
         ({"url": None}, False, ["url"]),
         ({"events": None}, False, ["events"]),
         ({"enabled": None}, False, ["enabled"]),
