@@ -54,11 +54,20 @@ WITH dropped AS (
 )
 UPDATE webhook_secrets SET retires_at = $2 WHERE subscription_id = $1 AND retires_at IS NULL
 """
+#: a leaked secret: every secret of the subscription stops signing at once
+DROP_ALL_SECRETS: Final = "DELETE FROM webhook_secrets WHERE subscription_id = $1"
+#: a rotation waits for another rotation or a deletion of the same subscription
+LOCK_SUBSCRIPTION: Final = "SELECT 1 FROM webhook_subscriptions WHERE id = $1 FOR UPDATE"
+#: the secrets that sign at $2, newest first; those retired by then are deleted on the way
 SIGNING: Final = """
+WITH dropped AS (
+    DELETE FROM webhook_secrets WHERE subscription_id = $1 AND retires_at <= $2
+)
 SELECT created_at, master_key_id, sealed_secret, retires_at FROM webhook_secrets
 WHERE subscription_id = $1 AND (retires_at IS NULL OR retires_at > $2)
 ORDER BY created_at DESC
 """
+DELETE_RETIRED: Final = "DELETE FROM webhook_secrets WHERE retires_at <= $1"
 WANTS_IDENTIFIERS: Final = """
 SELECT EXISTS (
     SELECT 1 FROM webhook_subscriptions
@@ -167,8 +176,24 @@ async def retire_current_secret(
     await conn.execute(RETIRE_CURRENT, subscription_id, retires_at)
 
 
+async def lock_subscription(conn: asyncpg.Connection, subscription_id: UUID) -> bool:
+    """Lock the subscription's row for this transaction; False when there is none."""
+    return await conn.fetchval(LOCK_SUBSCRIPTION, subscription_id) is not None
+
+
+async def drop_all_secrets(conn: asyncpg.Connection, subscription_id: UUID) -> None:
+    await conn.execute(DROP_ALL_SECRETS, subscription_id)
+
+
+async def delete_retired_secrets(conn: Conn, now: datetime) -> int:
+    """Delete every secret retired by `now`; how many went."""
+    status = await conn.execute(DELETE_RETIRED, now)
+    return int(status.split()[-1])
+
+
 async def signing_secrets(conn: Conn, subscription_id: UUID, now: datetime) -> list[SealedSecret]:
-    """The sealed secrets that sign at `now`, newest first."""
+    """The sealed secrets that sign at `now`, newest first; the subscription's secrets retired
+    by `now` are deleted."""
     rows = await conn.fetch(SIGNING, subscription_id, now)
     return [
         SealedSecret(
