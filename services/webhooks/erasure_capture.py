@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+from datetime import timedelta
 from typing import Final, TypedDict
 from uuid import UUID
 
@@ -23,6 +24,9 @@ from services.identity.keystore import DataKeys
 from services.identity.secrets import KEY_BYTES, KeyRing, SecretsError
 
 _NONCE_BYTES: Final = 12
+#: how old a capture no delivery will open must be before forget_orphans deletes it: longer
+#: than an append can take (the produce timeout) and the clocks of API processes can differ
+ORPHAN_GRACE: Final = timedelta(hours=1)
 
 
 class Identifier(TypedDict):
@@ -125,3 +129,14 @@ async def open_capture(
 async def forget(conn: asyncpg.Connection | asyncpg.Pool, event_id: UUID) -> bool:
     """Delete a capture for good (every delivery of it is done, or its event never landed)."""
     return await webhook_erasures.delete(conn, event_id)
+
+
+async def forget_orphans(
+    conn: asyncpg.Connection | asyncpg.Pool, older_than: timedelta = ORPHAN_GRACE
+) -> list[UUID]:
+    """Housekeeping (the dispatcher's, needing no traffic): delete the captures older than
+    `older_than` that no delivery will open, because their SubjectErased never reached the log
+    (a refused or lost append whose client gave up) or reached it without a delivery left to
+    make; the event ids forgotten. A capture with a pending delivery to a subscription with
+    include_identifiers stays for `forget`."""
+    return await webhook_erasures.delete_orphans(conn, older_than)

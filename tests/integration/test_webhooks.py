@@ -1,7 +1,7 @@
 """Webhook subscriptions against the real servers: the admin routes (the secret shown once,
 sealed at rest, rotation signing with both secrets for a day, deletion cascading to
 deliveries), refused fields and URLs named by field, and an erasure capturing the subject's
-identifiers for its SubjectErased webhooks before the data key is destroyed."""
+identifiers for its SubjectErased webhooks: tests/integration/test_webhook_erasure_capture.py."""
 
 from __future__ import annotations
 
@@ -22,7 +22,6 @@ from standardwebhooks.webhooks import Webhook
 from services.config import Settings
 from services.identity import webhook_secrets
 from services.identity.secrets import KeyRing
-from services.webhooks import erasure_capture
 from services.webhooks.signing import webhook_headers
 from tests.conftest import running_api, running_projector, wait_until
 
@@ -190,95 +189,6 @@ async def test_loopback_receivers_only_where_the_setting_allows(settings: Settin
             made = await api.post("/v1/webhooks", json=local)
             assert made.status_code == 201, made.text
             assert made.json()["url"] == "http://127.0.0.1:9999/hook"
-
-
-async def _link(api: httpx.AsyncClient, subject: str, kind: str, value: str) -> str:
-    answer = await api.post(
-        f"/v1/subjects/{subject}/identifiers", json={"type": kind, "value": value}
-    )
-    assert answer.status_code == 201, answer.text
-    return str(answer.json()["token"])
-
-
-async def test_an_erasure_captures_the_identifiers_before_the_key_is_destroyed(
-    api: httpx.AsyncClient, db: asyncpg.Connection, settings: Settings
-) -> None:
-    made = await api.post(
-        "/v1/webhooks",
-        json={"url": URL, "events": ["SubjectErased"], "include_identifiers": True},
-    )
-    assert made.status_code == 201, made.text
-    await _link(api, "wh-erased", "email", "Maija.Virtanen@Example.fi")
-    token = await _link(api, "wh-erased", "phone", "+358 40 123 4567")
-    erased = await api.post(
-        "/v1/subjects/wh-erased/erasure",
-        params={"min_token": token},
-        json={"ground": "consent_withdrawn"},
-    )
-    assert erased.status_code == 201, erased.text
-    event_id = uuid.UUID(erased.json()["event_id"])
-    row = await db.fetchrow("SELECT * FROM webhook_erasure_identifiers")
-    assert row is not None
-    assert row["event_id"] == event_id and row["subject_id"] == "wh-erased"
-    assert b"example.fi" not in bytes(row["sealed"]) and b"358" not in bytes(row["sealed"])
-    key = await db.fetchval("SELECT wrapped_key FROM subject_keys WHERE subject_id = 'wh-erased'")
-    assert key is None  # shredded: the capture is the only way left to the addresses
-    captured = await erasure_capture.open_capture(db, master(settings), event_id)
-    assert captured is not None
-    assert sorted(captured, key=lambda i: i["type"]) == [
-        {"type": "email", "value": "maija.virtanen@example.fi"},
-        {"type": "phone", "value": "+358401234567"},
-    ]
-    assert await erasure_capture.forget(db, event_id)
-    assert await erasure_capture.open_capture(db, master(settings), event_id) is None
-    assert not await erasure_capture.forget(db, event_id)
-
-
-async def test_no_capture_where_no_subscription_wants_identifiers(
-    api: httpx.AsyncClient, db: asyncpg.Connection
-) -> None:
-    # identifiers not asked for, and identifiers asked for but not on erasures, or disabled
-    await api.post("/v1/webhooks", json={"url": URL, "events": ["SubjectErased"]})
-    await api.post(
-        "/v1/webhooks",
-        json={"url": URL, "events": ["ConsentWithdrawn"], "include_identifiers": True},
-    )
-    off = await api.post(
-        "/v1/webhooks", json={"url": URL, "events": ["SubjectErased"], "include_identifiers": True}
-    )
-    await api.patch(f"/v1/webhooks/{off.json()['id']}", json={"enabled": False})
-    token = await _link(api, "wh-plain", "email", "plain@example.com")
-    erased = await api.post(
-        "/v1/subjects/wh-plain/erasure", params={"min_token": token}, json={"ground": "objection"}
-    )
-    assert erased.status_code == 201, erased.text
-    assert await db.fetchval("SELECT count(*) FROM webhook_erasure_identifiers") == 0
-
-
-async def test_a_replayed_erasure_keeps_only_the_first_capture(
-    api: httpx.AsyncClient, db: asyncpg.Connection
-) -> None:
-    await api.post(
-        "/v1/webhooks", json={"url": URL, "events": ["SubjectErased"], "include_identifiers": True}
-    )
-    token = await _link(api, "wh-again", "email", "again@example.com")
-    first = await api.post(
-        "/v1/subjects/wh-again/erasure",
-        params={"min_token": token},
-        json={"ground": "objection"},
-        headers={"Idempotency-Key": "erase-wh-again"},
-    )
-    again = await api.post(
-        "/v1/subjects/wh-again/erasure",
-        json={"ground": "objection"},
-        headers={"Idempotency-Key": "erase-wh-again"},
-    )
-    assert first.status_code == again.status_code == 201, again.text
-    assert again.headers.get("Idempotent-Replayed") == "true"
-    ids = [
-        r["event_id"] for r in await db.fetch("SELECT event_id FROM webhook_erasure_identifiers")
-    ]
-    assert ids == [uuid.UUID(first.json()["event_id"])]
 
 
 async def webhooks_cli(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
