@@ -54,6 +54,16 @@ WHERE c.captured_at < now() - $1::interval
 RETURNING c.event_id
 """
 
+#: `rewrap-keys`: captures whose key is wrapped by another master key than the current one
+NOT_UNDER: Final = """
+SELECT event_id, master_key_id, wrapped_key FROM webhook_erasure_identifiers
+WHERE master_key_id <> $1 LIMIT $2
+"""
+REWRAP: Final = """
+UPDATE webhook_erasure_identifiers SET master_key_id = $3, wrapped_key = $4
+WHERE event_id = $1 AND master_key_id = $2
+"""
+
 
 @dataclass(frozen=True, slots=True)
 class CapturedRow:
@@ -98,3 +108,17 @@ async def delete(conn: Conn, event_id: UUID) -> bool:
 async def delete_orphans(conn: Conn, older_than: timedelta) -> list[UUID]:
     """Delete the captures no delivery will open (DELETE_ORPHANS); their event ids."""
     return [r["event_id"] for r in await conn.fetch(DELETE_ORPHANS, older_than)]
+
+
+async def wrapped_not_under(
+    conn: asyncpg.Connection, master_key_id: str, limit: int
+) -> list[tuple[UUID, str, bytes]]:
+    """Up to `limit` captures whose key another master key than `master_key_id` wraps: (event
+    id, master key id, wrapped key)."""
+    rows = await conn.fetch(NOT_UNDER, master_key_id, limit)
+    return [(r["event_id"], r["master_key_id"], bytes(r["wrapped_key"])) for r in rows]
+
+
+async def rewrap(conn: asyncpg.Connection, updates: list[tuple[UUID, str, str, bytes]]) -> None:
+    """(event id, old master key id, new master key id, wrapped key) each."""
+    await conn.executemany(REWRAP, updates)

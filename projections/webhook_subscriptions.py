@@ -68,6 +68,15 @@ WHERE subscription_id = $1 AND (retires_at IS NULL OR retires_at > $2)
 ORDER BY created_at DESC
 """
 DELETE_RETIRED: Final = "DELETE FROM webhook_secrets WHERE retires_at <= $1"
+#: `rewrap-keys`: secrets sealed by another master key than the current one ($1)
+NOT_UNDER: Final = """
+SELECT subscription_id, created_at, master_key_id, sealed_secret FROM webhook_secrets
+WHERE master_key_id <> $1 LIMIT $2
+"""
+RESEAL: Final = """
+UPDATE webhook_secrets SET master_key_id = $4, sealed_secret = $5
+WHERE subscription_id = $1 AND created_at = $2 AND master_key_id = $3
+"""
 WANTS_IDENTIFIERS: Final = """
 SELECT EXISTS (
     SELECT 1 FROM webhook_subscriptions
@@ -244,3 +253,22 @@ async def delete_subscription(conn: Conn, subscription_id: UUID) -> bool:
 async def identifiers_wanted(conn: Conn, event_type: str) -> bool:
     """Whether an enabled subscription with include_identifiers receives `event_type`."""
     return bool(await conn.fetchval(WANTS_IDENTIFIERS, event_type))
+
+
+async def sealed_not_under(
+    conn: asyncpg.Connection, master_key_id: str, limit: int
+) -> list[tuple[UUID, datetime, str, bytes]]:
+    """Up to `limit` secrets sealed by another master key than `master_key_id`: (subscription
+    id, created_at, master key id, sealed)."""
+    rows = await conn.fetch(NOT_UNDER, master_key_id, limit)
+    return [
+        (r["subscription_id"], r["created_at"], r["master_key_id"], bytes(r["sealed_secret"]))
+        for r in rows
+    ]
+
+
+async def reseal(
+    conn: asyncpg.Connection, updates: Sequence[tuple[UUID, datetime, str, str, bytes]]
+) -> None:
+    """(subscription id, created_at, old master key id, new master key id, sealed) each."""
+    await conn.executemany(RESEAL, updates)

@@ -97,3 +97,19 @@ async def delete_retired(conn: asyncpg.Connection | asyncpg.Pool, now: datetime)
     """Housekeeping (the dispatcher's): delete every secret retired by `now`, also of
     subscriptions nothing is delivered to; how many went."""
     return await subscriptions.delete_retired_secrets(conn, now)
+
+
+async def rewrap(conn: asyncpg.Connection, master: KeyRing, batch: int = 1000) -> int:
+    """Seal every secret not under the current master key anew under it (`consent-ledger
+    rewrap-keys`, so an old master key can be dropped); returns how many moved."""
+    moved = 0
+    while rows := await subscriptions.sealed_not_under(conn, master.current_id, batch):
+        updates = []
+        for subscription_id, created_at, key_id, sealed in rows:
+            secret = unseal(master, subscription_id, key_id, sealed)
+            updates.append(
+                (subscription_id, created_at, key_id, *seal(master, subscription_id, secret))
+            )
+        await subscriptions.reseal(conn, updates)
+        moved += len(updates)
+    return moved

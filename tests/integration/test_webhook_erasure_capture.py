@@ -1,22 +1,33 @@
 """An erasure captures the subject's identifiers for its SubjectErased webhooks before the data
 key is destroyed (Art. 19 GDPR), against the real servers: what is captured and when, that a
-refused erasure leaves no capture and an unconfirmed one keeps it, and the time rule that
-deletes captures no delivery will open."""
+refused erasure leaves no capture and an unconfirmed one keeps it, the time rule that
+deletes captures no delivery will open, and rewrap-keys moving them with the webhook secrets
+to a new master key."""
 
 from __future__ import annotations
 
+import asyncio
+import base64
+import os
+import subprocess
+import sys
 import tempfile
 import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 
 import asyncpg
 import httpx
 import pytest
+from standardwebhooks.webhooks import Webhook
 
 from services.config import Settings
+from services.identity import webhook_secrets
 from services.identity.keystore import DataKeys
+from services.identity.secrets import new_key, parse_key_ring
 from services.stack.embedded import EmbeddedKafka
 from services.webhooks import erasure_capture
+from services.webhooks.signing import webhook_headers
 from tests.conftest import make_settings, running_api, running_projector, wait_until
 from tests.servers import Servers
 
@@ -297,3 +308,46 @@ async def test_an_unconfirmed_erasure_keeps_its_capture_for_the_retry(
             assert opened == [{"type": "email", "value": "out@example.com"}]
         finally:
             await db.close()
+
+
+async def rewrap_keys(settings: Settings, master_keys: str) -> None:
+    env = {**os.environ, **settings.as_environment(), "LEDGER_MASTER_KEYS": master_keys}
+    done = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "services.cli.main", "rewrap-keys"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+
+
+async def test_rewrap_keys_moves_webhook_secrets_and_captures_to_a_new_master_key(
+    api: httpx.AsyncClient, db: asyncpg.Connection, settings: Settings
+) -> None:
+    hook = (await api.post("/v1/webhooks", json=WANTS_IDENTIFIERS)).json()
+    rotated = (await api.post(f"/v1/webhooks/{hook['id']}/rotate-secret")).json()
+    token = await _link(api, "wh-rewrap", "email", "rewrap@example.com")
+    erased = await api.post(
+        "/v1/subjects/wh-rewrap/erasure", params={"min_token": token}, json={"ground": "objection"}
+    )
+    event_id = uuid.UUID(erased.json()["event_id"])
+    old = settings.secrets().master
+    kept = ",".join(f"{kid}:{base64.urlsafe_b64encode(k).decode()}" for kid, k in old.keys.items())
+    fresh = f"m9:{new_key()}"
+
+    await rewrap_keys(settings, f"{fresh},{kept}")
+    for table in ("webhook_secrets", "webhook_erasure_identifiers"):
+        assert await db.fetchval(f"SELECT array_agg(DISTINCT master_key_id) FROM {table}") == [
+            "m9"
+        ], table
+    only_new = parse_key_ring("LEDGER_MASTER_KEYS", fresh)  # the old master key dropped
+    now = datetime.now(UTC)
+    signing = await webhook_secrets.signing_secrets(db, only_new, uuid.UUID(hook["id"]), now)
+    assert signing == [rotated["secret"], hook["secret"]]
+    body = b'{"type":"SubjectErased"}'
+    headers = webhook_headers(signing, "evt_1", int(now.timestamp()), body)
+    assert Webhook(hook["secret"]).verify(body, headers) == {"type": "SubjectErased"}
+    opened = await erasure_capture.open_capture(db, only_new, event_id)
+    assert opened == [{"type": "email", "value": "rewrap@example.com"}]
