@@ -36,6 +36,9 @@ def verify(webhooks: list[Webhook], body: bytes, headers: dict[str, str]) -> Non
 
 
 class Receiver(BaseHTTPRequestHandler):
+    #: seconds a connection may sit idle mid-request: a client that sends half a body is
+    #: dropped instead of holding one of the server's threads for good
+    timeout = 10
     webhooks: list[Webhook] = []
     database = "hooks.sqlite3"
 

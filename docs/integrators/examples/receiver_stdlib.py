@@ -72,6 +72,9 @@ def verify(keys: list[bytes], headers: dict[str, str], body: bytes, now: float) 
 
 
 class Receiver(BaseHTTPRequestHandler):
+    #: seconds a connection may sit idle mid-request: a client that sends half a body is
+    #: dropped instead of holding one of the server's threads for good
+    timeout = 10
     keys: list[bytes] = []
     database = "hooks.sqlite3"
 

@@ -27,7 +27,8 @@ CREATE TABLE IF NOT EXISTS suppressions (
     event_id   TEXT NOT NULL,
     PRIMARY KEY (subject_id, scope)
 );
--- the addresses a delivery with include_identifiers named, to find the contact in the tool
+-- the subject's addresses as its latest delivery with include_identifiers listed them, to
+-- find the contact in the tool (and to erase it by them when an erasure carries none)
 CREATE TABLE IF NOT EXISTS contact_addresses (
     subject_id TEXT NOT NULL,
     type       TEXT NOT NULL,
@@ -49,6 +50,17 @@ def parse_event(body: bytes) -> dict[str, Any]:
         raise ValueError(f"an event is a JSON object with {', '.join(sorted(REQUIRED))}")
     if not isinstance(event["data"], dict):
         raise ValueError("data must be a JSON object")
+    identifiers = event["data"].get("identifiers")
+    if identifiers is not None and not (
+        isinstance(identifiers, list)
+        and all(
+            isinstance(i, dict)
+            and isinstance(i.get("type"), str)
+            and isinstance(i.get("value"), str)
+            for i in identifiers
+        )
+    ):
+        raise ValueError('data.identifiers must be a list of {"type": ..., "value": ...}')
     return event
 
 
@@ -88,22 +100,16 @@ def apply_event(connection: sqlite3.Connection, event: Mapping[str, Any]) -> Non
     """Suppress at once; never re-allow on a webhook alone (ask the ledger before a send)."""
     subject, kind, data = str(event["subject_id"]), event["type"], event["data"]
     if kind == "SubjectErased":
-        # Art. 17: forget the person, addresses included; the ledger keeps the suppression
-        connection.execute("DELETE FROM suppressions WHERE subject_id = ?", (subject,))
-        connection.execute("DELETE FROM contact_addresses WHERE subject_id = ?", (subject,))
-        # the addresses the subject held, captured before its key was destroyed: find the
-        # contact by them where the tool does not store the subject id
-        for identifier in data.get("identifiers") or ():
-            connection.execute(
-                "DELETE FROM contact_addresses WHERE type = ? AND value = ?",
-                (str(identifier["type"]), str(identifier["value"])),
-            )
+        erase(connection, subject, data)
         return
-    for identifier in data.get("identifiers") or ():
-        connection.execute(
+    if isinstance(data.get("identifiers"), list):
+        # the subject's whole current set, read when the delivery was sent: replace what we
+        # held, so an address the subject no longer holds (IdentifierUnlinked) is not kept
+        connection.execute("DELETE FROM contact_addresses WHERE subject_id = ?", (subject,))
+        connection.executemany(
             "INSERT INTO contact_addresses (subject_id, type, value) VALUES (?, ?, ?)"
             " ON CONFLICT DO NOTHING",
-            (subject, str(identifier["type"]), str(identifier["value"])),
+            [(subject, i["type"], i["value"]) for i in data["identifiers"]],
         )
     for scope, reason in suppressions_of(kind, data):
         connection.execute(
@@ -114,12 +120,44 @@ def apply_event(connection: sqlite3.Connection, event: Mapping[str, Any]) -> Non
         )
 
 
+def erase(connection: sqlite3.Connection, subject: str, data: Mapping[str, Any]) -> None:
+    """Art. 17: forget the person, addresses included; the ledger keeps the suppression.
+
+    The contact is found by the subject id, and by the addresses the erasure carries (those
+    the subject held, captured before its key was destroyed) where the tool does not store the
+    id. `identifiers_withheld: true` says the ledger no longer holds them (a delivery parked,
+    then redelivered after the capture was deleted): erase by the subject id alone, with the
+    addresses kept for it from earlier deliveries.
+    """
+    connection.execute("DELETE FROM suppressions WHERE subject_id = ?", (subject,))
+    connection.execute("DELETE FROM contact_addresses WHERE subject_id = ?", (subject,))
+    if data.get("identifiers_withheld") is True:
+        return
+    connection.executemany(
+        "DELETE FROM contact_addresses WHERE type = ? AND value = ?",
+        [(i["type"], i["value"]) for i in data.get("identifiers") or ()],
+    )
+
+
 def suppressions_of(kind: object, data: Mapping[str, Any]) -> list[tuple[str, str]]:
-    """The (scope, reason) pairs an event puts on e-mail marketing; none for other events."""
+    """The (scope, reason) pairs an event puts on e-mail marketing; none for other events.
+
+    Every event the ledger's decisions deny on is here; lifts, grants and new relationships
+    are not: the audience pulled before a send brings the person back.
+    """
     if kind == "ConsentWithdrawn" and data.get("channel") in EMAIL_CHANNELS:
         return [(data.get("purpose") or "*", "withdrawn")]
     if kind == "DirectMarketingObjected" and data.get("channel") in EMAIL_CHANNELS:
         return [("*", "objected")]
     if kind == "ProcessingRestricted":
         return [(purpose, "restricted") for purpose in data.get("purposes") or ["*"]]
+    if kind == "ProcessingObjected" or (
+        # an upheld objection stands for good; compelling_grounds or withdrawn lift it
+        kind == "ProcessingObjectionResolved" and data.get("outcome") == "upheld"
+    ):
+        return [(data.get("purpose") or "*", "objected_processing")]
+    if kind == "RelationshipEnded":
+        # the purposes that rested on it lose their basis; this store does not know which of
+        # the tool's purposes rest on consent instead, so it stops all it names (empty: all)
+        return [(purpose, "no_legal_basis") for purpose in data.get("purposes") or ["*"]]
     return []

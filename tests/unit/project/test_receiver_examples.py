@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import os
 import selectors
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -283,6 +284,21 @@ def test_an_empty_body_is_refused(receiver: Receiver) -> None:
         ),
         ("ConsentGranted", {"purpose": "newsletter", "channel": "email"}, []),
         ("RestrictionLifted", {"ground": None, "purposes": []}, []),
+        ("ProcessingObjected", {"purpose": "profiling"}, [("profiling",)]),
+        (
+            "ProcessingObjectionResolved",
+            {"purpose": "profiling", "outcome": "upheld"},
+            [("profiling",)],
+        ),
+        ("ProcessingObjectionResolved", {"purpose": "profiling", "outcome": "withdrawn"}, []),
+        (
+            "ProcessingObjectionResolved",
+            {"purpose": "profiling", "outcome": "compelling_grounds"},
+            [],
+        ),
+        ("RelationshipEnded", {"basis": None, "purposes": []}, [("*",)]),
+        ("RelationshipEnded", {"basis": "contract", "purposes": ["offers"]}, [("offers",)]),
+        ("RelationshipRecorded", {"basis": "contract", "purposes": [], "valid_until": None}, []),
     ],
     ids=[
         "withdrawn-email",
@@ -294,6 +310,13 @@ def test_an_empty_body_is_refused(receiver: Receiver) -> None:
         "restricted-two-purposes",
         "granted",
         "restriction-lifted",
+        "processing-objected",
+        "objection-upheld",
+        "objection-withdrawn",
+        "objection-overridden",
+        "relationship-ended-all",
+        "relationship-ended-one-purpose",
+        "relationship-recorded",
     ],
 )
 def test_what_each_event_suppresses(
@@ -307,6 +330,105 @@ def test_what_each_event_suppresses(
     assert response.status_code == 200, response.text
     query = "SELECT scope FROM suppressions WHERE subject_id = ? ORDER BY scope"
     assert receiver.rows(query, subject) == suppressions
+
+
+def addresses_of(receiver: Receiver, subject: str) -> list[tuple[Any, ...]]:
+    query = "SELECT type, value FROM contact_addresses WHERE subject_id = ? ORDER BY value"
+    return receiver.rows(query, subject)
+
+
+def deliver(receiver: Receiver, payload: dict[str, Any]) -> None:
+    body = body_of(payload)
+    response = post(receiver, body, signed(body))
+    assert response.status_code == 200, response.text
+
+
+def test_an_address_the_subject_no_longer_holds_is_not_kept(receiver: Receiver) -> None:
+    """With include_identifiers, data.identifiers is the subject's whole current set: each
+    delivery replaces what the receiver held for the subject."""
+    subject = f"cust-{uuid.uuid4()}"
+    old = {"type": "email", "value": "old@example.com"}
+    new = {"type": "email", "value": "new@example.com"}
+    phone = {"type": "phone", "value": "+358401234567"}
+
+    deliver(
+        receiver,
+        event("IdentifierLinked", {"identifier_type": "email", "identifiers": [old]}, subject),
+    )
+    deliver(
+        receiver,
+        event(
+            "IdentifierLinked",
+            {"identifier_type": "email", "identifiers": [old, new, phone]},
+            subject,
+        ),
+    )
+    assert addresses_of(receiver, subject) == [
+        ("phone", "+358401234567"),
+        ("email", "new@example.com"),
+        ("email", "old@example.com"),
+    ]
+
+    deliver(
+        receiver,
+        event(
+            "IdentifierUnlinked", {"identifier_type": "email", "identifiers": [new, phone]}, subject
+        ),
+    )
+    assert addresses_of(receiver, subject) == [
+        ("phone", "+358401234567"),
+        ("email", "new@example.com"),
+    ]
+
+    # a delivery without include_identifiers says nothing about addresses: they stay
+    deliver(receiver, event("IdentifierUnlinked", {"identifier_type": "phone"}, subject))
+    assert len(addresses_of(receiver, subject)) == 2
+
+
+def test_identifiers_that_are_no_list_of_addresses_are_a_400(receiver: Receiver) -> None:
+    body = body_of(event("IdentifierLinked", {"identifiers": [{"type": "email"}]}))
+    headers = signed(body)
+
+    response = post(receiver, body, headers)
+
+    assert response.status_code == 400, response.text
+    assert receiver.processed(headers["webhook-id"]) == 0
+
+
+def test_an_erasure_with_its_identifiers_withheld_erases_by_the_subject_id(
+    receiver: Receiver,
+) -> None:
+    """A SubjectErased redelivered after the ledger deleted its capture carries
+    identifiers_withheld instead of the addresses: the receiver erases what it keeps for the
+    subject id, and leaves another subject alone."""
+    subject, other = f"cust-{uuid.uuid4()}", f"cust-{uuid.uuid4()}"
+    address = {"type": "email", "value": f"{subject}@example.com"}
+    kept = {"type": "email", "value": f"{other}@example.com"}
+    deliver(receiver, event("ConsentWithdrawn", {**WITHDRAWAL, "identifiers": [address]}, subject))
+    deliver(receiver, event("ConsentWithdrawn", {**WITHDRAWAL, "identifiers": [kept]}, other))
+
+    erasure = {"ground": "objection", "request_id": None, "identifiers_withheld": True}
+    deliver(receiver, event("SubjectErased", erasure, subject))
+
+    assert addresses_of(receiver, subject) == []
+    assert receiver.rows("SELECT * FROM suppressions WHERE subject_id = ?", subject) == []
+    assert addresses_of(receiver, other) == [("email", kept["value"])]
+
+
+def test_a_client_that_sends_half_a_body_is_dropped(receiver: Receiver) -> None:
+    """The handler's socket timeout (10 s) closes a stalled request; without one it would hold
+    a server thread for good. The server still answers others meanwhile."""
+    host, port = receiver.url.removeprefix("http://").rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=START_DEADLINE_S) as stalled:
+        stalled.sendall(
+            b"POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b'Content-Length: 100\r\n\r\n{"type": '
+        )
+        body = body_of(event("DirectMarketingObjected", {"channel": "email"}))
+        assert post(receiver, body, signed(body)).status_code == 200
+
+        # the condition: the server closes the connection (EOF), well within the deadline
+        assert stalled.recv(1024) == b""
 
 
 def test_an_erasure_forgets_the_subject_and_the_addresses_it_held(receiver: Receiver) -> None:
