@@ -31,8 +31,8 @@ from services.rules.suppression import CHANNEL_IDENTIFIERS
 PURPOSE, CHANNEL = "newsletter", "email"
 #: the formats pulled, as the table names them
 FORMATS = {"jsonl": "JSON lines", "csv": "CSV"}
-#: the ends of a CSV summary record (services/api/audiences.py trailer)
-CSV_ALLOWED, CSV_LEFT_OUT = "allowed", "left_out"
+#: the records ending a CSV with reasons=true (services/api/audience_rows.py end_lines)
+CSV_ALLOWED, CSV_LEFT_OUT, CSV_END = "allowed", "left_out", "end"
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,7 +122,7 @@ async def stream_audience(base_url: str, admin_key: str, fmt: str) -> Streamed:
 def _summary_lines(fmt: str, tail: list[str]) -> list[str]:
     if fmt == "jsonl":
         return tail[-1:]
-    return [line for line in tail if line.split(",")[0] in (CSV_ALLOWED, CSV_LEFT_OUT)]
+    return [line for line in tail if line.split(",")[0] in (CSV_ALLOWED, CSV_LEFT_OUT, CSV_END)]
 
 
 async def copy_audience(database_url: str, catalogue_file: Path) -> Streamed:

@@ -43,13 +43,23 @@ ORDER BY 1
 #: in memory rather than in temporary files (the benchmark's COPY baseline sets it too)
 WORK_MEM: Final = "SET LOCAL work_mem = '64MB'"
 
-#: the linked addresses of type $1 of the subjects $2, each with its subject's wrapped data key
-#: (an erased subject has neither); oldest link first
-SEALED_ADDRESSES: Final = """
+#: the linked addresses of type $1 of the subjects $2 that each subject holds now, each with its
+#: subject's wrapped data key (an erased subject has neither); oldest link first. An address
+#: linked later to another subject is that subject's now (the holder identifiers.LOOKUP answers:
+#: the most recent link, ties to the smallest subject id), so the earlier one is not sent to
+NOT_HELD_BY_ANOTHER: Final = """
+NOT EXISTS (
+    SELECT 1 FROM identifiers n
+    WHERE n.identifier_type = i.identifier_type AND n.blind_index = i.blind_index AND n.linked
+      AND (n.recorded_at > i.recorded_at
+           OR (n.recorded_at = i.recorded_at AND n.subject_id < i.subject_id))
+)"""
+SEALED_ADDRESSES: Final = f"""
 SELECT i.subject_id, i.ciphertext, k.master_key_id, k.wrapped_key
 FROM identifiers i JOIN subject_keys k ON k.subject_id = i.subject_id
 WHERE i.identifier_type = $1 AND i.linked AND i.subject_id = ANY($2::text[])
   AND i.ciphertext IS NOT NULL AND k.wrapped_key IS NOT NULL
+  AND {NOT_HELD_BY_ANOTHER}
 ORDER BY i.subject_id, i.recorded_at, i.blind_index
 """
 
@@ -151,3 +161,10 @@ async def sealed_holders(
 ) -> list[asyncpg.Record]:
     """SEALED_HOLDERS of these blind indexes."""
     return await conn.fetch(SEALED_HOLDERS, identifier_type, list(indexes))
+
+
+def statement_timeout(seconds: int) -> str:
+    """SET LOCAL statement_timeout for a stream's transaction: its cursor's first FETCH sorts
+    the whole audience, so its reads are bounded by the stream's own deadline instead of the
+    API's per-statement one (LEDGER_DB_STATEMENT_TIMEOUT_MS, meant for point reads)."""
+    return f"SET LOCAL statement_timeout = '{int(seconds)}s'"

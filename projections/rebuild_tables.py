@@ -48,6 +48,8 @@ TABLES: Final[Mapping[str, str]] = MappingProxyType(
         # registered websites and their publishable keys: configuration, like api_keys
         "sites": KEPT,
         "access_log": KEPT,
+        # who pulled which audience when: an audit record, like the access log
+        "audience_exports": KEPT,
         # the projector's own reports, written beside its batches, never by one
         "projector_partitions": KEPT,
         "projector_stops": KEPT,

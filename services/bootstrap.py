@@ -9,6 +9,7 @@ tests/unit/services/test_wiring.py parses the sources to hold that nothing else 
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import functools
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -100,6 +101,8 @@ class Ledger:
     states: Coalescer[tuple[str, int], subject_state.Loaded]
     #: concurrent commands' "is this subject erased?" checks, one statement per batch
     erased: Coalescer[str, bool]
+    #: audience streams at once (LEDGER_AUDIENCE_MAX_STREAMS): each holds a pooled connection
+    audience_streams: asyncio.Semaphore
 
 
 async def _keep_session(conn: asyncpg.Connection) -> None:
@@ -159,6 +162,7 @@ async def open_ledger(settings: Settings) -> Ledger:
         NoticeCache(pool),
         Coalescer(partial(subject_state.load_many, pool, settings.topic)),
         Coalescer(partial(_erased, pool)),
+        asyncio.Semaphore(settings.audience_max_streams),
     )
 
 

@@ -79,6 +79,9 @@ class Settings:
     api_concurrency_limit: int
     db_acquire_timeout_ms: int
     db_statement_timeout_ms: int
+    audience_max_streams: int
+    audience_deadline_s: int
+    audience_idle_s: int
     projector_group: str
     kafka_session_timeout_ms: int
     projector_batch: int

@@ -164,6 +164,24 @@ ENVIRONMENT: Final[dict[str, tuple[str, str, str]]] = {
         "PostgreSQL's statement_timeout on the API's connections: a longer statement is"
         " cancelled and answered 503; 0 is no limit",
     ),
+    "LEDGER_AUDIENCE_MAX_STREAMS": (
+        "audience_max_streams",
+        "2",
+        "audience streams (GET /v1/audiences) one API process serves at once, each holding one"
+        " PostgreSQL connection of the API's 10 for its snapshot; past it, 503 with Retry-After",
+    ),
+    "LEDGER_AUDIENCE_DEADLINE_S": (
+        "audience_deadline_s",
+        "900",
+        "seconds an audience stream may take in all, from its snapshot to its last row; also"
+        " the statement_timeout of its cursor's reads. Past it the stream is cut (no end line)",
+    ),
+    "LEDGER_AUDIENCE_IDLE_S": (
+        "audience_idle_s",
+        "30",
+        "seconds an audience stream waits for a client that stopped reading to take the next"
+        " chunk; past it the stream is cut (no end line) and its connection freed",
+    ),
     "LEDGER_PROJECTOR_GROUP": (
         "projector_group",
         "consent-ledger-projector",
@@ -411,6 +429,9 @@ WHOLE_NUMBER_RANGES: Final[dict[str, tuple[int, int]]] = {
     "LEDGER_API_CONCURRENCY_LIMIT": (1, 1_000_000),
     "LEDGER_DB_ACQUIRE_TIMEOUT_MS": (1, 600_000),
     "LEDGER_DB_STATEMENT_TIMEOUT_MS": (0, 86_400_000),
+    "LEDGER_AUDIENCE_MAX_STREAMS": (1, 8),
+    "LEDGER_AUDIENCE_DEADLINE_S": (1, 86_400),
+    "LEDGER_AUDIENCE_IDLE_S": (1, 3600),
     "LEDGER_KAFKA_SESSION_TIMEOUT_MS": (1000, 600_000),
     "LEDGER_PROJECTOR_BATCH": (1, 100_000),
     "LEDGER_PROJECTOR_FETCH_WAIT_MS": (1, 10_000),

@@ -15,8 +15,9 @@ from typing import Final
 from services.api.metrics import PATH as METRICS_PATH
 from services.api.read import DECISION_PATH
 from services.api.route_table import ROUTES
+from services.api.suppressions import PATH as SUPPRESSIONS_PATH
 from services.http.route_spec import PUBLIC, access_map, session_routes
-from services.identity.api_keys import AUDIT
+from services.identity.api_keys import AUDIENCE, AUDIT
 
 #: (method, route template) -> access level (a scope, or a level of services/http/route_spec.py)
 ROUTE_ACCESS: Final[Mapping[tuple[str, str], str]] = MappingProxyType(access_map(ROUTES))
@@ -26,6 +27,10 @@ SESSION_ROUTES: Final = session_routes(ROUTES)
 
 #: routes whose `at=` (an as-of read: what the ledger knew then) needs the audit scope
 AS_OF_ROUTES: Final = frozenset({("GET", DECISION_PATH), ("POST", DECISION_PATH)})
+
+#: routes whose `include_identifiers` (decrypted addresses) needs the audience scope, so a
+#: sending tool's audience key reads them without also holding the route's own scope
+ADDRESS_ROUTES: Final = frozenset({("GET", SUPPRESSIONS_PATH)})
 
 
 class UnclassifiedRoute(LookupError):
@@ -47,4 +52,6 @@ def required_access(
         return PUBLIC
     if (verb, path) in AS_OF_ROUTES and "at" in query:
         return AUDIT
+    if (verb, path) in ADDRESS_ROUTES and "include_identifiers" in query:
+        return AUDIENCE
     return level

@@ -11,12 +11,10 @@ Design: docs/developers/design/audiences.md
 
 from __future__ import annotations
 
-import csv
-import io
-import json
+import asyncio
 import logging
 import uuid
-from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncGenerator
 from contextlib import aclosing
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -24,26 +22,34 @@ from typing import Any, Final, cast
 
 import asyncpg
 from starlette.requests import Request
-from starlette.responses import StreamingResponse
+from starlette.responses import Response
 
 from projections import audiences, notices, offsets
 from projections.outdating import Notices
 from schemas.check_codec import ContactCheck
-from schemas.events import rfc3339
+from services.api import audience_exports
+from services.api.audience_rows import (
+    AudienceAsk,
+    address_lines,
+    end_lines,
+    header_line,
+    id_lines,
+)
 from services.api.batch import publish_check
 from services.api.projector_status import require_fresh
 from services.bootstrap import Ledger
 from services.http.access_logging import record_reads
-from services.http.app_state import caller_of, ledger_of
+from services.http.app_state import ledger_of
 from services.http.body import Fields, query_fields
+from services.http.bounded_stream import BoundedStreamingResponse
 from services.http.openapi_parts import problem_answer, query_param
+from services.http.problems import ProblemError, unavailable
 from services.http.subjects import wait_for_token
 from services.identity.sealed_addresses import open_addresses
 from services.ledger.tokens import encode_snapshot_token
 from services.proof.contact_checks import SortedDigest
 from services.rules.audience import NO_ADDRESS, AudienceTally, AudienceVerdicts, allowed_of
 from services.rules.batch import reconsent_purpose, relevance
-from services.rules.catalogue import Purpose
 from services.rules.suppression import CHANNEL_IDENTIFIERS
 
 log = logging.getLogger(__name__)
@@ -56,17 +62,8 @@ CHUNK: Final = 5000
 #: the snapshot's token, and the check's id when a campaign was checked
 TOKEN_HEADER: Final = "Ledger-Snapshot-Token"
 CHECK_HEADER: Final = "Ledger-Contact-Check-Id"
-
-
-@dataclass(frozen=True, slots=True)
-class AudienceAsk:
-    purpose: Purpose
-    channel: str
-    format: str
-    #: the channel's identifier type when addresses are asked for, else None
-    addresses: str | None
-    reasons: bool
-    campaign_id: str | None
+#: Retry-After of the 503 when every stream slot is taken
+BUSY_RETRY_S: Final = 10
 
 
 def _flag(f: Fields, name: str) -> bool:
@@ -87,75 +84,18 @@ def parse_ask(f: Fields, ledger: Ledger) -> AudienceAsk:
     fmt = f.choice("format", FORMATS, default="jsonl")
     with_addresses = _flag(f, "include_identifiers")
     reasons = _flag(f, "reasons")
+    safe = _flag(f, "spreadsheet_safe")
     campaign_id = f.text("campaign_id", max_len=200, free_text=True)
     f.text("min_token", max_len=200)
     kind = CHANNEL_IDENTIFIERS.get(channel or "")
     if with_addresses and channel and kind is None:
         f.error("include_identifiers", f"channel {channel!r} has no e-mail or phone address")
+    if safe and fmt == "jsonl":
+        f.error("spreadsheet_safe", "applies to format=csv only (JSON lines hold no formulas)")
     f.finish()
     assert purpose is not None and channel is not None and fmt is not None
     addresses = kind if with_addresses else None
-    return AudienceAsk(purpose, channel, fmt, addresses, reasons, campaign_id)
-
-
-def header_line(ask: AudienceAsk) -> bytes:
-    """The CSV header (JSON lines have none)."""
-    if ask.format != "csv":
-        return b""
-    columns = ["subject_id", *([ask.addresses] if ask.addresses else [])]
-    if ask.reasons:
-        columns = ["record", *columns, "reason", "count"]
-    return _csv([columns])
-
-
-def id_lines(ask: AudienceAsk, subject_ids: Sequence[str]) -> bytes:
-    """Rows without addresses, encoded in one join: subject ids match SUBJECT_ID_RE, so
-    nothing in them needs quoting in CSV or escaping in JSON."""
-    if not subject_ids:
-        return b""
-    if ask.format == "csv":
-        lead, tail = ("subject,", ",,") if ask.reasons else ("", "")
-        return (lead + (tail + "\r\n" + lead).join(subject_ids) + tail + "\r\n").encode()
-    return ('{"subject_id":"' + '"}\n{"subject_id":"'.join(subject_ids) + '"}\n').encode()
-
-
-def address_lines(ask: AudienceAsk, rows: Iterable[tuple[str, str]]) -> bytes:
-    """(subject id, address) rows: an address is free text, quoted and escaped in full."""
-    key = ask.addresses or "address"
-    if ask.format == "csv":
-        lead = ["subject"] if ask.reasons else []
-        tail = ["", ""] if ask.reasons else []
-        return _csv([[*lead, s, a, *tail] for s, a in rows])
-    lines = (json.dumps({"subject_id": s, key: a}, ensure_ascii=False) for s, a in rows)
-    return "".join(f"{line}\n" for line in lines).encode("utf-8")
-
-
-def trailer(ask: AudienceAsk, tally: AudienceTally, rows: int, token: str) -> bytes:
-    """With reasons=true: the counts, known only at the end (a JSON line, or CSV records)."""
-    if not ask.reasons:
-        return b""
-    left_out = tally.by_reason()
-    if ask.format == "csv":
-        blanks = ["", ""] if ask.addresses else [""]
-        records = [["allowed", *blanks, "", str(tally.allowed)]]
-        records += [["left_out", *blanks, reason, str(n)] for reason, n in left_out.items()]
-        return _csv(records)
-    summary = {
-        "summary": {
-            "token": token,
-            "considered": tally.considered,
-            "allowed": tally.allowed,
-            "rows": rows,
-            "left_out_by_reason": left_out,
-        }
-    }
-    return (json.dumps(summary) + "\n").encode("utf-8")
-
-
-def _csv(records: list[list[str]]) -> bytes:
-    out = io.StringIO()
-    csv.writer(out, lineterminator="\r\n").writerows(records)
-    return out.getvalue().encode("utf-8")
+    return AudienceAsk(purpose, channel, fmt, addresses, reasons, campaign_id, safe)
 
 
 def _verdicts(ask: AudienceAsk, now: datetime, published: Notices) -> AudienceVerdicts:
@@ -222,116 +162,136 @@ async def _check(
     return await publish_check(ledger, check)
 
 
-async def audience(request: Request) -> StreamingResponse:
+@dataclass(slots=True)
+class Held:
+    """What one stream holds until it ends (besides its slot of LEDGER_AUDIENCE_MAX_STREAMS): a
+    pooled connection in its snapshot's transaction, and the count of rows sent."""
+
+    ledger: Ledger
+    proxy: Any = None
+    transaction: Any = None
+    rows: int = 0
+
+    async def release(self) -> None:
+        """Roll back (read only: nothing to keep) and return the connection. When the request
+        was cancelled mid-read, the connection may still be cancelling that read: the pool's
+        release waits for it and rolls back itself."""
+        try:
+            if self.transaction is not None:
+                await self.transaction.rollback()
+        except asyncpg.InterfaceError:
+            log.info("audience stream cut short: the pool rolls its transaction back")
+        finally:
+            if self.proxy is not None:
+                await self.ledger.pool.release(self.proxy)
+
+
+async def _slot(ledger: Ledger) -> None:
+    """Take a stream slot now, or 503: a waiting stream would hold its request for nothing.
+    (An unlocked semaphore's acquire returns without suspending, so none is taken between.)"""
+    if ledger.audience_streams.locked():
+        raise unavailable(
+            f"{ledger.settings.audience_max_streams} audience streams are running; retry shortly",
+            retry_after=BUSY_RETRY_S,
+        )
+    await ledger.audience_streams.acquire()
+
+
+async def audience(request: Request) -> Response:
+    if request.method == "HEAD":
+        # a HEAD would run the whole stream (and a campaign's check) for headers only
+        raise ProblemError(
+            405,
+            "Method not allowed",
+            "an audience is pulled with GET; HEAD would decide (and with campaign_id, record a"
+            " contact check for) a list nobody receives",
+            headers={"Allow": "GET"},
+            kind="method-not-allowed",
+        )
     ledger = ledger_of(request)
     f = query_fields(request)
     ask = parse_ask(f, ledger)
     await wait_for_token(ledger, f)
     await require_fresh(ledger)  # a send goes out on this list: fail closed when stale
-    now = datetime.now(UTC)
-    proxy = await ledger.pool.acquire()
-    conn = cast(asyncpg.Connection, proxy)  # the pool's proxy is a connection to the stubs
-    transaction = conn.transaction(isolation="repeatable_read", readonly=True)
+    settings = ledger.settings
+    deadline_at = asyncio.get_running_loop().time() + settings.audience_deadline_s
+    await _slot(ledger)
+    held = Held(ledger)
     try:
-        await transaction.start()
-        await conn.execute(audiences.WORK_MEM)
-        stored = await offsets.load(conn, ledger.settings.topic)
-        token = encode_snapshot_token([stored.get(p, 0) for p in range(ledger.partitions)])
-        published = await notices.load(conn)
-        check = await _check(ledger, conn, ask, now, published, token) if ask.campaign_id else None
+        async with asyncio.timeout_at(deadline_at):
+            now = datetime.now(UTC)
+            held.proxy = await ledger.pool.acquire()
+            conn = cast(asyncpg.Connection, held.proxy)  # the pool's proxy, to the stubs
+            held.transaction = conn.transaction(isolation="repeatable_read", readonly=True)
+            await held.transaction.start()
+            await conn.execute(audiences.WORK_MEM)
+            await conn.execute(audiences.statement_timeout(settings.audience_deadline_s))
+            stored = await offsets.load(conn, settings.topic)
+            token = encode_snapshot_token([stored.get(p, 0) for p in range(ledger.partitions)])
+            published = await notices.load(conn)
+            check = (
+                await _check(ledger, conn, ask, now, published, token) if ask.campaign_id else None
+            )
+            check_id = check["check_id"] if check else None
+            export = await audience_exports.start(request, ask, token, check_id, now)
     except BaseException:
-        await _close(ledger, proxy, transaction)
+        ledger.audience_streams.release()
+        await held.release()
         raise
     headers = {TOKEN_HEADER: token, "Cache-Control": "no-store"}
-    if check is not None:
-        headers[CHECK_HEADER] = check["check_id"]
-    body = _stream(request, ledger, proxy, transaction, ask, now, published, token, check)
-    return StreamingResponse(body, media_type=MEDIA_TYPES[ask.format], headers=headers)
+    if check_id is not None:
+        headers[CHECK_HEADER] = check_id
 
+    def ended(cut_reason: str | None) -> None:
+        # the slot is free at once, so a client's next pull after a whole stream is never
+        # refused; the connection follows as soon as its rollback is done
+        ledger.audience_streams.release()
+        audience_exports.end(request, export, held.rows, cut_reason, held.release())
 
-async def _close(ledger: Ledger, proxy: Any, transaction: Any) -> None:
-    """Roll back (read only: nothing to keep) and return the connection. When the request was
-    cancelled mid-read (the client left), the connection may still be cancelling that read:
-    the pool's release waits for it and rolls back itself."""
-    try:
-        await transaction.rollback()
-    except asyncpg.InterfaceError:
-        log.info("audience stream cut short: the pool rolls its transaction back")
-    finally:
-        await ledger.pool.release(proxy)
+    return BoundedStreamingResponse(
+        _stream(request, held, ask, now, published, token),
+        deadline_at=deadline_at,
+        idle_s=settings.audience_idle_s,
+        on_end=ended,
+        media_type=MEDIA_TYPES[ask.format],
+        headers=headers,
+    )
 
 
 async def _stream(
     request: Request,
-    ledger: Ledger,
-    proxy: Any,
-    transaction: Any,
+    held: Held,
     ask: AudienceAsk,
     now: datetime,
     published: Notices,
     token: str,
-    check: dict[str, Any] | None,
-) -> AsyncIterator[bytes]:
-    """The rows, chunk by chunk, then the trailer; the export is logged when it ends."""
-    conn = cast(asyncpg.Connection, proxy)
-    verdicts, tally, rows, complete = _verdicts(ask, now, published), AudienceTally(), 0, False
-    try:
-        yield header_line(ask)
-        # without addresses no other query shares the connection: the next chunk is read
-        # while this one is decided and sent
-        prefetch = ask.addresses is None
-        async with aclosing(_everyone(conn, ask, now, published, prefetch=prefetch)) as chunks:
-            async for chunk in chunks:
-                allowed = allowed_of(chunk, verdicts, tally)
-                if ask.addresses is None:
-                    rows += len(allowed)
-                    if allowed:
-                        yield id_lines(ask, allowed)
-                    continue
-                sealed = await audiences.sealed_addresses(conn, ask.addresses, allowed)
-                opened = open_addresses(ledger.secrets.master, ask.addresses, sealed)
-                # addresses are personal data: who read them is logged before they leave
-                await record_reads(request, list(dict.fromkeys(s for s, _ in opened)))
-                missing = len(set(allowed) - {s for s, _ in opened})
-                tally.allowed -= missing
-                tally.left_out[NO_ADDRESS] += missing
-                rows += len(opened)
-                if opened:
-                    yield address_lines(ask, opened)
-        yield trailer(ask, tally, rows, token)
-        complete = True
-    finally:
-        # logged first: when the client left, the awaits of the close may be cancelled too
-        _log_export(request, ask, token, check, rows, complete)
-        await _close(ledger, proxy, transaction)
-
-
-def _log_export(
-    request: Request,
-    ask: AudienceAsk,
-    token: str,
-    check: dict[str, Any] | None,
-    rows: int,
-    complete: bool,
-) -> None:
-    """Who exported which audience and how many rows: one line when the stream ends (the count
-    is known only then); `complete` is false when the client left or the stream failed."""
-    caller = caller_of(request)
-    fields = {
-        "key_id": caller.key_id if caller else None,
-        "key_name": caller.name if caller else None,
-        "purpose": ask.purpose.id,
-        "channel": ask.channel,
-        "format": ask.format,
-        "include_identifiers": ask.addresses is not None,
-        "campaign_id": ask.campaign_id,
-        "check_id": check["check_id"] if check else None,
-        "token": token,
-        "rows": rows,
-        "complete": complete,
-        "at": rfc3339(datetime.now(UTC)),
-    }
-    log.info("audience exported", extra={"fields": fields})
+) -> AsyncGenerator[bytes, None]:
+    """The rows, chunk by chunk, then the end line; `held.rows` counts the rows sent."""
+    ledger, conn = held.ledger, cast(asyncpg.Connection, held.proxy)
+    verdicts, tally = _verdicts(ask, now, published), AudienceTally()
+    yield header_line(ask)
+    # without addresses no other query shares the connection: the next chunk is read
+    # while this one is decided and sent
+    prefetch = ask.addresses is None
+    async with aclosing(_everyone(conn, ask, now, published, prefetch=prefetch)) as chunks:
+        async for chunk in chunks:
+            allowed = allowed_of(chunk, verdicts, tally)
+            if ask.addresses is None:
+                if allowed:
+                    yield id_lines(ask, allowed)
+                    held.rows += len(allowed)
+                continue
+            sealed = await audiences.sealed_addresses(conn, ask.addresses, allowed)
+            opened = await open_addresses(ledger.secrets.master, ask.addresses, sealed)
+            # addresses are personal data: who read them is logged before they leave
+            await record_reads(request, list(dict.fromkeys(s for s, _ in opened)))
+            missing = len(set(allowed) - {s for s, _ in opened})
+            tally.allowed -= missing
+            tally.left_out[NO_ADDRESS] += missing
+            if opened:
+                yield address_lines(ask, opened)
+                held.rows += len(opened)
+    yield end_lines(ask, tally, held.rows, token)
 
 
 OPERATION: Final[dict[str, Any]] = {

@@ -258,7 +258,9 @@ SUPPRESSIONS: Final = json_answer(
                         "reason": STRING,
                         "since": TIME,
                         "event_id": UUID,
-                    }
+                    },
+                    # with include_identifiers=true; null for an erased subject's entry
+                    {"address": NULLABLE_STRING},
                 )
             ),
             **PAGE_OF,

@@ -8,8 +8,6 @@ Design: docs/developers/design/suppression.md
 
 from __future__ import annotations
 
-import csv
-import io
 from collections.abc import Sequence
 from typing import Any, Final
 from urllib.parse import urlencode
@@ -25,7 +23,8 @@ from services.api.projector_status import require_fresh
 from services.http.access_logging import record_reads
 from services.http.app_state import caller_of, ledger_of
 from services.http.body import Fields, query_fields
-from services.http.openapi_parts import problem_answer, query_param
+from services.http.csv_text import csv_bytes
+from services.http.openapi_parts import STRING, problem_answer, query_param
 from services.http.problems import ProblemError
 from services.http.whole_numbers import whole_number_field
 from services.identity.api_keys import AUDIENCE, permits
@@ -141,18 +140,18 @@ async def _addresses(request: Request, kind: str, entries: list[dict[str, Any]])
     indexes = [bytes.fromhex(e["blind_index"]) for e in entries]
     rows = await audiences.sealed_holders(ledger.pool, kind, indexes)
     await record_reads(request, list(dict.fromkeys(r["subject_id"] for r in rows)))
-    opened = open_addresses(ledger.secrets.master, kind, rows)
+    opened = await open_addresses(ledger.secrets.master, kind, rows)
     return {bytes(r["blind_index"]).hex(): a for r, (_, a) in zip(rows, opened, strict=True)}
 
 
-def _csv(entries: list[dict[str, Any]], with_addresses: bool, following: str | None) -> Response:
+def _csv(
+    entries: list[dict[str, Any]], with_addresses: bool, safe: bool, following: str | None
+) -> Response:
     columns = [*CSV_COLUMNS, *(["address"] if with_addresses else [])]
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerow(columns)
-    writer.writerows([e.get(c) or "" for c in columns] for e in entries)
+    records = [columns, *([e.get(c) or "" for c in columns] for e in entries)]
     headers = {"Link": f'<{following}>; rel="next"'} if following else {}
-    return Response(out.getvalue(), media_type="text/csv; charset=utf-8", headers=headers)
+    body = csv_bytes(records, spreadsheet_safe=safe)
+    return Response(body, media_type="text/csv; charset=utf-8", headers=headers)
 
 
 async def suppressions(request: Request) -> Response:
@@ -163,6 +162,9 @@ async def suppressions(request: Request) -> Response:
     after = _cursor(f)
     fmt = f.choice("format", FORMATS, default="json")
     with_addresses = _flag(f, "include_identifiers")
+    safe = _flag(f, "spreadsheet_safe")
+    if safe and fmt != "csv":
+        f.error("spreadsheet_safe", "applies to format=csv only (JSON holds no formulas)")
     f.finish()
     if with_addresses:
         _needs_audience(request)
@@ -182,6 +184,7 @@ async def suppressions(request: Request) -> Response:
         query = {"channel": channel, "limit": str(limit), "after": found[-1][0].hex()}
         query.update({"format": str(fmt)} if fmt != "json" else {})
         query.update({"include_identifiers": "true"} if with_addresses else {})
+        query.update({"spreadsheet_safe": "true"} if safe else {})
         following = f"{PATH}?{urlencode(query)}"
     listed = [entry for _, entry in found]
     if with_addresses:
@@ -190,7 +193,7 @@ async def suppressions(request: Request) -> Response:
         for entry in listed:
             entry["address"] = opened.get(entry["blind_index"])
     if fmt == "csv":
-        return _csv(listed, with_addresses, following)
+        return _csv(listed, with_addresses, safe, following)
     return JSONResponse(
         {
             "channel": channel,
@@ -209,9 +212,16 @@ OPERATION: Final[dict[str, Any]] = {
         query_param("after"),
         query_param("format"),
         query_param("include_identifiers"),
+        query_param("spreadsheet_safe"),
     ],
     "responses": {
-        "200": answers.SUPPRESSIONS,
+        "200": {
+            **answers.SUPPRESSIONS,
+            "description": "a page; `next` is null on the last (with format=csv, the CSV's"
+            " columns are blind_index, identifier_type, reason, since, event_id and, with"
+            " include_identifiers=true, address; the next page is the `Link: rel=next` header)",
+            "content": {**answers.SUPPRESSIONS["content"], "text/csv": {"schema": STRING}},
+        },
         "4XX": problem_answer("problem"),
         "503": problem_answer("problem"),
     },

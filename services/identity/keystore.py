@@ -10,6 +10,7 @@ key seals: services/cli/main.py `run_rewrap`).
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Iterable
 
@@ -46,6 +47,13 @@ def wrap(master: KeyRing, subject_id: str, data_key: bytes) -> tuple[str, bytes]
     return master.current_id, nonce + sealed
 
 
+@functools.lru_cache(maxsize=16)
+def _master_cipher(key: bytes) -> AESGCM:
+    """One AESGCM per master key: its key schedule is set up once, not once per data key
+    (an audience with addresses unwraps thousands a chunk)."""
+    return AESGCM(key)
+
+
 def unwrap(master: KeyRing, subject_id: str, key_id: str, wrapped: bytes) -> bytes:
     key = master.keys.get(key_id)
     if key is None:
@@ -53,7 +61,9 @@ def unwrap(master: KeyRing, subject_id: str, key_id: str, wrapped: bytes) -> byt
             f"a data key is wrapped by master key {key_id!r}, which LEDGER_MASTER_KEYS lacks"
         )
     try:
-        return AESGCM(key).decrypt(wrapped[:_NONCE_BYTES], wrapped[_NONCE_BYTES:], _aad(subject_id))
+        return _master_cipher(key).decrypt(
+            wrapped[:_NONCE_BYTES], wrapped[_NONCE_BYTES:], _aad(subject_id)
+        )
     except InvalidTag:
         raise SecretsError(f"master key {key_id!r} does not open a stored data key") from None
 

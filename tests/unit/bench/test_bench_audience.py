@@ -15,7 +15,7 @@ from bench.audience_scenario import (
 from bench.report import Collected, measurements
 from bench.sizes import sizes_for
 from bench.table import evaluate
-from services.api.audiences import AudienceAsk, header_line, id_lines, trailer
+from services.api.audience_rows import AudienceAsk, end_lines, header_line, id_lines
 from services.rules.audience import AudienceTally
 from tests.unit.event_log import CATALOGUE
 
@@ -32,9 +32,9 @@ def test_the_counts_come_from_the_summary_the_api_writes(fmt: str) -> None:
     shape = AudienceAsk(purpose, "email", fmt, None, True, None)
     tally = AudienceTally(2)
     tally.left_out.update({"withdrawn": 3, "objected": 1})
-    answer = header_line(shape) + id_lines(shape, ["a", "b"]) + trailer(shape, tally, 2, "t")
+    answer = header_line(shape) + id_lines(shape, ["a", "b"]) + end_lines(shape, tally, 2, "t")
     lines = answer.decode().splitlines()
-    summary = lines[-1:] if fmt == "jsonl" else lines[-3:]
+    summary = lines[-1:] if fmt == "jsonl" else lines[-4:]
     assert considered_of(fmt, summary) == (6, 2)
 
 

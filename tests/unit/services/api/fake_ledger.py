@@ -11,6 +11,7 @@ reached. Such a handler is tested in tests/integration.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -248,6 +249,7 @@ class FakeLedger:
             notices=self.notices,
             states=Coalescer(self._states),
             erased=Coalescer(self._erased),
+            audience_streams=asyncio.Semaphore(settings.audience_max_streams),
         )
 
     def state_of(self, subject_id: str) -> dict[FactKey, Fact]:

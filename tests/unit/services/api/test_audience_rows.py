@@ -15,12 +15,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from schemas.events import SUBJECT_ID_RE
-from services.api.audiences import (
+from services.api.audience_rows import (
     AudienceAsk,
     address_lines,
+    end_lines,
     header_line,
     id_lines,
-    trailer,
 )
 from services.rules.audience import AudienceTally
 from tests.unit.event_log import CATALOGUE
@@ -112,13 +112,14 @@ def tally(allowed: int, **left_out: int) -> AudienceTally:
     return AudienceTally(allowed, Counter(left_out))
 
 
-def test_without_reasons_there_is_no_trailer() -> None:
-    for fmt in ("jsonl", "csv"):
-        assert trailer(ask(fmt), tally(3, withdrawn=2), 3, "tok") == b""
+def test_without_reasons_json_lines_still_end_with_a_summary_and_csv_keeps_its_shape() -> None:
+    data = end_lines(ask("jsonl"), tally(3, withdrawn=2), 3, "tok")
+    assert json_lines(data) == [{"summary": {"token": "tok", "rows": 3}}]
+    assert end_lines(ask("csv"), tally(3, withdrawn=2), 3, "tok") == b""
 
 
 def test_the_json_trailer_is_one_summary_line_of_the_counts() -> None:
-    data = trailer(ask("jsonl", reasons=True), tally(3, withdrawn=2, objected=1), 3, "tok")
+    data = end_lines(ask("jsonl", reasons=True), tally(3, withdrawn=2, objected=1), 3, "tok")
     assert data.endswith(b"\n") and data.count(b"\n") == 1
     assert json_lines(data) == [
         {
@@ -137,12 +138,30 @@ def test_the_json_trailer_is_one_summary_line_of_the_counts() -> None:
 def test_the_csv_trailer_records_fit_the_header(addresses: str | None) -> None:
     shape = ask("csv", addresses=addresses, reasons=True)
     header = csv_records(header_line(shape))[0]
-    records = csv_records(trailer(shape, tally(4, no_address=1, withdrawn=2), 4, "tok"))
+    records = csv_records(end_lines(shape, tally(4, no_address=1, withdrawn=2), 4, "tok"))
     assert all(len(r) == len(header) for r in records)
     named = [dict(zip(header, r, strict=True)) for r in records]
     assert [(r["record"], r["reason"], r["count"]) for r in named] == [
         ("allowed", "", "4"),
         ("left_out", "no_address", "1"),
         ("left_out", "withdrawn", "2"),
+        ("end", "", "4"),
     ]
     assert all(r["subject_id"] == "" for r in named)
+
+
+def test_spreadsheet_safe_guards_subject_ids_and_addresses_in_csv() -> None:
+    assert NEWSLETTER is not None
+    safe = AudienceAsk(NEWSLETTER, "email", "csv", "email", False, None, spreadsheet_safe=True)
+    records = csv_records(address_lines(safe, [("-1", "=cmd|'/C calc'!A0@example.com")]))
+    assert records == [["'-1", "'=cmd|'/C calc'!A0@example.com"]]
+    ids = AudienceAsk(NEWSLETTER, "email", "csv", None, True, None, spreadsheet_safe=True)
+    assert csv_records(id_lines(ids, ["-2-3", "a"])) == [
+        ["subject", "'-2-3", "", ""],
+        ["subject", "a", "", ""],
+    ]
+
+
+def test_without_spreadsheet_safe_an_address_is_written_as_given() -> None:
+    raw = csv_records(address_lines(ask("csv", addresses="email"), [("s", "=1+1@example.com")]))
+    assert raw == [["s", "=1+1@example.com"]]
