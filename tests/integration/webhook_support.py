@@ -33,6 +33,7 @@ from services.ledger import kafka_clients
 from services.ledger.kafka_clients import new_producer
 from services.ledger.record_producer import writer_macs
 from services.stack.embedded import free_port
+from services.webhooks import erasure_capture
 from services.webhooks.deliverer import Deliverer, DelivererOptions
 from services.webhooks.delivery_identifiers import DeliveryIdentifiers
 from services.webhooks.erasure_capture import Identifier
@@ -179,14 +180,6 @@ class Dispatching:
     deliverer: Deliverer
 
 
-async def _no_capture(_: uuid.UUID) -> list[Identifier]:
-    return []
-
-
-async def _forget(_: uuid.UUID) -> None:
-    return None
-
-
 @contextlib.asynccontextmanager
 async def dispatching(
     settings: Settings,
@@ -197,8 +190,9 @@ async def dispatching(
     concurrency: int = 4,
     allow_loopback: bool = True,
 ) -> AsyncIterator[Dispatching]:
-    """The dispatcher's fan-out and delivery, wired as services/bootstrap.py wires them but
-    with the test's secrets, retry window and timeout."""
+    """The dispatcher's fan-out and delivery, wired as services/bootstrap.py wires them (the
+    erasure captures opened and forgotten alike) but with the test's secrets, retry window and
+    timeout."""
     pool = await open_pool(
         settings.database_url,
         min_size=1,
@@ -207,15 +201,21 @@ async def dispatching(
         statement_timeout_ms=30000,
     )
     sender = Sender(AddressRules(allow_loopback, False), timeout_s, max_connections=50)
+    master = settings.secrets().master
+
+    async def captured(event_id: uuid.UUID) -> list[Identifier]:
+        return await erasure_capture.open_capture(pool, master, event_id) or []
+
+    async def forget(event_id: uuid.UUID) -> None:
+        await erasure_capture.forget(pool, event_id)
+
     deliverer = Deliverer(
         pool=pool,
         connect=database_connector(settings),
         sender=sender,
         secrets=secrets,
-        identifiers=DeliveryIdentifiers(
-            pool, DataKeys(pool, settings.secrets().master), settings.topic, _no_capture
-        ),
-        forget_capture=_forget,
+        identifiers=DeliveryIdentifiers(pool, DataKeys(pool, master), settings.topic, captured),
+        forget_capture=forget,
         options=DelivererOptions(concurrency, window),
     )
     reader = FanoutReader(
