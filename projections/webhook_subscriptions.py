@@ -54,10 +54,28 @@ WITH dropped AS (
 )
 UPDATE webhook_secrets SET retires_at = $2 WHERE subscription_id = $1 AND retires_at IS NULL
 """
+#: a leaked secret: every secret of the subscription stops signing at once
+DROP_ALL_SECRETS: Final = "DELETE FROM webhook_secrets WHERE subscription_id = $1"
+#: a rotation waits for another rotation or a deletion of the same subscription
+LOCK_SUBSCRIPTION: Final = "SELECT 1 FROM webhook_subscriptions WHERE id = $1 FOR UPDATE"
+#: the secrets that sign at $2, newest first; those retired by then are deleted on the way
 SIGNING: Final = """
+WITH dropped AS (
+    DELETE FROM webhook_secrets WHERE subscription_id = $1 AND retires_at <= $2
+)
 SELECT created_at, master_key_id, sealed_secret, retires_at FROM webhook_secrets
 WHERE subscription_id = $1 AND (retires_at IS NULL OR retires_at > $2)
 ORDER BY created_at DESC
+"""
+DELETE_RETIRED: Final = "DELETE FROM webhook_secrets WHERE retires_at <= $1"
+#: `rewrap-keys`: secrets sealed by another master key than the current one ($1)
+NOT_UNDER: Final = """
+SELECT subscription_id, created_at, master_key_id, sealed_secret FROM webhook_secrets
+WHERE master_key_id <> $1 LIMIT $2
+"""
+RESEAL: Final = """
+UPDATE webhook_secrets SET master_key_id = $4, sealed_secret = $5
+WHERE subscription_id = $1 AND created_at = $2 AND master_key_id = $3
 """
 WANTS_IDENTIFIERS: Final = """
 SELECT EXISTS (
@@ -167,8 +185,24 @@ async def retire_current_secret(
     await conn.execute(RETIRE_CURRENT, subscription_id, retires_at)
 
 
+async def lock_subscription(conn: asyncpg.Connection, subscription_id: UUID) -> bool:
+    """Lock the subscription's row for this transaction; False when there is none."""
+    return await conn.fetchval(LOCK_SUBSCRIPTION, subscription_id) is not None
+
+
+async def drop_all_secrets(conn: asyncpg.Connection, subscription_id: UUID) -> None:
+    await conn.execute(DROP_ALL_SECRETS, subscription_id)
+
+
+async def delete_retired_secrets(conn: Conn, now: datetime) -> int:
+    """Delete every secret retired by `now`; how many went."""
+    status = await conn.execute(DELETE_RETIRED, now)
+    return int(status.split()[-1])
+
+
 async def signing_secrets(conn: Conn, subscription_id: UUID, now: datetime) -> list[SealedSecret]:
-    """The sealed secrets that sign at `now`, newest first."""
+    """The sealed secrets that sign at `now`, newest first; the subscription's secrets retired
+    by `now` are deleted."""
     rows = await conn.fetch(SIGNING, subscription_id, now)
     return [
         SealedSecret(
@@ -219,3 +253,22 @@ async def delete_subscription(conn: Conn, subscription_id: UUID) -> bool:
 async def identifiers_wanted(conn: Conn, event_type: str) -> bool:
     """Whether an enabled subscription with include_identifiers receives `event_type`."""
     return bool(await conn.fetchval(WANTS_IDENTIFIERS, event_type))
+
+
+async def sealed_not_under(
+    conn: asyncpg.Connection, master_key_id: str, limit: int
+) -> list[tuple[UUID, datetime, str, bytes]]:
+    """Up to `limit` secrets sealed by another master key than `master_key_id`: (subscription
+    id, created_at, master key id, sealed)."""
+    rows = await conn.fetch(NOT_UNDER, master_key_id, limit)
+    return [
+        (r["subscription_id"], r["created_at"], r["master_key_id"], bytes(r["sealed_secret"]))
+        for r in rows
+    ]
+
+
+async def reseal(
+    conn: asyncpg.Connection, updates: Sequence[tuple[UUID, datetime, str, str, bytes]]
+) -> None:
+    """(subscription id, created_at, old master key id, new master key id, sealed) each."""
+    await conn.executemany(RESEAL, updates)

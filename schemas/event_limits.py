@@ -66,6 +66,18 @@ def _breach(container: Any, tail: str) -> tuple[list[_Step], Any, tuple[int, int
     return None
 
 
+def unstorable(text: str) -> str | None:
+    """Why PostgreSQL text (and so an event or a stored setting) cannot hold `text`, or None:
+    U+0000, or a lone surrogate, which UTF-8 cannot encode."""
+    if "\x00" in text:
+        return "must not contain U+0000"
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return "must be valid Unicode (no lone surrogates)"
+    return None
+
+
 def _path(steps: list[_Step]) -> str:
     path = ""
     for is_index, key in reversed(steps):

@@ -20,6 +20,7 @@ from starlette.responses import JSONResponse
 from projections import requests as rights
 from projections import webhook_subscriptions
 from schemas import events as ev
+from schemas.codec import CodecError
 from schemas.events import Event
 from services.api.body_schemas import IDEMPOTENCY, SUBJECT, builder_body
 from services.api.commands import Common, Context
@@ -33,12 +34,16 @@ from services.http.body import Fields, check_subject_id, query_fields, read_json
 from services.http.openapi_parts import MIN_TOKEN, PROBLEM
 from services.http.problems import ProblemError, field_error, unavailable
 from services.ledger import idempotency
+from services.ledger.errors import IdempotencyKeyReused, WriterKeyUnknown
+from services.ledger.errors import SubjectErased as SubjectErasedError
 from services.rules.catalogue import Catalogue
 from services.webhooks import erasure_capture
 
 ROUTE: Final = "erasure"
 PATH: Final = "/v1/subjects/{subject_id}/erasure"
 _DATABASE_ERRORS: Final = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError)
+#: the append's refusals that come before anything is sent (services/ledger/append.py)
+_NOTHING_APPENDED: Final = (IdempotencyKeyReused, WriterKeyUnknown, SubjectErasedError, CodecError)
 
 
 def request_id_field(f: Fields, name: str = "request_id") -> uuid.UUID | None:
@@ -94,11 +99,22 @@ async def erase(request: Request) -> JSONResponse:
     if request_id is not None:
         await _check_request(ledger, request_id, subject_id)
     digest = idempotency.request_digest(ROUTE, subject_id, body)
+    mine = events[0].event_id
     captured = await _capture_for_webhooks(ledger, events[0])
-    appended = await append_request(ledger, events, key=key, digest=digest, subject_id=subject_id)
-    if captured and appended.events[0].event_id != events[0].event_id:
-        # a replay: the first request's event (and its capture) stands; this one never landed
-        await erasure_capture.forget(ledger.pool, events[0].event_id)
+    try:
+        appended = await append_request(
+            ledger, events, key=key, digest=digest, subject_id=subject_id
+        )
+    except _NOTHING_APPENDED:
+        # refused before anything was sent: no event will ever name this capture
+        if captured:
+            await _forget_quietly(ledger, mine)
+        raise
+    # BrokerUnavailable and the like propagate with the capture kept: the event may be in the
+    # log, or land when the request is retried with its key (the time rule cleans up if not)
+    replayed = appended.events[0].event_id != mine
+    if captured and replayed:
+        await _recapture_for_replay(ledger, appended.events[0], key)
     try:
         await ledger.data_keys.shred(subject_id)
     except _DATABASE_ERRORS:
@@ -108,7 +124,32 @@ async def erase(request: Request) -> JSONResponse:
             f" destroys it when it applies the erasure); {retry}",
             2,
         ) from None
+    if captured and replayed:
+        # the first request's event stands, with its capture; this request's never landed
+        await _forget_quietly(ledger, mine)
     return created(appended, {"data_key": "shredded"})
+
+
+async def _forget_quietly(ledger: Ledger, event_id: uuid.UUID) -> None:
+    """Forget a capture no event will name; a database error leaves it to the time rule
+    (erasure_capture.forget_orphans) rather than fail an erasure that is done."""
+    with contextlib.suppress(*_DATABASE_ERRORS):
+        await erasure_capture.forget(ledger.pool, event_id)
+
+
+async def _recapture_for_replay(ledger: Ledger, first: Event, key: str | None) -> None:
+    """A replay of a request whose answer was lost (503): its event landed only now, or long
+    ago. Capture again under the first event's id while the key still opens the identifiers,
+    in case the time rule deleted the first capture meanwhile (a no-op when it stands)."""
+    try:
+        await _capture_for_webhooks(ledger, first)
+    except ProblemError:
+        retry = "retry with the same Idempotency-Key" if key else "retry"
+        raise unavailable(
+            "the erasure is in the log but its identifiers could not be kept for its webhooks"
+            f" and the data key is not destroyed yet; {retry}",
+            2,
+        ) from None
 
 
 async def _capture_for_webhooks(ledger: Ledger, event: Event) -> bool:

@@ -35,7 +35,13 @@ from services.http.openapi_parts import (
     request_body,
 )
 from services.http.problems import ProblemError, field_error, invalid
-from services.rules.webhook_fields import FieldProblem, check_fields
+from services.rules.webhook_fields import (
+    RETIRE_PREVIOUS,
+    FieldProblem,
+    change_problems,
+    check_fields,
+    check_rotation,
+)
 from services.webhooks import subscriptions as subscription_changes
 
 PATH: Final = "/v1/webhooks"
@@ -65,8 +71,10 @@ def _not_found(raw: str) -> ProblemError:
 
 def _webhook_id(request: Request) -> uuid.UUID:
     raw = request.path_params["webhook_id"]
+    if len(raw) > 40:
+        raise _not_found(raw)
     try:
-        return uuid.UUID(raw) if len(raw) <= 40 else uuid.UUID(int=0)
+        return uuid.UUID(raw)
     except ValueError:
         raise _not_found(raw) from None
 
@@ -106,6 +114,10 @@ async def update(request: Request) -> JSONResponse:
     ledger = ledger_of(request)
     webhook_id = _webhook_id(request)
     values = _checked(ledger, await read_json_object(request), creating=False)
+    found = await _found(ledger, webhook_id)
+    problems = change_problems(values, url=found.url, include_identifiers=found.include_identifiers)
+    if problems:
+        raise invalid([_error(p) for p in problems])
     row = await subscriptions.update_subscription(ledger.pool, webhook_id, values)
     if row is None:
         raise _not_found(str(webhook_id))
@@ -120,12 +132,21 @@ async def delete(request: Request) -> Response:
 
 
 async def rotate_secret(request: Request) -> JSONResponse:
-    """A new secret, shown this once; the previous one keeps signing for a day beside it."""
+    """A new secret, shown this once; the previous one keeps signing for a day beside it, or
+    stops at once with `{"retire_previous": "now"}` (it leaked)."""
     ledger = ledger_of(request)
     webhook_id = _webhook_id(request)
+    bodiless = (
+        "content-type" not in request.headers and request.headers.get("content-length", "0") == "0"
+    )
+    retire_now, problems = check_rotation({} if bodiless else await read_json_object(request))
+    if problems:
+        raise invalid([_error(p) for p in problems])
     async with ledger.pool.acquire() as proxy:
         conn = cast(asyncpg.Connection, proxy)
-        rotated = await subscription_changes.rotate(conn, ledger.secrets.master, webhook_id)
+        rotated = await subscription_changes.rotate(
+            conn, ledger.secrets.master, webhook_id, retire_previous_now=retire_now
+        )
     if rotated is None:
         raise _not_found(str(webhook_id))
     secret, retires_at = rotated
@@ -204,7 +225,9 @@ SHOW_OPERATION: Final[dict[str, Any]] = {
 UPDATE_OPERATION: Final[dict[str, Any]] = {
     "summary": "Change a subscription's url, events, description or enabled",
     "description": "Only the fields given change. include_identifiers is fixed at creation:"
-    " to change what a receiver gets, subscribe it anew.",
+    " to change what a receiver gets, subscribe it anew. For the same reason the url of a"
+    " subscription with include_identifiers cannot change (422): a new URL is a new recipient"
+    " of personal data; subscribe it anew.",
     "parameters": [_ID],
     "requestBody": request_body(
         {
@@ -227,7 +250,23 @@ DELETE_OPERATION: Final[dict[str, Any]] = {
 }
 ROTATE_OPERATION: Final[dict[str, Any]] = {
     "summary": "Issue a new signing secret; the previous one signs beside it for a day",
+    "description": 'The body is optional. `retire_previous: "now"` (a leaked secret): the'
+    " previous secrets are deleted at once and only the new one signs.",
     "parameters": [_ID],
+    "requestBody": {
+        "required": False,
+        "content": {
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "properties": {
+                        "retire_previous": {"type": "string", "enum": list(RETIRE_PREVIOUS)}
+                    },
+                }
+            }
+        },
+    },
     "responses": {
         "200": json_answer(
             "the new secret, shown only here",

@@ -183,12 +183,22 @@ def _generate_secrets(path: str | None) -> int:
 
 
 async def run_rewrap(settings: Settings) -> int:
-    from services.identity.keystore import rewrap
+    """Everything the master key wraps, moved under the current one: the subjects' data keys,
+    the webhook signing secrets and the keys of erasures' captured identifiers."""
+    from services.identity import keystore, webhook_secrets
+    from services.webhooks import erasure_capture
 
+    master = settings.secrets().master
     async with operator_database(settings) as conn:
-        moved = await rewrap(conn, settings.secrets().master)
+        moved = await keystore.rewrap(conn, master)
+        secrets = await webhook_secrets.rewrap(conn, master)
+        captures = await erasure_capture.rewrap(conn, master)
     log.info(
-        "re-wrapped %d data keys under master key %s", moved, settings.secrets().master.current_id
+        "re-wrapped %d data keys, %d webhook secrets and %d erasure captures under master key %s",
+        moved,
+        secrets,
+        captures,
+        master.current_id,
     )
     return 0
 

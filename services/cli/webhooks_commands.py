@@ -16,7 +16,7 @@ from projections import webhook_subscriptions as stored
 from services.bootstrap import operator_database
 from services.config import Settings
 from services.identity.secrets import SecretsError
-from services.rules.webhook_fields import check_fields
+from services.rules.webhook_fields import change_problems, check_fields
 from services.webhooks import subscriptions
 
 
@@ -38,9 +38,17 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     for name, text in (
         ("show", "one subscription as JSON (never its secret)"),
         ("delete", "delete a subscription with its deliveries"),
-        ("rotate-secret", "a new secret; the previous one signs beside it for a day"),
     ):
         actions.add_parser(name, help=text).add_argument("webhook_id")
+    rotate = actions.add_parser(
+        "rotate-secret", help="a new secret; the previous one signs beside it for a day"
+    )
+    rotate.add_argument("webhook_id")
+    rotate.add_argument(
+        "--retire-previous-now",
+        action="store_true",
+        help="the previous secrets stop signing at once (one leaked)",
+    )
     update = actions.add_parser("update", help="change url, events, description or enabled")
     update.add_argument("webhook_id")
     update.add_argument("--url")
@@ -131,11 +139,16 @@ async def run_webhooks(settings: Settings, args: argparse.Namespace) -> int:
                 master = settings.secrets().master
             except SecretsError as exc:
                 return _fail(action, str(exc), 2)
-            rotated = await subscriptions.rotate(conn, master, webhook_id)
+            now = args.retire_previous_now
+            rotated = await subscriptions.rotate(conn, master, webhook_id, retire_previous_now=now)
             if rotated is None:
                 return _fail(action, f"no webhook {args.webhook_id!r}", 1)
             secret, retires_at = rotated
-            print(f"the previous secret signs beside the new one until {retires_at.isoformat()}")
+            if now:
+                print("the previous secrets are deleted: only the new one signs")
+            else:
+                until = retires_at.isoformat()
+                print(f"the previous secret signs beside the new one until {until}")
             print("the new signing secret (shown only now):")
             print(secret)
             return 0
@@ -148,6 +161,14 @@ async def run_webhooks(settings: Settings, args: argparse.Namespace) -> int:
         values, problems = _checked(settings, body, creating=False)
         if problems:
             return _fail(action, problems, 2)
+        found = await stored.get_subscription(conn, webhook_id)
+        if found is None:
+            return _fail(action, f"no webhook {args.webhook_id!r}", 1)
+        refused = change_problems(
+            values, url=found.url, include_identifiers=found.include_identifiers
+        )
+        if refused:
+            return _fail(action, "; ".join(f"{p.field}: {p.detail}" for p in refused), 2)
         changed = await stored.update_subscription(conn, webhook_id, values)
         if changed is None:
             return _fail(action, f"no webhook {args.webhook_id!r}", 1)

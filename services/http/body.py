@@ -15,7 +15,7 @@ from typing import Any, Final
 
 from starlette.requests import Request
 
-from schemas.event_limits import EARLIEST, LATEST
+from schemas.event_limits import EARLIEST, LATEST, unstorable
 from schemas.events import EMAIL_LIKE_RE, subject_id_problem
 from services.http import json_body
 from services.http.problems import ProblemError, field_error, invalid, unavailable
@@ -124,17 +124,6 @@ def parse_time(value: str) -> datetime | None:
         return None
 
 
-def _unstorable(text: str) -> str | None:
-    """Why an event cannot carry `text` (schemas/event_limits.py), or None."""
-    if "\x00" in text:
-        return "must not contain U+0000"
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return "must be valid Unicode (no lone surrogates)"
-    return None
-
-
 def _phone_problem(text: str) -> str | None:
     """Why free text cannot carry `text` for holding a phone number (services/rules/free_text.py
     says what counts as one), or None."""
@@ -197,7 +186,7 @@ class Fields:
         if not value.strip() or len(value) > max_len:
             self.error(name, f"must be 1-{max_len} characters")
             return None
-        if problem := _unstorable(value):
+        if problem := unstorable(value):
             self.error(name, problem)
             return None
         if free_text and EMAIL_LIKE_RE.search(value):

@@ -3,7 +3,9 @@
 Only this table can decrypt a subject's identifiers; erasing the subject destroys its key
 (crypto-shredding): the row stays as a tombstone without a key, so no key is ever made for
 that subject again (projections/erasure.py). The master key never touches the database;
-`rewrap` moves every data key to the current master key so an old master key can be retired.
+`rewrap` moves every data key to the current master key so an old master key can be retired
+(`consent-ledger rewrap-keys` also moves the webhook secrets and erasure captures the master
+key seals: services/cli/main.py `run_rewrap`).
 """
 
 from __future__ import annotations

@@ -9,12 +9,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
+from schemas.event_limits import unstorable
 from schemas.events import EVENT_TYPES
 from services.rules.webhook_urls import check_url
 
 MAX_DESCRIPTION: Final = 200
 CREATE_FIELDS: Final = ("url", "events", "description", "include_identifiers")
 UPDATE_FIELDS: Final = ("url", "events", "description", "enabled")
+ROTATE_FIELDS: Final = ("retire_previous",)
+#: when the secrets a rotation replaces stop signing: after the overlap (default), or now (the
+#: secret leaked)
+RETIRE_PREVIOUS: Final = ("after_a_day", "now")
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +47,8 @@ def _description(value: Any) -> tuple[str | None, FieldProblem | None]:
         return None, FieldProblem("description", f"must be text of at most {MAX_DESCRIPTION}")
     if any(ord(c) < 0x20 or 0x7F <= ord(c) < 0xA0 for c in value):
         return None, FieldProblem("description", "must not contain control characters")
+    if (problem := unstorable(value)) is not None:
+        return None, FieldProblem("description", problem)
     return value.strip() or None, None
 
 
@@ -99,3 +106,32 @@ def check_fields(
         values.setdefault("include_identifiers", False)
         values.setdefault("description", None)
     return values, problems
+
+
+def change_problems(
+    values: Mapping[str, Any], *, url: str, include_identifiers: bool
+) -> list[FieldProblem]:
+    """What a checked update may not do to the stored subscription: move one that carries
+    personal data (include_identifiers) to another URL, which would disclose that data to a
+    new recipient behind the decision that subscribed the first one."""
+    if include_identifiers and "url" in values and values["url"] != url:
+        detail = (
+            "cannot change for a subscription with include_identifiers (a new recipient of"
+            " personal data): subscribe the new URL anew and delete this one"
+        )
+        return [FieldProblem("url", detail)]
+    return []
+
+
+def check_rotation(body: Mapping[str, Any]) -> tuple[bool, list[FieldProblem]]:
+    """Whether a rotation retires the previous secrets now (not after a day), and every
+    problem of its body."""
+    problems = [
+        FieldProblem(str(name)[:64], "is not a field of a rotation", ROTATE_FIELDS)
+        for name in body
+        if name not in ROTATE_FIELDS
+    ]
+    retire = body.get("retire_previous", RETIRE_PREVIOUS[0])
+    if retire not in RETIRE_PREVIOUS:
+        problems.append(FieldProblem("retire_previous", "must be one of", RETIRE_PREVIOUS))
+    return retire == "now", problems

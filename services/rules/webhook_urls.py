@@ -11,13 +11,19 @@ from __future__ import annotations
 import ipaddress
 import re
 from typing import Final
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import quote, urlsplit, urlunsplit
+
+import idna
+
+from schemas.event_limits import unstorable
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 MAX_URL_LENGTH: Final = 2048
 _MAX_HOST_LENGTH: Final = 253
-LOOPBACK_NAMES: Final = frozenset({"localhost", "localhost.localdomain"})
+LOOPBACK_NAMES: Final = frozenset(
+    {"localhost", "localhost.localdomain", "ip6-localhost", "ip6-loopback"}
+)
 
 _V4 = ipaddress.IPv4Network
 _V6 = ipaddress.IPv6Network
@@ -63,6 +69,12 @@ _LABEL: Final = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
 #: a last label a resolver may read as an IPv4 number (127.1, 0x7f.1, 2130706433)
 _NUMERIC_LABEL: Final = re.compile(r"(?:0x[0-9a-f]*|[0-9]+)")
 _CONTROL_OR_SPACE: Final = re.compile(r"[\x00-\x20\x7f-\x9f]")
+#: a bracketed IPv6 host is the whole netloc but for a port: nothing may follow `]`
+_BRACKETED: Final = re.compile(r"\[[^\[\]]*\](?::[0-9]*)?")
+#: a `%` that does not start a percent-escape
+_LONE_PERCENT: Final = re.compile(r"%(?![0-9A-Fa-f]{2})")
+#: what RFC 3986 lets a path hold unescaped (besides letters and digits); a query adds `?`
+_PATH_SAFE: Final = "/:@!$&'()*+,;=-._~%"
 
 
 def embedded_ipv4(ip: IPAddress) -> ipaddress.IPv4Address | None:
@@ -92,17 +104,20 @@ def address_allowed(ip: IPAddress, *, allow_loopback: bool, allow_private: bool)
     return not any(ip in net for net in REFUSED)
 
 
-def _host(hostname: str) -> str | IPAddress:
+def _host(hostname: str, bracketed: bool) -> str | IPAddress:
     """The URL's host as an address or a lowercase ASCII name; ValueError saying why not."""
     if "%" in hostname:
-        raise ValueError("the host may not carry an IPv6 zone")
+        if bracketed:
+            raise ValueError("the host may not carry an IPv6 zone")
+        raise ValueError("the host may not hold '%' (write a name as itself, not percent-encoded)")
     try:
         return ipaddress.ip_address(hostname)
     except ValueError:
         pass
     try:
-        name = hostname.encode("idna").decode("ascii").lower()
-    except UnicodeError:
+        # IDNA 2008 with the UTS 46 mapping: faß.de stays itself, not fass.de as IDNA 2003 has it
+        name = idna.encode(hostname, uts46=True).decode("ascii").lower()
+    except (idna.IDNAError, UnicodeError):
         raise ValueError("the host is not a valid domain name") from None
     name = name.removesuffix(".")
     labels = name.split(".")
@@ -119,10 +134,18 @@ def is_loopback_host(host: str | IPAddress) -> bool:
     return any(host in net for net in LOOPBACK)
 
 
+def _escaped(text: str, safe: str) -> str:
+    """`text` percent-encoded (UTF-8) where RFC 3986 wants it, existing escapes kept: the form
+    an HTTP client sends, so what is stored is what is sent."""
+    return quote(_LONE_PERCENT.sub("%25", text), safe=safe)
+
+
 def check_url(url: str, *, allow_loopback_http: bool, allow_private: bool) -> str:
     """The canonical form of a webhook URL, or ValueError with the reason it is refused."""
     if len(url) > MAX_URL_LENGTH:
         raise ValueError(f"is longer than {MAX_URL_LENGTH} characters")
+    if (problem := unstorable(url)) is not None:
+        raise ValueError(problem)
     if _CONTROL_OR_SPACE.search(url):
         raise ValueError("has a space or a control character")
     try:
@@ -137,11 +160,14 @@ def check_url(url: str, *, allow_loopback_http: bool, allow_private: bool) -> st
         raise ValueError("may not carry a user name or password")
     if not parts.hostname:
         raise ValueError("has no host")
+    bracketed = "[" in parts.netloc or "]" in parts.netloc
+    if bracketed and not _BRACKETED.fullmatch(parts.netloc):
+        raise ValueError("an IPv6 host is [address] with at most a :port after it")
     if port == 0:
         raise ValueError("port 0 is not a port")
     if parts.fragment or url.endswith("#"):
         raise ValueError("may not have a fragment (#...)")
-    host = _host(parts.hostname)
+    host = _host(parts.hostname, bracketed)
     if is_loopback_host(host):
         if not allow_loopback_http:
             raise ValueError("may not point at a loopback host")
@@ -154,4 +180,5 @@ def check_url(url: str, *, allow_loopback_http: bool, allow_private: bool) -> st
     netloc = f"[{host.compressed}]" if isinstance(host, ipaddress.IPv6Address) else str(host)
     if port is not None and port != (443 if scheme == "https" else 80):
         netloc += f":{port}"
-    return urlunsplit((scheme, netloc, parts.path or "/", parts.query, ""))
+    path = _escaped(parts.path or "/", _PATH_SAFE)
+    return urlunsplit((scheme, netloc, path, _escaped(parts.query, _PATH_SAFE + "?"), ""))

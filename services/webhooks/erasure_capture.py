@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+from datetime import timedelta
 from typing import Final, TypedDict
 from uuid import UUID
 
@@ -23,6 +24,9 @@ from services.identity.keystore import DataKeys
 from services.identity.secrets import KEY_BYTES, KeyRing, SecretsError
 
 _NONCE_BYTES: Final = 12
+#: how old a capture no delivery will open must be before forget_orphans deletes it: longer
+#: than an append can take (the produce timeout) and the clocks of API processes can differ
+ORPHAN_GRACE: Final = timedelta(hours=1)
 
 
 class Identifier(TypedDict):
@@ -40,31 +44,39 @@ def _aad(event_id: UUID, subject_id: str) -> bytes:
     return f"ledger-webhook-erasure|{event_id}|{subject_id}".encode()
 
 
+def _wrap_key(master: KeyRing, event_id: UUID, key: bytes) -> tuple[str, bytes]:
+    nonce = os.urandom(_NONCE_BYTES)
+    return master.current_id, nonce + AESGCM(master.current).encrypt(nonce, key, _key_aad(event_id))
+
+
+def _unwrap_key(master: KeyRing, event_id: UUID, key_id: str, wrapped: bytes) -> bytes:
+    ring_key = master.keys.get(key_id)
+    if ring_key is None:
+        raise SecretsError(
+            f"an erasure's identifiers are sealed by master key {key_id!r}, which"
+            " LEDGER_MASTER_KEYS lacks"
+        )
+    try:
+        nonce, sealed = wrapped[:_NONCE_BYTES], wrapped[_NONCE_BYTES:]
+        return AESGCM(ring_key).decrypt(nonce, sealed, _key_aad(event_id))
+    except InvalidTag:
+        raise SecretsError("a captured erasure's identifiers do not open") from None
+
+
 def seal(
     master: KeyRing, event_id: UUID, subject_id: str, found: list[Identifier]
 ) -> tuple[str, bytes, bytes]:
     """(master key id, wrapped key, sealed identifiers) under a key of this capture's own."""
-    key = os.urandom(KEY_BYTES)
-    key_nonce, nonce = os.urandom(_NONCE_BYTES), os.urandom(_NONCE_BYTES)
-    wrapped = key_nonce + AESGCM(master.current).encrypt(key_nonce, key, _key_aad(event_id))
+    key, nonce = os.urandom(KEY_BYTES), os.urandom(_NONCE_BYTES)
+    key_id, wrapped = _wrap_key(master, event_id, key)
     plain = json.dumps(found, separators=(",", ":")).encode()
-    return (
-        master.current_id,
-        wrapped,
-        nonce + AESGCM(key).encrypt(nonce, plain, _aad(event_id, subject_id)),
-    )
+    return key_id, wrapped, nonce + AESGCM(key).encrypt(nonce, plain, _aad(event_id, subject_id))
 
 
 def unseal(master: KeyRing, row: webhook_erasures.CapturedRow) -> list[Identifier]:
-    ring_key = master.keys.get(row.master_key_id)
-    if ring_key is None:
-        raise SecretsError(
-            f"an erasure's identifiers are sealed by master key {row.master_key_id!r}, which"
-            " LEDGER_MASTER_KEYS lacks"
-        )
-    w, s = row.wrapped_key, row.sealed
+    key = _unwrap_key(master, row.event_id, row.master_key_id, row.wrapped_key)
+    s = row.sealed
     try:
-        key = AESGCM(ring_key).decrypt(w[:_NONCE_BYTES], w[_NONCE_BYTES:], _key_aad(row.event_id))
         plain = AESGCM(key).decrypt(
             s[:_NONCE_BYTES], s[_NONCE_BYTES:], _aad(row.event_id, row.subject_id)
         )
@@ -72,6 +84,24 @@ def unseal(master: KeyRing, row: webhook_erasures.CapturedRow) -> list[Identifie
         raise SecretsError("a captured erasure's identifiers do not open") from None
     found: list[Identifier] = json.loads(plain)
     return found
+
+
+async def rewrap(conn: asyncpg.Connection, master: KeyRing, batch: int = 1000) -> int:
+    """Wrap every capture's key not under the current master key anew under it (`consent-ledger
+    rewrap-keys`, so an old master key can be dropped); returns how many moved."""
+    moved = 0
+    while rows := await webhook_erasures.wrapped_not_under(conn, master.current_id, batch):
+        updates = [
+            (
+                event_id,
+                key_id,
+                *_wrap_key(master, event_id, _unwrap_key(master, event_id, key_id, w)),
+            )
+            for event_id, key_id, w in rows
+        ]
+        await webhook_erasures.rewrap(conn, updates)
+        moved += len(updates)
+    return moved
 
 
 async def linked_identifiers(
@@ -125,3 +155,14 @@ async def open_capture(
 async def forget(conn: asyncpg.Connection | asyncpg.Pool, event_id: UUID) -> bool:
     """Delete a capture for good (every delivery of it is done, or its event never landed)."""
     return await webhook_erasures.delete(conn, event_id)
+
+
+async def forget_orphans(
+    conn: asyncpg.Connection | asyncpg.Pool, older_than: timedelta = ORPHAN_GRACE
+) -> list[UUID]:
+    """Housekeeping (the dispatcher's, needing no traffic): delete the captures older than
+    `older_than` that no delivery will open, because their SubjectErased never reached the log
+    (a refused or lost append whose client gave up) or reached it without a delivery left to
+    make; the event ids forgotten. A capture with a pending delivery to a subscription with
+    include_identifiers stays for `forget`."""
+    return await webhook_erasures.delete_orphans(conn, older_than)

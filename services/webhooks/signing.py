@@ -19,8 +19,9 @@ from typing import Final
 
 PREFIX: Final = "whsec_"
 SECRET_BYTES: Final = 32
-#: the receivers' libraries refuse a webhook-id or timestamp with a dot: it would blur the
-#: boundaries of the signed content
+#: refused in a webhook-id: the signed content is `{id}.{timestamp}.{body}`, so a dot in the id
+#: would blur its boundaries (id `a.1` at 2 with body B, and id `a` at 1 with body `2.` + B,
+#: sign the same bytes); the specification's libraries do not check it for us
 _DOT: Final = "."
 
 

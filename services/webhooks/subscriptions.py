@@ -38,11 +38,24 @@ async def create(
 
 
 async def rotate(
-    conn: asyncpg.Connection, master: KeyRing, webhook_id: uuid.UUID
+    conn: asyncpg.Connection,
+    master: KeyRing,
+    webhook_id: uuid.UUID,
+    *,
+    retire_previous_now: bool = False,
 ) -> tuple[str, datetime] | None:
-    """A new secret and when the previous one stops signing; None for an unknown id."""
-    if await stored.get_subscription(conn, webhook_id) is None:
-        return None
+    """A new secret and when the previous ones stop signing; None for an unknown id (or one
+    deleted while this ran)."""
     secret = new_secret()
-    retires_at = await webhook_secrets.rotate(conn, master, webhook_id, secret, datetime.now(UTC))
+    try:
+        retires_at = await webhook_secrets.rotate(
+            conn,
+            master,
+            webhook_id,
+            secret,
+            datetime.now(UTC),
+            retire_previous_now=retire_previous_now,
+        )
+    except webhook_secrets.SubscriptionGone:
+        return None
     return secret, retires_at

@@ -1,16 +1,15 @@
 """Webhook deliveries end to end: subscriptions made through the admin API, events recorded
 through it, the dispatcher delivering to a real receiving server. The deliveries list (status,
 response code, duration, next attempt; pages; refused query values), redelivery through its
-route, and what `include_identifiers` carries: the subject's addresses decrypted at delivery
-time, an erasure's captured addresses (then the capture is gone), and nothing where the key
-was already gone."""
+route, and the subject's addresses an include_identifiers subscription gets, decrypted at
+delivery time. Erasures: test_webhook_erasure_delivery.py."""
 
 from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
-from datetime import UTC, datetime, timedelta
+from collections.abc import AsyncIterator
+from datetime import timedelta
 from typing import Any
 
 import asyncpg
@@ -18,14 +17,18 @@ import httpx
 import pytest
 
 from services.config import Settings
-from services.identity import webhook_secrets
 from tests.conftest import make_settings, running_api, running_projector, wait_until
-from tests.integration.webhook_support import Received, Receiver, dispatching, receiving
+from tests.integration.webhook_support import (
+    Received,
+    api_subscribe,
+    dispatching,
+    receiving,
+    record,
+    stored_secrets,
+)
 from tests.servers import Servers
 
 pytestmark = pytest.mark.integration
-
-Secrets = Callable[[uuid.UUID], Awaitable[list[str]]]
 
 
 @pytest.fixture
@@ -52,37 +55,6 @@ async def db(hook_settings: Settings) -> AsyncIterator[asyncpg.Connection]:
         await conn.close()
 
 
-def stored_secrets(settings: Settings) -> Secrets:
-    """The secrets that sign a subscription now, as the dispatcher reads them."""
-    master = settings.secrets().master
-
-    async def of(subscription_id: uuid.UUID) -> list[str]:
-        conn = await asyncpg.connect(settings.database_url)
-        try:
-            return await webhook_secrets.signing_secrets(
-                conn, master, subscription_id, datetime.now(UTC)
-            )
-        finally:
-            await conn.close()
-
-    return of
-
-
-async def subscribe(
-    api: httpx.AsyncClient, receiver: Receiver, events: list[str], **extra: Any
-) -> dict[str, Any]:
-    made = await api.post("/v1/webhooks", json={"url": receiver.url, "events": events, **extra})
-    assert made.status_code == 201, made.text
-    hook: dict[str, Any] = made.json()
-    return hook
-
-
-async def record(api: httpx.AsyncClient, subject: str, command: str, body: Any) -> str:
-    answer = await api.post(f"/v1/subjects/{subject}/{command}", json=body)
-    assert answer.status_code == 201, answer.text
-    return str(answer.json()["event_id"])
-
-
 async def deliveries(api: httpx.AsyncClient, hook_id: str, query: str = "") -> list[dict[str, Any]]:
     answer = await api.get(f"/v1/webhooks/{hook_id}/deliveries?{query}")
     assert answer.status_code == 200, answer.text
@@ -105,7 +77,7 @@ async def test_the_list_shows_attempts_and_a_redelivery_through_the_route_succee
 
     healthy = asyncio.Event()
     async with receiving(answer) as receiver:
-        hook = await subscribe(api, receiver, ["ConsentWithdrawn"])
+        hook = await api_subscribe(api, receiver, ["ConsentWithdrawn"])
         hook_id = hook["id"]
         async with dispatching(
             hook_settings,
@@ -217,7 +189,7 @@ async def test_include_identifiers_carries_the_subjects_addresses_decrypted(
     api: httpx.AsyncClient, hook_settings: Settings
 ) -> None:
     async with receiving() as receiver:
-        hook = await subscribe(
+        hook = await api_subscribe(
             api,
             receiver,
             ["IdentifierLinked", "ConsentWithdrawn", "ProcessingRestricted"],
@@ -259,69 +231,3 @@ async def test_include_identifiers_carries_the_subjects_addresses_decrypted(
     finally:
         await conn.close()
     assert stored and not [r for r in stored if "aino" in r["p"] or "765" in r["p"]]
-
-
-async def test_an_erasure_delivers_the_captured_addresses_then_forgets_them(
-    api: httpx.AsyncClient, hook_settings: Settings, db: asyncpg.Connection
-) -> None:
-    async with receiving() as receiver:
-        hook = await subscribe(api, receiver, ["SubjectErased"], include_identifiers=True)
-        plain = await subscribe(api, receiver, ["SubjectErased"])
-        linked = await api.post(
-            "/v1/subjects/er-1/identifiers", json={"type": "email", "value": "Eino@Example.fi"}
-        )
-        assert linked.status_code == 201, linked.text
-        erased = await api.post(
-            "/v1/subjects/er-1/erasure",
-            params={"min_token": linked.json()["token"]},
-            json={"ground": "consent_withdrawn"},
-        )
-        assert erased.status_code == 201, erased.text
-        event_id = erased.json()["event_id"]
-        assert await db.fetchval("SELECT count(*) FROM webhook_erasure_identifiers") == 1
-        async with dispatching(hook_settings, stored_secrets(hook_settings)):
-
-            async def delivered_and_forgotten() -> bool:
-                gone = not await db.fetchval("SELECT count(*) FROM webhook_erasure_identifiers")
-                return len(receiver.acknowledged) == 2 and gone
-
-            await wait_until(delivered_and_forgotten, 60, "both deliveries, the capture gone")
-    by_hook = {r.webhook_id.rpartition("_")[2]: r.payload for r in receiver.acknowledged}
-    with_ids, without = by_hook[hook["id"]], by_hook[plain["id"]]
-    assert with_ids["event_id"] == without["event_id"] == event_id
-    assert with_ids["data"]["identifiers"] == [{"type": "email", "value": "eino@example.fi"}]
-    assert "identifiers" not in without["data"]
-    assert (
-        await db.fetchval("SELECT wrapped_key FROM subject_keys WHERE subject_id = 'er-1'") is None
-    )
-
-
-async def test_an_erasure_after_the_key_was_gone_carries_no_address(
-    api: httpx.AsyncClient, hook_settings: Settings, db: asyncpg.Connection
-) -> None:
-    linked = await api.post(
-        "/v1/subjects/er-2/identifiers", json={"type": "email", "value": "kaisa@example.fi"}
-    )
-    assert linked.status_code == 201, linked.text
-    # erased while no subscription wanted identifiers: nothing captured, the key destroyed
-    first = await api.post(
-        "/v1/subjects/er-2/erasure",
-        params={"min_token": linked.json()["token"]},
-        json={"ground": "objection"},
-    )
-    assert first.status_code == 201, first.text
-    async with receiving() as receiver:
-        hook = await subscribe(api, receiver, ["SubjectErased"], include_identifiers=True)
-        again = await api.post("/v1/subjects/er-2/erasure", json={"ground": "consent_withdrawn"})
-        assert again.status_code == 201, again.text
-        assert await db.fetchval("SELECT count(*) FROM webhook_erasure_identifiers") == 0
-        async with dispatching(hook_settings, stored_secrets(hook_settings)):
-
-            async def delivered() -> bool:
-                return len(receiver.acknowledged) == 1
-
-            await wait_until(delivered, 60, "the erasure's delivery")
-    (payload,) = receiver.verified(hook["secret"])
-    assert payload["event_id"] == again.json()["event_id"]
-    assert payload["data"]["identifiers"] == []
-    assert "kaisa" not in receiver.acknowledged[0].body.decode()

@@ -1,7 +1,7 @@
 """Webhook subscriptions against the real servers: the admin routes (the secret shown once,
 sealed at rest, rotation signing with both secrets for a day, deletion cascading to
 deliveries), refused fields and URLs named by field, and an erasure capturing the subject's
-identifiers for its SubjectErased webhooks before the data key is destroyed."""
+identifiers for its SubjectErased webhooks: tests/integration/test_webhook_erasure_capture.py."""
 
 from __future__ import annotations
 
@@ -22,9 +22,8 @@ from standardwebhooks.webhooks import Webhook
 from services.config import Settings
 from services.identity import webhook_secrets
 from services.identity.secrets import KeyRing
-from services.webhooks import erasure_capture
 from services.webhooks.signing import webhook_headers
-from tests.conftest import running_api, running_projector
+from tests.conftest import running_api, running_projector, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -90,6 +89,8 @@ async def test_subscribe_show_change_rotate_and_delete(
         db, master(settings), uuid.UUID(hook_id), retires + timedelta(seconds=1)
     )
     assert after_a_day == [new_secret]
+    # reading the signing secrets deleted the retired one: no sealed copy outlives its day
+    assert await db.fetchval("SELECT count(*) FROM webhook_secrets") == 1
 
     await db.execute(
         "INSERT INTO webhook_deliveries (id, subscription_id, event_id, event_type, subject_id,"
@@ -106,6 +107,9 @@ async def test_subscribe_show_change_rotate_and_delete(
     assert (await api.get(f"/v1/webhooks/{hook_id}")).status_code == 404
     assert (await api.delete(f"/v1/webhooks/{hook_id}")).status_code == 404
     assert (await api.get("/v1/webhooks/not-a-uuid")).status_code == 404
+    too_long = await api.get(f"/v1/webhooks/{hook_id}{'x' * 100}")
+    assert too_long.status_code == 404
+    assert hook_id in too_long.json()["detail"] and str(uuid.UUID(int=0)) not in too_long.text
     assert (await api.post(f"/v1/webhooks/{uuid.uuid4()}/rotate-secret")).status_code == 404
 
 
@@ -138,6 +142,28 @@ async def test_a_bad_subscription_is_a_422_naming_the_field(
     assert await db.fetchval("SELECT count(*) FROM webhook_subscriptions") == 0
 
 
+@pytest.mark.parametrize(
+    ("raw", "field"),
+    [
+        (rb'{"url": "https://crm.example.com/\ud800", "events": ["SubjectErased"]}', "url"),
+        (
+            rb'{"url": "https://crm.example.com/", "events": ["SubjectErased"],'
+            rb' "description": "CRM \udfff"}',
+            "description",
+        ),
+    ],
+)
+async def test_a_lone_surrogate_is_a_422_naming_the_field(
+    api: httpx.AsyncClient, db: asyncpg.Connection, raw: bytes, field: str
+) -> None:
+    answer = await api.post(
+        "/v1/webhooks", content=raw, headers={"content-type": "application/json"}
+    )
+    assert answer.status_code == 422, answer.text
+    assert [e["field"] for e in answer.json()["errors"]] == [field]
+    assert await db.fetchval("SELECT count(*) FROM webhook_subscriptions") == 0
+
+
 async def test_a_bad_change_is_a_422_and_changes_nothing(api: httpx.AsyncClient) -> None:
     hook = (await api.post("/v1/webhooks", json=NEW)).json()
     for body, field in (
@@ -163,95 +189,6 @@ async def test_loopback_receivers_only_where_the_setting_allows(settings: Settin
             made = await api.post("/v1/webhooks", json=local)
             assert made.status_code == 201, made.text
             assert made.json()["url"] == "http://127.0.0.1:9999/hook"
-
-
-async def _link(api: httpx.AsyncClient, subject: str, kind: str, value: str) -> str:
-    answer = await api.post(
-        f"/v1/subjects/{subject}/identifiers", json={"type": kind, "value": value}
-    )
-    assert answer.status_code == 201, answer.text
-    return str(answer.json()["token"])
-
-
-async def test_an_erasure_captures_the_identifiers_before_the_key_is_destroyed(
-    api: httpx.AsyncClient, db: asyncpg.Connection, settings: Settings
-) -> None:
-    made = await api.post(
-        "/v1/webhooks",
-        json={"url": URL, "events": ["SubjectErased"], "include_identifiers": True},
-    )
-    assert made.status_code == 201, made.text
-    await _link(api, "wh-erased", "email", "Maija.Virtanen@Example.fi")
-    token = await _link(api, "wh-erased", "phone", "+358 40 123 4567")
-    erased = await api.post(
-        "/v1/subjects/wh-erased/erasure",
-        params={"min_token": token},
-        json={"ground": "consent_withdrawn"},
-    )
-    assert erased.status_code == 201, erased.text
-    event_id = uuid.UUID(erased.json()["event_id"])
-    row = await db.fetchrow("SELECT * FROM webhook_erasure_identifiers")
-    assert row is not None
-    assert row["event_id"] == event_id and row["subject_id"] == "wh-erased"
-    assert b"example.fi" not in bytes(row["sealed"]) and b"358" not in bytes(row["sealed"])
-    key = await db.fetchval("SELECT wrapped_key FROM subject_keys WHERE subject_id = 'wh-erased'")
-    assert key is None  # shredded: the capture is the only way left to the addresses
-    captured = await erasure_capture.open_capture(db, master(settings), event_id)
-    assert captured is not None
-    assert sorted(captured, key=lambda i: i["type"]) == [
-        {"type": "email", "value": "maija.virtanen@example.fi"},
-        {"type": "phone", "value": "+358401234567"},
-    ]
-    assert await erasure_capture.forget(db, event_id)
-    assert await erasure_capture.open_capture(db, master(settings), event_id) is None
-    assert not await erasure_capture.forget(db, event_id)
-
-
-async def test_no_capture_where_no_subscription_wants_identifiers(
-    api: httpx.AsyncClient, db: asyncpg.Connection
-) -> None:
-    # identifiers not asked for, and identifiers asked for but not on erasures, or disabled
-    await api.post("/v1/webhooks", json={"url": URL, "events": ["SubjectErased"]})
-    await api.post(
-        "/v1/webhooks",
-        json={"url": URL, "events": ["ConsentWithdrawn"], "include_identifiers": True},
-    )
-    off = await api.post(
-        "/v1/webhooks", json={"url": URL, "events": ["SubjectErased"], "include_identifiers": True}
-    )
-    await api.patch(f"/v1/webhooks/{off.json()['id']}", json={"enabled": False})
-    token = await _link(api, "wh-plain", "email", "plain@example.com")
-    erased = await api.post(
-        "/v1/subjects/wh-plain/erasure", params={"min_token": token}, json={"ground": "objection"}
-    )
-    assert erased.status_code == 201, erased.text
-    assert await db.fetchval("SELECT count(*) FROM webhook_erasure_identifiers") == 0
-
-
-async def test_a_replayed_erasure_keeps_only_the_first_capture(
-    api: httpx.AsyncClient, db: asyncpg.Connection
-) -> None:
-    await api.post(
-        "/v1/webhooks", json={"url": URL, "events": ["SubjectErased"], "include_identifiers": True}
-    )
-    token = await _link(api, "wh-again", "email", "again@example.com")
-    first = await api.post(
-        "/v1/subjects/wh-again/erasure",
-        params={"min_token": token},
-        json={"ground": "objection"},
-        headers={"Idempotency-Key": "erase-wh-again"},
-    )
-    again = await api.post(
-        "/v1/subjects/wh-again/erasure",
-        json={"ground": "objection"},
-        headers={"Idempotency-Key": "erase-wh-again"},
-    )
-    assert first.status_code == again.status_code == 201, again.text
-    assert again.headers.get("Idempotent-Replayed") == "true"
-    ids = [
-        r["event_id"] for r in await db.fetch("SELECT event_id FROM webhook_erasure_identifiers")
-    ]
-    assert ids == [uuid.UUID(first.json()["event_id"])]
 
 
 async def webhooks_cli(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
@@ -300,3 +237,113 @@ async def test_the_cli_creates_lists_shows_updates_rotates_and_deletes(
     assert await db.fetchval("SELECT count(*) FROM webhook_subscriptions") == 0
     assert (await webhooks_cli(settings, "show", hook_id)).returncode == 1
     assert (await webhooks_cli(settings, "delete", "not-an-id")).returncode == 1
+
+
+async def test_a_subscription_with_identifiers_keeps_its_url(
+    api: httpx.AsyncClient, settings: Settings
+) -> None:
+    made = await api.post(
+        "/v1/webhooks", json={"url": URL, "events": ["SubjectErased"], "include_identifiers": True}
+    )
+    hook_id = made.json()["id"]
+    moved = await api.patch(f"/v1/webhooks/{hook_id}", json={"url": "https://other.example/h"})
+    assert moved.status_code == 422, moved.text
+    assert [e["field"] for e in moved.json()["errors"]] == ["url"]
+    assert "subscribe" in moved.json()["errors"][0]["detail"]
+    same = await api.patch(f"/v1/webhooks/{hook_id}", json={"url": URL, "enabled": False})
+    assert same.status_code == 200 and same.json()["enabled"] is False
+    assert (await api.get(f"/v1/webhooks/{hook_id}")).json()["url"] == URL
+    by_cli = await webhooks_cli(settings, "update", hook_id, "--url", "https://other.example/h")
+    assert by_cli.returncode == 2 and "url:" in by_cli.stderr
+    assert (await api.get(f"/v1/webhooks/{hook_id}")).json()["url"] == URL
+
+
+async def test_a_leaked_secret_stops_signing_at_once(
+    api: httpx.AsyncClient, db: asyncpg.Connection, settings: Settings
+) -> None:
+    hook = (await api.post("/v1/webhooks", json=NEW)).json()
+    first = (await api.post(f"/v1/webhooks/{hook['id']}/rotate-secret")).json()["secret"]
+    bad = await api.post(f"/v1/webhooks/{hook['id']}/rotate-secret", json={"retire_previous": 1})
+    assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "retire_previous"
+    rotated = await api.post(
+        f"/v1/webhooks/{hook['id']}/rotate-secret", json={"retire_previous": "now"}
+    )
+    assert rotated.status_code == 200, rotated.text
+    new_secret = rotated.json()["secret"]
+    assert await secrets_now(settings, db, hook["id"]) == [new_secret]
+    assert await db.fetchval("SELECT count(*) FROM webhook_secrets") == 1
+    assert hook["secret"] != new_secret != first
+    shown = (await api.get(f"/v1/webhooks/{hook['id']}")).json()
+    assert shown["previous_secret_retires_at"] is None
+    by_cli = await webhooks_cli(settings, "rotate-secret", hook["id"], "--retire-previous-now")
+    assert by_cli.returncode == 0, by_cli.stderr
+    assert await secrets_now(settings, db, hook["id"]) == [by_cli.stdout.strip().splitlines()[-1]]
+
+
+async def waiting_on_locks(db: asyncpg.Connection) -> int:
+    """Backends of this database waiting for a lock (pg_locks, read outside any transaction)."""
+    found = await db.fetchval(
+        "SELECT count(DISTINCT pid) FROM pg_locks WHERE NOT granted AND pid IN"
+        " (SELECT pid FROM pg_stat_activity WHERE datname = current_database())"
+    )
+    return int(found)
+
+
+async def test_concurrent_rotations_leave_one_current_secret(
+    api: httpx.AsyncClient, db: asyncpg.Connection, settings: Settings
+) -> None:
+    hook = (await api.post("/v1/webhooks", json=NEW)).json()
+    path = f"/v1/webhooks/{hook['id']}/rotate-secret"
+    holder = await asyncpg.connect(settings.database_url)
+    try:
+        async with holder.transaction():
+            # both rotations queue behind the current secret's row, then race
+            await holder.execute("SELECT 1 FROM webhook_secrets FOR UPDATE")
+            rotations = [asyncio.create_task(api.post(path)) for _ in range(2)]
+
+            async def both_waiting() -> bool:
+                return await waiting_on_locks(db) == 2
+
+            await wait_until(both_waiting, 30, "both rotations to wait for the lock")
+    finally:
+        await holder.close()
+    answers = [await task for task in rotations]
+    assert [a.status_code for a in answers] == [200, 200]
+    assert await db.fetchval("SELECT count(*) FROM webhook_secrets WHERE retires_at IS NULL") == 1
+    signing = await secrets_now(settings, db, hook["id"])
+    assert len(signing) == 3 and hook["secret"] in signing
+    assert {a.json()["secret"] for a in answers} <= set(signing)
+
+
+async def test_a_rotation_racing_a_deletion_is_a_404(
+    api: httpx.AsyncClient, db: asyncpg.Connection, settings: Settings
+) -> None:
+    hook = (await api.post("/v1/webhooks", json=NEW)).json()
+    deleter = await asyncpg.connect(settings.database_url)
+    try:
+        async with deleter.transaction():
+            await deleter.execute("DELETE FROM webhook_subscriptions")
+            rotation = asyncio.create_task(api.post(f"/v1/webhooks/{hook['id']}/rotate-secret"))
+
+            async def rotation_waiting() -> bool:
+                return await waiting_on_locks(db) == 1
+
+            await wait_until(rotation_waiting, 30, "the rotation to wait for the deletion")
+    finally:
+        await deleter.close()
+    answer = await rotation
+    assert answer.status_code == 404, answer.text
+    assert await db.fetchval("SELECT count(*) FROM webhook_secrets") == 0
+
+
+async def test_retired_secrets_are_deleted_by_housekeeping(
+    api: httpx.AsyncClient, db: asyncpg.Connection
+) -> None:
+    hooks = [(await api.post("/v1/webhooks", json=NEW)).json()["id"] for _ in range(2)]
+    for hook_id in hooks:
+        await api.post(f"/v1/webhooks/{hook_id}/rotate-secret")
+    assert await webhook_secrets.delete_retired(db, datetime.now(UTC)) == 0
+    later = datetime.now(UTC) + webhook_secrets.ROTATION_OVERLAP + timedelta(seconds=1)
+    assert await webhook_secrets.delete_retired(db, later) == 2
+    assert await db.fetchval("SELECT count(*) FROM webhook_secrets WHERE retires_at IS NULL") == 2
+    assert await db.fetchval("SELECT count(*) FROM webhook_secrets") == 2

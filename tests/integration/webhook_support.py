@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
+import httpx
 import uvicorn
 from standardwebhooks import Webhook
 from starlette.applications import Starlette
@@ -28,6 +29,7 @@ from schemas.events import Event, Source
 from services.bootstrap import database_connector
 from services.config import Settings
 from services.db_pool import open_pool
+from services.identity import webhook_secrets
 from services.identity.keystore import DataKeys
 from services.ledger import kafka_clients
 from services.ledger.kafka_clients import new_producer
@@ -203,8 +205,8 @@ async def dispatching(
     sender = Sender(AddressRules(allow_loopback, False), timeout_s, max_connections=50)
     master = settings.secrets().master
 
-    async def captured(event_id: uuid.UUID) -> list[Identifier]:
-        return await erasure_capture.open_capture(pool, master, event_id) or []
+    async def captured(event_id: uuid.UUID) -> list[Identifier] | None:
+        return await erasure_capture.open_capture(pool, master, event_id)
 
     async def forget(event_id: uuid.UUID) -> None:
         await erasure_capture.forget(pool, event_id)
@@ -246,3 +248,36 @@ async def statuses(conn: asyncpg.Connection, sid: uuid.UUID) -> dict[str, int]:
         sid,
     )
     return {r["status"]: r["n"] for r in rows}
+
+
+def stored_secrets(settings: Settings) -> Callable[[uuid.UUID], Awaitable[list[str]]]:
+    """The secrets that sign a subscription now, as the dispatcher reads them."""
+    master = settings.secrets().master
+
+    async def of(subscription_id: uuid.UUID) -> list[str]:
+        conn = await asyncpg.connect(settings.database_url)
+        try:
+            return await webhook_secrets.signing_secrets(
+                conn, master, subscription_id, datetime.now(UTC)
+            )
+        finally:
+            await conn.close()
+
+    return of
+
+
+async def api_subscribe(
+    api: httpx.AsyncClient, receiver: Receiver, events: list[str], **extra: Any
+) -> dict[str, Any]:
+    """A subscription made through the admin API (its secret in the answer)."""
+    made = await api.post("/v1/webhooks", json={"url": receiver.url, "events": events, **extra})
+    assert made.status_code == 201, made.text
+    hook: dict[str, Any] = made.json()
+    return hook
+
+
+async def record(api: httpx.AsyncClient, subject: str, command: str, body: Any) -> str:
+    """A command through the API; its event id."""
+    answer = await api.post(f"/v1/subjects/{subject}/{command}", json=body)
+    assert answer.status_code == 201, answer.text
+    return str(answer.json()["event_id"])

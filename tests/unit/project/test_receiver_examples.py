@@ -390,10 +390,12 @@ def ledger_post(
     delivery: Due,
     identifiers: list[Identifier] | None,
     secrets: tuple[str, ...] = (NEW,),
+    *,
+    withheld: bool = False,
 ) -> httpx.Response:
     """Build, sign and send a delivery with the ledger's own code: body_of (the body the
     dispatcher posts) and webhook_headers (services/webhooks/signing.py)."""
-    body = ledger_body(delivery, identifiers)
+    body = ledger_body(delivery, identifiers, withheld=withheld)
     headers = webhook_headers(list(secrets), delivery_id_header(delivery), int(time.time()), body)
     return post(receiver, body, headers)
 
@@ -442,3 +444,21 @@ def test_a_ledger_delivery_signed_with_a_retired_secret_alone_is_refused(
 
     assert response.status_code == 401, response.text
     assert receiver.processed(delivery_id_header(delivery)) == 0
+
+
+def test_an_erasure_whose_addresses_are_withheld_still_forgets_the_subject(
+    receiver: Receiver,
+) -> None:
+    """`identifiers_withheld`: the ledger no longer holds the erased addresses; the receiver
+    forgets the subject by its id, and the addresses an earlier delivery gave with it."""
+    subject = f"cust-withheld-{uuid.uuid4()}"
+    address: list[Identifier] = [{"type": "email", "value": f"{subject}@example.com"}]
+    linked = ledger_delivery(ev.CONSENT_WITHDRAWN, {"purpose": None, "channel": None}, subject)
+    assert ledger_post(receiver, linked, address).status_code == 200
+    erasure = ledger_delivery(ev.SUBJECT_ERASED, {"ground": "objection"}, subject)
+
+    response = ledger_post(receiver, erasure, None, withheld=True)
+
+    assert (response.status_code, response.text) == (200, "applied")
+    assert receiver.rows("SELECT * FROM suppressions WHERE subject_id = ?", subject) == []
+    assert receiver.rows("SELECT * FROM contact_addresses WHERE subject_id = ?", subject) == []

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from services.rules.webhook_fields import check_fields
+from services.rules.webhook_fields import change_problems, check_fields, check_rotation
 
 URL = "https://crm.example.com/hook"
 
@@ -44,6 +44,13 @@ def test_an_update_sets_only_what_it_gives() -> None:
         ({"url": URL, "events": [1]}, True, ["events"]),
         ({"url": URL, "events": ["SubjectErased"], "enabled": True}, True, ["enabled"]),
         ({"url": URL, "events": ["SubjectErased"], "description": "a\x00b"}, True, ["description"]),
+        (
+            {"url": URL, "events": ["SubjectErased"], "description": "a\ud800"},
+            True,
+            ["description"],
+        ),
+        ({"url": URL + "/\udc00", "events": ["SubjectErased"]}, True, ["url"]),
+        ({"url": "https://\ud83d.example/"}, False, ["url"]),
         ({"url": None}, False, ["url"]),
         ({"events": None}, False, ["events"]),
         ({"enabled": None}, False, ["enabled"]),
@@ -55,3 +62,38 @@ def test_problems_name_their_fields(
     body: dict[str, Any], creating: bool, fields: list[str]
 ) -> None:
     assert sorted(check(body, creating)[1]) == sorted(fields)
+
+
+@pytest.mark.parametrize(
+    ("values", "include_identifiers", "refused"),
+    [
+        ({"url": "https://other.example/"}, True, True),
+        ({"url": URL}, True, False),  # the same URL again changes nothing
+        ({"url": "https://other.example/"}, False, False),
+        ({"enabled": False, "events": ["SubjectErased"]}, True, False),
+    ],
+)
+def test_a_subscription_with_identifiers_cannot_move_to_another_url(
+    values: dict[str, Any], include_identifiers: bool, refused: bool
+) -> None:
+    problems = change_problems(values, url=URL, include_identifiers=include_identifiers)
+    assert [p.field for p in problems] == (["url"] if refused else [])
+
+
+@pytest.mark.parametrize(
+    ("body", "now", "fields"),
+    [
+        ({}, False, []),
+        ({"retire_previous": "after_a_day"}, False, []),
+        ({"retire_previous": "now"}, True, []),
+        ({"retire_previous": "NOW"}, False, ["retire_previous"]),
+        ({"retire_previous": None}, False, ["retire_previous"]),
+        ({"retire_previous": ["now"]}, False, ["retire_previous"]),
+        ({"secret": "whsec_x"}, False, ["secret"]),
+    ],
+)
+def test_a_rotation_retires_the_previous_secrets_now_only_when_asked(
+    body: dict[str, Any], now: bool, fields: list[str]
+) -> None:
+    retire_now, problems = check_rotation(body)
+    assert retire_now is now and [p.field for p in problems] == fields

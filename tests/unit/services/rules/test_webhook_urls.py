@@ -4,6 +4,7 @@ the cases that matter for server-side request forgery, and properties over every
 from __future__ import annotations
 
 import ipaddress
+from urllib.parse import unquote, urlsplit
 
 import pytest
 from hypothesis import given
@@ -99,6 +100,13 @@ def test_what_is_allowed_with_both_off_is_public_unicast(ip: IPAddress) -> None:
         assert not any(inner in net for net in (*LOOPBACK, *PRIVATE, *REFUSED))
 
 
+@given(_addresses)
+def test_what_is_allowed_with_both_off_is_global_to_the_standard_library(ip: IPAddress) -> None:
+    # an independent judge: the module's tables are its own, is_global is Python's
+    if address_allowed(ip, **OFF):
+        assert (embedded_ipv4(ip) or ip).is_global
+
+
 @given(st.ip_addresses(v=4), st.booleans(), st.booleans())
 def test_an_ipv4_address_wrapped_in_ipv6_is_judged_as_itself(
     ip: ipaddress.IPv4Address, loopback: bool, private: bool
@@ -129,6 +137,15 @@ def test_no_private_or_link_local_address_passes_by_default(ip: IPAddress) -> No
         ("https://bücher.example/x", "https://xn--bcher-kva.example/x"),
         ("https://93.184.215.14/x", "https://93.184.215.14/x"),
         ("https://[2606:2800:021f::1]/x", "https://[2606:2800:21f::1]/x"),
+        ("https://[2606:2800:21f::1]:8443/x", "https://[2606:2800:21f::1]:8443/x"),
+        # IDNA 2008 (UTS 46): ß is a letter of its own, not "ss" as IDNA 2003 made it
+        ("https://faß.de/hook", "https://xn--fa-hia.de/hook"),
+        ("https://ß.example/", "https://xn--zca.example/"),
+        ("https://\uff23\uff32\uff2d.example/", "https://crm.example/"),  # full-width CRM
+        # the path and query as an HTTP client sends them: what is stored is what is sent
+        ("https://crm.example.com/päth?q=ä", "https://crm.example.com/p%C3%A4th?q=%C3%A4"),
+        ("https://crm.example.com/a%2Fb?x=%zz", "https://crm.example.com/a%2Fb?x=%25zz"),
+        ('https://crm.example.com/a"b<c>', "https://crm.example.com/a%22b%3Cc%3E"),
     ],
 )
 def test_accepted_urls_and_their_canonical_form(url: str, canonical: str) -> None:
@@ -159,6 +176,16 @@ def test_accepted_urls_and_their_canonical_form(url: str, canonical: str) -> Non
         ("https://169.254.169.254/latest/meta-data", "not a public address"),
         ("https://[::ffff:169.254.169.254]/x", "not a public address"),
         ("https://[fe80::1%25eth0]/x", "zone"),
+        ("https://ex%41mple.com/x", "may not hold '%'"),
+        ("https://[2606:2800:21f::1]evil.example/x", r"\[address\] with at most a :port"),
+        ("https://evil.example[2606:2800:21f::1]/x", r"\[address\]"),
+        ("https://a\u200db.example/x", "domain name"),  # a zero-width joiner out of context
+        ("https://\u200d.example/x", "domain name"),
+        ("https://crm.example.com/a\ud800b", "lone surrogates"),
+        ("https://crm\udcff.example/x", "lone surrogates"),
+        ("https://crm.example.com/x?q=\udfff", "lone surrogates"),
+        ("https://ip6-localhost/x", "loopback"),
+        ("https://ip6-loopback/x", "loopback"),
         ("https://2130706433/x", "number"),
         ("https://127.1/x", "number"),
         ("https://0x7f.0x0.0x0.0x1/x", "number"),
@@ -221,3 +248,39 @@ def test_a_url_to_an_address_is_accepted_only_if_the_address_is(ip: IPAddress) -
         assert not address_allowed(ip, **OFF)
     else:
         assert address_allowed(ip, **OFF)
+
+
+_SCHEMES = st.sampled_from(["https", "http", "HTTPS", "ftp"])
+_IP_HOSTS = st.ip_addresses().map(lambda ip: f"[{ip}]" if ip.version == 6 else str(ip))
+#: labels of letters, digits, hyphens, joiners and lone surrogates (Cs): text a client may send
+_LABELS = st.text(
+    st.characters(categories=["Ll", "Lu", "Lo", "Nd", "Pd", "Cs", "Cf"]), min_size=1, max_size=12
+)
+_NAME_HOSTS = st.lists(_LABELS, min_size=1, max_size=3).map(".".join)
+_HOSTS = st.sampled_from(["crm.example.com", "localhost", "faß.de"]) | _IP_HOSTS | _NAME_HOSTS
+_PORTS = st.none() | st.integers(min_value=0, max_value=70000)
+#: paths without the characters that end a path (?, #) or start an escape (%)
+_PATHS = st.text(
+    st.characters(exclude_categories=["Cc"], exclude_characters="?#%")
+    | st.characters(categories=["Cs"]),
+    max_size=30,
+).map(lambda text: "/" + text)
+
+
+@given(_SCHEMES, _HOSTS, _PORTS, _PATHS)
+def test_a_url_built_from_its_parts_is_kept_whole_or_refused(
+    scheme: str, host: str, port: int | None, path: str
+) -> None:
+    url = f"{scheme}://{host}{'' if port is None else f':{port}'}{path}"
+    try:
+        canonical = check_url(url, allow_loopback_http=True, allow_private=True)
+    except ValueError as exc:
+        assert str(exc)
+        return
+    url.encode("utf-8")  # accepted text has no lone surrogate
+    canonical.encode("ascii")  # the stored form is the form sent, escapes and all
+    parts = urlsplit(canonical)
+    assert parts.scheme == scheme.lower()
+    assert parts.port == (None if port in (None, 443 if parts.scheme == "https" else 80) else port)
+    assert unquote(parts.path) == path
+    assert check_url(canonical, allow_loopback_http=True, allow_private=True) == canonical
