@@ -10,7 +10,7 @@ bin=/opt/kafka/bin
 admin=(--bootstrap-server kafka-1:9094,kafka-2:9094,kafka-3:9094
        --command-config /run/secrets/kafka-admin.properties)
 
-for user in ledger-init ledger-api ledger-projector ledger-operator; do
+for user in ledger-init ledger-api ledger-projector ledger-webhooks ledger-operator; do
     password=$(cat "/run/secrets/kafka-$user.password")
     "$bin/kafka-configs.sh" "${admin[@]}" --alter --entity-type users --entity-name "$user" \
         --add-config "SCRAM-SHA-512=[iterations=8192,password=$password]"
@@ -33,6 +33,10 @@ acl --allow-principal User:ledger-projector --operation Write --operation Read \
     --topic consent.state
 acl --allow-principal User:ledger-projector --operation Write --topic consent.checkpoints \
     --topic consent.deadletter
+# webhooks: the dispatcher consumes the events in its own group (it never commits there: its
+# positions are in PostgreSQL) and writes no topic
+acl --allow-principal User:ledger-webhooks --operation Read --topic consent.events
+acl --allow-principal User:ledger-webhooks --operation Read --group consent-ledger-webhooks
 # operator: backup, checkpoint-verify and rebuild read every topic; it writes nothing
 acl --allow-principal User:ledger-operator --operation Read --operation DescribeConfigs \
     --topic consent.events --topic consent.state --topic consent.checks \

@@ -12,7 +12,8 @@
 #
 #   kafka-broker.password    brokers and controllers to each other (PLAIN, super user)
 #   kafka-admin.password     the kafka-init-ha job that creates the users and ACLs (PLAIN, super user)
-#   kafka-ledger-*.password  the ledger's principals (SCRAM-SHA-512): init, api, projector, operator
+#   kafka-ledger-*.password  the ledger's principals (SCRAM-SHA-512): init, api, projector,
+#                            webhooks, operator
 #   kafka_server_jaas.conf   the brokers' PLAIN users and their own login (KAFKA_OPTS)
 #   kafka-broker.properties  client configuration of the brokers' healthcheck
 #   kafka-admin.properties   client configuration of kafka-init-ha
@@ -32,7 +33,8 @@ password() {
     chmod 644 "$file"
 }
 
-for name in broker admin ledger-init ledger-api ledger-projector ledger-operator; do
+for name in broker admin ledger-init ledger-api ledger-projector ledger-webhooks \
+    ledger-operator; do
     password "kafka-$name.password"
 done
 

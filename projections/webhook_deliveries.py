@@ -311,32 +311,6 @@ async def outcome_counts(conn: asyncpg.Connection | asyncpg.Pool) -> list[tuple[
     return [(r["subscription_id"], r["outcome"], r["count"]) for r in rows]
 
 
-PURGE_CAPTURES = """
-WITH gone AS (
-    DELETE FROM webhook_erasure_identifiers c
-    WHERE NOT EXISTS (SELECT 1 FROM webhook_deliveries d
-                      WHERE d.event_id = c.event_id AND d.status = 'pending')
-      AND (
-          -- fanned out (the dispatcher's position is past it) and settled, or never wanted
-          EXISTS (SELECT 1 FROM journal j JOIN webhook_dispatch_offsets o
-                  ON o.log_partition = j.log_partition
-                  WHERE j.event_id = c.event_id AND o.next_offset > j.log_offset)
-          -- its SubjectErased never reached the log (the erasure failed after capturing)
-          OR (c.captured_at < now() - make_interval(hours => $1)
-              AND NOT EXISTS (SELECT 1 FROM journal j WHERE j.event_id = c.event_id))
-      )
-    RETURNING 1
-)
-SELECT count(*) FROM gone
-"""
-
-
-async def purge_captures(conn: asyncpg.Connection | asyncpg.Pool, grace_hours: int) -> int:
-    """Delete erasure captures no delivery will open any more: their event's deliveries are
-    settled (or none wanted them), or the event is not in the log `grace_hours` after."""
-    return int(await conn.fetchval(PURGE_CAPTURES, grace_hours))
-
-
 def prometheus_text(counts: Sequence[tuple[UUID, str, int]], gauges: Sequence[QueueGauge]) -> str:
     """ledger_webhook_deliveries_total{subscription,outcome} (attempts by outcome, and parked
     deliveries), ledger_webhook_queue_depth and ledger_webhook_oldest_pending_seconds per

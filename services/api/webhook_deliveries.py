@@ -53,18 +53,28 @@ def _uuid(value: str, name: str) -> UUID:
         ) from None
 
 
-def _cursor(created_at: datetime, delivery_id: UUID) -> str:
+#: longer than any cursor encode_cursor makes (about 100 characters)
+MAX_CURSOR: Final = 200
+
+
+def encode_cursor(created_at: datetime, delivery_id: UUID) -> str:
+    """The `cursor` of the page after the delivery (created_at, id), the last one shown."""
     return base64.urlsafe_b64encode(f"{created_at.isoformat()}|{delivery_id}".encode()).decode()
 
 
-def _after(raw: str) -> tuple[datetime, UUID] | None:
-    if len(raw) > 200:
+def decode_cursor(raw: str) -> tuple[datetime, UUID] | None:
+    """The position encode_cursor encoded, or None for anything it cannot have made: too
+    long, not base64, no '|', not a time with its offset, not a UUID."""
+    if len(raw) > MAX_CURSOR:
         return None
     try:
-        at, _, last = base64.urlsafe_b64decode(raw.encode()).decode().partition("|")
-        return datetime.fromisoformat(at), UUID(last)
-    except (binascii.Error, UnicodeDecodeError, ValueError):
+        at, bar, last = base64.urlsafe_b64decode(raw.encode("ascii")).decode().partition("|")
+        moment, delivery_id = datetime.fromisoformat(at), UUID(last)
+    except (binascii.Error, UnicodeError, ValueError):
         return None
+    if not bar or moment.tzinfo is None:
+        return None
+    return moment, delivery_id
 
 
 async def list_deliveries(request: Request) -> JSONResponse:
@@ -81,12 +91,13 @@ async def list_deliveries(request: Request) -> JSONResponse:
     limit = DEFAULT_LIMIT
     raw_limit = query.get("limit")
     if raw_limit is not None:
-        if len(raw_limit) > 6 or not raw_limit.isdigit() or not 1 <= int(raw_limit) <= MAX_LIMIT:
+        digits = len(raw_limit) <= 6 and raw_limit.isascii() and raw_limit.isdigit()
+        if not digits or not 1 <= int(raw_limit) <= MAX_LIMIT:
             errors.append(field_error("limit", f"must be a whole number from 1 to {MAX_LIMIT}"))
         else:
             limit = int(raw_limit)
     raw_cursor = query.get("cursor")
-    before = _after(raw_cursor) if raw_cursor is not None else None
+    before = decode_cursor(raw_cursor) if raw_cursor is not None else None
     if raw_cursor is not None and before is None:
         errors.append(field_error("cursor", "is not a cursor this list gave"))
     if errors:
@@ -99,7 +110,7 @@ async def list_deliveries(request: Request) -> JSONResponse:
     page, more = rows[:limit], len(rows) > limit
     following = None
     if more:
-        params = {"limit": str(limit), "cursor": _cursor(page[-1].created_at, page[-1].id)}
+        params = {"limit": str(limit), "cursor": encode_cursor(page[-1].created_at, page[-1].id)}
         if status is not None:
             params["status"] = status
         following = f"{PATH.format(webhook_id=webhook_id)}?{urlencode(params)}"

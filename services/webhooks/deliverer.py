@@ -20,6 +20,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Final
 from uuid import UUID
 
 import asyncpg
@@ -54,9 +55,20 @@ def delivery_id_header(delivery: Due) -> str:
     return f"{delivery.event_id}_{delivery.subscription_id}"
 
 
-def body_of(delivery: Due, identifiers: list[Identifier] | None) -> bytes:
+#: in place of `identifiers`: an erasure whose captured addresses the ledger does not hold (never
+#: captured, or forgotten before a redelivery), which is not the same as a subject without any
+WITHHELD: Final = "identifiers_withheld"
+
+
+def body_of(
+    delivery: Due, identifiers: list[Identifier] | None, *, withheld: bool = False
+) -> bytes:
+    """The JSON posted: the stored payload, with `data.identifiers` for a subscription with
+    include_identifiers (None: one without), or `data.identifiers_withheld` when `withheld`."""
     payload = delivery.payload
-    if identifiers is not None:
+    if withheld:
+        payload = {**payload, "data": {**payload["data"], WITHHELD: True}}
+    elif identifiers is not None:
         payload = {**payload, "data": {**payload["data"], "identifiers": identifiers}}
     return json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
 
@@ -161,12 +173,14 @@ class Deliverer:
 
     async def _deliver(self, target: Target, secrets: list[str], delivery: Due) -> None:
         carried: list[Identifier] | None = None
+        withheld = False
         if target.include_identifiers:
             if not await self.identifiers.projected(delivery):
                 await deliveries.defer(self.pool, delivery.id, PROJECTION_WAIT_S)
                 return
             carried = await self.identifiers.of(delivery)
-        body = body_of(delivery, carried)
+            withheld = carried is None
+        body = body_of(delivery, carried, withheld=withheld)
         headers = webhook_headers(secrets, delivery_id_header(delivery), int(time.time()), body)
         attempt = await self.sender.post(target.url, headers, body)
         next_at = (

@@ -19,8 +19,8 @@ from services.webhooks.erasure_capture import Identifier
 
 log = logging.getLogger(__name__)
 
-#: opens an erasure's captured identifiers by the SubjectErased event's id ([] when none)
-OpenCapture = Callable[[UUID], Awaitable[list[Identifier]]]
+#: opens an erasure's captured identifiers by the SubjectErased event's id (None when none)
+OpenCapture = Callable[[UUID], Awaitable[list[Identifier] | None]]
 
 
 class DeliveryIdentifiers:
@@ -39,7 +39,9 @@ class DeliveryIdentifiers:
         stored = await offsets.load(self.pool, self.topic)
         return stored.get(partition, 0) > offset
 
-    async def of(self, delivery: Due) -> list[Identifier]:
+    async def of(self, delivery: Due) -> list[Identifier] | None:
+        """The identifiers to carry; None for an erasure whose capture is not there (never
+        made, or forgotten once its deliveries settled): the ledger withholds them."""
         if delivery.event_type == SUBJECT_ERASED:
             return await self.open_capture(delivery.event_id)
         subject_id = delivery.subject_id

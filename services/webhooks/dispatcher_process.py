@@ -12,11 +12,13 @@ import contextlib
 import logging
 import signal
 from dataclasses import dataclass
+from uuid import UUID
 
 import asyncpg
 
 from projections import webhook_deliveries
 from services.config import Settings
+from services.webhooks import erasure_capture
 from services.webhooks.deliverer import Deliverer
 from services.webhooks.fanout import FanoutReader
 from services.webhooks.sending import Sender
@@ -25,8 +27,6 @@ log = logging.getLogger("consent_ledger")
 
 #: seconds between retention runs
 RETENTION_EVERY_S = 3600.0
-#: how long an erasure capture waits for its SubjectErased to reach the log
-CAPTURE_GRACE_HOURS = 24
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,19 +38,27 @@ class DispatcherProcess:
     sender: Sender
 
 
+async def retention_pass(
+    pool: asyncpg.Connection | asyncpg.Pool, retention_days: int
+) -> tuple[int, list[UUID]]:
+    """Delete succeeded deliveries older than `retention_days`, and the erasure captures no
+    delivery will open (erasure_capture.forget_orphans, the one rule for them); what went."""
+    gone = await webhook_deliveries.purge_succeeded(pool, retention_days)
+    orphans = await erasure_capture.forget_orphans(pool)
+    return gone, orphans
+
+
 async def keep_retention(process: DispatcherProcess, stop: asyncio.Event) -> None:
-    """Delete succeeded deliveries past LEDGER_WEBHOOK_DELIVERY_RETENTION_DAYS and stale
-    erasure captures, at start and every hour."""
+    """retention_pass at start and every hour, whether or not events arrive."""
     days = process.settings.webhook_delivery_retention_days
     while not stop.is_set():
         try:
-            gone = await webhook_deliveries.purge_succeeded(process.pool, days)
-            stale = await webhook_deliveries.purge_captures(process.pool, CAPTURE_GRACE_HOURS)
-            if gone or stale:
+            gone, orphans = await retention_pass(process.pool, days)
+            if gone or orphans:
                 log.info(
-                    "webhook retention: %d succeeded deliveries, %d stale erasure captures",
+                    "webhook retention: %d succeeded deliveries, %d orphaned erasure captures",
                     gone,
-                    stale,
+                    len(orphans),
                 )
         except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
             log.warning("webhook retention failed (%s); trying again later", exc)

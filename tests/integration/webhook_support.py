@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
+import httpx
 import uvicorn
 from standardwebhooks import Webhook
 from starlette.applications import Starlette
@@ -28,11 +29,13 @@ from schemas.events import Event, Source
 from services.bootstrap import database_connector
 from services.config import Settings
 from services.db_pool import open_pool
+from services.identity import webhook_secrets
 from services.identity.keystore import DataKeys
 from services.ledger import kafka_clients
 from services.ledger.kafka_clients import new_producer
 from services.ledger.record_producer import writer_macs
 from services.stack.embedded import free_port
+from services.webhooks import erasure_capture
 from services.webhooks.deliverer import Deliverer, DelivererOptions
 from services.webhooks.delivery_identifiers import DeliveryIdentifiers
 from services.webhooks.erasure_capture import Identifier
@@ -179,14 +182,6 @@ class Dispatching:
     deliverer: Deliverer
 
 
-async def _no_capture(_: uuid.UUID) -> list[Identifier]:
-    return []
-
-
-async def _forget(_: uuid.UUID) -> None:
-    return None
-
-
 @contextlib.asynccontextmanager
 async def dispatching(
     settings: Settings,
@@ -197,8 +192,9 @@ async def dispatching(
     concurrency: int = 4,
     allow_loopback: bool = True,
 ) -> AsyncIterator[Dispatching]:
-    """The dispatcher's fan-out and delivery, wired as services/bootstrap.py wires them but
-    with the test's secrets, retry window and timeout."""
+    """The dispatcher's fan-out and delivery, wired as services/bootstrap.py wires them (the
+    erasure captures opened and forgotten alike) but with the test's secrets, retry window and
+    timeout."""
     pool = await open_pool(
         settings.database_url,
         min_size=1,
@@ -207,15 +203,21 @@ async def dispatching(
         statement_timeout_ms=30000,
     )
     sender = Sender(AddressRules(allow_loopback, False), timeout_s, max_connections=50)
+    master = settings.secrets().master
+
+    async def captured(event_id: uuid.UUID) -> list[Identifier] | None:
+        return await erasure_capture.open_capture(pool, master, event_id)
+
+    async def forget(event_id: uuid.UUID) -> None:
+        await erasure_capture.forget(pool, event_id)
+
     deliverer = Deliverer(
         pool=pool,
         connect=database_connector(settings),
         sender=sender,
         secrets=secrets,
-        identifiers=DeliveryIdentifiers(
-            pool, DataKeys(pool, settings.secrets().master), settings.topic, _no_capture
-        ),
-        forget_capture=_forget,
+        identifiers=DeliveryIdentifiers(pool, DataKeys(pool, master), settings.topic, captured),
+        forget_capture=forget,
         options=DelivererOptions(concurrency, window),
     )
     reader = FanoutReader(
@@ -246,3 +248,36 @@ async def statuses(conn: asyncpg.Connection, sid: uuid.UUID) -> dict[str, int]:
         sid,
     )
     return {r["status"]: r["n"] for r in rows}
+
+
+def stored_secrets(settings: Settings) -> Callable[[uuid.UUID], Awaitable[list[str]]]:
+    """The secrets that sign a subscription now, as the dispatcher reads them."""
+    master = settings.secrets().master
+
+    async def of(subscription_id: uuid.UUID) -> list[str]:
+        conn = await asyncpg.connect(settings.database_url)
+        try:
+            return await webhook_secrets.signing_secrets(
+                conn, master, subscription_id, datetime.now(UTC)
+            )
+        finally:
+            await conn.close()
+
+    return of
+
+
+async def api_subscribe(
+    api: httpx.AsyncClient, receiver: Receiver, events: list[str], **extra: Any
+) -> dict[str, Any]:
+    """A subscription made through the admin API (its secret in the answer)."""
+    made = await api.post("/v1/webhooks", json={"url": receiver.url, "events": events, **extra})
+    assert made.status_code == 201, made.text
+    hook: dict[str, Any] = made.json()
+    return hook
+
+
+async def record(api: httpx.AsyncClient, subject: str, command: str, body: Any) -> str:
+    """A command through the API; its event id."""
+    answer = await api.post(f"/v1/subjects/{subject}/{command}", json=body)
+    assert answer.status_code == 201, answer.text
+    return str(answer.json()["event_id"])

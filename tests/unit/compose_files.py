@@ -21,7 +21,14 @@ DOCKERFILE = ROOT / "Dockerfile"
 DOCKERIGNORE = ROOT / ".dockerignore"
 PYPROJECT = ROOT / "pyproject.toml"
 
-LEDGER = ("init", "api", "projector")
+#: the ledger's services and the subcommand each runs
+LEDGER_COMMANDS = {
+    "init": "init",
+    "api": "api",
+    "projector": "projector",
+    "webhooks": "webhooks-dispatcher",
+}
+LEDGER = tuple(LEDGER_COMMANDS)
 ALL_SERVICES = ("kafka", "postgres", *LEDGER)
 SCRIPT = "consent-ledger"
 PINNED_TAG = re.compile(r"^\d+\.\d+(\.\d+)?(-[a-z0-9.-]+)?$")
@@ -155,6 +162,7 @@ HA_LEDGER = {
     "init-ha": "init",
     "api-ha": "api",
     "projector-ha": "projector",
+    "webhooks-ha": "webhooks-dispatcher",
     "operator-ha": "checkpoint-verify",
 }
 HA_SERVICES = (*HA_BROKERS, HA_POSTGRES, HA_KAFKA_INIT, *HA_LEDGER)

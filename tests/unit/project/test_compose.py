@@ -14,6 +14,7 @@ from tests.unit.compose_files import (
     COMPOSE,
     DOCKERFILE,
     LEDGER,
+    LEDGER_COMMANDS,
     PINNED_TAG,
     ROOT,
     SCRIPT,
@@ -171,6 +172,7 @@ def test_brokers_never_create_topics(services: dict[str, dict[str, Any]]) -> Non
         ("init", "postgres", "service_healthy"),
         ("api", "init", "service_completed_successfully"),
         ("projector", "init", "service_completed_successfully"),
+        ("webhooks", "init", "service_completed_successfully"),
     ],
 )
 def test_start_order(
@@ -205,7 +207,12 @@ def test_healthcheck(services: dict[str, dict[str, Any]], name: str, expected: l
 
 @pytest.mark.parametrize(
     ("name", "policy"),
-    [("init", "no"), ("api", "unless-stopped"), ("projector", "unless-stopped")],
+    [
+        ("init", "no"),
+        ("api", "unless-stopped"),
+        ("projector", "unless-stopped"),
+        ("webhooks", "unless-stopped"),
+    ],
 )
 def test_restart_policy(services: dict[str, dict[str, Any]], name: str, policy: str) -> None:
     assert services[name].get("restart") == policy
@@ -216,7 +223,7 @@ def test_restart_policy(services: dict[str, dict[str, Any]], name: str, policy: 
 
 @pytest.mark.parametrize("name", LEDGER)
 def test_command_runs_its_subcommand(services: dict[str, dict[str, Any]], name: str) -> None:
-    assert as_argv(services[name]["command"])[:2] == [SCRIPT, name]
+    assert as_argv(services[name]["command"])[:2] == [SCRIPT, LEDGER_COMMANDS[name]]
 
 
 def test_init_writes_the_secrets_the_api_reads(services: dict[str, dict[str, Any]]) -> None:
@@ -262,6 +269,30 @@ def test_the_projector_gets_only_the_writer_keys(
         projector.secrets()
 
 
+def test_the_dispatcher_reads_the_secrets_init_writes(
+    services: dict[str, dict[str, Any]], tmp_path: Path
+) -> None:
+    """It unseals signing secrets and captured addresses with the master keys and checks every
+    event's MAC with the writer keys: the whole secrets file, read-only; its own group; loopback
+    receivers refused (only `make up` allows them)."""
+    init, webhooks = services["init"], services["webhooks"]
+    path = init["environment"]["LEDGER_SECRETS_FILE"]
+    assert webhooks["environment"]["LEDGER_SECRETS_FILE"] == path
+    assert webhooks["volumes"] == [f"ledger-secrets:{Path(path).parent}:ro"]
+    from services.config import Settings
+    from services.identity.secrets import ensure_secrets_file
+
+    written = tmp_path / Path(path).name
+    ensure_secrets_file(written)
+    dispatcher = Settings.from_env({**environment(webhooks), "LEDGER_SECRETS_FILE": str(written)})
+    assert dispatcher.secrets().master.current_id
+    assert dispatcher.writer_key_ring().current_id == "w1"
+    assert dispatcher.webhook_group == default("LEDGER_WEBHOOK_GROUP")
+    assert dispatcher.webhook_group != environment(services["projector"])["LEDGER_PROJECTOR_GROUP"]
+    assert dispatcher.webhook_allow_loopback is False
+    assert dispatcher.webhook_allow_private is False
+
+
 def test_script_is_the_cli() -> None:
     assert pyproject()["project"]["scripts"][SCRIPT] == "services.cli.main:main"
 
@@ -269,4 +300,4 @@ def test_script_is_the_cli() -> None:
 @pytest.mark.parametrize("name", LEDGER)
 def test_subcommand_exists_in_the_cli(name: str) -> None:
     cli = pytest.importorskip("services.cli.main")
-    assert name in cli.COMMANDS
+    assert LEDGER_COMMANDS[name] in cli.COMMANDS

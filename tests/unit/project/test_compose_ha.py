@@ -189,7 +189,7 @@ def test_init_waits_for_every_broker_and_the_database(
         HA_KAFKA_INIT: "service_completed_successfully",
         HA_POSTGRES: "service_healthy",
     }
-    for name in ("api-ha", "projector-ha", "operator-ha"):
+    for name in ("api-ha", "projector-ha", "webhooks-ha", "operator-ha"):
         assert depends_on(services[name]) == {"init-ha": "service_completed_successfully"}
 
 
@@ -209,6 +209,21 @@ def test_init_writes_the_secrets_the_api_reads(services: dict[str, dict[str, Any
     written = [v for v in services["init-ha"]["volumes"] if v.endswith(":/run/ledger")]
     (read,) = services["api-ha"]["volumes"]
     assert [read] == [f"{v}:ro" for v in written]
+
+
+def test_the_dispatcher_reads_the_secrets_init_writes_as_its_single_twin_does(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    path = env(services, "init-ha")["LEDGER_SECRETS_FILE"]
+    assert env(services, "webhooks-ha")["LEDGER_SECRETS_FILE"] == path
+    written = [v for v in services["init-ha"]["volumes"] if v.endswith(":/run/ledger")]
+    assert services["webhooks-ha"]["volumes"] == [f"{v}:ro" for v in written]
+    ha = Settings.from_env(env(services, "webhooks-ha"))
+    single = Settings.from_env(env(services, "webhooks"))
+    assert ha.webhook_group == single.webhook_group
+    assert (ha.webhook_allow_loopback, ha.webhook_allow_private) == (False, False)
+    shared = {k: v for k, v in env(services, "webhooks").items() if k not in env(services, "api")}
+    assert {k: env(services, "webhooks-ha").get(k) for k in shared} == shared
 
 
 def test_the_projector_gets_only_the_writer_keys(services: dict[str, dict[str, Any]]) -> None:

@@ -44,6 +44,7 @@ PRINCIPALS = {
     "init-ha": "ledger-init",
     "api-ha": "ledger-api",
     "projector-ha": "ledger-projector",
+    "webhooks-ha": "ledger-webhooks",
     "operator-ha": "ledger-operator",
 }
 Grant = tuple[str, str, str, str]  # principal, operation, resource type, resource name
@@ -101,10 +102,10 @@ def ledger_topics(services: dict[str, dict[str, Any]]) -> dict[str, str]:
     }
 
 
-def expected_grants(topics: dict[str, str], group: str) -> set[Grant]:
+def expected_grants(topics: dict[str, str], group: str, webhook_group: str) -> set[Grant]:
     """Each process's part, and nothing else: the table in docs/security/kafka-transport.md."""
     every = topics.values()
-    init = "User:ledger-init"
+    init, webhooks = "User:ledger-init", "User:ledger-webhooks"
     api, projector, operator = "User:ledger-api", "User:ledger-projector", "User:ledger-operator"
     return {
         *{
@@ -120,6 +121,9 @@ def expected_grants(topics: dict[str, str], group: str) -> set[Grant]:
         (projector, "Write", "topic", topics["state"]),
         (projector, "Write", "topic", topics["checkpoints"]),
         (projector, "Write", "topic", topics["deadletter"]),
+        # the dispatcher reads the events in its group; its positions are in PostgreSQL
+        (webhooks, "Read", "topic", topics["events"]),
+        (webhooks, "Read", "group", webhook_group),
         *{(operator, op, "topic", t) for op in ("Read", "DescribeConfigs") for t in every},
     }
 
@@ -128,8 +132,10 @@ def test_the_acls_grant_each_process_exactly_its_part(
     services: dict[str, dict[str, Any]], ledger_topics: dict[str, str]
 ) -> None:
     group = Settings.from_env(env(services, "projector-ha")).projector_group
+    webhook_group = Settings.from_env(env(services, "webhooks-ha")).webhook_group
+    assert webhook_group != group  # a group of its own: the two consume at their own pace
     text = INIT_SCRIPT.read_text(encoding="utf-8")
-    assert granted(text) == expected_grants(ledger_topics, group)
+    assert granted(text) == expected_grants(ledger_topics, group, webhook_group)
     # every ACL goes through `acl` (read above); the only other call of the tool lists them
     calls = [argv for argv in script_commands(text) if any("kafka-acls.sh" in w for w in argv)]
     assert calls == [

@@ -1,16 +1,20 @@
 """The webhook receivers of docs/integrators/examples/, run as a reader would run them and sent
-deliveries signed by the Standard Webhooks package: a genuine delivery is applied once, and a
-tampered, stale, unknown-secret or malformed one is refused and changes nothing."""
+deliveries signed by the Standard Webhooks package, with the webhook-ids the ledger sends: a
+genuine delivery is applied once, and a tampered, stale, unknown-secret or malformed one is
+refused and changes nothing. The last tests send what the ledger's own dispatcher builds and
+signs (services/webhooks/deliverer.py, signing.py)."""
 
 from __future__ import annotations
 
 import base64
+import json
 import os
 import selectors
 import socket
 import sqlite3
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import closing
@@ -23,11 +27,22 @@ import httpx
 import pytest
 from standardwebhooks.webhooks import Webhook
 
+from projections.webhook_deliveries import Due
+from projections.webhook_fanout import delivery_payload
+from schemas import events as ev
+from schemas.codec import default_codec
+from services.webhooks.deliverer import body_of as ledger_body
+from services.webhooks.deliverer import delivery_id_header
+from services.webhooks.erasure_capture import Identifier
+from services.webhooks.signing import webhook_headers
+
 EXAMPLES = Path(__file__).resolve().parents[3] / "docs" / "integrators" / "examples"
 RECEIVERS = ["receiver_stdlib.py", "receiver_standardwebhooks.py"]
 OLD = "whsec_" + base64.b64encode(b"o" * 32).decode()
 NEW = "whsec_" + base64.b64encode(b"n" * 32).decode()
 START_DEADLINE_S = 30
+#: the subscription the deliveries of these tests are for
+SUBSCRIPTION = uuid.uuid4()
 
 
 @dataclass(frozen=True)
@@ -109,7 +124,7 @@ def signed(
     at: datetime | None = None,
 ) -> dict[str, str]:
     """The headers the ledger sends, each signature made by the standardwebhooks package."""
-    webhook_id = webhook_id or f"{uuid.uuid4()}.{uuid.uuid4()}"
+    webhook_id = webhook_id or ledger_webhook_id(body)
     at = at or datetime.now(UTC)
     signatures = " ".join(Webhook(secret).sign(webhook_id, at, body) for secret in secrets)
     return {
@@ -118,6 +133,16 @@ def signed(
         "webhook-signature": signatures,
         "content-type": "application/json",
     }
+
+
+def ledger_webhook_id(body: bytes) -> str:
+    """The ledger's webhook-id, `{event_id}_{subscription_id}` (no '.': its signer refuses one,
+    the signed content reserves it); a random event id for a body that names none."""
+    try:
+        event_id = json.loads(body)["event_id"]
+    except (ValueError, TypeError, KeyError):
+        event_id = str(uuid.uuid4())
+    return f"{event_id}_{SUBSCRIPTION}"
 
 
 def post(receiver: Receiver, body: bytes, headers: dict[str, str]) -> httpx.Response:
@@ -150,7 +175,13 @@ def test_a_signed_delivery_is_applied_and_its_redelivery_changes_nothing(
     ("change", "what"),
     [
         (lambda body, headers: (body.replace(b"newsletter", b"nEwsletter"), headers), "body"),
-        (lambda body, headers: (body, {**headers, "webhook-id": "other.id"}), "webhook-id"),
+        (
+            lambda body, headers: (
+                body,
+                {**headers, "webhook-id": f"{uuid.uuid4()}_{SUBSCRIPTION}"},
+            ),
+            "webhook-id",
+        ),
         (
             lambda body, headers: (
                 body,
@@ -451,3 +482,105 @@ def test_an_erasure_forgets_the_subject_and_the_addresses_it_held(receiver: Rece
 
     assert receiver.rows("SELECT * FROM suppressions WHERE subject_id = 'cust-erased'") == []
     assert receiver.rows("SELECT * FROM contact_addresses WHERE value = 'ada@example.com'") == []
+
+
+# --- what the ledger itself sends ----------------------------------------------------------
+
+
+def ledger_delivery(kind: str, data: dict[str, Any], subject: str) -> Due:
+    """A delivery as the dispatcher holds it: the event through the log's codec, its payload
+    stored as fan-out stores it (JSON text read back)."""
+    now = datetime.now(UTC)
+    codec = default_codec()
+    logged = codec.decode(codec.encode(ev.Event(kind, uuid.uuid4(), subject, now, now, data=data)))
+    stored = json.loads(json.dumps(delivery_payload(logged), separators=(",", ":")))
+    return Due(
+        id=uuid.uuid4(),
+        subscription_id=SUBSCRIPTION,
+        event_id=logged.event_id,
+        event_type=kind,
+        subject_id=subject,
+        payload=stored,
+        attempts=0,
+        retry_from=now,
+        position=(0, 0),
+    )
+
+
+def ledger_post(
+    receiver: Receiver,
+    delivery: Due,
+    identifiers: list[Identifier] | None,
+    secrets: tuple[str, ...] = (NEW,),
+    *,
+    withheld: bool = False,
+) -> httpx.Response:
+    """Build, sign and send a delivery with the ledger's own code: body_of (the body the
+    dispatcher posts) and webhook_headers (services/webhooks/signing.py)."""
+    body = ledger_body(delivery, identifiers, withheld=withheld)
+    headers = webhook_headers(list(secrets), delivery_id_header(delivery), int(time.time()), body)
+    return post(receiver, body, headers)
+
+
+def test_the_ledgers_own_deliveries_are_applied_once(receiver: Receiver) -> None:
+    subject = f"cust-ledger-{uuid.uuid4()}"
+    address: list[Identifier] = [{"type": "email", "value": f"{subject}@example.com"}]
+    withdrawal = ledger_delivery(
+        ev.CONSENT_WITHDRAWN, {"purpose": "newsletter", "channel": "email"}, subject
+    )
+    webhook_id = f"{withdrawal.event_id}_{SUBSCRIPTION}"
+    assert delivery_id_header(withdrawal) == webhook_id
+
+    first = ledger_post(receiver, withdrawal, address)
+    # a retry: the same webhook-id, signed again; during a rotation with both secrets
+    again = ledger_post(receiver, withdrawal, address, secrets=(NEW, OLD))
+
+    assert (first.status_code, first.text) == (200, "applied")
+    assert (again.status_code, again.text) == (200, "already applied")
+    assert receiver.processed(webhook_id) == 1
+    assert receiver.rows(
+        "SELECT scope, reason, event_id FROM suppressions WHERE subject_id = ?", subject
+    ) == [("newsletter", "withdrawn", str(withdrawal.event_id))]
+    assert receiver.rows(
+        "SELECT type, value FROM contact_addresses WHERE subject_id = ?", subject
+    ) == [("email", f"{subject}@example.com")]
+
+    # the erasure carries the addresses the ledger captured before shredding the key
+    erasure = ledger_delivery(
+        ev.SUBJECT_ERASED, {"ground": "consent_withdrawn", "request_id": None}, subject
+    )
+    erased = ledger_post(receiver, erasure, address)
+
+    assert (erased.status_code, erased.text) == (200, "applied")
+    assert receiver.rows("SELECT * FROM suppressions WHERE subject_id = ?", subject) == []
+    query = "SELECT * FROM contact_addresses WHERE value = ?"
+    assert receiver.rows(query, f"{subject}@example.com") == []
+
+
+def test_a_ledger_delivery_signed_with_a_retired_secret_alone_is_refused(
+    receiver: Receiver,
+) -> None:
+    delivery = ledger_delivery(ev.DIRECT_MARKETING_OBJECTED, {"channel": None}, "cust-retired")
+
+    response = ledger_post(receiver, delivery, None, secrets=(OLD,))
+
+    assert response.status_code == 401, response.text
+    assert receiver.processed(delivery_id_header(delivery)) == 0
+
+
+def test_an_erasure_whose_addresses_are_withheld_still_forgets_the_subject(
+    receiver: Receiver,
+) -> None:
+    """`identifiers_withheld`: the ledger no longer holds the erased addresses; the receiver
+    forgets the subject by its id, and the addresses an earlier delivery gave with it."""
+    subject = f"cust-withheld-{uuid.uuid4()}"
+    address: list[Identifier] = [{"type": "email", "value": f"{subject}@example.com"}]
+    linked = ledger_delivery(ev.CONSENT_WITHDRAWN, {"purpose": None, "channel": None}, subject)
+    assert ledger_post(receiver, linked, address).status_code == 200
+    erasure = ledger_delivery(ev.SUBJECT_ERASED, {"ground": "objection"}, subject)
+
+    response = ledger_post(receiver, erasure, None, withheld=True)
+
+    assert (response.status_code, response.text) == (200, "applied")
+    assert receiver.rows("SELECT * FROM suppressions WHERE subject_id = ?", subject) == []
+    assert receiver.rows("SELECT * FROM contact_addresses WHERE subject_id = ?", subject) == []
