@@ -206,10 +206,9 @@ async def dispatching(
         acquire_timeout_ms=5000,
         statement_timeout_ms=30000,
     )
-    sender = Sender(AddressRules(allow_loopback, False), timeout_s, max_connections=50)
+    sender = Sender(AddressRules(allow_loopback, False), timeout_s, max_connections=concurrency)
     deliverer = Deliverer(
         pool=pool,
-        connect=database_connector(settings),
         sender=sender,
         secrets=secrets,
         identifiers=DeliveryIdentifiers(
