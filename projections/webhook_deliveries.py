@@ -1,6 +1,6 @@
-"""The webhook deliveries and their attempts: which are due (log order per subject per
-subscription), recording an attempt with its outcome count and the subscription's health in
-one transaction, redelivery, retention, and what the API and /metrics read of them.
+"""The webhook deliveries and their attempts: their statuses and outcomes, redelivery,
+retention, and what the API and /metrics read of them (the queue the dispatcher claims and
+records through is projections/webhook_queue.py).
 The same concept as services/api/webhook_deliveries.py, on the projections' side.
 
 Design: docs/developers/design/webhooks.md
@@ -28,64 +28,12 @@ REFUSED: Final = "refused"
 
 
 @dataclass(frozen=True, slots=True)
-class Due:
-    """A delivery that may be sent now: the earliest pending one of its subject."""
-
-    id: UUID
-    subscription_id: UUID
-    event_id: UUID
-    event_type: str
-    subject_id: str
-    payload: dict[str, Any]
-    attempts: int
-    retry_from: datetime
-    position: tuple[int, int]
-
-
-@dataclass(frozen=True, slots=True)
 class Attempt:
     started_at: datetime
     duration_ms: int
     response_code: int | None
     outcome: str
     error: str | None
-
-
-# per subject the earliest pending delivery in log order (the partial index's order); sent only
-# once due, so a later one of the same subject always waits for it
-DUE = """
-SELECT * FROM (
-    SELECT DISTINCT ON (subject_id) id, subscription_id, event_id, event_type, subject_id,
-           payload::text AS payload, attempts, COALESCE(retry_from, created_at) AS retry_from,
-           next_attempt_at, log_partition, log_offset
-    FROM webhook_deliveries
-    WHERE subscription_id = $1 AND status = 'pending'
-    ORDER BY subject_id, log_partition, log_offset
-) AS head
-WHERE next_attempt_at <= now()
-ORDER BY next_attempt_at
-LIMIT $2
-"""
-
-
-async def due(
-    conn: asyncpg.Connection | asyncpg.Pool, subscription_id: UUID, limit: int
-) -> list[Due]:
-    rows = await conn.fetch(DUE, subscription_id, limit)
-    return [
-        Due(
-            r["id"],
-            r["subscription_id"],
-            r["event_id"],
-            r["event_type"],
-            r["subject_id"],
-            json.loads(r["payload"]),
-            r["attempts"],
-            r["retry_from"],
-            (r["log_partition"], r["log_offset"]),
-        )
-        for r in rows
-    ]
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,101 +52,6 @@ async def target(conn: asyncpg.Connection | asyncpg.Pool, subscription_id: UUID)
         subscription_id,
     )
     return None if row is None else Target(row["url"], row["include_identifiers"], row["enabled"])
-
-
-async def defer(conn: asyncpg.Connection | asyncpg.Pool, delivery_id: UUID, seconds: float) -> None:
-    """Move a pending delivery's next attempt later without counting an attempt."""
-    await conn.execute(
-        "UPDATE webhook_deliveries SET next_attempt_at = now() + make_interval(secs => $2)"
-        " WHERE id = $1 AND status = 'pending'",
-        delivery_id,
-        seconds,
-    )
-
-
-async def busy_subscriptions(conn: asyncpg.Connection | asyncpg.Pool) -> list[UUID]:
-    """Enabled subscriptions with a pending delivery due now."""
-    rows = await conn.fetch(
-        "SELECT s.id FROM webhook_subscriptions s WHERE s.enabled AND EXISTS (SELECT 1 FROM"
-        " webhook_deliveries d WHERE d.subscription_id = s.id AND d.status = 'pending'"
-        " AND d.next_attempt_at <= now())"
-    )
-    return [r["id"] for r in rows]
-
-
-async def next_due_at(conn: asyncpg.Connection | asyncpg.Pool) -> datetime | None:
-    """The earliest time a pending delivery of an enabled subscription falls due."""
-    value: datetime | None = await conn.fetchval(
-        "SELECT min(d.next_attempt_at) FROM webhook_deliveries d JOIN webhook_subscriptions s"
-        " ON s.id = d.subscription_id WHERE s.enabled AND d.status = 'pending'"
-    )
-    return value
-
-
-async def record(
-    pool: asyncpg.Pool, delivery: Due, attempt: Attempt, next_at: datetime | None
-) -> bool:
-    """Record an attempt in one transaction: the delivery's new status (succeeded, pending
-    until `next_at`, or parked when `next_at` is None), the attempt row, the outcome count and
-    the subscription's health. False when the delivery is gone (its subscription deleted) or
-    no longer pending."""
-    succeeded = attempt.outcome == SUCCEEDED
-    status = SUCCEEDED if succeeded else PENDING if next_at is not None else PARKED
-    async with pool.acquire() as conn, conn.transaction():
-        number = await conn.fetchval(
-            "UPDATE webhook_deliveries SET attempts = attempts + 1, status = $2,"
-            " next_attempt_at = $3, last_attempt_at = $4 WHERE id = $1 AND status = 'pending'"
-            " RETURNING attempts",
-            delivery.id,
-            status,
-            next_at if status == PENDING else None,
-            attempt.started_at,
-        )
-        if number is None:
-            return False
-        await conn.execute(
-            "INSERT INTO webhook_attempts (delivery_id, attempt, started_at, duration_ms,"
-            " response_code, outcome, error) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-            delivery.id,
-            number,
-            attempt.started_at,
-            attempt.duration_ms,
-            attempt.response_code,
-            attempt.outcome,
-            attempt.error,
-        )
-        outcomes = [attempt.outcome, *([PARKED] if status == PARKED else [])]
-        await conn.execute(
-            "INSERT INTO webhook_outcome_counts AS c (subscription_id, outcome, count)"
-            " SELECT $1, o, 1 FROM unnest($2::text[]) AS o ON CONFLICT (subscription_id, outcome)"
-            " DO UPDATE SET count = c.count + 1",
-            delivery.subscription_id,
-            outcomes,
-        )
-        if succeeded:
-            await conn.execute(
-                "UPDATE webhook_subscriptions SET failing_since = NULL, last_success_at = $2"
-                " WHERE id = $1",
-                delivery.subscription_id,
-                attempt.started_at,
-            )
-        elif status == PARKED:
-            await conn.execute(
-                "UPDATE webhook_subscriptions SET failing_since = COALESCE(failing_since, now())"
-                " WHERE id = $1",
-                delivery.subscription_id,
-            )
-    return True
-
-
-async def event_settled(conn: asyncpg.Connection | asyncpg.Pool, event_id: UUID) -> bool:
-    """Every delivery of an event has succeeded or been parked."""
-    pending = await conn.fetchval(
-        "SELECT EXISTS (SELECT 1 FROM webhook_deliveries WHERE event_id = $1"
-        " AND status = 'pending')",
-        event_id,
-    )
-    return not pending
 
 
 async def redeliver(

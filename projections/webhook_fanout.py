@@ -16,6 +16,7 @@ from uuid import UUID, uuid4
 
 import asyncpg
 
+from projections import webhook_queue
 from projections.journal import event_payload
 from schemas.events import Event
 
@@ -101,14 +102,17 @@ async def subscribers(conn: asyncpg.Connection) -> list[tuple[UUID, frozenset[st
 
 
 async def insert_deliveries(conn: asyncpg.Connection, rows: Sequence[NewDelivery]) -> int:
-    """Create pending deliveries, due now; an event read twice (a duplicate record, a replay)
-    creates none again. Answers how many were created."""
+    """Create pending deliveries: a subject's first is due now, the others queue behind it
+    (no next_attempt_at until it settles: projections/webhook_queue.py); an event read twice
+    (a duplicate record, a replay) creates none again. Answers how many were created."""
     if not rows:
         return 0
+    queues = sorted({(r.subscription_id, r.event.subject_id) for r in rows})
+    await webhook_queue.lock_subjects(conn, queues)
     created = await conn.fetchval(
         "WITH made AS (INSERT INTO webhook_deliveries (id, subscription_id, event_id,"
-        " event_type, subject_id, log_partition, log_offset, payload, next_attempt_at)"
-        " SELECT *, now() FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[],"
+        " event_type, subject_id, log_partition, log_offset, payload)"
+        " SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[],"
         " $5::text[], $6::int[], $7::bigint[], $8::jsonb[])"
         " ON CONFLICT (subscription_id, event_id) DO NOTHING RETURNING 1)"
         " SELECT count(*) FROM made",
@@ -121,4 +125,5 @@ async def insert_deliveries(conn: asyncpg.Connection, rows: Sequence[NewDelivery
         [r.offset for r in rows],
         [json.dumps(delivery_payload(r.event), separators=(",", ":")) for r in rows],
     )
+    await webhook_queue.release_heads(conn, queues)
     return int(created)

@@ -231,8 +231,8 @@ def open_projector(settings: Settings) -> ProjectorProcess:
 
 
 async def open_dispatcher(settings: Settings) -> DispatcherProcess:
-    """Fan-out (its own consumer and connection), the deliveries' workers (a pool, a lock
-    connection, the HTTP client) and what they read sealed; call it in the loop that runs them."""
+    """Fan-out (its own consumer and connection), the deliveries' workers (a pool, the HTTP
+    client) and what they read sealed; call it in the loop that runs them."""
     master = settings.secrets().master
     pool = await open_pool(
         settings.database_url,
@@ -256,11 +256,10 @@ async def open_dispatcher(settings: Settings) -> DispatcherProcess:
     sender = Sender(
         AddressRules(settings.webhook_allow_loopback, settings.webhook_allow_private),
         settings.webhook_timeout_s,
-        max_connections=100,
+        max_connections=settings.webhook_concurrency,
     )
     deliverer = Deliverer(
         pool=pool,
-        connect=database_connector(settings),
         sender=sender,
         secrets=secrets_of,
         identifiers=DeliveryIdentifiers(pool, DataKeys(pool, master), settings.topic, captured),

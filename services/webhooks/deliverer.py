@@ -1,9 +1,8 @@
-"""The delivery side of the dispatcher: a worker per subscription with work due, sending up to
-LEDGER_WEBHOOK_CONCURRENCY deliveries at once (each to another subject: a subject's next one
-waits for its earlier one), so a slow or dead receiver only ever holds up its own queue.
-
-Across dispatcher processes a subscription is drained by one at a time: its worker holds a
-session advisory lock on the dispatcher's lock connection.
+"""The delivery side of the dispatcher: a worker per subscription with work due, keeping up to
+LEDGER_WEBHOOK_CONCURRENCY deliveries in flight (each of another subject: a subject's next one
+waits for its earlier one), refilled as each finishes, so a slow or dead receiver only ever
+holds up its own queue. Deliveries are claimed for a lease (projections/webhook_queue.py), so
+several dispatchers share a subscription's work and one that dies frees its claims.
 
 Design: docs/developers/design/webhooks.md
 """
@@ -12,26 +11,27 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import json
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Final
+from typing import Any, Final
 from uuid import UUID
 
 import asyncpg
 
 from projections import webhook_deliveries as deliveries
-from projections.webhook_deliveries import Due, Target
+from projections import webhook_queue as queue
+from projections.webhook_deliveries import FAILED, SUCCEEDED, Attempt, Target
+from projections.webhook_queue import Due
 from schemas.events import SUBJECT_ERASED
 from services.rules.webhook_delivery import next_attempt_at
 from services.webhooks.delivery_identifiers import DeliveryIdentifiers
 from services.webhooks.erasure_capture import Identifier
-from services.webhooks.sending import Sender
+from services.webhooks.sending import ERROR_CHARS, Sender
 from services.webhooks.signing import webhook_headers
 
 log = logging.getLogger(__name__)
@@ -43,10 +43,11 @@ ForgetCapture = Callable[[UUID], Awaitable[None]]
 #: how long a delivery waiting for the projector (include_identifiers) is put back
 PROJECTION_WAIT_S = 0.2
 #: the longest the loop sleeps before looking for due work it was not woken for (a
-#: redelivery asked through the API, another dispatcher's subscriptions freed)
+#: redelivery asked through the API, another dispatcher's claims run out)
 POLL_S = 1.0
-#: advisory lock namespace of the subscriptions' workers ("WH")
-LOCK_SPACE = 0x5748
+#: a claim's lease beyond an attempt's own bound (preparing it and sending it, each at most
+#: LEDGER_WEBHOOK_TIMEOUT_S): room to record it before another dispatcher may claim it again
+LEASE_MARGIN_S = 30.0
 
 
 def delivery_id_header(delivery: Due) -> str:
@@ -79,12 +80,18 @@ class DelivererOptions:
     retry_window: timedelta
 
 
+@dataclass(frozen=True, slots=True)
+class _Worker:
+    task: asyncio.Task[bool]
+    #: set when the subscription has new due work the worker may have free slots for
+    poke: asyncio.Event
+
+
 class Deliverer:
     def __init__(
         self,
         *,
         pool: asyncpg.Pool,
-        connect: Callable[[], Awaitable[asyncpg.Connection]],
         sender: Sender,
         secrets: SigningSecrets,
         identifiers: DeliveryIdentifiers,
@@ -92,100 +99,140 @@ class Deliverer:
         options: DelivererOptions,
     ) -> None:
         self.pool = pool
-        self.connect = connect
         self.sender = sender
         self.secrets = secrets
         self.identifiers = identifiers
         self.forget_capture = forget_capture
         self.options = options
-        #: set when there may be new work: fan-out created deliveries, a worker finished
+        self.lease_s = 2 * sender.timeout_s + LEASE_MARGIN_S
+        #: set when there may be new work: fan-out created deliveries, a worker made progress
         self.wake = asyncio.Event()
-        self.workers: dict[UUID, asyncio.Task[None]] = {}
-        self.lock_conn: asyncpg.Connection | None = None
-        self.lock_guard = asyncio.Lock()
+        self.workers: dict[UUID, _Worker] = {}
+        #: attempts recorded
         self.sent = 0
+        #: queries for due work (ready subscriptions, the next due time, claims): one round per
+        #: wake-up, so it counts how often the loop looked, busy or idle
+        self.due_queries = 0
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Start workers for subscriptions with due work until `stop`; on a database failure
-        start again (pending deliveries stay pending: nothing is lost)."""
-        while not stop.is_set():
-            try:
-                self.lock_conn = await self.connect()
-                await self._loop(stop)
-            except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
-                log.error("webhook delivery loop failed (%s); starting again", exc)
-                await _sleep(stop, 1.0)
-            finally:
-                await self._stop_workers()
-                if self.lock_conn is not None:
-                    with contextlib.suppress(Exception):
-                        await self.lock_conn.close(timeout=2)
+        """Start workers for subscriptions with due work until `stop`, then let them finish
+        their attempts in flight; on a database failure look again (claims not recorded run
+        out and are sent again: nothing is lost)."""
+        try:
+            while not stop.is_set():
+                try:
+                    await self._loop(stop)
+                except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
+                    log.error("webhook delivery loop failed (%s); starting again", exc)
+                    await _sleep(stop, 1.0)
+        finally:
+            running = [w.task for w in self.workers.values()]
+            if running:
+                await asyncio.gather(*running, return_exceptions=True)
 
     async def _loop(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
             self.wake.clear()
-            for sid in await deliveries.busy_subscriptions(self.pool):
-                if sid not in self.workers:
-                    task = asyncio.create_task(self._drain(sid, stop))
-                    self.workers[sid] = task
-                    task.add_done_callback(functools.partial(self._finished, sid))
-            due_at = await deliveries.next_due_at(self.pool)
-            wait = POLL_S
-            if due_at is not None:
-                wait = min(wait, max(0.0, (due_at - datetime.now(UTC)).total_seconds()))
+            self.due_queries += 2
+            for sid in await queue.ready_subscriptions(self.pool):
+                worker = self.workers.get(sid)
+                if worker is None:
+                    self._start(sid, stop)
+                else:
+                    worker.poke.set()
+            ahead = await queue.seconds_to_next_due(self.pool)
+            await self.sender.close_idle()
+            wait = POLL_S if ahead is None else min(POLL_S, ahead)
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(wait):
-                    await _first(stop.wait(), self.wake.wait())
+                    await _first([stop.wait(), self.wake.wait()])
 
-    def _finished(self, sid: UUID, task: asyncio.Task[None]) -> None:
+    def _start(self, sid: UUID, stop: asyncio.Event) -> None:
+        poke = asyncio.Event()
+        task = asyncio.create_task(self._drain(sid, stop, poke))
+        self.workers[sid] = _Worker(task, poke)
+        task.add_done_callback(lambda t: self._finished(sid, t))
+
+    def _finished(self, sid: UUID, task: asyncio.Task[bool]) -> None:
         self.workers.pop(sid, None)
-        if not task.cancelled() and task.exception() is not None:
+        if task.cancelled():
+            return
+        if task.exception() is not None:
             log.error("webhook worker of %s failed: %s", sid, task.exception())
-        self.wake.set()
+        elif task.result():  # it made progress: what it released may be due elsewhere too
+            self.wake.set()
 
-    async def _stop_workers(self) -> None:
-        """Let every worker finish its attempts in flight (each bounded by the timeout)."""
-        running = list(self.workers.values())
-        if running:
-            await asyncio.gather(*running, return_exceptions=True)
+    async def _drain(self, sid: UUID, stop: asyncio.Event, poke: asyncio.Event) -> bool:
+        """Keep the subscription's slots filled with claimed deliveries until none is due and
+        none is in flight; answers whether it recorded anything. Returns only once every
+        attempt it started has finished."""
+        in_flight: set[asyncio.Task[bool]] = set()
+        recorded: list[bool] = []
 
-    async def _lock(self, sql: str, sid: UUID) -> bool:
-        assert self.lock_conn is not None
-        async with self.lock_guard:
-            return bool(await self.lock_conn.fetchval(sql, LOCK_SPACE, str(sid)))
+        def settled(task: asyncio.Task[bool]) -> None:
+            in_flight.discard(task)
+            recorded.append(not task.cancelled() and task.exception() is None and task.result())
 
-    async def _drain(self, sid: UUID, stop: asyncio.Event) -> None:
-        if not await self._lock("SELECT pg_try_advisory_lock($1, hashtext($2))", sid):
-            return  # another dispatcher drains it
         try:
             while not stop.is_set():
-                target = await deliveries.target(self.pool, sid)
-                if target is None or not target.enabled:
-                    return
-                batch = await deliveries.due(self.pool, sid, self.options.concurrency)
-                if not batch:
-                    return
-                secrets = await self.secrets(sid)
-                await asyncio.gather(*(self._deliver(target, secrets, d) for d in batch))
+                poke.clear()
+                free = self.options.concurrency - len(in_flight)
+                if free > 0:
+                    target = await deliveries.target(self.pool, sid)
+                    if target is None or not target.enabled:
+                        break
+                    self.due_queries += 1
+                    for delivery in await queue.claim(self.pool, sid, free, self.lease_s):
+                        task = asyncio.create_task(self._deliver(target, delivery))
+                        in_flight.add(task)
+                        task.add_done_callback(settled)
+                if not in_flight:
+                    break
+                await _first([stop.wait(), poke.wait()], in_flight)
         finally:
-            with contextlib.suppress(Exception):
-                await self._lock("SELECT pg_advisory_unlock($1, hashtext($2))", sid)
+            if in_flight:
+                await asyncio.gather(*in_flight, return_exceptions=True)
+        return any(recorded)
 
-    async def _deliver(self, target: Target, secrets: list[str], delivery: Due) -> None:
-        carried: list[Identifier] | None = None
-        withheld = False
-        if target.include_identifiers:
-            if not await self.identifiers.projected(delivery):
-                await deliveries.defer(self.pool, delivery.id, PROJECTION_WAIT_S)
-                return
-            carried = await self.identifiers.of(delivery)
-            withheld = carried is None
-        body = body_of(delivery, carried, withheld=withheld)
-        headers = webhook_headers(secrets, delivery_id_header(delivery), int(time.time()), body)
-        attempt = await self.sender.post(target.url, headers, body)
+    async def _deliver(self, target: Target, delivery: Due) -> bool:
+        """One attempt, recorded whatever went wrong in it; answers whether it was recorded.
+        Only a failure to record leaves the claim to run out (the delivery is sent again)."""
+        try:
+            attempt = await self._attempt(target, delivery)
+            return attempt is not None and await self._record(delivery, attempt)
+        except Exception:
+            log.exception("webhook delivery %s not recorded; sent again later", delivery.id)
+            return False
+
+    async def _attempt(self, target: Target, delivery: Due) -> Attempt | None:
+        """Build, sign and send; anything raised on the way is a failed attempt. None when the
+        delivery waits for the projector (given back unsent)."""
+        started_at, started = datetime.now(UTC), time.perf_counter()
+        try:
+            async with asyncio.timeout(self.sender.timeout_s):
+                carried: list[Identifier] | None = None
+                withheld = False
+                if target.include_identifiers:
+                    if not await self.identifiers.projected(delivery):
+                        await queue.defer(self.pool, delivery, PROJECTION_WAIT_S)
+                        return None
+                    carried = await self.identifiers.of(delivery)
+                    withheld = carried is None
+                secrets = await self.secrets(delivery.subscription_id)
+                body = body_of(delivery, carried, withheld=withheld)
+                headers = webhook_headers(
+                    secrets, delivery_id_header(delivery), int(time.time()), body
+                )
+        except Exception as exc:
+            ms = round((time.perf_counter() - started) * 1000)
+            error = f"preparing the delivery failed: {type(exc).__name__}: {exc}"
+            return Attempt(started_at, ms, None, FAILED, error[:ERROR_CHARS])
+        return await self.sender.post(delivery.subscription_id, target.url, headers, body)
+
+    async def _record(self, delivery: Due, attempt: Attempt) -> bool:
         next_at = (
             None
-            if attempt.outcome == deliveries.SUCCEEDED
+            if attempt.outcome == SUCCEEDED
             else next_attempt_at(
                 failed_attempts=delivery.attempts + 1,
                 failed_at=attempt.started_at + timedelta(milliseconds=attempt.duration_ms),
@@ -194,11 +241,11 @@ class Deliverer:
                 draw=random.random(),
             )
         )
-        recorded = await deliveries.record(self.pool, delivery, attempt, next_at)
-        if not recorded:
-            return
+        if not await queue.record(self.pool, delivery, attempt, next_at):
+            log.warning("webhook delivery %s was no longer ours to record", delivery.id)
+            return False
         self.sent += 1
-        if attempt.outcome != deliveries.SUCCEEDED:
+        if attempt.outcome != SUCCEEDED:
             log.info(
                 "webhook delivery %s attempt %d: %s%s",
                 delivery.id,
@@ -206,21 +253,25 @@ class Deliverer:
                 attempt.error,
                 "" if next_at else "; parked",
             )
-        settled = attempt.outcome == deliveries.SUCCEEDED or next_at is None
+        settled = attempt.outcome == SUCCEEDED or next_at is None
         if (
             delivery.event_type == SUBJECT_ERASED
             and settled
-            and await deliveries.event_settled(self.pool, delivery.event_id)
+            and await queue.event_settled(self.pool, delivery.event_id)
         ):
             await self.forget_capture(delivery.event_id)
+        return True
 
 
-async def _first(*waits: Awaitable[object]) -> None:
-    tasks = [asyncio.ensure_future(w) for w in waits]
+async def _first(
+    waits: Sequence[Coroutine[Any, Any, object]], tasks: Iterable[asyncio.Task[bool]] = ()
+) -> None:
+    """Wait until one of `waits` or `tasks` is done (the waits left are cancelled)."""
+    made = [asyncio.ensure_future(w) for w in waits]
     try:
-        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        await asyncio.wait([*made, *tasks], return_when=asyncio.FIRST_COMPLETED)
     finally:
-        for t in tasks:
+        for t in made:
             t.cancel()
 
 

@@ -11,7 +11,7 @@ from uuid import UUID
 import asyncpg
 
 from projections import identifiers, offsets
-from projections.webhook_deliveries import Due
+from projections.webhook_queue import Due
 from schemas.events import SUBJECT_ERASED
 from services.identity.identities import IdentifierError, decrypt_identifier
 from services.identity.keystore import DataKeys

@@ -202,7 +202,7 @@ async def dispatching(
         acquire_timeout_ms=5000,
         statement_timeout_ms=30000,
     )
-    sender = Sender(AddressRules(allow_loopback, False), timeout_s, max_connections=50)
+    sender = Sender(AddressRules(allow_loopback, False), timeout_s, max_connections=concurrency)
     master = settings.secrets().master
 
     async def captured(event_id: uuid.UUID) -> list[Identifier] | None:
@@ -213,7 +213,6 @@ async def dispatching(
 
     deliverer = Deliverer(
         pool=pool,
-        connect=database_connector(settings),
         sender=sender,
         secrets=secrets,
         identifiers=DeliveryIdentifiers(pool, DataKeys(pool, master), settings.topic, captured),

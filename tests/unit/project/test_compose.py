@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -31,6 +32,9 @@ from tests.unit.compose_files import (
     pyproject,
     writer_keys_mount,
 )
+
+#: the webhook dispatcher's subcommand
+DISPATCHER = "webhooks-dispatcher"
 
 
 @pytest.fixture(scope="module")
@@ -301,3 +305,31 @@ def test_script_is_the_cli() -> None:
 def test_subcommand_exists_in_the_cli(name: str) -> None:
     cli = pytest.importorskip("services.cli.main")
     assert LEDGER_COMMANDS[name] in cli.COMMANDS
+
+
+# --- the webhook dispatcher's stop -----------------------------------------------------------
+
+
+def _seconds(value: str) -> float:
+    """A compose duration of whole units (`30s`, `1m`, `1m30s`) in seconds."""
+    parts = re.fullmatch(r"(?:(\d+)m)?(?:(\d+)s)?", value)
+    assert parts is not None and value, f"unexpected duration {value!r}"
+    return int(parts[1] or 0) * 60 + int(parts[2] or 0)
+
+
+def test_a_stopped_dispatcher_may_finish_its_attempts(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    """SIGTERM lets the attempts in flight finish, each bounded by LEDGER_WEBHOOK_TIMEOUT_S:
+    the grace before SIGKILL must exceed it with room for recording them."""
+    dispatchers = [
+        s for s in services.values() if as_argv(s.get("command") or [])[1:2] == [DISPATCHER]
+    ]
+    assert dispatchers
+    for service in dispatchers:
+        timeout = float(
+            environment(service).get(
+                "LEDGER_WEBHOOK_TIMEOUT_S", default("LEDGER_WEBHOOK_TIMEOUT_S")
+            )
+        )
+        assert _seconds(str(service.get("stop_grace_period", "10s"))) >= 2 * timeout + 5
