@@ -27,7 +27,7 @@ import httpx
 import pytest
 from standardwebhooks.webhooks import Webhook
 
-from projections.webhook_deliveries import Due
+from projections.webhook_queue import Due
 from projections.webhook_fanout import delivery_payload
 from schemas import events as ev
 from schemas.codec import default_codec
@@ -504,6 +504,7 @@ def ledger_delivery(kind: str, data: dict[str, Any], subject: str) -> Due:
         attempts=0,
         retry_from=now,
         position=(0, 0),
+        claim=uuid.uuid4(),
     )
 
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from projections.webhook_deliveries import Due
+from projections.webhook_queue import Due
 from services.webhooks.deliverer import WITHHELD, body_of, delivery_id_header
 from services.webhooks.erasure_capture import Identifier
 
@@ -40,6 +40,7 @@ def delivery() -> Due:
         0,
         datetime(2026, 3, 1, tzinfo=UTC),
         (0, 7),
+        uuid.uuid4(),
     )
 
 
