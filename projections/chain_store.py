@@ -52,6 +52,12 @@ SUBJECT_ENTRIES = _COLUMNS + "WHERE subject_id = $1 ORDER BY log_partition, log_
 ALL_ENTRIES = _COLUMNS + "ORDER BY subject_id, log_partition, log_offset"
 
 
+SUBJECT_KNOWN = """
+SELECT EXISTS (SELECT 1 FROM journal WHERE subject_id = $1)
+    OR EXISTS (SELECT 1 FROM erasures WHERE subject_id = $1)
+"""
+
+
 def entry_from_row(row: asyncpg.Record) -> JournalEntry:
     return JournalEntry(
         event_id=row["event_id"],
@@ -71,6 +77,13 @@ async def subject_entries(conn: asyncpg.Connection, subject_id: str) -> AsyncIte
     """One subject's entries in log order, streamed (call it inside a transaction)."""
     async for row in conn.cursor(SUBJECT_ENTRIES, subject_id, prefetch=500):
         yield entry_from_row(row)
+
+
+async def subject_known(conn: asyncpg.Connection | asyncpg.Pool, subject_id: str) -> bool:
+    """Whether the ledger holds anything of the subject: a journal entry, or its erasure (whose
+    entries the retention job may have purged)."""
+    known: bool = await conn.fetchval(SUBJECT_KNOWN, subject_id)
+    return known
 
 
 async def all_entries(conn: asyncpg.Connection) -> AsyncIterator[JournalEntry]:

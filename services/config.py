@@ -116,6 +116,7 @@ class Settings:
     staff_session_idle_min: int
     staff_session_max_h: int
     staff_sign_in_rate_per_min: int
+    staff_session_retention_days: int
     forwarded_allow_ips: str
     webhook_allow_loopback: bool
     webhook_allow_private: bool

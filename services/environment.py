@@ -390,12 +390,20 @@ ENVIRONMENT: Final[dict[str, tuple[str, str, str]]] = {
         "staff_sign_in_rate_per_min",
         "10",
         "sign-in attempts per minute one client address (an IPv6 /64) may make on the"
-        " auditor's pages, right or wrong; 0 is no limit",
+        " auditor's pages, right or wrong (those posted from the sign-in form itself); 0 is no"
+        " limit",
+    ),
+    "LEDGER_STAFF_SESSION_RETENTION_DAYS": (
+        "staff_session_retention_days",
+        "90",
+        "days a staff session's row (its key id and the address that signed in) is kept after"
+        " it ended: `retention` deletes older ones",
     ),
     "LEDGER_FORWARDED_ALLOW_IPS": (
         "forwarded_allow_ips",
         "127.0.0.1,::1",
-        "proxies trusted to name the client in X-Forwarded-For (uvicorn's forwarded-allow-ips)",
+        "proxies trusted to name the client in X-Forwarded-For and the scheme in"
+        " X-Forwarded-Proto (uvicorn's forwarded-allow-ips): staff behind a TLS proxy need it",
     ),
     "LEDGER_WEBHOOK_ALLOW_LOOPBACK": (
         "webhook_allow_loopback",
@@ -451,6 +459,7 @@ WHOLE_NUMBER_RANGES: Final[dict[str, tuple[int, int]]] = {
     "LEDGER_STAFF_SESSION_IDLE_MIN": (1, 1440),
     "LEDGER_STAFF_SESSION_MAX_H": (1, 168),
     "LEDGER_STAFF_SIGN_IN_RATE_PER_MIN": (0, 10_000),
+    "LEDGER_STAFF_SESSION_RETENTION_DAYS": (1, 3650),
     "LEDGER_COLLECT_RATE_PER_SITE_PER_MIN": (0, 1_000_000),
     "LEDGER_COLLECT_RATE_PER_ADDRESS_PER_MIN": (0, 1_000_000),
     "LEDGER_COLLECT_REPEAT_WINDOW_S": (1, 86_400),

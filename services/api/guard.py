@@ -33,6 +33,8 @@ from services.http.route_spec import (
     GuardedRoute,
 )
 from services.http.staff_auth import (
+    carries_session,
+    fetched_from_elsewhere,
     require_csrf,
     session_caller,
     signed_in_session,
@@ -42,6 +44,7 @@ from services.identity.api_key_store import KeysUnavailable
 from services.identity.api_keys import KeyRefused, bearer_key, permits, unguessable
 from services.identity.site_keys import is_site_key
 from services.identity.staff_sessions import SESSION_COOKIE
+from services.web.staff_pages import home_href, staff_error
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +85,12 @@ def _site_key_refused() -> ProblemError:
 def _presents_site_key(header: str | None) -> bool:
     token = (header or "").strip().partition(" ")[2].strip()
     return is_site_key(token)
+
+
+def _presents_key(header: str | None) -> bool:
+    """Whether the request presents an API key: an `Authorization: Bearer` header. Another
+    scheme (an auth proxy's Basic) leaves a staff session in force."""
+    return header is not None and header.strip().partition(" ")[0].lower() == "bearer"
 
 
 def _too_many_refused(seconds: int) -> ProblemError:
@@ -127,12 +136,13 @@ def _guard(
         if _presents_site_key(header):
             raise _site_key_refused()
         verb = "GET" if request.method == "HEAD" else request.method
-        if header is None and SESSION_COOKIE in request.cookies and (verb, path) in SESSION_ROUTES:
+        keyless = not _presents_key(header)
+        if keyless and carries_session(request) and (verb, path) in SESSION_ROUTES:
             return await _by_session(request, endpoint, path, needed)
         signed_out_page = path.startswith("/audit/") and needed != KEY_OPTIONAL
-        if header is None and signed_out_page and (verb, path) in SESSION_ROUTES:
+        if keyless and signed_out_page and (verb, path) in SESSION_ROUTES:
             return _to_sign_in(request)  # a browser with neither key nor session
-        if needed == KEY_OPTIONAL and header is None:
+        if needed == KEY_OPTIONAL and keyless:
             set_caller(request, None)
             return await endpoint(request)
         keys = api_keys_of(request)
@@ -174,30 +184,48 @@ def _guard(
 def _to_sign_in(request: Request) -> Response:
     """303 from an audit page to the sign-in form at /audit/ (relative: a path prefix in front
     of the ledger keeps working)."""
-    depth = request.url.path.count("/") - 2  # from /audit/a/b back to /audit/
-    return RedirectResponse("../" * depth or "./", 303)
+    return RedirectResponse(home_href(request.url.path), 303)
 
 
 async def _by_session(request: Request, endpoint: Endpoint, path: str, needed: str) -> Response:
     """A request carrying a staff session's cookie and no key: the session's key stands in
     (a form posted with it must carry the session's CSRF token). A session that has ended
-    sends a page back to the sign-in form, and a download gets 401."""
+    sends a page back to the sign-in form, a form posted with it gets a page saying so with a
+    link back, and a download gets 401. A request another origin made is refused."""
+    page = path.startswith("/audit/")
+    if fetched_from_elsewhere(request):
+        log.warning("staff session refused on %s: requested from another origin", path)
+        detail = "the auditor's pages accept the session only from their own links"
+        if page:
+            return staff_error(request, 403, "Opened from another site", detail + ".")
+        raise ProblemError(403, "Forbidden", detail, kind="forbidden")
     caller = await session_caller(request)
     if caller is None:
         if needed == KEY_OPTIONAL:  # the sign-in page itself
             set_caller(request, None)
             return await endpoint(request)
-        if request.method in ("GET", "HEAD") and path.startswith("/audit/"):
+        if request.method in ("GET", "HEAD") and page:
             answer: Response = _to_sign_in(request)
+        elif page:
+            answer = staff_error(
+                request, 401, "Your session has ended", "Sign in again, then repeat the search."
+            )
         else:
             problem = _unauthorized("the staff session has ended; sign in again at /audit/")
             answer = problem.response(path)
-        staff_sessions_of(request).forget(answer, SESSION_COOKIE)
+        staff_sessions_of(request).forget(request, answer, SESSION_COOKIE)
         return answer
     if needed not in (ANY_KEY, KEY_OPTIONAL) and not permits(caller.scopes, needed):
         raise _forbidden(needed)
     if request.method not in ("GET", "HEAD"):
-        await require_csrf(request, signed_in_session(request) or "")
+        try:
+            await require_csrf(request, signed_in_session(request) or "")
+        except ProblemError as exc:
+            if not page:
+                raise
+            why = "This form is not from this session (signed in again elsewhere, or expired)."
+            words = why if exc.status == 403 else exc.detail
+            return staff_error(request, exc.status, "The form was refused", words)
     set_caller(request, caller)
     return await endpoint(request)
 

@@ -1,6 +1,7 @@
 """A staff session in place of a bearer key: the cookie the auditor's sign-in sets, checked on
 every request of a route that accepts it (the route table's `session` column), with the key
-behind it checked again against the key cache, so a revoked key ends its sessions at once.
+behind it read again from `api_keys` in the same query, so a revoked key ends its sessions at
+once in every API process.
 
 The rules are services/identity/staff_sessions.py, the rows services/identity/session_store.py.
 Design: docs/security/staff-sessions.md
@@ -13,26 +14,26 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Final
-from urllib.parse import urlsplit
 
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
 from services.config import Settings, is_loopback
-from services.http.app_state import api_keys_of, ledger_of
+from services.http.app_state import ledger_of
 from services.http.body import whole_number
+from services.http.failed_keys import FailedKeyLimit
 from services.http.problems import ProblemError, field_error, invalid
 from services.http.rate_limit import RateLimiter
 from services.identity import session_store
-from services.identity.api_keys import AUDIT, Caller, permits
+from services.identity.api_keys import Caller
 from services.identity.staff_sessions import (
     CSRF_FIELD,
-    KEY_REVOKED,
     SESSION_COOKIE,
     Timeouts,
+    cookie_name,
     csrf_matches,
-    ended_because,
+    session_end,
     well_formed,
 )
 
@@ -42,6 +43,8 @@ Clock = Callable[[], datetime]
 #: the largest form the audit pages accept (a key, a search, a token)
 MAX_FORM: Final = 4096
 FORM_TYPE: Final = "application/x-www-form-urlencoded"
+#: Sec-Fetch-Site values a request with the session may carry (absent: an older browser)
+OWN_SITE: Final = ("same-origin", "none")
 
 
 def utc_now() -> datetime:
@@ -51,42 +54,47 @@ def utc_now() -> datetime:
 @dataclass(frozen=True, slots=True)
 class StaffSessions:
     """What the sign-in and the session check share in one API process: the timeouts, the
-    sign-in attempts' limit per address, whether the cookie is Secure, and the clock (tests
-    drive it to pass the timeouts without waiting)."""
+    sign-in attempts' limit per address (attempts with a valid form token count; an address
+    over the limit is held back, its refusals logged once) and the clock (tests drive it to
+    pass the timeouts without waiting)."""
 
     timeouts: Timeouts
-    sign_ins: RateLimiter
-    secure: bool
+    sign_ins: FailedKeyLimit
     clock: Clock
 
     @classmethod
     def from_settings(cls, settings: Settings, clock: Clock = utc_now) -> StaffSessions:
-        host = urlsplit(settings.public_base_url).hostname or ""
         return cls(
             Timeouts(
                 idle=timedelta(minutes=settings.staff_session_idle_min),
                 absolute=timedelta(hours=settings.staff_session_max_h),
             ),
-            RateLimiter(settings.staff_sign_in_rate_per_min),
-            secure=not is_loopback(host),
+            FailedKeyLimit(RateLimiter(settings.staff_sign_in_rate_per_min)),
             clock=clock,
         )
 
-    def cookie(self, response: Response, name: str, value: str, max_age: int) -> None:
+    def cookie(
+        self, request: Request, response: Response, name: str, value: str, max_age: int
+    ) -> None:
         """Set an HttpOnly, SameSite=Strict cookie for the whole origin (the pages link to
-        downloads under /v1/), Secure unless the public URL is loopback."""
+        downloads under /v1/): Secure, and named `__Host-...`, when the request came over
+        https."""
+        secure = over_https(request)
         response.set_cookie(
-            name,
+            cookie_name(name, secure),
             value,
             max_age=max_age,
             path="/",
-            secure=self.secure,
+            secure=secure,
             httponly=True,
             samesite="strict",
         )
 
-    def forget(self, response: Response, name: str) -> None:
-        response.delete_cookie(name, path="/", secure=self.secure, httponly=True, samesite="strict")
+    def forget(self, request: Request, response: Response, name: str) -> None:
+        secure = over_https(request)
+        response.delete_cookie(
+            cookie_name(name, secure), path="/", secure=secure, httponly=True, samesite="strict"
+        )
 
 
 def staff_sessions_of(request: Request) -> StaffSessions:
@@ -94,10 +102,36 @@ def staff_sessions_of(request: Request) -> StaffSessions:
     return sessions
 
 
+def over_https(request: Request) -> bool:
+    """Whether the request came over https: to the API itself, or to a proxy the API trusts
+    (LEDGER_FORWARDED_ALLOW_IPS) that says so in X-Forwarded-Proto."""
+    return request.url.scheme == "https"
+
+
+def may_sign_in(request: Request) -> bool:
+    """A session id may only travel over https, or over plain http on one machine."""
+    return over_https(request) or is_loopback(request.client.host if request.client else "")
+
+
+def cookie_of(request: Request, name: str) -> str | None:
+    """The value of one of the staff cookies, under its name for the request's scheme."""
+    return request.cookies.get(cookie_name(name, over_https(request)))
+
+
+def carries_session(request: Request) -> bool:
+    return cookie_of(request, SESSION_COOKIE) is not None
+
+
 def session_id_of(request: Request) -> str | None:
     """The session id the request's cookie carries, when it can be one."""
-    value = request.cookies.get(SESSION_COOKIE)
+    value = cookie_of(request, SESSION_COOKIE)
     return value if well_formed(value) else None
+
+
+def fetched_from_elsewhere(request: Request) -> bool:
+    """Whether the browser says another origin made the request (a sibling host on the same
+    site sends SameSite=Strict cookies too); an older browser sends no Sec-Fetch-Site."""
+    return request.headers.get("sec-fetch-site", "none") not in OWN_SITE
 
 
 def signed_in_session(request: Request) -> str | None:
@@ -108,31 +142,26 @@ def signed_in_session(request: Request) -> str | None:
 
 async def session_caller(request: Request) -> Caller | None:
     """The caller of the request's live session, or None: no cookie, an unknown or ended
-    session (a timed-out one is ended now), or a key revoked or no longer in the cache."""
+    session (a timed-out one is ended now), or its key revoked or without the audit scope,
+    as the `api_keys` row says now (read with the session, in one round trip)."""
     session_id = session_id_of(request)
     if session_id is None:
         return None
     ledger = ledger_of(request)
     staff = staff_sessions_of(request)
     now = staff.clock()
-    row = await session_store.find(ledger.pool, session_id)
-    if row is None:
+    found = await session_store.check(ledger.pool, session_id, now, staff.timeouts)
+    if found is None:
         return None
-    ended = ended_because(row, now, staff.timeouts)
-    key = api_keys_of(request).rows.get(row.key_id)
-    if ended is None and (key is None or key.revoked_at is not None):
-        ended = KEY_REVOKED
-    if ended is None and key is not None and not permits(key.scopes, AUDIT):
-        ended = KEY_REVOKED
+    row, key = found
+    ended = session_end(row, key, now, staff.timeouts)
     if ended is not None:
         if row.ended_at is None:
             await session_store.end(ledger.pool, session_id, now, ended)
             log.info("staff session of key %s ended: %s", row.key_id, ended)
         return None
-    assert key is not None
-    await session_store.touch(ledger.pool, session_id, now)
     request.state.staff_session = session_id
-    return Caller(key.key_id, key.name, key.scopes)
+    return Caller(row.key_id, key.name, key.scopes)
 
 
 async def form_fields(request: Request) -> dict[str, str]:
@@ -142,8 +171,13 @@ async def form_fields(request: Request) -> dict[str, str]:
         raise ProblemError(
             415, "Unsupported media type", f"send the form as {FORM_TYPE}", kind="unsupported"
         )
-    declared = whole_number(request.headers.get("content-length", ""))
-    if declared is None or declared > MAX_FORM:
+    length = request.headers.get("content-length")
+    if length is None:
+        raise ProblemError(411, "Length required", "send the form with a Content-Length")
+    declared = whole_number(length)
+    if declared is None:
+        raise invalid([field_error("Content-Length", "must be a whole number of bytes")], 400)
+    if declared > MAX_FORM:
         raise ProblemError(413, "Form too large", f"a form of at most {MAX_FORM} bytes")
     try:
         form = await request.form(max_files=0, max_fields=10, max_part_size=MAX_FORM)

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Final
 
+from services.identity.api_keys import AUDIT, permits
+
 #: the cookie that carries the session id (Path=/ so the pages' download links carry it too)
 SESSION_COOKIE: Final = "ledger_staff_session"
 #: the cookie the sign-in form's own CSRF token is doubled in, before any session exists
@@ -28,6 +30,12 @@ CSRF_FIELD: Final = "csrf_token"
 TOKEN_BYTES: Final = 32
 #: the longest cookie or form token accepted (a token is 43 characters); checked before use
 MAX_TOKEN: Final = 64
+#: the prefix of a Secure cookie's name: the browser then refuses it without Secure, with a
+#: Domain, or with a Path other than / (so a sibling host cannot plant or shadow it)
+SECURE_PREFIX: Final = "__Host-"
+#: a session's CSRF token: an HMAC-SHA-256 in lowercase hex
+CSRF_LENGTH: Final = 64
+_HEX: Final = frozenset("0123456789abcdef")
 
 #: why a session ended (staff_sessions.end_reason)
 SIGNED_OUT: Final = "signed_out"
@@ -49,6 +57,15 @@ class SessionRow:
     last_seen_at: datetime
     ended_at: datetime | None
     end_reason: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class SessionKey:
+    """The key behind a session as its row in `api_keys` says now (read with the session)."""
+
+    name: str
+    scopes: frozenset[str]
+    revoked_at: datetime | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,9 +100,15 @@ def csrf_token(session_id: str) -> str:
     return digest.hex()
 
 
+def cookie_name(name: str, secure: bool) -> str:
+    """The name a cookie is set and read under: `__Host-` prefixed when it is Secure."""
+    return SECURE_PREFIX + name if secure else name
+
+
 def csrf_matches(session_id: str, presented: str | None) -> bool:
-    """Whether a posted form carries the session's CSRF token (compared in constant time)."""
-    if presented is None or len(presented) > MAX_TOKEN + 64:
+    """Whether a posted form carries the session's CSRF token: exactly the token's format
+    (64 lowercase hex, length first) and then compared in constant time."""
+    if presented is None or len(presented) != CSRF_LENGTH or not _HEX.issuperset(presented):
         return False
     return hmac.compare_digest(csrf_token(session_id), presented)
 
@@ -100,3 +123,12 @@ def ended_because(row: SessionRow, now: datetime, timeouts: Timeouts) -> str | N
     if now - row.last_seen_at >= timeouts.idle:
         return IDLE
     return None
+
+
+def session_end(row: SessionRow, key: SessionKey, now: datetime, timeouts: Timeouts) -> str | None:
+    """Why the session cannot be used at `now`, or None while it is live: a timeout or an end
+    (`ended_because`), else its key revoked or no longer of scope audit (or admin)."""
+    ended = ended_because(row, now, timeouts)
+    if ended is None and (key.revoked_at is not None or not permits(key.scopes, AUDIT)):
+        return KEY_REVOKED
+    return ended

@@ -17,6 +17,7 @@ from projections import erased_proof, journal
 from schemas import events as ev
 from services.bootstrap import operator_database
 from services.config import Settings
+from services.identity import session_store
 from services.ledger import idempotency
 from services.proof.dead_letter_retention import cutoff, purge_dead_letters
 from services.rules.catalogue import Catalogue, load_catalogue
@@ -122,6 +123,7 @@ async def run_retention(settings: Settings, *, dry_run: bool = False) -> int:
         outcome = await purge_due(conn, settings.topic, catalogue, now, dry_run=dry_run)
         before = cutoff(now, settings.dead_letter_retention_days)
         letters = await purge_dead_letters(conn, settings.topic, before, dry_run=dry_run)
+        sessions = await purge_staff_sessions(conn, now, settings, dry_run=dry_run)
     verb = "would purge" if dry_run else "purged"
     events = sum(n for _, n in outcome.purged)
     print(
@@ -136,4 +138,20 @@ async def run_retention(settings: Settings, *, dry_run: bool = False) -> int:
         f" letter(s) rejected before {letters.before.isoformat()}"
         f" (LEDGER_DEAD_LETTER_RETENTION_DAYS={settings.dead_letter_retention_days})"
     )
+    print(
+        f"retention: {verb} {sessions} staff session(s) ended more than"
+        f" {settings.staff_session_retention_days} days ago"
+        f" (LEDGER_STAFF_SESSION_RETENTION_DAYS)"
+    )
     return 0
+
+
+async def purge_staff_sessions(
+    conn: asyncpg.Connection, now: datetime, settings: Settings, *, dry_run: bool
+) -> int:
+    """Delete the staff sessions (key id, the address that signed in) ended more than
+    LEDGER_STAFF_SESSION_RETENTION_DAYS ago; a dry run counts them."""
+    before = cutoff(now, settings.staff_session_retention_days)
+    if dry_run:
+        return await session_store.count_purgeable(conn, before)
+    return await session_store.purge(conn, before)

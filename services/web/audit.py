@@ -32,11 +32,14 @@ from services.http.app_state import ledger_of
 from services.http.openapi_parts import LOOKUP, MIN_TOKEN, html_page, path_param
 from services.http.problems import ProblemError
 from services.http.route_spec import Endpoint
+from services.http.staff_auth import signed_in_session
 from services.http.subjects import lookup_fields, path_subject, wait_for_token
+from services.identity import staff_sessions
 from services.identity.context_sealing import context_opener
 from services.proof import decision_history
 from services.web import audit_chart, audit_view
 from services.web.page_responses import DEPENDENCY_ERRORS, PageError, html_response
+from services.web.staff_pages import staff_error
 
 log = logging.getLogger(__name__)
 
@@ -113,10 +116,16 @@ async def read_snapshot(
 
 
 def render(
-    ledger: Ledger, subject_id: str, snap: Snapshot, now: datetime, data_key: bytes | None = None
+    ledger: Ledger,
+    subject_id: str,
+    snap: Snapshot,
+    now: datetime,
+    data_key: bytes | None = None,
+    csrf_token: str | None = None,
 ) -> str:
     """The page (pure, CPU-bound: the route runs it off the event loop); contexts show their
-    personal fields decrypted with the subject's `data_key` while it exists."""
+    personal fields decrypted with the subject's `data_key` while it exists; a staff
+    session's `csrf_token` puts Sign out in its header."""
     found = decision_history.bands(
         snap.events, ledger.catalogue, snap.end, snap.published, snap.suppressed, snap.purged
     )
@@ -140,6 +149,7 @@ def render(
         verification=verification,
         erasure=snap.erasure,
         undecodable=snap.undecodable,
+        csrf_token=csrf_token,
     )
 
 
@@ -149,7 +159,6 @@ def audit_errors(endpoint: Endpoint) -> Endpoint:
 
     @functools.wraps(endpoint)
     async def wrapped(request: Request) -> Response:
-        ledger = ledger_of(request)
         try:
             return await endpoint(request)
         except PageError as exc:
@@ -166,12 +175,7 @@ def audit_errors(endpoint: Endpoint) -> Endpoint:
         except Exception:
             log.exception("unexpected error on the audit page")
             error = PageError(500, "Something went wrong", "The page failed; retry later.")
-        html = audit_view.error_page(
-            controller=ledger.settings.controller_name,
-            heading=error.heading,
-            message=error.message,
-        )
-        return html_response(html, error.status, error.headers)
+        return staff_error(request, error.status, error.heading, error.message, error.headers)
 
     return wrapped
 
@@ -194,7 +198,9 @@ async def subject(request: Request) -> Response:
             404, "Unknown subject", f"The ledger holds no event of subject {subject_id}."
         )
     data_key = await ledger.data_keys.existing(subject_id)
-    page = await run_in_threadpool(render, ledger, subject_id, snap, now, data_key)
+    session = signed_in_session(request)
+    token = staff_sessions.csrf_token(session) if session else None
+    page = await run_in_threadpool(render, ledger, subject_id, snap, now, data_key, token)
     return html_response(page)
 
 

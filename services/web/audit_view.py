@@ -308,8 +308,10 @@ def subject_page(
     verification: Verification,
     erasure: Erasure | None,
     undecodable: int,
+    csrf_token: str | None = None,
 ) -> str:
     return _ENV.get_template("audit_subject.html").render(
+        csrf_token=csrf_token,
         lang=LANG,
         controller=controller,
         subject_id=subject_id,
@@ -330,7 +332,19 @@ def render_page(template: str, **values: Any) -> str:
     return _ENV.get_template(template).render(lang=LANG, **values)
 
 
-def error_page(*, controller: str, heading: str, message: str) -> str:
+def error_page(
+    *,
+    controller: str,
+    heading: str,
+    message: str,
+    home_href: str = "/audit/",
+    csrf_token: str | None = None,
+) -> str:
     return _ENV.get_template("audit_error.html").render(
-        lang=LANG, controller=controller, heading=heading, message=message
+        lang=LANG,
+        controller=controller,
+        heading=heading,
+        message=message,
+        home_href=home_href,
+        csrf_token=csrf_token,
     )

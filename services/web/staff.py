@@ -17,7 +17,7 @@ from uuid import UUID
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from projections import requests
+from projections import chain_store, requests
 from services.http.access_logging import record_read, record_reads
 from services.http.app_state import api_keys_of, caller_of, ledger_of
 from services.http.body import Fields
@@ -25,7 +25,10 @@ from services.http.openapi_parts import html_page
 from services.http.problems import field_error, invalid
 from services.http.rate_limit import client_key, retry_after
 from services.http.staff_auth import (
+    carries_session,
+    cookie_of,
     form_fields,
+    may_sign_in,
     session_id_of,
     signed_in_session,
     staff_sessions_of,
@@ -68,7 +71,19 @@ def _address(request: Request) -> str:
     return request.client.host if request.client else ""
 
 
-def _sign_in_form(request: Request, notice: str | None = None, status: int = 200) -> Response:
+def _needs_https(request: Request) -> PageError:
+    log.warning("staff sign-in refused from %s: plain http from another machine", _address(request))
+    return PageError(
+        403,
+        "Sign-in needs https",
+        "Staff sign-in needs https (or, on the ledger's own machine, its loopback address):"
+        " open the auditor's pages at their https address.",
+    )
+
+
+def _sign_in_form(
+    request: Request, notice: str | None = None, status: int = 200, *, key_refused: bool = False
+) -> Response:
     """The form, with a fresh token doubled in a cookie (a forged sign-in cannot know it)."""
     ledger = ledger_of(request)
     staff = staff_sessions_of(request)
@@ -79,11 +94,12 @@ def _sign_in_form(request: Request, notice: str | None = None, status: int = 200
         notice=notice,
         idle_minutes=ledger.settings.staff_session_idle_min,
         max_hours=ledger.settings.staff_session_max_h,
+        key_refused=key_refused,
     )
     response = html_response(html, status)
-    staff.cookie(response, SIGN_IN_COOKIE, token, SIGN_IN_FORM_S)
-    if status == 200 and SESSION_COOKIE in request.cookies:
-        staff.forget(response, SESSION_COOKIE)
+    staff.cookie(request, response, SIGN_IN_COOKIE, token, SIGN_IN_FORM_S)
+    if status == 200 and carries_session(request):
+        staff.forget(request, response, SESSION_COOKIE)
     return response
 
 
@@ -93,7 +109,9 @@ async def home(request: Request) -> Response:
     ledger = ledger_of(request)
     caller = caller_of(request)
     if caller is None:
-        ended = SESSION_COOKIE in request.cookies  # the guard found no live session behind it
+        if not may_sign_in(request):
+            raise _needs_https(request)
+        ended = carries_session(request)  # the guard found no live session behind it
         return _sign_in_form(request, "Your session has ended; sign in again." if ended else None)
     if not permits(caller.scopes, AUDIT):
         raise PageError(403, "Not allowed", "This page needs an API key with the audit scope.")
@@ -117,68 +135,91 @@ async def home(request: Request) -> Response:
 
 @audit_errors
 async def sign_in(request: Request) -> Response:
-    """POST /audit/sign-in: a key of scope audit (or admin) starts a session; 303 to /audit/."""
+    """POST /audit/sign-in: a key of scope audit (or admin) starts a session; 303 to /audit/.
+    Only over https or from loopback; the form's token is checked first, so only attempts
+    from the form itself count against the address's limit (a cross-site post cannot lock an
+    office out)."""
     ledger = ledger_of(request)
     staff = staff_sessions_of(request)
     address = _address(request)
-    wait = staff.sign_ins.take(client_key(address), staff.clock().timestamp())
+    if not may_sign_in(request):
+        raise _needs_https(request)
+    fields = await form_fields(request)
+    doubled, presented = cookie_of(request, SIGN_IN_COOKIE), fields.get(CSRF_FIELD)
+    if not (well_formed(doubled) and well_formed(presented)) or not hmac.compare_digest(
+        str(doubled), str(presented)
+    ):
+        log.warning("staff sign-in refused from %s: the form's token is missing or wrong", address)
+        return _sign_in_form(request, "The sign-in form had expired; please sign in again.", 403)
+    at = staff.clock().timestamp()
+    wait = staff.sign_ins.wait(client_key(address), at)  # held back: not counted nor logged
+    if not wait:
+        wait = staff.sign_ins.failed(client_key(address), at)  # counts this attempt
+        if wait:
+            log.warning("staff sign-in refused from %s: too many attempts", address)
     if wait:
         seconds = retry_after(wait)
-        log.warning("staff sign-in refused from %s: too many attempts", address)
         raise PageError(
             429,
             "Too many sign-in attempts",
             f"Too many sign-in attempts from this address; try again in {seconds} seconds.",
             {"Retry-After": str(seconds)},
         )
-    fields = await form_fields(request)
-    doubled, presented = request.cookies.get(SIGN_IN_COOKIE), fields.get(CSRF_FIELD)
-    if not (well_formed(doubled) and well_formed(presented)) or not hmac.compare_digest(
-        str(doubled), str(presented)
-    ):
-        log.warning("staff sign-in refused from %s: the form's token is missing or wrong", address)
-        return _sign_in_form(request, "The sign-in form had expired; please sign in again.", 403)
     key = fields.get("key", "").strip()
     if not key or len(key) > MAX_KEY:
-        return _sign_in_form(request, f"Enter an API key (at most {MAX_KEY} characters).", 422)
+        notice = f"Enter an API key (at most {MAX_KEY} characters)."
+        return _sign_in_form(request, notice, 422, key_refused=True)
     try:
         caller = api_keys_of(request).authenticate(f"Bearer {key}")
     except KeyRefused as exc:
         named = f" (key {exc.key_id})" if exc.key_id else ""
         log.warning("staff sign-in refused from %s%s: %s", address, named, exc.reason)
-        return _sign_in_form(request, "The key was not accepted.", 401)
+        return _sign_in_form(request, "The key was not accepted.", 401, key_refused=True)
     except KeysUnavailable:
         raise PageError(503, "Please try again", "The API keys cannot be checked now.") from None
     if not permits(caller.scopes, AUDIT):
         log.warning(
             "staff sign-in refused from %s (key %s): no audit scope", address, caller.key_id
         )
-        return _sign_in_form(request, "This key has neither the audit nor the admin scope.", 403)
+        notice = "This key has neither the audit nor the admin scope."
+        return _sign_in_form(request, notice, 403, key_refused=True)
+    carried = session_id_of(request)
+    if carried is not None:  # the browser's earlier session ends: one session a browser
+        await session_store.end(ledger.pool, carried, staff.clock(), SIGNED_OUT)
     session_id = new_token()
     await session_store.start(ledger.pool, session_id, caller.key_id, staff.clock(), address)
     log.info("staff sign-in of key %s (%s) from %s", caller.key_id, caller.name, address)
     response = RedirectResponse("./", 303)
-    staff.cookie(response, SESSION_COOKIE, session_id, int(staff.timeouts.absolute.total_seconds()))
-    staff.forget(response, SIGN_IN_COOKIE)
+    lifetime = int(staff.timeouts.absolute.total_seconds())
+    staff.cookie(request, response, SESSION_COOKIE, session_id, lifetime)
+    staff.forget(request, response, SIGN_IN_COOKIE)
     return response
 
 
 @audit_errors
 async def sign_out(request: Request) -> Response:
-    """POST /audit/sign-out: ends the session (its form's CSRF token required); 303 to /audit/."""
+    """POST /audit/sign-out: ends the session (its form's CSRF token required); 303 to /audit/.
+    Without a session cookie there is nothing to end: 303 to the sign-in form."""
     ledger = ledger_of(request)
     staff = staff_sessions_of(request)
-    fields = await form_fields(request)
     session_id = session_id_of(request)
-    if session_id is None or not csrf_matches(session_id, fields.get(CSRF_FIELD)):
+    if session_id is None:
+        return RedirectResponse("./", 303)
+    fields = await form_fields(request)
+    if not csrf_matches(session_id, fields.get(CSRF_FIELD)):
         log.warning("staff sign-out refused from %s: CSRF token wrong", _address(request))
-        raise PageError(403, "Not signed out", "Reload the page and sign out with its button.")
+        raise PageError(
+            403,
+            "Not signed out",
+            "This page is from an earlier session: go back to the auditor's pages, then sign"
+            " out with the button there.",
+        )
     row = await session_store.find(ledger.pool, session_id)
     await session_store.end(ledger.pool, session_id, staff.clock(), SIGNED_OUT)
     if row is not None:
         log.info("staff session of key %s ended: %s", row.key_id, SIGNED_OUT)
     response = RedirectResponse("./", 303)
-    staff.forget(response, SESSION_COOKIE)
+    staff.forget(request, response, SESSION_COOKIE)
     return response
 
 
@@ -195,15 +236,20 @@ async def search(request: Request) -> Response:
     if not value.strip() or len(value) > MAX_SEARCH:
         raise invalid([field_error("value", f"must be 1-{MAX_SEARCH} characters")])
     f = Fields({by: value.strip()})
+    found: str | None
     try:
-        subject_id = await subject_from_query(ledger, f)
+        found = await subject_from_query(ledger, f)
     except UnknownIdentifier:
+        found = None
+    f.finish()
+    if found is not None and by == "subject_id":
+        # a subject id is no lookup: name one the ledger holds nothing of, and it found nobody
+        found = found if await chain_store.subject_known(ledger.pool, found) else None
+    if found is None:
         caller = caller_of(request)
         log.info("staff search by %s found no subject (key %s)", by, caller and caller.key_id)
-        raise PageError(
-            404, "No subject found", f"No subject is linked to this {_WORDS[by]} now."
-        ) from None
-    f.finish()
+        raise PageError(404, "No subject found", f"No subject is known by this {_WORDS[by]} now.")
+    subject_id = found
     await record_read(request, subject_id)
     return RedirectResponse(f"subjects/{quote(subject_id, safe='')}", 303)
 

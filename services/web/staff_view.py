@@ -71,13 +71,21 @@ def home_page(
 
 
 def sign_in_page(
-    *, controller: str, csrf_token: str, notice: str | None, idle_minutes: int, max_hours: int
+    *,
+    controller: str,
+    csrf_token: str,
+    notice: str | None,
+    idle_minutes: int,
+    max_hours: int,
+    key_refused: bool = False,
 ) -> str:
+    """The form; `key_refused` marks the key field invalid and described by the notice."""
     return render_page(
         "audit_sign_in.html",
         controller=controller,
         csrf_token=csrf_token,
         notice=notice,
+        key_refused=key_refused,
         idle_minutes=idle_minutes,
         max_hours=max_hours,
     )

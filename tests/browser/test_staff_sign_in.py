@@ -59,11 +59,12 @@ async def test_a_dpo_signs_in_finds_a_subject_downloads_and_signs_out(
     assert TEST_ADMIN_KEY not in await page.content()
     [cookie] = await page.context.cookies()  # the sign-in form's token is gone
     assert cookie["name"] == "ledger_staff_session" and TEST_ADMIN_KEY not in cookie["value"]
+    old_session = cookie["value"]
     await check_staff_page(page)
     await page.screenshot(path=artifacts / "staff-home.png", full_page=True)
 
     await page.get_by_label("Search by").select_option("email")
-    await page.get_by_label("Value").fill(EMAIL)
+    await page.get_by_label("E-mail address, phone number or subject id").fill(EMAIL)
     await page.get_by_role("button", name="Find").click()
     await expect(page.get_by_role("heading", level=1)).to_have_text(f"Subject {subject}")
     assert page.url == f"{base(api)}/audit/subjects/{subject}"
@@ -85,14 +86,29 @@ async def test_a_dpo_signs_in_finds_a_subject_downloads_and_signs_out(
         assert answer.headers["content-type"].startswith("application/json")
         await page.go_back()
 
-    await page.get_by_role("link", name="Requests and search").click()
+    # the subject's page signs out from its header
     await page.get_by_role("button", name="Sign out").click()
     await expect(page.get_by_role("heading", level=1)).to_have_text("Sign in")
+    assert page.url == f"{base(api)}/audit/"
     assert "ledger_staff_session" not in {c["name"] for c in await page.context.cookies()}
 
-    # the session is gone: the subject's page asks to sign in, a download is refused
+    # the server refuses the old session id replayed: the subject's page asks to sign in, a
+    # download is refused
+    await page.context.add_cookies(
+        [{"name": "ledger_staff_session", "value": old_session, "url": base(api)}]
+    )
     response = await page.goto(f"{base(api)}/audit/subjects/{subject}")
     assert response is not None and response.status == 200
     await expect(page.get_by_role("heading", level=1)).to_have_text("Sign in")
+    await page.context.add_cookies(
+        [{"name": "ledger_staff_session", "value": old_session, "url": base(api)}]
+    )
     refused = await page.request.get(f"{base(api)}/v1/subjects/{subject}/export")
     assert refused.status == 401
+
+    # a refused key is marked invalid and described by the notice
+    await page.get_by_label("API key").fill("cl_nobody_" + "x" * 43)
+    await page.get_by_role("button", name="Sign in").click()
+    key_field = page.get_by_label("API key")
+    await expect(key_field).to_have_attribute("aria-invalid", "true")
+    await expect(key_field).to_have_accessible_description("The key was not accepted.")

@@ -12,12 +12,15 @@ from services.identity.staff_sessions import (
     ABSOLUTE,
     IDLE,
     KEY_REVOKED,
+    SessionKey,
     SessionRow,
     Timeouts,
+    cookie_name,
     csrf_matches,
     csrf_token,
     ended_because,
     new_token,
+    session_end,
     well_formed,
 )
 
@@ -67,3 +70,44 @@ def test_the_csrf_token_belongs_to_one_session() -> None:
 @pytest.mark.parametrize("value", [None, "", "a" * 65, "abc def", "é" * 10, "a;b"])
 def test_a_malformed_cookie_is_no_token(value: str | None) -> None:
     assert not well_formed(value)
+
+
+@pytest.mark.parametrize(
+    "presented",
+    ["é", "é" * 64, "\u0661" * 64, "A" * 64, "g" * 64, "a" * 63, "a" * 65, "", " " * 64],
+)
+def test_a_csrf_token_not_of_the_tokens_format_never_matches(presented: str) -> None:
+    assert not csrf_matches(new_token(), presented)
+
+
+def test_the_csrf_token_is_64_lowercase_hex_and_upper_case_is_refused() -> None:
+    one = new_token()
+    token = csrf_token(one)
+    assert len(token) == 64 and token == token.lower()
+    assert not csrf_matches(one, token.upper())
+
+
+@pytest.mark.parametrize(
+    ("secure", "expected"),
+    [(True, "__Host-ledger_staff_session"), (False, "ledger_staff_session")],
+)
+def test_a_secure_cookie_is_host_prefixed(secure: bool, expected: str) -> None:
+    assert cookie_name("ledger_staff_session", secure) == expected
+
+
+@pytest.mark.parametrize(
+    ("scopes", "revoked", "ended", "expected"),
+    [
+        ({"audit"}, False, None, None),
+        ({"admin"}, False, None, None),
+        ({"decide"}, False, None, KEY_REVOKED),
+        ({"audit"}, True, None, KEY_REVOKED),
+        ({"audit"}, True, IDLE, IDLE),
+    ],
+)
+def test_the_key_read_with_the_session_ends_it(
+    scopes: set[str], revoked: bool, ended: str | None, expected: str | None
+) -> None:
+    key = SessionKey("dpo", frozenset(scopes), T0 if revoked else None)
+    last_seen = timedelta(minutes=-31) if ended == IDLE else timedelta(0)
+    assert session_end(row(last_seen), key, T0, TIMEOUTS) == expected
