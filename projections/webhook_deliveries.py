@@ -1,6 +1,7 @@
 """The webhook deliveries and their attempts: which are due (log order per subject per
 subscription), recording an attempt with its outcome count and the subscription's health in
-one transaction, redelivery, retention, and what the API and /metrics read of them.
+one transaction, redelivery, and what the API and /metrics read of them (retention:
+projections/webhook_retention.py).
 The same concept as services/api/webhook_deliveries.py, on the projections' side.
 
 Design: docs/developers/design/webhooks.md
@@ -40,6 +41,8 @@ class Due:
     attempts: int
     retry_from: datetime
     position: tuple[int, int]
+    #: attempts made since retry_from: what the retry schedule counts
+    retry_attempts: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,7 +60,7 @@ DUE = """
 SELECT * FROM (
     SELECT DISTINCT ON (subject_id) id, subscription_id, event_id, event_type, subject_id,
            payload::text AS payload, attempts, COALESCE(retry_from, created_at) AS retry_from,
-           next_attempt_at, log_partition, log_offset
+           next_attempt_at, log_partition, log_offset, attempts - retry_base AS retry_attempts
     FROM webhook_deliveries
     WHERE subscription_id = $1 AND status = 'pending'
     ORDER BY subject_id, log_partition, log_offset
@@ -83,6 +86,7 @@ async def due(
             r["attempts"],
             r["retry_from"],
             (r["log_partition"], r["log_offset"]),
+            r["retry_attempts"],
         )
         for r in rows
     ]
@@ -204,26 +208,17 @@ async def event_settled(conn: asyncpg.Connection | asyncpg.Pool, event_id: UUID)
 async def redeliver(
     conn: asyncpg.Connection | asyncpg.Pool, subscription_id: UUID, delivery_id: UUID
 ) -> bool:
-    """Send a delivery again: pending, due now, with a new retry window. False when the
+    """Send a delivery again: pending, due now, with a new retry window whose schedule starts
+    again from its first step (retry_base: the attempts made before). False when the
     subscription has no such delivery."""
     found = await conn.fetchval(
         "UPDATE webhook_deliveries SET status = 'pending', next_attempt_at = now(),"
-        " retry_from = now() WHERE id = $1 AND subscription_id = $2 RETURNING id",
+        " retry_from = now(), retry_base = attempts WHERE id = $1 AND subscription_id = $2"
+        " RETURNING id",
         delivery_id,
         subscription_id,
     )
     return found is not None
-
-
-async def purge_succeeded(conn: asyncpg.Connection | asyncpg.Pool, days: int) -> int:
-    """Delete succeeded deliveries (their attempts by the cascade) older than `days`."""
-    done = await conn.fetchval(
-        "WITH gone AS (DELETE FROM webhook_deliveries WHERE status = 'succeeded'"
-        " AND last_attempt_at < now() - make_interval(days => $1) RETURNING 1)"
-        " SELECT count(*) FROM gone",
-        days,
-    )
-    return int(done)
 
 
 LISTING = """
@@ -292,14 +287,23 @@ class QueueGauge:
     oldest_pending_s: float
 
 
+#: the index webhook_deliveries_pending_age answers both per subscription
+QUEUE_GAUGES: Final = """
+SELECT s.id, count(d.id) AS depth,
+       COALESCE(EXTRACT(EPOCH FROM now() - min(COALESCE(d.retry_from, d.created_at))),
+                0)::float8 AS oldest
+FROM webhook_subscriptions s
+LEFT JOIN webhook_deliveries d ON d.subscription_id = s.id AND d.status = 'pending'
+WHERE s.enabled
+GROUP BY s.id ORDER BY s.id
+"""
+
+
 async def queue_gauges(conn: asyncpg.Connection | asyncpg.Pool) -> list[QueueGauge]:
-    """Per subscription: pending deliveries and the age of the oldest, at scrape time."""
-    rows = await conn.fetch(
-        "SELECT s.id, count(d.id) AS depth, COALESCE(EXTRACT(EPOCH FROM now()"
-        " - min(COALESCE(d.retry_from, d.created_at))), 0)::float8 AS oldest"
-        " FROM webhook_subscriptions s LEFT JOIN webhook_deliveries d"
-        " ON d.subscription_id = s.id AND d.status = 'pending' GROUP BY s.id ORDER BY s.id"
-    )
+    """Per enabled subscription: pending deliveries and the age of the oldest, at scrape
+    time. A disabled subscription's deliveries wait by an administrator's decision: counting
+    them would raise the alerts meant for receivers that fail."""
+    rows = await conn.fetch(QUEUE_GAUGES)
     return [QueueGauge(r["id"], r["depth"], max(0.0, r["oldest"])) for r in rows]
 
 
@@ -311,52 +315,36 @@ async def outcome_counts(conn: asyncpg.Connection | asyncpg.Pool) -> list[tuple[
     return [(r["subscription_id"], r["outcome"], r["count"]) for r in rows]
 
 
-PURGE_CAPTURES = """
-WITH gone AS (
-    DELETE FROM webhook_erasure_identifiers c
-    WHERE NOT EXISTS (SELECT 1 FROM webhook_deliveries d
-                      WHERE d.event_id = c.event_id AND d.status = 'pending')
-      AND (
-          -- fanned out (the dispatcher's position is past it) and settled, or never wanted
-          EXISTS (SELECT 1 FROM journal j JOIN webhook_dispatch_offsets o
-                  ON o.log_partition = j.log_partition
-                  WHERE j.event_id = c.event_id AND o.next_offset > j.log_offset)
-          -- its SubjectErased never reached the log (the erasure failed after capturing)
-          OR (c.captured_at < now() - make_interval(hours => $1)
-              AND NOT EXISTS (SELECT 1 FROM journal j WHERE j.event_id = c.event_id))
-      )
-    RETURNING 1
-)
-SELECT count(*) FROM gone
-"""
-
-
-async def purge_captures(conn: asyncpg.Connection | asyncpg.Pool, grace_hours: int) -> int:
-    """Delete erasure captures no delivery will open any more: their event's deliveries are
-    settled (or none wanted them), or the event is not in the log `grace_hours` after."""
-    return int(await conn.fetchval(PURGE_CAPTURES, grace_hours))
-
-
 def prometheus_text(counts: Sequence[tuple[UUID, str, int]], gauges: Sequence[QueueGauge]) -> str:
-    """ledger_webhook_deliveries_total{subscription,outcome} (attempts by outcome, and parked
-    deliveries), ledger_webhook_queue_depth and ledger_webhook_oldest_pending_seconds per
-    subscription, in the Prometheus text format."""
+    """ledger_webhook_attempts_total{subscription,outcome} (attempts by outcome),
+    ledger_webhook_parked_total{subscription} (deliveries parked), and per enabled
+    subscription ledger_webhook_queue_depth and ledger_webhook_oldest_pending_seconds, in the
+    Prometheus text format. `counts` are webhook_outcome_counts' rows (PARKED among them)."""
     lines = [
-        "# HELP ledger_webhook_deliveries_total Webhook delivery attempts by outcome (succeeded,"
-        " failed, timeout, refused), and deliveries parked after their retry window.",
-        "# TYPE ledger_webhook_deliveries_total counter",
+        "# HELP ledger_webhook_attempts_total Webhook delivery attempts by outcome (succeeded,"
+        " failed, timeout, refused).",
+        "# TYPE ledger_webhook_attempts_total counter",
         *(
-            f'ledger_webhook_deliveries_total{{subscription="{s}",outcome="{o}"}} {n}'
+            f'ledger_webhook_attempts_total{{subscription="{s}",outcome="{o}"}} {n}'
             for s, o, n in counts
+            if o != PARKED
         ),
-        "# HELP ledger_webhook_queue_depth Pending webhook deliveries of the subscription.",
+        "# HELP ledger_webhook_parked_total Webhook deliveries parked after their retry window.",
+        "# TYPE ledger_webhook_parked_total counter",
+        *(
+            f'ledger_webhook_parked_total{{subscription="{s}"}} {n}'
+            for s, o, n in counts
+            if o == PARKED
+        ),
+        "# HELP ledger_webhook_queue_depth Pending webhook deliveries of the enabled subscription.",
         "# TYPE ledger_webhook_queue_depth gauge",
         *(
             f'ledger_webhook_queue_depth{{subscription="{g.subscription_id}"}} {g.depth}'
             for g in gauges
         ),
-        "# HELP ledger_webhook_oldest_pending_seconds Age of the subscription's oldest pending"
-        " webhook delivery (since it was created or redelivered); 0 when none is pending.",
+        "# HELP ledger_webhook_oldest_pending_seconds Age of the enabled subscription's oldest"
+        " pending webhook delivery (since it was created or redelivered); 0 when none is"
+        " pending.",
         "# TYPE ledger_webhook_oldest_pending_seconds gauge",
         *(
             f'ledger_webhook_oldest_pending_seconds{{subscription="{g.subscription_id}"}}'

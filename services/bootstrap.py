@@ -243,8 +243,8 @@ async def open_dispatcher(settings: Settings) -> DispatcherProcess:
             pool, master, subscription_id, datetime.now(UTC)
         )
 
-    async def captured(event_id: UUID) -> list[Identifier]:
-        return await erasure_capture.open_capture(pool, master, event_id) or []
+    async def captured(event_id: UUID) -> list[Identifier] | None:
+        return await erasure_capture.open_capture(pool, master, event_id)
 
     async def forget(event_id: UUID) -> None:
         await erasure_capture.forget(pool, event_id)

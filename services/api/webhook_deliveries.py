@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Final
 from urllib.parse import urlencode
 from uuid import UUID
@@ -58,12 +58,17 @@ def _cursor(created_at: datetime, delivery_id: UUID) -> str:
 
 
 def _after(raw: str) -> tuple[datetime, UUID] | None:
+    """The position a cursor names; None for anything `_cursor` cannot have made (a time
+    without its offset, or one that is not a time in UTC's range, is not one)."""
     if len(raw) > 200:
         return None
     try:
-        at, _, last = base64.urlsafe_b64decode(raw.encode()).decode().partition("|")
-        return datetime.fromisoformat(at), UUID(last)
-    except (binascii.Error, UnicodeDecodeError, ValueError):
+        at, _, last = base64.urlsafe_b64decode(raw.encode("ascii")).decode().partition("|")
+        moment, delivery_id = datetime.fromisoformat(at), UUID(last)
+        if moment.tzinfo is None or moment.utcoffset() is None:
+            return None
+        return moment.astimezone(UTC), delivery_id
+    except (binascii.Error, UnicodeError, ValueError, OverflowError):
         return None
 
 
@@ -81,7 +86,8 @@ async def list_deliveries(request: Request) -> JSONResponse:
     limit = DEFAULT_LIMIT
     raw_limit = query.get("limit")
     if raw_limit is not None:
-        if len(raw_limit) > 6 or not raw_limit.isdigit() or not 1 <= int(raw_limit) <= MAX_LIMIT:
+        digits = len(raw_limit) <= 6 and raw_limit.isascii() and raw_limit.isdecimal()
+        if not digits or not 1 <= int(raw_limit) <= MAX_LIMIT:
             errors.append(field_error("limit", f"must be a whole number from 1 to {MAX_LIMIT}"))
         else:
             limit = int(raw_limit)
@@ -107,10 +113,22 @@ async def list_deliveries(request: Request) -> JSONResponse:
 
 
 async def redeliver(request: Request) -> JSONResponse:
-    """Send a delivery again: pending and due now, with a new retry window (202)."""
+    """Send a delivery again: pending and due now, with a new retry window (202). A disabled
+    subscription sends nothing: 409, rather than a promise nothing keeps."""
     ledger = ledger_of(request)
     webhook_id = _uuid(request.path_params["webhook_id"], "webhook")
     delivery_id = _uuid(request.path_params["delivery_id"], "delivery")
+    target = await deliveries.target(ledger.pool, webhook_id)
+    if target is None:
+        raise ProblemError(404, "Not found", f"no webhook {webhook_id}", kind="not-found")
+    if not target.enabled:
+        raise ProblemError(
+            409,
+            "Webhook disabled",
+            f"webhook {webhook_id} is disabled and sends nothing: enable it"
+            " (PATCH enabled: true), then redeliver",
+            kind="webhook-disabled",
+        )
     if not await deliveries.redeliver(ledger.pool, webhook_id, delivery_id):
         raise ProblemError(
             404,
@@ -172,6 +190,7 @@ REDELIVER_OPERATION: Final[dict[str, Any]] = {
             obj({"id": UUID_SCHEMA, "status": STRING}),
         ),
         "404": problem_answer("no such webhook or delivery"),
+        "409": problem_answer("the webhook is disabled: enable it first"),
         "4XX": PROBLEM,
     },
 }

@@ -54,10 +54,16 @@ def delivery_id_header(delivery: Due) -> str:
     return f"{delivery.event_id}_{delivery.subscription_id}"
 
 
-def body_of(delivery: Due, identifiers: list[Identifier] | None) -> bytes:
+def body_of(
+    delivery: Due, identifiers: list[Identifier] | None, *, withheld: bool = False
+) -> bytes:
+    """The JSON body; with `withheld`, `data.identifiers_withheld: true` says the ledger no
+    longer holds the addresses (not that the subject had none: that is `identifiers: []`)."""
     payload = delivery.payload
     if identifiers is not None:
         payload = {**payload, "data": {**payload["data"], "identifiers": identifiers}}
+    elif withheld:
+        payload = {**payload, "data": {**payload["data"], "identifiers_withheld": True}}
     return json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
 
 
@@ -166,14 +172,14 @@ class Deliverer:
                 await deliveries.defer(self.pool, delivery.id, PROJECTION_WAIT_S)
                 return
             carried = await self.identifiers.of(delivery)
-        body = body_of(delivery, carried)
+        body = body_of(delivery, carried, withheld=target.include_identifiers and carried is None)
         headers = webhook_headers(secrets, delivery_id_header(delivery), int(time.time()), body)
         attempt = await self.sender.post(target.url, headers, body)
         next_at = (
             None
             if attempt.outcome == deliveries.SUCCEEDED
             else next_attempt_at(
-                failed_attempts=delivery.attempts + 1,
+                failed_attempts=delivery.retry_attempts + 1,
                 failed_at=attempt.started_at + timedelta(milliseconds=attempt.duration_ms),
                 window_from=delivery.retry_from,
                 window=self.options.retry_window,

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import asyncpg
 
-from projections import webhook_deliveries
+from projections import webhook_retention
 from services.config import Settings
 from services.webhooks.deliverer import Deliverer
 from services.webhooks.fanout import FanoutReader
@@ -39,17 +39,29 @@ class DispatcherProcess:
 
 
 async def keep_retention(process: DispatcherProcess, stop: asyncio.Event) -> None:
-    """Delete succeeded deliveries past LEDGER_WEBHOOK_DELIVERY_RETENTION_DAYS and stale
-    erasure captures, at start and every hour."""
-    days = process.settings.webhook_delivery_retention_days
+    """Delete succeeded deliveries past LEDGER_WEBHOOK_DELIVERY_RETENTION_DAYS, parked ones
+    past LEDGER_WEBHOOK_PARKED_RETENTION_DAYS, those of erased subjects whose proof is purged,
+    and stale erasure captures, at start and every hour."""
+    settings, pool = process.settings, process.pool
     while not stop.is_set():
         try:
-            gone = await webhook_deliveries.purge_succeeded(process.pool, days)
-            stale = await webhook_deliveries.purge_captures(process.pool, CAPTURE_GRACE_HOURS)
-            if gone or stale:
+            gone = await webhook_retention.purge_succeeded(
+                pool, settings.webhook_delivery_retention_days
+            )
+            parked = await webhook_retention.purge_parked(
+                pool, settings.webhook_parked_retention_days
+            )
+            purged = await webhook_retention.purge_purged_subjects(pool)
+            stale = await webhook_retention.purge_captures(
+                pool, CAPTURE_GRACE_HOURS, settings.webhook_retry_hours
+            )
+            if gone or parked or purged or stale:
                 log.info(
-                    "webhook retention: %d succeeded deliveries, %d stale erasure captures",
+                    "webhook retention: %d succeeded, %d parked, %d of purged subjects'"
+                    " deliveries; %d stale erasure captures",
                     gone,
+                    parked,
+                    purged,
                     stale,
                 )
         except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
