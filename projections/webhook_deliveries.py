@@ -1,6 +1,6 @@
-"""The webhook deliveries and their attempts: their statuses and outcomes, redelivery,
-retention, and what the API and /metrics read of them (the queue the dispatcher claims and
-records through is projections/webhook_queue.py).
+"""The webhook deliveries and their attempts: their statuses and outcomes, redelivery, and
+what the API and /metrics read of them (the queue the dispatcher claims and records through
+is projections/webhook_queue.py; retention is projections/webhook_retention.py).
 The same concept as services/api/webhook_deliveries.py, on the projections' side.
 
 Design: docs/developers/design/webhooks.md
@@ -57,26 +57,17 @@ async def target(conn: asyncpg.Connection | asyncpg.Pool, subscription_id: UUID)
 async def redeliver(
     conn: asyncpg.Connection | asyncpg.Pool, subscription_id: UUID, delivery_id: UUID
 ) -> bool:
-    """Send a delivery again: pending, due now, with a new retry window. False when the
+    """Send a delivery again: pending, due now, with a new retry window whose schedule starts
+    again from its first step (retry_base: the attempts made before). False when the
     subscription has no such delivery."""
     found = await conn.fetchval(
         "UPDATE webhook_deliveries SET status = 'pending', next_attempt_at = now(),"
-        " retry_from = now() WHERE id = $1 AND subscription_id = $2 RETURNING id",
+        " retry_from = now(), retry_base = attempts WHERE id = $1 AND subscription_id = $2"
+        " RETURNING id",
         delivery_id,
         subscription_id,
     )
     return found is not None
-
-
-async def purge_succeeded(conn: asyncpg.Connection | asyncpg.Pool, days: int) -> int:
-    """Delete succeeded deliveries (their attempts by the cascade) older than `days`."""
-    done = await conn.fetchval(
-        "WITH gone AS (DELETE FROM webhook_deliveries WHERE status = 'succeeded'"
-        " AND last_attempt_at < now() - make_interval(days => $1) RETURNING 1)"
-        " SELECT count(*) FROM gone",
-        days,
-    )
-    return int(done)
 
 
 LISTING = """
@@ -145,14 +136,23 @@ class QueueGauge:
     oldest_pending_s: float
 
 
+#: the index webhook_deliveries_pending_age answers both per subscription
+QUEUE_GAUGES: Final = """
+SELECT s.id, count(d.id) AS depth,
+       COALESCE(EXTRACT(EPOCH FROM now() - min(COALESCE(d.retry_from, d.created_at))),
+                0)::float8 AS oldest
+FROM webhook_subscriptions s
+LEFT JOIN webhook_deliveries d ON d.subscription_id = s.id AND d.status = 'pending'
+WHERE s.enabled
+GROUP BY s.id ORDER BY s.id
+"""
+
+
 async def queue_gauges(conn: asyncpg.Connection | asyncpg.Pool) -> list[QueueGauge]:
-    """Per subscription: pending deliveries and the age of the oldest, at scrape time."""
-    rows = await conn.fetch(
-        "SELECT s.id, count(d.id) AS depth, COALESCE(EXTRACT(EPOCH FROM now()"
-        " - min(COALESCE(d.retry_from, d.created_at))), 0)::float8 AS oldest"
-        " FROM webhook_subscriptions s LEFT JOIN webhook_deliveries d"
-        " ON d.subscription_id = s.id AND d.status = 'pending' GROUP BY s.id ORDER BY s.id"
-    )
+    """Per enabled subscription: pending deliveries and the age of the oldest, at scrape
+    time. A disabled subscription's deliveries wait by an administrator's decision: counting
+    them would raise the alerts meant for receivers that fail."""
+    rows = await conn.fetch(QUEUE_GAUGES)
     return [QueueGauge(r["id"], r["depth"], max(0.0, r["oldest"])) for r in rows]
 
 
@@ -165,25 +165,35 @@ async def outcome_counts(conn: asyncpg.Connection | asyncpg.Pool) -> list[tuple[
 
 
 def prometheus_text(counts: Sequence[tuple[UUID, str, int]], gauges: Sequence[QueueGauge]) -> str:
-    """ledger_webhook_deliveries_total{subscription,outcome} (attempts by outcome, and parked
-    deliveries), ledger_webhook_queue_depth and ledger_webhook_oldest_pending_seconds per
-    subscription, in the Prometheus text format."""
+    """ledger_webhook_attempts_total{subscription,outcome} (attempts by outcome),
+    ledger_webhook_parked_total{subscription} (deliveries parked), and per enabled
+    subscription ledger_webhook_queue_depth and ledger_webhook_oldest_pending_seconds, in the
+    Prometheus text format. `counts` are webhook_outcome_counts' rows (PARKED among them)."""
     lines = [
-        "# HELP ledger_webhook_deliveries_total Webhook delivery attempts by outcome (succeeded,"
-        " failed, timeout, refused), and deliveries parked after their retry window.",
-        "# TYPE ledger_webhook_deliveries_total counter",
+        "# HELP ledger_webhook_attempts_total Webhook delivery attempts by outcome (succeeded,"
+        " failed, timeout, refused).",
+        "# TYPE ledger_webhook_attempts_total counter",
         *(
-            f'ledger_webhook_deliveries_total{{subscription="{s}",outcome="{o}"}} {n}'
+            f'ledger_webhook_attempts_total{{subscription="{s}",outcome="{o}"}} {n}'
             for s, o, n in counts
+            if o != PARKED
         ),
-        "# HELP ledger_webhook_queue_depth Pending webhook deliveries of the subscription.",
+        "# HELP ledger_webhook_parked_total Webhook deliveries parked after their retry window.",
+        "# TYPE ledger_webhook_parked_total counter",
+        *(
+            f'ledger_webhook_parked_total{{subscription="{s}"}} {n}'
+            for s, o, n in counts
+            if o == PARKED
+        ),
+        "# HELP ledger_webhook_queue_depth Pending webhook deliveries of the enabled subscription.",
         "# TYPE ledger_webhook_queue_depth gauge",
         *(
             f'ledger_webhook_queue_depth{{subscription="{g.subscription_id}"}} {g.depth}'
             for g in gauges
         ),
-        "# HELP ledger_webhook_oldest_pending_seconds Age of the subscription's oldest pending"
-        " webhook delivery (since it was created or redelivered); 0 when none is pending.",
+        "# HELP ledger_webhook_oldest_pending_seconds Age of the enabled subscription's oldest"
+        " pending webhook delivery (since it was created or redelivered); 0 when none is"
+        " pending.",
         "# TYPE ledger_webhook_oldest_pending_seconds gauge",
         *(
             f'ledger_webhook_oldest_pending_seconds{{subscription="{g.subscription_id}"}}'

@@ -28,27 +28,34 @@ FROM webhook_erasure_identifiers WHERE event_id = $1
 #: log past the grace period, so it would be there), or it landed and the dispatcher read past
 #: it without a delivery left to make (no subscription wanted it any more, its subscriptions
 #: were deleted, or every delivery is done and `forget` did not run). A pending delivery of the
-#: event to a subscription with include_identifiers keeps the capture.
+#: event to a subscription with include_identifiers keeps the capture, but never past the retry
+#: window $2 and the grace: a delivery still waiting then (its subscription disabled, or
+#: redelivered later) says `identifiers_withheld` instead.
 DELETE_ORPHANS: Final = """
 DELETE FROM webhook_erasure_identifiers c
 WHERE c.captured_at < now() - $1::interval
-  AND NOT EXISTS (
-    SELECT 1 FROM webhook_deliveries d
-    JOIN webhook_subscriptions s ON s.id = d.subscription_id
-    WHERE d.event_id = c.event_id AND d.status = 'pending' AND s.include_identifiers
-  )
   AND (
-    (NOT EXISTS (SELECT 1 FROM journal j WHERE j.event_id = c.event_id)
-     AND NOT EXISTS (SELECT 1 FROM erasures e WHERE e.event_id = c.event_id)
-     AND EXISTS (SELECT 1 FROM projector_partitions)
-     AND NOT EXISTS (
-        SELECT 1 FROM projector_partitions p
-        WHERE p.caught_up_at IS NULL OR p.caught_up_at <= c.captured_at + $1::interval
-     ))
-    OR EXISTS (
-        SELECT 1 FROM journal j
-        JOIN webhook_dispatch_offsets o ON o.log_partition = j.log_partition
-        WHERE j.event_id = c.event_id AND o.next_offset > j.log_offset
+    c.captured_at < now() - $1::interval - $2::interval
+    OR (
+      NOT EXISTS (
+        SELECT 1 FROM webhook_deliveries d
+        JOIN webhook_subscriptions s ON s.id = d.subscription_id
+        WHERE d.event_id = c.event_id AND d.status = 'pending' AND s.include_identifiers
+      )
+      AND (
+        (NOT EXISTS (SELECT 1 FROM journal j WHERE j.event_id = c.event_id)
+         AND NOT EXISTS (SELECT 1 FROM erasures e WHERE e.event_id = c.event_id)
+         AND EXISTS (SELECT 1 FROM projector_partitions)
+         AND NOT EXISTS (
+            SELECT 1 FROM projector_partitions p
+            WHERE p.caught_up_at IS NULL OR p.caught_up_at <= c.captured_at + $1::interval
+         ))
+        OR EXISTS (
+            SELECT 1 FROM journal j
+            JOIN webhook_dispatch_offsets o ON o.log_partition = j.log_partition
+            WHERE j.event_id = c.event_id AND o.next_offset > j.log_offset
+        )
+      )
     )
   )
 RETURNING c.event_id
@@ -105,9 +112,9 @@ async def delete(conn: Conn, event_id: UUID) -> bool:
     return bool(status != "DELETE 0")
 
 
-async def delete_orphans(conn: Conn, older_than: timedelta) -> list[UUID]:
+async def delete_orphans(conn: Conn, older_than: timedelta, retry_window: timedelta) -> list[UUID]:
     """Delete the captures no delivery will open (DELETE_ORPHANS); their event ids."""
-    return [r["event_id"] for r in await conn.fetch(DELETE_ORPHANS, older_than)]
+    return [r["event_id"] for r in await conn.fetch(DELETE_ORPHANS, older_than, retry_window)]
 
 
 async def wrapped_not_under(

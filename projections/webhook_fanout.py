@@ -18,20 +18,27 @@ import asyncpg
 
 from projections import webhook_queue
 from projections.journal import event_payload
-from schemas.events import Event
+from schemas.events import PERSONAL_CONTEXT_FIELDS, Event
 
 #: the payload's own fields; the rest of event_payload is the event's `data`
 ENVELOPE = ("type", "event_id", "subject_id", "occurred_at", "recorded_at")
+#: an identifier event's fields no delivery carries: the blind index (which would let a
+#: receiver match the suppression list's entries of erased subjects to addresses it holds) and
+#: the address sealed under the subject's key (include_identifiers carries it decrypted)
+WITHHELD = frozenset({"blind_index", "ciphertext"})
 
 
 def delivery_payload(event: Event) -> dict[str, Any]:
     """`{type, event_id, subject_id, occurred_at, recorded_at, data}`: data holds the event's
-    own fields as the API shows them (personal values stay sealed as in the log)."""
+    own fields as the API shows them, less the blind index and every sealed value (an
+    identifier's ciphertext, the context's client address and user agent): a delivery row
+    keeps nothing personal but the pseudonymous subject id."""
     fields = event_payload(event)
-    return {
-        **{name: fields[name] for name in ENVELOPE},
-        "data": {k: v for k, v in fields.items() if k not in ENVELOPE},
-    }
+    data = {k: v for k, v in fields.items() if k not in ENVELOPE and k not in WITHHELD}
+    context = data.get("context")
+    if isinstance(context, dict):
+        data["context"] = {k: v for k, v in context.items() if k not in PERSONAL_CONTEXT_FIELDS}
+    return {**{name: fields[name] for name in ENVELOPE}, "data": data}
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,3 +134,53 @@ async def insert_deliveries(conn: asyncpg.Connection, rows: Sequence[NewDelivery
     )
     await webhook_queue.release_heads(conn, queues)
     return int(created)
+
+
+@dataclass(frozen=True, slots=True)
+class LostTail:
+    """What a restored log's ends did to the dispatcher's bookkeeping."""
+
+    #: partitions whose position was past the restored end, with where it was
+    moved: dict[int, int]
+    #: pending and parked deliveries of events the restored log lacks, deleted
+    dropped: int
+    #: succeeded deliveries of such events: receivers got events the ledger no longer holds
+    delivered: int
+
+
+_TAIL = """
+FROM unnest($1::int[], $2::bigint[]) AS x(p, n)
+RIGHT JOIN webhook_deliveries d ON d.log_partition = x.p
+WHERE d.log_offset >= COALESCE(x.n, 0)
+"""
+
+
+async def rewind_to_log(conn: asyncpg.Connection, ends: Mapping[int, int]) -> LostTail:
+    """After a restore whose partitions end at `ends` (a partition not named holds nothing):
+    bring every position to at most its end, so the events appended next at those offsets are
+    fanned out, and delete the pending and parked deliveries of the lost tail (events at or
+    past an end: the restored log and the journal lack them), which would otherwise be sent,
+    and come before new events of their subjects. In the restore's transaction."""
+    parts, marks = list(ends), list(ends.values())
+    delivered = await conn.fetchval(
+        f"SELECT count(*) {_TAIL} AND d.status = 'succeeded'", parts, marks
+    )
+    dropped = await conn.fetchval(
+        "WITH gone AS (DELETE FROM webhook_deliveries WHERE id IN"
+        f" (SELECT d.id {_TAIL} AND d.status <> 'succeeded') RETURNING 1)"
+        " SELECT count(*) FROM gone",
+        parts,
+        marks,
+    )
+    rows = await conn.fetch(
+        "WITH was AS (SELECT o.log_partition, o.next_offset, COALESCE(x.n, 0) AS n"
+        " FROM webhook_dispatch_offsets o LEFT JOIN unnest($1::int[], $2::bigint[]) AS x(p, n)"
+        " ON x.p = o.log_partition WHERE o.next_offset > COALESCE(x.n, 0) FOR UPDATE OF o)"
+        " UPDATE webhook_dispatch_offsets o SET next_offset = was.n FROM was"
+        " WHERE o.log_partition = was.log_partition RETURNING o.log_partition, was.next_offset",
+        parts,
+        marks,
+    )
+    return LostTail(
+        {r["log_partition"]: r["next_offset"] for r in rows}, int(dropped), int(delivered)
+    )

@@ -35,6 +35,8 @@ class Due:
     retry_from: datetime
     position: tuple[int, int]
     claim: UUID
+    #: attempts made since retry_from (its latest redelivery): what the retry schedule counts
+    retry_attempts: int
 
 
 # A pending delivery that may be claimed now: due, unclaimed (or its lease ran out), the
@@ -64,7 +66,8 @@ SET claimed_until = now() + make_interval(secs => $3), claim = $4
 FROM picked WHERE d.id = picked.id
 RETURNING d.id, d.subscription_id, d.event_id, d.event_type, d.subject_id,
           d.payload::text AS payload, d.attempts, COALESCE(d.retry_from, d.created_at)
-          AS retry_from, d.log_partition, d.log_offset, d.next_attempt_at
+          AS retry_from, d.log_partition, d.log_offset, d.next_attempt_at,
+          d.attempts - d.retry_base AS retry_attempts
 """
 
 
@@ -87,6 +90,7 @@ async def claim(
             r["retry_from"],
             (r["log_partition"], r["log_offset"]),
             token,
+            r["retry_attempts"],
         )
         for r in sorted(rows, key=lambda r: r["next_attempt_at"])
     ]

@@ -92,6 +92,7 @@ class Settings:
     webhook_retry_hours: int
     webhook_concurrency: int
     webhook_delivery_retention_days: int
+    webhook_parked_retention_days: int
     catalogue_path: str
     public_url: str
     link_ttl_days: int

@@ -231,7 +231,13 @@ ENVIRONMENT: Final[dict[str, tuple[str, str, str]]] = {
         "webhook_delivery_retention_days",
         "30",
         "days a succeeded webhook delivery and its attempts are kept for"
-        " GET /v1/webhooks/{id}/deliveries; parked ones stay until redelivered or deleted",
+        " GET /v1/webhooks/{id}/deliveries (parked ones: LEDGER_WEBHOOK_PARKED_RETENTION_DAYS)",
+    ),
+    "LEDGER_WEBHOOK_PARKED_RETENTION_DAYS": (
+        "webhook_parked_retention_days",
+        "30",
+        "days a parked webhook delivery (its event's fields, the subject id) is kept after its"
+        " last attempt for an operator to redeliver; then it is deleted",
     ),
     "LEDGER_CATALOGUE": (
         "catalogue_path",
@@ -449,6 +455,7 @@ WHOLE_NUMBER_RANGES: Final[dict[str, tuple[int, int]]] = {
     "LEDGER_WEBHOOK_RETRY_HOURS": (1, 720),
     "LEDGER_WEBHOOK_CONCURRENCY": (1, 100),
     "LEDGER_WEBHOOK_DELIVERY_RETENTION_DAYS": (1, 3650),
+    "LEDGER_WEBHOOK_PARKED_RETENTION_DAYS": (1, 3650),
     "LEDGER_LINK_TTL_DAYS": (1, 3650),
     "LEDGER_PREFERENCE_LINK_TTL_DAYS": (1, 365),
     "LEDGER_SIGNUP_CONFIRMATION_DAYS": (1, 90),

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Final
 from urllib.parse import urlencode
 from uuid import UUID
@@ -64,17 +64,18 @@ def encode_cursor(created_at: datetime, delivery_id: UUID) -> str:
 
 def decode_cursor(raw: str) -> tuple[datetime, UUID] | None:
     """The position encode_cursor encoded, or None for anything it cannot have made: too
-    long, not base64, no '|', not a time with its offset, not a UUID."""
+    long, not base64, no '|', not a time with its offset (nor one in UTC's range), not a
+    UUID."""
     if len(raw) > MAX_CURSOR:
         return None
     try:
         at, bar, last = base64.urlsafe_b64decode(raw.encode("ascii")).decode().partition("|")
         moment, delivery_id = datetime.fromisoformat(at), UUID(last)
-    except (binascii.Error, UnicodeError, ValueError):
+        if not bar or moment.tzinfo is None or moment.utcoffset() is None:
+            return None
+        return moment.astimezone(UTC), delivery_id
+    except (binascii.Error, UnicodeError, ValueError, OverflowError):
         return None
-    if not bar or moment.tzinfo is None:
-        return None
-    return moment, delivery_id
 
 
 async def list_deliveries(request: Request) -> JSONResponse:
@@ -91,7 +92,7 @@ async def list_deliveries(request: Request) -> JSONResponse:
     limit = DEFAULT_LIMIT
     raw_limit = query.get("limit")
     if raw_limit is not None:
-        digits = len(raw_limit) <= 6 and raw_limit.isascii() and raw_limit.isdigit()
+        digits = len(raw_limit) <= 6 and raw_limit.isascii() and raw_limit.isdecimal()
         if not digits or not 1 <= int(raw_limit) <= MAX_LIMIT:
             errors.append(field_error("limit", f"must be a whole number from 1 to {MAX_LIMIT}"))
         else:
@@ -118,10 +119,22 @@ async def list_deliveries(request: Request) -> JSONResponse:
 
 
 async def redeliver(request: Request) -> JSONResponse:
-    """Send a delivery again: pending and due now, with a new retry window (202)."""
+    """Send a delivery again: pending and due now, with a new retry window (202). A disabled
+    subscription sends nothing: 409, rather than a promise nothing keeps."""
     ledger = ledger_of(request)
     webhook_id = _uuid(request.path_params["webhook_id"], "webhook")
     delivery_id = _uuid(request.path_params["delivery_id"], "delivery")
+    target = await deliveries.target(ledger.pool, webhook_id)
+    if target is None:
+        raise ProblemError(404, "Not found", f"no webhook {webhook_id}", kind="not-found")
+    if not target.enabled:
+        raise ProblemError(
+            409,
+            "Webhook disabled",
+            f"webhook {webhook_id} is disabled and sends nothing: enable it"
+            " (PATCH enabled: true), then redeliver",
+            kind="webhook-disabled",
+        )
     if not await deliveries.redeliver(ledger.pool, webhook_id, delivery_id):
         raise ProblemError(
             404,
@@ -183,6 +196,7 @@ REDELIVER_OPERATION: Final[dict[str, Any]] = {
             obj({"id": UUID_SCHEMA, "status": STRING}),
         ),
         "404": problem_answer("no such webhook or delivery"),
+        "409": problem_answer("the webhook is disabled: enable it first"),
         "4XX": PROBLEM,
     },
 }

@@ -14,7 +14,7 @@ import asyncpg
 from aiokafka.errors import KafkaError
 from rich.progress import Progress
 
-from projections import log_digest, offsets, refusals, stored_log
+from projections import log_digest, offsets, refusals, stored_log, webhook_fanout
 from projections.hash_chain import GENESIS
 from projections.log_digest import PartitionDigest
 from schemas.record_mac import EVENTS, encode_headers
@@ -63,6 +63,8 @@ class RestoreLogResult:
     ends: dict[int, int] = field(default_factory=dict)
     #: partitions that got placeholders, whose checkpoint digests started again
     restarted: list[int] = field(default_factory=list)
+    #: the webhook dispatcher's positions and deliveries past the restored ends
+    webhooks: webhook_fanout.LostTail | None = None
 
     @property
     def records(self) -> int:
@@ -172,6 +174,8 @@ async def restore_log(
             p, planned, found = wrong[0]
             raise RestoreFailed(f"partition {p}: {planned} records restored, the topic has {found}")
         await _update_database(conn, settings.topic, source, ends, producing, sealed)
+        # before any producer starts: events appended next take the offsets past the ends
+        result.webhooks = await webhook_fanout.rewind_to_log(conn, ends)
     result.sources, result.ends = producing.sources, ends
     result.restarted = sorted(producing.digests)
     return result
@@ -214,7 +218,17 @@ async def restore_if_log_empty(settings: Settings, conn: asyncpg.Connection) -> 
     )
     result = await restore_log(settings, conn)
     log.warning("restored %d records to %s (%s)", result.records, settings.topic, result.sources)
+    if result.webhooks is not None and (result.webhooks.moved or result.webhooks.delivered):
+        log.warning("%s", _webhooks_line(result.webhooks))
     return result.records
+
+
+def _webhooks_line(tail: webhook_fanout.LostTail) -> str:
+    return (
+        f"  webhooks: positions past the restored log moved back ({len(tail.moved)} partitions);"
+        f" {tail.dropped} pending or parked deliveries of events the log lost deleted,"
+        f" {tail.delivered} such events had been delivered already"
+    )
 
 
 def report(result: RestoreLogResult) -> str:
@@ -225,6 +239,8 @@ def report(result: RestoreLogResult) -> str:
         " original offset",
         f"  stored offsets = high-water marks: {ends}",
     ]
+    if result.webhooks is not None and (result.webhooks.moved or result.webhooks.delivered):
+        lines.append(_webhooks_line(result.webhooks))
     if result.restarted:
         lines.append(
             "  placeholders in partitions "

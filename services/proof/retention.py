@@ -13,7 +13,7 @@ from typing import Any, Final
 
 import asyncpg
 
-from projections import erased_proof, journal
+from projections import erased_proof, journal, webhook_retention
 from schemas import events as ev
 from services.bootstrap import operator_database
 from services.config import Settings
@@ -111,6 +111,7 @@ async def purge_due(
             partitions = sorted({p for _, _, p in events})
             count = await erased_proof.purge(conn, topic, subject, partitions)
             await idempotency.forget_subject(conn, subject)
+            await webhook_retention.forget_subject(conn, subject)
         log.info("purged the proof of erased subject %s: %d journal entries", subject, count)
         purged.append((subject, count))
     return Outcome(len(candidates), purged, waiting)

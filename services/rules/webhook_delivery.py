@@ -15,6 +15,11 @@ from uuid import UUID
 #: the ceiling of each retry's delay, in seconds: within seconds first (1 s, 5 s, 30 s), then
 #: growing about fourfold to an hour, then every hour until the retry window closes
 RETRY_CEILINGS_S: Final = (1.0, 5.0, 30.0, 120.0, 600.0, 1800.0, 3600.0)
+#: how far an API process's clock (which stamps recorded_at) may be behind the database's
+#: (which stamps a subscription's created_at) without an event recorded after the
+#: subscription was created being missed; events recorded up to this long before it may be
+#: delivered too
+CLOCK_TOLERANCE: Final = timedelta(minutes=5)
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,9 +35,12 @@ def subscribers_of(
     event_type: str, recorded_at: datetime, subscriptions: Iterable[Subscriber]
 ) -> list[UUID]:
     """The subscriptions an event is delivered to: those of its type that existed when it was
-    recorded (a new subscription receives what is recorded from then on, not the history)."""
+    recorded, within CLOCK_TOLERANCE (a new subscription receives what is recorded from then
+    on, not the history; recorded_at and created_at come from different clocks)."""
     return [
-        s.id for s in subscriptions if event_type in s.event_types and recorded_at >= s.created_at
+        s.id
+        for s in subscriptions
+        if event_type in s.event_types and recorded_at >= s.created_at - CLOCK_TOLERANCE
     ]
 
 

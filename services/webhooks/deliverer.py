@@ -234,7 +234,7 @@ class Deliverer:
             None
             if attempt.outcome == SUCCEEDED
             else next_attempt_at(
-                failed_attempts=delivery.attempts + 1,
+                failed_attempts=delivery.retry_attempts + 1,
                 failed_at=attempt.started_at + timedelta(milliseconds=attempt.duration_ms),
                 window_from=delivery.retry_from,
                 window=self.options.retry_window,

@@ -1,6 +1,8 @@
 """The identifiers a delivery with include_identifiers carries, decrypted at delivery time: the
-subject's linked e-mail addresses and phone numbers (none once its key is shredded), or for a
-SubjectErased event those its erasure captured before the key was destroyed."""
+subject's linked e-mail addresses and phone numbers, or for a SubjectErased event those its
+erasure captured before the key was destroyed. None where the ledger no longer holds them (the
+subject's key is shredded, the capture is gone): the delivery then says
+`identifiers_withheld`."""
 
 from __future__ import annotations
 
@@ -19,7 +21,8 @@ from services.webhooks.erasure_capture import Identifier
 
 log = logging.getLogger(__name__)
 
-#: opens an erasure's captured identifiers by the SubjectErased event's id (None when none)
+#: opens an erasure's captured identifiers by the SubjectErased event's id (None when there is
+#: no capture: none was made, or it was forgotten)
 OpenCapture = Callable[[UUID], Awaitable[list[Identifier] | None]]
 
 
@@ -40,14 +43,15 @@ class DeliveryIdentifiers:
         return stored.get(partition, 0) > offset
 
     async def of(self, delivery: Due) -> list[Identifier] | None:
-        """The identifiers to carry; None for an erasure whose capture is not there (never
-        made, or forgotten once its deliveries settled): the ledger withholds them."""
+        """The identifiers to carry; None where the ledger withholds them: an erasure whose
+        capture is not there (never made, forgotten once its deliveries settled, or past the
+        retry window), or a subject erased since."""
         if delivery.event_type == SUBJECT_ERASED:
             return await self.open_capture(delivery.event_id)
         subject_id = delivery.subject_id
         key = await self.data_keys.existing(subject_id)
-        if key is None:
-            return []
+        if key is None:  # erased since: the addresses cannot be read, not absent
+            return None
         out: list[Identifier] = []
         for row in await identifiers.linked_to(self.pool, subject_id):
             kind = row["identifier_type"]

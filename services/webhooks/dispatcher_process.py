@@ -12,11 +12,12 @@ import contextlib
 import logging
 import signal
 from dataclasses import dataclass
+from datetime import timedelta
 from uuid import UUID
 
 import asyncpg
 
-from projections import webhook_deliveries
+from projections import webhook_retention
 from services.config import Settings
 from services.webhooks import erasure_capture
 from services.webhooks.deliverer import Deliverer
@@ -38,27 +39,44 @@ class DispatcherProcess:
     sender: Sender
 
 
-async def retention_pass(
-    pool: asyncpg.Connection | asyncpg.Pool, retention_days: int
-) -> tuple[int, list[UUID]]:
-    """Delete succeeded deliveries older than `retention_days`, and the erasure captures no
-    delivery will open (erasure_capture.forget_orphans, the one rule for them); what went."""
-    gone = await webhook_deliveries.purge_succeeded(pool, retention_days)
-    orphans = await erasure_capture.forget_orphans(pool)
-    return gone, orphans
+@dataclass(frozen=True, slots=True)
+class Retention:
+    """What one retention pass deleted."""
+
+    succeeded: int
+    parked: int
+    #: deliveries of erased subjects whose proof is purged
+    purged_subjects: int
+    #: the erasure captures forgotten (erasure_capture.forget_orphans), by event id
+    captures: list[UUID]
+
+
+async def retention_pass(pool: asyncpg.Connection | asyncpg.Pool, settings: Settings) -> Retention:
+    """Delete succeeded deliveries past LEDGER_WEBHOOK_DELIVERY_RETENTION_DAYS, parked ones past
+    LEDGER_WEBHOOK_PARKED_RETENTION_DAYS, those of erased subjects whose proof is purged, and
+    the erasure captures no delivery will open (erasure_capture.forget_orphans, the one rule
+    for them, capped at the retry window)."""
+    return Retention(
+        await webhook_retention.purge_succeeded(pool, settings.webhook_delivery_retention_days),
+        await webhook_retention.purge_parked(pool, settings.webhook_parked_retention_days),
+        await webhook_retention.purge_purged_subjects(pool),
+        await erasure_capture.forget_orphans(pool, timedelta(hours=settings.webhook_retry_hours)),
+    )
 
 
 async def keep_retention(process: DispatcherProcess, stop: asyncio.Event) -> None:
     """retention_pass at start and every hour, whether or not events arrive."""
-    days = process.settings.webhook_delivery_retention_days
     while not stop.is_set():
         try:
-            gone, orphans = await retention_pass(process.pool, days)
-            if gone or orphans:
+            done = await retention_pass(process.pool, process.settings)
+            if done.succeeded or done.parked or done.purged_subjects or done.captures:
                 log.info(
-                    "webhook retention: %d succeeded deliveries, %d orphaned erasure captures",
-                    gone,
-                    len(orphans),
+                    "webhook retention: %d succeeded, %d parked, %d of purged subjects'"
+                    " deliveries; %d erasure captures no delivery will open",
+                    done.succeeded,
+                    done.parked,
+                    done.purged_subjects,
+                    len(done.captures),
                 )
         except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
             log.warning("webhook retention failed (%s); trying again later", exc)

@@ -158,11 +158,14 @@ async def forget(conn: asyncpg.Connection | asyncpg.Pool, event_id: UUID) -> boo
 
 
 async def forget_orphans(
-    conn: asyncpg.Connection | asyncpg.Pool, older_than: timedelta = ORPHAN_GRACE
+    conn: asyncpg.Connection | asyncpg.Pool,
+    retry_window: timedelta,
+    older_than: timedelta = ORPHAN_GRACE,
 ) -> list[UUID]:
     """Housekeeping (the dispatcher's, needing no traffic): delete the captures older than
     `older_than` that no delivery will open, because their SubjectErased never reached the log
     (a refused or lost append whose client gave up) or reached it without a delivery left to
     make; the event ids forgotten. A capture with a pending delivery to a subscription with
-    include_identifiers stays for `forget`."""
-    return await webhook_erasures.delete_orphans(conn, older_than)
+    include_identifiers stays for `forget`, but no longer than `retry_window` (and the grace):
+    what is delivered after that says `identifiers_withheld`."""
+    return await webhook_erasures.delete_orphans(conn, older_than, retry_window)

@@ -12,7 +12,7 @@ from dataclasses import replace
 import asyncpg
 import pytest
 
-from projections import log_digest, offsets
+from projections import log_digest, offsets, webhook_fanout
 from projections.dead_letters import RESTORE_PLACEHOLDER
 from projections.hash_chain import GENESIS, records_digest
 from projections.log_records import Record
@@ -21,12 +21,18 @@ from schemas.codec import default_codec
 from schemas.record_mac import EVENTS, Verdict, decode_headers
 from services.config import Settings
 from services.ledger.topic import ensure_topic, highwaters
-from services.operations.restore_log import RestoreRefused, restore_if_log_empty, restore_log
+from services.operations.restore_log import (
+    RestoreRefused,
+    report,
+    restore_if_log_empty,
+    restore_log,
+)
 from services.operations.restore_plan import PLACEHOLDER_ERROR, PLACEHOLDER_HEADERS, PLACEHOLDER_KEY
 from tests.conftest import make_settings, running_projector, wait_until
 from tests.integration.chain_log import produce_events
 from tests.integration.replay import caught_up, clean_replay, produce_log, snapshot
 from tests.integration.topic_records import Seen, all_records, produce_raw, run_cli
+from tests.integration.webhook_support import subscribe
 from tests.servers import Servers
 from tests.writer_macs import TEST_MACS, sealed
 
@@ -190,3 +196,59 @@ async def test_up_restores_an_empty_topic_the_database_knows(
         fresh_db = await asyncpg.connect(nothing.database_url)
         stack.push_async_callback(fresh_db.close)
         assert await restore_if_log_empty(nothing, fresh_db) == 0  # nothing to restore
+
+
+async def test_the_webhook_positions_come_back_to_the_restored_ends(
+    settings: Settings, db: asyncpg.Connection
+) -> None:
+    """A dispatcher that fanned out records the projector never applied holds positions past
+    the restored log's ends, and deliveries of events the ledger no longer holds: the restore
+    moves the positions back (the events appended next take those offsets) and deletes the
+    deliveries still to be sent, before anything is appended."""
+    await produce_events(settings, count=60, subjects=6, seed=61)
+    original = await all_records(settings.kafka, settings.topic)
+    target = await lost(settings)
+    records = [Record(s.partition, s.offset, s.key, s.value, s.headers) for s in original]
+    await apply_batch(db, default_codec(), target.topic, records, TEST_MACS)
+    ends = await offsets.load(db, target.topic)
+    empty = max(ends) + 1  # a partition whose records were all lost
+    sid = await subscribe(db, "https://hooks.example.com/in")
+    ahead = {**{p: n + 5 for p, n in ends.items()}, empty: 7}
+    await db.executemany(
+        "INSERT INTO webhook_dispatch_offsets (log_partition, next_offset) VALUES ($1, $2)",
+        list(ahead.items()),
+    )
+    kept: set[uuid.UUID] = set()
+    for partition, end in {**ends, empty: 0}.items():
+        for offset, status in ((end - 1, "pending"), (end, "pending"), (end + 1, "parked")):
+            if offset >= 0:
+                made = await _delivery(db, sid, partition, offset, status)
+                if offset < end:
+                    kept.add(made)
+        kept.add(await _delivery(db, sid, partition, end + 2, "succeeded"))
+
+    result = await restore_log(target, db)
+    assert await webhook_fanout.load_offsets(db) == {**ends, empty: 0}
+    assert result.webhooks is not None
+    assert result.webhooks.moved == ahead
+    assert (result.webhooks.dropped, result.webhooks.delivered) == (2 * len(ahead), len(ahead))
+    assert {r["id"] for r in await db.fetch("SELECT id FROM webhook_deliveries")} == kept
+    assert "webhooks: positions past the restored log moved back" in report(result)
+
+
+async def _delivery(
+    conn: asyncpg.Connection, sid: uuid.UUID, partition: int, offset: int, status: str
+) -> uuid.UUID:
+    made = uuid.uuid4()
+    await conn.execute(
+        "INSERT INTO webhook_deliveries (id, subscription_id, event_id, event_type, subject_id,"
+        " log_partition, log_offset, payload, status) VALUES ($1, $2, $3, 'ConsentWithdrawn',"
+        " 's-1', $4, $5, '{}', $6)",
+        made,
+        sid,
+        uuid.uuid4(),
+        partition,
+        offset,
+        status,
+    )
+    return made

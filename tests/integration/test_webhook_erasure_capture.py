@@ -13,7 +13,7 @@ import subprocess
 import sys
 import tempfile
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import asyncpg
@@ -35,6 +35,8 @@ pytestmark = pytest.mark.integration
 
 URL = "https://crm.example.com/hooks/ledger"
 WANTS_IDENTIFIERS = {"url": URL, "events": ["SubjectErased"], "include_identifiers": True}
+#: the retry window forget_orphans caps a capture at (the default LEDGER_WEBHOOK_RETRY_HOURS)
+DAY = timedelta(hours=24)
 
 
 async def _link(api: httpx.AsyncClient, subject: str, kind: str, value: str) -> str:
@@ -216,14 +218,14 @@ async def test_captures_no_delivery_will_open_are_forgotten_after_the_grace(
         pending,
     )
     hour = erasure_capture.ORPHAN_GRACE
-    assert await erasure_capture.forget_orphans(db, hour) == []  # all younger than the grace
+    assert await erasure_capture.forget_orphans(db, DAY, hour) == []  # all younger than the grace
     await db.execute("UPDATE webhook_erasure_identifiers SET captured_at = now() - interval '2h'")
 
     # a partition whose projection has not caught up since: the lost event may be unread
     await db.execute(
         "INSERT INTO projector_partitions (topic, log_partition, position) VALUES ('x', 0, 0)"
     )
-    assert await erasure_capture.forget_orphans(db, hour) == []
+    assert await erasure_capture.forget_orphans(db, DAY, hour) == []
     await db.execute("DELETE FROM projector_partitions WHERE topic = 'x'")
 
     async def caught_up() -> bool:
@@ -234,7 +236,7 @@ async def test_captures_no_delivery_will_open_are_forgotten_after_the_grace(
 
     await wait_until(caught_up, 30, "every partition's projection to report caught up")
     # never landed and nothing pending: gone; landed but not read by the dispatcher yet: kept
-    assert await erasure_capture.forget_orphans(db, hour) == [lost]
+    assert await erasure_capture.forget_orphans(db, DAY, hour) == [lost]
     assert {e for e, _ in await captured(db)} == {landed, pending}
     # the dispatcher read past the landed event without a delivery to make
     await db.execute(
@@ -242,10 +244,10 @@ async def test_captures_no_delivery_will_open_are_forgotten_after_the_grace(
         " SELECT log_partition, log_offset + 1 FROM journal WHERE event_id = $1",
         landed,
     )
-    assert await erasure_capture.forget_orphans(db, hour) == [landed]
+    assert await erasure_capture.forget_orphans(db, DAY, hour) == [landed]
     # the pending delivery is done
     await db.execute("UPDATE webhook_deliveries SET status = 'parked'")
-    assert await erasure_capture.forget_orphans(db, hour) == [pending]
+    assert await erasure_capture.forget_orphans(db, DAY, hour) == [pending]
     assert await captured(db) == []
 
 

@@ -109,18 +109,22 @@ async def test_an_erasure_after_the_key_was_gone_withholds_the_addresses(
         again = await api.post("/v1/subjects/er-2/erasure", json={"ground": "objection"})
         assert again.status_code == 201, again.text
         assert await captures(db) == 0
+        erasure_id = again.json()["event_id"]
         async with dispatching(hook_settings, stored_secrets(hook_settings)):
 
             async def delivered() -> bool:
-                return len(receiver.acknowledged) == 1
+                return any(r.payload["event_id"] == erasure_id for r in receiver.acknowledged)
 
             await wait_until(delivered, 60, "the erasure's delivery")
-    (payload,) = receiver.verified(hook["secret"])
-    assert payload["event_id"] == again.json()["event_id"]
-    # not `identifiers: []`, which would say the subject had no address
-    assert payload["data"]["identifiers_withheld"] is True
-    assert "identifiers" not in payload["data"]
-    assert "kaisa" not in receiver.acknowledged[0].body.decode()
+    # the first erasure, recorded within the clock tolerance before the webhook was created,
+    # may be delivered too: it captured nothing either
+    payloads = receiver.verified(hook["secret"])
+    assert erasure_id in {p["event_id"] for p in payloads}
+    for payload in payloads:
+        # not `identifiers: []`, which would say the subject had no address
+        assert payload["data"]["identifiers_withheld"] is True
+        assert "identifiers" not in payload["data"]
+    assert all("kaisa" not in r.body.decode() for r in receiver.received)
 
 
 async def test_a_parked_erasure_sent_again_after_its_capture_went_withholds_them(
@@ -198,8 +202,8 @@ async def test_the_dispatchers_housekeeping_forgets_orphans_after_an_hour(
 
     await api.post("/v1/subjects/er-live/withdrawals", json={})
     await wait_until(caught_up, 60, "the projector caught up")
-    gone, orphans = await retention_pass(db, hook_settings.webhook_delivery_retention_days)
-    assert gone == 0 and orphans == [old]
+    done = await retention_pass(db, hook_settings)
+    assert done.succeeded == 0 and done.captures == [old]
     left = [
         r["event_id"] for r in await db.fetch("SELECT event_id FROM webhook_erasure_identifiers")
     ]

@@ -27,8 +27,8 @@ import httpx
 import pytest
 from standardwebhooks.webhooks import Webhook
 
-from projections.webhook_queue import Due
 from projections.webhook_fanout import delivery_payload
+from projections.webhook_queue import Due
 from schemas import events as ev
 from schemas.codec import default_codec
 from services.webhooks.deliverer import body_of as ledger_body
@@ -505,6 +505,7 @@ def ledger_delivery(kind: str, data: dict[str, Any], subject: str) -> Due:
         retry_from=now,
         position=(0, 0),
         claim=uuid.uuid4(),
+        retry_attempts=0,
     )
 
 

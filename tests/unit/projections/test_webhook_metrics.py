@@ -23,7 +23,8 @@ from projections.webhook_deliveries import (
 A = uuid.UUID("00000000-0000-4000-8000-00000000000a")
 B = uuid.UUID("00000000-0000-4000-8000-00000000000b")
 NAMES = (
-    "ledger_webhook_deliveries_total",
+    "ledger_webhook_attempts_total",
+    "ledger_webhook_parked_total",
     "ledger_webhook_queue_depth",
     "ledger_webhook_oldest_pending_seconds",
 )
@@ -37,19 +38,22 @@ def test_the_exact_text() -> None:
         [QueueGauge(A, 0, 0.0), QueueGauge(B, 2, 61.5)],
     )
     assert text.splitlines() == [
-        "# HELP ledger_webhook_deliveries_total Webhook delivery attempts by outcome (succeeded,"
-        " failed, timeout, refused), and deliveries parked after their retry window.",
-        "# TYPE ledger_webhook_deliveries_total counter",
-        f'ledger_webhook_deliveries_total{{subscription="{A}",outcome="failed"}} 3',
-        f'ledger_webhook_deliveries_total{{subscription="{A}",outcome="succeeded"}} 12',
-        f'ledger_webhook_deliveries_total{{subscription="{B}",outcome="parked"}} 1',
-        f'ledger_webhook_deliveries_total{{subscription="{B}",outcome="timeout"}} 7',
-        "# HELP ledger_webhook_queue_depth Pending webhook deliveries of the subscription.",
+        "# HELP ledger_webhook_attempts_total Webhook delivery attempts by outcome (succeeded,"
+        " failed, timeout, refused).",
+        "# TYPE ledger_webhook_attempts_total counter",
+        f'ledger_webhook_attempts_total{{subscription="{A}",outcome="failed"}} 3',
+        f'ledger_webhook_attempts_total{{subscription="{A}",outcome="succeeded"}} 12',
+        f'ledger_webhook_attempts_total{{subscription="{B}",outcome="timeout"}} 7',
+        "# HELP ledger_webhook_parked_total Webhook deliveries parked after their retry window.",
+        "# TYPE ledger_webhook_parked_total counter",
+        f'ledger_webhook_parked_total{{subscription="{B}"}} 1',
+        "# HELP ledger_webhook_queue_depth Pending webhook deliveries of the enabled subscription.",
         "# TYPE ledger_webhook_queue_depth gauge",
         f'ledger_webhook_queue_depth{{subscription="{A}"}} 0',
         f'ledger_webhook_queue_depth{{subscription="{B}"}} 2',
-        "# HELP ledger_webhook_oldest_pending_seconds Age of the subscription's oldest pending"
-        " webhook delivery (since it was created or redelivered); 0 when none is pending.",
+        "# HELP ledger_webhook_oldest_pending_seconds Age of the enabled subscription's oldest"
+        " pending webhook delivery (since it was created or redelivered); 0 when none is"
+        " pending.",
         "# TYPE ledger_webhook_oldest_pending_seconds gauge",
         f'ledger_webhook_oldest_pending_seconds{{subscription="{A}"}} 0.0',
         f'ledger_webhook_oldest_pending_seconds{{subscription="{B}"}} 61.5',
@@ -62,6 +66,7 @@ def test_no_subscription_gives_the_families_without_samples() -> None:
     assert lines == [line for line in lines if line.startswith("# ")]
     assert [line.split()[2] for line in lines if line.startswith("# TYPE")] == list(NAMES)
     assert [line.split()[3] for line in lines if line.startswith("# TYPE")] == [
+        "counter",
         "counter",
         "gauge",
         "gauge",
@@ -124,10 +129,13 @@ def test_every_line_reads_back_to_its_numbers(
     samples = parse(prometheus_text(counts, gauges))
     expected: dict[tuple[str, frozenset[tuple[str, str]]], float] = {}
     for sid, outcome, n in counts:
-        labels = frozenset({("subscription", str(sid)), ("outcome", outcome)})
-        expected[(NAMES[0], labels)] = n
+        if outcome == PARKED:  # deliveries parked, a family of their own beside the attempts
+            expected[(NAMES[1], frozenset({("subscription", str(sid))}))] = n
+        else:
+            labels = frozenset({("subscription", str(sid)), ("outcome", outcome)})
+            expected[(NAMES[0], labels)] = n
     for g in gauges:
         labels = frozenset({("subscription", str(g.subscription_id))})
-        expected[(NAMES[1], labels)] = g.depth
-        expected[(NAMES[2], labels)] = g.oldest_pending_s
+        expected[(NAMES[2], labels)] = g.depth
+        expected[(NAMES[3], labels)] = g.oldest_pending_s
     assert samples == expected

@@ -11,6 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from services.rules.webhook_delivery import (
+    CLOCK_TOLERANCE,
     RETRY_CEILINGS_S,
     Subscriber,
     next_attempt_at,
@@ -33,7 +34,10 @@ SUBS = (
     [
         ("ConsentWithdrawn", T0, [A]),  # B did not exist yet
         ("ConsentWithdrawn", T0 + timedelta(hours=1), [A, B]),  # at creation counts
-        ("ConsentWithdrawn", T0 - timedelta(seconds=1), []),
+        # stamped by an API clock a second behind the database's: not missed
+        ("ConsentWithdrawn", T0 - timedelta(seconds=1), [A]),
+        ("ConsentWithdrawn", T0 - CLOCK_TOLERANCE, [A]),
+        ("ConsentWithdrawn", T0 - CLOCK_TOLERANCE - timedelta(microseconds=1), []),
         ("SubjectErased", T0 + DAY, [A]),
         ("ConsentGranted", T0, [C]),
         ("NoticePublished", T0 + DAY, []),

@@ -41,6 +41,7 @@ def delivery() -> Due:
         datetime(2026, 3, 1, tzinfo=UTC),
         (0, 7),
         uuid.uuid4(),
+        0,
     )
 
 
