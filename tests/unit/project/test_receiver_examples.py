@@ -1,153 +1,30 @@
 """The webhook receivers of docs/integrators/examples/, run as a reader would run them and sent
 deliveries signed by the Standard Webhooks package, with the webhook-ids the ledger sends: a
 genuine delivery is applied once, and a tampered, stale, unknown-secret or malformed one is
-refused and changes nothing. The last tests send what the ledger's own dispatcher builds and
-signs (services/webhooks/deliverer.py, signing.py)."""
+refused and changes nothing. What the ledger's own dispatcher builds and signs:
+test_receiver_ledger_deliveries.py."""
 
 from __future__ import annotations
 
 import base64
-import json
-import os
-import selectors
 import socket
-import sqlite3
-import subprocess
-import sys
-import time
 import uuid
-from collections.abc import Iterator
-from contextlib import closing
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
-from standardwebhooks.webhooks import Webhook
 
-from projections.webhook_fanout import delivery_payload
-from projections.webhook_queue import Due
-from schemas import events as ev
-from schemas.codec import default_codec
-from services.webhooks.deliverer import body_of as ledger_body
-from services.webhooks.deliverer import delivery_id_header
-from services.webhooks.erasure_capture import Identifier
-from services.webhooks.signing import webhook_headers
-
-EXAMPLES = Path(__file__).resolve().parents[3] / "docs" / "integrators" / "examples"
-RECEIVERS = ["receiver_stdlib.py", "receiver_standardwebhooks.py"]
-OLD = "whsec_" + base64.b64encode(b"o" * 32).decode()
-NEW = "whsec_" + base64.b64encode(b"n" * 32).decode()
-START_DEADLINE_S = 30
-#: the subscription the deliveries of these tests are for
-SUBSCRIPTION = uuid.uuid4()
-
-
-@dataclass(frozen=True)
-class Receiver:
-    url: str
-    database: Path
-
-    def rows(self, query: str, *args: object) -> list[tuple[Any, ...]]:
-        with closing(sqlite3.connect(self.database)) as connection:
-            return connection.execute(query, args).fetchall()
-
-    def processed(self, webhook_id: str) -> int:
-        query = "SELECT count(*) FROM processed_webhooks WHERE webhook_id = ?"
-        return int(self.rows(query, webhook_id)[0][0])
-
-
-def start(script: str, secrets: list[str], folder: Path) -> Iterator[Receiver]:
-    """Run the example with a free port; its first line says where it listens."""
-    database = folder / "hooks.sqlite3"
-    process = subprocess.Popen(
-        [sys.executable, str(EXAMPLES / script), "--port", "0", "--db", str(database)],
-        env={**os.environ, "LEDGER_WEBHOOK_SECRETS": " ".join(secrets)},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    try:
-        assert process.stdout is not None
-        with selectors.DefaultSelector() as selector:
-            selector.register(process.stdout, selectors.EVENT_READ)
-            ready = selector.select(timeout=START_DEADLINE_S)
-        assert ready, f"{script} did not say where it listens within {START_DEADLINE_S} s"
-        line = process.stdout.readline()
-        assert line.startswith("listening on "), f"{script} printed {line!r}"
-        yield Receiver(line.removeprefix("listening on ").strip().rstrip("/"), database)
-    finally:
-        process.terminate()
-        process.wait(timeout=START_DEADLINE_S)
-        if process.stdout is not None:
-            process.stdout.close()
-
-
-@pytest.fixture(scope="module", params=RECEIVERS)
-def receiver(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Receiver]:
-    """The example holding the new secret only, as after a receiver switched."""
-    yield from start(request.param, [NEW], tmp_path_factory.mktemp("new"))
-
-
-@pytest.fixture(scope="module", params=RECEIVERS)
-def switching(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Receiver]:
-    """The example holding both secrets, as while a receiver switches."""
-    yield from start(request.param, [NEW, OLD], tmp_path_factory.mktemp("both"))
-
-
-def event(kind: str, data: dict[str, Any], subject: str = "cust-4711") -> dict[str, Any]:
-    return {
-        "type": kind,
-        "event_id": str(uuid.uuid4()),
-        "subject_id": subject,
-        "occurred_at": "2026-11-25T19:12:10.783981Z",
-        "recorded_at": "2026-11-25T19:12:10.783981Z",
-        "data": data,
-    }
-
-
-def body_of(payload: object) -> bytes:
-    return httpx.Request("POST", "http://x", json=payload).read()
-
-
-def signed(
-    body: bytes,
-    *,
-    secrets: tuple[str, ...] = (NEW,),
-    webhook_id: str | None = None,
-    at: datetime | None = None,
-) -> dict[str, str]:
-    """The headers the ledger sends, each signature made by the standardwebhooks package."""
-    webhook_id = webhook_id or ledger_webhook_id(body)
-    at = at or datetime.now(UTC)
-    signatures = " ".join(Webhook(secret).sign(webhook_id, at, body) for secret in secrets)
-    return {
-        "webhook-id": webhook_id,
-        "webhook-timestamp": str(int(at.timestamp())),
-        "webhook-signature": signatures,
-        "content-type": "application/json",
-    }
-
-
-def ledger_webhook_id(body: bytes) -> str:
-    """The ledger's webhook-id, `{event_id}_{subscription_id}` (no '.': its signer refuses one,
-    the signed content reserves it); a random event id for a body that names none."""
-    try:
-        event_id = json.loads(body)["event_id"]
-    except (ValueError, TypeError, KeyError):
-        event_id = str(uuid.uuid4())
-    return f"{event_id}_{SUBSCRIPTION}"
-
-
-def post(receiver: Receiver, body: bytes, headers: dict[str, str]) -> httpx.Response:
-    return httpx.post(receiver.url + "/", content=body, headers=headers, timeout=10)
-
+from tests.unit.project.receiver_examples import (
+    NEW,
+    OLD,
+    START_DEADLINE_S,
+    SUBSCRIPTION,
+    Receiver,
+    body_of,
+    event,
+    post,
+    signed,
+)
 
 WITHDRAWAL = {"purpose": "newsletter", "channel": "email", "reason": None}
 
@@ -485,104 +362,3 @@ def test_an_erasure_forgets_the_subject_and_the_addresses_it_held(receiver: Rece
 
 
 # --- what the ledger itself sends ----------------------------------------------------------
-
-
-def ledger_delivery(kind: str, data: dict[str, Any], subject: str) -> Due:
-    """A delivery as the dispatcher holds it: the event through the log's codec, its payload
-    stored as fan-out stores it (JSON text read back)."""
-    now = datetime.now(UTC)
-    codec = default_codec()
-    logged = codec.decode(codec.encode(ev.Event(kind, uuid.uuid4(), subject, now, now, data=data)))
-    stored = json.loads(json.dumps(delivery_payload(logged), separators=(",", ":")))
-    return Due(
-        id=uuid.uuid4(),
-        subscription_id=SUBSCRIPTION,
-        event_id=logged.event_id,
-        event_type=kind,
-        subject_id=subject,
-        payload=stored,
-        attempts=0,
-        retry_from=now,
-        position=(0, 0),
-        claim=uuid.uuid4(),
-        retry_attempts=0,
-    )
-
-
-def ledger_post(
-    receiver: Receiver,
-    delivery: Due,
-    identifiers: list[Identifier] | None,
-    secrets: tuple[str, ...] = (NEW,),
-    *,
-    withheld: bool = False,
-) -> httpx.Response:
-    """Build, sign and send a delivery with the ledger's own code: body_of (the body the
-    dispatcher posts) and webhook_headers (services/webhooks/signing.py)."""
-    body = ledger_body(delivery, identifiers, withheld=withheld)
-    headers = webhook_headers(list(secrets), delivery_id_header(delivery), int(time.time()), body)
-    return post(receiver, body, headers)
-
-
-def test_the_ledgers_own_deliveries_are_applied_once(receiver: Receiver) -> None:
-    subject = f"cust-ledger-{uuid.uuid4()}"
-    address: list[Identifier] = [{"type": "email", "value": f"{subject}@example.com"}]
-    withdrawal = ledger_delivery(
-        ev.CONSENT_WITHDRAWN, {"purpose": "newsletter", "channel": "email"}, subject
-    )
-    webhook_id = f"{withdrawal.event_id}_{SUBSCRIPTION}"
-    assert delivery_id_header(withdrawal) == webhook_id
-
-    first = ledger_post(receiver, withdrawal, address)
-    # a retry: the same webhook-id, signed again; during a rotation with both secrets
-    again = ledger_post(receiver, withdrawal, address, secrets=(NEW, OLD))
-
-    assert (first.status_code, first.text) == (200, "applied")
-    assert (again.status_code, again.text) == (200, "already applied")
-    assert receiver.processed(webhook_id) == 1
-    assert receiver.rows(
-        "SELECT scope, reason, event_id FROM suppressions WHERE subject_id = ?", subject
-    ) == [("newsletter", "withdrawn", str(withdrawal.event_id))]
-    assert receiver.rows(
-        "SELECT type, value FROM contact_addresses WHERE subject_id = ?", subject
-    ) == [("email", f"{subject}@example.com")]
-
-    # the erasure carries the addresses the ledger captured before shredding the key
-    erasure = ledger_delivery(
-        ev.SUBJECT_ERASED, {"ground": "consent_withdrawn", "request_id": None}, subject
-    )
-    erased = ledger_post(receiver, erasure, address)
-
-    assert (erased.status_code, erased.text) == (200, "applied")
-    assert receiver.rows("SELECT * FROM suppressions WHERE subject_id = ?", subject) == []
-    query = "SELECT * FROM contact_addresses WHERE value = ?"
-    assert receiver.rows(query, f"{subject}@example.com") == []
-
-
-def test_a_ledger_delivery_signed_with_a_retired_secret_alone_is_refused(
-    receiver: Receiver,
-) -> None:
-    delivery = ledger_delivery(ev.DIRECT_MARKETING_OBJECTED, {"channel": None}, "cust-retired")
-
-    response = ledger_post(receiver, delivery, None, secrets=(OLD,))
-
-    assert response.status_code == 401, response.text
-    assert receiver.processed(delivery_id_header(delivery)) == 0
-
-
-def test_an_erasure_whose_addresses_are_withheld_still_forgets_the_subject(
-    receiver: Receiver,
-) -> None:
-    """`identifiers_withheld`: the ledger no longer holds the erased addresses; the receiver
-    forgets the subject by its id, and the addresses an earlier delivery gave with it."""
-    subject = f"cust-withheld-{uuid.uuid4()}"
-    address: list[Identifier] = [{"type": "email", "value": f"{subject}@example.com"}]
-    linked = ledger_delivery(ev.CONSENT_WITHDRAWN, {"purpose": None, "channel": None}, subject)
-    assert ledger_post(receiver, linked, address).status_code == 200
-    erasure = ledger_delivery(ev.SUBJECT_ERASED, {"ground": "objection"}, subject)
-
-    response = ledger_post(receiver, erasure, None, withheld=True)
-
-    assert (response.status_code, response.text) == (200, "applied")
-    assert receiver.rows("SELECT * FROM suppressions WHERE subject_id = ?", subject) == []
-    assert receiver.rows("SELECT * FROM contact_addresses WHERE subject_id = ?", subject) == []
