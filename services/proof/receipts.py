@@ -205,7 +205,7 @@ def _iso_purpose(event: Event, purpose: Purpose) -> dict[str, Any]:
         "legal_basis": DPV_BASES[purpose.basis],
         "channels": channels,
         "personal_data": _unique(DPV_PERSONAL_DATA[c] for c in channels),
-        "recipients": list(purpose.recipients),
+        "recipients": [r.name for r in purpose.recipients],
         "retention": purpose.retention or None,
     }
 
@@ -272,7 +272,7 @@ def _kantara_purpose(event: Event, purpose: Purpose) -> dict[str, Any]:
         "thirdPartyDisclosure": bool(purpose.recipients),
     }
     if purpose.recipients:
-        out["thirdPartyName"] = "; ".join(purpose.recipients)
+        out["thirdPartyName"] = "; ".join(r.name for r in purpose.recipients)
     return out
 
 
