@@ -8,10 +8,12 @@ tests/unit/services/test_wiring.py parses the sources to hold that nothing else 
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import functools
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from functools import partial
 from typing import Any, cast
 
@@ -21,11 +23,13 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from projections import erasure, subject_state
 from projections.runner import ConsumerFactory, Projector
 from schemas.codec import EventCodec, default_codec
+from schemas.events import Actor
 from services.config import Settings
 from services.db_pool import open_pool
 from services.identity.keystore import DataKeys
 from services.identity.secrets import Secrets
 from services.ledger import idempotency, kafka_clients
+from services.ledger.append import append
 from services.ledger.publisher import Publisher, make_producer
 from services.ledger.record_producer import RecordProducer, writer_macs
 from services.projector.checkpointer import Checkpointer
@@ -37,7 +41,10 @@ from services.reads.coalescer import Coalescer
 from services.reads.notice_cache import NoticeCache
 from services.reads.progress import ProjectionProgress
 from services.reads.projection_health import ProjectionHealth
+from services.reads.purpose_cache import PurposeCache
 from services.rules.catalogue import Catalogue, load_catalogue
+from services.rules.catalogue_events import FILE_ACTOR, version_event
+from services.rules.catalogue_history import PurposeVersion
 
 #: opens a dedicated database connection; the caller closes it
 Connect = Callable[[], Awaitable[asyncpg.Connection]]
@@ -75,7 +82,8 @@ class Ledger:
     """Everything a request handler needs, opened once per process."""
 
     settings: Settings
-    catalogue: Catalogue
+    #: the purpose catalogue's versions, followed as the projector applies new ones
+    purposes: PurposeCache
     codec: EventCodec
     pool: asyncpg.Pool
     publisher: Publisher
@@ -89,6 +97,13 @@ class Ledger:
     states: Coalescer[tuple[str, int], subject_state.Loaded]
     #: concurrent commands' "is this subject erased?" checks, one statement per batch
     erased: Coalescer[str, bool]
+    #: follows the purpose catalogue and seeds it (open_ledger starts it, close_ledger ends it)
+    purpose_follower: asyncio.Task[None] | None = None
+
+    @property
+    def catalogue(self) -> Catalogue:
+        """The catalogue in force now: what live decisions use."""
+        return self.purposes.catalogue
 
 
 async def _keep_session(conn: asyncpg.Connection) -> None:
@@ -132,9 +147,9 @@ async def open_ledger(settings: Settings) -> Ledger:
         await producer.stop()
         await pool.close()
         raise
-    return Ledger(
+    ledger = Ledger(
         settings,
-        catalogue,
+        PurposeCache(pool, catalogue),
         default_codec(),
         pool,
         publisher,
@@ -149,9 +164,43 @@ async def open_ledger(settings: Settings) -> Ledger:
         Coalescer(partial(subject_state.load_many, pool, settings.topic)),
         Coalescer(partial(_erased, pool)),
     )
+    with contextlib.suppress(Exception):  # the database is away: `follow` reads it later
+        await ledger.purposes.reload()
+    ledger.purpose_follower = asyncio.create_task(
+        ledger.purposes.follow(partial(record_purpose_versions, ledger, FILE_ACTOR))
+    )
+    return ledger
+
+
+async def record_purpose_versions(
+    ledger: Ledger, actor: Actor, versions: Sequence[PurposeVersion]
+) -> list[tuple[int, int]]:
+    """Put purpose versions in the log and wait until they are projected, so a reload sees
+    them. Their event ids derive from their content: the same seed twice is one event."""
+    now = datetime.now(UTC)
+    events = [version_event(v, now, actor) for v in versions]
+    appended = await append(
+        events,
+        key=None,
+        digest=b"",
+        subject_id=events[0].subject_id,
+        codec=ledger.codec,
+        pool=ledger.pool,
+        publisher=ledger.publisher,
+        health=ledger.health,
+        erased=ledger.erased,
+        hash_key=ledger.secrets.blind_index_key,
+    )
+    partition, offset = max(appended.positions)
+    await ledger.progress.wait_for(partition, offset + 1, ledger.settings.read_wait_ms / 1000)
+    return appended.positions
 
 
 async def close_ledger(ledger: Ledger) -> None:
+    if ledger.purpose_follower is not None:
+        ledger.purpose_follower.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await ledger.purpose_follower
     await ledger.states.close()
     await ledger.erased.close()
     with contextlib.suppress(Exception):

@@ -169,6 +169,10 @@ EXPORT: Final = json_answer(
         }
     ),
 )
+_RECIPIENT: Final = obj(
+    {"name": STRING, "country": STRING},
+    {"safeguard": {"type": ["string", "null"], "description": "outside the EU/EEA only"}},
+)
 PURPOSES: Final = json_answer(
     "the purpose catalogue",
     obj(
@@ -177,6 +181,8 @@ PURPOSES: Final = json_answer(
                 obj(
                     {
                         "id": STRING,
+                        "version": INTEGER,
+                        "recipients": array(_RECIPIENT),
                         "title": STRING,
                         "basis": STRING,
                         "direct_marketing": BOOLEAN,
@@ -189,6 +195,24 @@ PURPOSES: Final = json_answer(
                     }
                 )
             )
+        }
+    ),
+)
+PURPOSE_RECORDED: Final = json_answer(
+    "the purpose's version now in force",
+    obj({"id": STRING, "version": INTEGER, "in_force_from": TIME}),
+)
+PURPOSE_HISTORY: Final = json_answer(
+    "every version of the purpose, oldest first",
+    obj(
+        {
+            "purpose": STRING,
+            "versions": array(
+                obj(
+                    {"version": INTEGER, "in_force_from": TIME, "retired": BOOLEAN},
+                    {"definition": {"type": "object"}, "recorded_by": {"type": ["object", "null"]}},
+                )
+            ),
         }
     ),
 )

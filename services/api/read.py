@@ -295,11 +295,6 @@ def _int(f: Fields, name: str, default: int, low: int, high: int) -> int:
     return value
 
 
-async def purposes(request: Request) -> JSONResponse:
-    ledger = ledger_of(request)
-    return JSONResponse({"purposes": [p.as_json() for p in ledger.catalogue.purposes.values()]})
-
-
 async def healthz(request: Request) -> JSONResponse:
     return JSONResponse({"status": "ok"})
 
@@ -330,9 +325,5 @@ EVENTS_OPERATION: Final = {
         MIN_TOKEN,
     ],
     "responses": {"200": answers.EVENTS, "4XX": PROBLEM, "503": PROBLEM},
-}
-PURPOSES_OPERATION: Final = {
-    "parameters": [],
-    "responses": {"200": answers.PURPOSES, "4XX": PROBLEM, "503": PROBLEM},
 }
 HEALTHZ_OPERATION: Final = {"parameters": [], "responses": {"200": answers.HEALTHY, "4XX": PROBLEM}}

@@ -29,6 +29,7 @@ from services.api import (
     metrics,
     notices,
     openapi,
+    purposes,
     read,
     readiness,
     receipts,
@@ -113,7 +114,11 @@ _DECLARED: Final = (
     RouteSpec("GET", verify.PATH, verify.verify_subject, AUDIT, verify.OPERATION),
     RouteSpec("GET", exports.HISTORY_PATH, exports.history, AUDIT, exports.HISTORY_OPERATION),
     RouteSpec("GET", exports.EXPORT_PATH, exports.export, AUDIT, exports.EXPORT_OPERATION),
-    RouteSpec("GET", "/v1/purposes", read.purposes, ANY_KEY, read.PURPOSES_OPERATION),
+    RouteSpec("GET", purposes.PATH, purposes.list_purposes, ANY_KEY, purposes.LIST_OPERATION),
+    RouteSpec(
+        "GET", purposes.HISTORY_PATH, purposes.purpose_history, ANY_KEY, purposes.HISTORY_OPERATION
+    ),
+    RouteSpec("PUT", purposes.PURPOSE_PATH, purposes.put_purpose, ADMIN, purposes.PUT_OPERATION),
     RouteSpec("GET", suppressions.PATH, suppressions.suppressions, DECIDE, suppressions.OPERATION),
     RouteSpec("GET", read.HEALTHZ_PATH, read.healthz, PUBLIC, read.HEALTHZ_OPERATION),
     RouteSpec("GET", "/readyz", readiness.readyz, KEY_OPTIONAL, readiness.OPERATION),

@@ -3,7 +3,8 @@ an instant, so a decision as of last spring reads last spring's definitions.
 
 Pure: built from the `PurposeDefined` and `PurposeRetired` events the purposes projection keeps,
 or, on a log that has none yet, from the catalogue file as one version in force since the epoch.
-Why a version is in force from when it is: docs/developers/design/purpose-catalogue.md.
+
+Design: docs/developers/design/purpose-catalogue.md
 """
 
 from __future__ import annotations

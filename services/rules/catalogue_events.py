@@ -1,0 +1,162 @@
+"""The purpose catalogue as events: a purpose's version as `PurposeDefined` or `PurposeRetired`
+data and back, what the catalogue file would seed into a log, and how the file differs from
+the log. Pure.
+
+Design: docs/developers/design/purpose-catalogue.md
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Final
+
+from schemas import events as ev
+from services.rules.catalogue import Catalogue, Purpose, parse_purpose
+from services.rules.catalogue_history import (
+    EPOCH,
+    CatalogueHistory,
+    PurposeRetirement,
+    PurposeVersion,
+    same_definition,
+)
+
+#: event ids of purpose events derive from their content: the same seed written twice (two
+#: processes starting at once, a retry) is one event, which the projector keeps once
+PURPOSE_NAMESPACE: Final = uuid.UUID("7d0e4f1c-2b8a-5c3e-9f61-0a4b6c8d2e17")
+
+
+def defined_data(purpose: Purpose, in_force_from: datetime) -> dict[str, Any]:
+    """The fields of a PurposeDefined event after the envelope."""
+    return {
+        "purpose": purpose.id,
+        "version": purpose.version,
+        "in_force_from": in_force_from,
+        "title": purpose.title,
+        "texts": [
+            {"language": t.language, "title": t.title, "description": t.description}
+            for t in purpose.texts
+        ],
+        "basis": purpose.basis,
+        "direct_marketing": purpose.direct_marketing,
+        "channels": list(purpose.channels),
+        "dpv": purpose.dpv,
+        "recipients": [r.as_json() for r in purpose.recipients],
+        "retention": purpose.retention,
+        "proof_retention": purpose.proof_retention,
+        "reconsent_on_material_change": purpose.reconsent_on_material_change,
+        "browser_collectable": purpose.browser_collectable,
+    }
+
+
+def retired_data(
+    purpose_id: str, version: int, in_force_from: datetime, reason: str | None
+) -> dict[str, Any]:
+    return {
+        "purpose": purpose_id,
+        "version": version,
+        "in_force_from": in_force_from,
+        "reason": reason,
+    }
+
+
+def definition(data: Mapping[str, Any]) -> dict[str, Any]:
+    """A PurposeDefined event's fields in the catalogue file's shape (`parse_purpose` reads it)."""
+    return {
+        "title": data["title"],
+        "basis": data["basis"],
+        "direct_marketing": data["direct_marketing"],
+        "channels": list(data["channels"]),
+        "dpv": data["dpv"],
+        "recipients": [
+            {k: v for k, v in r.items() if v is not None} for r in data["recipients"]
+        ],
+        "retention": data["retention"],
+        "reconsent_on_material_change": data["reconsent_on_material_change"],
+        "proof_retention": data["proof_retention"],
+        "browser_collectable": data["browser_collectable"],
+        **(
+            {"texts": {t["language"]: {"title": t["title"], "description": t["description"]}
+                       for t in data["texts"]}}
+            if data["texts"]
+            else {}
+        ),
+    }  # fmt: skip
+
+
+def version_of(event_type: str, data: Mapping[str, Any]) -> PurposeVersion:
+    """The version a purpose event records (its data as the projection keeps it)."""
+    pid, number, since = data["purpose"], data["version"], data["in_force_from"]
+    if event_type == ev.PURPOSE_RETIRED:
+        return PurposeVersion(since, PurposeRetirement(pid, number))
+    return PurposeVersion(since, parse_purpose(pid, definition(data), number))
+
+
+def content_id(event_type: str, data: Mapping[str, Any]) -> uuid.UUID:
+    """The event id of a purpose event: a digest of what it says."""
+    text = json.dumps({"type": event_type, **data}, sort_keys=True, default=str)
+    return uuid.uuid5(PURPOSE_NAMESPACE, text)
+
+
+def seeds(file: Catalogue, log: CatalogueHistory) -> list[PurposeVersion]:
+    """The file's purposes the log has never defined, as their first version in force since
+    the epoch: the file governed every decision made before the log recorded the catalogue."""
+    known = set(log.ids)
+    return [PurposeVersion(EPOCH, p) for p in file.purposes.values() if p.id not in known]
+
+
+@dataclass(frozen=True, slots=True)
+class PurposeDifference:
+    """How the catalogue file differs from the log on one purpose: `added` (only in the file),
+    `changed` (the named fields differ), or `missing` (defined in the log, not in the file)."""
+
+    purpose: str
+    change: str
+    fields: tuple[str, ...] = ()
+
+    def as_json(self) -> dict[str, Any]:
+        return {"purpose": self.purpose, "change": self.change, "fields": list(self.fields)}
+
+
+def differences(file: Catalogue, log: Catalogue) -> list[PurposeDifference]:
+    """Where the file and the log's current catalogue disagree, in the file's order."""
+    found = []
+    for pid, mine in file.purposes.items():
+        theirs = log.get(pid)
+        if theirs is None:
+            found.append(PurposeDifference(pid, "added"))
+        elif not same_definition(mine, theirs):
+            a, b = mine.as_json(), theirs.as_json()
+            names = tuple(k for k in a if k not in ("id", "version") and a[k] != b[k])
+            found.append(PurposeDifference(pid, "changed", names))
+    found.extend(PurposeDifference(pid, "missing") for pid in log.ids if pid not in file.purposes)
+    return found
+
+
+#: who records the versions seeded from the catalogue file
+FILE_ACTOR: Final = ev.Actor("system", "purpose-catalogue-file")
+
+
+def version_event(
+    version: PurposeVersion, now: datetime, actor: ev.Actor, reason: str | None = None
+) -> ev.Event:
+    """The event that records `version` (a definition, or a retirement with its `reason`)."""
+    if isinstance(version.definition, PurposeRetirement):
+        kind = ev.PURPOSE_RETIRED
+        data = retired_data(version.id, version.version, version.in_force_from, reason)
+    else:
+        kind = ev.PURPOSE_DEFINED
+        data = defined_data(version.definition, version.in_force_from)
+    return ev.Event(
+        type=kind,
+        event_id=content_id(kind, data),
+        subject_id=ev.purpose_key(version.id),
+        occurred_at=now,
+        recorded_at=now,
+        source=ev.Source("api", "consent-ledger", "purpose catalogue"),
+        actor=actor,
+        data=data,
+    )
