@@ -1,0 +1,152 @@
+"""The purpose catalogue as events against the real servers: the file seeds the log once, a PUT
+records a version that every API process decides with without a restart, `at=` answers the
+catalogue then in force, a bad body is a 422 naming the field, and a changed file is reported,
+not applied. The pure model: tests/unit/services/rules/test_catalogue_history.py."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+
+from services.config import Settings
+from tests.conftest import running_api, running_projector, wait_until
+
+pytestmark = pytest.mark.integration
+
+NL = "newsletter"
+FILE_PURPOSES = 11
+
+
+async def purpose_rows(settings: Settings) -> int:
+    conn = await asyncpg.connect(settings.database_url)
+    try:
+        found: int = await conn.fetchval("SELECT count(*) FROM purpose_versions")
+        return found
+    finally:
+        await conn.close()
+
+
+async def journaled_purpose_events(settings: Settings) -> int:
+    conn = await asyncpg.connect(settings.database_url)
+    try:
+        found: int = await conn.fetchval(
+            "SELECT count(*) FROM journal WHERE subject_id LIKE 'purpose/%'"
+        )
+        return found
+    finally:
+        await conn.close()
+
+
+async def seeded(settings: Settings) -> None:
+    async def done() -> bool:
+        return await purpose_rows(settings) == FILE_PURPOSES
+
+    await wait_until(done, 30, "the catalogue file to be seeded")
+
+
+async def current(api: httpx.AsyncClient, pid: str, at: str | None = None) -> dict[str, Any]:
+    response = await api.get("/v1/purposes", params={"at": at} if at else {})
+    assert response.status_code == 200, response.text
+    found: dict[str, Any] = {p["id"]: p for p in response.json()["purposes"]}[pid]
+    return found
+
+
+def put_body(purpose: dict[str, Any], **changes: Any) -> dict[str, Any]:
+    return {**{k: v for k, v in purpose.items() if k not in ("id", "version")}, **changes}
+
+
+async def email_decision(api: httpx.AsyncClient, subject: str) -> int:
+    params = {"subject_id": subject, "purpose": NL, "channel": "email"}
+    return (await api.get("/v1/decision", params=params)).status_code
+
+
+async def test_the_file_seeds_the_log_once(settings: Settings) -> None:
+    async with running_projector(settings), running_api(settings) as api:
+        await seeded(settings)
+        history = await api.get(f"/v1/purposes/{NL}/history")
+        assert history.status_code == 200, history.text
+        [first] = history.json()["versions"]
+        assert (first["version"], first["in_force_from"]) == (1, "1970-01-01T00:00:00Z")
+        assert first["recorded_by"] == {"type": "system", "id": "purpose-catalogue-file"}
+        assert first["definition"]["basis"] == "consent"
+    # a second start, and a second process beside it, record nothing more
+    async with running_projector(settings), running_api(settings), running_api(settings) as api:
+        assert (await current(api, NL))["version"] == 1
+        assert await purpose_rows(settings) == FILE_PURPOSES
+        assert await journaled_purpose_events(settings) == FILE_PURPOSES
+
+
+async def test_a_put_version_is_decided_with_at_once_in_every_process(settings: Settings) -> None:
+    async with (
+        running_projector(settings),
+        running_api(settings) as one,
+        running_api(settings) as other,
+    ):
+        await seeded(settings)
+        granted = await one.post(
+            "/v1/subjects/s-1/consents", json={"purpose": NL, "channel": "email"}
+        )
+        assert granted.status_code == 201, granted.text
+        assert await email_decision(one, "s-1") == 200
+        before = datetime.now(UTC).isoformat().replace("+00:00", "Z")
+        v1 = await current(one, NL)
+        put = await one.put(f"/v1/purposes/{NL}", json=put_body(v1, channels=["sms"]))
+        assert put.status_code == 201, put.text
+        assert (put.json()["version"], put.json()["channels"]) == (2, ["sms"])
+        # the recording process decides with it at once: email is no longer the purpose's
+        assert await email_decision(one, "s-1") == 422
+
+        async def other_follows() -> bool:
+            return await email_decision(other, "s-1") == 422
+
+        await wait_until(other_follows, 10, "the other API process to follow the catalogue")
+        assert (await current(other, NL, at=before))["channels"] == ["email"]
+        assert (await current(other, NL))["version"] == 2
+        again = await one.put(f"/v1/purposes/{NL}", json=put_body(v1, channels=["sms"]))
+        assert (again.status_code, again.json()["version"]) == (200, 2)
+        history = (await other.get(f"/v1/purposes/{NL}/history")).json()["versions"]
+        assert [v["version"] for v in history] == [1, 2]
+        assert history[1]["recorded_by"]["type"] == "staff"
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"recipients": [{"name": "Mailer Inc", "country": "US"}]}, "recipients[0].safeguard"),
+        ({"basis": "whim"}, "basis"),
+        ({"channels": []}, "channels"),
+        ({"colour": "red"}, "colour"),
+    ],
+    ids=["transfer-without-safeguard", "basis", "no-channels", "unknown-key"],
+)
+async def test_a_bad_version_is_refused_naming_the_field(
+    api: httpx.AsyncClient, change: dict[str, Any], field: str
+) -> None:
+    body = put_body(await current(api, NL), **change)
+    refused = await api.put(f"/v1/purposes/{NL}", json=body)
+    assert refused.status_code == 422, refused.text
+    assert refused.headers["content-type"].startswith("application/problem+json")
+    assert [e["field"] for e in refused.json()["errors"]] == [field]
+    assert (await current(api, NL))["version"] == 1
+
+
+async def test_a_changed_file_is_reported_not_applied(
+    settings: Settings, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with running_projector(settings), running_api(settings):
+        await seeded(settings)
+    edited = tmp_path / "purposes.toml"
+    text = settings.catalogue_file.read_text(encoding="utf-8")
+    edited.write_text(text.replace('title = "Newsletter"', 'title = "Weekly news"'))
+    changed = replace(settings, catalogue_path=str(edited))
+    with caplog.at_level(logging.WARNING, logger="services.reads.purpose_cache"):
+        async with running_projector(changed), running_api(changed) as api:
+            assert (await current(api, NL))["title"] == "Newsletter"
+    assert any("newsletter changed title" in r.getMessage() for r in caplog.records)
