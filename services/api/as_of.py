@@ -17,6 +17,12 @@ from schemas.events import rfc3339
 from services.bootstrap import Ledger
 from services.http.body import Fields
 from services.http.problems import ProblemError, field_error
+from services.rules.catalogue import Catalogue
+
+
+def catalogue_at(ledger: Ledger, at: datetime) -> Catalogue:
+    """The purpose catalogue in force at `at`: what an as-of answer decides with."""
+    return ledger.catalogue
 
 
 def at_param(f: Fields) -> datetime | None:
