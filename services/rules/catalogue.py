@@ -1,7 +1,9 @@
-"""The purpose catalogue: each purpose's legal basis, direct-marketing flag, channels, and its
-title and description in the pages' languages.
+"""The purpose catalogue: each purpose's legal basis, direct-marketing flag, channels, recipients,
+and its title and description in the pages' languages.
 
-Loaded once at start-up from a TOML file the operator edits; nothing on a hot path re-reads it.
+One version of each purpose; how versions follow each other over time is
+`catalogue_history.py`. The same checks read the TOML file the operator edits and the body of
+`PUT /v1/purposes/{id}` (`parse_purpose`), so a refusal names the same key either way.
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
+
+import iso3166
 
 from projections.periods import Duration, DurationError, parse_duration
 from schemas.events import CHANNELS
@@ -28,10 +32,57 @@ ISO_DURATION_RE: Final = re.compile(
 _LOOKS_LIKE_DURATION: Final = re.compile(r"P[\dT]")
 MAX_TEXT: Final = 500
 _TEXT_KEYS: Final = ("title", "description")
+#: a plain-text recipient is in the controller's own country (a Finnish company)
+CONTROLLER_COUNTRY: Final = "FI"
+#: the EU member states and the other EEA states (Iceland, Liechtenstein, Norway): a transfer
+#: to them needs no Chapter V safeguard
+EU_EEA: Final = frozenset(
+    ("AT", "BE", "BG", "CY", "CZ", "DE", "DK", "EE", "ES", "FI", "FR", "GR", "HR", "HU", "IE",
+     "IT", "LT", "LU", "LV", "MT", "NL", "PL", "PT", "RO", "SE", "SI", "SK", "IS", "LI", "NO")
+)  # fmt: skip
+#: the ground of a transfer outside the EU/EEA (GDPR Art. 45, 46(2)(c), 47, other 46, 49)
+SAFEGUARDS: Final = (
+    "adequacy_decision",
+    "standard_contractual_clauses",
+    "binding_corporate_rules",
+    "art46_other",
+    "art49_derogation",
+)
+_RECIPIENT_KEYS: Final = ("name", "country", "safeguard")
+_ALPHA2: Final = frozenset(c.alpha2 for c in iso3166.countries)
+_PURPOSE_KEYS: Final = (
+    "title", "basis", "direct_marketing", "channels", "dpv", "recipients", "retention",
+    "reconsent_on_material_change", "proof_retention", "texts", "browser_collectable",
+)  # fmt: skip
+_MAX_TERM: Final = 100
+_DPV_TERM: Final = re.compile(r"(?:[A-Z][A-Za-z0-9]*)?")
 
 
 class CatalogueError(ValueError):
-    """The catalogue file is unusable; the message names the purpose and the key."""
+    """The catalogue is unusable; the message names the purpose and the key, `field` the key
+    alone (`recipients`, `texts.fi.title`) for a problem document."""
+
+    def __init__(self, message: str, field: str = "") -> None:
+        super().__init__(message)
+        self.field = field
+
+
+@dataclass(frozen=True, slots=True)
+class Recipient:
+    """Who receives a purpose's data and where (Art. 13(1)(e)-(f), 15(1)(c), 15(2), 30(1)(d)-(e)):
+    `safeguard` names the ground of a transfer outside the EU/EEA and is None inside it."""
+
+    name: str
+    country: str = CONTROLLER_COUNTRY
+    safeguard: str | None = None
+
+    @property
+    def transfer(self) -> bool:
+        """A transfer to a third country (GDPR Chapter V)."""
+        return self.country not in EU_EEA
+
+    def as_json(self) -> dict[str, Any]:
+        return {"name": self.name, "country": self.country, "safeguard": self.safeguard}
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,8 +102,8 @@ class Purpose:
     direct_marketing: bool
     channels: tuple[str, ...]
     dpv: str = ""
-    #: who receives the data for this purpose (GDPR Art. 13(1)(e), 15(1)(c), 30(1)(d))
-    recipients: tuple[str, ...] = ()
+    #: who receives the data for this purpose, and in which country
+    recipients: tuple[Recipient, ...] = ()
     #: how long the data is kept: an ISO 8601 duration or a sentence (Art. 13(2)(a), 15(1)(d))
     retention: str = ""
     #: a material change of the privacy notice covering the purpose outdates earlier grants
@@ -67,6 +118,8 @@ class Purpose:
     #: a website's banner may record it from a visitor's browser (POST /v1/collect/consents):
     #: only a consent purpose on the `web` channel
     browser_collectable: bool = False
+    #: counts the purpose's definitions from 1; a new definition takes the next number
+    version: int = 1
 
     def text(self, language: str) -> PurposeText:
         """The purpose's words in `language`; `title` (and no description) if it has none."""
@@ -81,12 +134,13 @@ class Purpose:
     def as_json(self) -> dict[str, Any]:
         return {
             "id": self.id,
+            "version": self.version,
             "title": self.title,
             "basis": self.basis,
             "direct_marketing": self.direct_marketing,
             "channels": list(self.channels),
             "dpv": self.dpv,
-            "recipients": list(self.recipients),
+            "recipients": [r.as_json() for r in self.recipients],
             "retention": self.retention,
             "reconsent_on_material_change": self.reconsent_on_material_change,
             "proof_retention": self.proof_retention,
@@ -125,30 +179,43 @@ def load_catalogue(path: Path) -> Catalogue:
     entries = raw.get("purposes")
     if not isinstance(entries, dict) or not entries:
         raise CatalogueError(f"{path}: expected a [purposes.<id>] table for each purpose")
-    return Catalogue({pid: _purpose(pid, entry) for pid, entry in entries.items()})
+    return Catalogue({pid: parse_purpose(pid, entry) for pid, entry in entries.items()})
 
 
-def _purpose(pid: str, entry: Any) -> Purpose:
+def parse_purpose(pid: str, entry: Any, version: int = 1) -> Purpose:
+    """One purpose from its TOML table or a JSON object of the same keys, checked."""
     if not isinstance(entry, dict):
         raise CatalogueError(f"purposes.{pid} must be a table")
+    unknown = sorted(set(entry) - set(_PURPOSE_KEYS))
+    if unknown:
+        raise CatalogueError(
+            f"purposes.{pid} has unknown keys {unknown}; accepted: {', '.join(_PURPOSE_KEYS)}",
+            unknown[0],
+        )
     basis = entry.get("basis")
     if basis not in LEGAL_BASES:
-        raise CatalogueError(f"purposes.{pid}.basis={basis!r}; accepted: {', '.join(LEGAL_BASES)}")
+        raise CatalogueError(
+            f"purposes.{pid}.basis={basis!r}; accepted: {', '.join(LEGAL_BASES)}", "basis"
+        )
     channels = entry.get("channels")
     if not isinstance(channels, list) or not channels or any(c not in CHANNELS for c in channels):
         raise CatalogueError(
-            f"purposes.{pid}.channels={channels!r}; a non-empty list of {', '.join(CHANNELS)}"
+            f"purposes.{pid}.channels={channels!r}; a non-empty list of {', '.join(CHANNELS)}",
+            "channels",
         )
     direct_marketing = entry.get("direct_marketing", False)
     if not isinstance(direct_marketing, bool):
-        raise CatalogueError(f"purposes.{pid}.direct_marketing must be true or false")
+        raise CatalogueError(
+            f"purposes.{pid}.direct_marketing must be true or false", "direct_marketing"
+        )
     return Purpose(
         id=pid,
-        title=str(entry.get("title", pid)),
+        version=version,
+        title=_title(pid, entry.get("title", pid)),
         basis=basis,
         direct_marketing=direct_marketing,
         channels=tuple(channels),
-        dpv=str(entry.get("dpv", "")),
+        dpv=_dpv(pid, entry.get("dpv", "")),
         recipients=_recipients(pid, entry.get("recipients")),
         retention=_retention(pid, entry.get("retention")),
         reconsent_on_material_change=_reconsent(pid, basis, entry),
@@ -163,11 +230,14 @@ def _browser_collectable(pid: str, entry: dict[str, Any], basis: str, channels: 
     banner records consent, and on the web."""
     value = entry.get("browser_collectable", False)
     if not isinstance(value, bool):
-        raise CatalogueError(f"purposes.{pid}.browser_collectable must be true or false")
+        raise CatalogueError(
+            f"purposes.{pid}.browser_collectable must be true or false", "browser_collectable"
+        )
     if value and (basis != "consent" or "web" not in channels):
         raise CatalogueError(
             f'purposes.{pid}.browser_collectable=true needs basis = "consent" and "web" among'
-            f" its channels (it has basis {basis!r}, channels {channels!r})"
+            f" its channels (it has basis {basis!r}, channels {channels!r})",
+            "browser_collectable",
         )
     return value
 
@@ -182,7 +252,8 @@ def _texts(pid: str, value: Any, direct_marketing: bool) -> tuple[PurposeText, .
         required = " (required on a direct-marketing purpose)" if direct_marketing else ""
         raise CatalogueError(
             f"purposes.{pid}.texts={given!r}; a table with a title and a description for each of"
-            f" {', '.join(LANGUAGES)}{required}"
+            f" {', '.join(LANGUAGES)}{required}",
+            "texts",
         )
     texts = []
     for language in LANGUAGES:
@@ -192,12 +263,15 @@ def _texts(pid: str, value: Any, direct_marketing: bool) -> tuple[PurposeText, .
             text = entry.get(key) if isinstance(entry, dict) else None
             if not isinstance(text, str) or not text.strip() or len(text) > MAX_TEXT:
                 raise CatalogueError(
-                    f"purposes.{pid}.texts.{language}.{key} must be text of 1-{MAX_TEXT} characters"
+                    f"purposes.{pid}.texts.{language}.{key} must be text of 1-{MAX_TEXT}"
+                    " characters",
+                    f"texts.{language}.{key}",
                 )
             words[key] = text
         if isinstance(entry, dict) and set(entry) - set(_TEXT_KEYS):
             raise CatalogueError(
-                f"purposes.{pid}.texts.{language} has keys other than {', '.join(_TEXT_KEYS)}"
+                f"purposes.{pid}.texts.{language} has keys other than {', '.join(_TEXT_KEYS)}",
+                f"texts.{language}",
             )
         texts.append(PurposeText(language, words["title"], words["description"]))
     return tuple(texts)
@@ -214,7 +288,8 @@ def _proof_retention(pid: str, value: Any) -> str:
     except DurationError:
         raise CatalogueError(
             f"purposes.{pid}.proof_retention={value!r}; an ISO 8601 duration such as P3Y,"
-            " P18M or P90D"
+            " P18M or P90D",
+            "proof_retention",
         ) from None
     return value
 
@@ -224,35 +299,98 @@ def _reconsent(pid: str, basis: str, entry: dict[str, Any]) -> bool:
     interest, so the flag means nothing on the other bases."""
     value = entry.get("reconsent_on_material_change", basis == "consent")
     if not isinstance(value, bool):
-        raise CatalogueError(f"purposes.{pid}.reconsent_on_material_change must be true or false")
+        raise CatalogueError(
+            f"purposes.{pid}.reconsent_on_material_change must be true or false",
+            "reconsent_on_material_change",
+        )
     if value and basis not in ("consent", "legitimate_interest"):
         raise CatalogueError(
             f"purposes.{pid}.reconsent_on_material_change=true needs basis consent or"
-            f" legitimate_interest, not {basis}: nothing is granted on {basis}"
+            f" legitimate_interest, not {basis}: nothing is granted on {basis}",
+            "reconsent_on_material_change",
         )
     return value
 
 
-def _recipients(pid: str, value: Any) -> tuple[str, ...]:
-    """Required, so an access answer always says who gets the data; [] means nobody does."""
-    if not isinstance(value, list) or not all(
-        isinstance(r, str) and r.strip() and len(r) <= MAX_TEXT for r in value
-    ):
+def _recipients(pid: str, value: Any) -> tuple[Recipient, ...]:
+    """Required, so an access answer always says who gets the data; [] means nobody does. A
+    plain string is a recipient in the controller's country; a table names the country and,
+    outside the EU/EEA, the safeguard."""
+    if not isinstance(value, list):
         raise CatalogueError(
-            f"purposes.{pid}.recipients={value!r}; a list of recipient descriptions "
-            f"(each 1-{MAX_TEXT} characters; [] when the data goes to nobody)"
+            f"purposes.{pid}.recipients={value!r}; a list of recipients, each a description of"
+            f" 1-{MAX_TEXT} characters or a table {{name, country, safeguard}} ([] when the data"
+            " goes to nobody)",
+            "recipients",
         )
-    return tuple(value)
+    return tuple(_recipient(f"recipients[{i}]", pid, entry) for i, entry in enumerate(value))
+
+
+def _recipient(field: str, pid: str, entry: Any) -> Recipient:
+    where = f"purposes.{pid}.{field}"
+    if isinstance(entry, str):
+        entry = {"name": entry}
+    if not isinstance(entry, dict) or set(entry) - set(_RECIPIENT_KEYS):
+        raise CatalogueError(
+            f"{where}={entry!r}; a description or a table of {', '.join(_RECIPIENT_KEYS)}", field
+        )
+    name = entry.get("name")
+    if not isinstance(name, str) or not name.strip() or len(name) > MAX_TEXT:
+        raise CatalogueError(
+            f"{where}.name must be text of 1-{MAX_TEXT} characters", f"{field}.name"
+        )
+    country = entry.get("country", CONTROLLER_COUNTRY)
+    if not isinstance(country, str) or len(country) != 2 or country not in _ALPHA2:
+        raise CatalogueError(
+            f"{where}.country={country!r}; an ISO 3166-1 alpha-2 code such as FI, SE or US",
+            f"{field}.country",
+        )
+    safeguard = entry.get("safeguard")
+    if country in EU_EEA and safeguard is not None:
+        raise CatalogueError(
+            f"{where}.safeguard={safeguard!r}, but {country} is in the EU/EEA: a safeguard is"
+            " named only for a transfer outside it",
+            f"{field}.safeguard",
+        )
+    if country not in EU_EEA and safeguard not in SAFEGUARDS:
+        raise CatalogueError(
+            f"{where}.safeguard={safeguard!r}; {country} is outside the EU/EEA, so one of"
+            f" {', '.join(SAFEGUARDS)} is required",
+            f"{field}.safeguard",
+        )
+    return Recipient(name, country, safeguard)
+
+
+def _title(pid: str, value: Any) -> str:
+    if not isinstance(value, str) or not value.strip() or len(value) > MAX_TEXT:
+        raise CatalogueError(
+            f"purposes.{pid}.title must be text of 1-{MAX_TEXT} characters", "title"
+        )
+    return value
+
+
+def _dpv(pid: str, value: Any) -> str:
+    """Empty, or a term of the W3C Data Privacy Vocabulary (a CamelCase name)."""
+    if not isinstance(value, str) or len(value) > _MAX_TERM or not _DPV_TERM.fullmatch(value):
+        raise CatalogueError(
+            f"purposes.{pid}.dpv={value!r}; a DPV purpose term such as ServiceProvision"
+            f" (letters and digits, at most {_MAX_TERM})",
+            "dpv",
+        )
+    return value
 
 
 def _retention(pid: str, value: Any) -> str:
     if not isinstance(value, str) or not value.strip() or len(value) > MAX_TEXT:
         raise CatalogueError(
             f"purposes.{pid}.retention={value!r}; an ISO 8601 duration (e.g. P10Y) "
-            f"or a sentence of 1-{MAX_TEXT} characters"
+            f"or a sentence of 1-{MAX_TEXT} characters",
+            "retention",
         )
     if _LOOKS_LIKE_DURATION.match(value) and not ISO_DURATION_RE.fullmatch(value):
         raise CatalogueError(
-            f"purposes.{pid}.retention={value!r} is not an ISO 8601 duration; e.g. P10Y, P13M, P30D"
+            f"purposes.{pid}.retention={value!r} is not an ISO 8601 duration; e.g. P10Y, P13M,"
+            " P30D",
+            "retention",
         )
     return value
