@@ -45,9 +45,7 @@ async def records_of_processing(request: Request) -> Response:
     return Response(
         processing_record.as_csv(document),
         media_type=processing_record.MEDIA_TYPES["csv"],
-        headers={
-            "Content-Disposition": f'attachment; filename="records-of-processing-{day}.csv"'
-        },
+        headers={"Content-Disposition": f'attachment; filename="records-of-processing-{day}.csv"'},
     )
 
 

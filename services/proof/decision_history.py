@@ -135,7 +135,7 @@ def bands(
 def scopes_of(history: CatalogueHistory) -> list[tuple[Purpose, str]]:
     """(latest definition, channel) of every purpose ever defined, with every channel any of
     its versions had, in catalogue order."""
-    out = []
+    out: list[tuple[Purpose, str]] = []
     for pid in history.ids:
         versions = [v.definition for v in history.versions(pid)]
         defined = [d for d in versions if isinstance(d, Purpose)]

@@ -79,7 +79,9 @@ def versions_of(timed: list[tuple[int, Change]]) -> list[PurposeVersion]:
     return out
 
 
-def subject_log(timed: list[tuple[int, tuple[str, dict[str, object]]]]) -> list[tuple[Event, Position]]:
+def subject_log(
+    timed: list[tuple[int, tuple[str, dict[str, object]]]],
+) -> list[tuple[Event, Position]]:
     """The subject's events in log order, recorded at non-decreasing minutes."""
     out = []
     for i, (at, (type_, data)) in enumerate(sorted(timed, key=lambda x: x[0])):
@@ -159,18 +161,29 @@ def test_a_changed_basis_changes_the_answer_only_from_its_instant() -> None:
         [(20, Change("newsletter", "contract", False, ("email",), retire=False))]
     )
     history = CatalogueHistory(versions)
-    events = subject_log([(5, ("RelationshipEnded", {"basis": None, "purposes": [], "evidence": None}))])
+    events = subject_log(
+        [(5, ("RelationshipEnded", {"basis": None, "purposes": [], "evidence": None}))]
+    )
     reasons = {
-        at: made.reason if (made := decision_at(events, history, "newsletter", "email", minute(at))) else None
+        at: made.reason
+        if (made := decision_at(events, history, "newsletter", "email", minute(at)))
+        else None
         for at in (10, 19, 20, 30)
     }
-    assert reasons == {10: "no_consent", 19: "no_consent", 20: "no_legal_basis", 30: "no_legal_basis"}
+    assert reasons == {
+        10: "no_consent",
+        19: "no_consent",
+        20: "no_legal_basis",
+        30: "no_legal_basis",
+    }
 
 
 def test_a_retired_purpose_answers_for_the_past_only() -> None:
     versions = versions_of([(30, Change("newsletter", "consent", True, ("email",), retire=True))])
     history = CatalogueHistory(versions)
-    events = subject_log([(5, ("ConsentGranted", {"purpose": "newsletter", "channel": "email", "expires_at": None}))])
+    events = subject_log(
+        [(5, ("ConsentGranted", {"purpose": "newsletter", "channel": "email", "expires_at": None}))]
+    )
     before = decision_at(events, history, "newsletter", "email", minute(29))
     assert before is not None and before.reason == "consent_given"
     assert decision_at(events, history, "newsletter", "email", minute(30)) is None

@@ -21,6 +21,7 @@ from services.rules.decisions import decide
 from tests.properties import examples
 from tests.unit.event_log import (
     CATALOGUE,
+    HISTORY,
     NOW,
     T0,
     Spec,
@@ -71,7 +72,7 @@ def newsletter_email(
     purged: PurgedProof | None = None,
 ) -> list[Row]:
     events = history(entries)
-    found = bands(events, CATALOGUE, t(END), published or [], suppressed or [], purged)
+    found = bands(events, HISTORY, t(END), published or [], suppressed or [], purged)
     ids = {e.event_id: i for i, (e, _) in enumerate(events)}
     ids[UUID(int=99)] = 99
     return [
@@ -160,12 +161,12 @@ def test_newsletter_by_email_over_time(
 
 
 def test_nothing_known_is_no_band() -> None:
-    assert bands([], CATALOGUE, t(END)) == []
+    assert bands([], HISTORY, t(END)) == []
     assert instants([], t(END)) == []
 
 
 def test_every_purpose_and_channel_has_a_band_in_catalogue_order() -> None:
-    found = bands(history([(grant("newsletter", "email"), 10, 10)]), CATALOGUE, t(END))
+    found = bands(history([(grant("newsletter", "email"), 10, 10)]), HISTORY, t(END))
     expected = [(p.id, c) for p in CATALOGUE.purposes.values() for c in p.channels]
     assert [(b.purpose.id, b.channel) for b in found] == expected
 
@@ -224,7 +225,7 @@ def test_segments_are_the_as_of_answer_at_every_instant(
 ) -> None:
     """At each instant an answer may change, just before it and anywhere else, the segment in
     force is the as-of decision; segments tile the span and neighbours differ."""
-    found = bands(events, CATALOGUE, SPAN_END)
+    found = bands(events, HISTORY, SPAN_END)
     points = instants(events, SPAN_END)
     if not points:  # no event, or every one recorded after the end: nothing known by then
         assert found == []

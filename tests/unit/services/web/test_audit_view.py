@@ -23,7 +23,7 @@ from schemas.codec import default_codec
 from schemas.events import Actor, Event, Source
 from services.proof.decision_history import bands
 from services.web import audit_chart, audit_view
-from tests.unit.event_log import CATALOGUE, T0, dm_object, event, grant, withdraw
+from tests.unit.event_log import CATALOGUE, HISTORY, T0, dm_object, event, grant, withdraw
 
 P = pytest.param
 AVRO = Path(__file__).resolve().parents[4] / "schemas" / "avro"
@@ -183,7 +183,7 @@ def test_ticks_are_round_instants_within_the_span() -> None:
 
 def chart_of(events: list[Event], end: datetime) -> audit_chart.Chart:
     positions: list[tuple[Event, Position]] = [(e, (2, 10 + i)) for i, e in enumerate(events)]
-    made = audit_chart.chart(bands(positions, CATALOGUE, end), end)
+    made = audit_chart.chart(bands(positions, HISTORY, end), end)
     assert made is not None
     return made
 
@@ -249,7 +249,7 @@ def page(broken: bool = False) -> str:
         verifier.feed(entry)
     end = T0 + timedelta(minutes=10)
     positions: list[tuple[Event, Position]] = [(e, (2, 10 + i)) for i, e in enumerate(events)]
-    found = bands(positions, CATALOGUE, end)
+    found = bands(positions, HISTORY, end)
     rows = audit_view.timeline(entries, verifier.first_broken)
     return audit_view.subject_page(
         controller="Example Controller",
