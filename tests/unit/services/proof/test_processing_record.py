@@ -36,8 +36,9 @@ def with_recipients(pid: str, recipients: list[Any], **changes: Any) -> Catalogu
 
 
 def activity(document: dict[str, Any], pid: str) -> dict[str, Any]:
-    (found,) = [a for a in document["activities"] if a["purpose"] == pid]
-    return found
+    found: list[dict[str, Any]] = [a for a in document["activities"] if a["purpose"] == pid]
+    (only,) = found
+    return only
 
 
 def test_one_activity_per_purpose_in_catalogue_order() -> None:
