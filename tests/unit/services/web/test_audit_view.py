@@ -300,3 +300,13 @@ def test_a_broken_chain_names_the_first_broken_link() -> None:
     assert "Broken." in html and 'role="alert"' in html
     assert "event #2" in html and "hash_mismatch" in html
     assert html.count('class="broken"') == 1
+
+
+def test_each_decision_row_names_the_purpose_version_it_was_made_with() -> None:
+    html = page()
+    assert '<th scope="col">Purpose version</th>' in html
+    found = bands(
+        [(event(*grant("newsletter", "email")), (2, 10))], HISTORY, T0 + timedelta(minutes=10)
+    )
+    rows = audit_view.decision_rows(found, [])
+    assert {r.version for r in rows} == {1}
