@@ -1,15 +1,8 @@
-"""A subject's decisions per purpose and channel over time, for the auditor's page.
+"""A subject's decisions per purpose and channel over time, for the auditor's page: the as-of
+answer, decided with the purpose versions then in force, at every instant it can change, merged
+into segments of equal outcome.
 
-The answer at an instant is the as-of answer (projections/as_of.py folded through `decide`
-with the purpose's definition then in force, `CatalogueHistory.at`), and it can only change at
-an instant when the ledger learned something or the clock crossed a limit: an event's
-`recorded_at`, a grant's `expires_at`, a relationship's `valid_until`, a notice's publication
-or `effective_from`, a suppression's recording, a purged erasure's time, a purpose version's
-coming into force.
-Evaluating at exactly those instants therefore gives the answer at every instant between them;
-consecutive instants with the same outcome (allowed, reason) become one segment. At each
-instant the fold is given only the events that can still matter (`recorded_subsets`), so the
-work grows linearly with the history.
+Design: docs/developers/design/proof.md
 """
 
 from __future__ import annotations
