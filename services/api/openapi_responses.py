@@ -170,9 +170,53 @@ EXPORT: Final = json_answer(
     ),
 )
 _RECIPIENT: Final = obj(
-    {"name": STRING, "country": STRING},
-    {"safeguard": {"type": ["string", "null"], "description": "outside the EU/EEA only"}},
+    {
+        "name": STRING,
+        "country": STRING,
+        "safeguard": {**NULLABLE_STRING, "description": "outside the EU/EEA only"},
+    }
 )
+#: a recipient in the record of processing: `transfer` when outside the EU/EEA
+_RECORDED_RECIPIENT: Final = obj({**_RECIPIENT["properties"], "transfer": BOOLEAN})
+RECORDS_OF_PROCESSING: Final = {
+    "description": "the GDPR Art. 30(1) record of processing activities (JSON, or CSV with"
+    " `format=csv`: one row per purpose)",
+    "content": {
+        JSON: {
+            "schema": obj(
+                {
+                    "record_version": INTEGER,
+                    "at": TIME,
+                    "controller": obj(
+                        {
+                            "name": STRING,
+                            "contact": NULLABLE_STRING,
+                            "country": STRING,
+                            "dpo_contact": NULLABLE_STRING,
+                        }
+                    ),
+                    "activities": array(
+                        obj(
+                            {
+                                "purpose": STRING,
+                                "version": INTEGER,
+                                "title": STRING,
+                                "legal_basis": STRING,
+                                "data_subjects": STRING,
+                                "personal_data": array(STRING),
+                                "recipients": array(_RECORDED_RECIPIENT),
+                                "third_country_transfers": array(_RECORDED_RECIPIENT),
+                                "retention": STRING,
+                            }
+                        )
+                    ),
+                    "security_measures": {"type": "object"},
+                }
+            )
+        },
+        "text/csv; charset=utf-8": {},
+    },
+}
 PURPOSES: Final = json_answer(
     "the purpose catalogue",
     obj(

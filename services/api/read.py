@@ -70,10 +70,12 @@ def _decision_json(decision: Decision) -> dict[str, Any]:
 async def decision(request: Request) -> JSONResponse:
     ledger = ledger_of(request)
     f = await lookup_fields(request)
-    pid = f.choice("purpose", ledger.catalogue.ids, required=True)
-    purpose = ledger.catalogue.get(pid) if pid else None
-    channel = f.choice("channel", purpose.channels if purpose else (), required=True)
     at = as_of.at_param(f)
+    # as of an instant, the purpose and its channels are those of the version in force then
+    catalogue = as_of.catalogue_at(ledger, at) if at is not None else ledger.catalogue
+    pid = f.choice("purpose", catalogue.ids, required=True)
+    purpose = catalogue.get(pid) if pid else None
+    channel = f.choice("channel", purpose.channels if purpose else (), required=True)
     # wait first: an identifier linked just before min_token's position must be found
     await wait_for_token(ledger, f)
     subject_id: str | None
@@ -257,7 +259,8 @@ async def consent_state(request: Request) -> JSONResponse:
     await record_read(request, subject_id)
     if at is not None:
         known = await as_of.known(ledger, subject_id, at)
-        body = consent_json(ledger.catalogue, known.state, at, known.notices)
+        catalogue = as_of.catalogue_at(ledger, at)
+        body = consent_json(catalogue, known.state, at, known.notices)
         return JSONResponse({"subject_id": subject_id, **body, **as_of.stamp(known, at)})
     facts, token, published = await _state(ledger, subject_id)
     body = consent_json(ledger.catalogue, facts, datetime.now(UTC), published)
