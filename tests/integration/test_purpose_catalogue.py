@@ -11,55 +11,23 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import httpx
 import pytest
 
 from services.config import Settings
 from tests.conftest import running_api, running_projector, wait_until
+from tests.integration.purpose_support import (
+    FILE_PURPOSES,
+    current,
+    journaled_purpose_events,
+    purpose_rows,
+    put_body,
+    seeded,
+)
 
 pytestmark = pytest.mark.integration
 
 NL = "newsletter"
-FILE_PURPOSES = 11
-
-
-async def purpose_rows(settings: Settings) -> int:
-    conn = await asyncpg.connect(settings.database_url)
-    try:
-        found: int = await conn.fetchval("SELECT count(*) FROM purpose_versions")
-        return found
-    finally:
-        await conn.close()
-
-
-async def journaled_purpose_events(settings: Settings) -> int:
-    conn = await asyncpg.connect(settings.database_url)
-    try:
-        found: int = await conn.fetchval(
-            "SELECT count(*) FROM journal WHERE subject_id LIKE 'purpose/%'"
-        )
-        return found
-    finally:
-        await conn.close()
-
-
-async def seeded(settings: Settings) -> None:
-    async def done() -> bool:
-        return await purpose_rows(settings) == FILE_PURPOSES
-
-    await wait_until(done, 30, "the catalogue file to be seeded")
-
-
-async def current(api: httpx.AsyncClient, pid: str, at: str | None = None) -> dict[str, Any]:
-    response = await api.get("/v1/purposes", params={"at": at} if at else {})
-    assert response.status_code == 200, response.text
-    found: dict[str, Any] = {p["id"]: p for p in response.json()["purposes"]}[pid]
-    return found
-
-
-def put_body(purpose: dict[str, Any], **changes: Any) -> dict[str, Any]:
-    return {**{k: v for k, v in purpose.items() if k not in ("id", "version")}, **changes}
 
 
 async def email_decision(api: httpx.AsyncClient, subject: str) -> int:
