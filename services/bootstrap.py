@@ -173,12 +173,13 @@ async def open_ledger(settings: Settings) -> Ledger:
 
 
 async def record_purpose_versions(
-    ledger: Ledger, actor: Actor, versions: Sequence[PurposeVersion]
+    ledger: Ledger, actor: Actor, versions: Sequence[PurposeVersion], reason: str | None = None
 ) -> list[tuple[int, int]]:
     """Put purpose versions in the log and wait until they are projected, so a reload sees
-    them. Their event ids derive from their content: the same seed twice is one event."""
+    them (`reason`: a retirement's). Their event ids derive from their content: the same seed
+    twice is one event."""
     now = datetime.now(UTC)
-    events = [version_event(v, now, actor) for v in versions]
+    events = [version_event(v, now, actor, reason) for v in versions]
     appended = await append(
         events,
         key=None,

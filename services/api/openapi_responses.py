@@ -246,6 +246,10 @@ PURPOSE_RECORDED: Final = json_answer(
     "the purpose's version now in force",
     obj({"id": STRING, "version": INTEGER, "in_force_from": TIME}),
 )
+PURPOSE_RETIRED: Final = json_answer(
+    "the purpose's retirement (the one recorded before, when it was already retired)",
+    obj({"id": STRING, "version": INTEGER, "retired": BOOLEAN, "in_force_from": TIME}),
+)
 PURPOSE_HISTORY: Final = json_answer(
     "every version of the purpose, oldest first",
     obj(

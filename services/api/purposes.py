@@ -17,12 +17,13 @@ from starlette.responses import JSONResponse
 from projections import purposes
 from schemas.events import Actor, rfc3339
 from services.api import openapi_responses as answers
-from services.bootstrap import record_purpose_versions
+from services.bootstrap import Ledger, record_purpose_versions
 from services.http.app_state import caller_of, ledger_of
 from services.http.body import query_fields, read_json_object
 from services.http.openapi_parts import PROBLEM, TIME, query_param, request_body
 from services.http.problems import ProblemError, field_error, invalid, unavailable
 from services.ledger.errors import BrokerUnavailable
+from services.reads.purpose_cache import PurposeCache
 from services.rules.catalogue import MAX_TEXT, CatalogueError, parse_purpose
 from services.rules.catalogue_events import FILE_ACTOR
 from services.rules.catalogue_history import PurposeRetirement, PurposeVersion, same_definition
@@ -67,14 +68,7 @@ async def put_purpose(request: Request) -> JSONResponse:
     ledger = ledger_of(request)
     pid = _purpose_id(request)
     body = await read_json_object(request)
-    cache = ledger.purposes
-    await cache.refresh()
-    try:
-        if cache.missing():  # the file's purposes first: a new version follows what was in force
-            await record_purpose_versions(ledger, FILE_ACTOR, cache.missing())
-            await cache.reload()
-    except BrokerUnavailable:
-        raise unavailable("the event log did not acknowledge in time; retry", 2) from None
+    cache = await _seeded(ledger)
     number = cache.log.next_version(pid)
     try:
         asked = parse_purpose(pid, body, number)
@@ -104,6 +98,66 @@ async def put_purpose(request: Request) -> JSONResponse:
             kind="purpose-version-exists",
         )
     return JSONResponse(_answer(asked.as_json(), kept), 201)
+
+
+async def retire_purpose(request: Request) -> JSONResponse:
+    """DELETE /v1/purposes/{id}: record the purpose's retirement (`reason` optional). Decisions
+    about it from then on answer `not_in_catalogue`; its versions still answer for the past,
+    and the catalogue file never seeds it again. Retiring a retired purpose records nothing."""
+    ledger = ledger_of(request)
+    pid = _purpose_id(request)
+    f = query_fields(request)
+    reason = f.text("reason", max_len=MAX_TEXT, free_text=True)
+    f.finish()
+    cache = await _seeded(ledger)
+    latest = cache.log.latest(pid)
+    if latest is None:
+        raise ProblemError(404, "Unknown purpose", f"no purpose {pid!r} was ever defined")
+    if latest.retired:
+        return JSONResponse(_retirement(latest))
+    caller = caller_of(request)
+    actor = Actor("staff", caller.key_id if caller else None)
+    asked = PurposeVersion(datetime.now(UTC), PurposeRetirement(pid, latest.version + 1))
+    try:
+        await record_purpose_versions(ledger, actor, [asked], reason)
+    except BrokerUnavailable:
+        raise unavailable("the event log did not acknowledge in time; retry", 2) from None
+    await cache.reload()
+    kept = cache.log.latest(pid)
+    if kept is None or kept.version != asked.version:
+        raise unavailable("the retirement is in the log but not yet projected; retry", 1)
+    if not kept.retired:
+        raise ProblemError(
+            409,
+            "Purpose changed meanwhile",
+            f"version {asked.version} of {pid!r} was recorded by another request first; read"
+            " it and retire the purpose again",
+            kind="purpose-version-exists",
+        )
+    return JSONResponse(_retirement(kept))
+
+
+async def _seeded(ledger: Ledger) -> PurposeCache:
+    """The cache, once the file's purposes the log lacks are recorded: a new version follows
+    what was in force."""
+    cache = ledger.purposes
+    await cache.refresh()
+    try:
+        if cache.missing():
+            await record_purpose_versions(ledger, FILE_ACTOR, cache.missing())
+            await cache.reload()
+    except BrokerUnavailable:
+        raise unavailable("the event log did not acknowledge in time; retry", 2) from None
+    return cache
+
+
+def _retirement(version: PurposeVersion) -> dict[str, Any]:
+    return {
+        "id": version.id,
+        "version": version.version,
+        "retired": True,
+        "in_force_from": rfc3339(version.in_force_from),
+    }
 
 
 def _answer(purpose: dict[str, Any], version: PurposeVersion | None) -> dict[str, Any]:
@@ -185,4 +239,12 @@ PUT_OPERATION: Final[dict[str, Any]] = {
         "4XX": PROBLEM,
         "503": PROBLEM,
     },
+}
+RETIRE_OPERATION: Final[dict[str, Any]] = {
+    "summary": "Retire a purpose: decisions about it answer `not_in_catalogue` from now on",
+    "parameters": [
+        _ID_PARAM,
+        query_param("reason", schema={"type": "string", "minLength": 1, "maxLength": MAX_TEXT}),
+    ],
+    "responses": {"200": answers.PURPOSE_RETIRED, "4XX": PROBLEM, "503": PROBLEM},
 }

@@ -21,7 +21,7 @@ from services.api.body_schemas import SUBJECT
 from services.api.projector_status import require_fresh
 from services.bootstrap import Ledger
 from services.http.access_logging import record_read
-from services.http.app_state import caller_of, ledger_of
+from services.http.app_state import caller_of, ledger_of, purpose_history_of
 from services.http.body import Fields
 from services.http.openapi_parts import LOOKUP, MIN_TOKEN, PROBLEM, TIME, query_param
 from services.http.subjects import (
@@ -36,7 +36,7 @@ from services.identity.api_keys import AUDIT, permits
 from services.ledger.partitioning import partition_for
 from services.ledger.tokens import encode_token
 from services.rules.catalogue import Catalogue, Purpose
-from services.rules.decisions import Decision, decide, unknown_subject
+from services.rules.decisions import Decision, decide, retired_purpose, unknown_subject
 from services.telemetry import api_metrics
 
 
@@ -58,6 +58,28 @@ DECISION_PATH: Final = "/v1/decision"
 HEALTHZ_PATH: Final = "/healthz"
 
 
+async def _retired_answer(
+    request: Request,
+    f: Fields,
+    subject_id: str | None,
+    purpose: Purpose,
+    channel: str,
+    at: datetime | None,
+) -> JSONResponse:
+    """A purpose retired by the instant asked about: denied whatever the subject's history."""
+    made = retired_purpose(purpose)
+    api_metrics.count_decision(
+        api_metrics.AS_OF if at else api_metrics.SINGLE, made.reason, made.allowed
+    )
+    if at is not None and subject_id is not None:
+        await record_read(request, subject_id)  # as the as-of answers are
+    body = {"subject_id": subject_id, "purpose": purpose.id, "channel": channel}
+    stamp = as_of.stamp(None, at) if at is not None else {"token": None}
+    return JSONResponse(
+        _shown({**body, **_decision_json(made), **stamp}, _pseudonym_hidden(request, f))
+    )
+
+
 def _decision_json(decision: Decision) -> dict[str, Any]:
     return {
         "allowed": decision.allowed,
@@ -71,10 +93,12 @@ async def decision(request: Request) -> JSONResponse:
     ledger = ledger_of(request)
     f = await lookup_fields(request)
     at = as_of.at_param(f)
-    # as of an instant, the purpose and its channels are those of the version in force then
+    # as of an instant, the purpose and its channels are those of the version in force then;
+    # a purpose retired by then is decided `not_in_catalogue` with its last definition
     catalogue = as_of.catalogue_at(ledger, at) if at is not None else ledger.catalogue
-    pid = f.choice("purpose", catalogue.ids, required=True)
-    purpose = catalogue.get(pid) if pid else None
+    retired = purpose_history_of(ledger).retired_at(at)
+    pid = f.choice("purpose", (*catalogue.ids, *retired), required=True)
+    purpose = (catalogue.get(pid) or retired.get(pid)) if pid else None
     channel = f.choice("channel", purpose.channels if purpose else (), required=True)
     # wait first: an identifier linked just before min_token's position must be found
     await wait_for_token(ledger, f)
@@ -85,6 +109,8 @@ async def decision(request: Request) -> JSONResponse:
         subject_id = None
     f.finish()
     assert purpose is not None and channel is not None
+    if purpose.id in retired:
+        return await _retired_answer(request, f, subject_id, purpose, channel, at)
     await require_fresh(ledger)  # after validation: bad input is still a 4xx
     if at is not None:
         if subject_id is not None:

@@ -120,6 +120,9 @@ _DECLARED: Final = (
         "GET", purposes.HISTORY_PATH, purposes.purpose_history, ANY_KEY, purposes.HISTORY_OPERATION
     ),
     RouteSpec("PUT", purposes.PURPOSE_PATH, purposes.put_purpose, ADMIN, purposes.PUT_OPERATION),
+    RouteSpec(
+        "DELETE", purposes.PURPOSE_PATH, purposes.retire_purpose, ADMIN, purposes.RETIRE_OPERATION
+    ),
     RouteSpec("GET", suppressions.PATH, suppressions.suppressions, DECIDE, suppressions.OPERATION),
     RouteSpec("GET", read.HEALTHZ_PATH, read.healthz, PUBLIC, read.HEALTHZ_OPERATION),
     RouteSpec("GET", "/readyz", readiness.readyz, KEY_OPTIONAL, readiness.OPERATION),

@@ -46,7 +46,7 @@ from services.importing.record import (
     Recorder,
     Target,
 )
-from services.rules.catalogue import Catalogue, CatalogueError, load_catalogue
+from services.rules.catalogue import Catalogue
 
 #: rows per batch: looked up in one query each, then appended concurrently (acks awaited)
 BATCH: Final = 500
@@ -143,11 +143,6 @@ def prepare(catalogue: Catalogue, options: ImportOptions) -> int:
 
 async def run_import(settings: Settings, options: ImportOptions) -> int:
     try:
-        total = prepare(load_catalogue(settings.catalogue_file), options)
-    except (UsageError, HeaderError, CatalogueError) as exc:
-        print(f"consent-ledger import: {exc}", file=sys.stderr)
-        return 2
-    try:
         ledger = await open_ledger(settings)
     except (OSError, TimeoutError, asyncpg.PostgresError, KafkaError) as exc:
         hint = ""
@@ -156,6 +151,14 @@ async def run_import(settings: Settings, options: ImportOptions) -> int:
             hint += " LEDGER_KAFKA_IDEMPOTENCE=false"
         print(f"consent-ledger import: cannot reach the servers ({exc}){hint}", file=sys.stderr)
         return 1
+    try:
+        # the log's catalogue, which is the truth: a purpose retired or changed since the
+        # catalogue file was written is checked as it stands now
+        total = prepare(ledger.catalogue, options)
+    except (UsageError, HeaderError) as exc:
+        await close_ledger(ledger)
+        print(f"consent-ledger import: {exc}", file=sys.stderr)
+        return 2
     try:
         return await import_file(ledger, options, total)
     finally:

@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Final
 from uuid import UUID
 
 from projections.as_of import PurgedProof, Suppression, known_at
@@ -20,11 +19,10 @@ from schemas import events as ev
 from schemas.events import Event
 from services.rules.catalogue import Purpose
 from services.rules.catalogue_history import CatalogueHistory
-from services.rules.decisions import Decision, decide
 
-#: the chart's reason where the purpose (or the channel) was not in the catalogue then: not
-#: defined yet, or retired
-NOT_IN_CATALOGUE: Final = "not_in_catalogue"
+# the chart's reason where the purpose (or the channel) was not in the catalogue then: not
+# defined yet, or retired
+from services.rules.decisions import NOT_IN_CATALOGUE, Decision, decide
 
 
 @dataclass(frozen=True, slots=True)

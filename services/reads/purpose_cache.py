@@ -57,7 +57,7 @@ class PurposeCache:
             self.log = CatalogueHistory(versions)
             self.history = CatalogueHistory([*versions, *seeds(self.file, self.log)])
             self._count = len(rows)
-            self._report(differences(self.file, self.log.current) if rows else [])
+            self._report(differences(self.file, self.log) if rows else [])
 
     async def refresh(self) -> bool:
         """Reload when the table's count moved; whether it did."""
@@ -90,6 +90,6 @@ class PurposeCache:
             log.warning(
                 "the purpose catalogue file differs from the log, which stays in force (see"
                 " `consent-ledger purposes diff`; `purposes apply` records the file): %s",
-                "; ".join(f"{d.purpose} {d.change} {','.join(d.fields)}".strip() for d in found),
+                "; ".join(map(str, found)),
             )
         self.drift = found

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Final
 
@@ -108,10 +108,15 @@ def seeds(file: Catalogue, log: CatalogueHistory) -> list[PurposeVersion]:
     return [PurposeVersion(EPOCH, p) for p in file.purposes.values() if p.id not in known]
 
 
+#: the kinds of difference, in the order `purposes diff` explains them
+CHANGES: Final = ("added", "changed", "retired", "missing")
+
+
 @dataclass(frozen=True, slots=True)
 class PurposeDifference:
     """How the catalogue file differs from the log on one purpose: `added` (only in the file),
-    `changed` (the named fields differ), or `missing` (defined in the log, not in the file)."""
+    `changed` (the named fields differ), `retired` (in the file, retired in the log: never
+    seeded again) or `missing` (in force in the log, not in the file)."""
 
     purpose: str
     change: str
@@ -120,24 +125,50 @@ class PurposeDifference:
     def as_json(self) -> dict[str, Any]:
         return {"purpose": self.purpose, "change": self.change, "fields": list(self.fields)}
 
+    def __str__(self) -> str:
+        return f"{self.purpose} {self.change} {', '.join(self.fields)}".strip()
 
-def differences(file: Catalogue, log: Catalogue) -> list[PurposeDifference]:
-    """Where the file and the log's current catalogue disagree, in the file's order."""
+
+def differences(file: Catalogue, log: CatalogueHistory) -> list[PurposeDifference]:
+    """Where the file and the log's current catalogue disagree, in the file's order, then the
+    log's purposes the file lacks."""
     found = []
+    current, retired = log.current, log.retired_at()
     for pid, mine in file.purposes.items():
-        theirs = log.get(pid)
-        if theirs is None:
+        theirs = current.get(pid)
+        if pid in retired:
+            found.append(PurposeDifference(pid, "retired"))
+        elif theirs is None:
             found.append(PurposeDifference(pid, "added"))
         elif not same_definition(mine, theirs):
             a, b = mine.as_json(), theirs.as_json()
             names = tuple(k for k in a if k not in ("id", "version") and a[k] != b[k])
             found.append(PurposeDifference(pid, "changed", names))
-    found.extend(PurposeDifference(pid, "missing") for pid in log.ids if pid not in file.purposes)
+    found.extend(
+        PurposeDifference(pid, "missing") for pid in current.ids if pid not in file.purposes
+    )
     return found
+
+
+def applied_versions(file: Catalogue, log: CatalogueHistory, now: datetime) -> list[PurposeVersion]:
+    """What `purposes apply` records: each `changed` purpose as its next version in force from
+    `now`, each `added` one as a seed (version 1 since the epoch, as the start-up records it).
+    A retired purpose stays retired (a PUT defines it again) and a `missing` one stays in force
+    (retiring is `DELETE /v1/purposes/{id}`): the file alone never withdraws a purpose."""
+    out = []
+    for d in differences(file, log):
+        if d.change == "added":
+            out.append(PurposeVersion(EPOCH, file.purposes[d.purpose]))
+        elif d.change == "changed":
+            number = log.next_version(d.purpose)
+            out.append(PurposeVersion(now, replace(file.purposes[d.purpose], version=number)))
+    return out
 
 
 #: who records the versions seeded from the catalogue file
 FILE_ACTOR: Final = ev.Actor("system", "purpose-catalogue-file")
+#: who records the file's changed purposes through `consent-ledger purposes apply`
+APPLY_ACTOR: Final = ev.Actor("system", "purposes-apply")
 
 
 def version_event(

@@ -105,6 +105,17 @@ class CatalogueHistory:
                 in_force.append(then[-1])
         return self._catalogue(in_force)
 
+    def retired_at(self, instant: datetime | None = None) -> dict[str, Purpose]:
+        """The purposes retired by `instant` (default: their latest version), each with its
+        last definition: what a decision about one answers `not_in_catalogue` with."""
+        out: dict[str, Purpose] = {}
+        for pid, versions in self._versions.items():
+            then = [v for v in versions if instant is None or v.in_force_from <= instant]
+            defined = [v.definition for v in then if isinstance(v.definition, Purpose)]
+            if then and then[-1].retired and defined:
+                out[pid] = defined[-1]
+        return out
+
     def versions(self, purpose_id: str) -> list[PurposeVersion]:
         """Every version of the purpose, oldest first; [] for an id never defined."""
         return list(self._versions.get(purpose_id, ()))
