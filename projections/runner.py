@@ -110,7 +110,7 @@ async def apply_batch(
         )
         unsubscribed = metrics.unsubscribe_latencies((r.event for r in fresh), datetime.now(UTC))
         regranted = await notices.apply(conn, ((r.event, (r.partition, r.offset)) for r in fresh))
-        await purposes.apply(conn, ((r.event, (r.partition, r.offset)) for r in fresh))
+        redefined = await purposes.apply(conn, ((r.event, (r.partition, r.offset)) for r in fresh))
         # after the identifier rows: erasures suppress what the subject held then
         suppressed = await erasure.apply(conn, fresh)
         await requests.apply(conn, fresh)
@@ -127,6 +127,8 @@ async def apply_batch(
                 *suppressed,
             ],
         )
+        if redefined:  # every subject's published state decides with the new catalogue
+            await feed_outbox.refill(conn)
         if rejects:
             await refusals.keep(conn, topic, rejects)
         await log_digest.keep_duplicates(

@@ -19,7 +19,9 @@ from services.bootstrap import operator_database
 from services.config import Settings
 from services.ledger import idempotency
 from services.proof.dead_letter_retention import cutoff, purge_dead_letters
-from services.rules.catalogue import Catalogue, load_catalogue
+from services.reads.purpose_cache import PurposeCache
+from services.rules.catalogue import Catalogue, Purpose, load_catalogue
+from services.rules.catalogue_history import CatalogueHistory
 
 log = logging.getLogger(__name__)
 
@@ -115,10 +117,24 @@ async def purge_due(
     return Outcome(len(candidates), purged, waiting)
 
 
+def longest_kept(history: CatalogueHistory, at: datetime) -> Catalogue:
+    """Each purpose ever defined (retired ones too) in its version that keeps proof longest
+    from `at`: a proof period promised under any version is kept, and proof of a retired
+    purpose keeps that purpose's own period."""
+    chosen: dict[str, Purpose] = {}
+    for pid in history.ids:
+        defined = [v.definition for v in history.versions(pid) if isinstance(v.definition, Purpose)]
+        if defined:
+            chosen[pid] = max(defined, key=lambda p: p.proof_period().after(at))
+    return Catalogue(chosen)
+
+
 async def run_retention(settings: Settings, *, dry_run: bool = False) -> int:
-    catalogue = load_catalogue(settings.catalogue_file)
+    purposes = PurposeCache(None, load_catalogue(settings.catalogue_file))
     async with operator_database(settings) as conn:
         now = datetime.now(UTC)
+        await purposes.reload(conn)
+        catalogue = longest_kept(purposes.history, now)
         outcome = await purge_due(conn, settings.topic, catalogue, now, dry_run=dry_run)
         before = cutoff(now, settings.dead_letter_retention_days)
         letters = await purge_dead_letters(conn, settings.topic, before, dry_run=dry_run)

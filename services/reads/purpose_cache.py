@@ -28,7 +28,8 @@ Seeder = Callable[[Sequence[PurposeVersion]], Awaitable[object]]
 
 
 class PurposeCache:
-    def __init__(self, pool: asyncpg.Pool, file: Catalogue) -> None:
+    def __init__(self, pool: asyncpg.Pool | None, file: Catalogue) -> None:
+        #: where versions are read (None: each call passes its connection, as the state feed)
         self.pool = pool
         #: the catalogue file as read at start-up: seeds what the log lacks, else only compared
         self.file = file
@@ -44,10 +45,10 @@ class PurposeCache:
     def catalogue(self) -> Catalogue:
         return self.history.current
 
-    async def reload(self) -> None:
+    async def reload(self, conn: asyncpg.Connection | None = None) -> None:
         """Read every version again (after a change, or to see one this process recorded)."""
         async with self._lock:
-            rows = await purposes.all_versions(self.pool)
+            rows = await purposes.all_versions(self._db(conn))
             versions = []
             for row in rows:
                 try:
@@ -59,12 +60,19 @@ class PurposeCache:
             self._count = len(rows)
             self._report(differences(self.file, self.log) if rows else [])
 
-    async def refresh(self) -> bool:
+    async def refresh(self, conn: asyncpg.Connection | None = None) -> bool:
         """Reload when the table's count moved; whether it did."""
-        if await purposes.count(self.pool) == self._count:
+        if await purposes.count(self._db(conn)) == self._count:
             return False
-        await self.reload()
+        await self.reload(conn)
         return True
+
+    def _db(self, conn: asyncpg.Connection | None) -> asyncpg.Connection | asyncpg.Pool:
+        if conn is not None:
+            return conn
+        if self.pool is None:
+            raise TypeError("this purpose cache reads through the connection it is given")
+        return self.pool
 
     def missing(self) -> list[PurposeVersion]:
         """The file's purposes the log has never defined."""

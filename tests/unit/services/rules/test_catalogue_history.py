@@ -159,3 +159,32 @@ def test_at_agrees_with_replaying_the_changes_in_order(
             replayed[entry.id] = entry.version
     assert _seen(history.at(instant)) == replayed
     assert set(history.at(instant).ids) <= set(history.ids)
+
+
+@pytest.mark.parametrize(
+    ("instant", "expected"),
+    [
+        (T0, {}),
+        (T0 + 20 * DAY - timedelta(microseconds=1), {}),
+        (T0 + 20 * DAY, {"stats": STATS}),
+        (None, {"stats": STATS}),
+    ],
+    ids=["defined", "just-before", "retired", "latest"],
+)
+def test_retired_at_names_each_retired_purpose_with_its_last_definition(
+    instant: datetime | None, expected: dict[str, Purpose]
+) -> None:
+    assert HISTORY.retired_at(instant) == expected
+
+
+def test_a_purpose_defined_again_is_no_longer_retired() -> None:
+    again = CatalogueHistory(
+        [
+            PurposeVersion(T0, STATS),
+            PurposeVersion(T0 + DAY, PurposeRetirement("stats", 2)),
+            PurposeVersion(T0 + 2 * DAY, replace(STATS, version=3)),
+        ]
+    )
+    assert again.retired_at(T0 + DAY) == {"stats": STATS}
+    assert again.retired_at() == {}
+    assert again.current.get("stats") == replace(STATS, version=3)
