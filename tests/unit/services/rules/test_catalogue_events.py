@@ -14,9 +14,9 @@ from hypothesis import strategies as st
 
 from schemas import events as ev
 from schemas.codec import default_codec
+from schemas.events import CHANNELS
 from services.rules import catalogue
 from services.rules.catalogue import (
-    CHANNELS,
     EU_EEA,
     LEGAL_BASES,
     SAFEGUARDS,
