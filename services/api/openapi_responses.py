@@ -268,12 +268,21 @@ HEALTHY: Final = json_answer("the process answers", obj({"status": {"const": "ok
 READY: Final = json_answer(
     "the database and the event topic are reachable and the projection is current;"
     " with a valid key (any scope) also the projected positions by partition and the"
-    " projector's health",
+    " projector's health, and how the purpose catalogue file differs from the log's catalogue"
+    " (reported, never applied: `consent-ledger purposes apply` records it)",
     obj(
         {"status": {"const": "ready"}},
         {
             "projected": {"type": "object", "additionalProperties": INTEGER},
             "projector": {"type": "object"},
+            "catalogue": obj(
+                {
+                    "file_differs": BOOLEAN,
+                    "differences": array(
+                        obj({"purpose": STRING, "change": STRING, "fields": array(STRING)})
+                    ),
+                }
+            ),
         },
     ),
 )

@@ -108,8 +108,14 @@ async def test_a_bad_version_is_refused_naming_the_field(
 async def test_a_changed_file_is_reported_not_applied(
     settings: Settings, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    async with running_projector(settings), running_api(settings):
+    async with running_projector(settings), running_api(settings) as api:
         await seeded(settings)
+
+        async def agrees() -> bool:
+            answer = await api.get("/readyz")
+            return answer.status_code == 200 and not answer.json()["catalogue"]["file_differs"]
+
+        await wait_until(agrees, 30, "the API to be ready, its file agreeing with the log")
     edited = tmp_path / "purposes.toml"
     text = settings.catalogue_file.read_text(encoding="utf-8")
     edited.write_text(text.replace('title = "Newsletter"', 'title = "Weekly news"'))
@@ -117,4 +123,16 @@ async def test_a_changed_file_is_reported_not_applied(
     with caplog.at_level(logging.WARNING, logger="services.reads.purpose_cache"):
         async with running_projector(changed), running_api(changed) as api:
             assert (await current(api, NL))["title"] == "Newsletter"
+
+            async def ready() -> bool:
+                return (await api.get("/readyz")).status_code == 200
+
+            await wait_until(ready, 30, "the API to be ready")
+            readyz = (await api.get("/readyz")).json()
+            assert readyz["status"] == "ready"  # a changed file never makes the ledger unready
+            # the edit renamed the English text's title too
+            assert readyz["catalogue"] == {
+                "file_differs": True,
+                "differences": [{"purpose": NL, "change": "changed", "fields": ["title", "texts"]}],
+            }
     assert any("newsletter changed title" in r.getMessage() for r in caplog.records)
