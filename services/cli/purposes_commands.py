@@ -3,6 +3,8 @@ from the log's current purpose catalogue, and recording the file's changes as ne
 log is the truth once seeded (docs/developers/design/purpose-catalogue.md): an edited file is
 reported, and applied only by `apply`, which shows the difference first. `diff` needs
 DATABASE_URL; `apply` the servers and the secrets, as the API does.
+
+Design: docs/developers/design/purpose-catalogue.md
 """
 
 from __future__ import annotations
