@@ -46,7 +46,7 @@ from services.importing.record import (
     Recorder,
     Target,
 )
-from services.rules.catalogue import Catalogue
+from services.rules.catalogue import Catalogue, CatalogueError, load_catalogue
 
 #: rows per batch: looked up in one query each, then appended concurrently (acks awaited)
 BATCH: Final = 500
@@ -142,6 +142,11 @@ def prepare(catalogue: Catalogue, options: ImportOptions) -> int:
 
 
 async def run_import(settings: Settings, options: ImportOptions) -> int:
+    try:  # before reaching any server: the arguments against the file's catalogue, the export
+        total = prepare(load_catalogue(settings.catalogue_file), options)
+    except (UsageError, HeaderError, CatalogueError) as exc:
+        print(f"consent-ledger import: {exc}", file=sys.stderr)
+        return 2
     try:
         ledger = await open_ledger(settings)
     except (OSError, TimeoutError, asyncpg.PostgresError, KafkaError) as exc:
@@ -152,10 +157,10 @@ async def run_import(settings: Settings, options: ImportOptions) -> int:
         print(f"consent-ledger import: cannot reach the servers ({exc}){hint}", file=sys.stderr)
         return 1
     try:
-        # the log's catalogue, which is the truth: a purpose retired or changed since the
+        # then the log's catalogue, which is the truth: a purpose retired or changed since the
         # catalogue file was written is checked as it stands now
-        total = prepare(ledger.catalogue, options)
-    except (UsageError, HeaderError) as exc:
+        check_target(ledger.catalogue, options.purpose, options.channel)
+    except UsageError as exc:
         await close_ledger(ledger)
         print(f"consent-ledger import: {exc}", file=sys.stderr)
         return 2

@@ -62,8 +62,12 @@ def chart_rows(html: str) -> list[list[str]]:
     return [[r[0], r[3], r[4], r[5]] for r in parser.rows if len(r) == 7]
 
 
-async def decision(api: httpx.AsyncClient, channel: str, at: str | None = None) -> httpx.Response:
-    params = {"subject_id": SUBJECT, "purpose": NL, "channel": channel}
+async def decision(
+    api: httpx.AsyncClient, token: str, channel: str, at: str | None = None
+) -> httpx.Response:
+    """Asked once `token` (the test's last grant) is projected: an as-of answer reads the
+    journal the projector writes."""
+    params = {"subject_id": SUBJECT, "purpose": NL, "channel": channel, "min_token": token}
     if at is not None:
         params["at"] = at
     return await api.get("/v1/decision", params=params)
@@ -109,16 +113,17 @@ async def test_every_answer_about_an_instant_uses_the_version_then_in_force(
         changed_at = put.json()["in_force_from"]
         second = await grant(api, "sms")
         after = rfc3339(datetime.now(UTC))
+        token = second["token"]
 
         # decisions: e-mail was the purpose's channel before the change, SMS is after it
-        allowed = await decision(api, "email", at=before)
+        allowed = await decision(api, token, "email", at=before)
         assert allowed.status_code == 200, allowed.text
         assert (allowed.json()["allowed"], allowed.json()["reason"]) == (True, "consent_given")
         for channel, at in (("email", after), ("email", None), ("sms", before)):
-            refused = await decision(api, channel, at=at)
+            refused = await decision(api, token, channel, at=at)
             assert refused.status_code == 422, (channel, at, refused.text)
             assert [e["field"] for e in refused.json()["errors"]] == ["channel"]
-        assert (await decision(api, "sms", at=after)).json()["allowed"] is True
+        assert (await decision(api, token, "sms", at=after)).json()["allowed"] is True
 
         # receipts name the version the choice was made under
         assert (await receipt_purpose(api, first["event_id"]))["version"] == 1
