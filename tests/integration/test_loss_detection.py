@@ -135,7 +135,7 @@ async def test_an_offset_beyond_the_log_stops_every_partition_and_survives_a_res
         [stop] = await projector_health.load_stops(db, settings.topic)
         assert (stop.partition, stop.problem, stop.stored_offset) == (0, AHEAD_OF_LOG, 50)
         # the log holds at most the catalogue file's purposes, seeded at start
-        assert stop.highwater <= FILE_PURPOSES
+        assert stop.highwater is not None and stop.highwater <= FILE_PURPOSES
         # an event on a healthy partition waits too: the projector stopped applying entirely
         token = await grant(api, elsewhere)
         waiting = await api.get(f"/v1/subjects/{elsewhere}/events", params={"min_token": token})
