@@ -61,7 +61,9 @@ def explain(file: Catalogue, log: CatalogueHistory) -> list[str]:
                 lines.append(f"  {name}: log {_shown(theirs[name])}")
                 lines.append(f"  {' ' * len(name)}  file {_shown(mine[name])}")
         elif d.change == "added":
-            lines.append(f"{d.purpose}: only in the file (recorded as its first version)")
+            lines.append(
+                f"{d.purpose}: only in the file (apply records its version 1, in force from then)"
+            )
         elif d.change == "retired":
             lines.append(
                 f"{d.purpose}: retired in the log, still in the file (never seeded again;"

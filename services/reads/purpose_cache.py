@@ -35,7 +35,9 @@ class PurposeCache:
         self.file = file
         #: the log's versions alone
         self.log = CatalogueHistory(())
-        #: the log's versions, and the file's purposes the log has not recorded yet
+        #: the log's versions; before the first start recorded any, the file's purposes as the
+        #: seeds will record them (never merged into a log that holds versions: a purpose
+        #: added to the file later would otherwise answer for instants before it existed)
         self.history = CatalogueHistory.from_catalogue(file)
         self.drift: list[PurposeDifference] = []
         self._count = -1
@@ -56,7 +58,8 @@ class PurposeCache:
                 except CatalogueError as exc:  # recorded under rules since tightened
                     log.error("purpose %s v%s is unreadable: %s", row.purpose_id, row.version, exc)
             self.log = CatalogueHistory(versions)
-            self.history = CatalogueHistory([*versions, *seeds(self.file, self.log)])
+            first_start = not self.log.ids
+            self.history = CatalogueHistory(seeds(self.file, self.log)) if first_start else self.log
             self._count = len(rows)
             self._report(differences(self.file, self.log) if rows else [])
 
@@ -75,7 +78,7 @@ class PurposeCache:
         return self.pool
 
     def missing(self) -> list[PurposeVersion]:
-        """The file's purposes the log has never defined."""
+        """What the first start records: the file's purposes while the log holds none."""
         return seeds(self.file, self.log)
 
     async def follow(self, seed: Seeder) -> None:

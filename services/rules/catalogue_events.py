@@ -102,10 +102,14 @@ def content_id(event_type: str, data: Mapping[str, Any]) -> uuid.UUID:
 
 
 def seeds(file: Catalogue, log: CatalogueHistory) -> list[PurposeVersion]:
-    """The file's purposes the log has never defined, as their first version in force since
-    the epoch: the file governed every decision made before the log recorded the catalogue."""
-    known = set(log.ids)
-    return [PurposeVersion(EPOCH, p) for p in file.purposes.values() if p.id not in known]
+    """On the first start only (a log holding no purpose event at all): the file's purposes as
+    their first versions in force since the epoch, since the file governed every decision made
+    before the log recorded the catalogue. Afterwards the log is the truth: a purpose added to
+    the file is a difference (`added`) that `purposes apply` records from then on, never a seed
+    that would rewrite the past."""
+    if log.ids:
+        return []
+    return [PurposeVersion(EPOCH, p) for p in file.purposes.values()]
 
 
 #: the kinds of difference, in the order `purposes diff` explains them
@@ -151,14 +155,17 @@ def differences(file: Catalogue, log: CatalogueHistory) -> list[PurposeDifferenc
 
 
 def applied_versions(file: Catalogue, log: CatalogueHistory, now: datetime) -> list[PurposeVersion]:
-    """What `purposes apply` records: each `changed` purpose as its next version in force from
-    `now`, each `added` one as a seed (version 1 since the epoch, as the start-up records it).
-    A retired purpose stays retired (a PUT defines it again) and a `missing` one stays in force
+    """What `purposes apply` records: on a log without purpose events, the seeds (as the first
+    start records them); otherwise each `changed` purpose as its next version and each `added`
+    one as its version 1, both in force from `now`: the past keeps the catalogue it had. A
+    retired purpose stays retired (a PUT defines it again) and a `missing` one stays in force
     (retiring is `DELETE /v1/purposes/{id}`): the file alone never withdraws a purpose."""
+    if not log.ids:
+        return seeds(file, log)
     out = []
     for d in differences(file, log):
         if d.change == "added":
-            out.append(PurposeVersion(EPOCH, file.purposes[d.purpose]))
+            out.append(PurposeVersion(now, replace(file.purposes[d.purpose], version=1)))
         elif d.change == "changed":
             number = log.next_version(d.purpose)
             out.append(PurposeVersion(now, replace(file.purposes[d.purpose], version=number)))

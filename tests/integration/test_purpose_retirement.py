@@ -136,3 +136,60 @@ async def test_purposes_diff_and_apply_record_the_edited_file_once(
         # the unedited file now differs the other way round
         back = await purposes_cli(settings, "diff")
         assert back.returncode == 1 and '  title: log "Weekly news"' in back.stdout
+
+
+LOYALTY = """
+[purposes.loyalty]
+title = "Loyalty club"
+basis = "consent"
+channels = ["email"]
+recipients = []
+retention = "P2Y"
+"""
+
+
+async def test_a_purpose_added_to_the_file_later_is_drift_until_applied_from_then_on(
+    settings: Settings, tmp_path: Path
+) -> None:
+    async with running_projector(settings), running_api(settings):
+        await seeded(settings)
+    before = rfc3339(datetime.now(UTC))
+    edited = tmp_path / "purposes.toml"
+    edited.write_text(settings.catalogue_file.read_text(encoding="utf-8") + LOYALTY)
+    added = replace(settings, catalogue_path=str(edited))
+    async with running_projector(added), running_api(added) as api:
+
+        async def reported() -> bool:
+            answer = await api.get("/readyz")
+            return answer.status_code == 200 and answer.json()["catalogue"]["file_differs"]
+
+        await wait_until(reported, 30, "the added purpose to be reported on /readyz")
+        assert (await api.get("/readyz")).json()["catalogue"]["differences"] == [
+            {"purpose": "loyalty", "change": "added", "fields": []}
+        ]
+        # the restart recorded nothing: the past keeps the catalogue it had
+        assert await purpose_rows(added) == FILE_PURPOSES
+        listed = (await api.get("/v1/purposes")).json()["purposes"]
+        assert "loyalty" not in [p["id"] for p in listed]
+        shown = await purposes_cli(added, "diff")
+        assert shown.returncode == 1 and "loyalty: only in the file" in shown.stdout
+
+        applied = await purposes_cli(added, "apply")
+        assert applied.returncode == 0, applied.stderr
+        assert "recorded loyalty version 1" in applied.stdout
+
+        async def follows() -> bool:
+            return (await api.get("/v1/purposes/loyalty/history")).status_code == 200
+
+        await wait_until(follows, 10, "the running API to follow the applied purpose")
+        history = (await api.get("/v1/purposes/loyalty/history")).json()["versions"]
+        [first] = history
+        assert first["in_force_from"] > before  # in force from the apply, not since 1970
+        assert first["recorded_by"] == {"type": "system", "id": "purposes-apply"}
+
+        params = {"subject_id": "s-loyal", "purpose": "loyalty", "channel": "email"}
+        then = await api.get("/v1/decision", params={**params, "at": before})
+        assert then.status_code == 422, then.text
+        assert "purpose" in [e["field"] for e in then.json()["errors"]]
+        listed_then = (await api.get("/v1/purposes", params={"at": before})).json()["purposes"]
+        assert "loyalty" not in [p["id"] for p in listed_then]

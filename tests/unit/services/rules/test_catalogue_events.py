@@ -102,11 +102,14 @@ def test_a_version_number_alone_is_no_difference() -> None:
     [
         (FILE, LOG, []),
         (_file(newsletter=TITLED), LOG, [PurposeVersion(T0, replace(TITLED, version=2))]),
-        (_file(loyalty=NEW), LOG, [PurposeVersion(EPOCH, NEW)]),
+        # a purpose added to the file after the first start is in force from now, not 1970
+        (_file(loyalty=NEW), LOG, [PurposeVersion(T0, NEW)]),
         (_file(newsletter=None), LOG, []),  # the file never retires a purpose
         (_file(newsletter=TITLED), _retired(NL), []),  # nor defines a retired one again
+        # on a log without purpose events, apply records what the first start would
+        (FILE, CatalogueHistory(()), [PurposeVersion(EPOCH, p) for p in FILE.purposes.values()]),
     ],
-    ids=["same", "changed", "added", "missing", "retired"],
+    ids=["same", "changed", "added", "missing", "retired", "first-start"],
 )
 def test_what_apply_records(
     file: Catalogue, log: CatalogueHistory, expected: list[PurposeVersion]
@@ -124,12 +127,15 @@ def test_applying_twice_records_nothing_more() -> None:
     assert applied_versions(file, full, T0 + timedelta(days=1)) == []
 
 
-def test_seeds_are_the_files_purposes_the_log_never_defined() -> None:
+def test_the_file_seeds_only_a_log_without_purpose_events() -> None:
     assert seeds(FILE, CatalogueHistory(())) == [
         PurposeVersion(EPOCH, p) for p in FILE.purposes.values()
     ]
     assert seeds(FILE, LOG) == []
     assert NL not in [v.id for v in seeds(FILE, _retired(NL))]  # never seeded again
+    # a purpose added to the file later is a difference, never a seed since the epoch
+    assert seeds(_file(loyalty=NEW), LOG) == []
+    assert differences(_file(loyalty=NEW), LOG) == [PurposeDifference("loyalty", "added")]
 
 
 def test_an_event_id_is_a_digest_of_the_content() -> None:
