@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, Final
 
@@ -20,7 +20,7 @@ from services.config import Settings
 from services.ledger import idempotency
 from services.proof.dead_letter_retention import cutoff, purge_dead_letters
 from services.reads.purpose_cache import PurposeCache
-from services.rules.catalogue import Catalogue, Purpose, load_catalogue
+from services.rules.catalogue import DEFAULT_PROOF_RETENTION, Catalogue, Purpose, load_catalogue
 from services.rules.catalogue_history import CatalogueHistory
 
 log = logging.getLogger(__name__)
@@ -124,9 +124,31 @@ def longest_kept(history: CatalogueHistory, at: datetime) -> Catalogue:
     chosen: dict[str, Purpose] = {}
     for pid in history.ids:
         defined = [v.definition for v in history.versions(pid) if isinstance(v.definition, Purpose)]
-        if defined:
-            chosen[pid] = max(defined, key=lambda p: p.proof_period().after(at))
+        ends = [(end, p) for p in defined if (end := _proof_end(p, at)) is not None]
+        if ends:
+            chosen[pid] = max(ends, key=lambda e: e[0])[1]
+        elif defined:
+            chosen[pid] = replace(defined[-1], proof_retention=DEFAULT_PROOF_RETENTION)
     return Catalogue(chosen)
+
+
+def _proof_end(purpose: Purpose, at: datetime) -> datetime | None:
+    """When the purpose's proof period ends, counted from `at`; None (logged) for a version
+    recorded under looser rules whose period cannot be counted: the job skips it and keeps
+    running rather than failing every night over one stored version."""
+    try:
+        return purpose.proof_period().after(at)
+    except (ValueError, OverflowError) as exc:  # DurationError, or beyond the calendar
+        log.error(
+            "purpose %s v%s: proof_retention %.40r cannot be counted (%s); the default %s"
+            " stands in for it",
+            purpose.id,
+            purpose.version,
+            purpose.proof_retention,
+            exc,
+            DEFAULT_PROOF_RETENTION,
+        )
+        return None
 
 
 async def run_retention(settings: Settings, *, dry_run: bool = False) -> int:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 import tomllib
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 
@@ -24,6 +25,13 @@ LEGAL_BASES: Final = ("consent", "legitimate_interest", "contract", "legal_oblig
 #: how long an erased subject's consent facts are kept as proof when a purpose does not say:
 #: the general limitation period of claims in Finland (Act 728/2003, section 4)
 DEFAULT_PROOF_RETENTION: Final = "P3Y"
+#: the longest proof retention accepted: a century outlasts every limitation period, and a
+#: longer one would only overflow the retention job's date arithmetic
+MAX_PROOF_RETENTION_YEARS: Final = 100
+#: a duration longer than this is no duration a person means (length checked before the regex)
+MAX_DURATION_LEN: Final = 32
+#: the instant a proof retention is measured from when it is checked (a leap day's year)
+_MEASURED_FROM: Final = datetime(2000, 1, 1, tzinfo=UTC)
 #: an ISO 8601 duration (P1Y6M, P13M, P10Y, P30D, PT12H); a retention starting with P and a
 #: digit or T must be one, anything else is read as text ("while the customer relationship lasts")
 ISO_DURATION_RE: Final = re.compile(
@@ -278,19 +286,24 @@ def _texts(pid: str, value: Any, direct_marketing: bool) -> tuple[PurposeText, .
 
 
 def _proof_retention(pid: str, value: Any) -> str:
-    """Optional (default P3Y); when given, a duration the retention job can count with."""
+    """Optional (default P3Y); when given, a duration the retention job can count with: longer
+    than nothing (P0D would purge the Art. 7(1) proof at once) and at most a century."""
     if value is None:
         return DEFAULT_PROOF_RETENTION
     try:
-        if not isinstance(value, str):
-            raise DurationError("not a string")
-        parse_duration(value)
-    except DurationError:
+        if not isinstance(value, str) or len(value) > MAX_DURATION_LEN:
+            raise DurationError("not a short string")
+        ends = parse_duration(value).after(_MEASURED_FROM)
+    except (ValueError, OverflowError):  # DurationError, or a count no calendar reaches
+        ends = None
+    longest = _MEASURED_FROM.replace(year=_MEASURED_FROM.year + MAX_PROOF_RETENTION_YEARS)
+    if ends is None or not _MEASURED_FROM < ends <= longest:
+        shown = value if not isinstance(value, str) or len(value) <= MAX_TEXT else value[:40] + "…"
         raise CatalogueError(
-            f"purposes.{pid}.proof_retention={value!r}; an ISO 8601 duration such as P3Y,"
-            " P18M or P90D",
+            f"purposes.{pid}.proof_retention={shown!r}; an ISO 8601 duration longer than"
+            f" nothing and at most P{MAX_PROOF_RETENTION_YEARS}Y, such as P3Y, P18M or P90D",
             "proof_retention",
-        ) from None
+        )
     return value
 
 

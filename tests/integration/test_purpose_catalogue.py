@@ -91,8 +91,21 @@ async def test_a_put_version_is_decided_with_at_once_in_every_process(settings: 
         ({"basis": "whim"}, "basis"),
         ({"channels": []}, "channels"),
         ({"colour": "red"}, "colour"),
+        ({"proof_retention": "P99999999999D"}, "proof_retention"),
+        ({"proof_retention": "P" + "9" * 4400 + "D"}, "proof_retention"),
+        ({"proof_retention": "P99999Y"}, "proof_retention"),
+        ({"proof_retention": "P0D"}, "proof_retention"),
     ],
-    ids=["transfer-without-safeguard", "basis", "no-channels", "unknown-key"],
+    ids=[
+        "transfer-without-safeguard",
+        "basis",
+        "no-channels",
+        "unknown-key",
+        "proof-overflow",
+        "proof-4400-digits",
+        "proof-beyond-calendar",
+        "proof-nothing",
+    ],
 )
 async def test_a_bad_version_is_refused_naming_the_field(
     api: httpx.AsyncClient, change: dict[str, Any], field: str
