@@ -17,7 +17,7 @@ from typing import Any, Final
 
 import iso3166
 
-from projections.periods import Duration, DurationError, parse_duration
+from projections.periods import Duration, parse_duration
 from schemas.events import CHANNELS
 from services.rules.languages import LANGUAGES
 
@@ -290,14 +290,14 @@ def _proof_retention(pid: str, value: Any) -> str:
     than nothing (P0D would purge the Art. 7(1) proof at once) and at most a century."""
     if value is None:
         return DEFAULT_PROOF_RETENTION
+    ends: datetime | None = None
     try:
-        if not isinstance(value, str) or len(value) > MAX_DURATION_LEN:
-            raise DurationError("not a short string")
-        ends = parse_duration(value).after(_MEASURED_FROM)
+        if isinstance(value, str) and len(value) <= MAX_DURATION_LEN:
+            ends = parse_duration(value).after(_MEASURED_FROM)
     except (ValueError, OverflowError):  # DurationError, or a count no calendar reaches
         ends = None
     longest = _MEASURED_FROM.replace(year=_MEASURED_FROM.year + MAX_PROOF_RETENTION_YEARS)
-    if ends is None or not _MEASURED_FROM < ends <= longest:
+    if not isinstance(value, str) or ends is None or not _MEASURED_FROM < ends <= longest:
         shown = value if not isinstance(value, str) or len(value) <= MAX_TEXT else value[:40] + "…"
         raise CatalogueError(
             f"purposes.{pid}.proof_retention={shown!r}; an ISO 8601 duration longer than"
