@@ -11,6 +11,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import hashlib
+import time
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -43,7 +46,7 @@ from services.reads.progress import ProjectionProgress
 from services.reads.projection_health import ProjectionHealth
 from services.reads.purpose_cache import PurposeCache
 from services.rules.catalogue import Catalogue, load_catalogue
-from services.rules.catalogue_events import FILE_ACTOR, version_event
+from services.rules.catalogue_events import FILE_ACTOR, PURPOSE_NAMESPACE, version_event
 from services.rules.catalogue_history import PurposeVersion
 
 #: opens a dedicated database connection; the caller closes it
@@ -175,15 +178,18 @@ async def open_ledger(settings: Settings) -> Ledger:
 async def record_purpose_versions(
     ledger: Ledger, actor: Actor, versions: Sequence[PurposeVersion], reason: str | None = None
 ) -> list[tuple[int, int]]:
-    """Put purpose versions in the log and wait until they are projected, so a reload sees
-    them (`reason`: a retirement's). Their event ids derive from their content: the same seed
-    twice is one event."""
+    """Put purpose versions in the log and wait until they are projected on every partition
+    they landed on, so a reload sees them (`reason`: a retirement's). Their event ids derive
+    from their content, and so does the idempotency key: the same versions sent again (a seed
+    retried while the projector lags) are answered from the first send's ack, never a second
+    record on the topic."""
     now = datetime.now(UTC)
     events = [version_event(v, now, actor, reason) for v in versions]
+    ids = ",".join(sorted(str(e.event_id) for e in events))
     appended = await append(
         events,
-        key=None,
-        digest=b"",
+        key=f"purpose-versions:{uuid.uuid5(PURPOSE_NAMESPACE, ids)}",
+        digest=hashlib.sha256(ids.encode()).digest(),
         subject_id=events[0].subject_id,
         codec=ledger.codec,
         pool=ledger.pool,
@@ -192,8 +198,14 @@ async def record_purpose_versions(
         erased=ledger.erased,
         hash_key=ledger.secrets.blind_index_key,
     )
-    partition, offset = max(appended.positions)
-    await ledger.progress.wait_for(partition, offset + 1, ledger.settings.read_wait_ms / 1000)
+    last: dict[int, int] = {}
+    for partition, offset in appended.positions:
+        last[partition] = max(offset, last.get(partition, -1))
+    deadline = time.monotonic() + ledger.settings.read_wait_ms / 1000
+    for partition, offset in sorted(last.items()):
+        remaining = max(0.0, deadline - time.monotonic())
+        if not await ledger.progress.wait_for(partition, offset + 1, remaining):
+            break  # not projected yet: the caller reloads what is, and a retry is a replay
     return appended.positions
 
 

@@ -14,8 +14,10 @@ from typing import Any
 import httpx
 import pytest
 
+from services.bootstrap import close_ledger, open_ledger, record_purpose_versions
 from services.config import Settings
-from tests.conftest import running_api, running_projector, wait_until
+from services.rules.catalogue_events import FILE_ACTOR
+from tests.conftest import make_settings, running_api, running_projector, wait_until
 from tests.integration.purpose_support import (
     FILE_PURPOSES,
     current,
@@ -24,6 +26,8 @@ from tests.integration.purpose_support import (
     put_body,
     seeded,
 )
+from tests.integration.topic_records import all_records
+from tests.servers import Servers
 
 pytestmark = pytest.mark.integration
 
@@ -149,3 +153,52 @@ async def test_a_changed_file_is_reported_not_applied(
                 "differences": [{"purpose": NL, "change": "changed", "fields": ["title", "texts"]}],
             }
     assert any("newsletter changed title" in r.getMessage() for r in caplog.records)
+
+
+async def test_a_seed_sent_again_while_the_projector_lags_is_one_record(
+    real_servers: Servers,
+) -> None:
+    """No projector: the first send is never projected in time, and sending the same versions
+    again (as the start-up does on each attempt) answers from the first send's ack."""
+    settings = await make_settings(real_servers, LEDGER_READ_WAIT_MS="200")
+    ledger = await open_ledger(settings)
+    assert ledger.purpose_follower is not None
+    ledger.purpose_follower.cancel()  # before it runs: the test sends the seeds itself
+    try:
+        seeds = ledger.purposes.missing()
+        assert len(seeds) == FILE_PURPOSES
+        first = await record_purpose_versions(ledger, FILE_ACTOR, seeds)
+        again = await record_purpose_versions(ledger, FILE_ACTOR, seeds)
+        assert again == first
+        assert len({p for p, _ in first}) > 1  # the seeds span partitions
+    finally:
+        await close_ledger(ledger)
+    keys = [r.key for r in await all_records(settings.kafka, settings.topic)]
+    purpose_keys = [k for k in keys if k is not None and k.startswith(b"purpose/")]
+    assert len(purpose_keys) == len(set(purpose_keys)) == FILE_PURPOSES
+
+
+async def test_recorded_versions_are_waited_for_on_every_partition(settings: Settings) -> None:
+    ledger = await open_ledger(settings)
+    assert ledger.purpose_follower is not None
+    ledger.purpose_follower.cancel()  # before it runs: the test sends the seeds itself
+    asked: list[tuple[int, int]] = []
+    wait_for = ledger.progress.wait_for
+
+    async def noted(partition: int, position: int, timeout_s: float) -> bool:
+        asked.append((partition, position))
+        return await wait_for(partition, position, timeout_s)
+
+    try:
+        async with running_projector(settings):
+            ledger.progress.wait_for = noted  # type: ignore[method-assign]
+            positions = await record_purpose_versions(ledger, FILE_ACTOR, ledger.purposes.missing())
+            # every version is projected when it returns, whichever partition it landed on
+            assert await purpose_rows(settings) == FILE_PURPOSES
+    finally:
+        await close_ledger(ledger)
+    last: dict[int, int] = {}
+    for partition, offset in positions:
+        last[partition] = max(offset, last.get(partition, -1))
+    assert len(last) > 1
+    assert sorted(asked) == sorted((p, o + 1) for p, o in last.items())
