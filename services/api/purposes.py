@@ -79,9 +79,9 @@ async def put_purpose(request: Request) -> JSONResponse:
         return JSONResponse(_answer(current.as_json(), cache.log.latest(pid)), 200)
     caller = caller_of(request)
     actor = Actor("staff", caller.key_id if caller else None)
-    now = datetime.now(UTC)
+    since = cache.log.next_in_force(pid, datetime.now(UTC))  # also its recorded_at
     try:
-        await record_purpose_versions(ledger, actor, [PurposeVersion(now, asked)])
+        await record_purpose_versions(ledger, actor, [PurposeVersion(since, asked)])
     except BrokerUnavailable:
         raise unavailable("the event log did not acknowledge in time; retry", 2) from None
     await cache.reload()
@@ -117,7 +117,8 @@ async def retire_purpose(request: Request) -> JSONResponse:
         return JSONResponse(_retirement(latest))
     caller = caller_of(request)
     actor = Actor("staff", caller.key_id if caller else None)
-    asked = PurposeVersion(datetime.now(UTC), PurposeRetirement(pid, latest.version + 1))
+    since = cache.log.next_in_force(pid, datetime.now(UTC))  # also its recorded_at
+    asked = PurposeVersion(since, PurposeRetirement(pid, latest.version + 1))
     try:
         await record_purpose_versions(ledger, actor, [asked], reason)
     except BrokerUnavailable:

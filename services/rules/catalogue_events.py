@@ -168,7 +168,8 @@ def applied_versions(file: Catalogue, log: CatalogueHistory, now: datetime) -> l
             out.append(PurposeVersion(now, replace(file.purposes[d.purpose], version=1)))
         elif d.change == "changed":
             number = log.next_version(d.purpose)
-            out.append(PurposeVersion(now, replace(file.purposes[d.purpose], version=number)))
+            since = log.next_in_force(d.purpose, now)
+            out.append(PurposeVersion(since, replace(file.purposes[d.purpose], version=number)))
     return out
 
 
@@ -181,7 +182,11 @@ APPLY_ACTOR: Final = ev.Actor("system", "purposes-apply")
 def version_event(
     version: PurposeVersion, now: datetime, actor: ev.Actor, reason: str | None = None
 ) -> ev.Event:
-    """The event that records `version` (a definition, or a retirement with its `reason`)."""
+    """The event that records `version` (a definition, or a retirement with its `reason`). A
+    version in force from the moment it is recorded carries that one instant as both
+    `in_force_from` and `recorded_at`; a seed (in force since the epoch) is recorded `now`."""
+    if version.in_force_from != EPOCH:
+        now = version.in_force_from
     if isinstance(version.definition, PurposeRetirement):
         kind = ev.PURPOSE_RETIRED
         data = retired_data(version.id, version.version, version.in_force_from, reason)

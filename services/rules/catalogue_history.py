@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Final, NamedTuple
 
 from services.rules.catalogue import Catalogue, Purpose
@@ -19,6 +19,8 @@ from services.rules.catalogue import Catalogue, Purpose
 #: the instant the versions seeded from the catalogue file are in force from: the file governed
 #: every decision the ledger made before the log recorded it
 EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+#: the least step between a purpose's versions: each is in force at an instant of its own
+TICK: Final = timedelta(microseconds=1)
 
 
 class HistoryError(ValueError):
@@ -80,7 +82,7 @@ class CatalogueHistory:
             numbers = [e.version for e in mine]
             if len(set(numbers)) != len(numbers):
                 raise HistoryError(f"purpose {pid} has two definitions of one version: {numbers}")
-            self._versions[pid] = tuple(mine)
+            self._versions[pid] = tuple(_monotonic(mine))
         self._current = self._catalogue(v[-1] for v in self._versions.values())
 
     @classmethod
@@ -124,6 +126,13 @@ class CatalogueHistory:
         versions = self._versions.get(purpose_id)
         return versions[-1] if versions else None
 
+    def next_in_force(self, purpose_id: str, now: datetime) -> datetime:
+        """When a version recorded `now` comes into force: `now`, or just after the purpose's
+        latest version when this process's clock is behind the one that recorded it, so the
+        versions stay in order whatever the clocks say."""
+        latest = self.latest(purpose_id)
+        return max(now, latest.in_force_from + TICK) if latest else now
+
     def next_version(self, purpose_id: str) -> int:
         """The number the purpose's next definition or retirement takes."""
         latest = self.latest(purpose_id)
@@ -137,3 +146,16 @@ class CatalogueHistory:
     @staticmethod
     def _catalogue(entries: Iterable[PurposeVersion]) -> Catalogue:
         return Catalogue({e.id: e.definition for e in entries if isinstance(e.definition, Purpose)})
+
+
+def _monotonic(versions: Iterable[PurposeVersion]) -> Iterable[PurposeVersion]:
+    """The versions (by number) with each in force no earlier than the one before: a version
+    recorded under a clock behind its predecessor's comes into force with it (the higher
+    number answering for that instant, as for any tie), never before it. Recording keeps them
+    apart (`next_in_force`); this repairs what an older or skewed log holds."""
+    floor: datetime | None = None
+    for v in versions:
+        if floor is not None and v.in_force_from < floor:
+            v = PurposeVersion(floor, v.definition)
+        floor = v.in_force_from
+        yield v

@@ -86,6 +86,8 @@ async def test_a_put_version_is_decided_with_at_once_in_every_process(settings: 
         history = (await other.get(f"/v1/purposes/{NL}/history")).json()["versions"]
         assert [v["version"] for v in history] == [1, 2]
         assert history[1]["recorded_by"]["type"] == "staff"
+        # one instant: in force from the moment the log recorded it
+        assert history[1]["in_force_from"] == history[1]["recorded_at"]
 
 
 @pytest.mark.parametrize(

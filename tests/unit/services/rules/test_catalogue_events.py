@@ -147,6 +147,23 @@ def test_an_event_id_is_a_digest_of_the_content() -> None:
     assert (one.subject_id, one.type) == (f"purpose/{NL}", ev.PURPOSE_DEFINED)
 
 
+def test_a_version_in_force_from_its_recording_carries_one_instant() -> None:
+    """in_force_from and recorded_at are one instant, whatever `now` the sender read later."""
+    event = version_event(PurposeVersion(T0, TITLED), T0 + timedelta(seconds=3), APPLY_ACTOR)
+    assert event.recorded_at == event.occurred_at == event.data["in_force_from"] == T0
+    seed = version_event(PurposeVersion(EPOCH, TITLED), T0, FILE_ACTOR)
+    assert (seed.recorded_at, seed.data["in_force_from"]) == (T0, EPOCH)
+
+
+def test_apply_records_a_change_after_the_latest_version_whatever_the_clock() -> None:
+    later = CatalogueHistory(
+        [*(v for pid in LOG.ids for v in LOG.versions(pid)),
+         PurposeVersion(T0, replace(TITLED, version=2))]
+    )  # fmt: skip
+    [applied] = applied_versions(_file(newsletter=RESENT), later, T0 - timedelta(hours=1))
+    assert applied.version == 3 and applied.in_force_from > T0
+
+
 def test_a_retirement_carries_its_reason() -> None:
     retired = version_event(PurposeVersion(T0, PurposeRetirement(NL, 2)), T0, APPLY_ACTOR, "done")
     assert retired.type == ev.PURPOSE_RETIRED

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from services.rules.catalogue import Catalogue, Purpose
 from services.rules.catalogue_history import (
     EPOCH,
+    TICK,
     CatalogueHistory,
     HistoryError,
     PurposeRetirement,
@@ -188,3 +189,30 @@ def test_a_purpose_defined_again_is_no_longer_retired() -> None:
     assert again.retired_at(T0 + DAY) == {"stats": STATS}
     assert again.retired_at() == {}
     assert again.current.get("stats") == replace(STATS, version=3)
+
+
+def test_a_version_recorded_under_a_clock_behind_comes_into_force_after_its_predecessor() -> None:
+    """The log's order is the truth: version 3 with an earlier in_force_from than version 2
+    (another process's clock behind) comes into force with version 2, never before it."""
+    history = CatalogueHistory(
+        [
+            PurposeVersion(T0, NEWS),
+            PurposeVersion(T0 + timedelta(hours=2), NEWS2),
+            PurposeVersion(T0 + timedelta(hours=1), NEWS3),
+        ]
+    )
+    assert [v.in_force_from for v in history.versions("news")] == [
+        T0,
+        T0 + timedelta(hours=2),
+        T0 + timedelta(hours=2),
+    ]
+    assert history.at(T0 + timedelta(hours=1, minutes=30)).purposes["news"].version == 1
+    assert history.at(T0 + timedelta(hours=2)).purposes["news"].version == 3
+
+
+def test_a_new_version_is_in_force_from_now_or_just_after_the_latest() -> None:
+    history = CatalogueHistory([PurposeVersion(T0, NEWS)])
+    later = T0 + timedelta(minutes=1)
+    assert history.next_in_force("news", later) == later
+    assert history.next_in_force("news", T0 - timedelta(seconds=5)) == T0 + TICK
+    assert history.next_in_force("never", T0) == T0
