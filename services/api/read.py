@@ -35,6 +35,7 @@ from services.http.subjects import (
 from services.identity.api_keys import AUDIT, permits
 from services.ledger.partitioning import partition_for
 from services.ledger.tokens import encode_token
+from services.rules.as_of_decision import decide_as_of, purposes_as_of
 from services.rules.catalogue import Catalogue, Purpose
 from services.rules.decisions import Decision, decide, retired_purpose, unknown_subject
 from services.telemetry import api_metrics
@@ -65,9 +66,9 @@ async def _retired_answer(
     purpose: Purpose,
     channel: str,
     at: datetime | None,
+    made: Decision,
 ) -> JSONResponse:
     """A purpose retired by the instant asked about: denied whatever the subject's history."""
-    made = retired_purpose(purpose)
     api_metrics.count_decision(
         api_metrics.AS_OF if at else api_metrics.SINGLE, made.reason, made.allowed
     )
@@ -95,10 +96,13 @@ async def decision(request: Request) -> JSONResponse:
     at = as_of.at_param(f)
     # as of an instant, the purpose and its channels are those of the version in force then;
     # a purpose retired by then is decided `not_in_catalogue` with its last definition
-    catalogue = as_of.catalogue_at(ledger, at) if at is not None else ledger.catalogue
-    retired = purpose_history_of(ledger).retired_at(at)
-    pid = f.choice("purpose", (*catalogue.ids, *retired), required=True)
-    purpose = (catalogue.get(pid) or retired.get(pid)) if pid else None
+    history = purpose_history_of(ledger)
+    retired = history.retired_at(at)
+    named = (
+        purposes_as_of(history, at) if at is not None else {**ledger.catalogue.purposes, **retired}
+    )
+    pid = f.choice("purpose", tuple(named), required=True)
+    purpose = named.get(pid) if pid else None
     channel = f.choice("channel", purpose.channels if purpose else (), required=True)
     # wait first: an identifier linked just before min_token's position must be found
     await wait_for_token(ledger, f)
@@ -110,17 +114,25 @@ async def decision(request: Request) -> JSONResponse:
     f.finish()
     assert purpose is not None and channel is not None
     if purpose.id in retired:
-        return await _retired_answer(request, f, subject_id, purpose, channel, at)
+        denied = (
+            decide_as_of(history, purpose.id, channel, at, None)
+            if at is not None
+            else retired_purpose(purpose)
+        )
+        assert denied is not None  # the purpose and channel were checked as of `at`
+        return await _retired_answer(request, f, subject_id, purpose, channel, at, denied)
     await require_fresh(ledger)  # after validation: bad input is still a 4xx
     if at is not None:
         if subject_id is not None:
             await record_read(request, subject_id)
         known = await as_of.known(ledger, subject_id, at) if subject_id is not None else None
-        made = (
-            decide(known.state, purpose, channel, at, known.notices)
+        as_of_made = (
+            decide_as_of(history, purpose.id, channel, at, known.state, known.notices)
             if known
-            else unknown_subject(purpose)
+            else decide_as_of(history, purpose.id, channel, at, None)
         )
+        assert as_of_made is not None  # the purpose and channel were checked as of `at`
+        made = as_of_made
         api_metrics.count_decision(api_metrics.AS_OF, made.reason, made.allowed)
         return JSONResponse(
             {

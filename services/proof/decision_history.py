@@ -137,23 +137,6 @@ def scopes_of(history: CatalogueHistory) -> list[tuple[Purpose, str]]:
     return out
 
 
-def decision_at(
-    events: Sequence[tuple[Event, Position]],
-    history: CatalogueHistory,
-    purpose_id: str,
-    channel: str,
-    at: datetime,
-    published: Sequence[Notice] = (),
-) -> Decision | None:
-    """The as-of answer: the events recorded by `at` folded and decided with the purpose's
-    definition in force at `at`; None when the purpose or the channel was not in force."""
-    purpose = history.at(at).get(purpose_id)
-    if purpose is None or channel not in purpose.channels:
-        return None
-    known = known_at(events, at, published)
-    return decide(known.state, purpose, channel, at, known.notices)
-
-
 def recorded_subsets(
     events: Sequence[tuple[Event, Position]], points: Sequence[datetime]
 ) -> Iterator[list[tuple[Event, Position]]]:

@@ -11,12 +11,13 @@ from datetime import datetime, timedelta
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from projections.as_of import known_at
 from projections.state import Fact, FactKey, Position, facts_for
 from schemas.events import Event
-from services.proof.decision_history import decision_at
+from services.rules.as_of_decision import decide_as_of
 from services.rules.catalogue import Purpose
 from services.rules.catalogue_history import CatalogueHistory, PurposeRetirement, PurposeVersion
-from services.rules.decisions import Decision, decide
+from services.rules.decisions import Decision, decide, retired_purpose
 from tests.properties import examples
 from tests.unit.event_log import CATALOGUE, T0, event
 from tests.unit.event_log import specs as st_specs
@@ -54,12 +55,29 @@ changes = st.builds(
 )
 
 
-def versions_of(timed: list[tuple[int, Change]]) -> list[PurposeVersion]:
-    """The file's catalogue at the epoch of the log, then each change in time order with the
-    purpose's next version number (a retired purpose may be defined again)."""
+def decision_at(
+    events: list[tuple[Event, Position]],
+    history: CatalogueHistory,
+    purpose_id: str,
+    channel: str,
+    at: datetime,
+) -> Decision | None:
+    """The as-of answer as `GET /v1/decision?at=` composes it (services/rules/as_of_decision.py)
+    over the events recorded by `at`."""
+    known = known_at(events, at)
+    return decide_as_of(history, purpose_id, channel, at, known.state, known.notices)
+
+
+def versions_of(
+    timed: list[tuple[int, Change]], *, in_log_order: bool = False
+) -> list[PurposeVersion]:
+    """The file's catalogue at the epoch of the log, then each change with the purpose's next
+    version number (a retired purpose may be defined again): in time order, or `in_log_order`
+    as given, so a later version may say it came into force before an earlier one (a server
+    whose clock was behind)."""
     out = [PurposeVersion(minute(-1), p) for p in CATALOGUE.purposes.values()]
     number = dict.fromkeys(CATALOGUE.ids, 1)
-    for at, change in sorted(timed, key=lambda x: x[0]):
+    for at, change in timed if in_log_order else sorted(timed, key=lambda x: x[0]):
         number[change.purpose] += 1
         n = number[change.purpose]
         base = CATALOGUE.purposes[change.purpose]
@@ -97,19 +115,28 @@ def live_answers(
     scopes: list[tuple[str, str]],
 ) -> dict[tuple[datetime, str, str], Decision | None]:
     """A live ledger: it applies each event and each purpose version once it is recorded (in
-    log order; versions in time order) and decides at each probe with what it holds then."""
+    log order; a purpose's versions in their order, none before its predecessor) and decides
+    at each probe with what it holds then; a retired purpose is denied `not_in_catalogue`
+    for a channel of its last definition."""
     state: dict[FactKey, Fact] = {}
     live: dict[str, Purpose] = {}
+    retired: dict[str, Purpose] = {}
     pending_events = list(events)
-    pending_versions = sorted(versions, key=lambda v: (v.in_force_from, v.version))
+    since: dict[str, datetime] = {}
+    effective = []
+    for v in sorted(versions, key=lambda v: (v.id, v.version)):
+        since[v.id] = max(v.in_force_from, since.get(v.id, v.in_force_from))
+        effective.append(PurposeVersion(since[v.id], v.definition))
+    pending_versions = sorted(effective, key=lambda v: (v.in_force_from, v.version))
     out: dict[tuple[datetime, str, str], Decision | None] = {}
     for probe in sorted(probes):
         while pending_versions and pending_versions[0].in_force_from <= probe:
             v = pending_versions.pop(0)
             if isinstance(v.definition, Purpose):
                 live[v.id] = v.definition
-            else:
-                live.pop(v.id, None)
+                retired.pop(v.id, None)
+            elif v.id in live:
+                retired[v.id] = live.pop(v.id)
         while pending_events and pending_events[0][0].recorded_at <= probe:
             e, position = pending_events.pop(0)
             for fact in facts_for(e, position):
@@ -118,10 +145,13 @@ def live_answers(
                     state[fact.key] = fact
         for pid, channel in scopes:
             purpose = live.get(pid)
-            ok = purpose is not None and channel in purpose.channels
-            out[(probe, pid, channel)] = (
-                decide(state, purpose, channel, probe) if ok and purpose else None
-            )
+            gone = retired.get(pid)
+            if purpose is not None and channel in purpose.channels:
+                out[(probe, pid, channel)] = decide(state, purpose, channel, probe)
+            elif gone is not None and channel in gone.channels:
+                out[(probe, pid, channel)] = retired_purpose(gone)
+            else:
+                out[(probe, pid, channel)] = None
     return out
 
 
@@ -133,13 +163,15 @@ minutes = st.integers(min_value=0, max_value=SPAN)
     st.lists(st.tuples(minutes, changes), max_size=6),
     st.lists(st.tuples(minutes, st_specs), max_size=10),
     st.lists(minutes, min_size=1, max_size=6),
+    st.booleans(),
 )
 def test_every_as_of_decision_is_the_decision_made_then(
     purpose_changes: list[tuple[int, Change]],
     subject_events: list[tuple[int, tuple[str, dict[str, object]]]],
     extra_probes: list[int],
+    in_log_order: bool,
 ) -> None:
-    versions = versions_of(purpose_changes)
+    versions = versions_of(purpose_changes, in_log_order=in_log_order)
     history = CatalogueHistory(versions)
     events = subject_log(subject_events)
     # every instant something changed, just before it, and a few others
@@ -186,4 +218,6 @@ def test_a_retired_purpose_answers_for_the_past_only() -> None:
     )
     before = decision_at(events, history, "newsletter", "email", minute(29))
     assert before is not None and before.reason == "consent_given"
-    assert decision_at(events, history, "newsletter", "email", minute(30)) is None
+    after = decision_at(events, history, "newsletter", "email", minute(30))
+    assert after is not None and after.reason == "not_in_catalogue"
+    assert decision_at(events, history, "newsletter", "sms", minute(30)) is None
