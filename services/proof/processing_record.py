@@ -132,6 +132,8 @@ def _recipient_cell(recipient: dict[str, Any]) -> str:
     where = recipient["country"]
     if recipient["safeguard"]:
         where = f"{where}, {recipient['safeguard']}"
+    if recipient.get("safeguard_note"):
+        where = f"{where}: {recipient['safeguard_note']}"
     return f"{recipient['name']} ({where})"
 
 

@@ -279,10 +279,13 @@ def _kantara_purpose(event: Event, purpose: Purpose) -> dict[str, Any]:
 
 
 def recipient_text(recipient: Recipient) -> str:
-    """A recipient in one line: its name, country and, for a transfer, the safeguard."""
+    """A recipient in one line: its name, country and, for a transfer, the safeguard and what
+    it rests on."""
     where = recipient.country
     if recipient.safeguard:
         where = f"{where}, {recipient.safeguard}"
+    if recipient.safeguard_note:
+        where = f"{where}: {recipient.safeguard_note}"
     return f"{recipient.name} ({where})"
 
 

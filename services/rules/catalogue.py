@@ -15,11 +15,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 
-import iso3166
-
 from projections.periods import Duration, parse_duration
 from schemas.events import CHANNELS
+from services.rules.catalogue_errors import MAX_TEXT as MAX_TEXT
+from services.rules.catalogue_errors import CatalogueError as CatalogueError
 from services.rules.languages import LANGUAGES
+from services.rules.recipients import CONTROLLER_COUNTRY as CONTROLLER_COUNTRY
+from services.rules.recipients import EU_EEA as EU_EEA
+from services.rules.recipients import SAFEGUARDS as SAFEGUARDS
+from services.rules.recipients import Recipient as Recipient
+from services.rules.recipients import parse_recipients
 
 LEGAL_BASES: Final = ("consent", "legitimate_interest", "contract", "legal_obligation")
 #: how long an erased subject's consent facts are kept as proof when a purpose does not say:
@@ -38,59 +43,13 @@ ISO_DURATION_RE: Final = re.compile(
     r"P(?=\d|T\d)(\d+Y)?(\d+M)?(\d+W)?(\d+D)?(T(?=\d)(\d+H)?(\d+M)?(\d+S)?)?"
 )
 _LOOKS_LIKE_DURATION: Final = re.compile(r"P[\dT]")
-MAX_TEXT: Final = 500
 _TEXT_KEYS: Final = ("title", "description")
-#: a plain-text recipient is in the controller's own country (a Finnish company)
-CONTROLLER_COUNTRY: Final = "FI"
-#: the EU member states and the other EEA states (Iceland, Liechtenstein, Norway): a transfer
-#: to them needs no Chapter V safeguard
-EU_EEA: Final = frozenset(
-    ("AT", "BE", "BG", "CY", "CZ", "DE", "DK", "EE", "ES", "FI", "FR", "GR", "HR", "HU", "IE",
-     "IT", "LT", "LU", "LV", "MT", "NL", "PL", "PT", "RO", "SE", "SI", "SK", "IS", "LI", "NO")
-)  # fmt: skip
-#: the ground of a transfer outside the EU/EEA (GDPR Art. 45, 46(2)(c), 47, other 46, 49)
-SAFEGUARDS: Final = (
-    "adequacy_decision",
-    "standard_contractual_clauses",
-    "binding_corporate_rules",
-    "art46_other",
-    "art49_derogation",
-)
-_RECIPIENT_KEYS: Final = ("name", "country", "safeguard")
-_ALPHA2: Final = frozenset(c.alpha2 for c in iso3166.countries)
 _PURPOSE_KEYS: Final = (
     "title", "basis", "direct_marketing", "channels", "dpv", "recipients", "retention",
     "reconsent_on_material_change", "proof_retention", "texts", "browser_collectable",
 )  # fmt: skip
 _MAX_TERM: Final = 100
 _DPV_TERM: Final = re.compile(r"(?:[A-Z][A-Za-z0-9]*)?")
-
-
-class CatalogueError(ValueError):
-    """The catalogue is unusable; the message names the purpose and the key, `field` the key
-    alone (`recipients`, `texts.fi.title`) for a problem document."""
-
-    def __init__(self, message: str, field: str = "") -> None:
-        super().__init__(message)
-        self.field = field
-
-
-@dataclass(frozen=True, slots=True)
-class Recipient:
-    """Who receives a purpose's data and where (Art. 13(1)(e)-(f), 15(1)(c), 15(2), 30(1)(d)-(e)):
-    `safeguard` names the ground of a transfer outside the EU/EEA and is None inside it."""
-
-    name: str
-    country: str = CONTROLLER_COUNTRY
-    safeguard: str | None = None
-
-    @property
-    def transfer(self) -> bool:
-        """A transfer to a third country (GDPR Chapter V)."""
-        return self.country not in EU_EEA
-
-    def as_json(self) -> dict[str, Any]:
-        return {"name": self.name, "country": self.country, "safeguard": self.safeguard}
 
 
 @dataclass(frozen=True, slots=True)
@@ -224,7 +183,7 @@ def parse_purpose(pid: str, entry: Any, version: int = 1) -> Purpose:
         direct_marketing=direct_marketing,
         channels=tuple(channels),
         dpv=_dpv(pid, entry.get("dpv", "")),
-        recipients=_recipients(pid, entry.get("recipients")),
+        recipients=parse_recipients(pid, entry.get("recipients")),
         retention=_retention(pid, entry.get("retention")),
         reconsent_on_material_change=_reconsent(pid, basis, entry),
         proof_retention=_proof_retention(pid, entry.get("proof_retention")),
@@ -323,55 +282,6 @@ def _reconsent(pid: str, basis: str, entry: dict[str, Any]) -> bool:
             "reconsent_on_material_change",
         )
     return value
-
-
-def _recipients(pid: str, value: Any) -> tuple[Recipient, ...]:
-    """Required, so an access answer always says who gets the data; [] means nobody does. A
-    plain string is a recipient in the controller's country; a table names the country and,
-    outside the EU/EEA, the safeguard."""
-    if not isinstance(value, list):
-        raise CatalogueError(
-            f"purposes.{pid}.recipients={value!r}; a list of recipients, each a description of"
-            f" 1-{MAX_TEXT} characters or a table {{name, country, safeguard}} ([] when the data"
-            " goes to nobody)",
-            "recipients",
-        )
-    return tuple(_recipient(f"recipients[{i}]", pid, entry) for i, entry in enumerate(value))
-
-
-def _recipient(field: str, pid: str, entry: Any) -> Recipient:
-    where = f"purposes.{pid}.{field}"
-    if isinstance(entry, str):
-        entry = {"name": entry}
-    if not isinstance(entry, dict) or set(entry) - set(_RECIPIENT_KEYS):
-        raise CatalogueError(
-            f"{where}={entry!r}; a description or a table of {', '.join(_RECIPIENT_KEYS)}", field
-        )
-    name = entry.get("name")
-    if not isinstance(name, str) or not name.strip() or len(name) > MAX_TEXT:
-        raise CatalogueError(
-            f"{where}.name must be text of 1-{MAX_TEXT} characters", f"{field}.name"
-        )
-    country = entry.get("country", CONTROLLER_COUNTRY)
-    if not isinstance(country, str) or len(country) != 2 or country not in _ALPHA2:
-        raise CatalogueError(
-            f"{where}.country={country!r}; an ISO 3166-1 alpha-2 code such as FI, SE or US",
-            f"{field}.country",
-        )
-    safeguard = entry.get("safeguard")
-    if country in EU_EEA and safeguard is not None:
-        raise CatalogueError(
-            f"{where}.safeguard={safeguard!r}, but {country} is in the EU/EEA: a safeguard is"
-            " named only for a transfer outside it",
-            f"{field}.safeguard",
-        )
-    if country not in EU_EEA and safeguard not in SAFEGUARDS:
-        raise CatalogueError(
-            f"{where}.safeguard={safeguard!r}; {country} is outside the EU/EEA, so one of"
-            f" {', '.join(SAFEGUARDS)} is required",
-            f"{field}.safeguard",
-        )
-    return Recipient(name, country, safeguard)
 
 
 def _title(pid: str, value: Any) -> str:

@@ -94,6 +94,14 @@ async def test_a_put_version_is_decided_with_at_once_in_every_process(settings: 
     ("change", "field"),
     [
         ({"recipients": [{"name": "Mailer Inc", "country": "US"}]}, "recipients[0].safeguard"),
+        (
+            {
+                "recipients": [
+                    {"name": "Ops Pvt", "country": "IN", "safeguard": "adequacy_decision"}
+                ]
+            },
+            "recipients[0].safeguard",
+        ),
         ({"basis": "whim"}, "basis"),
         ({"channels": []}, "channels"),
         ({"colour": "red"}, "colour"),
@@ -104,6 +112,7 @@ async def test_a_put_version_is_decided_with_at_once_in_every_process(settings: 
     ],
     ids=[
         "transfer-without-safeguard",
+        "adequacy-without-decision",
         "basis",
         "no-channels",
         "unknown-key",

@@ -162,6 +162,7 @@ DATA: dict[str, st.SearchStrategy[dict[str, Any]]] = {
                         "name": texts,
                         "country": st.sampled_from(["FI", "US"]),
                         "safeguard": optional_texts,
+                        "safeguard_note": optional_texts,
                     }
                 ),
                 max_size=3,

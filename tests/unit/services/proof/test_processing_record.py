@@ -83,17 +83,29 @@ def test_a_recipient_outside_the_eea_is_a_transfer_with_its_safeguard() -> None:
         "cookies_analytics",
         [
             {"name": "Analytics Ltd", "country": "IE"},
-            {"name": "Analytics Inc.", "country": "US", "safeguard": "adequacy_decision"},
+            {
+                "name": "Analytics Inc.",
+                "country": "US",
+                "safeguard": "adequacy_decision",
+                "safeguard_note": "DPF-certified",
+            },
         ],
     )
     found = activity(record(catalogue, CONTROLLER, AT), "cookies_analytics")
     assert found["version"] == 3
     assert found["recipients"] == [
-        {"name": "Analytics Ltd", "country": "IE", "safeguard": None, "transfer": False},
+        {
+            "name": "Analytics Ltd",
+            "country": "IE",
+            "safeguard": None,
+            "safeguard_note": None,
+            "transfer": False,
+        },
         {
             "name": "Analytics Inc.",
             "country": "US",
             "safeguard": "adequacy_decision",
+            "safeguard_note": "DPF-certified",
             "transfer": True,
         },
     ]
@@ -105,7 +117,12 @@ def test_the_csv_sheet_has_one_row_per_activity_and_reads_back() -> None:
         "newsletter",
         [
             '=HYPERLINK("http://x")',
-            {"name": "Mailer Inc.", "country": "US", "safeguard": "standard_contractual_clauses"},
+            {
+                "name": "Mailer Inc.",
+                "country": "US",
+                "safeguard": "standard_contractual_clauses",
+                "safeguard_note": "module 3 clauses of 2021",
+            },
         ],
     )
     rows = list(csv.reader(io.StringIO(as_csv(record(catalogue, CONTROLLER, AT)).decode())))
@@ -115,7 +132,10 @@ def test_the_csv_sheet_has_one_row_per_activity_and_reads_back() -> None:
     assert newsletter["version"] == "3"
     assert newsletter["direct_marketing"] == "true"
     assert newsletter["recipients"] == (
-        '\'=HYPERLINK("http://x") (FI); Mailer Inc. (US, standard_contractual_clauses)'
+        '\'=HYPERLINK("http://x") (FI); Mailer Inc. (US, standard_contractual_clauses: module 3'
+        " clauses of 2021)"
     )
-    assert newsletter["third_country_transfers"] == "Mailer Inc. (US, standard_contractual_clauses)"
+    assert newsletter["third_country_transfers"] == (
+        "Mailer Inc. (US, standard_contractual_clauses: module 3 clauses of 2021)"
+    )
     assert newsletter["personal_data"].startswith("e-mail address; pseudonymous subject identifier")

@@ -295,7 +295,12 @@ def _newsletter_v2() -> Catalogue:
         **CATALOGUE.purposes["newsletter"].as_json(),
         "recipients": [
             "processors under a written agreement (e-mail delivery)",
-            {"name": "Mailer Inc.", "country": "US", "safeguard": "standard_contractual_clauses"},
+            {
+                "name": "Mailer Inc.",
+                "country": "US",
+                "safeguard": "standard_contractual_clauses",
+                "safeguard_note": "the 2021 clauses",
+            },
         ],
     }
     entry = {k: v for k, v in entry.items() if k not in ("id", "version")}
@@ -315,8 +320,14 @@ def test_a_receipt_names_the_purpose_version_and_where_each_recipient_is() -> No
             "name": "processors under a written agreement (e-mail delivery)",
             "country": "FI",
             "safeguard": None,
+            "safeguard_note": None,
         },
-        {"name": "Mailer Inc.", "country": "US", "safeguard": "standard_contractual_clauses"},
+        {
+            "name": "Mailer Inc.",
+            "country": "US",
+            "safeguard": "standard_contractual_clauses",
+            "safeguard_note": "the 2021 clauses",
+        },
     ]
     assert iso["recipients"] == purpose["recipients"]
     kantara = build(
@@ -326,7 +337,7 @@ def test_a_receipt_names_the_purpose_version_and_where_each_recipient_is() -> No
     assert entry["purpose"] == "Newsletter (purpose newsletter, version 2)"
     assert entry["thirdPartyName"] == (
         "processors under a written agreement (e-mail delivery) (FI);"
-        " Mailer Inc. (US, standard_contractual_clauses)"
+        " Mailer Inc. (US, standard_contractual_clauses: the 2021 clauses)"
     )
 
 

@@ -7,7 +7,13 @@ from pathlib import Path
 import pytest
 
 from services.config import Settings
-from services.rules.catalogue import CatalogueError, Recipient, load_catalogue, parse_purpose
+from services.rules.catalogue import (
+    EU_EEA,
+    CatalogueError,
+    Recipient,
+    load_catalogue,
+    parse_purpose,
+)
 from services.rules.languages import LANGUAGES
 
 DEFAULT = load_catalogue(Settings.from_env({}).catalogue_file)
@@ -98,7 +104,7 @@ def test_every_default_purpose_names_recipients_and_retention() -> None:
     for purpose in DEFAULT.purposes.values():
         assert purpose.recipients and purpose.retention, purpose.id
         assert purpose.as_json()["recipients"] == [
-            {"name": r.name, "country": r.country, "safeguard": r.safeguard}
+            {"name": r.name, "country": r.country, "safeguard": r.safeguard, "safeguard_note": None}
             for r in purpose.recipients
         ]
 
@@ -226,13 +232,38 @@ _ONE = {"basis": "consent", "channels": ["email"], "retention": "P1Y"}
             {"name": "Mailer Ltd", "country": "GB", "safeguard": "adequacy_decision"},
             Recipient("Mailer Ltd", "GB", "adequacy_decision"),
         ),
+        (
+            {
+                "name": "Ads Inc",
+                "country": "US",
+                "safeguard": "adequacy_decision",
+                "safeguard_note": "certified under the EU-US Data Privacy Framework",
+            },
+            Recipient(
+                "Ads Inc",
+                "US",
+                "adequacy_decision",
+                "certified under the EU-US Data Privacy Framework",
+            ),
+        ),
+        ({"name": "Mailer Ab", "country": "AX"}, Recipient("Mailer Ab", "AX", None)),
+        ({"name": "Mailer SARL", "country": "RE"}, Recipient("Mailer SARL", "RE", None)),
     ],
-    ids=["text-is-controller-country", "eu", "eea", "us-scc", "uk-adequacy"],
+    ids=[
+        "text-is-controller-country",
+        "eu",
+        "eea",
+        "us-scc",
+        "uk-adequacy",
+        "us-dpf-note",
+        "aland",
+        "reunion",
+    ],
 )
 def test_a_recipient_is_text_or_a_table(given: object, expected: Recipient) -> None:
     purpose = parse_purpose("a", {**_ONE, "recipients": [given]})
     assert purpose.recipients == (expected,)
-    assert purpose.recipients[0].transfer is (expected.country not in ("FI", "SE", "NO"))
+    assert purpose.recipients[0].transfer is (expected.country not in EU_EEA)
 
 
 @pytest.mark.parametrize(
@@ -250,11 +281,29 @@ def test_a_recipient_is_text_or_a_table(given: object, expected: Recipient) -> N
         ({"name": "x" * 501}, "recipients[0].name", "1-500 characters"),
         ({"name": "X", "city": "Espoo"}, "recipients[0]", "a table of name, country"),
         (7, "recipients[0]", "a description or a table"),
+        ({"name": "X", "country": "IN", "safeguard": "adequacy_decision"},
+         "recipients[0].safeguard", "no adequacy decision"),
+        ({"name": "X", "country": "CN", "safeguard": "adequacy_decision"},
+         "recipients[0].safeguard", "no adequacy decision"),
+        ({"name": "X", "country": "GP", "safeguard": "standard_contractual_clauses"},
+         "recipients[0].safeguard", "in the EU/EEA"),
+        ({"name": "X", "country": "XK", "safeguard": "standard_contractual_clauses"},
+         "recipients[0].country", "user-assigned"),
+        ({"name": "X", "country": "US", "safeguard": "standard_contractual_clauses",
+          "safeguard_note": "x" * 501}, "recipients[0].safeguard_note", "1-500"),
+        ({"name": "X", "country": "US", "safeguard": "standard_contractual_clauses",
+          "safeguard_note": "line\nbreak"}, "recipients[0].safeguard_note", "printable"),
+        ({"name": "X", "country": "FI", "safeguard_note": "why"},
+         "recipients[0].safeguard_note", "only with a safeguard"),
     ],
     ids=["no-safeguard", "unknown-safeguard", "safeguard-inside", "unknown-country",
-         "lower-case", "alpha-3", "numeric", "no-name", "long-name", "unknown-key", "number"],
+         "lower-case", "alpha-3", "numeric", "no-name", "long-name", "unknown-key", "number",
+         "india-adequacy", "china-adequacy", "guadeloupe-is-eu", "kosovo-user-assigned",
+         "long-note", "control-in-note", "note-without-safeguard"],
 )  # fmt: skip
 def test_a_recipient_is_refused_naming_its_field(given: object, field: str, message: str) -> None:
+    """The last cases: adequacy only where the European Commission decided it, the EU's
+    outermost regions and Åland inside the EU, no user-assigned code, a short printable note."""
     with pytest.raises(CatalogueError, match=message) as refused:
         parse_purpose("a", {**_ONE, "recipients": ["Fine Oy", given]})
     assert refused.value.field == field.replace("[0]", "[1]")

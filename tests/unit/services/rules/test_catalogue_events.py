@@ -178,8 +178,15 @@ recipients = st.one_of(
     st.builds(
         Recipient,
         st.sampled_from(["Mailer Inc", "Ads Ltd"]),
-        st.sampled_from(["US", "GB", "IN"]),
+        st.sampled_from(["US", "GB"]),
         st.sampled_from(SAFEGUARDS),
+        st.sampled_from([None, "the 2021 clauses"]),
+    ),
+    st.builds(
+        Recipient,
+        st.just("Outsourcing Pvt"),
+        st.just("IN"),
+        st.sampled_from([s for s in SAFEGUARDS if s != "adequacy_decision"]),
     ),
 )
 titles = st.text(st.characters(codec="utf-8", categories=("L", "N", "Zs")), min_size=1).map(
