@@ -7,7 +7,6 @@ Design: docs/developers/design/purpose-catalogue.md
 
 from __future__ import annotations
 
-import re
 from datetime import UTC, datetime
 from typing import Any, Final
 
@@ -24,16 +23,19 @@ from services.http.openapi_parts import PROBLEM, TIME, query_param, request_body
 from services.http.problems import ProblemError, field_error, invalid, unavailable
 from services.ledger.errors import BrokerUnavailable
 from services.reads.purpose_cache import PurposeCache
-from services.rules.catalogue import MAX_TEXT, CatalogueError, parse_purpose
+from services.rules.catalogue import (
+    MAX_TEXT,
+    PURPOSE_ID_RE,
+    CatalogueError,
+    parse_purpose,
+    purpose_id_ok,
+)
 from services.rules.catalogue_events import FILE_ACTOR
 from services.rules.catalogue_history import PurposeRetirement, PurposeVersion, same_definition
 
 PATH: Final = "/v1/purposes"
 PURPOSE_PATH: Final = "/v1/purposes/{purpose_id}"
 HISTORY_PATH: Final = "/v1/purposes/{purpose_id}/history"
-#: a purpose id: the key `purpose/<id>` and every event naming it carry it
-PURPOSE_ID_RE: Final = re.compile(r"[a-z][a-z0-9_]{0,63}")
-_MAX_ID: Final = 64
 
 
 async def list_purposes(request: Request) -> JSONResponse:
@@ -185,7 +187,7 @@ def _version_json(
 
 def _purpose_id(request: Request) -> str:
     pid: str = request.path_params["purpose_id"]
-    if len(pid) > _MAX_ID or not PURPOSE_ID_RE.fullmatch(pid):
+    if not purpose_id_ok(pid):
         raise invalid(
             [field_error("purpose_id", "must be 1-64 characters: a-z first, then a-z, 0-9, _")],
             status=400,

@@ -26,6 +26,9 @@ from services.rules.recipients import SAFEGUARDS as SAFEGUARDS
 from services.rules.recipients import Recipient as Recipient
 from services.rules.recipients import parse_recipients
 
+#: a purpose id: the key `purpose/<id>`, the API's path and every event naming it carry it
+PURPOSE_ID_RE: Final = re.compile(r"[a-z][a-z0-9_]{0,63}")
+MAX_PURPOSE_ID: Final = 64
 LEGAL_BASES: Final = ("consent", "legitimate_interest", "contract", "legal_obligation")
 #: how long an erased subject's consent facts are kept as proof when a purpose does not say:
 #: the general limitation period of claims in Finland (Act 728/2003, section 4)
@@ -146,7 +149,20 @@ def load_catalogue(path: Path) -> Catalogue:
     entries = raw.get("purposes")
     if not isinstance(entries, dict) or not entries:
         raise CatalogueError(f"{path}: expected a [purposes.<id>] table for each purpose")
+    for pid in entries:
+        if not purpose_id_ok(pid):
+            raise CatalogueError(
+                f"{path}: purpose id {pid[:80]!r} must be 1-{MAX_PURPOSE_ID} characters: a-z"
+                " first, then a-z, 0-9 or _ (it is the key purpose/<id> and part of the API's"
+                " paths, so it could not be changed or retired otherwise)",
+                "id",
+            )
     return Catalogue({pid: parse_purpose(pid, entry) for pid, entry in entries.items()})
+
+
+def purpose_id_ok(pid: str) -> bool:
+    """A usable purpose id (length checked before the pattern)."""
+    return len(pid) <= MAX_PURPOSE_ID and PURPOSE_ID_RE.fullmatch(pid) is not None
 
 
 def parse_purpose(pid: str, entry: Any, version: int = 1) -> Purpose:

@@ -13,6 +13,7 @@ from services.rules.catalogue import (
     Recipient,
     load_catalogue,
     parse_purpose,
+    purpose_id_ok,
 )
 from services.rules.languages import LANGUAGES
 
@@ -334,3 +335,25 @@ def test_parse_purpose_carries_the_version() -> None:
     purpose = parse_purpose("a", {**_ONE, "recipients": []}, version=4)
     assert (purpose.version, purpose.as_json()["version"]) == (4, 4)
     assert DEFAULT.purposes["newsletter"].version == 1
+
+
+@pytest.mark.parametrize(
+    "pid",
+    ['"Weird Id/2"', '"2fast"', '"news-letter"', '"Newsletter"', '"a' + "b" * 64 + '"', '""'],
+    ids=["space-slash", "digit-first", "hyphen", "capital", "65-characters", "empty"],
+)
+def test_a_purpose_id_the_api_could_not_name_is_refused(tmp_path: Path, pid: str) -> None:
+    """An id outside a-z, 0-9, _ (a-z first, at most 64) would be seeded as purpose/<id> and
+    then could never be changed or retired through /v1/purposes/{id}."""
+    path = tmp_path / "purposes.toml"
+    path.write_text(
+        f'[purposes.{pid}]\nbasis = "consent"\nchannels = ["email"]\nrecipients = []\n'
+        'retention = "P1Y"\n'
+    )
+    with pytest.raises(CatalogueError, match="purpose id") as refused:
+        load_catalogue(path)
+    assert refused.value.field == "id"
+
+
+def test_every_default_purpose_id_is_one_the_api_names() -> None:
+    assert all(purpose_id_ok(pid) for pid in DEFAULT.ids)
