@@ -90,7 +90,9 @@ async def put_purpose(request: Request) -> JSONResponse:
     stored = await purposes.get(ledger.pool, pid, number)
     if stored is None:
         raise unavailable("the version is in the log but not yet projected; retry", 1)
-    kept = cache.log.versions(pid)[number - 1]
+    kept = next((v for v in cache.log.versions(pid) if v.version == number), None)
+    if kept is None:
+        raise unavailable("the version is in the log but not yet read; retry", 1)
     if not isinstance(kept.definition, type(asked)) or not same_definition(kept.definition, asked):
         raise ProblemError(
             409,

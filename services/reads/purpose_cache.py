@@ -14,7 +14,7 @@ from typing import Final
 import asyncpg
 
 from projections import purposes
-from services.rules.catalogue import Catalogue, CatalogueError
+from services.rules.catalogue import Catalogue
 from services.rules.catalogue_events import PurposeDifference, differences, seeds, version_of
 from services.rules.catalogue_history import CatalogueHistory, PurposeVersion
 
@@ -55,7 +55,7 @@ class PurposeCache:
             for row in rows:
                 try:
                     versions.append(version_of(row.event_type, row.event_data()))
-                except CatalogueError as exc:  # recorded under rules since tightened
+                except (KeyError, TypeError) as exc:  # not a purpose version this code reads
                     log.error("purpose %s v%s is unreadable: %s", row.purpose_id, row.version, exc)
             self.log = CatalogueHistory(versions)
             first_start = not self.log.ids

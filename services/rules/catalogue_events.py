@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any, Final
 
 from schemas import events as ev
-from services.rules.catalogue import Catalogue, Purpose, parse_purpose
+from services.rules.catalogue import Catalogue, Purpose, PurposeText, Recipient
 from services.rules.catalogue_history import (
     EPOCH,
     CatalogueHistory,
@@ -63,36 +63,34 @@ def retired_data(
     }
 
 
-def definition(data: Mapping[str, Any]) -> dict[str, Any]:
-    """A PurposeDefined event's fields in the catalogue file's shape (`parse_purpose` reads it)."""
-    return {
-        "title": data["title"],
-        "basis": data["basis"],
-        "direct_marketing": data["direct_marketing"],
-        "channels": list(data["channels"]),
-        "dpv": data["dpv"],
-        "recipients": [
-            {k: v for k, v in r.items() if v is not None} for r in data["recipients"]
-        ],
-        "retention": data["retention"],
-        "reconsent_on_material_change": data["reconsent_on_material_change"],
-        "proof_retention": data["proof_retention"],
-        "browser_collectable": data["browser_collectable"],
-        **(
-            {"texts": {t["language"]: {"title": t["title"], "description": t["description"]}
-                       for t in data["texts"]}}
-            if data["texts"]
-            else {}
-        ),
-    }  # fmt: skip
-
-
 def version_of(event_type: str, data: Mapping[str, Any]) -> PurposeVersion:
-    """The version a purpose event records (its data as the projection keeps it)."""
+    """The version a purpose event records (its data as the projection keeps it), read as
+    recorded: the rules checked it when it was recorded, and a rule tightened since must not
+    drop it from the history (the past would change, and its number would be taken again)."""
     pid, number, since = data["purpose"], data["version"], data["in_force_from"]
     if event_type == ev.PURPOSE_RETIRED:
         return PurposeVersion(since, PurposeRetirement(pid, number))
-    return PurposeVersion(since, parse_purpose(pid, definition(data), number))
+    purpose = Purpose(
+        id=pid,
+        version=number,
+        title=data["title"],
+        basis=data["basis"],
+        direct_marketing=data["direct_marketing"],
+        channels=tuple(data["channels"]),
+        dpv=data["dpv"],
+        recipients=tuple(
+            Recipient(r["name"], r["country"], r.get("safeguard"), r.get("safeguard_note"))
+            for r in data["recipients"]
+        ),
+        retention=data["retention"],
+        reconsent_on_material_change=data["reconsent_on_material_change"],
+        proof_retention=data["proof_retention"],
+        texts=tuple(
+            PurposeText(t["language"], t["title"], t["description"]) for t in data["texts"]
+        ),
+        browser_collectable=data["browser_collectable"],
+    )
+    return PurposeVersion(since, purpose)
 
 
 def content_id(event_type: str, data: Mapping[str, Any]) -> uuid.UUID:

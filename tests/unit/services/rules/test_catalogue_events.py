@@ -226,3 +226,25 @@ def test_a_definition_round_trips_through_its_event(purpose: Purpose, since: dat
     decoded = default_codec().decode(default_codec().encode(event))
     assert decoded.event_id == event.event_id
     assert version_of(decoded.type, decoded.data) == version
+
+
+def test_a_stored_version_is_read_as_recorded_under_rules_since_tightened() -> None:
+    """Rules tightened after a version was recorded (a century's proof limit, the adequacy
+    list, user-assigned codes) never drop it from the history: it is read as recorded."""
+    loose = replace(
+        FILE.purposes[NL],
+        version=2,
+        proof_retention="P99999Y",
+        recipients=(
+            Recipient("Ops Pvt", "IN", "adequacy_decision"),
+            Recipient("Field office", "XK", "art49_derogation", "occasional"),
+        ),
+    )
+    body = {k: v for k, v in loose.as_json().items() if k not in ("id", "version")}
+    with pytest.raises(catalogue.CatalogueError, match="no adequacy decision"):
+        catalogue.parse_purpose(NL, body)  # what a PUT of it would be told today
+    read = version_of(ev.PURPOSE_DEFINED, defined_data(loose, T0))
+    assert read == PurposeVersion(T0, loose)
+    history = CatalogueHistory([*LOG.versions(NL), read])
+    assert [v.version for v in history.versions(NL)] == [1, 2]
+    assert history.next_version(NL) == 3
