@@ -18,6 +18,7 @@ import asyncpg
 
 from projections import subject_state
 from projections.state import Fact, FactKey, Position
+from schemas.events import NOT_ABOUT_A_SUBJECT
 
 ENQUEUE = """
 INSERT INTO state_feed_outbox AS o (subject_id, log_partition, log_offset)
@@ -141,16 +142,17 @@ REFILL = """
 INSERT INTO state_feed_outbox AS o (subject_id, log_partition, log_offset)
 SELECT DISTINCT ON (subject_id) subject_id, log_partition, log_offset
 FROM journal
-WHERE event_type <> 'NoticePublished'
+WHERE NOT event_type = ANY($1::text[])
 ORDER BY subject_id, log_partition DESC, log_offset DESC
 ON CONFLICT (subject_id) DO UPDATE SET changes = o.changes + 1
 """
 
 
 async def refill(conn: asyncpg.Connection) -> int:
-    """Queue every subject the journal knows (the state topic came back empty); notices
-    (keyed notice/<version>) are no subjects."""
-    status = await conn.execute(REFILL)
+    """Queue every subject the journal knows (the state topic came back empty, or the purpose
+    catalogue changed what each subject's state says); notices and purposes (keyed
+    notice/<version>, purpose/<id>) are no subjects."""
+    status = await conn.execute(REFILL, list(NOT_ABOUT_A_SUBJECT))
     return int(status.rsplit(" ", 1)[-1])
 
 

@@ -25,6 +25,7 @@ TABLES: Final[Mapping[str, str]] = MappingProxyType(
         "erasures": REBUILT,
         "suppressed_identifiers": REBUILT,
         "notices": REBUILT,
+        "purpose_versions": REBUILT,
         "rights_requests": REBUILT,
         "link_revocations": REBUILT,
         "rejected_records": REBUILT,

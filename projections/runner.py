@@ -30,6 +30,7 @@ from projections import (
     metrics,
     notices,
     offsets,
+    purposes,
     refusals,
     requests,
     subject_state,
@@ -38,7 +39,7 @@ from projections.log_records import LogRecord
 from projections.projector_monitor import ProjectorMonitor
 from projections.state import facts_for
 from schemas.codec import EventCodec
-from schemas.events import NOTICE_PUBLISHED
+from schemas.events import NOT_ABOUT_A_SUBJECT
 from schemas.record_mac import EVENTS, RecordMacs, Verdict
 
 log = logging.getLogger(__name__)
@@ -109,6 +110,7 @@ async def apply_batch(
         )
         unsubscribed = metrics.unsubscribe_latencies((r.event for r in fresh), datetime.now(UTC))
         regranted = await notices.apply(conn, ((r.event, (r.partition, r.offset)) for r in fresh))
+        redefined = await purposes.apply(conn, ((r.event, (r.partition, r.offset)) for r in fresh))
         # after the identifier rows: erasures suppress what the subject held then
         suppressed = await erasure.apply(conn, fresh)
         await requests.apply(conn, fresh)
@@ -119,12 +121,14 @@ async def apply_batch(
                 *(
                     (r.event.subject_id, (r.partition, r.offset))
                     for r in fresh
-                    if r.event.type != NOTICE_PUBLISHED
+                    if r.event.type not in NOT_ABOUT_A_SUBJECT
                 ),
                 *regranted,
                 *suppressed,
             ],
         )
+        if redefined:  # every subject's published state decides with the new catalogue
+            await feed_outbox.refill(conn)
         if rejects:
             await refusals.keep(conn, topic, rejects)
         await log_digest.keep_duplicates(

@@ -35,6 +35,8 @@ RIGHTS_REQUEST_EXTENDED: Final = "RightsRequestExtended"
 RIGHTS_REQUEST_COMPLETED: Final = "RightsRequestCompleted"
 RIGHTS_REQUEST_REFUSED: Final = "RightsRequestRefused"
 LINKS_REVOKED: Final = "LinksRevoked"
+PURPOSE_DEFINED: Final = "PurposeDefined"
+PURPOSE_RETIRED: Final = "PurposeRetired"
 
 EVENT_TYPES: Final = (
     CONSENT_GRANTED,
@@ -58,7 +60,14 @@ EVENT_TYPES: Final = (
     RIGHTS_REQUEST_REFUSED,
     LINKS_REVOKED,
     CONSENT_REQUESTED,
+    PURPOSE_DEFINED,
+    PURPOSE_RETIRED,
 )
+#: the events of the purpose catalogue, keyed purpose/<id>: about no subject
+PURPOSE_EVENTS: Final = (PURPOSE_DEFINED, PURPOSE_RETIRED)
+#: the events keyed by something other than a subject (notice/<version>, purpose/<id>): no
+#: subject's state, feed entry or export is about them
+NOT_ABOUT_A_SUBJECT: Final = (NOTICE_PUBLISHED, *PURPOSE_EVENTS)
 #: the events of a rights request (Art. 12(3)), all carrying its `request_id`
 RIGHTS_REQUEST_EVENTS: Final = (
     RIGHTS_REQUEST_RECEIVED,
@@ -158,6 +167,15 @@ NOTICE_KEY_PREFIX: Final = "notice/"
 
 def notice_key(version: str) -> str:
     return NOTICE_KEY_PREFIX + version
+
+
+#: Kafka key (and envelope subject_id) of a purpose's events: `purpose/<id>`. Like a notice's,
+#: it can never be mistaken for a subject (docs/developers/design/purpose-catalogue.md).
+PURPOSE_KEY_PREFIX: Final = "purpose/"
+
+
+def purpose_key(purpose_id: str) -> str:
+    return PURPOSE_KEY_PREFIX + purpose_id
 
 
 #: path segment that stands for "the subject found by the `email=` or `phone=` query"

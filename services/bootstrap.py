@@ -12,6 +12,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import hashlib
+import time
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -25,12 +28,14 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from projections import erasure, subject_state
 from projections.runner import ConsumerFactory, Projector
 from schemas.codec import EventCodec, default_codec
+from schemas.events import Actor
 from services.config import Settings
 from services.db_pool import open_pool
 from services.identity import webhook_secrets
 from services.identity.keystore import DataKeys
 from services.identity.secrets import Secrets
 from services.ledger import idempotency, kafka_clients
+from services.ledger.append import append
 from services.ledger.publisher import Publisher, make_producer
 from services.ledger.record_producer import RecordProducer, writer_macs
 from services.projector.checkpointer import Checkpointer
@@ -42,7 +47,10 @@ from services.reads.coalescer import Coalescer
 from services.reads.notice_cache import NoticeCache
 from services.reads.progress import ProjectionProgress
 from services.reads.projection_health import ProjectionHealth
+from services.reads.purpose_cache import PurposeCache
 from services.rules.catalogue import Catalogue, load_catalogue
+from services.rules.catalogue_events import FILE_ACTOR, PURPOSE_NAMESPACE, version_event
+from services.rules.catalogue_history import PurposeVersion
 from services.webhooks import erasure_capture
 from services.webhooks.deliverer import Deliverer, DelivererOptions
 from services.webhooks.delivery_identifiers import DeliveryIdentifiers
@@ -87,7 +95,8 @@ class Ledger:
     """Everything a request handler needs, opened once per process."""
 
     settings: Settings
-    catalogue: Catalogue
+    #: the purpose catalogue's versions, followed as the projector applies new ones
+    purposes: PurposeCache
     codec: EventCodec
     pool: asyncpg.Pool
     publisher: Publisher
@@ -103,6 +112,13 @@ class Ledger:
     erased: Coalescer[str, bool]
     #: audience streams at once (LEDGER_AUDIENCE_MAX_STREAMS): each holds a pooled connection
     audience_streams: asyncio.Semaphore
+    #: follows the purpose catalogue and seeds it (open_ledger starts it, close_ledger ends it)
+    purpose_follower: asyncio.Task[None] | None = None
+
+    @property
+    def catalogue(self) -> Catalogue:
+        """The catalogue in force now: what live decisions use."""
+        return self.purposes.catalogue
 
 
 async def _keep_session(conn: asyncpg.Connection) -> None:
@@ -146,9 +162,9 @@ async def open_ledger(settings: Settings) -> Ledger:
         await producer.stop()
         await pool.close()
         raise
-    return Ledger(
+    ledger = Ledger(
         settings,
-        catalogue,
+        PurposeCache(pool, catalogue),
         default_codec(),
         pool,
         publisher,
@@ -164,9 +180,53 @@ async def open_ledger(settings: Settings) -> Ledger:
         Coalescer(partial(_erased, pool)),
         asyncio.Semaphore(settings.audience_max_streams),
     )
+    with contextlib.suppress(Exception):  # the database is away: `follow` reads it later
+        await ledger.purposes.reload()
+    ledger.purpose_follower = asyncio.create_task(
+        ledger.purposes.follow(partial(record_purpose_versions, ledger, FILE_ACTOR))
+    )
+    return ledger
+
+
+async def record_purpose_versions(
+    ledger: Ledger, actor: Actor, versions: Sequence[PurposeVersion], reason: str | None = None
+) -> list[tuple[int, int]]:
+    """Put purpose versions in the log and wait until they are projected on every partition
+    they landed on, so a reload sees them (`reason`: a retirement's). Their event ids derive
+    from their content, and so does the idempotency key: the same versions sent again (a seed
+    retried while the projector lags) are answered from the first send's ack, never a second
+    record on the topic."""
+    now = datetime.now(UTC)
+    events = [version_event(v, now, actor, reason) for v in versions]
+    ids = ",".join(sorted(str(e.event_id) for e in events))
+    appended = await append(
+        events,
+        key=f"purpose-versions:{uuid.uuid5(PURPOSE_NAMESPACE, ids)}",
+        digest=hashlib.sha256(ids.encode()).digest(),
+        subject_id=events[0].subject_id,
+        codec=ledger.codec,
+        pool=ledger.pool,
+        publisher=ledger.publisher,
+        health=ledger.health,
+        erased=ledger.erased,
+        hash_key=ledger.secrets.blind_index_key,
+    )
+    last: dict[int, int] = {}
+    for partition, offset in appended.positions:
+        last[partition] = max(offset, last.get(partition, -1))
+    deadline = time.monotonic() + ledger.settings.read_wait_ms / 1000
+    for partition, offset in sorted(last.items()):
+        remaining = max(0.0, deadline - time.monotonic())
+        if not await ledger.progress.wait_for(partition, offset + 1, remaining):
+            break  # not projected yet: the caller reloads what is, and a retry is a replay
+    return appended.positions
 
 
 async def close_ledger(ledger: Ledger) -> None:
+    if ledger.purpose_follower is not None:
+        ledger.purpose_follower.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await ledger.purpose_follower
     await ledger.states.close()
     await ledger.erased.close()
     with contextlib.suppress(Exception):

@@ -102,6 +102,8 @@ class Settings:
     default_language: str
     jurisdiction: str
     controller_contact: str
+    dpo_contact: str
+    data_subjects: str
     data_dir: str
     log_level: str
     log_format: str
@@ -200,6 +202,10 @@ class Settings:
             )
         if len(self.controller_contact) > 200:
             raise SettingsError("LEDGER_CONTROLLER_CONTACT must be at most 200 characters")
+        if len(self.dpo_contact) > 200:
+            raise SettingsError("LEDGER_DPO_CONTACT must be at most 200 characters")
+        if not self.data_subjects.strip() or len(self.data_subjects) > 500:
+            raise SettingsError("LEDGER_DATA_SUBJECTS must be text of 1-500 characters")
         if self.public_port == self.port:
             raise SettingsError("LEDGER_PUBLIC_PORT must differ from LEDGER_PORT (or be 0)")
         if self.admin_key:

@@ -330,6 +330,17 @@ ENVIRONMENT: Final[dict[str, tuple[str, str, str]]] = {
         "",
         "the controller's privacy contact (e-mail address or URL) named in consent receipts",
     ),
+    "LEDGER_DPO_CONTACT": (
+        "dpo_contact",
+        "",
+        "the data protection officer's contact (e-mail address or URL) named in the record of"
+        " processing activities; empty when none is designated",
+    ),
+    "LEDGER_DATA_SUBJECTS": (
+        "data_subjects",
+        "customers, prospects and their representatives (business contacts)",
+        "the categories of data subjects named in the record of processing activities",
+    ),
     "LEDGER_ADMIN_KEY": (
         "admin_key",
         "",

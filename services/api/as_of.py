@@ -15,8 +15,15 @@ from projections import as_of
 from projections.as_of import KnownAt, ProofPurged
 from schemas.events import rfc3339
 from services.bootstrap import Ledger
+from services.http.app_state import purpose_history_of
 from services.http.body import Fields
 from services.http.problems import ProblemError, field_error
+from services.rules.catalogue import Catalogue
+
+
+def catalogue_at(ledger: Ledger, at: datetime) -> Catalogue:
+    """The purpose catalogue in force at `at`: what an as-of answer decides with."""
+    return purpose_history_of(ledger).at(at)
 
 
 def at_param(f: Fields) -> datetime | None:

@@ -26,7 +26,7 @@ from services.api.body_schemas import SUBJECT
 from services.api.read import consent_json
 from services.bootstrap import Ledger
 from services.http.access_logging import record_read
-from services.http.app_state import ledger_of
+from services.http.app_state import ledger_of, purpose_history_of
 from services.http.openapi_parts import LOOKUP, MIN_TOKEN, PROBLEM, query_param
 from services.http.subjects import lookup_fields, path_subject, wait_for_token
 from services.identity.context_sealing import context_opener
@@ -126,6 +126,9 @@ async def export(request: Request) -> JSONResponse:
         ),
         state={**state, "token": encode_token(partition, position)},
         history=[entry_json(r, context_opener(subject_id, data_key)) for r in rows],
+        purpose_versions=access_export.versions_in_force(
+            purpose_history_of(ledger), min((r.recorded_at for r in rows), default=None), now
+        ),
     )
     headers = {"Content-Disposition": _filename("export", subject_id, "json")}
     return JSONResponse(document, headers=headers)

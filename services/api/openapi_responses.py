@@ -169,6 +169,54 @@ EXPORT: Final = json_answer(
         }
     ),
 )
+_RECIPIENT: Final = obj(
+    {
+        "name": STRING,
+        "country": STRING,
+        "safeguard": {**NULLABLE_STRING, "description": "outside the EU/EEA only"},
+    }
+)
+#: a recipient in the record of processing: `transfer` when outside the EU/EEA
+_RECORDED_RECIPIENT: Final = obj({**_RECIPIENT["properties"], "transfer": BOOLEAN})
+RECORDS_OF_PROCESSING: Final = {
+    "description": "the GDPR Art. 30(1) record of processing activities (JSON, or CSV with"
+    " `format=csv`: one row per purpose)",
+    "content": {
+        JSON: {
+            "schema": obj(
+                {
+                    "record_version": INTEGER,
+                    "at": TIME,
+                    "controller": obj(
+                        {
+                            "name": STRING,
+                            "contact": NULLABLE_STRING,
+                            "country": STRING,
+                            "dpo_contact": NULLABLE_STRING,
+                        }
+                    ),
+                    "activities": array(
+                        obj(
+                            {
+                                "purpose": STRING,
+                                "version": INTEGER,
+                                "title": STRING,
+                                "legal_basis": STRING,
+                                "data_subjects": STRING,
+                                "personal_data": array(STRING),
+                                "recipients": array(_RECORDED_RECIPIENT),
+                                "third_country_transfers": array(_RECORDED_RECIPIENT),
+                                "retention": STRING,
+                            }
+                        )
+                    ),
+                    "security_measures": {"type": "object"},
+                }
+            )
+        },
+        "text/csv; charset=utf-8": {},
+    },
+}
 PURPOSES: Final = json_answer(
     "the purpose catalogue",
     obj(
@@ -177,6 +225,8 @@ PURPOSES: Final = json_answer(
                 obj(
                     {
                         "id": STRING,
+                        "version": INTEGER,
+                        "recipients": array(_RECIPIENT),
                         "title": STRING,
                         "basis": STRING,
                         "direct_marketing": BOOLEAN,
@@ -192,16 +242,47 @@ PURPOSES: Final = json_answer(
         }
     ),
 )
+PURPOSE_RECORDED: Final = json_answer(
+    "the purpose's version now in force",
+    obj({"id": STRING, "version": INTEGER, "in_force_from": TIME}),
+)
+PURPOSE_RETIRED: Final = json_answer(
+    "the purpose's retirement (the one recorded before, when it was already retired)",
+    obj({"id": STRING, "version": INTEGER, "retired": BOOLEAN, "in_force_from": TIME}),
+)
+PURPOSE_HISTORY: Final = json_answer(
+    "every version of the purpose, oldest first",
+    obj(
+        {
+            "purpose": STRING,
+            "versions": array(
+                obj(
+                    {"version": INTEGER, "in_force_from": TIME, "retired": BOOLEAN},
+                    {"definition": {"type": "object"}, "recorded_by": {"type": ["object", "null"]}},
+                )
+            ),
+        }
+    ),
+)
 HEALTHY: Final = json_answer("the process answers", obj({"status": {"const": "ok"}}))
 READY: Final = json_answer(
     "the database and the event topic are reachable and the projection is current;"
     " with a valid key (any scope) also the projected positions by partition and the"
-    " projector's health",
+    " projector's health, and how the purpose catalogue file differs from the log's catalogue"
+    " (reported, never applied: `consent-ledger purposes apply` records it)",
     obj(
         {"status": {"const": "ready"}},
         {
             "projected": {"type": "object", "additionalProperties": INTEGER},
             "projector": {"type": "object"},
+            "catalogue": obj(
+                {
+                    "file_differs": BOOLEAN,
+                    "differences": array(
+                        obj({"purpose": STRING, "change": STRING, "fields": array(STRING)})
+                    ),
+                }
+            ),
         },
     ),
 )

@@ -21,7 +21,7 @@ from services.api.body_schemas import SUBJECT
 from services.api.projector_status import require_fresh
 from services.bootstrap import Ledger
 from services.http.access_logging import record_read
-from services.http.app_state import caller_of, ledger_of
+from services.http.app_state import caller_of, ledger_of, purpose_history_of
 from services.http.body import Fields
 from services.http.openapi_parts import LOOKUP, MIN_TOKEN, PROBLEM, TIME, query_param
 from services.http.subjects import (
@@ -35,8 +35,9 @@ from services.http.subjects import (
 from services.identity.api_keys import AUDIT, permits
 from services.ledger.partitioning import partition_for
 from services.ledger.tokens import encode_token
+from services.rules.as_of_decision import decide_as_of, purposes_as_of
 from services.rules.catalogue import Catalogue, Purpose
-from services.rules.decisions import Decision, decide, unknown_subject
+from services.rules.decisions import Decision, decide, retired_purpose, unknown_subject
 from services.telemetry import api_metrics
 
 
@@ -58,6 +59,28 @@ DECISION_PATH: Final = "/v1/decision"
 HEALTHZ_PATH: Final = "/healthz"
 
 
+async def _retired_answer(
+    request: Request,
+    f: Fields,
+    subject_id: str | None,
+    purpose: Purpose,
+    channel: str,
+    at: datetime | None,
+    made: Decision,
+) -> JSONResponse:
+    """A purpose retired by the instant asked about: denied whatever the subject's history."""
+    api_metrics.count_decision(
+        api_metrics.AS_OF if at else api_metrics.SINGLE, made.reason, made.allowed
+    )
+    if at is not None and subject_id is not None:
+        await record_read(request, subject_id)  # as the as-of answers are
+    body = {"subject_id": subject_id, "purpose": purpose.id, "channel": channel}
+    stamp = as_of.stamp(None, at) if at is not None else {"token": None}
+    return JSONResponse(
+        _shown({**body, **_decision_json(made), **stamp}, _pseudonym_hidden(request, f))
+    )
+
+
 def _decision_json(decision: Decision) -> dict[str, Any]:
     return {
         "allowed": decision.allowed,
@@ -70,10 +93,17 @@ def _decision_json(decision: Decision) -> dict[str, Any]:
 async def decision(request: Request) -> JSONResponse:
     ledger = ledger_of(request)
     f = await lookup_fields(request)
-    pid = f.choice("purpose", ledger.catalogue.ids, required=True)
-    purpose = ledger.catalogue.get(pid) if pid else None
-    channel = f.choice("channel", purpose.channels if purpose else (), required=True)
     at = as_of.at_param(f)
+    # as of an instant, the purpose and its channels are those of the version in force then;
+    # a purpose retired by then is decided `not_in_catalogue` with its last definition
+    history = purpose_history_of(ledger)
+    retired = history.retired_at(at)
+    named = (
+        purposes_as_of(history, at) if at is not None else {**ledger.catalogue.purposes, **retired}
+    )
+    pid = f.choice("purpose", tuple(named), required=True)
+    purpose = named.get(pid) if pid else None
+    channel = f.choice("channel", purpose.channels if purpose else (), required=True)
     # wait first: an identifier linked just before min_token's position must be found
     await wait_for_token(ledger, f)
     subject_id: str | None
@@ -83,16 +113,26 @@ async def decision(request: Request) -> JSONResponse:
         subject_id = None
     f.finish()
     assert purpose is not None and channel is not None
+    if purpose.id in retired:
+        denied = (
+            decide_as_of(history, purpose.id, channel, at, None)
+            if at is not None
+            else retired_purpose(purpose)
+        )
+        assert denied is not None  # the purpose and channel were checked as of `at`
+        return await _retired_answer(request, f, subject_id, purpose, channel, at, denied)
     await require_fresh(ledger)  # after validation: bad input is still a 4xx
     if at is not None:
         if subject_id is not None:
             await record_read(request, subject_id)
         known = await as_of.known(ledger, subject_id, at) if subject_id is not None else None
-        made = (
-            decide(known.state, purpose, channel, at, known.notices)
+        as_of_made = (
+            decide_as_of(history, purpose.id, channel, at, known.state, known.notices)
             if known
-            else unknown_subject(purpose)
+            else decide_as_of(history, purpose.id, channel, at, None)
         )
+        assert as_of_made is not None  # the purpose and channel were checked as of `at`
+        made = as_of_made
         api_metrics.count_decision(api_metrics.AS_OF, made.reason, made.allowed)
         return JSONResponse(
             {
@@ -257,7 +297,8 @@ async def consent_state(request: Request) -> JSONResponse:
     await record_read(request, subject_id)
     if at is not None:
         known = await as_of.known(ledger, subject_id, at)
-        body = consent_json(ledger.catalogue, known.state, at, known.notices)
+        catalogue = as_of.catalogue_at(ledger, at)
+        body = consent_json(catalogue, known.state, at, known.notices)
         return JSONResponse({"subject_id": subject_id, **body, **as_of.stamp(known, at)})
     facts, token, published = await _state(ledger, subject_id)
     body = consent_json(ledger.catalogue, facts, datetime.now(UTC), published)
@@ -295,11 +336,6 @@ def _int(f: Fields, name: str, default: int, low: int, high: int) -> int:
     return value
 
 
-async def purposes(request: Request) -> JSONResponse:
-    ledger = ledger_of(request)
-    return JSONResponse({"purposes": [p.as_json() for p in ledger.catalogue.purposes.values()]})
-
-
 async def healthz(request: Request) -> JSONResponse:
     return JSONResponse({"status": "ok"})
 
@@ -330,9 +366,5 @@ EVENTS_OPERATION: Final = {
         MIN_TOKEN,
     ],
     "responses": {"200": answers.EVENTS, "4XX": PROBLEM, "503": PROBLEM},
-}
-PURPOSES_OPERATION: Final = {
-    "parameters": [],
-    "responses": {"200": answers.PURPOSES, "4XX": PROBLEM, "503": PROBLEM},
 }
 HEALTHZ_OPERATION: Final = {"parameters": [], "responses": {"200": answers.HEALTHY, "4XX": PROBLEM}}

@@ -37,6 +37,9 @@ class Readiness:
     projected: dict[str, int] = field(default_factory=dict)
     #: the projector's health (services/api/projector_status.py), when it could be read
     projector: dict[str, Any] | None = None
+    #: how the catalogue file differs from the log's catalogue: reported, never a reason to
+    #: be unready (the log is the truth; `consent-ledger purposes apply` records the file)
+    catalogue: dict[str, Any] = field(default_factory=dict)
 
 
 async def read_readiness(ledger: Ledger) -> Readiness:
@@ -54,7 +57,13 @@ async def read_readiness(ledger: Ledger) -> Readiness:
     # with the guard off, only a stop or an unknown writer key makes a verdict not fresh
     if not snapshot.verdict.fresh:
         return Readiness(False, snapshot.verdict.reason, projected, projector)
-    return Readiness(True, None, projected, projector)
+    return Readiness(True, None, projected, projector, catalogue_drift(ledger))
+
+
+def catalogue_drift(ledger: Ledger) -> dict[str, Any]:
+    """The purpose cache's last comparison of the file with the log (in memory)."""
+    found = ledger.purposes.drift
+    return {"file_differs": bool(found), "differences": [d.as_json() for d in found]}
 
 
 def _keep(_: Readiness) -> float:
@@ -78,7 +87,12 @@ def shared_readiness(request: Request) -> SharedRead[Readiness]:
 def detailed_answer(readiness: Readiness) -> Response:
     """What a caller with a valid key gets: today's full answer."""
     if readiness.ready:
-        body = {"status": READY, "projected": readiness.projected, "projector": readiness.projector}
+        body = {
+            "status": READY,
+            "projected": readiness.projected,
+            "projector": readiness.projector,
+            "catalogue": readiness.catalogue,
+        }
         return JSONResponse(body)
     reason = readiness.reason or NOT_READY
     if readiness.projector is None:

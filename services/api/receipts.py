@@ -1,7 +1,8 @@
 """GET /v1/receipts/{event_id}: a signed consent receipt for a grant or withdrawal, and
 GET /.well-known/jwks.json: the public keys that verify it.
 
-The receipt is built from the journal's copy of the event (services/proof/receipts.py) and signed
+The receipt is built from the journal's copy of the event with the purpose version in force
+when the event was recorded (services/proof/receipts.py) and signed
 as a compact JWS with the current receipt key (services/proof/receipt_signing.py). An unknown event
 id is a 404; an event that is no grant or withdrawal is a 422 naming `event_id`.
 The same concept as services/proof/receipts.py, on the HTTP side.
@@ -20,7 +21,7 @@ from schemas.events import Event
 from services.api import openapi_responses as answers
 from services.bootstrap import Ledger
 from services.http.access_logging import record_read
-from services.http.app_state import ledger_of
+from services.http.app_state import ledger_of, purpose_history_of
 from services.http.body import Fields
 from services.http.openapi_parts import MIN_TOKEN, path_param, problem_answer, query_param
 from services.http.problems import ProblemError, field_error, invalid
@@ -85,7 +86,8 @@ async def receipt(request: Request) -> JSONResponse:
     body = receipts.build(
         event,
         fmt,
-        catalogue=ledger.catalogue,
+        # the purpose version in force when the ledger recorded the choice
+        catalogue=purpose_history_of(ledger).at(event.recorded_at),
         notice=notice,
         issuer=issuer(ledger),
         public_key=receipt_signing.b64url(receipt_signing.public_key(ring.current)),

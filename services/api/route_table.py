@@ -30,9 +30,11 @@ from services.api import (
     metrics,
     notices,
     openapi,
+    purposes,
     read,
     readiness,
     receipts,
+    records_of_processing,
     requests,
     signups,
     sites,
@@ -115,7 +117,14 @@ _DECLARED: Final = (
     RouteSpec("GET", verify.PATH, verify.verify_subject, AUDIT, verify.OPERATION, True),
     RouteSpec("GET", exports.HISTORY_PATH, exports.history, AUDIT, exports.HISTORY_OPERATION, True),
     RouteSpec("GET", exports.EXPORT_PATH, exports.export, AUDIT, exports.EXPORT_OPERATION, True),
-    RouteSpec("GET", "/v1/purposes", read.purposes, ANY_KEY, read.PURPOSES_OPERATION),
+    RouteSpec("GET", purposes.PATH, purposes.list_purposes, ANY_KEY, purposes.LIST_OPERATION),
+    RouteSpec(
+        "GET", purposes.HISTORY_PATH, purposes.purpose_history, ANY_KEY, purposes.HISTORY_OPERATION
+    ),
+    RouteSpec("PUT", purposes.PURPOSE_PATH, purposes.put_purpose, ADMIN, purposes.PUT_OPERATION),
+    RouteSpec(
+        "DELETE", purposes.PURPOSE_PATH, purposes.retire_purpose, ADMIN, purposes.RETIRE_OPERATION
+    ),
     RouteSpec("GET", suppressions.PATH, suppressions.suppressions, DECIDE, suppressions.OPERATION),
     RouteSpec("GET", audiences.PATH, audiences.audience, AUDIENCE, audiences.OPERATION),
     RouteSpec("GET", read.HEALTHZ_PATH, read.healthz, PUBLIC, read.HEALTHZ_OPERATION),
@@ -175,6 +184,13 @@ _DECLARED: Final = (
     RouteSpec("POST", staff.SIGN_OUT_PATH, staff.sign_out, PUBLIC, staff.SIGN_OUT_OPERATION),
     RouteSpec("POST", staff.SEARCH_PATH, staff.search, AUDIT, staff.SEARCH_OPERATION, True),
     RouteSpec("GET", access_log.PATH, access_log.access_log, AUDIT, access_log.OPERATION),
+    RouteSpec(
+        "GET",
+        records_of_processing.PATH,
+        records_of_processing.records_of_processing,
+        AUDIT,
+        records_of_processing.OPERATION,
+    ),
     RouteSpec("POST", collect.PATH, collect.record_choices, SITE_KEY, collect.POST_OPERATION),
     RouteSpec("GET", collect.PATH, collect.show_choices, SITE_KEY, collect.GET_OPERATION),
     RouteSpec("OPTIONS", collect.PATH, collect.preflight, PUBLIC, collect.PREFLIGHT_OPERATION),

@@ -126,7 +126,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             log.info("wrote new secrets to %s", settings.secrets_file)
         for added in complete_secrets_file(Path(settings.secrets_file)):
             log.info("added %s to %s", added, settings.secrets_file)
-    if args.command in ("api", "rewrap-keys", "import"):
+    if args.command in ("api", "rewrap-keys", "import") or getattr(args, "action", "") == "apply":
         try:
             settings.secrets()
         except SecretsError as exc:

@@ -1,5 +1,5 @@
 """The operator commands beside a running ledger: import, verify, checkpoint-verify, retention,
-keys, sites, webhooks, resume-projector, backup, restore, restore-log, rebuild and
+keys, sites, webhooks, purposes, resume-projector, backup, restore, restore-log, rebuild and
 require-record-macs. Each command's work lives in its own module; this one only declares their
 arguments, which servers they need, and calls them. With no servers set they use those of a
 running `consent-ledger up` (SESSION_COMMANDS).
@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Any, Final, TypeAlias
 
 from services.cli.keys_commands import add_parser as add_keys_parser
 from services.cli.keys_commands import run_keys
+from services.cli.purposes_commands import add_parser as add_purposes_parser
+from services.cli.purposes_commands import run_purposes
 from services.cli.sites_commands import add_parser as add_sites_parser
 from services.cli.sites_commands import run_sites
 from services.cli.webhooks_commands import add_parser as add_webhooks_parser
@@ -28,6 +30,7 @@ if TYPE_CHECKING:
 BACKUP_COMMANDS: Final = ("backup", "restore", "restore-log")
 OPERATOR_COMMANDS: Final = (
     *("import", "verify", "checkpoint-verify", "retention", "keys", "sites", "webhooks"),
+    "purposes",
     "resume-projector",
     *BACKUP_COMMANDS,
     "rebuild",
@@ -50,6 +53,7 @@ def add_operator_parsers(sub: Subparsers) -> None:
     add_keys_parser(sub)
     add_sites_parser(sub)
     add_webhooks_parser(sub)
+    add_purposes_parser(sub)
     sub.add_parser(
         "resume-projector",
         help="clear a stop of the projectors by loss detection, once the log or the projection"
@@ -77,6 +81,8 @@ def operator_command(
         return run_sites(settings, args)
     if args.command == "webhooks":
         return run_webhooks(settings, args)
+    if args.command == "purposes":
+        return run_purposes(settings, args)
     if args.command == "retention":
         from services.proof.retention import run_retention
 
@@ -135,7 +141,8 @@ def checkpoint_options(args: argparse.Namespace) -> CheckpointOptions:
 def required_servers(args: argparse.Namespace) -> tuple[str, ...]:
     """The server settings a command needs (most need both)."""
     database_only = ("verify", "retention", "keys", "sites", "webhooks", "resume-projector")
-    if args.command in database_only or getattr(args, "drop_previous", False):
+    diff_only = args.command == "purposes" and args.action == "diff"
+    if args.command in database_only or diff_only or getattr(args, "drop_previous", False):
         return ("DATABASE_URL",)
     if args.command in ("backup", "restore"):
         return ("KAFKA_BOOTSTRAP_SERVERS",)

@@ -15,6 +15,7 @@ from services.bootstrap import operator_database
 from services.config import Settings, is_loopback
 from services.identity.secrets import SecretsError
 from services.identity.site_registry import check_registration, create_site, names
+from services.reads.purpose_cache import PurposeCache
 from services.rules.catalogue import CatalogueError, load_catalogue
 
 
@@ -70,11 +71,14 @@ async def run_sites(settings: Settings, args: argparse.Namespace) -> int:
             )
             return 0
         try:
-            catalogue = load_catalogue(settings.catalogue_file)
+            # the log's catalogue is the truth (the file stands in for what it lacks)
+            purposes = PurposeCache(None, load_catalogue(settings.catalogue_file))
             hash_key = settings.secrets().api_key_hash_key
         except (CatalogueError, SecretsError) as exc:
             print(f"consent-ledger sites create: {exc}", file=sys.stderr)
             return 2
+        await purposes.reload(conn)
+        catalogue = purposes.catalogue
         loopback = is_loopback(urlsplit(settings.public_base_url).hostname or "")
         registration, problems = check_registration(
             args.name, args.origin, args.purpose, catalogue, http_loopback=loopback

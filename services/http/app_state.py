@@ -12,6 +12,7 @@ from starlette.responses import Response
 from services.bootstrap import Ledger
 from services.identity.api_key_store import KeyCache
 from services.identity.api_keys import Caller
+from services.rules.catalogue_history import CatalogueHistory
 
 
 class PageLimiter(Protocol):
@@ -27,6 +28,13 @@ class PageLimiter(Protocol):
 def ledger_of(request: Request) -> Ledger:
     ledger: Ledger = request.app.state.ledger
     return ledger
+
+
+def purpose_history_of(ledger: Ledger) -> CatalogueHistory:
+    """Every version of every purpose: what an answer as of an instant decides with
+    (`history.at(instant)`). The log's versions, followed as the projector applies new ones;
+    the file's purposes the log has not recorded yet stand in for them since the epoch."""
+    return ledger.purposes.history
 
 
 def api_keys_of(request: Request) -> KeyCache:

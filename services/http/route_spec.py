@@ -35,7 +35,7 @@ SITE_KEY: Final = "site-key"
 #: what a route may need: one of the five above, or a key with a scope (admin implies all)
 ACCESS_LEVELS: Final = (PUBLIC, TOKEN_PAGE, KEY_OPTIONAL, ANY_KEY, SITE_KEY, *SCOPES)
 #: OPTIONS only for a CORS preflight (the banner's routes)
-METHODS: Final = frozenset({"GET", "POST", "PATCH", "DELETE", "OPTIONS"})
+METHODS: Final = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 #: an OpenAPI operation object, or how to make one from the purpose catalogue
 OperationOf = Callable[[Catalogue], Mapping[str, Any]]

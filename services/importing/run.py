@@ -142,7 +142,7 @@ def prepare(catalogue: Catalogue, options: ImportOptions) -> int:
 
 
 async def run_import(settings: Settings, options: ImportOptions) -> int:
-    try:
+    try:  # before reaching any server: the arguments against the file's catalogue, the export
         total = prepare(load_catalogue(settings.catalogue_file), options)
     except (UsageError, HeaderError, CatalogueError) as exc:
         print(f"consent-ledger import: {exc}", file=sys.stderr)
@@ -156,6 +156,14 @@ async def run_import(settings: Settings, options: ImportOptions) -> int:
             hint += " LEDGER_KAFKA_IDEMPOTENCE=false"
         print(f"consent-ledger import: cannot reach the servers ({exc}){hint}", file=sys.stderr)
         return 1
+    try:
+        # then the log's catalogue, which is the truth: a purpose retired or changed since the
+        # catalogue file was written is checked as it stands now
+        check_target(ledger.catalogue, options.purpose, options.channel)
+    except UsageError as exc:
+        await close_ledger(ledger)
+        print(f"consent-ledger import: {exc}", file=sys.stderr)
+        return 2
     try:
         return await import_file(ledger, options, total)
     finally:

@@ -32,6 +32,7 @@ from services.projector.outbox_publishing import (
     Wakeup,
     keep_running,
 )
+from services.reads.purpose_cache import PurposeCache
 from services.rules.catalogue import Catalogue
 from services.rules.state_summary import is_erased, subject_state_record
 
@@ -58,7 +59,9 @@ class StateFeed:
         clock: Callable[[], datetime] = _utcnow,
     ) -> None:
         self.settings = settings
-        self.catalogue = catalogue
+        #: the log's purpose catalogue (`catalogue`, the file, until the log holds it), read
+        #: again through the feed's connection when the projector applied a new version
+        self.purposes = PurposeCache(None, catalogue)
         self.sessions = sessions
         self.batch_size = batch_size
         self.clock = clock
@@ -123,6 +126,8 @@ class StateFeed:
         self, conn: asyncpg.Connection, producer: RecordProducer, claims: Sequence[Claim]
     ) -> None:
         loaded = await feed_outbox.load(conn, self.settings.topic, claims)
+        await self.purposes.refresh(conn)
+        catalogue = self.purposes.catalogue
         published = await notices.load(conn)
         now = self.clock()
         headers = [(SCHEMA_HEADER, SUBJECT_STATE.encode("ascii"))]
@@ -136,7 +141,7 @@ class StateFeed:
                     subject_state_record(
                         s.subject_id,
                         s.facts,
-                        self.catalogue,
+                        catalogue,
                         now,
                         partition=s.partition,
                         next_offset=s.next_offset,

@@ -16,7 +16,8 @@ from typing import Any, Final
 
 from schemas import events as ev
 from schemas.events import Event, rfc3339
-from services.rules.catalogue import Catalogue
+from services.rules.catalogue import Catalogue, Purpose
+from services.rules.catalogue_history import CatalogueHistory
 
 #: bump when a field changes meaning or goes away; new fields may appear without a bump
 EXPORT_VERSION: Final = 1
@@ -49,6 +50,33 @@ def identities(events: Iterable[Event], open_: Opener | None) -> list[dict[str, 
     return [e for e in found.values() if e["value"] is not None]
 
 
+def versions_in_force(
+    history: CatalogueHistory, since: datetime | None, until: datetime
+) -> list[dict[str, Any]]:
+    """Every purpose version in force at some instant from `since` (the subject's first
+    recorded event; None: no history, so none) to `until`, each with when it was in force
+    (`in_force_until` null while it still is); retirements are left out."""
+    if since is None:
+        return []
+    out = []
+    for pid in history.ids:
+        versions = history.versions(pid)
+        for i, version in enumerate(versions):
+            ended = versions[i + 1].in_force_from if i + 1 < len(versions) else None
+            if not isinstance(version.definition, Purpose):
+                continue
+            if version.in_force_from > until or (ended is not None and ended <= since):
+                continue
+            out.append(
+                {
+                    **version.definition.as_json(),
+                    "in_force_from": rfc3339(version.in_force_from),
+                    "in_force_until": rfc3339(ended) if ended is not None else None,
+                }
+            )
+    return out
+
+
 def export_document(
     *,
     subject_id: str,
@@ -58,6 +86,7 @@ def export_document(
     identities: list[dict[str, Any]],
     state: Mapping[str, Any],
     history: list[dict[str, Any]],
+    purpose_versions: list[dict[str, Any]],
 ) -> dict[str, Any]:
     return {
         "export_version": EXPORT_VERSION,
@@ -67,5 +96,6 @@ def export_document(
         "identities": identities,
         "state": dict(state),
         "purposes": [p.as_json() for p in catalogue.purposes.values()],
+        "purpose_versions": purpose_versions,
         "history": history,
     }

@@ -1,13 +1,8 @@
-"""A subject's decisions per purpose and channel over time, for the auditor's page.
+"""A subject's decisions per purpose and channel over time, for the auditor's page: the as-of
+answer, decided with the purpose versions then in force, at every instant it can change, merged
+into segments of equal outcome.
 
-The answer at an instant is the as-of answer (projections/as_of.py folded through `decide`),
-and it can only change at an instant when the ledger learned something or the clock crossed a
-limit: an event's `recorded_at`, a grant's `expires_at`, a relationship's `valid_until`, a
-notice's publication or `effective_from`, a suppression's recording, a purged erasure's time.
-Evaluating at exactly those instants therefore gives the answer at every instant between them;
-consecutive instants with the same outcome (allowed, reason) become one segment. At each
-instant the fold is given only the events that can still matter (`recorded_subsets`), so the
-work grows linearly with the history.
+Design: docs/developers/design/proof.md
 """
 
 from __future__ import annotations
@@ -22,8 +17,12 @@ from projections.outdating import Notice
 from projections.state import FactKey, Position, facts_for
 from schemas import events as ev
 from schemas.events import Event
-from services.rules.catalogue import Catalogue, Purpose
-from services.rules.decisions import Decision, decide
+from services.rules.catalogue import Purpose
+from services.rules.catalogue_history import CatalogueHistory
+
+# the chart's reason where the purpose (or the channel) was not in the catalogue then: not
+# defined yet, or retired
+from services.rules.decisions import NOT_IN_CATALOGUE, Decision, decide
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,11 +36,14 @@ class Segment:
     allowed: bool
     reason: str
     evidence: tuple[UUID, ...]
+    #: the purpose version in force at `start` (None where the purpose was not in force)
+    version: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class Band:
-    """The decisions for one purpose on one channel, from the first instant to the end."""
+    """The decisions for one purpose on one channel, from the first instant to the end;
+    `purpose` is its latest definition."""
 
     purpose: Purpose
     channel: str
@@ -54,11 +56,14 @@ def instants(
     published: Iterable[Notice] = (),
     suppressed: Iterable[Suppression] = (),
     purged: PurgedProof | None = None,
+    history: CatalogueHistory | None = None,
 ) -> list[datetime]:
     """Every instant, from the first the ledger knew of the subject up to `end` (included),
     at which an answer may change; empty when the ledger knew nothing of the subject by
     `end` (no event, or each recorded after it)."""
     points = {e.recorded_at for e, _ in events}
+    if history is not None:
+        points.update(v.in_force_from for pid in history.ids for v in history.versions(pid))
     for event, _ in events:
         limit = None
         if event.type in (ev.CONSENT_GRANTED, ev.CONSENT_REQUESTED):
@@ -86,28 +91,50 @@ def instants(
 
 def bands(
     events: Sequence[tuple[Event, Position]],
-    catalogue: Catalogue,
+    history: CatalogueHistory,
     end: datetime,
     published: Sequence[Notice] = (),
     suppressed: Sequence[Suppression] = (),
     purged: PurgedProof | None = None,
 ) -> list[Band]:
-    """Per purpose and channel of the catalogue (in its order), the segments of equal outcome
-    from the first instant to `end`; empty when the ledger knew nothing of the subject by
-    `end`."""
-    points = instants(events, end, published, suppressed, purged)
+    """Per purpose and channel ever defined (in catalogue order), the segments of equal
+    outcome and purpose version from the first instant to `end`, each instant decided with
+    the definitions then in force; a scope never in force over the chart is left out. Empty
+    when the ledger knew nothing of the subject by `end`."""
+    points = instants(events, end, published, suppressed, purged, history)
     if not points:
         return []
-    scopes = [(p, c) for p in catalogue.purposes.values() for c in p.channels]
-    decided: list[list[Decision]] = [[] for _ in scopes]
+    scopes = scopes_of(history)
+    decided: list[list[tuple[Decision, int | None]]] = [[] for _ in scopes]
     for at, counted in zip(points, recorded_subsets(events, points), strict=True):
         known = known_at(counted, at, published, suppressed, purged)
-        for made, (purpose, channel) in zip(decided, scopes, strict=True):
-            made.append(decide(known.state, purpose, channel, at, known.notices))
+        catalogue = history.at(at)
+        for made, (latest, channel) in zip(decided, scopes, strict=True):
+            purpose = catalogue.get(latest.id)
+            if purpose is None or channel not in purpose.channels:
+                made.append((Decision(False, NOT_IN_CATALOGUE, latest.basis, ()), None))
+            else:
+                decision = decide(known.state, purpose, channel, at, known.notices)
+                made.append((decision, purpose.version))
     return [
-        Band(purpose, channel, tuple(segments(points, made, end)))
-        for made, (purpose, channel) in zip(decided, scopes, strict=True)
+        Band(latest, channel, tuple(segments(points, made, end)))
+        for made, (latest, channel) in zip(decided, scopes, strict=True)
+        if any(version is not None for _, version in made)
     ]
+
+
+def scopes_of(history: CatalogueHistory) -> list[tuple[Purpose, str]]:
+    """(latest definition, channel) of every purpose ever defined, with every channel any of
+    its versions had, in catalogue order."""
+    out: list[tuple[Purpose, str]] = []
+    for pid in history.ids:
+        versions = [v.definition for v in history.versions(pid)]
+        defined = [d for d in versions if isinstance(d, Purpose)]
+        if not defined:
+            continue
+        channels = dict.fromkeys(c for d in defined for c in d.channels)
+        out.extend((defined[-1], c) for c in channels)
+    return out
 
 
 def recorded_subsets(
@@ -137,19 +164,24 @@ def recorded_subsets(
         yield list(kept.values())
 
 
-def segments(points: Sequence[datetime], made: Sequence[Decision], end: datetime) -> list[Segment]:
-    """Merge consecutive decisions with the same outcome; each segment runs until the next
-    change, the last until `end`."""
-    starts = [
-        i
-        for i, d in enumerate(made)
-        if i == 0 or (d.allowed, d.reason) != (made[i - 1].allowed, made[i - 1].reason)
-    ]
+def segments(
+    points: Sequence[datetime],
+    made: Sequence[tuple[Decision, int | None]],
+    end: datetime,
+) -> list[Segment]:
+    """Merge consecutive decisions with the same outcome under the same purpose version;
+    each segment runs until the next change, the last until `end`."""
+
+    def outcome(i: int) -> tuple[bool, str, int | None]:
+        decision, version = made[i]
+        return decision.allowed, decision.reason, version
+
+    starts = [i for i in range(len(made)) if i == 0 or outcome(i) != outcome(i - 1)]
     out = []
     for n, i in enumerate(starts):
         until = points[starts[n + 1]] if n + 1 < len(starts) else end
-        d = made[i]
-        out.append(Segment(points[i], until, d.allowed, d.reason, d.evidence))
+        d, version = made[i]
+        out.append(Segment(points[i], until, d.allowed, d.reason, d.evidence, version))
     return out
 
 

@@ -7,7 +7,7 @@ Design: docs/developers/design/proof.md
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Final
@@ -15,7 +15,7 @@ from typing import Any, Final
 from projections.outdating import Notice
 from schemas import events as ev
 from schemas.events import Event, rfc3339
-from services.rules.catalogue import Catalogue, Purpose
+from services.rules.catalogue import Catalogue, Purpose, Recipient
 
 FORMATS: Final = ("iso27560", "kantara")
 #: the event types a receipt exists for
@@ -94,7 +94,8 @@ class NoReceipt(ValueError):
 def purposes_of(event: Event, catalogue: Catalogue) -> list[Purpose]:
     """The purposes the event is about: its purpose, or (a withdrawal of every purpose) every
     purpose consent can be given for, on the event's channel if it names one. A purpose no
-    longer in the catalogue is named by id."""
+    longer in the catalogue is named by id. `catalogue` is the one in force when the event was
+    recorded, so the receipt names the purpose version the subject's choice was made under."""
     pid = event.data.get("purpose")
     if pid is None:
         channel = event.data.get("channel")
@@ -179,7 +180,7 @@ def iso27560(
         "state": "dpv:ConsentGiven" if granted else "dpv:ConsentWithdrawn",
         "withdrawal_method": WITHDRAW_ANY_TIME if granted else event.source.method,
         "withdrawal_reason": None if granted else event.data.get("reason"),
-        "recipients": _unique(r for e in entries for r in e["recipients"]),
+        "recipients": _unique_recipients(r for e in entries for r in e["recipients"]),
     }
 
 
@@ -205,8 +206,9 @@ def _iso_purpose(event: Event, purpose: Purpose) -> dict[str, Any]:
         "legal_basis": DPV_BASES[purpose.basis],
         "channels": channels,
         "personal_data": _unique(DPV_PERSONAL_DATA[c] for c in channels),
-        "recipients": list(purpose.recipients),
+        "recipients": [r.as_json() for r in purpose.recipients],
         "retention": purpose.retention or None,
+        "version": purpose.version,
     }
 
 
@@ -263,7 +265,7 @@ def kantara(
 
 def _kantara_purpose(event: Event, purpose: Purpose) -> dict[str, Any]:
     out: dict[str, Any] = {
-        "purpose": purpose.title,
+        "purpose": f"{purpose.title} (purpose {purpose.id}, version {purpose.version})",
         "purposeCategory": [KANTARA_PURPOSES.get(purpose.dpv, "1 - Core Function")],
         "consentType": "EXPLICIT",
         "piiCategory": _unique(KANTARA_PII[c] for c in channels_of(event, purpose)),
@@ -272,8 +274,19 @@ def _kantara_purpose(event: Event, purpose: Purpose) -> dict[str, Any]:
         "thirdPartyDisclosure": bool(purpose.recipients),
     }
     if purpose.recipients:
-        out["thirdPartyName"] = "; ".join(purpose.recipients)
+        out["thirdPartyName"] = "; ".join(recipient_text(r) for r in purpose.recipients)
     return out
+
+
+def recipient_text(recipient: Recipient) -> str:
+    """A recipient in one line: its name, country and, for a transfer, the safeguard and what
+    it rests on."""
+    where = recipient.country
+    if recipient.safeguard:
+        where = f"{where}, {recipient.safeguard}"
+    if recipient.safeguard_note:
+        where = f"{where}: {recipient.safeguard_note}"
+    return f"{recipient.name} ({where})"
 
 
 def _termination(event: Event) -> str:
@@ -300,6 +313,14 @@ def iso_duration(span: timedelta) -> str:
 
 def _unique(items: Any) -> list[Any]:
     return list(dict.fromkeys(items))
+
+
+def _unique_recipients(items: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each recipient once, in order of first mention."""
+    seen: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for item in items:
+        seen.setdefault(tuple(sorted(item.items())), item)
+    return list(seen.values())
 
 
 def answer(receipt: Mapping[str, Any], fmt: str, jws: str, kid: str) -> dict[str, Any]:

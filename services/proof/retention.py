@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, Final
 
@@ -20,7 +20,9 @@ from services.config import Settings
 from services.identity import session_store
 from services.ledger import idempotency
 from services.proof.dead_letter_retention import cutoff, purge_dead_letters
-from services.rules.catalogue import Catalogue, load_catalogue
+from services.reads.purpose_cache import PurposeCache
+from services.rules.catalogue import DEFAULT_PROOF_RETENTION, Catalogue, Purpose, load_catalogue
+from services.rules.catalogue_history import CatalogueHistory
 
 log = logging.getLogger(__name__)
 
@@ -117,10 +119,46 @@ async def purge_due(
     return Outcome(len(candidates), purged, waiting)
 
 
+def longest_kept(history: CatalogueHistory, at: datetime) -> Catalogue:
+    """Each purpose ever defined (retired ones too) in its version that keeps proof longest
+    from `at`: a proof period promised under any version is kept, and proof of a retired
+    purpose keeps that purpose's own period."""
+    chosen: dict[str, Purpose] = {}
+    for pid in history.ids:
+        defined = [v.definition for v in history.versions(pid) if isinstance(v.definition, Purpose)]
+        ends = [(end, p) for p in defined if (end := _proof_end(p, at)) is not None]
+        if ends:
+            chosen[pid] = max(ends, key=lambda e: e[0])[1]
+        elif defined:
+            chosen[pid] = replace(defined[-1], proof_retention=DEFAULT_PROOF_RETENTION)
+    return Catalogue(chosen)
+
+
+def _proof_end(purpose: Purpose, at: datetime) -> datetime | None:
+    """When the purpose's proof period ends, counted from `at`; None (logged) for a version
+    recorded under looser rules whose period cannot be counted: the job skips it and keeps
+    running rather than failing every night over one stored version."""
+    try:
+        return purpose.proof_period().after(at)
+    except (ValueError, OverflowError) as exc:  # DurationError, or beyond the calendar
+        log.error(
+            "purpose %s v%s: proof_retention %.40r cannot be counted (%s); the default %s"
+            " stands in for it",
+            purpose.id,
+            purpose.version,
+            purpose.proof_retention,
+            exc,
+            DEFAULT_PROOF_RETENTION,
+        )
+        return None
+
+
 async def run_retention(settings: Settings, *, dry_run: bool = False) -> int:
-    catalogue = load_catalogue(settings.catalogue_file)
+    purposes = PurposeCache(None, load_catalogue(settings.catalogue_file))
     async with operator_database(settings) as conn:
         now = datetime.now(UTC)
+        await purposes.reload(conn)
+        catalogue = longest_kept(purposes.history, now)
         outcome = await purge_due(conn, settings.topic, catalogue, now, dry_run=dry_run)
         before = cutoff(now, settings.dead_letter_retention_days)
         letters = await purge_dead_letters(conn, settings.topic, before, dry_run=dry_run)

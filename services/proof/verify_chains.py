@@ -26,6 +26,7 @@ from rich.progress import (
 from projections import chain_store, journal
 from projections.chain_verify import Break, SubjectVerifier
 from schemas.codec import EventCodec, default_codec
+from schemas.events import NOTICE_KEY_PREFIX, PURPOSE_KEY_PREFIX
 from services.bootstrap import connect_database
 from services.config import Settings
 
@@ -35,23 +36,49 @@ LISTED: Final = 20
 _STEP: Final = 500
 
 
+#: what a chain's key names: a subject, a purpose (purpose/<id>) or a privacy notice
+#: (notice/<version>), each with its own chain
+KINDS: Final = (("purpose", PURPOSE_KEY_PREFIX), ("notice", NOTICE_KEY_PREFIX))
+
+
+def chain_of(key: str) -> tuple[str, str]:
+    """(kind, name) of the chain keyed `key`: ("purpose", "newsletter"), ("subject", "s-1")."""
+    for kind, prefix in KINDS:
+        if key.startswith(prefix):
+            return kind, key.removeprefix(prefix)
+    return "subject", key
+
+
 @dataclass(slots=True)
 class Summary:
+    #: chains of subjects, of purposes and of privacy notices
     subjects: int = 0
     events: int = 0
-    broken_subjects: int = 0
-    #: the first LISTED broken subjects (in subject order) with their first broken link
+    broken_chains: int = 0
+    #: the first LISTED broken chains (in key order) with their first broken link
     broken: list[tuple[str, Break]] = field(default_factory=list)
+    purposes: int = 0
+    notices: int = 0
 
     @property
     def valid(self) -> bool:
-        return self.broken_subjects == 0
+        return self.broken_chains == 0
+
+    @property
+    def chains(self) -> int:
+        return self.subjects + self.purposes + self.notices
 
     def add(self, verifier: SubjectVerifier) -> None:
-        self.subjects += 1
+        kind, _ = chain_of(verifier.subject_id)
+        if kind == "purpose":
+            self.purposes += 1
+        elif kind == "notice":
+            self.notices += 1
+        else:
+            self.subjects += 1
         self.events += verifier.events
         if verifier.first_broken is not None:
-            self.broken_subjects += 1
+            self.broken_chains += 1
             if len(self.broken) < LISTED:
                 self.broken.append((verifier.subject_id, verifier.first_broken))
 
@@ -61,7 +88,7 @@ async def verify_all(
     codec: EventCodec,
     advance: Callable[[int], None] = lambda _: None,
 ) -> Summary:
-    """Every subject's chain; `advance(n)` reports progress in entries."""
+    """Every chain (subjects', purposes', notices'); `advance(n)` reports progress in entries."""
     summary = Summary()
     current: SubjectVerifier | None = None
     pending = 0
@@ -82,23 +109,28 @@ async def verify_all(
 
 
 def report(summary: Summary) -> str:
+    kinds = (
+        f"{summary.subjects:,} subjects, {summary.purposes:,} purposes,"
+        f" {summary.notices:,} privacy notices"
+    )
     if summary.valid:
         return (
-            f"verify: {summary.subjects:,} subjects, {summary.events:,} events:"
+            f"verify: {summary.events:,} events in {summary.chains:,} chains ({kinds}):"
             " every chain is intact"
         )
     lines = [
-        f"verify: BROKEN: {summary.broken_subjects:,} of {summary.subjects:,} subjects have a"
-        f" broken chain ({summary.events:,} events checked)"
+        f"verify: BROKEN: {summary.broken_chains:,} of {summary.chains:,} chains ({kinds}) have a"
+        f" broken link ({summary.events:,} events checked)"
     ]
-    for i, (subject_id, found) in enumerate(summary.broken):
+    for i, (key, found) in enumerate(summary.broken):
         label = "first broken link:" if i == 0 else "                  "
+        kind, name = chain_of(key)
         lines.append(
-            f"  {label} subject {subject_id}, event {found.event_id}"
+            f"  {label} {kind} {name}, event {found.event_id}"
             f" (partition {found.partition}, offset {found.offset}): {found.reason}: {found.detail}"
         )
-    if summary.broken_subjects > len(summary.broken):
-        lines.append(f"  ... and {summary.broken_subjects - len(summary.broken):,} more subjects")
+    if summary.broken_chains > len(summary.broken):
+        lines.append(f"  ... and {summary.broken_chains - len(summary.broken):,} more chains")
     return "\n".join(lines)
 
 

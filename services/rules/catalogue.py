@@ -1,7 +1,9 @@
-"""The purpose catalogue: each purpose's legal basis, direct-marketing flag, channels, and its
-title and description in the pages' languages.
+"""The purpose catalogue: each purpose's legal basis, direct-marketing flag, channels, recipients,
+and its title and description in the pages' languages.
 
-Loaded once at start-up from a TOML file the operator edits; nothing on a hot path re-reads it.
+One version of each purpose; how versions follow each other over time is
+`catalogue_history.py`. The same checks read the TOML file the operator edits and the body of
+`PUT /v1/purposes/{id}` (`parse_purpose`), so a refusal names the same key either way.
 """
 
 from __future__ import annotations
@@ -9,29 +11,48 @@ from __future__ import annotations
 import re
 import tomllib
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 
-from projections.periods import Duration, DurationError, parse_duration
+from projections.periods import Duration, parse_duration
 from schemas.events import CHANNELS
+from services.rules.catalogue_errors import MAX_TEXT as MAX_TEXT
+from services.rules.catalogue_errors import CatalogueError as CatalogueError
 from services.rules.languages import LANGUAGES
+from services.rules.recipients import CONTROLLER_COUNTRY as CONTROLLER_COUNTRY
+from services.rules.recipients import EU_EEA as EU_EEA
+from services.rules.recipients import SAFEGUARDS as SAFEGUARDS
+from services.rules.recipients import Recipient as Recipient
+from services.rules.recipients import parse_recipients
 
+#: a purpose id: the key `purpose/<id>`, the API's path and every event naming it carry it
+PURPOSE_ID_RE: Final = re.compile(r"[a-z][a-z0-9_]{0,63}")
+MAX_PURPOSE_ID: Final = 64
 LEGAL_BASES: Final = ("consent", "legitimate_interest", "contract", "legal_obligation")
 #: how long an erased subject's consent facts are kept as proof when a purpose does not say:
 #: the general limitation period of claims in Finland (Act 728/2003, section 4)
 DEFAULT_PROOF_RETENTION: Final = "P3Y"
+#: the longest proof retention accepted: a century outlasts every limitation period, and a
+#: longer one would only overflow the retention job's date arithmetic
+MAX_PROOF_RETENTION_YEARS: Final = 100
+#: a duration longer than this is no duration a person means (length checked before the regex)
+MAX_DURATION_LEN: Final = 32
+#: the instant a proof retention is measured from when it is checked (a leap day's year)
+_MEASURED_FROM: Final = datetime(2000, 1, 1, tzinfo=UTC)
 #: an ISO 8601 duration (P1Y6M, P13M, P10Y, P30D, PT12H); a retention starting with P and a
 #: digit or T must be one, anything else is read as text ("while the customer relationship lasts")
 ISO_DURATION_RE: Final = re.compile(
     r"P(?=\d|T\d)(\d+Y)?(\d+M)?(\d+W)?(\d+D)?(T(?=\d)(\d+H)?(\d+M)?(\d+S)?)?"
 )
 _LOOKS_LIKE_DURATION: Final = re.compile(r"P[\dT]")
-MAX_TEXT: Final = 500
 _TEXT_KEYS: Final = ("title", "description")
-
-
-class CatalogueError(ValueError):
-    """The catalogue file is unusable; the message names the purpose and the key."""
+_PURPOSE_KEYS: Final = (
+    "title", "basis", "direct_marketing", "channels", "dpv", "recipients", "retention",
+    "reconsent_on_material_change", "proof_retention", "texts", "browser_collectable",
+)  # fmt: skip
+_MAX_TERM: Final = 100
+_DPV_TERM: Final = re.compile(r"(?:[A-Z][A-Za-z0-9]*)?")
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,8 +72,8 @@ class Purpose:
     direct_marketing: bool
     channels: tuple[str, ...]
     dpv: str = ""
-    #: who receives the data for this purpose (GDPR Art. 13(1)(e), 15(1)(c), 30(1)(d))
-    recipients: tuple[str, ...] = ()
+    #: who receives the data for this purpose, and in which country
+    recipients: tuple[Recipient, ...] = ()
     #: how long the data is kept: an ISO 8601 duration or a sentence (Art. 13(2)(a), 15(1)(d))
     retention: str = ""
     #: a material change of the privacy notice covering the purpose outdates earlier grants
@@ -67,6 +88,8 @@ class Purpose:
     #: a website's banner may record it from a visitor's browser (POST /v1/collect/consents):
     #: only a consent purpose on the `web` channel
     browser_collectable: bool = False
+    #: counts the purpose's definitions from 1; a new definition takes the next number
+    version: int = 1
 
     def text(self, language: str) -> PurposeText:
         """The purpose's words in `language`; `title` (and no description) if it has none."""
@@ -81,12 +104,13 @@ class Purpose:
     def as_json(self) -> dict[str, Any]:
         return {
             "id": self.id,
+            "version": self.version,
             "title": self.title,
             "basis": self.basis,
             "direct_marketing": self.direct_marketing,
             "channels": list(self.channels),
             "dpv": self.dpv,
-            "recipients": list(self.recipients),
+            "recipients": [r.as_json() for r in self.recipients],
             "retention": self.retention,
             "reconsent_on_material_change": self.reconsent_on_material_change,
             "proof_retention": self.proof_retention,
@@ -125,31 +149,57 @@ def load_catalogue(path: Path) -> Catalogue:
     entries = raw.get("purposes")
     if not isinstance(entries, dict) or not entries:
         raise CatalogueError(f"{path}: expected a [purposes.<id>] table for each purpose")
-    return Catalogue({pid: _purpose(pid, entry) for pid, entry in entries.items()})
+    for pid in entries:
+        if not purpose_id_ok(pid):
+            raise CatalogueError(
+                f"{path}: purpose id {pid[:80]!r} must be 1-{MAX_PURPOSE_ID} characters: a-z"
+                " first, then a-z, 0-9 or _ (it is the key purpose/<id> and part of the API's"
+                " paths, so it could not be changed or retired otherwise)",
+                "id",
+            )
+    return Catalogue({pid: parse_purpose(pid, entry) for pid, entry in entries.items()})
 
 
-def _purpose(pid: str, entry: Any) -> Purpose:
+def purpose_id_ok(pid: str) -> bool:
+    """A usable purpose id (length checked before the pattern)."""
+    return len(pid) <= MAX_PURPOSE_ID and PURPOSE_ID_RE.fullmatch(pid) is not None
+
+
+def parse_purpose(pid: str, entry: Any, version: int = 1) -> Purpose:
+    """One purpose from its TOML table or a JSON object of the same keys, checked."""
     if not isinstance(entry, dict):
         raise CatalogueError(f"purposes.{pid} must be a table")
+    unknown = sorted(set(entry) - set(_PURPOSE_KEYS))
+    if unknown:
+        raise CatalogueError(
+            f"purposes.{pid} has unknown keys {unknown}; accepted: {', '.join(_PURPOSE_KEYS)}",
+            unknown[0],
+        )
     basis = entry.get("basis")
     if basis not in LEGAL_BASES:
-        raise CatalogueError(f"purposes.{pid}.basis={basis!r}; accepted: {', '.join(LEGAL_BASES)}")
+        raise CatalogueError(
+            f"purposes.{pid}.basis={basis!r}; accepted: {', '.join(LEGAL_BASES)}", "basis"
+        )
     channels = entry.get("channels")
     if not isinstance(channels, list) or not channels or any(c not in CHANNELS for c in channels):
         raise CatalogueError(
-            f"purposes.{pid}.channels={channels!r}; a non-empty list of {', '.join(CHANNELS)}"
+            f"purposes.{pid}.channels={channels!r}; a non-empty list of {', '.join(CHANNELS)}",
+            "channels",
         )
     direct_marketing = entry.get("direct_marketing", False)
     if not isinstance(direct_marketing, bool):
-        raise CatalogueError(f"purposes.{pid}.direct_marketing must be true or false")
+        raise CatalogueError(
+            f"purposes.{pid}.direct_marketing must be true or false", "direct_marketing"
+        )
     return Purpose(
         id=pid,
-        title=str(entry.get("title", pid)),
+        version=version,
+        title=_title(pid, entry.get("title", pid)),
         basis=basis,
         direct_marketing=direct_marketing,
         channels=tuple(channels),
-        dpv=str(entry.get("dpv", "")),
-        recipients=_recipients(pid, entry.get("recipients")),
+        dpv=_dpv(pid, entry.get("dpv", "")),
+        recipients=parse_recipients(pid, entry.get("recipients")),
         retention=_retention(pid, entry.get("retention")),
         reconsent_on_material_change=_reconsent(pid, basis, entry),
         proof_retention=_proof_retention(pid, entry.get("proof_retention")),
@@ -163,11 +213,14 @@ def _browser_collectable(pid: str, entry: dict[str, Any], basis: str, channels: 
     banner records consent, and on the web."""
     value = entry.get("browser_collectable", False)
     if not isinstance(value, bool):
-        raise CatalogueError(f"purposes.{pid}.browser_collectable must be true or false")
+        raise CatalogueError(
+            f"purposes.{pid}.browser_collectable must be true or false", "browser_collectable"
+        )
     if value and (basis != "consent" or "web" not in channels):
         raise CatalogueError(
             f'purposes.{pid}.browser_collectable=true needs basis = "consent" and "web" among'
-            f" its channels (it has basis {basis!r}, channels {channels!r})"
+            f" its channels (it has basis {basis!r}, channels {channels!r})",
+            "browser_collectable",
         )
     return value
 
@@ -182,7 +235,8 @@ def _texts(pid: str, value: Any, direct_marketing: bool) -> tuple[PurposeText, .
         required = " (required on a direct-marketing purpose)" if direct_marketing else ""
         raise CatalogueError(
             f"purposes.{pid}.texts={given!r}; a table with a title and a description for each of"
-            f" {', '.join(LANGUAGES)}{required}"
+            f" {', '.join(LANGUAGES)}{required}",
+            "texts",
         )
     texts = []
     for language in LANGUAGES:
@@ -192,30 +246,39 @@ def _texts(pid: str, value: Any, direct_marketing: bool) -> tuple[PurposeText, .
             text = entry.get(key) if isinstance(entry, dict) else None
             if not isinstance(text, str) or not text.strip() or len(text) > MAX_TEXT:
                 raise CatalogueError(
-                    f"purposes.{pid}.texts.{language}.{key} must be text of 1-{MAX_TEXT} characters"
+                    f"purposes.{pid}.texts.{language}.{key} must be text of 1-{MAX_TEXT}"
+                    " characters",
+                    f"texts.{language}.{key}",
                 )
             words[key] = text
         if isinstance(entry, dict) and set(entry) - set(_TEXT_KEYS):
             raise CatalogueError(
-                f"purposes.{pid}.texts.{language} has keys other than {', '.join(_TEXT_KEYS)}"
+                f"purposes.{pid}.texts.{language} has keys other than {', '.join(_TEXT_KEYS)}",
+                f"texts.{language}",
             )
         texts.append(PurposeText(language, words["title"], words["description"]))
     return tuple(texts)
 
 
 def _proof_retention(pid: str, value: Any) -> str:
-    """Optional (default P3Y); when given, a duration the retention job can count with."""
+    """Optional (default P3Y); when given, a duration the retention job can count with: longer
+    than nothing (P0D would purge the Art. 7(1) proof at once) and at most a century."""
     if value is None:
         return DEFAULT_PROOF_RETENTION
+    ends: datetime | None = None
     try:
-        if not isinstance(value, str):
-            raise DurationError("not a string")
-        parse_duration(value)
-    except DurationError:
+        if isinstance(value, str) and len(value) <= MAX_DURATION_LEN:
+            ends = parse_duration(value).after(_MEASURED_FROM)
+    except (ValueError, OverflowError):  # DurationError, or a count no calendar reaches
+        ends = None
+    longest = _MEASURED_FROM.replace(year=_MEASURED_FROM.year + MAX_PROOF_RETENTION_YEARS)
+    if not isinstance(value, str) or ends is None or not _MEASURED_FROM < ends <= longest:
+        shown = value if not isinstance(value, str) or len(value) <= MAX_TEXT else value[:40] + "…"
         raise CatalogueError(
-            f"purposes.{pid}.proof_retention={value!r}; an ISO 8601 duration such as P3Y,"
-            " P18M or P90D"
-        ) from None
+            f"purposes.{pid}.proof_retention={shown!r}; an ISO 8601 duration longer than"
+            f" nothing and at most P{MAX_PROOF_RETENTION_YEARS}Y, such as P3Y, P18M or P90D",
+            "proof_retention",
+        )
     return value
 
 
@@ -224,35 +287,49 @@ def _reconsent(pid: str, basis: str, entry: dict[str, Any]) -> bool:
     interest, so the flag means nothing on the other bases."""
     value = entry.get("reconsent_on_material_change", basis == "consent")
     if not isinstance(value, bool):
-        raise CatalogueError(f"purposes.{pid}.reconsent_on_material_change must be true or false")
+        raise CatalogueError(
+            f"purposes.{pid}.reconsent_on_material_change must be true or false",
+            "reconsent_on_material_change",
+        )
     if value and basis not in ("consent", "legitimate_interest"):
         raise CatalogueError(
             f"purposes.{pid}.reconsent_on_material_change=true needs basis consent or"
-            f" legitimate_interest, not {basis}: nothing is granted on {basis}"
+            f" legitimate_interest, not {basis}: nothing is granted on {basis}",
+            "reconsent_on_material_change",
         )
     return value
 
 
-def _recipients(pid: str, value: Any) -> tuple[str, ...]:
-    """Required, so an access answer always says who gets the data; [] means nobody does."""
-    if not isinstance(value, list) or not all(
-        isinstance(r, str) and r.strip() and len(r) <= MAX_TEXT for r in value
-    ):
+def _title(pid: str, value: Any) -> str:
+    if not isinstance(value, str) or not value.strip() or len(value) > MAX_TEXT:
         raise CatalogueError(
-            f"purposes.{pid}.recipients={value!r}; a list of recipient descriptions "
-            f"(each 1-{MAX_TEXT} characters; [] when the data goes to nobody)"
+            f"purposes.{pid}.title must be text of 1-{MAX_TEXT} characters", "title"
         )
-    return tuple(value)
+    return value
+
+
+def _dpv(pid: str, value: Any) -> str:
+    """Empty, or a term of the W3C Data Privacy Vocabulary (a CamelCase name)."""
+    if not isinstance(value, str) or len(value) > _MAX_TERM or not _DPV_TERM.fullmatch(value):
+        raise CatalogueError(
+            f"purposes.{pid}.dpv={value!r}; a DPV purpose term such as ServiceProvision"
+            f" (letters and digits, at most {_MAX_TERM})",
+            "dpv",
+        )
+    return value
 
 
 def _retention(pid: str, value: Any) -> str:
     if not isinstance(value, str) or not value.strip() or len(value) > MAX_TEXT:
         raise CatalogueError(
             f"purposes.{pid}.retention={value!r}; an ISO 8601 duration (e.g. P10Y) "
-            f"or a sentence of 1-{MAX_TEXT} characters"
+            f"or a sentence of 1-{MAX_TEXT} characters",
+            "retention",
         )
     if _LOOKS_LIKE_DURATION.match(value) and not ISO_DURATION_RE.fullmatch(value):
         raise CatalogueError(
-            f"purposes.{pid}.retention={value!r} is not an ISO 8601 duration; e.g. P10Y, P13M, P30D"
+            f"purposes.{pid}.retention={value!r} is not an ISO 8601 duration; e.g. P10Y, P13M,"
+            " P30D",
+            "retention",
         )
     return value

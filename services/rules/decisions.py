@@ -30,6 +30,8 @@ from projections.state import (
 from schemas import events as ev
 from services.rules.catalogue import Purpose
 
+#: the reason for a purpose (or a channel of it) not in the catalogue at the instant decided
+NOT_IN_CATALOGUE: Final = "not_in_catalogue"
 REASONS: Final = (
     "consent_given",
     "legitimate_interest",
@@ -48,6 +50,7 @@ REASONS: Final = (
     "erased",
     "suppressed",
     "confirmation_pending",
+    "not_in_catalogue",
 )
 #: answers a pending sign-up replaces: it never takes away a grant that still stands, and the
 #: refusals ranked above consent (erasure, restriction, objections) keep their own reason
@@ -76,6 +79,12 @@ def unknown_subject(purpose: Purpose) -> Decision:
     nobody has agreed to anything, so nothing is allowed (legal obligations included, since
     there is no one to owe them to)."""
     return Decision(False, "unknown_subject", purpose.basis, ())
+
+
+def retired_purpose(purpose: Purpose) -> Decision:
+    """The answer for a purpose retired by the instant asked about (`purpose` is its last
+    definition): nothing may be done for a purpose the catalogue no longer holds."""
+    return Decision(False, NOT_IN_CATALOGUE, purpose.basis, ())
 
 
 def decide(

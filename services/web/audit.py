@@ -28,7 +28,7 @@ from schemas.codec import CodecError, EventCodec
 from schemas.events import Event
 from services.bootstrap import Ledger
 from services.http.access_logging import record_read
-from services.http.app_state import ledger_of
+from services.http.app_state import ledger_of, purpose_history_of
 from services.http.openapi_parts import LOOKUP, MIN_TOKEN, html_page, path_param
 from services.http.problems import ProblemError
 from services.http.route_spec import Endpoint
@@ -127,7 +127,12 @@ def render(
     personal fields decrypted with the subject's `data_key` while it exists; a staff
     session's `csrf_token` puts Sign out in its header."""
     found = decision_history.bands(
-        snap.events, ledger.catalogue, snap.end, snap.published, snap.suppressed, snap.purged
+        snap.events,
+        purpose_history_of(ledger),
+        snap.end,
+        snap.published,
+        snap.suppressed,
+        snap.purged,
     )
     broken = snap.verifier.first_broken
     rows = audit_view.timeline(snap.entries, broken, context_opener(subject_id, data_key))

@@ -119,6 +119,8 @@ class DecisionRow:
     allowed: bool
     reason: str
     evidence: tuple[Link, ...]
+    #: the purpose version the decision was made with (None: not in the catalogue then)
+    version: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -281,6 +283,7 @@ def decision_rows(found: Sequence[Band], rows: Sequence[TimelineRow]) -> list[De
                     allowed=s.allowed,
                     reason=s.reason,
                     evidence=tuple(link(e) for e in s.evidence),
+                    version=s.version,
                 )
             )
     return out

@@ -20,6 +20,7 @@ import pytest
 from services.stack.embedded import free_port
 from tests.conftest import ADMIN_HEADERS, TEST_ADMIN_KEY, make_settings, wait_until
 from tests.e2e.running_up import Stack
+from tests.integration.purpose_support import FILE_PURPOSES
 from tests.servers import Servers
 
 pytestmark = pytest.mark.e2e
@@ -109,7 +110,11 @@ async def test_up_serves_a_scenario_stops_cleanly_and_restarts_with_everything(
     assert stack.log.read_text().count(key) == 1
     assert f"  Admin key   in {admin_key}" in stack.log.read_text()
     if "embedded Tansu" in stack.log.read_text():
-        assert "restored 4 events to the empty broker from the journal" in stack.log.read_text()
+        # the subjects' 4 events and the catalogue file's purposes the first start seeded
+        restored = 4 + FILE_PURPOSES
+        assert f"restored {restored} events to the empty broker from the journal" in (
+            stack.log.read_text()
+        )
     async with httpx.AsyncClient(base_url=stack.url, timeout=30, headers=headers) as client:
         after = (await client.get("/v1/subjects/e2e-2/events")).json()["events"]
         assert [e["event_id"] for e in after] == [e["event_id"] for e in before]
@@ -286,6 +291,10 @@ async def test_up_uses_the_servers_it_is_given(real_servers: Servers, tmp_path: 
         stack.kill()
     conn = await asyncpg.connect(settings.database_url)
     try:
-        assert await conn.fetchval("SELECT count(*) FROM journal") == 1
+        # the one grant; the seeded purposes are keyed purpose/<id>, no subject
+        subjects = "SELECT count(*) FROM journal WHERE subject_id NOT LIKE 'purpose/%'"
+        assert await conn.fetchval(subjects) == 1
+        purposes = "SELECT count(*) FROM journal WHERE subject_id LIKE 'purpose/%'"
+        assert await conn.fetchval(purposes) == FILE_PURPOSES
     finally:
         await conn.close()

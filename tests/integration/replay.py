@@ -25,11 +25,14 @@ from schemas.events import Event, Source
 from services.config import Settings
 from services.ledger.kafka_clients import new_producer
 from services.ledger.topic import highwaters
+from services.rules.catalogue import Purpose
+from services.rules.catalogue_events import defined_data, retired_data
 from tests.conftest import make_settings, new_projector, wait_until
 from tests.servers import Servers
 from tests.writer_macs import sealed
 
 PURPOSES = ("newsletter", "marketing_own", "research", "customer_relationship")
+CATALOGUE_PURPOSE = Purpose("p", "A purpose", "consent", False, ("email",), retention="P1Y")
 
 
 def random_event(rng: random.Random, subject: str, at: datetime) -> Event:
@@ -94,6 +97,16 @@ def random_event(rng: random.Random, subject: str, at: datetime) -> Event:
         event_id = uuid.UUID(int=rng.getrandbits(128))
         key = ev.notice_key(version)
         return Event(kind, event_id, key, at, at, Source(), notice_version=version, data=notice)
+    if kind in ev.PURPOSE_EVENTS:
+        # a few versions of a few purposes, some recorded twice: the first in log order wins
+        pid, number = f"p{rng.randrange(3)}", rng.randrange(1, 4)
+        data = (
+            retired_data(pid, number, at, None)
+            if kind == ev.PURPOSE_RETIRED
+            else defined_data(replace(CATALOGUE_PURPOSE, id=pid, version=number), at)
+        )
+        key = ev.purpose_key(pid)
+        return Event(kind, uuid.UUID(int=rng.getrandbits(128)), key, at, at, Source(), data=data)
     data = choices[kind]
     return Event(kind, uuid.UUID(int=rng.getrandbits(128)), subject, at, at, Source(), data=data)
 
@@ -176,6 +189,10 @@ async def snapshot(conn: asyncpg.Connection) -> dict[str, list[Any]]:
             )
         ],
         "notices": [tuple(r) for r in await conn.fetch("SELECT * FROM notices ORDER BY version")],
+        "purposes": [
+            tuple(r)
+            for r in await conn.fetch("SELECT * FROM purpose_versions ORDER BY purpose_id, version")
+        ],
         "facts": [
             tuple(r)
             for r in await conn.fetch(

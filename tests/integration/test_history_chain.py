@@ -177,7 +177,10 @@ async def test_the_cli_verifies_every_subject_and_reports_the_first_broken_link(
     await verify(api, "chain-2", min_token=token)  # projected
     done = await asyncio.to_thread(run_cli, settings, "verify", "--no-progress")
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "2 subjects, 6 events: every chain is intact" in done.stdout
+    # the catalogue file's 11 purposes, seeded at start, are chains of their own (purpose/<id>)
+    assert (
+        "17 events in 13 chains (2 subjects, 11 purposes, 0 privacy notices): every chain is intact"
+    ) in done.stdout
 
     victim = (await entries(db, "chain-2"))[2]
     await db.execute(
@@ -186,7 +189,7 @@ async def test_the_cli_verifies_every_subject_and_reports_the_first_broken_link(
     )
     broken = await asyncio.to_thread(run_cli, settings, "verify", "--no-progress")
     assert broken.returncode == 1, broken.stdout + broken.stderr
-    assert "BROKEN: 1 of 2 subjects" in broken.stdout
+    assert "BROKEN: 1 of 13 chains (2 subjects, 11 purposes" in broken.stdout
     assert (
         f"first broken link: subject chain-2, event {victim['event_id']}"
         f" (partition {victim['log_partition']}, offset {victim['log_offset']}): hash_mismatch"

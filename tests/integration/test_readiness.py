@@ -21,6 +21,7 @@ from services.reads.projection_health import HealthSnapshot, ProjectionHealth
 from services.stack.embedded import free_port
 from tests.conftest import make_settings, running_api, running_projector, wait_until
 from tests.integration.access_support import bearer, made_key
+from tests.integration.purpose_support import FILE_PURPOSES, seeded
 from tests.integration.served_api import served
 from tests.servers import Servers
 
@@ -68,6 +69,10 @@ async def counted(settings: Settings) -> AsyncIterator[tuple[httpx.AsyncClient, 
         served(create_app(settings, open_counted), settings),
         httpx.AsyncClient(base_url=base, timeout=30) as anonymous,
     ):
+        # the catalogue file's purposes are seeded at start through the write path, which
+        # checks the projection's health too: count from then on, the readiness reads alone
+        await seeded(settings)
+        made[0].reads = 0
         yield anonymous, made[0]
 
 
@@ -94,7 +99,9 @@ async def test_any_valid_key_sees_the_details(
     detailed = await anonymous.get("/readyz", headers=bearer(key))
     assert detailed.status_code == 200
     body = detailed.json()
-    assert body["status"] == "ready" and body["projected"] == {}  # nothing written yet
+    # nothing written yet but the catalogue file's purposes, seeded at start
+    assert body["status"] == "ready" and sum(body["projected"].values()) == FILE_PURPOSES
+    assert body["catalogue"] == {"file_differs": False, "differences": []}
     projector = body["projector"]
     assert projector["fresh"] and set(projector["partitions"]) == {"0", "1", "2", "3"}
     assert {"lag", "position", "highwater"} <= set(projector["partitions"]["0"])

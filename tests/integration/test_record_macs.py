@@ -19,6 +19,7 @@ from services.identity.secrets import new_key
 from services.ledger.topic import ensure_topic
 from services.operations.restore_log import restore_log
 from tests.conftest import TEST_SECRETS, make_settings, running_api, running_projector, wait_until
+from tests.integration.purpose_support import FILE_PURPOSES
 from tests.integration.record_mac_support import (
     FORGERS,
     decide,
@@ -112,7 +113,8 @@ async def test_rotated_writer_keys_keep_every_record_valid(
     assert await refusals(db, settings.topic) == {}
     records = await all_records(settings.kafka, settings.topic)
     kids = [(dict(r.headers)[MAC_HEADER] or b"").split(b":")[1] for r in records]
-    assert sorted(kids) == [b"w1"] * 3 + [b"w2"] * 3
+    # the catalogue file's purposes were seeded under w1, by the first start
+    assert sorted(kids) == [b"w1"] * (3 + FILE_PURPOSES) + [b"w2"] * 3
 
     # a projector whose ring lost w1 refuses exactly the records w1 MACed
     w2_only = replace(rotated, writer_keys=rotated.writer_keys.split(",")[0])
@@ -124,7 +126,7 @@ async def test_rotated_writer_keys_keep_every_record_valid(
             await wait_until(lambda: caught_up(replay_settings, conn), 60, "the replay")
         assert await journaled(conn, [f"rot-{n}" for n in range(6)]) == 3
         assert set((await refusals(conn, settings.topic)).values()) == {UNAUTHENTICATED}
-        assert len(await refusals(conn, settings.topic)) == 3
+        assert len(await refusals(conn, settings.topic)) == 3 + FILE_PURPOSES
     finally:
         await conn.close()
 
@@ -174,7 +176,9 @@ async def test_restore_log_keeps_each_records_mac_and_a_replay_applies_the_same(
         await wait_until(lambda: caught_up(settings, db), 60, "the projector to catch up")
     original = await all_records(settings.kafka, settings.topic)
     stored = await db.fetch("SELECT record_mac FROM journal")
-    assert len(stored) == 6 and all(r["record_mac"].startswith("v1:w1:") for r in stored)
+    # six grants and the catalogue file's purposes, seeded at start
+    assert len(stored) == 6 + FILE_PURPOSES
+    assert all(r["record_mac"].startswith("v1:w1:") for r in stored)
 
     lost = replace(settings, topic=f"{settings.topic}.restored")
     await ensure_topic(lost)
@@ -190,5 +194,5 @@ async def test_restore_log_keeps_each_records_mac_and_a_replay_applies_the_same(
     # exactly what the ledger applied (the journal keeps each MAC), the forgery still refused
     replayed = await clean_replay(real_servers, lost)
     live = await snapshot(db)
-    assert replayed["journal"] == live["journal"] and len(live["journal"]) == 6
+    assert replayed["journal"] == live["journal"] and len(live["journal"]) == 6 + FILE_PURPOSES
     assert replayed["facts"] == live["facts"]

@@ -17,8 +17,11 @@ from projections.state import Position
 from schemas import events as ev
 from schemas.events import CHANNELS, Event
 from services.rules import catalogue as cat
+from services.rules.catalogue_history import CatalogueHistory
 
 CATALOGUE = cat.load_catalogue(Path(cat.__file__).parent / "purposes.toml")
+#: the file's catalogue as the one version of each purpose, in force since the epoch
+HISTORY = CatalogueHistory.from_catalogue(CATALOGUE)
 PURPOSE_IDS = CATALOGUE.ids
 NOW = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 T0 = NOW - timedelta(days=30)

@@ -136,6 +136,51 @@ DATA: dict[str, st.SearchStrategy[dict[str, Any]]] = {
             "language": optional_texts,
         }
     ),
+    events.PURPOSE_DEFINED: st.fixed_dictionaries(
+        {
+            "purpose": texts,
+            "version": st.integers(1, 2**31 - 1),
+            "in_force_from": timestamps,
+            "title": texts,
+            "texts": st.lists(
+                st.fixed_dictionaries(
+                    {
+                        "language": st.sampled_from(events.LANGUAGES),
+                        "title": texts,
+                        "description": texts,
+                    }
+                ),
+                max_size=3,
+            ),
+            "basis": texts,
+            "direct_marketing": st.booleans(),
+            "channels": st.lists(st.sampled_from(events.CHANNELS), max_size=5),
+            "dpv": texts,
+            "recipients": st.lists(
+                st.fixed_dictionaries(
+                    {
+                        "name": texts,
+                        "country": st.sampled_from(["FI", "US"]),
+                        "safeguard": optional_texts,
+                        "safeguard_note": optional_texts,
+                    }
+                ),
+                max_size=3,
+            ),
+            "retention": texts,
+            "proof_retention": texts,
+            "reconsent_on_material_change": st.booleans(),
+            "browser_collectable": st.booleans(),
+        }
+    ),
+    events.PURPOSE_RETIRED: st.fixed_dictionaries(
+        {
+            "purpose": texts,
+            "version": st.integers(1, 2**31 - 1),
+            "in_force_from": timestamps,
+            "reason": optional_texts,
+        }
+    ),
 }
 
 

@@ -48,6 +48,7 @@ from services.reads.coalescer import Coalescer
 from services.reads.notice_cache import NoticeCache
 from services.reads.progress import ProjectionProgress
 from services.reads.projection_health import HealthSnapshot, ProjectionHealth
+from services.reads.purpose_cache import PurposeCache
 from services.rules.catalogue import load_catalogue
 
 
@@ -237,7 +238,7 @@ class FakeLedger:
         self.keys = InMemoryKeys(settings.api_key_refresh_s, secrets.api_key_hash_key)
         self.ledger = Ledger(
             settings=settings,
-            catalogue=load_catalogue(settings.catalogue_file),
+            purposes=PurposeCache(no_database, load_catalogue(settings.catalogue_file)),
             codec=default_codec(),
             pool=no_database,
             publisher=self.publisher,

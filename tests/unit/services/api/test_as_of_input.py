@@ -31,6 +31,10 @@ from tests.unit.services.api.in_process import PROBLEM, InProcess
         ("/v1/subjects/x/history", {"format": "xml"}, "format", "'xml' is not accepted"),
         ("/v1/subjects/x/history", {"fmt": "csv"}, "fmt", "not a known field"),
         ("/v1/subjects/x/export", {"format": "csv"}, "format", "not a known field"),
+        ("/v1/records-of-processing", {"format": "xlsx"}, "format", "'xlsx' is not accepted"),
+        ("/v1/records-of-processing", {"at": "2026-13-01T00:00:00Z"}, "at", "RFC 3339"),
+        ("/v1/records-of-processing", {"at": "FUTURE"}, "at", "in the future"),
+        ("/v1/records-of-processing", {"since": "x"}, "since", "not a known field"),
     ],
 )
 async def test_bad_at_or_format_names_the_field(

@@ -69,17 +69,23 @@ def _broken(subject: str) -> tuple[str, Break]:
 
 
 def test_the_report_names_the_first_broken_link_and_counts_the_rest() -> None:
-    assert report(Summary(3, 10)) == "verify: 3 subjects, 10 events: every chain is intact"
-    summary = Summary(1200, 9000, LISTED + 5, [_broken(f"s-{i}") for i in range(LISTED)])
+    assert report(Summary(3, 10, purposes=11, notices=1)) == (
+        "verify: 10 events in 15 chains (3 subjects, 11 purposes, 1 privacy notices):"
+        " every chain is intact"
+    )
+    broken = [_broken("purpose/newsletter"), *(_broken(f"s-{i}") for i in range(LISTED - 1))]
+    summary = Summary(1200, 9000, LISTED + 5, broken, purposes=11)
     lines = report(summary).splitlines()
     assert lines[0] == (
-        f"verify: BROKEN: {LISTED + 5} of 1,200 subjects have a broken chain (9,000 events checked)"
+        f"verify: BROKEN: {LISTED + 5} of 1,211 chains (1,200 subjects, 11 purposes, 0 privacy"
+        " notices) have a broken link (9,000 events checked)"
     )
     assert lines[1] == (
-        "  first broken link: subject s-0, event 00000000-0000-0000-0000-000000000001"
+        "  first broken link: purpose newsletter, event 00000000-0000-0000-0000-000000000001"
         " (partition 2, offset 17): hash_mismatch: the stored hash differs"
     )
-    assert len(lines) == 1 + LISTED + 1 and lines[-1] == "  ... and 5 more subjects"
+    assert lines[2].strip().startswith("subject s-0, event")
+    assert len(lines) == 1 + LISTED + 1 and lines[-1] == "  ... and 5 more chains"
 
 
 def test_the_summary_keeps_only_the_first_broken_subjects() -> None:
@@ -90,11 +96,14 @@ def test_the_summary_keeps_only_the_first_broken_subjects() -> None:
         verifier.first_broken = _broken(f"s-{i}")[1]
         summary.add(verifier)
     summary.add(SubjectVerifier("fine", default_codec()))
-    assert (summary.subjects, summary.events, summary.broken_subjects) == (
+    summary.add(SubjectVerifier("purpose/newsletter", default_codec()))
+    summary.add(SubjectVerifier("notice/2026-01", default_codec()))
+    assert (summary.subjects, summary.events, summary.broken_chains) == (
         LISTED + 4,
         2 * (LISTED + 3),
         LISTED + 3,
     )
+    assert (summary.purposes, summary.notices, summary.chains) == (1, 1, LISTED + 6)
     assert len(summary.broken) == LISTED and not summary.valid
 
 

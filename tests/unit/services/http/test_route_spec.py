@@ -39,7 +39,7 @@ async def second(request: Request) -> Response:
 
 @pytest.mark.parametrize(
     ("method", "access"),
-    [("GET", ""), ("GET", "everyone"), ("GET", "Audit"), ("PUT", DECIDE), ("get", DECIDE)],
+    [("GET", ""), ("GET", "everyone"), ("GET", "Audit"), ("HEAD", DECIDE), ("get", DECIDE)],
 )
 def test_a_route_needs_a_known_method_and_access_level(method: str, access: str) -> None:
     with pytest.raises(ValueError, match="/v1/thing"):

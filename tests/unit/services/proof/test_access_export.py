@@ -11,7 +11,8 @@ import pytest
 
 from schemas import events as ev
 from schemas.events import Event
-from services.proof.access_export import export_document, identities
+from services.proof.access_export import export_document, identities, versions_in_force
+from services.rules.catalogue_history import CatalogueHistory, PurposeRetirement, PurposeVersion
 from tests.unit.event_log import CATALOGUE, event
 
 P = pytest.param
@@ -86,6 +87,7 @@ def test_document_lists_every_purpose_with_recipients_and_retention() -> None:
         identities=[],
         state={"purposes": []},
         history=[],
+        purpose_versions=[],
     )
     assert (doc["subject_id"], doc["controller"], doc["generated_at"]) == (
         "cust-1",
@@ -94,3 +96,49 @@ def test_document_lists_every_purpose_with_recipients_and_retention() -> None:
     )
     assert [p["id"] for p in doc["purposes"]] == list(CATALOGUE.ids)
     assert all({"basis", "recipients", "retention"} <= p.keys() for p in doc["purposes"])
+
+
+def _newsletter_history() -> CatalogueHistory:
+    """newsletter v1 from the epoch, v2 from March 10, retired (v3) March 20."""
+    base = CATALOGUE.purposes["newsletter"]
+    return CatalogueHistory(
+        [
+            *CatalogueHistory.from_catalogue(CATALOGUE).versions("newsletter"),
+            PurposeVersion(
+                T + timedelta(days=9), replace(base, version=2, basis="legitimate_interest")
+            ),
+            PurposeVersion(T + timedelta(days=19), PurposeRetirement("newsletter", 3)),
+        ]
+    )
+
+
+@pytest.mark.parametrize(
+    ("since", "until", "expected"),
+    [
+        P(None, 30, [], id="no-history"),
+        P(0, 5, [(1, 9)], id="only-v1"),
+        P(0, 30, [(1, 9), (2, 19)], id="both-then-retired"),
+        P(12, 30, [(2, 19)], id="since-after-v2"),
+        P(25, 30, [], id="after-retirement"),
+        P(9, 9, [(2, 19)], id="v1-ended-at-since"),
+    ],
+)
+def test_the_versions_in_force_over_the_subjects_history(
+    since: int | None, until: int, expected: list[tuple[int, int | None]]
+) -> None:
+    def day(n: int) -> datetime:
+        return T + timedelta(days=n)
+
+    found = versions_in_force(
+        _newsletter_history(), day(since) if since is not None else None, day(until)
+    )
+    got = [(v["version"], v["in_force_until"]) for v in found if v["id"] == "newsletter"]
+    want = [
+        (n, f"2026-03-{ended + 1:02d}T00:00:00Z" if ended is not None else None)
+        for n, ended in expected
+    ]
+    assert got == want
+    if any(n == 2 for n, _ in expected):
+        (v2,) = [v for v in found if v["id"] == "newsletter" and v["version"] == 2]
+        assert v2["basis"] == "legitimate_interest"
+        assert v2["in_force_from"] == "2026-03-10T00:00:00Z"

@@ -17,10 +17,12 @@ from projections.state import ALL, ERASURE, Fact, Position
 from schemas import events as ev
 from schemas.events import Event
 from services.proof.decision_history import Band, bands, instants, outcome_at, recorded_subsets
+from services.rules.catalogue_history import CatalogueHistory, PurposeRetirement, PurposeVersion
 from services.rules.decisions import decide
 from tests.properties import examples
 from tests.unit.event_log import (
     CATALOGUE,
+    HISTORY,
     NOW,
     T0,
     Spec,
@@ -71,7 +73,7 @@ def newsletter_email(
     purged: PurgedProof | None = None,
 ) -> list[Row]:
     events = history(entries)
-    found = bands(events, CATALOGUE, t(END), published or [], suppressed or [], purged)
+    found = bands(events, HISTORY, t(END), published or [], suppressed or [], purged)
     ids = {e.event_id: i for i, (e, _) in enumerate(events)}
     ids[UUID(int=99)] = 99
     return [
@@ -160,12 +162,12 @@ def test_newsletter_by_email_over_time(
 
 
 def test_nothing_known_is_no_band() -> None:
-    assert bands([], CATALOGUE, t(END)) == []
+    assert bands([], HISTORY, t(END)) == []
     assert instants([], t(END)) == []
 
 
 def test_every_purpose_and_channel_has_a_band_in_catalogue_order() -> None:
-    found = bands(history([(grant("newsletter", "email"), 10, 10)]), CATALOGUE, t(END))
+    found = bands(history([(grant("newsletter", "email"), 10, 10)]), HISTORY, t(END))
     expected = [(p.id, c) for p in CATALOGUE.purposes.values() for c in p.channels]
     assert [(b.purpose.id, b.channel) for b in found] == expected
 
@@ -224,7 +226,7 @@ def test_segments_are_the_as_of_answer_at_every_instant(
 ) -> None:
     """At each instant an answer may change, just before it and anywhere else, the segment in
     force is the as-of decision; segments tile the span and neighbours differ."""
-    found = bands(events, CATALOGUE, SPAN_END)
+    found = bands(events, HISTORY, SPAN_END)
     points = instants(events, SPAN_END)
     if not points:  # no event, or every one recorded after the end: nothing known by then
         assert found == []
@@ -275,3 +277,37 @@ def test_the_subsets_know_what_every_recorded_event_knows(
     for at, subset in zip(points, recorded_subsets(events, points), strict=True):
         full = known_at(events, at, suppressed=suppressed)
         assert known_at(subset, at, suppressed=suppressed).state == full.state
+
+
+def test_the_chart_decides_each_instant_with_the_purpose_version_then_in_force() -> None:
+    """newsletter turns from consent to legitimate interest at minute 20 and is retired at
+    minute 40; a grant at 10 and an objection to direct marketing at 30."""
+    base = CATALOGUE.purposes["newsletter"]
+    versions = [
+        *(PurposeVersion(t(-1), p) for p in CATALOGUE.purposes.values()),
+        PurposeVersion(t(20), replace(base, version=2, basis="legitimate_interest")),
+        PurposeVersion(t(40), PurposeRetirement("newsletter", 3)),
+    ]
+    events = history([(grant("newsletter", "email"), 10, 10), (dm_object("email"), 30, 30)])
+    found = band(bands(events, CatalogueHistory(versions), t(END)), "newsletter", "email")
+    assert [
+        (int((s.start - T0) / timedelta(minutes=1)), s.reason, s.version) for s in found.segments
+    ] == [
+        (10, "consent_given", 1),
+        (20, "consent_given", 2),
+        (30, "objected_direct_marketing", 2),
+        (40, "not_in_catalogue", None),
+    ]
+    assert found.segments[-1].allowed is False
+    assert found.purpose.version == 2
+
+
+def test_a_purpose_never_in_force_over_the_chart_has_no_band() -> None:
+    later = replace(CATALOGUE.purposes["newsletter"], id="webinars", version=1)
+    versions = [
+        *(PurposeVersion(t(-1), p) for p in CATALOGUE.purposes.values()),
+        PurposeVersion(t(END + 10), later),
+    ]
+    events = history([(grant("newsletter", "email"), 10, 10)])
+    found = bands(events, CatalogueHistory(versions), t(END))
+    assert "webinars" not in {b.purpose.id for b in found}

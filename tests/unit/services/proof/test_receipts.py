@@ -26,6 +26,7 @@ from services.proof.receipts import (
     build,
     iso_duration,
 )
+from services.rules.catalogue import Catalogue, parse_purpose
 from tests.unit.event_log import CATALOGUE, NOW
 
 ISSUER = Issuer("Example Oy", "https://example.com/privacy/contact", "FI")
@@ -286,3 +287,62 @@ def test_an_independent_library_verifies_with_the_key_set() -> None:
         found = jose_jws.deserialize_compact(token, keys, algorithms=["EdDSA"])
     assert json.loads(found.payload) == body
     assert found.headers()["kid"] == "r2"
+
+
+def _newsletter_v2() -> Catalogue:
+    """The catalogue with newsletter's second version: a recipient outside the EU/EEA."""
+    entry = {
+        **CATALOGUE.purposes["newsletter"].as_json(),
+        "recipients": [
+            "processors under a written agreement (e-mail delivery)",
+            {
+                "name": "Mailer Inc.",
+                "country": "US",
+                "safeguard": "standard_contractual_clauses",
+                "safeguard_note": "the 2021 clauses",
+            },
+        ],
+    }
+    entry = {k: v for k, v in entry.items() if k not in ("id", "version")}
+    v2 = parse_purpose("newsletter", entry, version=2)
+    return Catalogue({**CATALOGUE.purposes, "newsletter": v2})
+
+
+def test_a_receipt_names_the_purpose_version_and_where_each_recipient_is() -> None:
+    catalogue = _newsletter_v2()
+    iso = build(
+        GRANT, "iso27560", catalogue=catalogue, notice=NOTICE, issuer=ISSUER, public_key="K"
+    )
+    (purpose,) = iso["purposes"]
+    assert purpose["version"] == 2
+    assert purpose["recipients"] == [
+        {
+            "name": "processors under a written agreement (e-mail delivery)",
+            "country": "FI",
+            "safeguard": None,
+            "safeguard_note": None,
+        },
+        {
+            "name": "Mailer Inc.",
+            "country": "US",
+            "safeguard": "standard_contractual_clauses",
+            "safeguard_note": "the 2021 clauses",
+        },
+    ]
+    assert iso["recipients"] == purpose["recipients"]
+    kantara = build(
+        GRANT, "kantara", catalogue=catalogue, notice=NOTICE, issuer=ISSUER, public_key="K"
+    )
+    (entry,) = kantara["services"][0]["purposes"]
+    assert entry["purpose"] == "Newsletter (purpose newsletter, version 2)"
+    assert entry["thirdPartyName"] == (
+        "processors under a written agreement (e-mail delivery) (FI);"
+        " Mailer Inc. (US, standard_contractual_clauses: the 2021 clauses)"
+    )
+
+
+def test_a_withdrawal_of_every_purpose_lists_each_recipient_once() -> None:
+    iso = receipt(WITHDRAW_ALL_EMAIL, "iso27560")
+    names = [r["name"] for r in iso["recipients"]]
+    assert len(names) == len(set(names))
+    assert "the controller's group companies" in names

@@ -7,7 +7,14 @@ from pathlib import Path
 import pytest
 
 from services.config import Settings
-from services.rules.catalogue import CatalogueError, load_catalogue
+from services.rules.catalogue import (
+    EU_EEA,
+    CatalogueError,
+    Recipient,
+    load_catalogue,
+    parse_purpose,
+    purpose_id_ok,
+)
 from services.rules.languages import LANGUAGES
 
 DEFAULT = load_catalogue(Settings.from_env({}).catalogue_file)
@@ -97,7 +104,10 @@ def test_a_broken_catalogue_is_refused_naming_the_key(
 def test_every_default_purpose_names_recipients_and_retention() -> None:
     for purpose in DEFAULT.purposes.values():
         assert purpose.recipients and purpose.retention, purpose.id
-        assert purpose.as_json()["recipients"] == list(purpose.recipients)
+        assert purpose.as_json()["recipients"] == [
+            {"name": r.name, "country": r.country, "safeguard": r.safeguard, "safeguard_note": None}
+            for r in purpose.recipients
+        ]
 
 
 _BASE = '[purposes.a]\nbasis = "consent"\nchannels = ["email"]\n'
@@ -204,3 +214,146 @@ def test_purpose_texts_load_in_the_pages_order(tmp_path: Path) -> None:
     purpose = load_catalogue(path).purposes["a"]
     assert [t.language for t in purpose.texts] == ["fi", "sv", "en"]
     assert purpose.text("sv").description == "D"
+
+
+_ONE = {"basis": "consent", "channels": ["email"], "retention": "P1Y"}
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [
+        ("Mailer Oy", Recipient("Mailer Oy", "FI", None)),
+        ({"name": "Mailer AB", "country": "SE"}, Recipient("Mailer AB", "SE", None)),
+        ({"name": "Mailer AS", "country": "NO"}, Recipient("Mailer AS", "NO", None)),
+        (
+            {"name": "Mailer Inc", "country": "US", "safeguard": "standard_contractual_clauses"},
+            Recipient("Mailer Inc", "US", "standard_contractual_clauses"),
+        ),
+        (
+            {"name": "Mailer Ltd", "country": "GB", "safeguard": "adequacy_decision"},
+            Recipient("Mailer Ltd", "GB", "adequacy_decision"),
+        ),
+        (
+            {
+                "name": "Ads Inc",
+                "country": "US",
+                "safeguard": "adequacy_decision",
+                "safeguard_note": "certified under the EU-US Data Privacy Framework",
+            },
+            Recipient(
+                "Ads Inc",
+                "US",
+                "adequacy_decision",
+                "certified under the EU-US Data Privacy Framework",
+            ),
+        ),
+        ({"name": "Mailer Ab", "country": "AX"}, Recipient("Mailer Ab", "AX", None)),
+        ({"name": "Mailer SARL", "country": "RE"}, Recipient("Mailer SARL", "RE", None)),
+    ],
+    ids=[
+        "text-is-controller-country",
+        "eu",
+        "eea",
+        "us-scc",
+        "uk-adequacy",
+        "us-dpf-note",
+        "aland",
+        "reunion",
+    ],
+)
+def test_a_recipient_is_text_or_a_table(given: object, expected: Recipient) -> None:
+    purpose = parse_purpose("a", {**_ONE, "recipients": [given]})
+    assert purpose.recipients == (expected,)
+    assert purpose.recipients[0].transfer is (expected.country not in EU_EEA)
+
+
+@pytest.mark.parametrize(
+    ("given", "field", "message"),
+    [
+        ({"name": "X", "country": "US"}, "recipients[0].safeguard", "outside the EU/EEA"),
+        ({"name": "X", "country": "US", "safeguard": "trust"}, "recipients[0].safeguard", "one of"),
+        ({"name": "X", "country": "SE", "safeguard": "art49_derogation"},
+         "recipients[0].safeguard", "in the EU/EEA"),
+        ({"name": "X", "country": "XX"}, "recipients[0].country", "ISO 3166-1 alpha-2"),
+        ({"name": "X", "country": "fi"}, "recipients[0].country", "ISO 3166-1 alpha-2"),
+        ({"name": "X", "country": "FIN"}, "recipients[0].country", "ISO 3166-1 alpha-2"),
+        ({"name": "X", "country": 246}, "recipients[0].country", "ISO 3166-1 alpha-2"),
+        ({"country": "FI"}, "recipients[0].name", "1-500 characters"),
+        ({"name": "x" * 501}, "recipients[0].name", "1-500 characters"),
+        ({"name": "X", "city": "Espoo"}, "recipients[0]", "a table of name, country"),
+        (7, "recipients[0]", "a description or a table"),
+        ({"name": "X", "country": "IN", "safeguard": "adequacy_decision"},
+         "recipients[0].safeguard", "no adequacy decision"),
+        ({"name": "X", "country": "CN", "safeguard": "adequacy_decision"},
+         "recipients[0].safeguard", "no adequacy decision"),
+        ({"name": "X", "country": "GP", "safeguard": "standard_contractual_clauses"},
+         "recipients[0].safeguard", "in the EU/EEA"),
+        ({"name": "X", "country": "XK", "safeguard": "standard_contractual_clauses"},
+         "recipients[0].country", "user-assigned"),
+        ({"name": "X", "country": "US", "safeguard": "standard_contractual_clauses",
+          "safeguard_note": "x" * 501}, "recipients[0].safeguard_note", "1-500"),
+        ({"name": "X", "country": "US", "safeguard": "standard_contractual_clauses",
+          "safeguard_note": "line\nbreak"}, "recipients[0].safeguard_note", "printable"),
+        ({"name": "X", "country": "FI", "safeguard_note": "why"},
+         "recipients[0].safeguard_note", "only with a safeguard"),
+    ],
+    ids=["no-safeguard", "unknown-safeguard", "safeguard-inside", "unknown-country",
+         "lower-case", "alpha-3", "numeric", "no-name", "long-name", "unknown-key", "number",
+         "india-adequacy", "china-adequacy", "guadeloupe-is-eu", "kosovo-user-assigned",
+         "long-note", "control-in-note", "note-without-safeguard"],
+)  # fmt: skip
+def test_a_recipient_is_refused_naming_its_field(given: object, field: str, message: str) -> None:
+    """The last cases: adequacy only where the European Commission decided it, the EU's
+    outermost regions and Åland inside the EU, no user-assigned code, a short printable note."""
+    with pytest.raises(CatalogueError, match=message) as refused:
+        parse_purpose("a", {**_ONE, "recipients": ["Fine Oy", given]})
+    assert refused.value.field == field.replace("[0]", "[1]")
+
+
+@pytest.mark.parametrize(
+    ("entry", "field"),
+    [
+        ({**_ONE, "recipients": [], "title": ""}, "title"),
+        ({**_ONE, "recipients": [], "title": 3}, "title"),
+        ({**_ONE, "recipients": [], "dpv": "not a term"}, "dpv"),
+        ({**_ONE, "recipients": [], "dpv": "A" * 101}, "dpv"),
+        ({**_ONE, "recipients": [], "direct_markting": True}, "direct_markting"),
+        ({**_ONE, "recipients": [], "basis": "whim"}, "basis"),
+        ({**_ONE, "recipients": [], "retention": "P1X"}, "retention"),
+        ({**_ONE, "recipients": [], "texts": {"fi": {}}}, "texts"),
+    ],
+    ids=["blank-title", "number-title", "dpv-words", "dpv-long", "misspelt-key", "basis",
+         "retention", "texts"],
+)  # fmt: skip
+def test_a_purpose_refusal_names_the_field(entry: dict[str, object], field: str) -> None:
+    with pytest.raises(CatalogueError) as refused:
+        parse_purpose("a", entry)
+    assert refused.value.field == field
+
+
+def test_parse_purpose_carries_the_version() -> None:
+    purpose = parse_purpose("a", {**_ONE, "recipients": []}, version=4)
+    assert (purpose.version, purpose.as_json()["version"]) == (4, 4)
+    assert DEFAULT.purposes["newsletter"].version == 1
+
+
+@pytest.mark.parametrize(
+    "pid",
+    ['"Weird Id/2"', '"2fast"', '"news-letter"', '"Newsletter"', '"a' + "b" * 64 + '"', '""'],
+    ids=["space-slash", "digit-first", "hyphen", "capital", "65-characters", "empty"],
+)
+def test_a_purpose_id_the_api_could_not_name_is_refused(tmp_path: Path, pid: str) -> None:
+    """An id outside a-z, 0-9, _ (a-z first, at most 64) would be seeded as purpose/<id> and
+    then could never be changed or retired through /v1/purposes/{id}."""
+    path = tmp_path / "purposes.toml"
+    path.write_text(
+        f'[purposes.{pid}]\nbasis = "consent"\nchannels = ["email"]\nrecipients = []\n'
+        'retention = "P1Y"\n'
+    )
+    with pytest.raises(CatalogueError, match="purpose id") as refused:
+        load_catalogue(path)
+    assert refused.value.field == "id"
+
+
+def test_every_default_purpose_id_is_one_the_api_names() -> None:
+    assert all(purpose_id_ok(pid) for pid in DEFAULT.ids)

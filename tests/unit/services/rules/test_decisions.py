@@ -13,7 +13,7 @@ from projections.state import DM_OBJECTION, Position, covering, fold
 from schemas import events as ev
 from schemas.events import CHANNELS, Event
 from services.rules.catalogue import Purpose
-from services.rules.decisions import REASONS, Decision, decide, unknown_subject
+from services.rules.decisions import REASONS, Decision, decide, retired_purpose, unknown_subject
 from tests.unit.event_log import (
     CATALOGUE,
     NOW,
@@ -247,7 +247,14 @@ def test_table_covers_every_reason() -> None:
     seen = {p.values[5] for p in SCENARIOS}
     seen |= {p.values[5] for p in NOTICE_TABLE}  # consent_outdated needs published notices
     seen |= ERASURE_REASONS  # erased, suppressed: tests/unit/services/rules/test_erasure_rules.py
-    assert seen | {"unknown_subject"} == set(REASONS)
+    assert seen | {"unknown_subject", "not_in_catalogue"} == set(REASONS)
+
+
+@pytest.mark.parametrize("purpose_id", [NL, RS, CA, CR, WS, LO])
+def test_a_retired_purpose_is_never_allowed(purpose_id: str) -> None:
+    answer = retired_purpose(purpose(purpose_id))
+    assert (answer.allowed, answer.reason, answer.evidence) == (False, "not_in_catalogue", ())
+    assert answer.basis == purpose(purpose_id).basis
 
 
 @pytest.mark.parametrize("purpose_id", [NL, RS, CA, CR, WS, LO])

@@ -284,7 +284,13 @@ def test_the_bundled_catalogue_keeps_proof_three_years() -> None:
 
 @pytest.mark.parametrize(
     ("line", "expected"),
-    [("", "P3Y"), ('proof_retention = "P18M"', "P18M"), ('proof_retention = "P90D"', "P90D")],
+    [
+        ("", "P3Y"),
+        ('proof_retention = "P18M"', "P18M"),
+        ('proof_retention = "P90D"', "P90D"),
+        ('proof_retention = "P100Y"', "P100Y"),
+        ('proof_retention = "PT1S"', "PT1S"),
+    ],
 )
 def test_proof_retention_in_the_catalogue(tmp_path: Path, line: str, expected: str) -> None:
     path = tmp_path / "purposes.toml"
@@ -292,7 +298,23 @@ def test_proof_retention_in_the_catalogue(tmp_path: Path, line: str, expected: s
     assert load_catalogue(path).purposes["a"].proof_retention == expected
 
 
-@pytest.mark.parametrize("value", ['"3 years"', '"P1.5Y"', "36", '""'])
+@pytest.mark.parametrize(
+    "value",
+    [
+        '"3 years"',
+        '"P1.5Y"',
+        "36",
+        '""',
+        '"P99999999999D"',  # overflows a timedelta
+        '"P' + "9" * 4400 + 'D"',  # too long to read as a number, and long before any regex
+        '"P99999Y"',  # parses, but no calendar reaches its end
+        '"P101Y"',  # longer than any proof is kept
+        '"P0D"',  # would purge the Art. 7(1) proof at once
+        '"PT0S"',
+    ],
+    ids=["words", "fraction", "number", "empty", "overflow", "4400-digits", "beyond-calendar",
+         "over-a-century", "nothing", "zero-time"],
+)  # fmt: skip
 def test_a_bad_proof_retention_is_refused_naming_the_key(tmp_path: Path, value: str) -> None:
     path = tmp_path / "purposes.toml"
     path.write_text(_ENTRY + f"proof_retention = {value}")

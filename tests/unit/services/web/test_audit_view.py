@@ -23,7 +23,7 @@ from schemas.codec import default_codec
 from schemas.events import Actor, Event, Source
 from services.proof.decision_history import bands
 from services.web import audit_chart, audit_view
-from tests.unit.event_log import CATALOGUE, T0, dm_object, event, grant, withdraw
+from tests.unit.event_log import CATALOGUE, HISTORY, T0, dm_object, event, grant, withdraw
 
 P = pytest.param
 AVRO = Path(__file__).resolve().parents[4] / "schemas" / "avro"
@@ -183,7 +183,7 @@ def test_ticks_are_round_instants_within_the_span() -> None:
 
 def chart_of(events: list[Event], end: datetime) -> audit_chart.Chart:
     positions: list[tuple[Event, Position]] = [(e, (2, 10 + i)) for i, e in enumerate(events)]
-    made = audit_chart.chart(bands(positions, CATALOGUE, end), end)
+    made = audit_chart.chart(bands(positions, HISTORY, end), end)
     assert made is not None
     return made
 
@@ -249,7 +249,7 @@ def page(broken: bool = False) -> str:
         verifier.feed(entry)
     end = T0 + timedelta(minutes=10)
     positions: list[tuple[Event, Position]] = [(e, (2, 10 + i)) for i, e in enumerate(events)]
-    found = bands(positions, CATALOGUE, end)
+    found = bands(positions, HISTORY, end)
     rows = audit_view.timeline(entries, verifier.first_broken)
     return audit_view.subject_page(
         controller="Example Controller",
@@ -300,3 +300,13 @@ def test_a_broken_chain_names_the_first_broken_link() -> None:
     assert "Broken." in html and 'role="alert"' in html
     assert "event #2" in html and "hash_mismatch" in html
     assert html.count('class="broken"') == 1
+
+
+def test_each_decision_row_names_the_purpose_version_it_was_made_with() -> None:
+    html = page()
+    assert '<th scope="col">Purpose version</th>' in html
+    found = bands(
+        [(event(*grant("newsletter", "email")), (2, 10))], HISTORY, T0 + timedelta(minutes=10)
+    )
+    rows = audit_view.decision_rows(found, [])
+    assert {r.version for r in rows} == {1}

@@ -1,0 +1,215 @@
+"""The purpose catalogue as events against the real servers: the file seeds the log once, a PUT
+records a version that every API process decides with without a restart, `at=` answers the
+catalogue then in force, a bad body is a 422 naming the field, and a changed file is reported,
+not applied. The pure model: tests/unit/services/rules/test_catalogue_history.py."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from services.bootstrap import close_ledger, open_ledger, record_purpose_versions
+from services.config import Settings
+from services.rules.catalogue_events import FILE_ACTOR
+from tests.conftest import make_settings, running_api, running_projector, wait_until
+from tests.integration.purpose_support import (
+    FILE_PURPOSES,
+    current,
+    journaled_purpose_events,
+    purpose_rows,
+    put_body,
+    seeded,
+)
+from tests.integration.topic_records import all_records
+from tests.servers import Servers
+
+pytestmark = pytest.mark.integration
+
+NL = "newsletter"
+
+
+async def email_decision(api: httpx.AsyncClient, subject: str) -> int:
+    params = {"subject_id": subject, "purpose": NL, "channel": "email"}
+    return (await api.get("/v1/decision", params=params)).status_code
+
+
+async def test_the_file_seeds_the_log_once(settings: Settings) -> None:
+    async with running_projector(settings), running_api(settings) as api:
+        await seeded(settings)
+        history = await api.get(f"/v1/purposes/{NL}/history")
+        assert history.status_code == 200, history.text
+        [first] = history.json()["versions"]
+        assert (first["version"], first["in_force_from"]) == (1, "1970-01-01T00:00:00Z")
+        assert first["recorded_by"] == {"type": "system", "id": "purpose-catalogue-file"}
+        assert first["definition"]["basis"] == "consent"
+    # a second start, and a second process beside it, record nothing more
+    async with running_projector(settings), running_api(settings), running_api(settings) as api:
+        assert (await current(api, NL))["version"] == 1
+        assert await purpose_rows(settings) == FILE_PURPOSES
+        assert await journaled_purpose_events(settings) == FILE_PURPOSES
+
+
+async def test_a_put_version_is_decided_with_at_once_in_every_process(settings: Settings) -> None:
+    async with (
+        running_projector(settings),
+        running_api(settings) as one,
+        running_api(settings) as other,
+    ):
+        await seeded(settings)
+        granted = await one.post(
+            "/v1/subjects/s-1/consents", json={"purpose": NL, "channel": "email"}
+        )
+        assert granted.status_code == 201, granted.text
+        assert await email_decision(one, "s-1") == 200
+        before = datetime.now(UTC).isoformat().replace("+00:00", "Z")
+        v1 = await current(one, NL)
+        put = await one.put(f"/v1/purposes/{NL}", json=put_body(v1, channels=["sms"]))
+        assert put.status_code == 201, put.text
+        assert (put.json()["version"], put.json()["channels"]) == (2, ["sms"])
+        # the recording process decides with it at once: email is no longer the purpose's
+        assert await email_decision(one, "s-1") == 422
+
+        async def other_follows() -> bool:
+            return await email_decision(other, "s-1") == 422
+
+        await wait_until(other_follows, 10, "the other API process to follow the catalogue")
+        assert (await current(other, NL, at=before))["channels"] == ["email"]
+        assert (await current(other, NL))["version"] == 2
+        again = await one.put(f"/v1/purposes/{NL}", json=put_body(v1, channels=["sms"]))
+        assert (again.status_code, again.json()["version"]) == (200, 2)
+        history = (await other.get(f"/v1/purposes/{NL}/history")).json()["versions"]
+        assert [v["version"] for v in history] == [1, 2]
+        assert history[1]["recorded_by"]["type"] == "staff"
+        # one instant: in force from the moment the log recorded it
+        assert history[1]["in_force_from"] == history[1]["recorded_at"]
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"recipients": [{"name": "Mailer Inc", "country": "US"}]}, "recipients[0].safeguard"),
+        (
+            {
+                "recipients": [
+                    {"name": "Ops Pvt", "country": "IN", "safeguard": "adequacy_decision"}
+                ]
+            },
+            "recipients[0].safeguard",
+        ),
+        ({"basis": "whim"}, "basis"),
+        ({"channels": []}, "channels"),
+        ({"colour": "red"}, "colour"),
+        ({"proof_retention": "P99999999999D"}, "proof_retention"),
+        ({"proof_retention": "P" + "9" * 4400 + "D"}, "proof_retention"),
+        ({"proof_retention": "P99999Y"}, "proof_retention"),
+        ({"proof_retention": "P0D"}, "proof_retention"),
+    ],
+    ids=[
+        "transfer-without-safeguard",
+        "adequacy-without-decision",
+        "basis",
+        "no-channels",
+        "unknown-key",
+        "proof-overflow",
+        "proof-4400-digits",
+        "proof-beyond-calendar",
+        "proof-nothing",
+    ],
+)
+async def test_a_bad_version_is_refused_naming_the_field(
+    api: httpx.AsyncClient, change: dict[str, Any], field: str
+) -> None:
+    body = put_body(await current(api, NL), **change)
+    refused = await api.put(f"/v1/purposes/{NL}", json=body)
+    assert refused.status_code == 422, refused.text
+    assert refused.headers["content-type"].startswith("application/problem+json")
+    assert [e["field"] for e in refused.json()["errors"]] == [field]
+    assert (await current(api, NL))["version"] == 1
+
+
+async def test_a_changed_file_is_reported_not_applied(
+    settings: Settings, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with running_projector(settings), running_api(settings) as api:
+        await seeded(settings)
+
+        async def agrees() -> bool:
+            answer = await api.get("/readyz")
+            return answer.status_code == 200 and not answer.json()["catalogue"]["file_differs"]
+
+        await wait_until(agrees, 30, "the API to be ready, its file agreeing with the log")
+    edited = tmp_path / "purposes.toml"
+    text = settings.catalogue_file.read_text(encoding="utf-8")
+    edited.write_text(text.replace('title = "Newsletter"', 'title = "Weekly news"'))
+    changed = replace(settings, catalogue_path=str(edited))
+    with caplog.at_level(logging.WARNING, logger="services.reads.purpose_cache"):
+        async with running_projector(changed), running_api(changed) as api:
+            assert (await current(api, NL))["title"] == "Newsletter"
+
+            async def ready() -> bool:
+                return (await api.get("/readyz")).status_code == 200
+
+            await wait_until(ready, 30, "the API to be ready")
+            readyz = (await api.get("/readyz")).json()
+            assert readyz["status"] == "ready"  # a changed file never makes the ledger unready
+            # the edit renamed the English text's title too
+            assert readyz["catalogue"] == {
+                "file_differs": True,
+                "differences": [{"purpose": NL, "change": "changed", "fields": ["title", "texts"]}],
+            }
+    assert any("newsletter changed title" in r.getMessage() for r in caplog.records)
+
+
+async def test_a_seed_sent_again_while_the_projector_lags_is_one_record(
+    real_servers: Servers,
+) -> None:
+    """No projector: the first send is never projected in time, and sending the same versions
+    again (as the start-up does on each attempt) answers from the first send's ack."""
+    settings = await make_settings(real_servers, LEDGER_READ_WAIT_MS="200")
+    ledger = await open_ledger(settings)
+    assert ledger.purpose_follower is not None
+    ledger.purpose_follower.cancel()  # before it runs: the test sends the seeds itself
+    try:
+        seeds = ledger.purposes.missing()
+        assert len(seeds) == FILE_PURPOSES
+        first = await record_purpose_versions(ledger, FILE_ACTOR, seeds)
+        again = await record_purpose_versions(ledger, FILE_ACTOR, seeds)
+        assert again == first
+        assert len({p for p, _ in first}) > 1  # the seeds span partitions
+    finally:
+        await close_ledger(ledger)
+    keys = [r.key for r in await all_records(settings.kafka, settings.topic)]
+    purpose_keys = [k for k in keys if k is not None and k.startswith(b"purpose/")]
+    assert len(purpose_keys) == len(set(purpose_keys)) == FILE_PURPOSES
+
+
+async def test_recorded_versions_are_waited_for_on_every_partition(settings: Settings) -> None:
+    ledger = await open_ledger(settings)
+    assert ledger.purpose_follower is not None
+    ledger.purpose_follower.cancel()  # before it runs: the test sends the seeds itself
+    asked: list[tuple[int, int]] = []
+    wait_for = ledger.progress.wait_for
+
+    async def noted(partition: int, position: int, timeout_s: float) -> bool:
+        asked.append((partition, position))
+        return await wait_for(partition, position, timeout_s)
+
+    try:
+        async with running_projector(settings):
+            ledger.progress.wait_for = noted  # type: ignore[method-assign]
+            positions = await record_purpose_versions(ledger, FILE_ACTOR, ledger.purposes.missing())
+            # every version is projected when it returns, whichever partition it landed on
+            assert await purpose_rows(settings) == FILE_PURPOSES
+    finally:
+        await close_ledger(ledger)
+    last: dict[int, int] = {}
+    for partition, offset in positions:
+        last[partition] = max(offset, last.get(partition, -1))
+    assert len(last) > 1
+    assert sorted(asked) == sorted((p, o + 1) for p, o in last.items())
