@@ -16,6 +16,7 @@ import pytest
 
 from services.bootstrap import close_ledger, open_ledger, record_purpose_versions
 from services.config import Settings
+from services.rules.catalogue import load_catalogue
 from services.rules.catalogue_events import FILE_ACTOR
 from tests.conftest import make_settings, running_api, running_projector, wait_until
 from tests.integration.purpose_support import (
@@ -48,6 +49,9 @@ async def test_the_file_seeds_the_log_once(settings: Settings) -> None:
         assert (first["version"], first["in_force_from"]) == (1, "1970-01-01T00:00:00Z")
         assert first["recorded_by"] == {"type": "system", "id": "purpose-catalogue-file"}
         assert first["definition"]["basis"] == "consent"
+        # the log's catalogue lists the purposes in the file's order, not by partition
+        listed = (await api.get("/v1/purposes")).json()["purposes"]
+        assert [p["id"] for p in listed] == list(load_catalogue(settings.catalogue_file).ids)
     # a second start, and a second process beside it, record nothing more
     async with running_projector(settings), running_api(settings), running_api(settings) as api:
         assert (await current(api, NL))["version"] == 1
