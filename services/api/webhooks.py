@@ -15,7 +15,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from projections import webhook_subscriptions as subscriptions
-from schemas.events import EVENT_TYPES, rfc3339
+from schemas.events import rfc3339
 from services.bootstrap import Ledger
 from services.http.app_state import caller_of, ledger_of
 from services.http.body import read_json_object
@@ -35,7 +35,7 @@ from services.http.openapi_parts import (
     request_body,
 )
 from services.http.problems import ProblemError, field_error, invalid
-from services.rules.webhook_fields import FieldProblem, check_fields
+from services.rules.webhook_fields import WEBHOOK_EVENT_TYPES, FieldProblem, check_fields
 from services.webhooks import subscriptions as subscription_changes
 
 PATH: Final = "/v1/webhooks"
@@ -134,7 +134,10 @@ async def rotate_secret(request: Request) -> JSONResponse:
     )
 
 
-_EVENTS: Final = {"type": "array", "items": {"type": "string", "enum": list(EVENT_TYPES)}}
+_EVENTS: Final = {
+    "type": "array",
+    "items": {"type": "string", "enum": list(WEBHOOK_EVENT_TYPES)},
+}
 _WEBHOOK: Final = obj(
     {
         "id": UUID,

@@ -9,8 +9,9 @@ import logging
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
+import asyncpg
 import httpx
 import pytest
 
@@ -18,6 +19,7 @@ from services.bootstrap import close_ledger, open_ledger, record_purpose_version
 from services.config import Settings
 from services.rules.catalogue import load_catalogue
 from services.rules.catalogue_events import FILE_ACTOR
+from services.rules.webhook_fields import WEBHOOK_EVENT_TYPES
 from tests.conftest import make_settings, running_api, running_projector, wait_until
 from tests.integration.purpose_support import (
     FILE_PURPOSES,
@@ -217,3 +219,54 @@ async def test_recorded_versions_are_waited_for_on_every_partition(settings: Set
         last[partition] = max(offset, last.get(partition, -1))
     assert len(last) > 1
     assert sorted(asked) == sorted((p, o + 1) for p, o in last.items())
+
+
+#: the tables that keep a purpose's events by their key: the log's own record of them and the
+#: appends' idempotency keys
+KEEPS_PURPOSE_KEYS: Final = {"journal", "idempotency_keys"}
+
+
+async def test_no_list_of_subjects_holds_a_purpose(settings: Settings) -> None:
+    """Purpose events are journaled and chained under purpose/<id>, and nowhere else a subject
+    id is kept: not in subject_facts (the audiences' and suppression lists' "every subject with
+    a recorded fact", the batch checks' snapshot), the state feed's outbox nor the webhook
+    deliveries' tables, with a subscription to every event type a subscription may name."""
+    async with running_projector(settings), running_api(settings) as api:
+        await seeded(settings)
+        hook = await api.post(
+            "/v1/webhooks",
+            json={"url": "https://crm.example.com/hooks/all", "events": list(WEBHOOK_EVENT_TYPES)},
+        )
+        assert hook.status_code == 201, hook.text
+        granted = await api.post(
+            "/v1/subjects/s-1/consents", json={"purpose": NL, "channel": "email"}
+        )
+        assert granted.status_code == 201, granted.text
+        put = await api.put(f"/v1/purposes/{NL}", json=put_body(await current(api, NL), title="N"))
+        assert put.status_code == 201, put.text
+        retired = await api.delete("/v1/purposes/research")
+        assert retired.status_code == 200, retired.text
+    conn = await asyncpg.connect(settings.database_url)
+    try:
+
+        async def granted_projected() -> bool:
+            return bool(await conn.fetchval("SELECT count(*) FROM subject_facts"))
+
+        await wait_until(granted_projected, 30, "the grant to be projected")
+        tables = await conn.fetch(
+            "SELECT table_name FROM information_schema.columns"
+            " WHERE table_schema = current_schema() AND column_name = 'subject_id'"
+        )
+        holding = {}
+        for (table,) in tables:
+            found = await conn.fetchval(
+                f"SELECT count(*) FROM {table} WHERE subject_id LIKE 'purpose/%'"
+            )
+            if found:
+                holding[table] = found
+        subjects = await conn.fetch("SELECT DISTINCT subject_id FROM subject_facts")
+    finally:
+        await conn.close()
+    assert set(holding) == KEEPS_PURPOSE_KEYS
+    assert holding["journal"] == FILE_PURPOSES + 2
+    assert [r["subject_id"] for r in subjects] == ["s-1"]

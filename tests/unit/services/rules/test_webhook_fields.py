@@ -49,9 +49,25 @@ def test_an_update_sets_only_what_it_gives() -> None:
         ({"enabled": None}, False, ["enabled"]),
         ({"include_identifiers": True}, False, ["include_identifiers"]),
         ({"x" * 500: 1}, False, ["x" * 64]),
+        # the purpose catalogue's events are about no subject: refused, named by position
+        ({"url": URL, "events": ["SubjectErased", "PurposeDefined"]}, True, ["events[1]"]),
+        ({"events": ["PurposeRetired"]}, False, ["events[0]"]),
     ],
 )
 def test_problems_name_their_fields(
     body: dict[str, Any], creating: bool, fields: list[str]
 ) -> None:
     assert sorted(check(body, creating)[1]) == sorted(fields)
+
+
+def test_the_purpose_catalogues_events_are_no_webhook_event_types() -> None:
+    _, problems = check_fields(
+        {"url": URL, "events": ["PurposeRetired"]},
+        creating=True,
+        allow_loopback=False,
+        allow_private=False,
+    )
+    [problem] = problems
+    assert "not about a subject" in problem.detail
+    assert problem.accepted is not None and "PurposeRetired" not in problem.accepted
+    assert "SubjectErased" in problem.accepted
