@@ -162,7 +162,7 @@ def applied_versions(file: Catalogue, log: CatalogueHistory, now: datetime) -> l
     (retiring is `DELETE /v1/purposes/{id}`): the file alone never withdraws a purpose."""
     if not log.ids:
         return seeds(file, log)
-    out = []
+    out: list[PurposeVersion] = []
     for d in differences(file, log):
         if d.change == "added":
             since = now + sum(v.version == 1 for v in out) * TICK
