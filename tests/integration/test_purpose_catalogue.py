@@ -5,6 +5,7 @@ not applied. The pure model: tests/unit/services/rules/test_catalogue_history.py
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -270,3 +271,51 @@ async def test_no_list_of_subjects_holds_a_purpose(settings: Settings) -> None:
     assert set(holding) == KEEPS_PURPOSE_KEYS
     assert holding["journal"] == FILE_PURPOSES + 2
     assert [r["subject_id"] for r in subjects] == ["s-1"]
+
+
+async def test_two_processes_putting_one_purpose_at_once(settings: Settings) -> None:
+    """The same body from two API processes at once is one version (201 to the process whose
+    event the log kept, 200 to the other); different bodies are one version each, or a 409 to
+    the request whose version number the other took first: never two rows for one version."""
+    async with (
+        running_projector(settings),
+        running_api(settings) as one,
+        running_api(settings) as other,
+    ):
+        await seeded(settings)
+        same = put_body(await current(one, NL), title="Weekly news")
+        answers = await asyncio.gather(
+            one.put(f"/v1/purposes/{NL}", json=same), other.put(f"/v1/purposes/{NL}", json=same)
+        )
+        assert sorted(a.status_code for a in answers) == [200, 201], [a.text for a in answers]
+        assert {a.json()["version"] for a in answers} == {2}
+        assert await versions_of(one, NL) == [1, 2]
+
+        base = await current(one, NL)
+        answers = await asyncio.gather(
+            one.put(f"/v1/purposes/{NL}", json=put_body(base, title="Daily news")),
+            other.put(f"/v1/purposes/{NL}", json=put_body(base, title="Monthly news")),
+        )
+        statuses = sorted(a.status_code for a in answers)
+        recorded = await versions_of(one, NL)
+        if statuses == [201, 409]:  # both asked for version 3
+            assert recorded == [1, 2, 3]
+            [refused] = [a for a in answers if a.status_code == 409]
+            assert refused.json()["type"].endswith("purpose-version-exists")
+        else:  # one saw the other's version before choosing its number
+            assert (statuses, recorded) == ([201, 201], [1, 2, 3, 4])
+    conn = await asyncpg.connect(settings.database_url)
+    try:
+        rows = await conn.fetch(
+            "SELECT version, count(*) AS n FROM purpose_versions WHERE purpose_id = $1"
+            " GROUP BY version ORDER BY version",
+            NL,
+        )
+    finally:
+        await conn.close()
+    assert [r["n"] for r in rows] == [1] * len(recorded)
+
+
+async def versions_of(api: httpx.AsyncClient, pid: str) -> list[int]:
+    history = (await api.get(f"/v1/purposes/{pid}/history")).json()["versions"]
+    return [v["version"] for v in history]
