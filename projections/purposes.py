@@ -163,5 +163,7 @@ async def mark(conn: asyncpg.Connection | asyncpg.Pool) -> Mark:
     """Where the table stands, in one cheap query: a changed count or last position is a change
     (a rebuild or restore from another log can hold as many versions at other positions)."""
     row = await conn.fetchrow(MARK)
+    if row is None:  # a SELECT without FROM answers one row
+        raise TypeError("the mark query answered no row")
     last = row["last"]
     return row["n"], (int(last[0]), int(last[1])) if last is not None else None
