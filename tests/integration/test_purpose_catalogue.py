@@ -319,3 +319,20 @@ async def test_two_processes_putting_one_purpose_at_once(settings: Settings) -> 
 async def versions_of(api: httpx.AsyncClient, pid: str) -> list[int]:
     history = (await api.get(f"/v1/purposes/{pid}/history")).json()["versions"]
     return [v["version"] for v in history]
+
+
+async def test_the_openapi_document_follows_the_catalogue(api: httpx.AsyncClient) -> None:
+    def purpose_enum(document: dict[str, Any]) -> list[str]:
+        body = document["paths"]["/v1/subjects/{subject_id}/consents"]["post"]["requestBody"]
+        found: list[str] = body["content"]["application/json"]["schema"]["properties"]["purpose"][
+            "enum"
+        ]
+        return found
+
+    before = purpose_enum((await api.get("/openapi.json")).json())
+    assert "research" in before and "loyalty" not in before
+    loyalty = put_body(await current(api, NL), title="Loyalty club")
+    assert (await api.put("/v1/purposes/loyalty", json=loyalty)).status_code == 201
+    assert (await api.delete("/v1/purposes/research")).status_code == 200
+    after = purpose_enum((await api.get("/openapi.json")).json())
+    assert after == [p for p in before if p != "research"] + ["loyalty"]
