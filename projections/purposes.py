@@ -77,26 +77,28 @@ ON CONFLICT (purpose_id, version) DO NOTHING
 async def apply(conn: asyncpg.Connection, events: Iterable[tuple[Event, Position]]) -> int:
     """Keep the first event of each purpose's version (in log order; every event of a purpose
     is on one partition); a later one under the same version changes nothing. Returns how many
-    purpose events the batch held."""
+    versions the batch added: a duplicate of a kept version (another process's event for the
+    same number) is no change, and must not send every subject's state again."""
     rows = sorted(
         (r for e, pos in events if (r := row_for(e, pos)) is not None), key=lambda r: r.position
     )
-    if rows:
-        await conn.execute(
-            INSERT,
-            [r.purpose_id for r in rows],
-            [r.version for r in rows],
-            [r.retired for r in rows],
-            [r.in_force_from for r in rows],
-            [json.dumps(r.data) for r in rows],
-            [r.event_id for r in rows],
-            [r.actor_type for r in rows],
-            [r.actor_id for r in rows],
-            [r.position[0] for r in rows],
-            [r.position[1] for r in rows],
-            [r.recorded_at for r in rows],
-        )
-    return len(rows)
+    if not rows:
+        return 0
+    status: str = await conn.execute(
+        INSERT,
+        [r.purpose_id for r in rows],
+        [r.version for r in rows],
+        [r.retired for r in rows],
+        [r.in_force_from for r in rows],
+        [json.dumps(r.data) for r in rows],
+        [r.event_id for r in rows],
+        [r.actor_type for r in rows],
+        [r.actor_id for r in rows],
+        [r.position[0] for r in rows],
+        [r.position[1] for r in rows],
+        [r.recorded_at for r in rows],
+    )
+    return int(status.rsplit(" ", 1)[1])  # "INSERT 0 <rows>"
 
 
 SELECT: Final = """
@@ -140,3 +142,28 @@ async def count(conn: asyncpg.Connection | asyncpg.Pool) -> int:
     """How many versions the table holds: it only grows, so a changed count is a change."""
     found: int = await conn.fetchval("SELECT count(*) FROM purpose_versions")
     return found
+
+
+#: where the table stands: how many versions, and the log position of the last one
+Mark = tuple[int, Position | None]
+
+MARK: Final = """
+SELECT (SELECT count(*) FROM purpose_versions) AS n,
+       (SELECT ARRAY[log_partition::bigint, log_offset] FROM purpose_versions
+        ORDER BY log_partition DESC, log_offset DESC LIMIT 1) AS last
+"""
+
+
+def mark_of(rows: list[PurposeRow]) -> Mark:
+    """The mark of the versions as read."""
+    return len(rows), max((r.position for r in rows), default=None)
+
+
+async def mark(conn: asyncpg.Connection | asyncpg.Pool) -> Mark:
+    """Where the table stands, in one cheap query: a changed count or last position is a change
+    (a rebuild or restore from another log can hold as many versions at other positions)."""
+    row = await conn.fetchrow(MARK)
+    if row is None:  # a SELECT without FROM answers one row
+        raise TypeError("the mark query answered no row")
+    last = row["last"]
+    return row["n"], (int(last[0]), int(last[1])) if last is not None else None

@@ -50,7 +50,7 @@ from services.reads.projection_health import ProjectionHealth
 from services.reads.purpose_cache import PurposeCache
 from services.rules.catalogue import Catalogue, load_catalogue
 from services.rules.catalogue_events import FILE_ACTOR, PURPOSE_NAMESPACE, version_event
-from services.rules.catalogue_history import PurposeVersion
+from services.rules.catalogue_history import TICK, PurposeVersion
 from services.webhooks import erasure_capture
 from services.webhooks.deliverer import Deliverer, DelivererOptions
 from services.webhooks.delivery_identifiers import DeliveryIdentifiers
@@ -197,7 +197,9 @@ async def record_purpose_versions(
     retried while the projector lags) are answered from the first send's ack, never a second
     record on the topic."""
     now = datetime.now(UTC)
-    events = [version_event(v, now, actor, reason) for v in versions]
+    # each a microsecond after the one before: the log's order of versions in force at one
+    # instant (the seeds, all since the epoch) is by when they were recorded, the given order
+    events = [version_event(v, now + i * TICK, actor, reason) for i, v in enumerate(versions)]
     ids = ",".join(sorted(str(e.event_id) for e in events))
     appended = await append(
         events,

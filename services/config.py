@@ -104,6 +104,8 @@ class Settings:
     controller_contact: str
     dpo_contact: str
     data_subjects: str
+    joint_controllers: str
+    eu_representative: str
     data_dir: str
     log_level: str
     log_format: str
@@ -206,6 +208,10 @@ class Settings:
             raise SettingsError("LEDGER_DPO_CONTACT must be at most 200 characters")
         if not self.data_subjects.strip() or len(self.data_subjects) > 500:
             raise SettingsError("LEDGER_DATA_SUBJECTS must be text of 1-500 characters")
+        if len(self.joint_controllers) > 1000:
+            raise SettingsError("LEDGER_JOINT_CONTROLLERS must be at most 1000 characters")
+        if len(self.eu_representative) > 500:
+            raise SettingsError("LEDGER_EU_REPRESENTATIVE must be at most 500 characters")
         if self.public_port == self.port:
             raise SettingsError("LEDGER_PUBLIC_PORT must differ from LEDGER_PORT (or be 0)")
         if self.admin_key:

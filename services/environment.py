@@ -341,6 +341,18 @@ ENVIRONMENT: Final[dict[str, tuple[str, str, str]]] = {
         "customers, prospects and their representatives (business contacts)",
         "the categories of data subjects named in the record of processing activities",
     ),
+    "LEDGER_JOINT_CONTROLLERS": (
+        "joint_controllers",
+        "",
+        "the joint controllers' names and contacts, `;` between them, named in the record of"
+        " processing activities (Art. 26); empty when there are none",
+    ),
+    "LEDGER_EU_REPRESENTATIVE": (
+        "eu_representative",
+        "",
+        "the name and contact of the controller's representative in the EU (Art. 27, for a"
+        " controller established outside it), named in the record of processing activities",
+    ),
     "LEDGER_ADMIN_KEY": (
         "admin_key",
         "",

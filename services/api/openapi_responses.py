@@ -193,8 +193,12 @@ RECORDS_OF_PROCESSING: Final = {
                             "contact": NULLABLE_STRING,
                             "country": STRING,
                             "dpo_contact": NULLABLE_STRING,
+                            "joint_controllers": {"type": ["array", "null"], "items": STRING},
+                            "representative": NULLABLE_STRING,
+                            "notes": {"type": "object", "additionalProperties": STRING},
                         }
                     ),
+                    "missing": array(STRING),
                     "activities": array(
                         obj(
                             {
@@ -210,7 +214,9 @@ RECORDS_OF_PROCESSING: Final = {
                             }
                         )
                     ),
-                    "security_measures": {"type": "object"},
+                    "security_measures": array(
+                        obj({"measure": STRING, "by": STRING, "see": STRING})
+                    ),
                 }
             )
         },

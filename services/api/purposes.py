@@ -66,7 +66,8 @@ async def purpose_history(request: Request) -> JSONResponse:
 
 async def put_purpose(request: Request) -> JSONResponse:
     """PUT /v1/purposes/{id}: record the body as the purpose's next version (201), or answer
-    the current one (200) when the body says what it already says."""
+    the current one (200) when the body says what it already says, also when another request
+    recorded the same body first."""
     ledger = ledger_of(request)
     pid = _purpose_id(request)
     body = await read_json_object(request)
@@ -101,7 +102,10 @@ async def put_purpose(request: Request) -> JSONResponse:
             " send your change again",
             kind="purpose-version-exists",
         )
-    return JSONResponse(_answer(asked.as_json(), kept), 201)
+    # the same body from another process first: its event is the version, this one recorded
+    # nothing (each process stamps its own instant)
+    created = kept.in_force_from == since
+    return JSONResponse(_answer(asked.as_json(), kept), 201 if created else 200)
 
 
 async def retire_purpose(request: Request) -> JSONResponse:

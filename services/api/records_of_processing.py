@@ -25,7 +25,13 @@ PATH: Final = "/v1/records-of-processing"
 def controller(ledger: Ledger) -> processing_record.Controller:
     s = ledger.settings
     return processing_record.Controller(
-        s.controller_name, s.controller_contact, s.jurisdiction, s.dpo_contact, s.data_subjects
+        s.controller_name,
+        s.controller_contact,
+        s.jurisdiction,
+        s.dpo_contact,
+        s.data_subjects,
+        s.joint_controllers,
+        s.eu_representative,
     )
 
 

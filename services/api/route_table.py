@@ -76,11 +76,14 @@ POST_TWINS: Final[Mapping[str, str]] = MappingProxyType(
 
 
 async def openapi_json(request: Request) -> JSONResponse:
-    """GET /openapi.json: the document of ROUTES, made on first use."""
+    """GET /openapi.json: the document of ROUTES, made on first use and again once the
+    catalogue changed (its purposes are the enums of the purpose fields)."""
     state = request.app.state
-    if not hasattr(state, "openapi"):
-        state.openapi = openapi.openapi_document(ledger_of(request).catalogue, ROUTES)
-    return JSONResponse(state.openapi)
+    catalogue = ledger_of(request).catalogue
+    made = getattr(state, "openapi", None)
+    if made is None or made[0] != catalogue:
+        made = state.openapi = (catalogue, openapi.openapi_document(catalogue, ROUTES))
+    return JSONResponse(made[1])
 
 
 _COMMANDS: Final = tuple(

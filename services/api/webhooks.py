@@ -15,7 +15,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from projections import webhook_subscriptions as subscriptions
-from schemas.events import EVENT_TYPES, rfc3339
+from schemas.events import rfc3339
 from services.bootstrap import Ledger
 from services.http.app_state import caller_of, ledger_of
 from services.http.body import read_json_object
@@ -37,6 +37,7 @@ from services.http.openapi_parts import (
 from services.http.problems import ProblemError, field_error, invalid
 from services.rules.webhook_fields import (
     RETIRE_PREVIOUS,
+    WEBHOOK_EVENT_TYPES,
     FieldProblem,
     change_problems,
     check_fields,
@@ -155,7 +156,10 @@ async def rotate_secret(request: Request) -> JSONResponse:
     )
 
 
-_EVENTS: Final = {"type": "array", "items": {"type": "string", "enum": list(EVENT_TYPES)}}
+_EVENTS: Final = {
+    "type": "array",
+    "items": {"type": "string", "enum": list(WEBHOOK_EVENT_TYPES)},
+}
 _WEBHOOK: Final = obj(
     {
         "id": UUID,

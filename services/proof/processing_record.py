@@ -38,17 +38,77 @@ LEDGER_DATA: Final = (
     "consents, withdrawals, objections and restrictions with when, how and under which"
     " privacy notice version they were expressed",
 )
-#: Art. 30(1)(g): the ledger's own measures; the security pages describe each
+
+
+@dataclass(frozen=True, slots=True)
+class SecurityMeasure:
+    """Art. 30(1)(g): one measure, who takes it (`ledger`: the code does, whatever the
+    deployment; `operator`: the ledger leaves it to whoever runs it) and the documentation
+    page that describes it."""
+
+    measure: str
+    by: str
+    see: str
+
+    def as_json(self) -> dict[str, str]:
+        return {"measure": self.measure, "by": self.by, "see": self.see}
+
+
+#: what the code does, each as its page says; what it leaves to the operator, said so
 SECURITY_MEASURES: Final = (
-    "contact identifiers encrypted under a per-subject data key that erasure destroys;"
-    " looked up through a keyed blind index",
-    "every record on the log authenticated with a MAC; per-subject hash chains and signed"
-    " checkpoint digests make alterations evident",
-    "API access by scoped keys stored only as keyed hashes; every read of a subject's data"
-    " in the access log",
-    "transport encryption to Kafka and PostgreSQL where configured; backups encrypted",
+    SecurityMeasure(
+        "contact identifiers (e-mail addresses, telephone numbers) encrypted under a data key"
+        " of their own subject, wrapped by the master key; erasure destroys the data key;"
+        " lookups go through a keyed blind index (HMAC-SHA-256)",
+        "ledger",
+        "docs/developers/design/identities.md",
+    ),
+    SecurityMeasure(
+        "every record the ledger writes to Kafka, events and checkpoints alike, carries an"
+        " HMAC-SHA-256 under the writer key; the projector dead-letters a record without a valid"
+        " one",
+        "ledger",
+        "docs/security/record-macs.md",
+    ),
+    SecurityMeasure(
+        "each subject's events form a hash chain, and per-partition checkpoint digests of the"
+        " whole log go to the checkpoint topic (MACed, not signed): `consent-ledger verify` and"
+        " `checkpoint-verify` show an alteration, against checkpoints an auditor kept outside"
+        " the ledger",
+        "ledger",
+        "docs/auditors/tamper-evidence.md",
+    ),
+    SecurityMeasure(
+        "consent receipts signed with Ed25519, verifiable with the published public keys",
+        "ledger",
+        "docs/auditors/receipts.md",
+    ),
+    SecurityMeasure(
+        "API access by scoped keys, stored only as keyed hashes (HMAC-SHA-256); reads of a"
+        " subject's data (state, events, history, export, receipts, the auditor's page)"
+        " recorded in the access log under the reading key's id before they answer; the live"
+        " decision and the batch check are not",
+        "ledger",
+        "docs/auditors/access-log.md",
+    ),
+    SecurityMeasure(
+        "transport encryption: Kafka over SASL_SSL (a warning at start where it is not) and"
+        " PostgreSQL over TLS (`sslmode=verify-full` in DATABASE_URL), as the operator"
+        " configures them",
+        "operator",
+        "docs/security.md",
+    ),
+    SecurityMeasure(
+        "backups encrypted at rest: `consent-ledger backup` writes a compressed, unencrypted"
+        " Avro file (pseudonymous ids, contact identifiers still encrypted) and PostgreSQL's"
+        " own backups hold the wrapped data keys; encrypting and keeping both apart from the"
+        " secrets file is the operator's duty",
+        "operator",
+        "docs/operators/backup-restore.md",
+    ),
 )
-SECURITY_REFERENCE: Final = "docs/security/ of the consent ledger's documentation"
+#: what a null field of the controller's block means
+NONE_DECLARED: Final = "none declared"
 
 CSV_COLUMNS: Final = (
     "purpose",
@@ -70,14 +130,43 @@ CSV_COLUMNS: Final = (
 @dataclass(frozen=True, slots=True)
 class Controller:
     """Art. 30(1)(a): who keeps the record (settings LEDGER_CONTROLLER_NAME,
-    LEDGER_CONTROLLER_CONTACT, LEDGER_JURISDICTION, LEDGER_DPO_CONTACT) and (c) whose data
-    it is (LEDGER_DATA_SUBJECTS)."""
+    LEDGER_CONTROLLER_CONTACT, LEDGER_JURISDICTION, LEDGER_DPO_CONTACT,
+    LEDGER_JOINT_CONTROLLERS, LEDGER_EU_REPRESENTATIVE) and (c) whose data it is
+    (LEDGER_DATA_SUBJECTS)."""
 
     name: str
     contact: str
     country: str
     dpo_contact: str
     data_subjects: str
+    #: Art. 26: "name, contact; name, contact" (LEDGER_JOINT_CONTROLLERS); empty: none
+    joint_controllers: str = ""
+    #: Art. 27 (LEDGER_EU_REPRESENTATIVE); empty: none
+    representative: str = ""
+
+    def as_json(self) -> dict[str, Any]:
+        """The block, a field the settings leave empty as null with a note saying so."""
+        joint = [j.strip() for j in self.joint_controllers.split(";") if j.strip()]
+        block: dict[str, Any] = {
+            "name": self.name,
+            "contact": self.contact or None,
+            "country": self.country,
+            "dpo_contact": self.dpo_contact or None,
+            "joint_controllers": joint or None,
+            "representative": self.representative.strip() or None,
+        }
+        notes = {
+            "dpo_contact": "none designated",
+            "joint_controllers": NONE_DECLARED,
+            "representative": NONE_DECLARED,
+        }
+        block["notes"] = {k: v for k, v in notes.items() if block[k] is None}
+        return block
+
+    def missing(self) -> list[str]:
+        """What Art. 30(1)(a) asks for that the settings do not give."""
+        wanted = {"controller.name": self.name, "controller.contact": self.contact}
+        return [k for k, v in wanted.items() if not v.strip()]
 
 
 def recipient_json(recipient: Recipient) -> dict[str, Any]:
@@ -117,14 +206,10 @@ def record(catalogue: Catalogue, controller: Controller, at: datetime) -> dict[s
     return {
         "record_version": RECORD_VERSION,
         "at": rfc3339(at),
-        "controller": {
-            "name": controller.name,
-            "contact": controller.contact or None,
-            "country": controller.country,
-            "dpo_contact": controller.dpo_contact or None,
-        },
+        "controller": controller.as_json(),
+        "missing": controller.missing(),
         "activities": [activity(p, controller) for p in catalogue.purposes.values()],
-        "security_measures": {"summary": list(SECURITY_MEASURES), "see": SECURITY_REFERENCE},
+        "security_measures": [m.as_json() for m in SECURITY_MEASURES],
     }
 
 

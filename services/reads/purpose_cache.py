@@ -40,7 +40,7 @@ class PurposeCache:
         #: added to the file later would otherwise answer for instants before it existed)
         self.history = CatalogueHistory.from_catalogue(file)
         self.drift: list[PurposeDifference] = []
-        self._count = -1
+        self._mark: purposes.Mark = (-1, None)
         self._lock = asyncio.Lock()
 
     @property
@@ -60,12 +60,12 @@ class PurposeCache:
             self.log = CatalogueHistory(versions)
             first_start = not self.log.ids
             self.history = CatalogueHistory(seeds(self.file, self.log)) if first_start else self.log
-            self._count = len(rows)
+            self._mark = purposes.mark_of(rows)
             self._report(differences(self.file, self.log) if rows else [])
 
     async def refresh(self, conn: asyncpg.Connection | None = None) -> bool:
-        """Reload when the table's count moved; whether it did."""
-        if await purposes.count(self._db(conn)) == self._count:
+        """Reload when the table's count or last position moved; whether it did."""
+        if await purposes.mark(self._db(conn)) == self._mark:
             return False
         await self.reload(conn)
         return True

@@ -186,6 +186,8 @@ def parse_purpose(pid: str, entry: Any, version: int = 1) -> Purpose:
             f"purposes.{pid}.channels={channels!r}; a non-empty list of {', '.join(CHANNELS)}",
             "channels",
         )
+    if len(set(channels)) != len(channels):
+        raise CatalogueError(f"purposes.{pid}.channels={channels!r}; each channel once", "channels")
     direct_marketing = entry.get("direct_marketing", False)
     if not isinstance(direct_marketing, bool):
         raise CatalogueError(

@@ -18,6 +18,7 @@ from schemas import events as ev
 from services.rules.catalogue import Catalogue, Purpose, PurposeText, Recipient
 from services.rules.catalogue_history import (
     EPOCH,
+    TICK,
     CatalogueHistory,
     PurposeRetirement,
     PurposeVersion,
@@ -155,15 +156,17 @@ def differences(file: Catalogue, log: CatalogueHistory) -> list[PurposeDifferenc
 def applied_versions(file: Catalogue, log: CatalogueHistory, now: datetime) -> list[PurposeVersion]:
     """What `purposes apply` records: on a log without purpose events, the seeds (as the first
     start records them); otherwise each `changed` purpose as its next version and each `added`
-    one as its version 1, both in force from `now`: the past keeps the catalogue it had. A
+    one as its version 1, both in force from `now` (the added ones a microsecond apart, so
+    the catalogue lists them in the file's order): the past keeps the catalogue it had. A
     retired purpose stays retired (a PUT defines it again) and a `missing` one stays in force
     (retiring is `DELETE /v1/purposes/{id}`): the file alone never withdraws a purpose."""
     if not log.ids:
         return seeds(file, log)
-    out = []
+    out: list[PurposeVersion] = []
     for d in differences(file, log):
         if d.change == "added":
-            out.append(PurposeVersion(now, replace(file.purposes[d.purpose], version=1)))
+            since = now + sum(v.version == 1 for v in out) * TICK
+            out.append(PurposeVersion(since, replace(file.purposes[d.purpose], version=1)))
         elif d.change == "changed":
             number = log.next_version(d.purpose)
             since = log.next_in_force(d.purpose, now)

@@ -103,9 +103,16 @@ def _recipient(field: str, pid: str, entry: Any) -> Recipient:
             f"{where}={entry!r}; a description or a table of {', '.join(_RECIPIENT_KEYS)}", field
         )
     name = entry.get("name")
-    if not isinstance(name, str) or not name.strip() or len(name) > MAX_TEXT:
+    if (
+        not isinstance(name, str)
+        or not name.strip()
+        or len(name) > MAX_TEXT
+        or not name.isprintable()
+    ):
         raise CatalogueError(
-            f"{where}.name must be text of 1-{MAX_TEXT} characters", f"{field}.name"
+            f"{where}.name must be text of 1-{MAX_TEXT} printable characters (no line"
+            " breaks or control characters: it is a cell of the record of processing)",
+            f"{field}.name",
         )
     country = entry.get("country", CONTROLLER_COUNTRY)
     if (

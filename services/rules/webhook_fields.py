@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from schemas.event_limits import unstorable
-from schemas.events import EVENT_TYPES
+from schemas.events import EVENT_TYPES, PURPOSE_EVENTS
 from services.rules.webhook_urls import check_url
 
 MAX_DESCRIPTION: Final = 200
@@ -20,6 +20,9 @@ ROTATE_FIELDS: Final = ("retire_previous",)
 #: when the secrets a rotation replaces stop signing: after the overlap (default), or now (the
 #: secret leaked)
 RETIRE_PREVIOUS: Final = ("after_a_day", "now")
+#: what a subscription may name: every event about a subject; the purpose catalogue's events
+#: (keyed purpose/<id>) are about no subject, and a delivery would present the key as one
+WEBHOOK_EVENT_TYPES: Final = tuple(t for t in EVENT_TYPES if t not in PURPOSE_EVENTS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,13 +33,20 @@ class FieldProblem:
 
 
 def _events(value: Any) -> tuple[list[str] | None, FieldProblem | None]:
-    if not isinstance(value, list) or not value or len(value) > len(EVENT_TYPES):
-        detail = f"must be a list of 1-{len(EVENT_TYPES)} event types"
-        return None, FieldProblem("events", detail, EVENT_TYPES)
-    wrong = [v for v in value if not isinstance(v, str) or v not in EVENT_TYPES]
+    if not isinstance(value, list) or not value or len(value) > len(WEBHOOK_EVENT_TYPES):
+        detail = f"must be a list of 1-{len(WEBHOOK_EVENT_TYPES)} event types"
+        return None, FieldProblem("events", detail, WEBHOOK_EVENT_TYPES)
+    for i, v in enumerate(value):
+        if isinstance(v, str) and v in PURPOSE_EVENTS:
+            detail = (
+                f"{v} is an event of the purpose catalogue, not about a subject: no webhook"
+                " delivers it (read GET /v1/purposes/{id}/history)"
+            )
+            return None, FieldProblem(f"events[{i}]", detail, WEBHOOK_EVENT_TYPES)
+    wrong = [v for v in value if not isinstance(v, str) or v not in WEBHOOK_EVENT_TYPES]
     if wrong:
         shown = ", ".join(repr(v)[:40] for v in wrong[:5])
-        return None, FieldProblem("events", f"{shown} not an event type", EVENT_TYPES)
+        return None, FieldProblem("events", f"{shown} not an event type", WEBHOOK_EVENT_TYPES)
     return list(dict.fromkeys(value)), None
 
 

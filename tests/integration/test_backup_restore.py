@@ -1,6 +1,7 @@
 """`consent-ledger backup` and `restore` against the real broker: a log with duplicates,
 undecodable and empty records goes into the file and back into fresh topics record for record;
-restore refuses topics that cannot take it; the file is plain Avro with the documented schema.
+restore refuses topics that cannot take it; the file is plain Avro with the documented schema;
+the purpose catalogue's versions come back with the log.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ import json
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+import httpx
 import pytest
 from avro.datafile import DataFileReader
 from avro.io import DatumReader
@@ -17,8 +19,15 @@ from fastavro import parse_schema, reader, writer
 from services.config import Settings
 from services.ledger.topic import highwaters, partition_count
 from services.operations.backup_format import META_TOPICS, PARSED_SCHEMA, SCHEMA
-from tests.conftest import make_settings
+from tests.conftest import make_settings, running_api, running_projector, wait_until
 from tests.integration.chain_log import produce_events
+from tests.integration.purpose_support import (
+    FILE_PURPOSES,
+    current,
+    purpose_rows,
+    put_body,
+    seeded,
+)
 from tests.integration.topic_records import Seen, all_records, produce_raw, run_cli
 from tests.servers import Servers
 
@@ -166,3 +175,41 @@ async def test_restore_refuses_a_file_that_is_not_a_backup(
     assert refused.returncode == 2
     assert "metadata ledger.backup_format is missing" in refused.stderr
     assert not any((await highwaters(fresh.kafka, fresh.topic)).values())
+
+
+async def test_backup_and_restore_keep_the_purpose_versions(
+    real_servers: Servers, tmp_path: Path
+) -> None:
+    """The catalogue's versions are events like any other: a restored log, projected afresh,
+    answers the same history, and the catalogue file seeds nothing over it."""
+    settings = await make_settings(real_servers)
+    async with running_projector(settings), running_api(settings) as api:
+        await seeded(settings)
+        changed = put_body(await current(api, "newsletter"), title="Weekly news")
+        assert (await api.put("/v1/purposes/newsletter", json=changed)).status_code == 201
+        before = (await api.get("/v1/purposes/newsletter/history")).json()
+        listed = (await api.get("/v1/purposes")).json()
+    path = tmp_path / "ledger.avro"
+    done = run_cli(settings, "backup", str(path), "--no-progress")
+    assert done.returncode == 0, done.stdout + done.stderr
+
+    fresh = await make_settings(real_servers)
+    done = run_cli(fresh, "restore", str(path), "--no-progress")
+    assert done.returncode == 0, done.stdout + done.stderr
+    async with running_projector(fresh), running_api(fresh) as api:
+
+        async def restored() -> bool:
+            return await purpose_rows(fresh) == FILE_PURPOSES + 1
+
+        await wait_until(restored, 60, "the restored purpose versions to be projected")
+        await wait_until(
+            lambda: follows(api, listed), 30, "the API to follow the restored catalogue"
+        )
+        after = (await api.get("/v1/purposes/newsletter/history")).json()
+    assert [v["version"] for v in after["versions"]] == [1, 2]
+    assert after == before
+    assert await purpose_rows(fresh) == FILE_PURPOSES + 1
+
+
+async def follows(api: httpx.AsyncClient, listed: dict[str, object]) -> bool:
+    return bool((await api.get("/v1/purposes")).json() == listed)

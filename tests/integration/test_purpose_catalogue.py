@@ -5,18 +5,22 @@ not applied. The pure model: tests/unit/services/rules/test_catalogue_history.py
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
+import asyncpg
 import httpx
 import pytest
 
 from services.bootstrap import close_ledger, open_ledger, record_purpose_versions
 from services.config import Settings
+from services.rules.catalogue import load_catalogue
 from services.rules.catalogue_events import FILE_ACTOR
+from services.rules.webhook_fields import WEBHOOK_EVENT_TYPES
 from tests.conftest import make_settings, running_api, running_projector, wait_until
 from tests.integration.purpose_support import (
     FILE_PURPOSES,
@@ -48,6 +52,9 @@ async def test_the_file_seeds_the_log_once(settings: Settings) -> None:
         assert (first["version"], first["in_force_from"]) == (1, "1970-01-01T00:00:00Z")
         assert first["recorded_by"] == {"type": "system", "id": "purpose-catalogue-file"}
         assert first["definition"]["basis"] == "consent"
+        # the log's catalogue lists the purposes in the file's order, not by partition
+        listed = (await api.get("/v1/purposes")).json()["purposes"]
+        assert [p["id"] for p in listed] == list(load_catalogue(settings.catalogue_file).ids)
     # a second start, and a second process beside it, record nothing more
     async with running_projector(settings), running_api(settings), running_api(settings) as api:
         assert (await current(api, NL))["version"] == 1
@@ -104,6 +111,8 @@ async def test_a_put_version_is_decided_with_at_once_in_every_process(settings: 
         ),
         ({"basis": "whim"}, "basis"),
         ({"channels": []}, "channels"),
+        ({"channels": ["email", "email"]}, "channels"),
+        ({"recipients": ["Mailer\u0007Inc"]}, "recipients[0].name"),
         ({"colour": "red"}, "colour"),
         ({"proof_retention": "P99999999999D"}, "proof_retention"),
         ({"proof_retention": "P" + "9" * 4400 + "D"}, "proof_retention"),
@@ -115,6 +124,8 @@ async def test_a_put_version_is_decided_with_at_once_in_every_process(settings: 
         "adequacy-without-decision",
         "basis",
         "no-channels",
+        "duplicate-channel",
+        "recipient-control-character",
         "unknown-key",
         "proof-overflow",
         "proof-4400-digits",
@@ -213,3 +224,119 @@ async def test_recorded_versions_are_waited_for_on_every_partition(settings: Set
         last[partition] = max(offset, last.get(partition, -1))
     assert len(last) > 1
     assert sorted(asked) == sorted((p, o + 1) for p, o in last.items())
+
+
+#: the tables that keep a purpose's events by their key: the log's own record of them and the
+#: appends' idempotency keys
+KEEPS_PURPOSE_KEYS: Final = {"journal", "idempotency_keys"}
+
+
+async def test_no_list_of_subjects_holds_a_purpose(settings: Settings) -> None:
+    """Purpose events are journaled and chained under purpose/<id>, and nowhere else a subject
+    id is kept: not in subject_facts (the audiences' and suppression lists' "every subject with
+    a recorded fact", the batch checks' snapshot), the state feed's outbox nor the webhook
+    deliveries' tables, with a subscription to every event type a subscription may name."""
+    async with running_projector(settings), running_api(settings) as api:
+        await seeded(settings)
+        hook = await api.post(
+            "/v1/webhooks",
+            json={"url": "https://crm.example.com/hooks/all", "events": list(WEBHOOK_EVENT_TYPES)},
+        )
+        assert hook.status_code == 201, hook.text
+        granted = await api.post(
+            "/v1/subjects/s-1/consents", json={"purpose": NL, "channel": "email"}
+        )
+        assert granted.status_code == 201, granted.text
+        put = await api.put(f"/v1/purposes/{NL}", json=put_body(await current(api, NL), title="N"))
+        assert put.status_code == 201, put.text
+        retired = await api.delete("/v1/purposes/research")
+        assert retired.status_code == 200, retired.text
+    conn = await asyncpg.connect(settings.database_url)
+    try:
+
+        async def granted_projected() -> bool:
+            return bool(await conn.fetchval("SELECT count(*) FROM subject_facts"))
+
+        await wait_until(granted_projected, 30, "the grant to be projected")
+        tables = await conn.fetch(
+            "SELECT table_name FROM information_schema.columns"
+            " WHERE table_schema = current_schema() AND column_name = 'subject_id'"
+        )
+        holding = {}
+        for (table,) in tables:
+            found = await conn.fetchval(
+                f"SELECT count(*) FROM {table} WHERE subject_id LIKE 'purpose/%'"
+            )
+            if found:
+                holding[table] = found
+        subjects = await conn.fetch("SELECT DISTINCT subject_id FROM subject_facts")
+    finally:
+        await conn.close()
+    assert set(holding) == KEEPS_PURPOSE_KEYS
+    assert holding["journal"] == FILE_PURPOSES + 2
+    assert [r["subject_id"] for r in subjects] == ["s-1"]
+
+
+async def test_two_processes_putting_one_purpose_at_once(settings: Settings) -> None:
+    """The same body from two API processes at once is one version (201 to the process whose
+    event the log kept, 200 to the other); different bodies are one version each, or a 409 to
+    the request whose version number the other took first: never two rows for one version."""
+    async with (
+        running_projector(settings),
+        running_api(settings) as one,
+        running_api(settings) as other,
+    ):
+        await seeded(settings)
+        same = put_body(await current(one, NL), title="Weekly news")
+        answers = await asyncio.gather(
+            one.put(f"/v1/purposes/{NL}", json=same), other.put(f"/v1/purposes/{NL}", json=same)
+        )
+        assert sorted(a.status_code for a in answers) == [200, 201], [a.text for a in answers]
+        assert {a.json()["version"] for a in answers} == {2}
+        assert await versions_of(one, NL) == [1, 2]
+
+        base = await current(one, NL)
+        answers = await asyncio.gather(
+            one.put(f"/v1/purposes/{NL}", json=put_body(base, title="Daily news")),
+            other.put(f"/v1/purposes/{NL}", json=put_body(base, title="Monthly news")),
+        )
+        statuses = sorted(a.status_code for a in answers)
+        recorded = await versions_of(one, NL)
+        if statuses == [201, 409]:  # both asked for version 3
+            assert recorded == [1, 2, 3]
+            [refused] = [a for a in answers if a.status_code == 409]
+            assert refused.json()["type"].endswith("purpose-version-exists")
+        else:  # one saw the other's version before choosing its number
+            assert (statuses, recorded) == ([201, 201], [1, 2, 3, 4])
+    conn = await asyncpg.connect(settings.database_url)
+    try:
+        rows = await conn.fetch(
+            "SELECT version, count(*) AS n FROM purpose_versions WHERE purpose_id = $1"
+            " GROUP BY version ORDER BY version",
+            NL,
+        )
+    finally:
+        await conn.close()
+    assert [r["n"] for r in rows] == [1] * len(recorded)
+
+
+async def versions_of(api: httpx.AsyncClient, pid: str) -> list[int]:
+    history = (await api.get(f"/v1/purposes/{pid}/history")).json()["versions"]
+    return [v["version"] for v in history]
+
+
+async def test_the_openapi_document_follows_the_catalogue(api: httpx.AsyncClient) -> None:
+    def purpose_enum(document: dict[str, Any]) -> list[str]:
+        body = document["paths"]["/v1/subjects/{subject_id}/consents"]["post"]["requestBody"]
+        found: list[str] = body["content"]["application/json"]["schema"]["properties"]["purpose"][
+            "enum"
+        ]
+        return found
+
+    before = purpose_enum((await api.get("/openapi.json")).json())
+    assert "research" in before and "loyalty" not in before
+    loyalty = put_body(await current(api, NL), title="Loyalty club")
+    assert (await api.put("/v1/purposes/loyalty", json=loyalty)).status_code == 201
+    assert (await api.delete("/v1/purposes/research")).status_code == 200
+    after = purpose_enum((await api.get("/openapi.json")).json())
+    assert after == [p for p in before if p != "research"] + ["loyalty"]

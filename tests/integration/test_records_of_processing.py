@@ -16,7 +16,9 @@ from schemas.events import rfc3339
 from services.config import Settings
 from services.identity.api_keys import AUDIT, DECIDE
 from services.proof.processing_record import CSV_COLUMNS
+from tests.conftest import make_settings, running_api, running_projector
 from tests.integration.access_support import PROBLEM, client_of, made_key
+from tests.servers import Servers
 
 pytestmark = pytest.mark.integration
 
@@ -59,3 +61,32 @@ async def test_a_key_without_the_audit_scope_is_refused(
         refused = await marketing.get("/v1/records-of-processing")
     assert refused.status_code == 403, refused.text
     assert refused.headers["content-type"] == PROBLEM
+
+
+async def test_the_controllers_block_from_the_settings(real_servers: Servers) -> None:
+    """Art. 30(1)(a) from the settings: joint controllers and the EU representative when
+    declared, null with a note when not, and a contact the settings lack flagged as missing."""
+    declared = await make_settings(
+        real_servers,
+        LEDGER_JOINT_CONTROLLERS="Partner Oy, privacy@partner.fi; Other AB, dpo@other.se",
+        LEDGER_EU_REPRESENTATIVE="EU Rep GmbH, rep@example.de",
+        LEDGER_CONTROLLER_CONTACT="privacy@example.fi",
+    )
+    async with running_projector(declared), running_api(declared) as api:
+        document = (await api.get("/v1/records-of-processing")).json()
+    controller = document["controller"]
+    assert controller["joint_controllers"] == [
+        "Partner Oy, privacy@partner.fi",
+        "Other AB, dpo@other.se",
+    ]
+    assert controller["representative"] == "EU Rep GmbH, rep@example.de"
+    assert controller["notes"] == {"dpo_contact": "none designated"}
+    assert document["missing"] == []
+    silent = await make_settings(real_servers, LEDGER_CONTROLLER_CONTACT="")
+    async with running_projector(silent), running_api(silent) as api:
+        document = (await api.get("/v1/records-of-processing")).json()
+    controller = document["controller"]
+    assert (controller["joint_controllers"], controller["representative"]) == (None, None)
+    assert controller["notes"]["joint_controllers"] == "none declared"
+    assert controller["notes"]["representative"] == "none declared"
+    assert document["missing"] == ["controller.contact"]

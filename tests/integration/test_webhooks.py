@@ -125,6 +125,8 @@ async def test_subscribe_show_change_rotate_and_delete(
         ({"events": ["SubjectErased"]}, "url"),
         ({**NEW, "events": []}, "events"),
         ({**NEW, "events": ["SubjectDeleted"]}, "events"),
+        ({**NEW, "events": ["SubjectErased", "PurposeDefined"]}, "events[1]"),
+        ({**NEW, "events": ["PurposeRetired"]}, "events[0]"),
         ({"url": URL}, "events"),
         ({**NEW, "description": "x" * 201}, "description"),
         ({**NEW, "include_identifiers": "yes"}, "include_identifiers"),

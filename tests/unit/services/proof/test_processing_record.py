@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import csv
 import io
+from dataclasses import replace
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -139,3 +141,53 @@ def test_the_csv_sheet_has_one_row_per_activity_and_reads_back() -> None:
         "Mailer Inc. (US, standard_contractual_clauses: module 3 clauses of 2021)"
     )
     assert newsletter["personal_data"].startswith("e-mail address; pseudonymous subject identifier")
+
+
+@pytest.mark.parametrize(
+    ("joint", "representative", "expected", "notes"),
+    [
+        ("", "", {"joint_controllers": None, "representative": None}, 3),
+        (
+            "Partner Oy, privacy@partner.fi; ; Other AB, dpo@other.se",
+            " EU Rep GmbH, rep@example.de ",
+            {
+                "joint_controllers": ["Partner Oy, privacy@partner.fi", "Other AB, dpo@other.se"],
+                "representative": "EU Rep GmbH, rep@example.de",
+            },
+            1,
+        ),
+    ],
+    ids=["none-declared", "declared"],
+)
+def test_joint_controllers_and_the_representative(
+    joint: str, representative: str, expected: dict[str, Any], notes: int
+) -> None:
+    controller = replace(CONTROLLER, joint_controllers=joint, representative=representative)
+    block = record(CATALOGUE, controller, AT)["controller"]
+    assert {k: block[k] for k in expected} == expected
+    assert len(block["notes"]) == notes
+    for key, value in expected.items():
+        assert (block["notes"].get(key) == "none declared") == (value is None)
+    assert block["notes"]["dpo_contact"] == "none designated"
+
+
+@pytest.mark.parametrize(
+    ("contact", "missing"),
+    [("privacy@example.com", []), ("", ["controller.contact"]), ("  ", ["controller.contact"])],
+)
+def test_a_missing_controller_contact_is_flagged(contact: str, missing: list[str]) -> None:
+    document = record(CATALOGUE, replace(CONTROLLER, contact=contact), AT)
+    assert document["missing"] == missing
+
+
+def test_each_security_measure_says_who_takes_it_and_where_it_is_described() -> None:
+    measures = record(CATALOGUE, CONTROLLER, AT)["security_measures"]
+    assert {m["by"] for m in measures} == {"ledger", "operator"}
+    docs = Path(__file__).parents[4]
+    for m in measures:
+        assert (docs / m["see"]).is_file(), m["see"]
+    text = " ".join(m["measure"] for m in measures)
+    # the checkpoint digests are MACed, and the backup file is not encrypted by the ledger
+    assert "signed checkpoint" not in text and "MACed, not signed" in text
+    [backup] = [m for m in measures if "backup" in m["measure"]]
+    assert backup["by"] == "operator" and "unencrypted" in backup["measure"]

@@ -39,6 +39,7 @@ from services.rules.catalogue_events import (
 )
 from services.rules.catalogue_history import (
     EPOCH,
+    TICK,
     CatalogueHistory,
     PurposeRetirement,
     PurposeVersion,
@@ -115,6 +116,19 @@ def test_what_apply_records(
     file: Catalogue, log: CatalogueHistory, expected: list[PurposeVersion]
 ) -> None:
     assert applied_versions(file, log, T0) == expected
+
+
+def test_purposes_added_together_are_in_force_in_the_files_order() -> None:
+    """Each a microsecond after the one before, so the log lists them in the file's order
+    whichever partitions their events land on."""
+    zeta, alpha = replace(NEW, id="zeta"), replace(NEW, id="alpha")
+    applied = applied_versions(_file(zeta=zeta, alpha=alpha), LOG, T0)
+    assert [(v.id, v.in_force_from) for v in applied] == [
+        ("zeta", T0),
+        ("alpha", T0 + TICK),
+    ]
+    grown = CatalogueHistory([*(v for pid in LOG.ids for v in LOG.versions(pid)), *applied])
+    assert grown.current.ids[-2:] == ("zeta", "alpha")
 
 
 def test_applying_twice_records_nothing_more() -> None:

@@ -56,6 +56,9 @@ def test_an_update_sets_only_what_it_gives() -> None:
         ({"enabled": None}, False, ["enabled"]),
         ({"include_identifiers": True}, False, ["include_identifiers"]),
         ({"x" * 500: 1}, False, ["x" * 64]),
+        # the purpose catalogue's events are about no subject: refused, named by position
+        ({"url": URL, "events": ["SubjectErased", "PurposeDefined"]}, True, ["events[1]"]),
+        ({"events": ["PurposeRetired"]}, False, ["events[0]"]),
     ],
 )
 def test_problems_name_their_fields(
@@ -97,3 +100,16 @@ def test_a_rotation_retires_the_previous_secrets_now_only_when_asked(
 ) -> None:
     retire_now, problems = check_rotation(body)
     assert retire_now is now and [p.field for p in problems] == fields
+
+
+def test_the_purpose_catalogues_events_are_no_webhook_event_types() -> None:
+    _, problems = check_fields(
+        {"url": URL, "events": ["PurposeRetired"]},
+        creating=True,
+        allow_loopback=False,
+        allow_private=False,
+    )
+    [problem] = problems
+    assert "not about a subject" in problem.detail
+    assert problem.accepted is not None and "PurposeRetired" not in problem.accepted
+    assert "SubjectErased" in problem.accepted
