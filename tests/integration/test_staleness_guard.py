@@ -48,6 +48,12 @@ async def test_decisions_fail_closed_while_the_projector_is_stopped_and_resume_a
     settings = await make_settings(real_servers, LEDGER_MAX_STALENESS_MS="1500")
     async with running_api(settings) as api:
         async with running_projector(settings):
+
+            async def caught_up() -> bool:
+                return (await api.get("/readyz")).status_code == 200
+
+            # the API's start recorded the purpose catalogue: the projector catches up with it
+            await wait_until(caught_up, 30, "the projector to catch up with the log")
             granted = await command(api, "stale-1", "consents", {"purpose": "newsletter"})
             answer = await decide(api, "stale-1", granted)
             assert answer.status_code == 200 and answer.json()["allowed"] is True
@@ -76,6 +82,7 @@ async def test_decisions_fail_closed_while_the_projector_is_stopped_and_resume_a
         for path, query in (
             ("/v1/suppressions", {"channel": "email"}),
             ("/v1/reconsent", {"purpose": "newsletter"}),
+            ("/v1/audiences", NEWSLETTER),
         ):
             listed = await api.get(path, params=query)
             assert listed.status_code == 503, (path, listed.text)

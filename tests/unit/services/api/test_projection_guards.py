@@ -1,7 +1,7 @@
-"""The projection guards' answers against the app in-process: decisions and the suppression list
-fail closed with a 503 problem while the projector is stopped, and commands write nothing while
-a projector would dead-letter what this API writes. Stopping a real projector is in
-tests/integration/test_staleness_guard.py and test_writer_key_guard.py."""
+"""The projection guards' answers against the app in-process: decisions, the suppression list and
+the audience fail closed with a 503 problem while the projector is stopped, and commands write
+nothing while a projector would dead-letter what this API writes. Stopping a real projector is
+in tests/integration/test_staleness_guard.py and test_writer_key_guard.py."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ async def test_a_stopped_projector_refuses_decisions_with_a_503(served: InProces
     for answer in (
         await served.api.get("/v1/decision", params=decision),
         await served.api.get("/v1/suppressions", params={"channel": "email"}),
+        await served.api.get("/v1/audiences", params={"purpose": "newsletter", "channel": "email"}),
     ):
         detail = problem_of(answer, 503, "projection-stale")["detail"]
         assert "the projector stopped" in detail and detail.endswith("do not send, retry later")
