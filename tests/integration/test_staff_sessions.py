@@ -24,6 +24,8 @@ from tests.servers import Servers
 pytestmark = pytest.mark.integration
 
 EMAIL = "grace.hopper@example.com"
+PHONE = "+358401234567"
+PHONE_AS_TYPED = "00358 (0)40-123 45 67"
 TOKEN_RE = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 
@@ -187,6 +189,49 @@ async def test_sign_in_search_downloads_and_sign_out(
     assert (await api.get("/audit/")).status_code == 200
     by_id = await api.post("/audit/search", data={"by": "subject_id", "value": subject})
     assert by_id.status_code == 303
+
+
+async def test_a_search_by_phone_number_in_another_form_finds_the_subject(
+    served: Served, db: asyncpg.Connection
+) -> None:
+    api = served.api
+    subject = "s-" + uuid.uuid4().hex[:12]
+    linked = await api.post(
+        f"/v1/subjects/{subject}/identifiers", json={"type": "phone", "value": PHONE}
+    )
+    assert linked.status_code == 201, linked.text
+    applied = await api.get(
+        f"/v1/subjects/{subject}/consent", params={"min_token": linked.json()["token"]}
+    )
+    assert applied.status_code == 200, applied.text
+    key_id, key = await made_key(served.settings, api, "audit", name="dpo")
+
+    async with browser(api) as client:
+        csrf = await signed_in(client, key)
+        # dialled from abroad, grouped, with the national trunk prefix in brackets
+        found = await client.post(
+            "/audit/search", data={"by": "phone", "value": PHONE_AS_TYPED, "csrf_token": csrf}
+        )
+        assert found.status_code == 303 and found.headers["location"] == f"subjects/{subject}"
+        page = await client.get(f"/audit/subjects/{subject}")
+        assert page.status_code == 200 and f"Subject <code>{subject}</code>" in page.text
+        assert PHONE not in page.text and PHONE_AS_TYPED not in page.text
+        other = await client.post(
+            "/audit/search", data={"by": "phone", "value": "+358 40 765 4321", "csrf_token": csrf}
+        )
+        assert other.status_code == 404 and "No subject found" in other.text
+        not_a_number = await client.post(
+            "/audit/search", data={"by": "phone", "value": "040 123 4567", "csrf_token": csrf}
+        )
+        assert not_a_number.status_code == 422 and "E.164" in not_a_number.text
+
+    reads = await db.fetch(
+        "SELECT key_id, key_name, method, route FROM access_log WHERE subject_id = $1 ORDER BY id",
+        subject,
+    )
+    by_the_key = [(r["key_name"], r["method"], r["route"]) for r in reads if r["key_id"] == key_id]
+    assert ("dpo", "POST", "/audit/search") in by_the_key, reads
+    assert ("dpo", "GET", "/audit/subjects/{subject_id}") in by_the_key, reads
 
 
 async def test_a_forged_sign_in_is_refused(served: Served) -> None:
