@@ -4,6 +4,7 @@ sign-in rate limit and a revoked key ending its sessions."""
 
 from __future__ import annotations
 
+import logging
 import re
 import uuid
 from collections.abc import AsyncIterator
@@ -232,6 +233,20 @@ async def test_a_search_by_phone_number_in_another_form_finds_the_subject(
     by_the_key = [(r["key_name"], r["method"], r["route"]) for r in reads if r["key_id"] == key_id]
     assert ("dpo", "POST", "/audit/search") in by_the_key, reads
     assert ("dpo", "GET", "/audit/subjects/{subject_id}") in by_the_key, reads
+
+
+async def test_a_home_page_naming_nobody_is_logged_under_the_key_not_in_the_access_log(
+    served: Served, db: asyncpg.Connection, caplog: pytest.LogCaptureFixture
+) -> None:
+    key_id, key = await made_key(served.settings, served.api, "audit", name="dpo")
+    async with browser(served.api) as client:
+        await signed_in(client, key)
+        with caplog.at_level(logging.INFO, logger="services.web.staff"):
+            home = await client.get("/audit/")
+    assert home.status_code == 200 and "Requests and search" in home.text
+    assert await db.fetchval("SELECT count(*) FROM access_log") == 0
+    lines = [r.getMessage() for r in caplog.records if r.name == "services.web.staff"]
+    assert f"staff home page listed no open request (key {key_id})" in lines, lines
 
 
 async def test_a_forged_sign_in_is_refused(served: Served) -> None:
