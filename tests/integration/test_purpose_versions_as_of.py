@@ -1,7 +1,8 @@
 """A purpose changed through the API, against the real servers: every answer about an instant
-uses the version in force then. As-of decisions before and after the change, the auditor's
-chart, receipts, the Art. 15 export and the Art. 30 record all name the version they used. The
-pure rule is property-tested in tests/unit/services/proof/test_as_of_catalogue.py."""
+uses the version in force then. As-of decisions and consent states before and after the
+change, the auditor's chart, receipts, the Art. 15 export and the Art. 30 record all name the
+version they used. The pure rule is property-tested in
+tests/unit/services/proof/test_as_of_catalogue.py."""
 
 from __future__ import annotations
 
@@ -73,6 +74,19 @@ async def decision(
     return await api.get("/v1/decision", params=params)
 
 
+async def consent_channels(
+    api: httpx.AsyncClient, token: str, at: str | None
+) -> dict[str, tuple[bool, str]]:
+    """The newsletter's channels in the subject's consent state (as of `at`, or now), each with
+    whether it is allowed and why."""
+    params = {"min_token": token, **({"at": at} if at is not None else {})}
+    answer = await api.get(f"/v1/subjects/{SUBJECT}/consent", params=params)
+    assert answer.status_code == 200, answer.text
+    assert ("at" in answer.json()) is (at is not None), answer.json()
+    [purpose] = [p for p in answer.json()["purposes"] if p["purpose"] == NL]
+    return {c: (d["allowed"], d["reason"]) for c, d in purpose["channels"].items()}
+
+
 async def grant(api: httpx.AsyncClient, channel: str) -> dict[str, Any]:
     body = {"purpose": NL, "channel": channel, "method": "form"}
     granted = await api.post(f"/v1/subjects/{SUBJECT}/consents", json=body)
@@ -124,6 +138,11 @@ async def test_every_answer_about_an_instant_uses_the_version_then_in_force(
             assert refused.status_code == 422, (channel, at, refused.text)
             assert [e["field"] for e in refused.json()["errors"]] == ["channel"]
         assert (await decision(api, token, "sms", at=after)).json()["allowed"] is True
+
+        # the consent state as of an instant lists the channels of the version then in force
+        assert await consent_channels(api, token, before) == {"email": (True, "consent_given")}
+        assert await consent_channels(api, token, after) == {"sms": (True, "consent_given")}
+        assert await consent_channels(api, token, None) == {"sms": (True, "consent_given")}
 
         # receipts name the version the choice was made under
         assert (await receipt_purpose(api, first["event_id"]))["version"] == 1
