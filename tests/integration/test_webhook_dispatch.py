@@ -1,7 +1,8 @@
 """The webhook dispatcher against the real broker, PostgreSQL and a real receiving HTTP server:
 signatures verified by the Standard Webhooks library, log order per subject, retries after
-500s and timeouts, parking and redelivery, two secrets while one rotates, a slow receiver that
-delays no other, and an address refused as the dispatcher connects."""
+500s, timeouts and a refused connection, parking and redelivery, two secrets while one
+rotates, a slow receiver that delays no other, and an address refused as the dispatcher
+connects."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ import pytest
 
 from projections import webhook_deliveries
 from services.config import Settings
+from services.stack.embedded import free_port
 from services.webhooks.sending import AddressRefused, AddressRules, CheckedBackend
 from services.webhooks.signing import new_secret
 from tests.conftest import make_settings, wait_until
@@ -198,6 +200,40 @@ async def test_a_slow_receiver_delays_no_other(
                 return len(slow.acknowledged) == len(events)
 
             await wait_until(slow_done, 60, "the slow receiver to get everything")
+
+
+async def test_a_refused_connection_is_retried_until_the_receiver_listens(
+    hook_settings: Settings, conn: asyncpg.Connection
+) -> None:
+    port = free_port()  # nothing listens here yet: connecting is refused
+    sid = await subscribe(conn, f"http://localhost:{port}/hook")
+    async with dispatching(hook_settings, one_secret):
+        await append(hook_settings, [withdrawal("down-then-up")])
+
+        async def refused() -> bool:
+            return bool(
+                await conn.fetchval(
+                    "SELECT count(*) FROM webhook_attempts WHERE outcome = 'refused'"
+                )
+            )
+
+        await wait_until(refused, 60, "a refused connection")
+        assert await statuses(conn, sid) == {"pending": 1}  # to be tried again, not parked
+        async with receiving(port=port) as receiver:
+
+            async def succeeded() -> bool:
+                return await statuses(conn, sid) == {"succeeded": 1}
+
+            await wait_until(succeeded, 60, "the retry to reach the receiver")
+    assert [p["subject_id"] for p in receiver.verified(SECRET)] == ["down-then-up"]
+    attempts = await conn.fetch(
+        "SELECT outcome, response_code, error FROM webhook_attempts ORDER BY attempt"
+    )
+    *before, last = attempts
+    assert before and all(a["outcome"] == "refused" for a in before), attempts
+    assert all(a["response_code"] is None for a in before)
+    assert "could not connect" in before[0]["error"], before[0]["error"]
+    assert (last["outcome"], last["response_code"]) == ("succeeded", 204)
 
 
 async def test_an_address_refused_at_delivery(

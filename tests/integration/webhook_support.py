@@ -107,8 +107,9 @@ class Receiver:
 
 
 @contextlib.asynccontextmanager
-async def receiving(answer: Answer = ok) -> AsyncIterator[Receiver]:
-    receiver = Receiver(free_port(), answer)
+async def receiving(answer: Answer = ok, port: int | None = None) -> AsyncIterator[Receiver]:
+    """A receiver on `port` (None: a free one)."""
+    receiver = Receiver(free_port() if port is None else port, answer)
     app = Starlette(routes=[Route("/hook", receiver.handle, methods=["POST"])])
     config = uvicorn.Config(
         app, host="127.0.0.1", port=receiver.port, log_level="warning", lifespan="off"
