@@ -21,6 +21,7 @@ from services.stack.embedded import free_port
 from tests.conftest import ADMIN_HEADERS, TEST_ADMIN_KEY, make_settings, wait_until
 from tests.e2e.running_up import Stack
 from tests.integration.purpose_support import FILE_PURPOSES
+from tests.integration.webhook_support import api_subscribe, receiving
 from tests.servers import Servers
 
 pytestmark = pytest.mark.e2e
@@ -48,6 +49,7 @@ async def test_up_serves_a_scenario_stops_cleanly_and_restarts_with_everything(
 ) -> None:
     public_port = free_port()
     stack.env["LEDGER_PUBLIC_PORT"] = str(public_port)
+    stack.env["LEDGER_WEBHOOK_ALLOW_LOOPBACK"] = "true"  # as `make up` sets it
     stack.start()
     await stack.ready()
     admin_key = stack.data_dir / "admin.key"
@@ -81,11 +83,23 @@ async def test_up_serves_a_scenario_stops_cleanly_and_restarts_with_everything(
     async with httpx.AsyncClient(base_url=stack.url, timeout=30) as anonymous:
         assert (await anonymous.get("/v1/purposes")).status_code == 401
         assert (await anonymous.get("/readyz")).json() == {"status": "ready"}
-    async with httpx.AsyncClient(base_url=stack.url, timeout=30, headers=headers) as client:
+    async with (
+        receiving() as receiver,
+        httpx.AsyncClient(base_url=stack.url, timeout=30, headers=headers) as client,
+    ):
         purposes = (await client.get("/v1/purposes")).json()["purposes"]
         assert "newsletter" in [p["id"] for p in purposes]
+        hook = await api_subscribe(client, receiver, ["ConsentGranted"])
         await command(client, "e2e-1", "identifiers", {"type": "email", "value": "e2e@example.com"})
         grant = await command(client, "e2e-1", "consents", {"purpose": "newsletter"})
+
+        # `up` runs the webhook dispatcher: the grant reaches the subscribed receiver, signed
+        async def delivered() -> bool:
+            return grant["event_id"] in {r.payload["event_id"] for r in receiver.acknowledged}
+
+        await wait_until(delivered, 60, "the dispatcher to deliver the grant")
+        assert "e2e-1" in {p["subject_id"] for p in receiver.verified(hook["secret"])}
+        assert (await client.delete(f"/v1/webhooks/{hook['id']}")).status_code == 204
         await command(client, "e2e-2", "consents", {"purpose": "marketing_partners"})
         objection = await command(client, "e2e-2", "objections", {"kind": "direct_marketing"})
         params = {"subject_id": "e2e-1", "purpose": "newsletter", "channel": "email"}
