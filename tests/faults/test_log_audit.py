@@ -42,6 +42,10 @@ LIFTED = ev.DIRECT_MARKETING_OBJECTION_LIFTED
         ({}, [rec(0, "e1", "k1"), rec(1, "e2", "k1")], "unacknowledged k1 is half-applied"),
         ({}, [rec(0, "x", "k9")], "was never sent (k9)"),
         ({}, [rec(0, "x", None)], "was never sent (None)"),
+        # the purpose catalogue an API start records, a published notice: no client's
+        ({}, [rec(0, "p", "purpose catalogue", ev.PURPOSE_DEFINED)], None),
+        ({}, [rec(0, "n", None, ev.NOTICE_PUBLISHED)], None),
+        ({}, [rec(0, "x", "purpose catalogue")], "was never sent (purpose catalogue)"),
         ({}, [LoggedEvent(0, 7, error="bad magic")], "undecodable record at partition 0 offset 7"),
         (
             {"k1": ["e1"], "k2": ["e1", "b"]},
