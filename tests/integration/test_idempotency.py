@@ -15,7 +15,7 @@ from services.http.body import Fields
 from services.ledger import idempotency
 from services.ledger.kafka_clients import new_producer
 from services.rules.catalogue import load_catalogue
-from tests.conftest import wait_until
+from tests.faults.ledger_check import wait_caught_up
 from tests.writer_macs import sealed
 
 pytestmark = pytest.mark.integration
@@ -90,13 +90,7 @@ async def test_a_lost_first_answer_is_completed_by_the_retry_with_the_same_event
     assert retry.json()["event_id"] == str(event.event_id)
     assert await history(api, "idem-4", retry.json()["token"]) == [str(event.event_id)]
 
-    async def both_records_consumed() -> bool:
-        count = await db.fetchval(
-            "SELECT sum(next_offset) FROM projector_offsets WHERE topic = $1", settings.topic
-        )
-        return bool(count is not None and count >= 2)
-
-    await wait_until(both_records_consumed, 30, "both records to be consumed")
-    assert await db.fetchval("SELECT count(*) FROM journal") == 1
+    await wait_caught_up(settings, 30)  # both records, and the purpose catalogue's
+    assert await db.fetchval("SELECT count(*) FROM journal WHERE subject_id = 'idem-4'") == 1
     rows = await db.fetch("SELECT event_id FROM subject_facts WHERE subject_id = 'idem-4'")
     assert [r["event_id"] for r in rows] == [event.event_id]
