@@ -180,11 +180,12 @@ async def open_ledger(settings: Settings) -> Ledger:
         Coalescer(partial(_erased, pool)),
         asyncio.Semaphore(settings.audience_max_streams),
     )
-    with contextlib.suppress(Exception):  # the database is away: `follow` reads it later
-        await ledger.purposes.reload()
-    ledger.purpose_follower = asyncio.create_task(
-        ledger.purposes.follow(partial(record_purpose_versions, ledger, FILE_ACTOR))
-    )
+    seed = partial(record_purpose_versions, ledger, FILE_ACTOR)
+    # before serving: a first start's catalogue is in the log and projected (within
+    # LEDGER_READ_WAIT_MS), so its first decisions do not meet a projection behind its seeds
+    with contextlib.suppress(Exception):  # a server is away: `follow` tries again
+        await ledger.purposes.record_missing(seed)
+    ledger.purpose_follower = asyncio.create_task(ledger.purposes.follow(seed))
     return ledger
 
 

@@ -81,15 +81,19 @@ class PurposeCache:
         """What the first start records: the file's purposes while the log holds none."""
         return seeds(self.file, self.log)
 
+    async def record_missing(self, seed: Seeder) -> None:
+        """Read the table if it moved, and record what the log lacks of the file."""
+        await self.refresh()
+        missing = self.missing()
+        if missing:
+            await seed(missing)
+            await self.reload()
+
     async def follow(self, seed: Seeder) -> None:
         """Until cancelled: follow the table, and record what the log lacks of the file."""
         while True:
             try:
-                await self.refresh()
-                missing = self.missing()
-                if missing:
-                    await seed(missing)
-                    await self.reload()
+                await self.record_missing(seed)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # the database or the broker is away: try again later

@@ -62,6 +62,17 @@ async def test_the_file_seeds_the_log_once(settings: Settings) -> None:
         assert await journaled_purpose_events(settings) == FILE_PURPOSES
 
 
+async def test_a_first_start_serves_once_its_catalogue_is_projected(
+    real_servers: Servers,
+) -> None:
+    """The API records the file's purposes before it serves, and waits (within
+    LEDGER_READ_WAIT_MS) for the projector to apply them: its first decisions do not meet a
+    projection behind its own seeds."""
+    settings = await make_settings(real_servers, LEDGER_READ_WAIT_MS="60000")
+    async with running_projector(settings), running_api(settings):
+        assert await purpose_rows(settings) == FILE_PURPOSES  # no waiting: already there
+
+
 async def test_a_put_version_is_decided_with_at_once_in_every_process(settings: Settings) -> None:
     async with (
         running_projector(settings),
