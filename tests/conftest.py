@@ -200,9 +200,21 @@ def _started(server: uvicorn.Server, task: asyncio.Task[None]) -> Callable[[], A
     return check
 
 
+async def wait_ready(client: httpx.AsyncClient) -> None:
+    """Until /readyz answers 200: the projector has reported catching up with the log (the
+    purpose catalogue the API recorded at start included), so decisions are not refused as
+    stale."""
+
+    async def ready() -> bool:
+        return (await client.get("/readyz")).status_code == 200
+
+    await wait_until(ready, 30, "the API to be ready")
+
+
 @pytest.fixture
 async def api(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
     async with running_projector(settings), running_api(settings) as client:
+        await wait_ready(client)
         yield client
 
 
@@ -215,4 +227,5 @@ async def module_settings(real_servers: Servers) -> Settings:
 @pytest.fixture(scope="module")
 async def module_api(module_settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
     async with running_projector(module_settings), running_api(module_settings) as client:
+        await wait_ready(client)
         yield client
